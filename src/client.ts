@@ -1,0 +1,159 @@
+import {
+  ApiError,
+  ConnectionError,
+  errorFromStatus,
+  InvalidResponseError,
+  TimeoutError,
+} from "./errors.js";
+import { redactSecret } from "./redact.js";
+
+export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+
+export interface ClientOptions {
+  /** Base URL of the OpenAI-compatible API, ending in `/v1` for most servers. */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer …` when set; self-hosted servers often need none. */
+  apiKey?: string | undefined;
+  /** Per-attempt budget for the whole exchange, body included. */
+  timeoutMs: number;
+  /** Injectable for tests and instrumentation. @default globalThis.fetch */
+  fetch?: FetchLike;
+}
+
+export interface ChatReply {
+  /** The parsed JSON body of a 2xx reply. */
+  body: unknown;
+  status: number;
+  headers: Headers;
+  latencyMs: number;
+}
+
+export interface ChatClient {
+  /** One POST to `{baseUrl}/chat/completions`. Throws an ApiError subclass on any failure. */
+  chat(request: object, signal?: AbortSignal): Promise<ChatReply>;
+}
+
+/** Thrown when the caller's signal (not the timeout) ended the request. */
+export class RequestCancelledError extends Error {
+  override name = "RequestCancelledError";
+}
+
+export function createClient(options: ClientOptions): ChatClient {
+  const url = `${options.baseUrl}/chat/completions`;
+  const doFetch = options.fetch ?? fetch;
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
+  const clean = (text: string) => redactSecret(text, options.apiKey);
+
+  async function chat(request: object, signal?: AbortSignal): Promise<ChatReply> {
+    if (signal?.aborted) throw new RequestCancelledError("cancelled");
+    // A plain controller plus a timer we clear ourselves: AbortSignal.timeout() inside
+    // AbortSignal.any() has been seen never to fire on Node 20 when a server hangs.
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, options.timeoutMs);
+    const onCancel = () => controller.abort();
+    signal?.addEventListener("abort", onCancel, { once: true });
+    const started = performance.now();
+    try {
+      const response = await doFetch(url, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(request),
+        signal: controller.signal,
+      });
+      const text = await response.text();
+      const latencyMs = Math.round(performance.now() - started);
+      if (!response.ok) {
+        throw errorFromStatus(response.status, clean(serverMessage(text)), response.headers);
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch (cause) {
+        throw new InvalidResponseError(
+          "invalid_response",
+          `HTTP ${response.status} reply is not JSON: ${clean(snippet(text))}`,
+          { status: response.status, headers: response.headers, cause },
+        );
+      }
+      return { body, status: response.status, headers: response.headers, latencyMs };
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      if (timedOut) {
+        throw new TimeoutError(
+          "timeout",
+          `no complete reply within ${options.timeoutMs / 1000} s; raise --timeout if the server is slow`,
+          { cause: error },
+        );
+      }
+      if (signal?.aborted) throw new RequestCancelledError("cancelled", { cause: error });
+      throw new ConnectionError(
+        "connection_failed",
+        `could not reach ${originOf(url)}: ${clean(describeNetworkError(error))}`,
+        { cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onCancel);
+    }
+  }
+
+  return { chat };
+}
+
+/** The human part of an error body, whichever envelope the server uses. */
+export function serverMessage(text: string): string {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    const found = findMessage(parsed);
+    if (found) return oneLine(found);
+  } catch {
+    // Not JSON: a proxy's HTML page or plain text.
+  }
+  const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];
+  if (title) return `non-JSON reply: ${oneLine(title)}`;
+  return snippet(text);
+}
+
+function findMessage(value: unknown): string | null {
+  if (typeof value === "string") return value;
+  if (typeof value !== "object" || value === null) return null;
+  const record = value as Record<string, unknown>;
+  // OpenAI/vLLM/llama.cpp/Ollama nest under `error`; SGLang and FastAPI use flat fields.
+  return (
+    findMessage(record.error) ??
+    (typeof record.message === "string" ? record.message : null) ??
+    (typeof record.detail === "string" ? record.detail : null)
+  );
+}
+
+function snippet(text: string): string {
+  const line = oneLine(text.replace(/<[^>]*>/g, " "));
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line || "(empty body)";
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+function describeNetworkError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause;
+  if (cause instanceof Error) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    return code ? `${code} (${cause.message})` : cause.message;
+  }
+  return error.message;
+}

@@ -1,0 +1,331 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { UsageError } from "./errors.js";
+import type { ImageFormat, OutputFormat, PrepareOptions } from "./types.js";
+
+export const DEFAULT_BASE_URL = "https://api.modelbest.cn/v1";
+export const DEFAULT_MODEL = "MiniCPM-V-4.6-Instruct";
+export const DEFAULT_PROMPT =
+  "Describe this image in one detailed paragraph: the main subject, the setting, notable objects, " +
+  "colours, and any legible text. Reply with the description only.";
+/** MiniCPM's tiling budget, 9 slices of 448²: servers shrink anything larger to this themselves. */
+export const DEFAULT_MAX_PIXELS = 9 * 448 * 448;
+export const DEFAULT_MAX_TOKENS = 512;
+/** Thinking models spend tokens reasoning before the caption; a smaller budget ends mid-thought. */
+export const DEFAULT_MAX_TOKENS_THINKING = 2048;
+
+/** Everything a caption run needs, validated and with defaults applied. */
+export interface CaptionConfig {
+  baseUrl: string;
+  apiKey: string | undefined;
+  model: string;
+  prompt: string;
+  maxTokens: number;
+  temperature: number | undefined;
+  concurrency: number;
+  retries: number;
+  timeoutMs: number;
+  prepare: PrepareOptions;
+  output: string | undefined;
+  format: OutputFormat | undefined;
+  errors: string | undefined;
+}
+
+/** The settings that may come from a config file, the environment or flags. */
+export interface Settings {
+  baseUrl?: string;
+  apiKey?: string;
+  model?: string;
+  prompt?: string;
+  promptFile?: string;
+  maxTokens?: number;
+  temperature?: number;
+  concurrency?: number;
+  retries?: number;
+  timeout?: number;
+  maxPixels?: number;
+  maxSide?: number;
+  imageFormat?: ImageFormat;
+  format?: OutputFormat;
+  output?: string;
+  errors?: string;
+}
+
+type SettingKind =
+  | { type: "string" }
+  | { type: "url" }
+  | { type: "path" }
+  | { type: "int"; min: number; max: number }
+  | { type: "number"; min: number; max: number; exclusiveMin?: boolean }
+  | { type: "choice"; values: readonly string[] };
+
+/** One row per setting: its flag, and what a valid value looks like. */
+export const SETTING_SPECS: Record<keyof Settings, { flag: string; kind: SettingKind }> = {
+  baseUrl: { flag: "--base-url", kind: { type: "url" } },
+  apiKey: { flag: "--api-key", kind: { type: "string" } },
+  model: { flag: "--model", kind: { type: "string" } },
+  prompt: { flag: "--prompt", kind: { type: "string" } },
+  promptFile: { flag: "--prompt-file", kind: { type: "path" } },
+  maxTokens: { flag: "--max-tokens", kind: { type: "int", min: 1, max: 1_000_000 } },
+  temperature: { flag: "--temperature", kind: { type: "number", min: 0, max: 2 } },
+  concurrency: { flag: "--concurrency", kind: { type: "int", min: 1, max: 1024 } },
+  retries: { flag: "--retries", kind: { type: "int", min: 0, max: 100 } },
+  timeout: {
+    flag: "--timeout",
+    kind: { type: "number", min: 0, max: 86_400, exclusiveMin: true },
+  },
+  maxPixels: { flag: "--max-pixels", kind: { type: "int", min: 1024, max: 1_000_000_000 } },
+  maxSide: { flag: "--max-side", kind: { type: "int", min: 32, max: 100_000 } },
+  imageFormat: { flag: "--image-format", kind: { type: "choice", values: ["jpeg", "png"] } },
+  format: { flag: "--format", kind: { type: "choice", values: ["csv", "jsonl"] } },
+  output: { flag: "--output", kind: { type: "path" } },
+  errors: { flag: "--errors", kind: { type: "path" } },
+};
+
+const SETTING_KEYS = Object.keys(SETTING_SPECS) as (keyof Settings)[];
+
+/** Where a layer of settings came from, for messages and for resolving relative paths. */
+export interface SettingsLayer {
+  /** Shown before each problem: "--concurrency", "caption.json: concurrency", "MINICPM_BASE_URL". */
+  describe: (key: keyof Settings) => string;
+  /** Relative paths in this layer are relative to this folder. */
+  baseDir: string;
+  values: Record<string, unknown>;
+}
+
+export interface ResolveInput {
+  flags: Record<string, unknown>;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** `--config FILE`, if given. */
+  configFile?: string | undefined;
+}
+
+/**
+ * Builds the run's config: defaults < config file < environment < flags. Every problem found in
+ * any layer is collected and reported together, each naming its flag, key or variable.
+ */
+export function resolveConfig(input: ResolveInput): CaptionConfig {
+  const problems: string[] = [];
+  const layers: SettingsLayer[] = [];
+
+  if (input.configFile !== undefined) {
+    const file = path.resolve(input.cwd, input.configFile);
+    const values = readConfigFile(file, input.configFile, problems);
+    if (values) {
+      layers.push({
+        describe: (key) => `${input.configFile}: ${key}`,
+        baseDir: path.dirname(file),
+        values,
+      });
+    }
+  }
+  const envValues: Record<string, unknown> = {};
+  if (input.env.MINICPM_BASE_URL) envValues.baseUrl = input.env.MINICPM_BASE_URL;
+  if (input.env.MINICPM_API_KEY) envValues.apiKey = input.env.MINICPM_API_KEY;
+  layers.push({
+    describe: (key) => (key === "baseUrl" ? "MINICPM_BASE_URL" : "MINICPM_API_KEY"),
+    baseDir: input.cwd,
+    values: envValues,
+  });
+  layers.push({
+    describe: (key) => SETTING_SPECS[key].flag,
+    baseDir: input.cwd,
+    values: input.flags,
+  });
+
+  const merged: Settings = {};
+  let promptFrom: { layer: SettingsLayer; key: "prompt" | "promptFile" } | null = null;
+  for (const layer of layers) {
+    const valid = validateLayer(layer, problems);
+    // The prompt comes from the most specific layer that sets either form of it.
+    if (valid.prompt !== undefined) promptFrom = { layer, key: "prompt" };
+    else if (valid.promptFile !== undefined) promptFrom = { layer, key: "promptFile" };
+    Object.assign(merged, valid);
+  }
+
+  let prompt = DEFAULT_PROMPT;
+  if (promptFrom?.key === "prompt") prompt = promptFrom.layer.values.prompt as string;
+  if (promptFrom?.key === "promptFile") {
+    const file = path.resolve(
+      promptFrom.layer.baseDir,
+      promptFrom.layer.values.promptFile as string,
+    );
+    try {
+      prompt = readFileSync(file, "utf8").trim();
+      if (prompt === "")
+        problems.push(`${promptFrom.layer.describe("promptFile")}: ${file} is empty`);
+    } catch (error) {
+      problems.push(
+        `${promptFrom.layer.describe("promptFile")}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+      );
+    }
+  }
+  if (promptFrom?.key === "prompt" && prompt.trim() === "") {
+    problems.push(`${promptFrom.layer.describe("prompt")}: the prompt is empty`);
+  }
+
+  if (problems.length > 0) throw new UsageError(problems);
+
+  const model = merged.model ?? DEFAULT_MODEL;
+  const resolvePath = (key: "output" | "errors"): string | undefined => {
+    for (let i = layers.length - 1; i >= 0; i -= 1) {
+      const layer = layers[i];
+      const value = layer?.values[key];
+      if (layer && typeof value === "string") return path.resolve(layer.baseDir, value);
+    }
+    return undefined;
+  };
+  return {
+    baseUrl: normaliseBaseUrl(merged.baseUrl ?? DEFAULT_BASE_URL),
+    apiKey: merged.apiKey || undefined,
+    model,
+    prompt,
+    maxTokens:
+      merged.maxTokens ?? (/think/i.test(model) ? DEFAULT_MAX_TOKENS_THINKING : DEFAULT_MAX_TOKENS),
+    temperature: merged.temperature,
+    concurrency: merged.concurrency ?? 8,
+    retries: merged.retries ?? 5,
+    timeoutMs: Math.round((merged.timeout ?? 120) * 1000),
+    prepare: {
+      maxPixels: merged.maxPixels ?? DEFAULT_MAX_PIXELS,
+      maxSide: merged.maxSide,
+      imageFormat: merged.imageFormat ?? "jpeg",
+    },
+    output: resolvePath("output"),
+    format: merged.format,
+    errors: resolvePath("errors"),
+  };
+}
+
+/** Accepts a base URL pasted with the route on the end, and drops trailing slashes. */
+export function normaliseBaseUrl(url: string): string {
+  return url.replace(/\/+$/, "").replace(/\/chat\/completions$/, "");
+}
+
+function readConfigFile(
+  file: string,
+  shown: string,
+  problems: string[],
+): Record<string, unknown> | null {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    problems.push(
+      `--config: cannot read ${shown} (${code === "ENOENT" ? "no such file" : (code ?? String(error))})`,
+    );
+    return null;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    problems.push(`${shown}: not valid JSON (${(error as Error).message})`);
+    return null;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    problems.push(`${shown}: expected a JSON object of settings, like {"model": "..."}`);
+    return null;
+  }
+  const values: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (key === "$comment" || key.startsWith("//")) continue;
+    if (!SETTING_KEYS.includes(key as keyof Settings)) {
+      const near = nearestKey(key);
+      problems.push(
+        `${shown}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ""}; known keys: ${SETTING_KEYS.join(", ")}`,
+      );
+      continue;
+    }
+    values[key] = value;
+  }
+  return values;
+}
+
+/** The known key a typo most likely meant: same letters ignoring case and dashes, or 2 edits away. */
+function nearestKey(key: string): keyof Settings | undefined {
+  const plain = key.toLowerCase().replace(/[-_]/g, "");
+  return SETTING_KEYS.find((known) => editDistance(known.toLowerCase(), plain) <= 2);
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+function validateLayer(layer: SettingsLayer, problems: string[]): Settings {
+  const valid: Record<string, unknown> = {};
+  for (const key of SETTING_KEYS) {
+    const raw = layer.values[key];
+    if (raw === undefined) continue;
+    const kind = SETTING_SPECS[key].kind;
+    const problem = checkValue(raw, kind);
+    if (problem) {
+      // Never echo a key back, even a malformed one.
+      const shown = key === "apiKey" ? "expected a non-empty string" : problem;
+      problems.push(`${layer.describe(key)}: ${shown}`);
+    } else {
+      valid[key] = typeof raw === "string" ? coerce(raw, kind) : raw;
+    }
+  }
+  return valid as Settings;
+}
+
+function coerce(raw: string, kind: SettingKind): unknown {
+  return kind.type === "int" || kind.type === "number" ? Number(raw) : raw;
+}
+
+function checkValue(raw: unknown, kind: SettingKind): string | null {
+  switch (kind.type) {
+    case "string":
+    case "path":
+      return typeof raw === "string" && raw !== ""
+        ? null
+        : `expected a non-empty string, got ${show(raw)}`;
+    case "url": {
+      if (typeof raw !== "string") return `expected a URL, got ${show(raw)}`;
+      try {
+        const url = new URL(raw);
+        if (url.protocol === "http:" || url.protocol === "https:") return null;
+      } catch {
+        // Reported below.
+      }
+      return `expected an http:// or https:// URL such as ${DEFAULT_BASE_URL}, got ${show(raw)}`;
+    }
+    case "int":
+    case "number": {
+      const value = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
+      const whole = kind.type === "int";
+      const expected = `expected ${whole ? "a whole number" : "a number"} ${describeRange(kind)}, got ${show(raw)}`;
+      if (typeof value !== "number" || !Number.isFinite(value)) return expected;
+      if (whole && !Number.isInteger(value)) return expected;
+      const tooLow =
+        kind.type === "number" && kind.exclusiveMin ? value <= kind.min : value < kind.min;
+      return tooLow || value > kind.max ? expected : null;
+    }
+    case "choice":
+      return typeof raw === "string" && kind.values.includes(raw)
+        ? null
+        : `expected one of ${kind.values.join(", ")}, got ${show(raw)}`;
+  }
+}
+
+function describeRange(kind: { min: number; max: number; exclusiveMin?: boolean }): string {
+  return kind.exclusiveMin
+    ? `greater than ${kind.min} and at most ${kind.max}`
+    : `from ${kind.min} to ${kind.max}`;
+}
+
+function show(value: unknown): string {
+  return typeof value === "string" ? `"${value}"` : (JSON.stringify(value) ?? String(value));
+}

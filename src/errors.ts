@@ -1,0 +1,114 @@
+/**
+ * The error tree. Every error the tool raises on purpose is a CaptionError with a stable `code`
+ * (written to the errors file) and a message that names the file or flag and what to do next.
+ */
+export class CaptionError extends Error {
+  override name = "CaptionError";
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Bad flags, config file or environment: exit 2. */
+export class UsageError extends CaptionError {
+  override name = "UsageError";
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super("usage", problems.join("\n"));
+    this.problems = problems;
+  }
+}
+
+/** An image that could not be read or encoded. Fails that image only. */
+export class ImageError extends CaptionError {
+  override name = "ImageError";
+}
+
+/** The run cannot go on (key rejected, endpoint unreachable, OUT not writable): exit 1. */
+export class RunAbortedError extends CaptionError {
+  override name = "RunAbortedError";
+}
+
+/** Anything that went wrong talking to the endpoint. */
+export class ApiError extends CaptionError {
+  override name = "ApiError";
+  readonly status: number | null;
+  readonly headers: Headers | null;
+
+  constructor(
+    code: string,
+    message: string,
+    options: { status?: number | null; headers?: Headers | null; cause?: unknown } = {},
+  ) {
+    super(code, message, { cause: options.cause });
+    this.status = options.status ?? null;
+    this.headers = options.headers ?? null;
+  }
+}
+
+/** 401 or 403: the key (or its permissions) was rejected. Stops the whole run. */
+export class AuthError extends ApiError {
+  override name = "AuthError";
+}
+/** 429. */
+export class RateLimitError extends ApiError {
+  override name = "RateLimitError";
+}
+/** 5xx. */
+export class ServerError extends ApiError {
+  override name = "ServerError";
+}
+/** 408 and 409: the server asks to try again. */
+export class RetryableStatusError extends ApiError {
+  override name = "RetryableStatusError";
+}
+/** Any other 4xx: the server refused this request; retrying would not help. */
+export class BadRequestError extends ApiError {
+  override name = "BadRequestError";
+}
+/** The connection failed or was reset before a reply arrived. */
+export class ConnectionError extends ApiError {
+  override name = "ConnectionError";
+}
+/** No complete reply within the per-attempt timeout. */
+export class TimeoutError extends ApiError {
+  override name = "TimeoutError";
+}
+/** A 200 reply that is not a usable chat completion (not JSON, no choices). */
+export class InvalidResponseError extends ApiError {
+  override name = "InvalidResponseError";
+}
+/** The reply parsed but held no caption. */
+export class EmptyCaptionError extends ApiError {
+  override name = "EmptyCaptionError";
+  /** True when the model ran out of tokens while still thinking: retrying the same request would not help. */
+  readonly outOfTokens: boolean;
+
+  constructor(message: string, outOfTokens: boolean) {
+    super(outOfTokens ? "truncated_thinking" : "empty_caption", message, { status: 200 });
+    this.outOfTokens = outOfTokens;
+  }
+}
+
+/** The one place an HTTP status becomes an error class. */
+export function errorFromStatus(status: number, serverMessage: string, headers: Headers): ApiError {
+  const detail = serverMessage ? `: ${serverMessage}` : "";
+  const options = { status, headers };
+  if (status === 401 || status === 403) {
+    return new AuthError(
+      "auth_rejected",
+      `the endpoint rejected the API key (HTTP ${status}${detail}); check MINICPM_API_KEY or --api-key`,
+      options,
+    );
+  }
+  if (status === 429) return new RateLimitError("rate_limited", `HTTP 429${detail}`, options);
+  if (status === 408 || status === 409) {
+    return new RetryableStatusError(`http_${status}`, `HTTP ${status}${detail}`, options);
+  }
+  if (status >= 500) return new ServerError("server_error", `HTTP ${status}${detail}`, options);
+  return new BadRequestError(`http_${status}`, `HTTP ${status}${detail}`, options);
+}

@@ -1,0 +1,146 @@
+import sharp, { type FailOnOptions, type Metadata } from "sharp";
+import { ImageError } from "../errors.js";
+import type { PreparedImage, PrepareOptions } from "../types.js";
+import {
+  classifyImageError,
+  findFileProblem,
+  MAX_INPUT_PIXELS,
+  unsupportedFormatError,
+} from "./image-errors.js";
+
+export { MAX_INPUT_PIXELS } from "./image-errors.js";
+
+/**
+ * "error" rather than sharp's stricter default "warning": truncated files and broken headers still
+ * fail, but JPEGs that every viewer opens despite a libjpeg warning (stray bytes before a marker,
+ * odd SOS parameters from some cameras) are captioned instead of rejected.
+ */
+const FAIL_ON: FailOnOptions = "error";
+
+const DEFAULT_QUALITY = 90;
+
+// A run reads each file once, so libvips' operation cache would only hold memory, never hit.
+sharp.cache(false);
+
+/** Formats sent on after decoding; sharp can read a few more (SVG, libvips' own) that we refuse. */
+const ACCEPTED_FORMATS = new Set<Metadata["format"]>(["jpeg", "png", "webp", "gif", "tiff"]);
+
+/**
+ * Reads an image from disk and returns it upright, opaque, sRGB 8-bit, shrunk to fit the pixel
+ * budget and encoded as a data URL. Throws ImageError, with a stable code, for anything wrong with
+ * the file; throws RangeError for invalid options.
+ */
+export async function prepareImage(
+  absPath: string,
+  options: PrepareOptions,
+): Promise<PreparedImage> {
+  checkOptions(options);
+  const fileProblem = await findFileProblem(absPath);
+  if (fileProblem) throw fileProblem;
+  try {
+    return await encodeImage(absPath, options);
+  } catch (error) {
+    if (error instanceof ImageError) throw error;
+    throw await classifyImageError(absPath, error);
+  }
+}
+
+/**
+ * The largest size with the same aspect ratio (within a pixel) whose area is at most `maxPixels`
+ * and whose longest side is at most `maxSide`. Never upscales.
+ */
+export function targetSize(
+  width: number,
+  height: number,
+  maxPixels: number,
+  maxSide?: number,
+): { width: number; height: number } {
+  for (const [name, value] of [
+    ["width", width],
+    ["height", height],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new RangeError(`${name} must be a positive integer, got ${value}`);
+    }
+  }
+  if (!(maxPixels >= 1)) throw new RangeError(`maxPixels must be at least 1, got ${maxPixels}`);
+  if (maxSide !== undefined && !(maxSide >= 1)) {
+    throw new RangeError(`maxSide must be at least 1, got ${maxSide}`);
+  }
+
+  const pixels = Math.floor(maxPixels);
+  const side = maxSide === undefined ? Number.POSITIVE_INFINITY : Math.floor(maxSide);
+  if (width * height <= pixels && Math.max(width, height) <= side) return { width, height };
+
+  const scale = Math.min(1, Math.sqrt(pixels / (width * height)), side / Math.max(width, height));
+  let w = Math.min(side, Math.max(1, Math.floor(width * scale)));
+  let h = Math.min(side, Math.max(1, Math.floor(height * scale)));
+  // Raising a thin side to 1 px, or rounding error in the scale, can push the area over budget;
+  // take the excess off the long side, which barely changes its proportion.
+  if (w * h > pixels) {
+    if (w >= h) w = Math.max(1, Math.floor(pixels / h));
+    else h = Math.max(1, Math.floor(pixels / w));
+  }
+  return { width: w, height: h };
+}
+
+async function encodeImage(absPath: string, options: PrepareOptions): Promise<PreparedImage> {
+  const image = sharp(absPath, {
+    limitInputPixels: MAX_INPUT_PIXELS,
+    failOn: FAIL_ON,
+    // The servers ignore EXIF orientation, so the pixels themselves must be upright.
+    autoOrient: true,
+    // Animated GIF/WebP and multi-page TIFF: the first frame stands for the image.
+    pages: 1,
+    page: 0,
+  });
+
+  const metadata = await image.metadata();
+  rejectUnaccepted(metadata);
+
+  // autoOrient gives the dimensions after rotation, which is what the budget applies to.
+  const { width, height } = metadata.autoOrient;
+  const target = targetSize(width, height, options.maxPixels, options.maxSide);
+  if (target.width !== width || target.height !== height) {
+    // "fill" with both sides given lets JPEG shrink-on-load work while hitting the exact size;
+    // the aspect ratio was already kept by targetSize.
+    image.resize({ width: target.width, height: target.height, fit: "fill" });
+  }
+
+  // Servers drop alpha (often leaving black); CMYK and 16-bit inputs must become plain sRGB bytes.
+  image.flatten({ background: "#ffffff" }).toColourspace("srgb");
+
+  const png = options.imageFormat === "png";
+  const encoder = png ? image.png() : image.jpeg({ quality: options.quality ?? DEFAULT_QUALITY });
+  const { data, info } = await encoder.toBuffer({ resolveWithObject: true });
+  const mime = png ? "image/png" : "image/jpeg";
+  return {
+    dataUrl: `data:${mime};base64,${data.toString("base64")}`,
+    mime,
+    width: info.width,
+    height: info.height,
+    bytes: data.length,
+  };
+}
+
+function rejectUnaccepted(metadata: Metadata): void {
+  if (metadata.format === "heif") {
+    if (metadata.compression === "av1") return;
+    throw unsupportedFormatError("HEIC");
+  }
+  if (ACCEPTED_FORMATS.has(metadata.format)) return;
+  const name = metadata.format === "svg" ? "SVG" : metadata.format;
+  throw unsupportedFormatError(name);
+}
+
+function checkOptions(options: PrepareOptions): void {
+  const { quality, imageFormat } = options;
+  if (quality !== undefined && !(Number.isInteger(quality) && quality >= 1 && quality <= 100)) {
+    throw new RangeError(`quality must be an integer from 1 to 100, got ${quality}`);
+  }
+  if (imageFormat !== "jpeg" && imageFormat !== "png") {
+    throw new RangeError(`imageFormat must be "jpeg" or "png", got ${String(imageFormat)}`);
+  }
+  // targetSize checks maxPixels and maxSide, but only after the file is opened; fail before that.
+  targetSize(1, 1, options.maxPixels, options.maxSide);
+}

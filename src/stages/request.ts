@@ -1,0 +1,130 @@
+import { EmptyCaptionError, InvalidResponseError } from "../errors.js";
+import type { Usage } from "../types.js";
+
+export interface CaptionRequestOptions {
+  model: string;
+  prompt: string;
+  maxTokens: number;
+  temperature?: number | undefined;
+}
+
+/** The chat-completions body for one image: one user message holding the prompt and the image. */
+export function buildCaptionRequest(dataUrl: string, options: CaptionRequestOptions): object {
+  return {
+    model: options.model,
+    messages: [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: options.prompt },
+          { type: "image_url", image_url: { url: dataUrl } },
+        ],
+      },
+    ],
+    max_tokens: options.maxTokens,
+    ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+  };
+}
+
+/** A text-only request, used by `caption check`. */
+export function buildTextRequest(
+  text: string,
+  options: Omit<CaptionRequestOptions, "prompt">,
+): object {
+  return {
+    model: options.model,
+    messages: [{ role: "user", content: text }],
+    max_tokens: options.maxTokens,
+    ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+  };
+}
+
+export interface ExtractedCaption {
+  caption: string;
+  /** The model's reasoning, when it sent any; never part of the caption. */
+  reasoning: string | null;
+  finishReason: string | null;
+  /** The model stopped because it hit max_tokens. */
+  truncated: boolean;
+  usage: Usage;
+}
+
+const CLOSE_THINK = "</think>";
+
+/**
+ * Pulls the caption out of a chat.completion body. Thinking models report their reasoning in
+ * `reasoning`, `reasoning_content` or inline before `</think>` depending on the server; none of it
+ * may reach the caption.
+ */
+export function extractCaption(body: unknown): ExtractedCaption {
+  const choice = firstChoice(body);
+  const message = asRecord(choice.message) ?? {};
+  let reasoning = stringOrNull(message.reasoning) ?? stringOrNull(message.reasoning_content);
+  let text = stringOrNull(message.content) ?? "";
+
+  // The Thinking template opens <think> in the prompt, so the reply may hold only the closing tag.
+  const close = text.lastIndexOf(CLOSE_THINK);
+  if (close !== -1) {
+    const before = text.slice(0, close).replace(/^\s*<think>/, "");
+    reasoning ??= before.trim();
+    text = text.slice(close + CLOSE_THINK.length);
+  }
+  // An opening tag with no close means the reply was cut off mid-thought: nothing usable follows it.
+  const open = text.indexOf("<think>");
+  if (open !== -1) {
+    reasoning ??= text.slice(open + "<think>".length).trim();
+    text = text.slice(0, open);
+  }
+  const caption = text.trim();
+
+  const finishReason = stringOrNull(choice.finish_reason);
+  const truncated = finishReason === "length";
+  if (caption === "") {
+    if (truncated && reasoning) {
+      throw new EmptyCaptionError(
+        "the model used the whole --max-tokens budget thinking and gave no caption; raise --max-tokens (2048 or more for Thinking models)",
+        true,
+      );
+    }
+    const why = reasoning
+      ? "the reply held only reasoning (a server-side reasoning parser may be misrouting the answer)"
+      : "the reply held no caption text";
+    throw new EmptyCaptionError(`${why}; finish_reason ${finishReason ?? "missing"}`, false);
+  }
+  return { caption, reasoning: reasoning || null, finishReason, truncated, usage: usageOf(body) };
+}
+
+function firstChoice(body: unknown): Record<string, unknown> {
+  const choices = asRecord(body)?.choices;
+  const first = Array.isArray(choices) ? asRecord(choices[0]) : null;
+  if (!first) {
+    throw new InvalidResponseError(
+      "invalid_response",
+      "the reply is not a chat completion with choices",
+      { status: 200 },
+    );
+  }
+  return first;
+}
+
+function usageOf(body: unknown): Usage {
+  const usage = asRecord(asRecord(body)?.usage);
+  return {
+    promptTokens: countOrNull(usage?.prompt_tokens),
+    completionTokens: countOrNull(usage?.completion_tokens),
+  };
+}
+
+function asRecord(value: unknown): Record<string, unknown> | null {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : null;
+}
+
+function stringOrNull(value: unknown): string | null {
+  return typeof value === "string" ? value : null;
+}
+
+function countOrNull(value: unknown): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}

@@ -1,0 +1,64 @@
+/** One image found by discovery. */
+export interface ImageTask {
+  /** The path written to OUT: relative to the working directory for relative inputs, POSIX separators. */
+  path: string;
+  /** Absolute path on disk. */
+  absPath: string;
+}
+
+export type ImageFormat = "jpeg" | "png";
+
+/** How an image is shrunk and encoded before it is sent. */
+export interface PrepareOptions {
+  /** Cap on width × height of the image sent; never upscales. @default 1806336 (9 × 448²) */
+  maxPixels: number;
+  /** Optional cap on the longest side, in pixels. */
+  maxSide?: number | undefined;
+  /** Encoding of the image sent. @default "jpeg" */
+  imageFormat: ImageFormat;
+  /** JPEG quality. @default 90 */
+  quality?: number;
+}
+
+/** An image ready to send: encoded, with the dimensions the model will see. */
+export interface PreparedImage {
+  dataUrl: string;
+  mime: "image/jpeg" | "image/png";
+  width: number;
+  height: number;
+  /** Size of the encoded image in bytes (before base64). */
+  bytes: number;
+}
+
+/** Token counts as reported by the server; null when the server sent none. */
+export interface Usage {
+  promptTokens: number | null;
+  completionTokens: number | null;
+}
+
+/** A row of OUT: one captioned image. Field names are the output column names. */
+export interface CaptionRecord {
+  path: string;
+  caption: string;
+  model: string;
+  width: number;
+  height: number;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  attempts: number;
+  latency_ms: number;
+  truncated: boolean;
+  created_at: string;
+}
+
+/** A row of the errors file: one image that could not be captioned this run. */
+export interface FailureRecord {
+  path: string;
+  code: string;
+  message: string;
+  attempts: number;
+  status: number | null;
+  created_at: string;
+}
+
+export type OutputFormat = "csv" | "jsonl";

@@ -1,0 +1,693 @@
+/**
+ * A fake OpenAI-compatible chat-completions server for integration tests and benchmarks.
+ *
+ * It lets tests script exact replies, inject random faults reproducibly, and inspect what the
+ * client actually sent (decoded image, prompt, concurrency), without a GPU or network access.
+ *
+ * Run directly for manual use: `npx tsx test/helpers/fake-endpoint.ts --port 8080`.
+ */
+import { createHash } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { performance } from "node:perf_hooks";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import sharp from "sharp";
+
+export type FaultKind =
+  | "429"
+  | "500"
+  | "503"
+  | "reset"
+  | "hang"
+  | "malformed"
+  | "html502"
+  | "empty-choices";
+
+export type Behavior =
+  | {
+      kind: "ok";
+      content?: string | null;
+      reasoning?: string;
+      reasoningField?: "reasoning" | "reasoning_content";
+      finishReason?: string | null;
+      usage?: { prompt_tokens: number; completion_tokens: number } | null;
+      latencyMs?: number;
+    }
+  | { kind: "status"; status: number; body?: string | object; headers?: Record<string, string> }
+  | { kind: "rate-limit"; retryAfter?: string; retryAfterMs?: string }
+  | { kind: "reset" }
+  | { kind: "hang" }
+  | { kind: "malformed" }
+  | { kind: "html502" }
+  | { kind: "empty-choices" };
+
+export interface RecordedImage {
+  mime: string;
+  bytes: number;
+  width: number | null;
+  height: number | null;
+  sha256: string;
+}
+
+export interface RecordedRequest {
+  index: number;
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+  model: string | null;
+  prompt: string | null;
+  image: RecordedImage | null;
+  behavior: Behavior["kind"] | FaultKind;
+}
+
+export interface FakeEndpointOptions {
+  apiKey?: string;
+  latencyMs?: number;
+  script?: Behavior[];
+  respond?: (req: RecordedRequest) => Behavior | undefined;
+  faultRate?: number;
+  faults?: FaultKind[];
+  seed?: number;
+  caption?: (req: RecordedRequest) => string;
+  retryAfter?: string;
+  rateLimit?: { perSecond: number; retryAfter?: string };
+  /** Port on 127.0.0.1 (default 0, i.e. any free port); only the standalone CLI needs a fixed one. */
+  port?: number;
+}
+
+export interface FakeEndpoint {
+  baseUrl: string;
+  port: number;
+  requests: RecordedRequest[];
+  readonly inFlight: number;
+  readonly maxInFlight: number;
+  /** TCP connections accepted so far; lets tests prove the client reuses keep-alive sockets. */
+  readonly connectionCount: number;
+  resetStats(): void;
+  close(): Promise<void>;
+}
+
+export const FAKE_MODEL_ID = "MiniCPM-V-4.6-Instruct";
+
+const HOST = "127.0.0.1";
+const CHAT_PATHS = new Set(["/v1/chat/completions", "/chat/completions"]);
+const MODELS_PATHS = new Set(["/v1/models", "/models"]);
+const ALL_FAULTS: readonly FaultKind[] = [
+  "429",
+  "500",
+  "503",
+  "reset",
+  "hang",
+  "malformed",
+  "html502",
+  "empty-choices",
+];
+// A hang would stall a benchmark until the client's own timeout, so it is opt-in only.
+const DEFAULT_FAULTS: readonly FaultKind[] = ALL_FAULTS.filter((f) => f !== "hang");
+const DATA_URL_PREFIX = /^data:(image\/[A-Za-z0-9.+-]+);base64,/;
+const BASE64_BODY = /^[A-Za-z0-9+/]*={0,2}$/;
+
+// Byte-for-byte what nginx serves when its upstream dies, since that is what clients meet in practice.
+const NGINX_502_HTML =
+  "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n" +
+  "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+type Plan = { label: RecordedRequest["behavior"]; behavior: Behavior };
+
+interface Analysis {
+  model: string | null;
+  prompt: string | null;
+  image: RecordedImage | null;
+  imageError: string | null;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function errorEnvelope(
+  message: string,
+  type: string,
+  code: string | null = null,
+): { error: { message: string; type: string; param: null; code: string | null } } {
+  return { error: { message, type, param: null, code } };
+}
+
+/** mulberry32: tiny, fast, and good enough to make fault sequences reproducible from a seed. */
+function createPrng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function countWords(text: string | null): number {
+  if (text === null) return 0;
+  return text.split(/\s+/).filter((word) => word.length > 0).length;
+}
+
+function extractPrompt(messages: unknown[]): string | null {
+  const user = messages.find((m) => isRecord(m) && m.role === "user");
+  if (!isRecord(user)) return null;
+  if (typeof user.content === "string") return user.content;
+  if (!Array.isArray(user.content)) return null;
+  for (const part of user.content) {
+    if (isRecord(part) && part.type === "text" && typeof part.text === "string") return part.text;
+  }
+  return null;
+}
+
+function findImageUrl(messages: unknown[]): unknown {
+  for (const message of messages) {
+    if (!isRecord(message) || !Array.isArray(message.content)) continue;
+    for (const part of message.content) {
+      if (!isRecord(part) || part.type !== "image_url") continue;
+      // Some clients send the bare string form; accept it so the 400 is about the URL, not the shape.
+      return isRecord(part.image_url) ? part.image_url.url : part.image_url;
+    }
+  }
+  return undefined;
+}
+
+async function analyzeChatBody(body: unknown): Promise<Analysis> {
+  const result: Analysis = { model: null, prompt: null, image: null, imageError: null };
+  if (!isRecord(body)) return result;
+  if (typeof body.model === "string") result.model = body.model;
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  result.prompt = extractPrompt(messages);
+
+  const url = findImageUrl(messages);
+  if (url === undefined) return result;
+  // Whitespace is checked separately because Buffer.from(…, "base64") would silently skip it,
+  // hiding exactly the line-wrapped base64 bug this server is meant to catch.
+  const prefix = typeof url === "string" ? DATA_URL_PREFIX.exec(url) : null;
+  if (typeof url !== "string" || /\s/.test(url) || prefix === null) {
+    result.imageError = "invalid image data URL";
+    return result;
+  }
+  const payload = url.slice(prefix[0].length);
+  if (payload.length === 0 || !BASE64_BODY.test(payload)) {
+    result.imageError = "invalid image data URL";
+    return result;
+  }
+  const buffer = Buffer.from(payload, "base64");
+  let width: number | null = null;
+  let height: number | null = null;
+  try {
+    const meta = await sharp(buffer).metadata();
+    width = typeof meta.width === "number" ? meta.width : null;
+    height = typeof meta.height === "number" ? meta.height : null;
+  } catch {
+    // Undecodable bytes are still worth recording; the nulls tell the test what happened.
+  }
+  result.image = {
+    mime: prefix[1] ?? "",
+    bytes: buffer.length,
+    width,
+    height,
+    sha256: createHash("sha256").update(buffer).digest("hex"),
+  };
+  return result;
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
+  }
+  return Buffer.concat(chunks);
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  // The client may have gone away while we were parsing or sleeping; writing then is pointless.
+  if (res.destroyed || res.writableEnded) return;
+  res.setHeader("content-type", contentType);
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.setHeader("content-length", Buffer.byteLength(body));
+  res.writeHead(status);
+  res.end(body);
+}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  payload: unknown,
+  headers: Record<string, string> = {},
+): void {
+  send(res, status, "application/json", JSON.stringify(payload), headers);
+}
+
+/** Resolves true after `ms`, or false as soon as the response closes (client gone or server closing). */
+function waitWhileOpen(res: ServerResponse, ms: number): Promise<boolean> {
+  if (res.destroyed || res.writableEnded) return Promise.resolve(false);
+  if (ms <= 0) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onClose = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      res.off("close", onClose);
+      resolve(true);
+    }, ms);
+    res.once("close", onClose);
+  });
+}
+
+export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Promise<FakeEndpoint> {
+  const faultRate = options.faultRate ?? 0;
+  if (!(faultRate >= 0 && faultRate <= 1)) {
+    throw new RangeError(`faultRate must be within 0..1, got ${faultRate}`);
+  }
+  if (options.rateLimit && !(options.rateLimit.perSecond > 0)) {
+    throw new RangeError(`rateLimit.perSecond must be > 0, got ${options.rateLimit.perSecond}`);
+  }
+  const faults = [...(options.faults ?? DEFAULT_FAULTS)];
+  const script = [...(options.script ?? [])];
+  const random = createPrng(options.seed ?? 1);
+  const faultRetryAfter = options.retryAfter ?? "0";
+  const defaultLatency = options.latencyMs ?? 0;
+
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  let nextIndex = 0;
+  let nextCompletionId = 1;
+  let scriptPosition = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let connectionCount = 0;
+  const drainWaiters: (() => void)[] = [];
+  // Requests that arrived before resetStats() must not reappear in the cleared list when they finish.
+  let generation = 0;
+
+  // Token bucket starts full so a burst of up to perSecond requests passes, like most gateways.
+  const bucketCapacity = Math.max(1, options.rateLimit?.perSecond ?? 1);
+  let bucketTokens = bucketCapacity;
+  let bucketRefilledAt = performance.now();
+
+  function takeRateToken(): boolean {
+    const limit = options.rateLimit;
+    if (!limit) return true;
+    const now = performance.now();
+    bucketTokens = Math.min(
+      bucketCapacity,
+      bucketTokens + ((now - bucketRefilledAt) / 1000) * limit.perSecond,
+    );
+    bucketRefilledAt = now;
+    if (bucketTokens < 1) return false;
+    bucketTokens -= 1;
+    return true;
+  }
+
+  // Records finish parsing out of order (sharp is async), so insert by index to keep arrival order.
+  function addRecord(record: RecordedRequest, recordGeneration: number): void {
+    if (recordGeneration !== generation) return;
+    let position = requests.length;
+    while (position > 0 && (requests[position - 1]?.index ?? -1) > record.index) position--;
+    requests.splice(position, 0, record);
+  }
+
+  function completion(model: string | null, choices: unknown[], usage: object | null): object {
+    return {
+      id: `chatcmpl-${nextCompletionId++}`,
+      object: "chat.completion",
+      created: Math.floor(Date.now() / 1000),
+      model: model ?? FAKE_MODEL_ID,
+      choices,
+      ...(usage === null ? {} : { usage }),
+    };
+  }
+
+  function okCompletion(record: RecordedRequest, behavior: Behavior & { kind: "ok" }): object {
+    const content = behavior.content === undefined ? captionFor(record) : behavior.content;
+    const message: Record<string, unknown> = { role: "assistant", content };
+    if (behavior.reasoning !== undefined) {
+      message[behavior.reasoningField ?? "reasoning"] = behavior.reasoning;
+    }
+    const finishReason = behavior.finishReason === undefined ? "stop" : behavior.finishReason;
+    const counts =
+      behavior.usage === undefined
+        ? { prompt_tokens: 100, completion_tokens: countWords(content) }
+        : behavior.usage;
+    const usage =
+      counts === null
+        ? null
+        : { ...counts, total_tokens: counts.prompt_tokens + counts.completion_tokens };
+    return completion(record.model, [{ index: 0, message, finish_reason: finishReason }], usage);
+  }
+
+  function captionFor(record: RecordedRequest): string {
+    if (options.caption) return options.caption(record);
+    if (record.image === null) return "ready";
+    return `A test caption for ${record.image.sha256.slice(0, 12)}.`;
+  }
+
+  function faultBehavior(fault: FaultKind): Behavior {
+    switch (fault) {
+      case "429":
+        return {
+          kind: "status",
+          status: 429,
+          body: errorEnvelope("Rate limit reached for requests", "requests", "rate_limit_exceeded"),
+          headers: { "retry-after": faultRetryAfter },
+        };
+      case "500":
+        return {
+          kind: "status",
+          status: 500,
+          body: errorEnvelope(
+            "The server had an error while processing your request.",
+            "server_error",
+          ),
+        };
+      case "503":
+        return {
+          kind: "status",
+          status: 503,
+          body: errorEnvelope(
+            "The engine is currently overloaded, please try again later.",
+            "server_error",
+          ),
+          headers: { "retry-after": faultRetryAfter },
+        };
+      default:
+        return { kind: fault };
+    }
+  }
+
+  function plan(record: RecordedRequest): Plan {
+    const scripted = script[scriptPosition];
+    if (scripted !== undefined) {
+      scriptPosition++;
+      return { label: scripted.kind, behavior: scripted };
+    }
+    // An explicit answer from respond() wins over random noise.
+    const responded = options.respond?.(record);
+    if (responded !== undefined) return { label: responded.kind, behavior: responded };
+    if (faultRate > 0 && faults.length > 0 && random() < faultRate) {
+      const fault = faults[Math.floor(random() * faults.length)];
+      if (fault !== undefined) return { label: fault, behavior: faultBehavior(fault) };
+    }
+    return { label: "ok", behavior: { kind: "ok" } };
+  }
+
+  async function perform(
+    behavior: Behavior,
+    record: RecordedRequest,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    switch (behavior.kind) {
+      case "ok": {
+        if (!(await waitWhileOpen(res, behavior.latencyMs ?? defaultLatency))) return;
+        sendJson(res, 200, okCompletion(record, behavior));
+        return;
+      }
+      case "status": {
+        const headers = behavior.headers ?? {};
+        if (behavior.body === undefined) {
+          const message = STATUS_CODES[behavior.status] ?? `HTTP ${behavior.status}`;
+          const type = behavior.status >= 500 ? "server_error" : "invalid_request_error";
+          sendJson(res, behavior.status, errorEnvelope(message, type), headers);
+        } else if (typeof behavior.body === "string") {
+          send(res, behavior.status, guessContentType(behavior.body), behavior.body, headers);
+        } else {
+          sendJson(res, behavior.status, behavior.body, headers);
+        }
+        return;
+      }
+      case "rate-limit": {
+        const headers: Record<string, string> = {};
+        if (behavior.retryAfter !== undefined) headers["retry-after"] = behavior.retryAfter;
+        if (behavior.retryAfterMs !== undefined) headers["retry-after-ms"] = behavior.retryAfterMs;
+        sendJson(
+          res,
+          429,
+          errorEnvelope("Rate limit reached for requests", "requests", "rate_limit_exceeded"),
+          headers,
+        );
+        return;
+      }
+      case "reset":
+        req.socket.destroy();
+        return;
+      case "hang":
+        // Deliberately no reply: the socket stays open until the client aborts or close() runs.
+        return;
+      case "malformed": {
+        const full = JSON.stringify(okCompletion(record, { kind: "ok" }));
+        send(res, 200, "application/json", full.slice(0, Math.floor(full.length / 2)));
+        return;
+      }
+      case "html502":
+        send(res, 502, "text/html", NGINX_502_HTML);
+        return;
+      case "empty-choices":
+        sendJson(
+          res,
+          200,
+          completion(record.model, [], {
+            prompt_tokens: 100,
+            completion_tokens: 0,
+            total_tokens: 100,
+          }),
+        );
+        return;
+      default: {
+        const unreachable: never = behavior;
+        throw new Error(`unknown behavior ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const index = nextIndex++;
+    const recordGeneration = generation;
+    const url = req.url ?? "/";
+    const method = req.method ?? "GET";
+    const path = new URL(url, "http://fake.invalid").pathname;
+    const isChat = method === "POST" && CHAT_PATHS.has(path);
+
+    if (isChat) {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      // 'close' fires both after a normal finish and when the socket dies, so hung and reset
+      // requests leave the count exactly when the client stops waiting.
+      res.once("close", () => {
+        inFlight--;
+        if (inFlight === 0) for (const notify of drainWaiters.splice(0)) notify();
+      });
+    }
+
+    let raw: Buffer;
+    try {
+      raw = await readBody(req);
+    } catch {
+      return; // client aborted mid-upload; there is nobody to answer
+    }
+    let body: unknown = null;
+    let bodyIsJson = false;
+    if (raw.length > 0) {
+      try {
+        body = JSON.parse(raw.toString("utf8"));
+        bodyIsJson = true;
+      } catch {
+        body = null;
+      }
+    }
+
+    const analysis: Analysis = isChat
+      ? await analyzeChatBody(body)
+      : { model: null, prompt: null, image: null, imageError: null };
+    const record: RecordedRequest = {
+      index,
+      method,
+      url,
+      headers: { ...req.headers },
+      body,
+      model: analysis.model,
+      prompt: analysis.prompt,
+      image: analysis.image,
+      behavior: "ok",
+    };
+
+    if (!isChat) {
+      const isModels = method === "GET" && MODELS_PATHS.has(path);
+      record.behavior = isModels ? "ok" : "status";
+      addRecord(record, recordGeneration);
+      if (isModels) {
+        sendJson(res, 200, { object: "list", data: [{ id: FAKE_MODEL_ID, object: "model" }] });
+      } else {
+        const message = `Unknown request URL: ${method} ${path}`;
+        sendJson(res, 404, errorEnvelope(message, "invalid_request_error"));
+      }
+      return;
+    }
+
+    let decided: Plan;
+    if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+      decided = statusPlan(
+        401,
+        errorEnvelope("Incorrect API key provided", "invalid_request_error", "invalid_api_key"),
+      );
+    } else if (!bodyIsJson) {
+      decided = statusPlan(
+        400,
+        errorEnvelope("We could not parse the JSON body of your request.", "invalid_request_error"),
+      );
+    } else if (analysis.imageError !== null) {
+      decided = statusPlan(400, errorEnvelope(analysis.imageError, "invalid_request_error"));
+    } else if (!takeRateToken()) {
+      // Checked before the script so a throttled request does not use up a scripted reply.
+      decided = {
+        label: "rate-limit",
+        behavior: { kind: "rate-limit", retryAfter: options.rateLimit?.retryAfter ?? "1" },
+      };
+    } else {
+      decided = plan(record);
+    }
+
+    record.behavior = decided.label;
+    addRecord(record, recordGeneration);
+    await perform(decided.behavior, record, req, res);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      // A throwing caption()/respond() is a test bug; surface it as a 500 rather than a hang.
+      const message = error instanceof Error ? error.message : String(error);
+      process.stderr.write(`fake-endpoint: ${message}\n`);
+      sendJson(res, 500, errorEnvelope(`fake endpoint error: ${message}`, "server_error"));
+    });
+  });
+  server.on("connection", (socket) => {
+    connectionCount++;
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, HOST, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  let closing: Promise<void> | undefined;
+
+  return {
+    baseUrl: `http://${HOST}:${port}/v1`,
+    port,
+    requests,
+    get inFlight() {
+      return inFlight;
+    },
+    get maxInFlight() {
+      return maxInFlight;
+    },
+    get connectionCount() {
+      return connectionCount;
+    },
+    resetStats() {
+      generation++;
+      requests.length = 0;
+      // Requests still running are part of the new window, so the max cannot start below them.
+      maxInFlight = inFlight;
+    },
+    close() {
+      closing ??= new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        // server.close() alone waits for idle keep-alive and hung sockets; destroy them now.
+        for (const socket of sockets) socket.destroy();
+      }).then(
+        // The server reports closed before responses emit 'close', so without this a caller
+        // could still see inFlight > 0 right after close() resolves.
+        () =>
+          new Promise<void>((resolve) => (inFlight === 0 ? resolve() : drainWaiters.push(resolve))),
+      );
+      return closing;
+    },
+  };
+}
+
+function statusPlan(status: number, body: object): Plan {
+  return { label: "status", behavior: { kind: "status", status, body } };
+}
+
+function guessContentType(body: string): string {
+  try {
+    JSON.parse(body);
+    return "application/json";
+  } catch {
+    return "text/plain; charset=utf-8";
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: "string", default: "0" },
+      latency: { type: "string", default: "0" },
+      "fault-rate": { type: "string", default: "0" },
+      "api-key": { type: "string" },
+      rate: { type: "string" },
+      seed: { type: "string", default: "1" },
+    },
+    strict: true,
+  });
+  const port = parseNumber("--port", values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`--port must be an integer in 0..65535, got ${values.port}`);
+  }
+  const endpoint = await startFakeEndpoint({
+    port,
+    latencyMs: parseNumber("--latency", values.latency),
+    faultRate: parseNumber("--fault-rate", values["fault-rate"]),
+    seed: parseNumber("--seed", values.seed),
+    ...(values["api-key"] === undefined ? {} : { apiKey: values["api-key"] }),
+    ...(values.rate === undefined
+      ? {}
+      : { rateLimit: { perSecond: parseNumber("--rate", values.rate) } }),
+  });
+  process.stdout.write(`${endpoint.baseUrl}\n`);
+  const shutdown = (): void => {
+    endpoint.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once("SIGINT", shutdown);
+  process.once("SIGTERM", shutdown);
+}
+
+function parseNumber(flag: string, text: string | undefined): number {
+  const value = Number(text);
+  if (text === undefined || text.trim() === "" || !Number.isFinite(value)) {
+    throw new RangeError(`${flag} must be a number, got ${text}`);
+  }
+  return value;
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
+  main().catch((error: unknown) => {
+    process.stderr.write(
+      `fake-endpoint: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    process.exit(2);
+  });
+}
