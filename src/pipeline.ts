@@ -1,5 +1,6 @@
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
+import path from "node:path";
 import pLimit from "p-limit";
 import { type ChatClient, createClient, type FetchLike, RequestCancelledError } from "./client.js";
 import { ApiError, AuthError, CaptionError, ConnectionError, RunAbortedError } from "./errors.js";
@@ -62,7 +63,7 @@ export type RunEvent =
       alreadyDone: number;
       todo: number;
       repairedBytes: number;
-      emptyPatterns: string[];
+      emptyPatterns: readonly string[];
     }
   | { type: "prepared"; path: string; image: Omit<PreparedImage, "dataUrl"> }
   | { type: "retrying"; path: string; attempt: number; delayMs: number; reason: string }
@@ -159,6 +160,7 @@ export async function captionImages(
     await rm(options.errorsPath, { force: true });
     if (todo.length > 0) {
       try {
+        await mkdir(path.dirname(options.output), { recursive: true });
         out = await openCaptionWriter(options.output, options.format);
       } catch (error) {
         throw new RunAbortedError(
@@ -194,7 +196,10 @@ export async function captionImages(
     emit({ type: "failed", failure });
     if (dryRun) return;
     try {
-      errors ??= await openJsonlWriter<FailureRecord>(options.errorsPath);
+      if (!errors) {
+        await mkdir(path.dirname(options.errorsPath), { recursive: true });
+        errors = await openJsonlWriter<FailureRecord>(options.errorsPath);
+      }
       await errors.write(failure);
     } catch (error) {
       abortRun(

@@ -1,0 +1,33 @@
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { resolveConfig } from "../src/config.js";
+
+const CONFIG_DIR = fileURLToPath(new URL("../config/", import.meta.url));
+
+describe("example configs", async () => {
+  const files = (await readdir(CONFIG_DIR)).filter((f) => f.endsWith(".json"));
+
+  it("cover the hosted API, vLLM, llama-server and Ollama", () => {
+    expect(files).toEqual(
+      expect.arrayContaining([
+        "hosted-minicpm.json",
+        "vllm.json",
+        "llama-server.json",
+        "ollama.json",
+      ]),
+    );
+  });
+
+  it.each(files)("%s loads without a problem", (file) => {
+    const config = resolveConfig({
+      flags: {},
+      env: {},
+      cwd: CONFIG_DIR,
+      configFile: path.join(CONFIG_DIR, file),
+    });
+    expect(config.baseUrl).toMatch(/^https?:\/\/.+\/v1$/);
+    expect(config.model).not.toBe("");
+  });
+});

@@ -1,0 +1,127 @@
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import type { RunSummary } from "../src/pipeline.js";
+import { formatDuration, Reporter, summaryLine } from "../src/progress.js";
+
+function stream(isTTY: boolean) {
+  const out = new PassThrough() as PassThrough & { isTTY?: boolean; columns?: number };
+  out.isTTY = isTTY;
+  out.columns = 120;
+  let text = "";
+  out.on("data", (chunk: Buffer) => {
+    text += chunk.toString();
+  });
+  return { out, text: () => text };
+}
+
+const discovered = {
+  type: "discovered",
+  found: 4,
+  alreadyDone: 0,
+  todo: 4,
+  repairedBytes: 0,
+  emptyPatterns: [],
+} as const;
+const failure = {
+  type: "failed",
+  failure: {
+    path: "b.jpg",
+    code: "corrupt_image",
+    message: "the file is corrupt",
+    attempts: 0,
+    status: null,
+    created_at: "",
+  },
+} as const;
+
+describe("Reporter", () => {
+  it("draws a live line with done/total, failures, rate and ETA on a terminal", async () => {
+    const { out, text } = stream(true);
+    const reporter = new Reporter({
+      stream: out,
+      quiet: false,
+      verbose: false,
+      secret: undefined,
+      intervalMs: 5,
+    });
+    reporter.onEvent(discovered);
+    reporter.onEvent({ type: "captioned", record: {} as never });
+    reporter.onEvent(failure);
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    reporter.finish();
+    expect(text()).toMatch(/\rcaption: 2\/4 done, 1 failed, [\d.]+ images\/s, ETA /);
+    expect(text()).toContain("caption: failed b.jpg: the file is corrupt\n");
+    expect(text().endsWith("\r\x1b[K")).toBe(true);
+  });
+
+  it("prints no live line when piped or quiet, but still reports failures", async () => {
+    for (const [isTTY, quiet] of [
+      [false, false],
+      [true, true],
+    ] as const) {
+      const { out, text } = stream(isTTY);
+      const reporter = new Reporter({
+        stream: out,
+        quiet,
+        verbose: false,
+        secret: undefined,
+        intervalMs: 5,
+      });
+      reporter.onEvent(discovered);
+      reporter.onEvent({ type: "captioned", record: {} as never });
+      reporter.onEvent(failure);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      reporter.finish();
+      expect(text()).not.toContain("\r");
+      expect(text()).toBe("caption: failed b.jpg: the file is corrupt\n");
+    }
+  });
+
+  it("masks the key in anything it prints", () => {
+    const { out, text } = stream(false);
+    const reporter = new Reporter({
+      stream: out,
+      quiet: false,
+      verbose: false,
+      secret: "sk-abcdef",
+    });
+    reporter.say("server said: Bearer sk-abcdef is invalid");
+    expect(text()).toBe("server said: Bearer [redacted] is invalid\n");
+  });
+});
+
+describe("summaryLine", () => {
+  const base: RunSummary = {
+    found: 10,
+    alreadyDone: 2,
+    captioned: 7,
+    failed: 1,
+    unfinished: 0,
+    preparedBytes: 0,
+    elapsedMs: 3500,
+    aborted: null,
+    stopped: false,
+  };
+
+  it("sums up a run in one line", () => {
+    expect(summaryLine(base, "out.csv", "out.errors.jsonl", false)).toBe(
+      "caption: 7 captioned, 1 failed, 2 already done in 3.5 s (2.0 images/s) → out.csv; failures are listed in out.errors.jsonl",
+    );
+    expect(summaryLine({ ...base, alreadyDone: 10 }, "out.csv", "e", false)).toBe(
+      "caption: nothing to do: all 10 images are already in out.csv",
+    );
+    expect(
+      summaryLine({ ...base, stopped: true, unfinished: 1, failed: 0 }, "o", "e", false),
+    ).toMatch(
+      /^caption: interrupted: 7 captioned, 0 failed, 2 already done, 1 left for the next run/,
+    );
+  });
+
+  it("formats durations for people", () => {
+    expect([formatDuration(4.25), formatDuration(75), formatDuration(7300)]).toEqual([
+      "4.3 s",
+      "1 min 15 s",
+      "2 h 1 min",
+    ]);
+  });
+});
