@@ -2,14 +2,17 @@ import { mkdir, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import pLimit from "p-limit";
-import { type ChatClient, createClient, type FetchLike, RequestCancelledError } from "./client.js";
-import { ApiError, AuthError, CaptionError, ConnectionError, RunAbortedError } from "./errors.js";
+import { createClient, type FetchLike } from "./client.js";
+import { DuplicateTracker, type ImageOutcome } from "./dedupe.js";
+import { ApiError, CaptionError, RunAbortedError } from "./errors.js";
+import { lockOutput, type OutputLock } from "./lock.js";
 import { redactSecret } from "./redact.js";
-import { readFinishedWork } from "./resume.js";
-import { retryDelay, shouldRetry } from "./retry.js";
+import { readFinishedWork, type StoredCaption } from "./resume.js";
+import { ConnectionBreaker, type SendContext, sendWithRetries } from "./send.js";
 import { discoverImages } from "./stages/discover.js";
+import { hashFile } from "./stages/hash.js";
 import { prepareImage } from "./stages/prepare.js";
-import { buildCaptionRequest, extractCaption } from "./stages/request.js";
+import { buildCaptionRequest } from "./stages/request.js";
 import type {
   CaptionRecord,
   FailureRecord,
@@ -39,6 +42,8 @@ export interface RunOptions {
   overwrite?: boolean;
   /** Prepare the images and report what would be sent, without sending or writing anything. */
   dryRun?: boolean;
+  /** Quote captions a spreadsheet would run as formulas (CSV only). @default false */
+  csvFormulaGuard?: boolean;
   baseUrl: string;
   apiKey?: string | undefined;
   model: string;
@@ -67,10 +72,11 @@ export type RunEvent =
     }
   | { type: "prepared"; path: string; image: Omit<PreparedImage, "dataUrl"> }
   | { type: "retrying"; path: string; attempt: number; delayMs: number; reason: string }
-  | { type: "captioned"; record: CaptionRecord }
+  | { type: "captioned"; record: CaptionRecord; copyOf: string | null }
   | { type: "failed"; failure: FailureRecord }
   /** The image's work ended without a result (the run was stopped or aborted); a rerun picks it up. */
-  | { type: "unfinished"; path: string };
+  | { type: "unfinished"; path: string }
+  | { type: "warning"; message: string };
 
 export interface RunSummary {
   /** Images found in the inputs. */
@@ -78,10 +84,13 @@ export interface RunSummary {
   /** Of those, already in OUT before this run. */
   alreadyDone: number;
   captioned: number;
+  /** Of the captioned, how many reused the caption of an identical file instead of a request. */
+  copies: number;
   failed: number;
   /** Not finished because the run stopped early; a rerun picks them up. */
   unfinished: number;
-  /** Dry run only: total bytes of the prepared images. */
+  /** Dry run only: images that would be sent, and their total bytes. */
+  prepared: number;
   preparedBytes: number;
   elapsedMs: number;
   /** Why the run ended early, if it did. */
@@ -92,15 +101,11 @@ export interface RunSummary {
 
 /** Lets the caller end a run early: stop() finishes in-flight work, abort() cancels it too. */
 export class RunControl {
-  readonly stopSignal: AbortSignal;
-  readonly abortSignal: AbortSignal;
-  #stop = new AbortController();
-  #abort = new AbortController();
+  readonly #stop = new AbortController();
+  readonly #abort = new AbortController();
+  readonly stopSignal = this.#stop.signal;
+  readonly abortSignal = this.#abort.signal;
 
-  constructor() {
-    this.stopSignal = this.#stop.signal;
-    this.abortSignal = this.#abort.signal;
-  }
   /** Start nothing new; let requests in flight finish. */
   stop(): void {
     this.#stop.abort();
@@ -111,6 +116,9 @@ export class RunControl {
     this.#abort.abort();
   }
 }
+
+/** A 413 means the body was too big: the image is sent once more at this fraction of its pixels. */
+const SHRINK_ON_413 = 1 / 4;
 
 /**
  * Captions every image in the inputs that OUT does not hold yet. Per-image failures become
@@ -128,8 +136,10 @@ export async function captionImages(
     found: 0,
     alreadyDone: 0,
     captioned: 0,
+    copies: 0,
     failed: 0,
     unfinished: 0,
+    prepared: 0,
     preparedBytes: 0,
     elapsedMs: 0,
     aborted: null,
@@ -137,150 +147,261 @@ export async function captionImages(
   };
 
   const discovery = await discoverImages(options.inputs, options.cwd);
-  if (options.overwrite && !dryRun) await rm(options.output, { force: true });
-  const finished = await readFinishedWork(options.output, options.format, CAPTION_COLUMNS, {
-    repair: !dryRun,
-  });
-  const todo = discovery.tasks.filter((task) => !finished.done.has(task.path));
-  summary.found = discovery.tasks.length;
-  summary.alreadyDone = summary.found - todo.length;
-  emit({
-    type: "discovered",
-    found: summary.found,
-    alreadyDone: summary.alreadyDone,
-    todo: todo.length,
-    repairedBytes: finished.repairedBytes,
-    emptyPatterns: discovery.emptyPatterns,
-  });
-
-  let out: RecordWriter<CaptionRecord> | null = null;
-  let errors: RecordWriter<FailureRecord> | null = null;
+  let lock: OutputLock | null = null;
   if (!dryRun) {
-    // Last run's failures are retried below; the errors file describes this run only.
-    await rm(options.errorsPath, { force: true });
-    if (todo.length > 0) {
-      try {
-        await mkdir(path.dirname(options.output), { recursive: true });
-        out = await openCaptionWriter(options.output, options.format);
-      } catch (error) {
-        throw new RunAbortedError(
-          "output_not_writable",
-          `cannot write ${options.output} (${errnoOf(error)}); choose another -o or fix its folder's permissions`,
-          { cause: error },
-        );
-      }
+    try {
+      await createFolderOf(options.output);
+      lock = await lockOutput(options.output, (message) => emit({ type: "warning", message }));
+    } catch (error) {
+      if (error instanceof CaptionError) throw error;
+      throw new RunAbortedError(
+        "output_not_writable",
+        `cannot write beside ${options.output} (${errnoOf(error)}); choose another -o or fix its folder's permissions`,
+        { cause: error },
+      );
     }
   }
+  let out: RecordWriter<CaptionRecord> | null = null;
+  let errors: RecordWriter<FailureRecord> | null = null;
+  let cursor = 0;
+  let todo: ImageTask[] = [];
+  try {
+    if (options.overwrite && !dryRun) await rm(options.output, { force: true });
+    const finished = await readFinishedWork(options.output, options.format, CAPTION_COLUMNS, {
+      repair: !dryRun,
+    });
+    todo = discovery.tasks.filter((task) => !finished.done.has(task.path));
+    summary.found = discovery.tasks.length;
+    summary.alreadyDone = summary.found - todo.length;
+    emit({
+      type: "discovered",
+      found: summary.found,
+      alreadyDone: summary.alreadyDone,
+      todo: todo.length,
+      repairedBytes: finished.repairedBytes,
+      emptyPatterns: discovery.emptyPatterns,
+    });
 
-  const client = createClient({
-    baseUrl: options.baseUrl,
-    apiKey: options.apiKey,
-    timeoutMs: options.timeoutMs,
-    ...(options.fetch ? { fetch: options.fetch } : {}),
-  });
-  const abortRun = (error: RunAbortedError) => {
-    summary.aborted ??= error;
-    control.abort();
-  };
-  const requestOptions = {
-    model: options.model,
-    prompt: options.prompt,
-    maxTokens: options.maxTokens,
-    temperature: options.temperature,
-  };
-  // Decoding is CPU-bound: running more at once than there are cores only holds more pixels in memory.
-  const prepareSlots = pLimit(Math.max(1, Math.min(options.concurrency, availableParallelism())));
-
-  const recordFailure = async (failure: FailureRecord) => {
-    summary.failed += 1;
-    emit({ type: "failed", failure });
-    if (dryRun) return;
-    try {
-      if (!errors) {
-        await mkdir(path.dirname(options.errorsPath), { recursive: true });
-        errors = await openJsonlWriter<FailureRecord>(options.errorsPath);
+    if (!dryRun) {
+      // Last run's failures are retried below; the errors file describes this run only.
+      await rm(options.errorsPath, { force: true });
+      if (todo.length > 0) {
+        out = await openCaptionWriter(options.output, options.format, {
+          csvFormulaGuard: options.csvFormulaGuard ?? false,
+        }).catch((error: unknown) => {
+          throw new RunAbortedError(
+            "output_not_writable",
+            `cannot write ${options.output} (${errnoOf(error)}); choose another -o or fix its folder's permissions`,
+            { cause: error },
+          );
+        });
       }
-      await errors.write(failure);
-    } catch (error) {
-      abortRun(
-        new RunAbortedError(
-          "errors_not_writable",
-          `cannot write the errors file ${options.errorsPath} (${errnoOf(error)}); pass --errors with a writable path`,
-          { cause: error },
-        ),
-      );
     }
-  };
 
-  const processImage = async (task: ImageTask): Promise<void> => {
-    let image: PreparedImage;
-    try {
-      image = await prepareSlots(() => prepareImage(task.absPath, options.prepare));
-    } catch (error) {
-      await recordFailure(failureOf(task, error, 0, options.apiKey));
-      return;
-    }
-    const { dataUrl, ...shape } = image;
-    emit({ type: "prepared", path: task.path, image: shape });
-    if (dryRun) {
-      summary.preparedBytes += image.bytes;
-      return;
-    }
-    const request = buildCaptionRequest(dataUrl, requestOptions);
-    const outcome = await requestWithRetries(client, request, task, options.retries, control, emit);
-    if (outcome.kind === "unfinished") {
+    const abortRun = (error: RunAbortedError) => {
+      summary.aborted ??= error;
+      control.abort();
+    };
+    const duplicates = new DuplicateTracker(
+      options.output,
+      options.format,
+      CAPTION_COLUMNS,
+      finished.hashes,
+    );
+    const send: SendContext = {
+      client: createClient({
+        baseUrl: options.baseUrl,
+        apiKey: options.apiKey,
+        timeoutMs: options.timeoutMs,
+        ...(options.fetch ? { fetch: options.fetch } : {}),
+      }),
+      retries: options.retries,
+      stopSignal: control.stopSignal,
+      abortSignal: control.abortSignal,
+      // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
+      breaker: new ConnectionBreaker(Math.max(10, 2 * options.concurrency)),
+      onRetry: () => {},
+    };
+    const requestOptions = {
+      model: options.model,
+      prompt: options.prompt,
+      maxTokens: options.maxTokens,
+      temperature: options.temperature,
+    };
+    // Decoding is CPU-bound: more at once than there are cores only holds more pixels in memory.
+    const prepareSlots = pLimit(Math.max(1, Math.min(options.concurrency, availableParallelism())));
+
+    const writeRecord = async (record: CaptionRecord, copyOf: string | null): Promise<boolean> => {
+      try {
+        await out?.write(record);
+      } catch (error) {
+        abortRun(
+          new RunAbortedError(
+            "output_write_failed",
+            `cannot write to ${options.output} (${errnoOf(error)}); the rows written so far are kept, rerun to resume once fixed`,
+            { cause: error },
+          ),
+        );
+        return false;
+      }
+      summary.captioned += 1;
+      if (copyOf !== null) summary.copies += 1;
+      emit({ type: "captioned", record, copyOf });
+      return true;
+    };
+
+    const recordFailure = async (failure: FailureRecord) => {
+      summary.failed += 1;
+      emit({ type: "failed", failure });
+      if (dryRun) return;
+      try {
+        if (!errors) {
+          await createFolderOf(options.errorsPath);
+          errors = await openJsonlWriter<FailureRecord>(options.errorsPath);
+        }
+        await errors.write(failure);
+      } catch (error) {
+        abortRun(
+          new RunAbortedError(
+            "errors_not_writable",
+            `cannot write the errors file ${options.errorsPath} (${errnoOf(error)}); pass --errors with a writable path`,
+            { cause: error },
+          ),
+        );
+      }
+    };
+
+    const leaveUnfinished = (task: ImageTask): ImageOutcome => {
       summary.unfinished += 1;
       emit({ type: "unfinished", path: task.path });
-      if (outcome.abort) abortRun(outcome.abort);
-      return;
-    }
-    if (outcome.kind === "failed") {
-      await recordFailure(failureOf(task, outcome.error, outcome.attempts, options.apiKey));
-      return;
-    }
-    const { reply, extracted, attempts } = outcome;
-    const record: CaptionRecord = {
-      path: task.path,
-      caption: extracted.caption,
-      model: options.model,
-      width: image.width,
-      height: image.height,
-      prompt_tokens: extracted.usage.promptTokens,
-      completion_tokens: extracted.usage.completionTokens,
-      attempts,
-      latency_ms: reply.latencyMs,
-      truncated: extracted.truncated,
-      created_at: new Date().toISOString(),
+      return { kind: "unfinished" };
     };
-    try {
-      await out?.write(record);
-    } catch (error) {
-      summary.unfinished += 1;
-      abortRun(
-        new RunAbortedError(
-          "output_write_failed",
-          `cannot write to ${options.output} (${errnoOf(error)}); the rows written so far are kept, rerun to resume once fixed`,
-          { cause: error },
-        ),
-      );
-      return;
-    }
-    summary.captioned += 1;
-    emit({ type: "captioned", record });
-  };
 
-  // A fixed pool of workers pulling from one cursor: memory stays at about `concurrency` images
-  // however many files there are, and nothing is queued up front.
-  let cursor = 0;
-  const worker = async () => {
-    while (!control.stopSignal.aborted) {
-      const task = todo[cursor];
-      if (!task) return;
-      cursor += 1;
-      await processImage(task);
-    }
-  };
-  try {
+    const prepare = async (
+      task: ImageTask,
+      maxPixels: number,
+    ): Promise<PreparedImage | FailureRecord> => {
+      try {
+        const image = await prepareSlots(() =>
+          prepareImage(task.absPath, { ...options.prepare, maxPixels }),
+        );
+        const { dataUrl: _, ...shape } = image;
+        emit({ type: "prepared", path: task.path, image: shape });
+        return image;
+      } catch (error) {
+        return failureOf(task, error, 0, options.apiKey);
+      }
+    };
+
+    /** Prepares, sends and records one distinct image. */
+    const captionOne = async (task: ImageTask, sha256: string): Promise<ImageOutcome> => {
+      let maxPixels = options.prepare.maxPixels;
+      let shrunk = false;
+      for (;;) {
+        const image = await prepare(task, maxPixels);
+        if (!("dataUrl" in image)) {
+          await recordFailure(image);
+          return { kind: "failed", failure: image };
+        }
+        if (dryRun) {
+          summary.prepared += 1;
+          summary.preparedBytes += image.bytes;
+          return { kind: "unfinished" };
+        }
+        const request = buildCaptionRequest(image.dataUrl, requestOptions);
+        const outcome = await sendWithRetries(request, task.path, {
+          ...send,
+          onRetry: (attempt, delayMs, error) =>
+            emit({ type: "retrying", path: task.path, attempt, delayMs, reason: messageOf(error) }),
+        });
+        if (outcome.kind === "unfinished") {
+          if (outcome.abort) abortRun(outcome.abort);
+          return leaveUnfinished(task);
+        }
+        if (outcome.kind === "failed") {
+          if (!shrunk && outcome.error instanceof ApiError && outcome.error.status === 413) {
+            shrunk = true;
+            maxPixels = Math.max(1024, Math.floor(image.width * image.height * SHRINK_ON_413));
+            emit({
+              type: "retrying",
+              path: task.path,
+              attempt: outcome.attempts,
+              delayMs: 0,
+              reason: `${messageOf(outcome.error)}; sending it again at ${maxPixels} pixels`,
+            });
+            continue;
+          }
+          const failure = failureOf(task, outcome.error, outcome.attempts, options.apiKey);
+          await recordFailure(failure);
+          return { kind: "failed", failure };
+        }
+        const { reply, extracted, attempts } = outcome;
+        const record: CaptionRecord = {
+          path: task.path,
+          caption: extracted.caption,
+          model: options.model,
+          width: image.width,
+          height: image.height,
+          prompt_tokens: extracted.usage.promptTokens,
+          completion_tokens: extracted.usage.completionTokens,
+          attempts,
+          latency_ms: reply.latencyMs,
+          truncated: extracted.truncated,
+          created_at: new Date().toISOString(),
+          sha256,
+        };
+        if (!(await writeRecord(record, null))) return leaveUnfinished(task);
+        return { kind: "captioned", stored: record };
+      }
+    };
+
+    /** Gives a copy of an already-handled image the same result, without a request. */
+    const settleCopy = async (task: ImageTask, sha256: string, earlier: ImageOutcome) => {
+      if (earlier.kind === "unfinished") {
+        if (!dryRun) leaveUnfinished(task);
+        return;
+      }
+      if (earlier.kind === "failed") {
+        await recordFailure({
+          ...earlier.failure,
+          path: task.path,
+          created_at: new Date().toISOString(),
+        });
+        return;
+      }
+      if (dryRun) return;
+      if (!(await writeRecord(copyRecord(task, sha256, earlier.stored), earlier.stored.path))) {
+        leaveUnfinished(task);
+      }
+    };
+
+    const processImage = async (task: ImageTask): Promise<void> => {
+      const sha256 = await hashFile(task.absPath);
+      if (sha256 === null) {
+        // Unreadable: preparing it produces the error that says why.
+        await captionOne(task, "");
+        return;
+      }
+      const claim = duplicates.begin(sha256);
+      if (claim.first) {
+        claim.settle(await captionOne(task, sha256));
+        return;
+      }
+      const earlier = await claim.outcome;
+      if (earlier) await settleCopy(task, sha256, earlier);
+      else await captionOne(task, sha256);
+    };
+
+    // A fixed pool of workers pulling from one cursor: memory stays at about `concurrency` images
+    // however many files there are, and nothing is queued up front.
+    const worker = async () => {
+      while (!control.stopSignal.aborted) {
+        const task = todo[cursor];
+        if (!task) return;
+        cursor += 1;
+        await processImage(task);
+      }
+    };
     await Promise.all(
       Array.from({ length: Math.min(options.concurrency, todo.length) }, () => worker()),
     );
@@ -289,66 +410,29 @@ export async function captionImages(
       out?.close(),
       (errors as RecordWriter<FailureRecord> | null)?.close(),
     ]);
+    await lock?.release().catch(() => {});
   }
-  summary.unfinished += todo.length - cursor;
+  if (!dryRun) summary.unfinished += todo.length - cursor;
   summary.stopped = control.stopSignal.aborted && summary.aborted === null;
   summary.elapsedMs = Math.round(performance.now() - started);
   return summary;
 }
 
-type RequestOutcome =
-  | {
-      kind: "captioned";
-      reply: Awaited<ReturnType<ChatClient["chat"]>>;
-      extracted: ReturnType<typeof extractCaption>;
-      attempts: number;
-    }
-  | { kind: "failed"; error: unknown; attempts: number }
-  | { kind: "unfinished"; abort?: RunAbortedError };
-
-async function requestWithRetries(
-  client: ChatClient,
-  request: object,
-  task: ImageTask,
-  retries: number,
-  control: RunControl,
-  emit: (event: RunEvent) => void,
-): Promise<RequestOutcome> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      const reply = await client.chat(request, control.abortSignal);
-      return { kind: "captioned", reply, extracted: extractCaption(reply.body), attempts: attempt };
-    } catch (error) {
-      if (error instanceof RequestCancelledError) return { kind: "unfinished" };
-      if (error instanceof AuthError) {
-        return {
-          kind: "unfinished",
-          abort: new RunAbortedError(error.code, error.message, { cause: error }),
-        };
-      }
-      const retryable = shouldRetry(error);
-      if (!retryable || attempt > retries) {
-        if (error instanceof ConnectionError) {
-          // Nothing about this image made the connection fail: every other image would fail the same way.
-          return {
-            kind: "unfinished",
-            abort: new RunAbortedError(
-              "endpoint_unreachable",
-              `${error.message} (after ${attempt} attempts on ${task.path}); check --base-url and that the server is up, then rerun to resume`,
-              { cause: error },
-            ),
-          };
-        }
-        return { kind: "failed", error, attempts: attempt };
-      }
-      // Once a stop is asked for, no new attempts: the image is left for the next run.
-      if (control.stopSignal.aborted) return { kind: "unfinished" };
-      const delayMs = retryDelay(attempt, error);
-      emit({ type: "retrying", path: task.path, attempt, delayMs, reason: messageOf(error) });
-      await sleep(delayMs, control.stopSignal);
-      if (control.stopSignal.aborted) return { kind: "unfinished" };
-    }
-  }
+function copyRecord(task: ImageTask, sha256: string, stored: StoredCaption): CaptionRecord {
+  return {
+    path: task.path,
+    caption: stored.caption,
+    model: stored.model,
+    width: stored.width,
+    height: stored.height,
+    prompt_tokens: null,
+    completion_tokens: null,
+    attempts: 0,
+    latency_ms: 0,
+    truncated: stored.truncated,
+    created_at: new Date().toISOString(),
+    sha256,
+  };
 }
 
 function failureOf(
@@ -370,23 +454,14 @@ function failureOf(
   };
 }
 
+async function createFolderOf(file: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+}
+
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
 function errnoOf(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? messageOf(error);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -127,7 +127,7 @@ export function summaryLine(
   const seconds = summary.elapsedMs / 1000;
   if (dryRun) {
     const failed = summary.failed > 0 ? `, ${summary.failed} could not be prepared` : "";
-    return `caption: dry run: ${summary.found - summary.alreadyDone - summary.failed} images would be sent (${formatBytes(summary.preparedBytes)} after resizing)${failed}, ${summary.alreadyDone} already in ${output}; nothing was sent`;
+    return `caption: dry run: ${summary.prepared} images would be sent (${formatBytes(summary.preparedBytes)} after resizing)${failed}, ${summary.alreadyDone} already in ${output}; nothing was sent`;
   }
   if (summary.found === 0) return "caption: no images found in the inputs; nothing to do";
   if (summary.alreadyDone === summary.found) {

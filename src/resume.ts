@@ -7,6 +7,8 @@ import type { OutputFormat } from "./types.js";
 export interface FinishedWork {
   /** Paths already captioned in OUT. */
   done: Set<string>;
+  /** Content hashes of the images captioned in OUT, for spotting copies under other names. */
+  hashes: Set<string>;
   /** Rows kept in OUT. */
   rows: number;
   /** Bytes cut from the end of OUT because the last record was torn by a crash. */
@@ -25,26 +27,65 @@ export async function readFinishedWork(
   columns: readonly string[],
   options: { repair: boolean } = { repair: true },
 ): Promise<FinishedWork> {
+  const done = new Set<string>();
+  const hashes = new Set<string>();
   let size: number;
   try {
     size = (await stat(path)).size;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      return { done: new Set(), rows: 0, repairedBytes: 0 };
+      return { done, hashes, rows: 0, repairedBytes: 0 };
     }
     throw error;
   }
-  if (size === 0) return { done: new Set(), rows: 0, repairedBytes: 0 };
-  const scan = format === "csv" ? await scanCsv(path, size, columns) : await scanJsonl(path);
+  const scan = await scanOutput(path, size, format, columns, (row) => {
+    done.add(row.path);
+    if (row.sha256) hashes.add(row.sha256);
+  });
   if (scan.goodEnd < size && options.repair) await truncate(path, scan.goodEnd);
-  return { done: scan.done, rows: scan.rows, repairedBytes: size - scan.goodEnd };
+  return { done, hashes, rows: scan.rows, repairedBytes: size - scan.goodEnd };
+}
+
+/** What a row of OUT says about an image: enough to give an identical file the same caption. */
+export interface StoredCaption {
+  path: string;
+  sha256: string | null;
+  caption: string;
+  model: string;
+  width: number;
+  height: number;
+  truncated: boolean;
+}
+
+/** Every complete row of OUT by content hash; read only when a copy of a finished image turns up. */
+export async function readCaptionsByHash(
+  path: string,
+  format: OutputFormat,
+  columns: readonly string[],
+): Promise<Map<string, StoredCaption>> {
+  const byHash = new Map<string, StoredCaption>();
+  const size = (await stat(path)).size;
+  await scanOutput(path, size, format, columns, (row) => {
+    if (row.sha256) byHash.set(row.sha256, row);
+  });
+  return byHash;
 }
 
 interface Scan {
-  done: Set<string>;
   rows: number;
   /** Byte offset just past the last complete record; everything after it is a torn tail. */
   goodEnd: number;
+}
+
+function scanOutput(
+  path: string,
+  size: number,
+  format: OutputFormat,
+  columns: readonly string[],
+  onRow: (row: StoredCaption) => void,
+): Promise<Scan> {
+  if (size === 0) return Promise.resolve({ rows: 0, goodEnd: 0 });
+  return format === "csv" ? scanCsv(path, size, columns, onRow) : scanJsonl(path, onRow);
 }
 
 function damaged(path: string, where: string, what: string): UsageError {
@@ -59,23 +100,27 @@ async function endsWithNewline(path: string, size: number): Promise<boolean> {
   return false;
 }
 
-async function scanCsv(path: string, size: number, columns: readonly string[]): Promise<Scan> {
-  const done = new Set<string>();
+async function scanCsv(
+  path: string,
+  size: number,
+  columns: readonly string[],
+  onRow: (row: StoredCaption) => void,
+): Promise<Scan> {
   let rows = 0;
   let goodEnd = 0;
   let sawHeader = false;
   // The newest record is held back until we know it was not torn by a crash.
-  let pending: { path: string; end: number; line: number; fields: number } | null = null;
+  let pending: { record: string[]; end: number; line: number } | null = null;
   const commit = () => {
     if (!pending) return;
-    if (pending.fields !== columns.length) {
+    if (pending.record.length !== columns.length) {
       throw damaged(
         path,
         `line ${pending.line}`,
-        `has ${pending.fields} fields, not ${columns.length}`,
+        `has ${pending.record.length} fields, not ${columns.length}`,
       );
     }
-    done.add(pending.path);
+    onRow(fromFields(pending.record, columns));
     rows += 1;
     goodEnd = pending.end;
     pending = null;
@@ -92,7 +137,7 @@ async function scanCsv(path: string, size: number, columns: readonly string[]): 
       if (!sawHeader) {
         sawHeader = true;
         if (info.bytes === size && !(await endsWithNewline(path, size))) {
-          return { done, rows, goodEnd: 0 };
+          return { rows, goodEnd: 0 };
         }
         if (record.join(",") !== columns.join(",")) {
           throw damaged(path, "the header", `is "${record.join(",")}", not "${columns.join(",")}"`);
@@ -101,7 +146,7 @@ async function scanCsv(path: string, size: number, columns: readonly string[]): 
         continue;
       }
       commit();
-      pending = { path: record[0] ?? "", end: info.bytes, line: info.lines, fields: record.length };
+      pending = { record, end: info.bytes, line: info.lines };
     }
   } catch (error) {
     if (error instanceof UsageError) throw error;
@@ -109,7 +154,7 @@ async function scanCsv(path: string, size: number, columns: readonly string[]): 
     // An unclosed quote at the very end is a record torn mid-caption; anywhere else it is damage.
     if (code === "CSV_QUOTE_NOT_CLOSED") {
       commit();
-      return { done, rows, goodEnd };
+      return { rows, goodEnd };
     }
     throw damaged(path, "the content", `is not valid CSV (${(error as Error).message})`);
   }
@@ -121,11 +166,10 @@ async function scanCsv(path: string, size: number, columns: readonly string[]): 
       commit();
     }
   }
-  return { done, rows, goodEnd };
+  return { rows, goodEnd };
 }
 
-async function scanJsonl(path: string): Promise<Scan> {
-  const done = new Set<string>();
+async function scanJsonl(path: string, onRow: (row: StoredCaption) => void): Promise<Scan> {
   let rows = 0;
   let offset = 0;
   let lineNumber = 0;
@@ -137,11 +181,11 @@ async function scanJsonl(path: string): Promise<Scan> {
       const line = buffer.subarray(0, newline).toString("utf8");
       lineNumber += 1;
       if (line.trim() !== "") {
-        const recordPath = pathOf(line);
-        if (recordPath === null) {
+        const row = fromJson(line);
+        if (row === null) {
           throw damaged(path, `line ${lineNumber}`, "is not a JSON object with a path");
         }
-        done.add(recordPath);
+        onRow(row);
         rows += 1;
       }
       offset += newline + 1;
@@ -151,18 +195,40 @@ async function scanJsonl(path: string): Promise<Scan> {
     carry = Buffer.from(buffer);
   }
   // Bytes after the last newline are a record torn by a crash.
-  return { done, rows, goodEnd: offset };
+  return { rows, goodEnd: offset };
 }
 
-function pathOf(line: string): string | null {
+function fromFields(record: string[], columns: readonly string[]): StoredCaption {
+  const field = (name: string) => record[columns.indexOf(name)] ?? "";
+  return {
+    path: field("path"),
+    sha256: field("sha256") || null,
+    caption: field("caption"),
+    model: field("model"),
+    width: Number(field("width")),
+    height: Number(field("height")),
+    truncated: field("truncated") === "true",
+  };
+}
+
+function fromJson(line: string): StoredCaption | null {
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(line);
-    if (typeof value === "object" && value !== null && "path" in value) {
-      const { path } = value as { path: unknown };
-      return typeof path === "string" ? path : null;
-    }
+    value = JSON.parse(line);
   } catch {
-    // Reported by the caller with the line number.
+    return null;
   }
-  return null;
+  if (typeof value !== "object" || value === null) return null;
+  const row = value as Record<string, unknown>;
+  if (typeof row.path !== "string") return null;
+  const text = (key: string) => (typeof row[key] === "string" ? (row[key] as string) : "");
+  return {
+    path: row.path,
+    sha256: text("sha256") || null,
+    caption: text("caption"),
+    model: text("model"),
+    width: Number(row.width),
+    height: Number(row.height),
+    truncated: row.truncated === true,
+  };
 }

@@ -49,6 +49,8 @@ export interface CaptionRecord {
   latency_ms: number;
   truncated: boolean;
   created_at: string;
+  /** SHA-256 of the image file's bytes: how copies under other names are recognised. */
+  sha256: string;
 }
 
 /** A row of the errors file: one image that could not be captioned this run. */

@@ -45,7 +45,7 @@ describe("Reporter", () => {
       intervalMs: 5,
     });
     reporter.onEvent(discovered);
-    reporter.onEvent({ type: "captioned", record: {} as never });
+    reporter.onEvent({ type: "captioned", record: {} as never, copyOf: null });
     reporter.onEvent(failure);
     await new Promise((resolve) => setTimeout(resolve, 40));
     reporter.finish();
@@ -68,7 +68,7 @@ describe("Reporter", () => {
         intervalMs: 5,
       });
       reporter.onEvent(discovered);
-      reporter.onEvent({ type: "captioned", record: {} as never });
+      reporter.onEvent({ type: "captioned", record: {} as never, copyOf: null });
       reporter.onEvent(failure);
       await new Promise((resolve) => setTimeout(resolve, 30));
       reporter.finish();
@@ -97,6 +97,8 @@ describe("summaryLine", () => {
     captioned: 7,
     failed: 1,
     unfinished: 0,
+    copies: 0,
+    prepared: 0,
     preparedBytes: 0,
     elapsedMs: 3500,
     aborted: null,

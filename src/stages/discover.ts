@@ -1,6 +1,7 @@
+import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import fg from "fast-glob";
+import fg, { type Entry } from "fast-glob";
 import { UsageError } from "../errors.js";
 import type { ImageTask } from "../types.js";
 
@@ -37,44 +38,38 @@ export interface Discovery {
  * resource forks, which are not images despite the name.
  */
 export async function discoverImages(inputs: readonly string[], cwd: string): Promise<Discovery> {
+  // Keyed by device and inode: a file reached through several inputs, a hard link or a symlink
+  // loop (which the walk follows until the OS says ELOOP) is still one image.
   const found = new Map<string, ImageTask>();
   const missing: string[] = [];
   const emptyPatterns: string[] = [];
-  const add = (absPath: string, input: string) => {
-    if (!found.has(absPath))
-      found.set(absPath, { path: displayPath(absPath, input, cwd), absPath });
+  const add = (absPath: string, stats: Stats, input: string) => {
+    const key = `${stats.dev}:${stats.ino}`;
+    if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath });
+  };
+  const addEntries = (entries: Entry[], base: string, input: string): number => {
+    let added = 0;
+    for (const entry of entries) {
+      // Broken symlinks stay in, so the errors file can say what they point to instead of the
+      // image silently vanishing; folders named like images (x.jpg/) are walked, not captioned.
+      if (!entry.stats || entry.stats.isDirectory() || !isImagePath(entry.path)) continue;
+      add(path.resolve(base, entry.path), entry.stats, input);
+      added += 1;
+    }
+    return added;
   };
 
   for (const input of inputs) {
     const absInput = path.resolve(cwd, input);
-    const kind = await statKind(absInput);
-    if (kind === "directory") {
-      const entries = await fg("**/*", {
-        cwd: absInput,
-        onlyFiles: true,
-        dot: false,
-        followSymbolicLinks: true,
-        suppressErrors: true,
-      });
-      for (const entry of entries) {
-        if (isImagePath(entry)) add(path.join(absInput, entry), input);
-      }
-    } else if (kind === "file") {
+    const stats = await statOrNull(absInput);
+    if (stats?.isDirectory()) {
+      addEntries(await fg("**/*", { ...WALK, cwd: absInput }), absInput, input);
+    } else if (stats) {
       // A file named explicitly is taken whatever its extension: the user asked for it.
-      add(absInput, input);
+      add(absInput, stats, input);
     } else if (fg.isDynamicPattern(input)) {
-      const entries = await fg(toPosix(input), {
-        cwd,
-        onlyFiles: true,
-        dot: false,
-        absolute: true,
-        followSymbolicLinks: true,
-        suppressErrors: true,
-        caseSensitiveMatch: false,
-      });
-      const images = entries.filter(isImagePath);
-      if (images.length === 0) emptyPatterns.push(input);
-      for (const entry of images) add(path.normalize(entry), input);
+      const entries = await fg(toPosix(input), { ...WALK, cwd, caseSensitiveMatch: false });
+      if (addEntries(entries, cwd, input) === 0) emptyPatterns.push(input);
     } else {
       missing.push(input);
     }
@@ -90,10 +85,18 @@ export async function discoverImages(inputs: readonly string[], cwd: string): Pr
   return { tasks, emptyPatterns };
 }
 
-async function statKind(absPath: string): Promise<"file" | "directory" | "other" | null> {
+const WALK = {
+  onlyFiles: false,
+  dot: false,
+  stats: true,
+  followSymbolicLinks: true,
+  // Unreadable folders are skipped rather than ending the whole run.
+  suppressErrors: true,
+} as const;
+
+async function statOrNull(absPath: string): Promise<Stats | null> {
   try {
-    const info = await stat(absPath);
-    return info.isDirectory() ? "directory" : info.isFile() ? "file" : "other";
+    return await stat(absPath);
   } catch {
     return null;
   }

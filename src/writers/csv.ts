@@ -12,11 +12,13 @@ const CSV_OPTIONS = {
 export async function openCsvWriter<T extends object>(
   path: string,
   columns: readonly (keyof T & string)[],
+  transform: (record: T) => T = (record) => record,
 ): Promise<RecordWriter<T>> {
   const handle = await open(path, "a");
   const { size } = await handle.stat();
   if (size === 0) await handle.write(stringify([[...columns]], CSV_OPTIONS));
-  return appendingWriter<T>(handle, (record) =>
-    stringify([columns.map((column) => record[column] ?? "")], CSV_OPTIONS),
-  );
+  return appendingWriter<T>(handle, (record) => {
+    const shown = transform(record);
+    return stringify([columns.map((column) => shown[column] ?? "")], CSV_OPTIONS);
+  });
 }

@@ -29,6 +29,7 @@ function record(p: string, caption = `caption of ${p}`): CaptionRecord {
     latency_ms: 12,
     truncated: false,
     created_at: "2026-11-25T00:00:00.000Z",
+    sha256: "ab".repeat(32),
   };
 }
 

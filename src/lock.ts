@@ -1,0 +1,107 @@
+import fs from "node:fs";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import path from "node:path";
+import lockfile from "proper-lockfile";
+import { RunAbortedError } from "./errors.js";
+
+/** Who holds a lock, written inside the lock folder so a second run can name it. */
+interface LockOwner {
+  pid: number;
+  host: string;
+  startedAt: string;
+}
+
+export interface OutputLock {
+  release(): Promise<void>;
+}
+
+const OWNER_FILE = "owner.json";
+/** A holder refreshes the lock's mtime every STALE_MS / 2; one that stopped for this long is gone. */
+const STALE_MS = 20_000;
+
+// proper-lockfile removes its lock folder with rmdir, which fails once owner.json is inside it.
+const lockFs = {
+  ...fs,
+  rmdir: (target: string, callback: (error: NodeJS.ErrnoException | null) => void) =>
+    fs.rm(target, { recursive: true, force: true }, callback),
+};
+
+/**
+ * Makes sure only one run writes OUT at a time (two cron jobs overlapping, say). The lock is a
+ * folder `<OUT>.lock` beside OUT; a lock left by a crashed run is taken over at once when its
+ * process is gone from this machine, and after STALE_MS otherwise.
+ */
+export async function lockOutput(
+  output: string,
+  onWarning: (text: string) => void,
+): Promise<OutputLock> {
+  const lockPath = `${output}.lock`;
+  const options = {
+    realpath: false,
+    lockfilePath: lockPath,
+    stale: STALE_MS,
+    fs: lockFs,
+    onCompromised: (error: Error) =>
+      onWarning(
+        `warning: lost the lock on ${path.basename(output)} (${error.message}); another run may start writing it`,
+      ),
+  };
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(output, options);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
+    const owner = await readOwner(lockPath);
+    if (!owner || isAlive(owner)) throw lockedError(output, lockPath, owner);
+    // The run that held it crashed: its process is gone from this very machine.
+    await rm(lockPath, { recursive: true, force: true });
+    try {
+      release = await lockfile.lock(output, options);
+    } catch (retryError) {
+      if ((retryError as NodeJS.ErrnoException).code !== "ELOCKED") throw retryError;
+      throw lockedError(output, lockPath, await readOwner(lockPath));
+    }
+  }
+  const owner: LockOwner = {
+    pid: process.pid,
+    host: hostname(),
+    startedAt: new Date().toISOString(),
+  };
+  await writeFile(path.join(lockPath, OWNER_FILE), `${JSON.stringify(owner)}\n`);
+  return { release: () => release() };
+}
+
+async function readOwner(lockPath: string): Promise<LockOwner | null> {
+  try {
+    const value: unknown = JSON.parse(await readFile(path.join(lockPath, OWNER_FILE), "utf8"));
+    if (typeof value !== "object" || value === null) return null;
+    const { pid, host, startedAt } = value as Record<string, unknown>;
+    if (typeof pid !== "number" || typeof host !== "string" || typeof startedAt !== "string")
+      return null;
+    return { pid, host, startedAt };
+  } catch {
+    // Not written yet (the other run is just starting) or unreadable: assume it is alive.
+    return null;
+  }
+}
+
+function isAlive(owner: LockOwner): boolean {
+  if (owner.host !== hostname()) return true;
+  try {
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function lockedError(output: string, lockPath: string, owner: LockOwner | null): RunAbortedError {
+  const who = owner
+    ? `caption run (pid ${owner.pid} on ${owner.host}, started ${owner.startedAt})`
+    : "caption run";
+  return new RunAbortedError(
+    "output_locked",
+    `another ${who} is writing ${output}; wait for it to finish, or if no such run is alive, delete ${lockPath}`,
+  );
+}

@@ -1,0 +1,110 @@
+import { type ChatClient, type ChatReply, RequestCancelledError } from "./client.js";
+import { AuthError, ConnectionError, RunAbortedError } from "./errors.js";
+import { retryDelay, shouldRetry } from "./retry.js";
+import { type ExtractedCaption, extractCaption } from "./stages/request.js";
+
+export type SendOutcome =
+  | { kind: "captioned"; reply: ChatReply; extracted: ExtractedCaption; attempts: number }
+  | { kind: "failed"; error: unknown; attempts: number }
+  /** Ended without a result: the run is stopping, or `abort` says why it must. */
+  | { kind: "unfinished"; abort?: RunAbortedError };
+
+export interface SendContext {
+  client: ChatClient;
+  retries: number;
+  /** Once aborted, no new attempt starts and waits end early. */
+  stopSignal: AbortSignal;
+  /** Cancels requests in flight. */
+  abortSignal: AbortSignal;
+  breaker: ConnectionBreaker;
+  onRetry: (attempt: number, delayMs: number, error: unknown) => void;
+}
+
+/**
+ * Tells when the endpoint is down rather than flaky: that many connection failures in a row,
+ * across all workers, with no reply of any kind in between.
+ */
+export class ConnectionBreaker {
+  #failures = 0;
+  constructor(readonly threshold: number) {}
+  /** A reply arrived (any status): the server is there. */
+  reachable(): void {
+    this.#failures = 0;
+  }
+  /** Returns true once the endpoint should be given up on. */
+  unreachable(): boolean {
+    this.#failures += 1;
+    return this.#failures >= this.threshold;
+  }
+}
+
+/** Sends one caption request, retrying what may be transient, until it succeeds or cannot. */
+export async function sendWithRetries(
+  request: object,
+  label: string,
+  context: SendContext,
+): Promise<SendOutcome> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const reply = await context.client.chat(request, context.abortSignal);
+      context.breaker.reachable();
+      return { kind: "captioned", reply, extracted: extractCaption(reply.body), attempts: attempt };
+    } catch (error) {
+      if (error instanceof RequestCancelledError) return { kind: "unfinished" };
+      if (error instanceof ConnectionError) {
+        if (context.breaker.unreachable())
+          return { kind: "unfinished", abort: unreachable(error, attempt, label, true) };
+      } else {
+        context.breaker.reachable();
+      }
+      if (error instanceof AuthError) {
+        return {
+          kind: "unfinished",
+          abort: new RunAbortedError(error.code, error.message, { cause: error }),
+        };
+      }
+      if (!shouldRetry(error) || attempt > context.retries) {
+        // Nothing about one image makes a connection fail: every other image would fail the same way.
+        if (error instanceof ConnectionError) {
+          return { kind: "unfinished", abort: unreachable(error, attempt, label, false) };
+        }
+        return { kind: "failed", error, attempts: attempt };
+      }
+      // Once a stop is asked for, no new attempts: the image is left for the next run.
+      if (context.stopSignal.aborted) return { kind: "unfinished" };
+      const delayMs = retryDelay(attempt, error);
+      context.onRetry(attempt, delayMs, error);
+      await sleep(delayMs, context.stopSignal);
+      if (context.stopSignal.aborted) return { kind: "unfinished" };
+    }
+  }
+}
+
+function unreachable(
+  error: ConnectionError,
+  attempt: number,
+  label: string,
+  breaker: boolean,
+): RunAbortedError {
+  const where = breaker
+    ? "many requests in a row failed to connect"
+    : `after ${attempt} attempts on ${label}`;
+  return new RunAbortedError(
+    "endpoint_unreachable",
+    `${error.message} (${where}); check --base-url and that the server is up, then rerun to resume`,
+    { cause: error },
+  );
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,16 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+
+/**
+ * SHA-256 of a file's bytes, so identical images under different names are sent once. Null when
+ * the file cannot be read: preparing it will then fail with a message that says why.
+ */
+export async function hashFile(absPath: string): Promise<string | null> {
+  const hash = createHash("sha256");
+  try {
+    for await (const chunk of createReadStream(absPath)) hash.update(chunk as Buffer);
+  } catch {
+    return null;
+  }
+  return hash.digest("hex");
+}
