@@ -76,6 +76,11 @@ function endpointOptions<T>(y: Argv<T>) {
       describe: "JSON file of settings (keys as in config/*.json)",
     })
     .option("quiet", { alias: "q", type: "boolean", describe: "Print only errors and the summary" })
+    .option("log-format", {
+      choices: ["text", "json"],
+      describe: "stderr as text lines, or one JSON object per event for log collectors",
+      defaultDescription: "text",
+    })
     .option("verbose", {
       alias: "v",
       type: "boolean",
@@ -137,6 +142,10 @@ function captionOptions<T>(y: Argv<T>) {
       describe: "Skip images already in OUT (--no-resume starts fresh, like --overwrite)",
     })
     .option("overwrite", { type: "boolean", describe: "Discard OUT and caption everything again" })
+    .option("csv-formula-guard", {
+      type: "boolean",
+      describe: "Prefix captions starting with = + - @ with ' so spreadsheets do not run them",
+    })
     .option("dry-run", {
       type: "boolean",
       describe: "Prepare images and list what would be sent; send nothing",
@@ -177,9 +186,18 @@ export async function main(
   context: CliContext = defaultContext(),
 ): Promise<number> {
   let job: (() => Promise<number>) | null = null;
+  // Known before parsing, so that even a usage error comes out in the format asked for.
   const verbose = argv.includes("--verbose") || argv.includes("-v");
-  let secret: string | undefined = context.env.MINICPM_API_KEY;
-  const print = (text: string) => context.stderr.write(`${redactSecret(text, secret)}\n`);
+  const reporter = new Reporter({
+    stream: context.stderr,
+    format:
+      argv.includes("--log-format=json") || argv.join(" ").includes("--log-format json")
+        ? "json"
+        : "text",
+    quiet: argv.includes("--quiet") || argv.includes("-q"),
+    verbose,
+    secret: context.env.MINICPM_API_KEY,
+  });
 
   const parser = yargs(argv)
     .scriptName("caption")
@@ -191,8 +209,7 @@ export async function main(
       "Caption images into OUT",
       (y) => captionOptions(y),
       (args) => {
-        job = () =>
-          runCaption(args as Record<string, unknown>, context, print, (key) => (secret = key));
+        job = () => runCaption(args as Record<string, unknown>, context, reporter);
       },
     )
     .command(
@@ -200,8 +217,7 @@ export async function main(
       "Send one text-only request to verify the base URL, key and model",
       (y) => endpointOptions(y),
       (args) => {
-        job = () =>
-          runCheck(args as Record<string, unknown>, context, print, (key) => (secret = key));
+        job = () => runCheck(args as Record<string, unknown>, context, reporter);
       },
     )
     .example("$0 photos/ -o captions.csv", "Caption a folder with the hosted MiniCPM API")
@@ -228,25 +244,24 @@ export async function main(
     if (!job) return EXIT.ok; // --help or --version was printed
     return await (job as () => Promise<number>)();
   } catch (error) {
+    reporter.stop();
     if (error instanceof UsageError) {
-      for (const problem of error.problems) print(`caption: ${problem}`);
-      print("caption: see caption --help");
+      for (const problem of error.problems) reporter.say(problem, "error");
+      reporter.say("see caption --help", "error");
       return EXIT.usage;
     }
-    if (error instanceof RunAbortedError) {
-      print(`caption: ${error.message}`);
-      return EXIT.aborted;
-    }
     if (error instanceof CaptionError) {
-      print(`caption: ${error.message}`);
-      if (verbose && error.stack) print(error.stack);
+      reporter.say(error.message, "error");
+      if (verbose && error.stack && !(error instanceof RunAbortedError))
+        reporter.detail(error.stack);
       return EXIT.aborted;
     }
     const message = error instanceof Error ? error.message : String(error);
-    print(
-      `caption: internal error: ${message}${verbose ? "" : " (rerun with --verbose for the stack trace)"}`,
+    reporter.say(
+      `internal error: ${message}${verbose ? "" : " (rerun with --verbose for the stack trace)"}`,
+      "error",
     );
-    if (verbose && error instanceof Error && error.stack) print(error.stack);
+    if (verbose && error instanceof Error && error.stack) reporter.detail(error.stack);
     return EXIT.aborted;
   }
 }
@@ -287,11 +302,10 @@ export function defaultErrorsPath(output: string): string {
 async function runCaption(
   args: Record<string, unknown>,
   context: CliContext,
-  print: (text: string) => void,
-  setSecret: (key: string | undefined) => void,
+  reporter: Reporter,
 ): Promise<number> {
   const config = loadConfig(args, context);
-  setSecret(config.apiKey);
+  reporter.setSecret(config.apiKey);
   const problems: string[] = [];
   if (!config.output) {
     problems.push("-o/--output is required: where to write the captions, e.g. -o captions.csv");
@@ -310,13 +324,6 @@ async function runCaption(
   }
   const dryRun = args.dryRun === true;
   const overwrite = args.overwrite === true || args.resume === false;
-  const quiet = args.quiet === true;
-  const reporter = new Reporter({
-    stream: context.stderr,
-    quiet,
-    verbose: args.verbose === true,
-    secret: config.apiKey,
-  });
   const control = new RunControl();
   const stopOn = (signal: NodeJS.Signals) => {
     let seen = 0;
@@ -325,7 +332,8 @@ async function runCaption(
       stoppedBy ??= signal;
       if (seen === 1) {
         reporter.say(
-          `caption: ${signal}: finishing requests in flight, then stopping (again to cancel them)`,
+          `${signal}: finishing requests in flight, then stopping (again to cancel them)`,
+          "warn",
         );
         control.stop();
       } else {
@@ -367,30 +375,37 @@ async function runCaption(
         retries: config.retries,
         timeoutMs: config.timeoutMs,
         prepare: config.prepare,
+        csvFormulaGuard: args.csvFormulaGuard === true,
       },
       { onEvent, control },
     );
   } finally {
-    reporter.finish();
+    reporter.stop();
     for (const off of unhook) off();
   }
   const shownOutput = path.relative(context.cwd, output) || output;
   const shownErrors = path.relative(context.cwd, errorsPath) || errorsPath;
-  if (summary.aborted) print(`caption: ${summary.aborted.message}`);
-  print(summaryLine(summary, shownOutput, shownErrors, dryRun));
-  if (summary.aborted) return EXIT.aborted;
-  if (stoppedBy) return stoppedBy === "SIGTERM" ? EXIT.terminated : EXIT.interrupted;
-  return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
+  if (summary.aborted) reporter.say(summary.aborted.message, "error");
+  const exitCode = summary.aborted
+    ? EXIT.aborted
+    : stoppedBy
+      ? stoppedBy === "SIGTERM"
+        ? EXIT.terminated
+        : EXIT.interrupted
+      : summary.failed > 0
+        ? EXIT.someFailed
+        : EXIT.ok;
+  reporter.finish(summary, summaryLine(summary, shownOutput, shownErrors, dryRun), exitCode);
+  return exitCode;
 }
 
 async function runCheck(
   args: Record<string, unknown>,
   context: CliContext,
-  print: (text: string) => void,
-  setSecret: (key: string | undefined) => void,
+  reporter: Reporter,
 ): Promise<number> {
   const config = loadConfig(args, context);
-  setSecret(config.apiKey);
+  reporter.setSecret(config.apiKey);
   const client = createClient({
     baseUrl: config.baseUrl,
     apiKey: config.apiKey,
@@ -405,11 +420,14 @@ async function runCheck(
     const reply = await client.chat(request);
     const { caption } = extractCaption(reply.body);
     context.stdout.write(`${redactSecret(caption, config.apiKey)}\n`);
-    print(`caption: ${config.baseUrl} answered as ${config.model} in ${reply.latencyMs} ms`);
+    reporter.say(`${config.baseUrl} answered as ${config.model} in ${reply.latencyMs} ms`);
     return EXIT.ok;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    print(`caption: check failed against ${config.baseUrl} with model ${config.model}: ${message}`);
+    reporter.say(
+      `check failed against ${config.baseUrl} with model ${config.model}: ${message}`,
+      "error",
+    );
     return EXIT.aborted;
   }
 }

@@ -1,22 +1,29 @@
 import type { RunEvent, RunSummary } from "./pipeline.js";
 import { redactSecret } from "./redact.js";
 
+export type LogFormat = "text" | "json";
+export type Level = "info" | "warn" | "error";
+
 export interface ReporterOptions {
   stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** "json" writes one JSON object per line, for log collectors. @default "text" */
+  format?: LogFormat;
+  /** Only errors, warnings and the summary. */
   quiet: boolean;
   verbose: boolean;
-  /** Masked out of everything printed. */
+  /** Masked out of everything printed; can be set later with setSecret(). */
   secret: string | undefined;
   /** Redraw interval of the live line. @default 250 */
   intervalMs?: number;
 }
 
 /**
- * Turns run events into what a person watching stderr sees: a live progress line on a terminal,
- * one line per failure, and nothing else unless asked for with --verbose.
+ * Everything the CLI prints on stderr goes through here: a live progress line on a terminal, one
+ * line per failure, warnings, and the summary; or the same as JSON lines with --log-format json.
  */
 export class Reporter {
-  readonly #options: ReporterOptions;
+  #options: ReporterOptions;
+  readonly #json: boolean;
   readonly #live: boolean;
   #timer: NodeJS.Timeout | null = null;
   #lineShown = false;
@@ -26,15 +33,26 @@ export class Reporter {
   #failed = 0;
 
   constructor(options: ReporterOptions) {
-    this.#options = options;
-    this.#live = Boolean(options.stream.isTTY) && !options.quiet;
+    this.#options = { ...options };
+    this.#json = options.format === "json";
+    this.#live = Boolean(options.stream.isTTY) && !options.quiet && !this.#json;
   }
 
-  /** Prints a line of its own, keeping the live line below it. */
-  say(text: string): void {
-    this.#clearLine();
-    this.#options.stream.write(`${redactSecret(text, this.#options.secret)}\n`);
-    this.#draw();
+  /** Masks this key in everything printed from now on. */
+  setSecret(secret: string | undefined): void {
+    if (secret) this.#options.secret = secret;
+  }
+
+  /** A message of its own: `caption: <text>` on a line, or a JSON "message" event. */
+  say(text: string, level: Level = "info"): void {
+    if (this.#json) this.#writeJson({ event: "message", level, message: text });
+    else this.#writeLine(`caption: ${text}`);
+  }
+
+  /** A stack trace or other multi-line detail, printed as it is. */
+  detail(text: string): void {
+    if (this.#json) this.#writeJson({ event: "detail", level: "error", message: text });
+    else this.#writeLine(text);
   }
 
   onEvent = (event: RunEvent): void => {
@@ -42,14 +60,23 @@ export class Reporter {
       case "discovered":
         this.#todo = event.todo;
         this.#started = performance.now();
+        if (this.#json && !this.#options.quiet) {
+          this.#writeJson({
+            event: "discovered",
+            level: "info",
+            found: event.found,
+            already_done: event.alreadyDone,
+            todo: event.todo,
+          });
+        }
         if (event.repairedBytes > 0) {
           this.say(
-            `caption: repaired the output: cut ${event.repairedBytes} bytes of a row torn by an earlier crash (that image is captioned again)`,
+            `repaired the output: cut ${event.repairedBytes} bytes of a row torn by an earlier crash (that image is captioned again)`,
+            "warn",
           );
         }
-        for (const pattern of event.emptyPatterns) {
-          this.say(`caption: warning: no images match ${pattern}`);
-        }
+        for (const pattern of event.emptyPatterns)
+          this.say(`warning: no images match ${pattern}`, "warn");
         if (this.#live && event.todo > 0) {
           this.#timer = setInterval(() => this.#draw(), this.#options.intervalMs ?? 250);
           this.#timer.unref();
@@ -57,18 +84,42 @@ export class Reporter {
         break;
       case "captioned":
         this.#done += 1;
+        if (this.#json && !this.#options.quiet) {
+          this.#writeJson({
+            event: "captioned",
+            level: "info",
+            path: event.record.path,
+            attempts: event.record.attempts,
+            latency_ms: event.record.latency_ms,
+            truncated: event.record.truncated,
+            copy_of: event.copyOf,
+          });
+        }
         break;
       case "failed":
         this.#done += 1;
         this.#failed += 1;
-        this.say(`caption: failed ${event.failure.path}: ${event.failure.message}`);
+        if (this.#json) this.#writeJson({ event: "failed", level: "error", ...event.failure });
+        else this.#writeLine(`caption: failed ${event.failure.path}: ${event.failure.message}`);
         break;
       case "retrying":
-        if (this.#options.verbose) {
+        if (this.#json && !this.#options.quiet) {
+          this.#writeJson({
+            event: "retrying",
+            level: "warn",
+            path: event.path,
+            attempt: event.attempt,
+            delay_ms: event.delayMs,
+            reason: event.reason,
+          });
+        } else if (this.#options.verbose) {
           this.say(
-            `caption: retrying ${event.path} in ${(event.delayMs / 1000).toFixed(1)} s after attempt ${event.attempt}: ${event.reason}`,
+            `retrying ${event.path} in ${(event.delayMs / 1000).toFixed(1)} s after attempt ${event.attempt}: ${event.reason}`,
           );
         }
+        break;
+      case "warning":
+        this.say(event.message, "warn");
         break;
       case "prepared":
       case "unfinished":
@@ -76,11 +127,44 @@ export class Reporter {
     }
   };
 
-  /** Stops the live line; call before printing the summary. */
-  finish(): void {
+  /** Stops the live line and prints the one line every run ends with. */
+  finish(summary: RunSummary, line: string, exitCode: number): void {
+    this.stop();
+    if (this.#json) {
+      this.#writeJson({
+        event: "summary",
+        level: summary.failed > 0 || summary.aborted ? "error" : "info",
+        message: line,
+        exit_code: exitCode,
+        found: summary.found,
+        already_done: summary.alreadyDone,
+        captioned: summary.captioned,
+        copies: summary.copies,
+        failed: summary.failed,
+        unfinished: summary.unfinished,
+        elapsed_ms: summary.elapsedMs,
+      });
+    } else {
+      this.#writeLine(`caption: ${line}`);
+    }
+  }
+
+  /** Stops the live line without a summary (the run ended with an error). */
+  stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     this.#clearLine();
+  }
+
+  #writeLine(text: string): void {
+    this.#clearLine();
+    this.#options.stream.write(`${redactSecret(text, this.#options.secret)}\n`);
+    this.#draw();
+  }
+
+  #writeJson(fields: Record<string, unknown>): void {
+    const line = JSON.stringify({ time: new Date().toISOString(), ...fields });
+    this.#options.stream.write(`${redactSecret(line, this.#options.secret)}\n`);
   }
 
   #draw(): void {
@@ -117,7 +201,7 @@ export function formatBytes(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
 }
 
-/** The one line every run ends with, whatever happened. */
+/** What a run did, in one line (without the "caption: " prefix). */
 export function summaryLine(
   summary: RunSummary,
   output: string,
@@ -127,17 +211,21 @@ export function summaryLine(
   const seconds = summary.elapsedMs / 1000;
   if (dryRun) {
     const failed = summary.failed > 0 ? `, ${summary.failed} could not be prepared` : "";
-    return `caption: dry run: ${summary.prepared} images would be sent (${formatBytes(summary.preparedBytes)} after resizing)${failed}, ${summary.alreadyDone} already in ${output}; nothing was sent`;
+    return `dry run: ${summary.prepared} images would be sent (${formatBytes(summary.preparedBytes)} after resizing)${failed}, ${summary.alreadyDone} already in ${output}; nothing was sent`;
   }
-  if (summary.found === 0) return "caption: no images found in the inputs; nothing to do";
+  if (summary.found === 0) return "no images found in the inputs; nothing to do";
   if (summary.alreadyDone === summary.found) {
-    return `caption: nothing to do: all ${summary.found} images are already in ${output}`;
+    return `nothing to do: all ${summary.found} images are already in ${output}`;
   }
-  const parts = [`${summary.captioned} captioned`, `${summary.failed} failed`];
+  const captioned =
+    summary.copies > 0
+      ? `${summary.captioned} captioned (${summary.copies} as copies of identical files)`
+      : `${summary.captioned} captioned`;
+  const parts = [captioned, `${summary.failed} failed`];
   if (summary.alreadyDone > 0) parts.push(`${summary.alreadyDone} already done`);
   if (summary.unfinished > 0) parts.push(`${summary.unfinished} left for the next run`);
   const rate = seconds > 0 ? ` (${(summary.captioned / seconds).toFixed(1)} images/s)` : "";
   const failures = summary.failed > 0 ? `; failures are listed in ${errorsPath}` : "";
   const lead = summary.aborted ? "stopped early: " : summary.stopped ? "interrupted: " : "";
-  return `caption: ${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate} → ${output}${failures}`;
+  return `${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate} → ${output}${failures}`;
 }

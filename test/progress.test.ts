@@ -48,7 +48,7 @@ describe("Reporter", () => {
     reporter.onEvent({ type: "captioned", record: {} as never, copyOf: null });
     reporter.onEvent(failure);
     await new Promise((resolve) => setTimeout(resolve, 40));
-    reporter.finish();
+    reporter.stop();
     expect(text()).toMatch(/\rcaption: 2\/4 done, 1 failed, [\d.]+ images\/s, ETA /);
     expect(text()).toContain("caption: failed b.jpg: the file is corrupt\n");
     expect(text().endsWith("\r\x1b[K")).toBe(true);
@@ -71,7 +71,7 @@ describe("Reporter", () => {
       reporter.onEvent({ type: "captioned", record: {} as never, copyOf: null });
       reporter.onEvent(failure);
       await new Promise((resolve) => setTimeout(resolve, 30));
-      reporter.finish();
+      reporter.stop();
       expect(text()).not.toContain("\r");
       expect(text()).toBe("caption: failed b.jpg: the file is corrupt\n");
     }
@@ -86,9 +86,83 @@ describe("Reporter", () => {
       secret: "sk-abcdef",
     });
     reporter.say("server said: Bearer sk-abcdef is invalid");
-    expect(text()).toBe("server said: Bearer [redacted] is invalid\n");
+    expect(text()).toBe("caption: server said: Bearer [redacted] is invalid\n");
   });
 });
+
+describe("JSON log format", () => {
+  it("writes one JSON object per event line, the summary last, and masks the key", () => {
+    const { out, text } = stream(true);
+    const reporter = new Reporter({
+      stream: out,
+      format: "json",
+      quiet: false,
+      verbose: false,
+      secret: "sk-abcdef",
+    });
+    reporter.onEvent(discovered);
+    reporter.onEvent({
+      type: "captioned",
+      record: { path: "a.jpg", attempts: 2, latency_ms: 5, truncated: false } as never,
+      copyOf: null,
+    });
+    reporter.onEvent(failure);
+    reporter.say("key sk-abcdef leaked?", "warn");
+    reporter.finish({ ...summaryBase, failed: 1 }, "done", 3);
+    const lines = text()
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((l) => l.event)).toEqual([
+      "discovered",
+      "captioned",
+      "failed",
+      "message",
+      "summary",
+    ]);
+    expect(lines[1]).toMatchObject({ path: "a.jpg", attempts: 2, level: "info" });
+    expect(lines[2]).toMatchObject({ path: "b.jpg", code: "corrupt_image", level: "error" });
+    expect(lines[3]?.message).toBe("key [redacted] leaked?");
+    expect(lines[4]).toMatchObject({ exit_code: 3, failed: 1, captioned: 7 });
+    for (const line of lines) expect(Number.isNaN(Date.parse(String(line.time)))).toBe(false);
+    expect(text()).not.toContain("\r");
+  });
+
+  it("in quiet mode keeps only failures, warnings and the summary", () => {
+    const { out, text } = stream(false);
+    const reporter = new Reporter({
+      stream: out,
+      format: "json",
+      quiet: true,
+      verbose: false,
+      secret: undefined,
+    });
+    reporter.onEvent(discovered);
+    reporter.onEvent({ type: "captioned", record: { path: "a.jpg" } as never, copyOf: null });
+    reporter.onEvent(failure);
+    reporter.finish(summaryBase, "done", 3);
+    expect(
+      text()
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l).event),
+    ).toEqual(["failed", "summary"]);
+  });
+});
+
+const summaryBase: RunSummary = {
+  found: 10,
+  alreadyDone: 2,
+  captioned: 7,
+  failed: 0,
+  unfinished: 0,
+  copies: 0,
+  prepared: 0,
+  preparedBytes: 0,
+  elapsedMs: 3500,
+  aborted: null,
+  stopped: false,
+};
 
 describe("summaryLine", () => {
   const base: RunSummary = {
@@ -107,16 +181,14 @@ describe("summaryLine", () => {
 
   it("sums up a run in one line", () => {
     expect(summaryLine(base, "out.csv", "out.errors.jsonl", false)).toBe(
-      "caption: 7 captioned, 1 failed, 2 already done in 3.5 s (2.0 images/s) → out.csv; failures are listed in out.errors.jsonl",
+      "7 captioned, 1 failed, 2 already done in 3.5 s (2.0 images/s) → out.csv; failures are listed in out.errors.jsonl",
     );
     expect(summaryLine({ ...base, alreadyDone: 10 }, "out.csv", "e", false)).toBe(
-      "caption: nothing to do: all 10 images are already in out.csv",
+      "nothing to do: all 10 images are already in out.csv",
     );
     expect(
       summaryLine({ ...base, stopped: true, unfinished: 1, failed: 0 }, "o", "e", false),
-    ).toMatch(
-      /^caption: interrupted: 7 captioned, 0 failed, 2 already done, 1 left for the next run/,
-    );
+    ).toMatch(/^interrupted: 7 captioned, 0 failed, 2 already done, 1 left for the next run/);
   });
 
   it("formats durations for people", () => {
