@@ -1,10 +1,14 @@
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type FakeEndpoint, startFakeEndpoint } from "./helpers/fake-endpoint.js";
 import { collect, runCli, startCli } from "./helpers/run-cli.js";
-import { makeWorkspace, readCsv } from "./helpers/workspace.js";
+import {
+  expectOneRowEach,
+  makeDistinctImages,
+  makeWorkspace,
+  readCsv,
+} from "./helpers/workspace.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -18,37 +22,9 @@ afterEach(async () => {
   await cleanup();
 });
 
-/** Makes `count` small distinct JPEGs under dir/name and returns their display paths. */
-async function makeImages(name: string, count: number): Promise<string[]> {
-  const folder = path.join(dir, name);
-  await mkdir(folder, { recursive: true });
-  const paths: string[] = [];
-  for (let i = 0; i < count; i += 1) {
-    const file = `img-${String(i).padStart(3, "0")}.jpg`;
-    await sharp({
-      create: {
-        width: 32,
-        height: 24,
-        channels: 3,
-        background: { r: i % 256, g: (i * 7) % 256, b: 90 },
-      },
-    })
-      .jpeg()
-      .toFile(path.join(folder, file));
-    paths.push(`${name}/${file}`);
-  }
-  return paths;
-}
-
-function expectExactlyOnce(rows: { path?: string }[], expected: string[]) {
-  const seen = rows.map((r) => r.path ?? "");
-  expect(seen.length).toBe(new Set(seen).size);
-  expect(seen.sort()).toEqual([...expected].sort());
-}
-
 describe("under faults", () => {
   it("captions every image exactly once when 30 % of requests fail in every way the fake knows", async () => {
-    const images = await makeImages("photos", 60);
+    const images = await makeDistinctImages(dir, 60);
     fake = await startFakeEndpoint({
       faultRate: 0.3,
       faults: ["429", "500", "503", "reset", "hang", "malformed", "html502", "empty-choices"],
@@ -64,14 +40,14 @@ describe("under faults", () => {
     );
     expect(result.stderr).toMatch(/60 captioned, 0 failed/);
     expect(result.code).toBe(0);
-    expectExactlyOnce(await readCsv(path.join(dir, "out.csv")), images);
+    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
     const faults = fake.requests.filter((r) => r.behavior !== "ok");
     expect(new Set(faults.map((r) => r.behavior)).size).toBeGreaterThanOrEqual(6);
     expect(fake.requests.length).toBe(60 + faults.length);
   }, 60_000);
 
   it("honours Retry-After on a 429 before trying again", async () => {
-    const [image] = await makeImages("photos", 1);
+    const [image] = await makeDistinctImages(dir, 1);
     fake = await startFakeEndpoint({ script: [{ kind: "rate-limit", retryAfter: "1" }] });
     const started = Date.now();
     const result = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
@@ -82,7 +58,7 @@ describe("under faults", () => {
   });
 
   it("never has more requests in flight than -c", async () => {
-    await makeImages("photos", 40);
+    await makeDistinctImages(dir, 40);
     fake = await startFakeEndpoint({ latencyMs: 60 });
     const result = await runCli(["photos", "-o", "out.csv", "-c", "5"], {
       cwd: dir,
@@ -102,7 +78,7 @@ describe("under faults", () => {
 
 describe("crash safety", () => {
   it("after kill -9 mid-run, a rerun leaves exactly one row per image", async () => {
-    const images = await makeImages("photos", 40);
+    const images = await makeDistinctImages(dir, 40);
     fake = await startFakeEndpoint({ latencyMs: 40 });
     const out = path.join(dir, "out.csv");
     for (const killAfterRows of [3, 15]) {
@@ -131,12 +107,12 @@ describe("crash safety", () => {
     });
     expect(rerun.code).toBe(0);
     expect(rerun.stderr).toMatch(/already done/);
-    expectExactlyOnce(await readCsv(out), images);
+    expectOneRowEach(await readCsv(out), images);
     expect(fake.requests.length).toBeLessThan(images.length);
   }, 60_000);
 
   it("repairs a row torn by a crash and captions that image again", async () => {
-    const images = await makeImages("photos", 3);
+    const images = await makeDistinctImages(dir, 3);
     fake = await startFakeEndpoint();
     const out = path.join(dir, "out.csv");
     expect(
@@ -150,11 +126,11 @@ describe("crash safety", () => {
     expect(rerun.code).toBe(0);
     expect(rerun.stderr).toMatch(/repaired the output/);
     expect(fake.requests).toHaveLength(1);
-    expectExactlyOnce(await readCsv(out), images);
+    expectOneRowEach(await readCsv(out), images);
   });
 
   it("on SIGINT finishes the requests in flight, flushes OUT and exits 130; a rerun completes", async () => {
-    const images = await makeImages("photos", 30);
+    const images = await makeDistinctImages(dir, 30);
     fake = await startFakeEndpoint({ latencyMs: 300 });
     const out = path.join(dir, "out.csv");
     const child = startCli(["photos", "-o", "out.csv", "-c", "3"], {
@@ -177,7 +153,7 @@ describe("crash safety", () => {
       baseUrl: fake.baseUrl,
     });
     expect(rerun.code).toBe(0);
-    expectExactlyOnce(await readCsv(out), images);
+    expectOneRowEach(await readCsv(out), images);
     await expect(stat(path.join(dir, "out.errors.jsonl"))).rejects.toThrow();
   }, 30_000);
 });

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
 
 /**
  * SHA-256 of a file's bytes, so identical images under different names are sent once. Null when
@@ -8,6 +9,8 @@ import { createReadStream } from "node:fs";
 export async function hashFile(absPath: string): Promise<string | null> {
   const hash = createHash("sha256");
   try {
+    // Opening a named pipe would wait forever for a writer.
+    if (!(await stat(absPath)).isFile()) return null;
     for await (const chunk of createReadStream(absPath)) hash.update(chunk as Buffer);
   } catch {
     return null;

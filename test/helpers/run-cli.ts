@@ -16,6 +16,8 @@ export interface CliOptions {
   /** Base URL of the fake endpoint; every test talks to loopback only. */
   baseUrl?: string;
   env?: Record<string, string | undefined>;
+  /** Run as this user (needs root): how permission errors are tested when the tests run as root. */
+  user?: { uid: number; gid: number };
 }
 
 /** Starts the real CLI as a child process, the way a user runs it. */
@@ -35,6 +37,7 @@ export function startCli(args: string[], options: CliOptions): ChildProcess {
     cwd: options.cwd,
     env,
     stdio: ["ignore", "pipe", "pipe"],
+    ...(options.user ?? {}),
   });
 }
 

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
+import { expect } from "vitest";
 
 export const FIXTURES = fileURLToPath(new URL("../../fixtures/", import.meta.url));
 
@@ -32,4 +33,42 @@ export async function readJsonl(file: string): Promise<Record<string, unknown>[]
     .split("\n")
     .filter((line) => line.trim() !== "")
     .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/**
+ * Writes `count` small JPEGs to dir/name and returns their display paths. Sizes differ so that no
+ * two files have the same bytes: identical files would be sent once, as copies.
+ */
+export async function makeDistinctImages(
+  dir: string,
+  count: number,
+  name = "photos",
+  size = 32,
+): Promise<string[]> {
+  const { default: sharp } = await import("sharp");
+  const { mkdir } = await import("node:fs/promises");
+  await mkdir(path.join(dir, name), { recursive: true });
+  const paths: string[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const file = `img-${String(i).padStart(4, "0")}.jpg`;
+    await sharp({
+      create: {
+        width: size + (i % 64),
+        height: size + Math.floor(i / 64),
+        channels: 3,
+        background: { r: i % 256, g: 90, b: 7 },
+      },
+    })
+      .jpeg()
+      .toFile(path.join(dir, name, file));
+    paths.push(`${name}/${file}`);
+  }
+  return paths;
+}
+
+/** OUT holds exactly the expected paths, each once. */
+export function expectOneRowEach(rows: { path?: unknown }[], expected: string[]): void {
+  const seen = rows.map((r) => String(r.path));
+  expect(seen.length, "duplicate rows in OUT").toBe(new Set(seen).size);
+  expect(seen.sort()).toEqual([...expected].sort());
 }
