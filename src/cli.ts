@@ -310,11 +310,7 @@ async function runCaption(
   if (!config.output) {
     problems.push("-o/--output is required: where to write the captions, e.g. -o captions.csv");
   }
-  if (!config.apiKey && config.baseUrl === DEFAULT_BASE_URL) {
-    problems.push(
-      "no API key: set MINICPM_API_KEY (or pass --api-key) for the hosted API, or point --base-url at a self-hosted server",
-    );
-  }
+  if (args.dryRun !== true) problems.push(...missingKey(config));
   if (problems.length > 0) throw new UsageError(problems);
   const output = config.output as string;
   const format = outputFormat(output, config.format);
@@ -346,9 +342,14 @@ async function runCaption(
   let stoppedBy: NodeJS.Signals | null = null;
   const unhook = [stopOn("SIGINT"), stopOn("SIGTERM")];
 
+  // `caption --dry-run | head` closes stdout early; that is the reader's choice, not an error.
+  let stdoutOpen = true;
+  context.stdout.on("error", () => {
+    stdoutOpen = false;
+  });
   const onEvent = (event: RunEvent): void => {
     reporter.onEvent(event);
-    if (dryRun && event.type === "prepared") {
+    if (dryRun && stdoutOpen && event.type === "prepared") {
       context.stdout.write(
         `${event.path}\t${event.image.width}x${event.image.height}\t${event.image.bytes}\n`,
       );
@@ -399,6 +400,15 @@ async function runCaption(
   return exitCode;
 }
 
+/** The hosted API always needs a key; self-hosted servers often do not. */
+function missingKey(config: CaptionConfig): string[] {
+  return !config.apiKey && config.baseUrl === DEFAULT_BASE_URL
+    ? [
+        "no API key: set MINICPM_API_KEY (or pass --api-key) for the hosted API, or point --base-url at a self-hosted server",
+      ]
+    : [];
+}
+
 async function runCheck(
   args: Record<string, unknown>,
   context: CliContext,
@@ -406,6 +416,8 @@ async function runCheck(
 ): Promise<number> {
   const config = loadConfig(args, context);
   reporter.setSecret(config.apiKey);
+  const problems = missingKey(config);
+  if (problems.length > 0) throw new UsageError(problems);
   const client = createClient({
     baseUrl: config.baseUrl,
     apiKey: config.apiKey,

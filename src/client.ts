@@ -91,9 +91,10 @@ export function createClient(options: ClientOptions): ChatClient {
         );
       }
       if (signal?.aborted) throw new RequestCancelledError("cancelled", { cause: error });
+      const code = networkCode(error);
       throw new ConnectionError(
-        "connection_failed",
         `could not reach ${originOf(url)}: ${clean(describeNetworkError(error))}`,
+        code !== null && REFUSED_CODES.has(code),
         { cause: error },
       );
     } finally {
@@ -146,6 +147,30 @@ function originOf(url: string): string {
   } catch {
     return url;
   }
+}
+
+/** Errors that mean no connection was made at all. */
+const REFUSED_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/** The errno-style code behind a fetch failure, looking through undici's wrapping. */
+function networkCode(error: unknown): string | null {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current instanceof Error; depth += 1) {
+    const code = (current as NodeJS.ErrnoException).code;
+    if (typeof code === "string") return code;
+    // Happy-eyeballs connects to several addresses and reports an AggregateError of them all.
+    if (current instanceof AggregateError) current = current.errors[0];
+    else current = current.cause;
+  }
+  return null;
 }
 
 function describeNetworkError(error: unknown): string {

@@ -73,6 +73,16 @@ export class BadRequestError extends ApiError {
 /** The connection failed or was reset before a reply arrived. */
 export class ConnectionError extends ApiError {
   override name = "ConnectionError";
+  /**
+   * No connection could be made at all (refused, no such host, no route): the endpoint is down or
+   * misnamed. A connection that was made and then reset says nothing of the kind.
+   */
+  readonly refused: boolean;
+
+  constructor(message: string, refused: boolean, options: { cause?: unknown } = {}) {
+    super("connection_failed", message, options);
+    this.refused = refused;
+  }
 }
 /** No complete reply within the per-attempt timeout. */
 export class TimeoutError extends ApiError {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { mkdir, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import path from "node:path";
@@ -106,6 +107,11 @@ export class RunControl {
   readonly stopSignal = this.#stop.signal;
   readonly abortSignal = this.#abort.signal;
 
+  constructor() {
+    // Every request in flight listens on these; at -c 64 that is 64 listeners, not a leak.
+    setMaxListeners(0, this.stopSignal, this.abortSignal);
+  }
+
   /** Start nothing new; let requests in flight finish. */
   stop(): void {
     this.#stop.abort();
@@ -156,7 +162,7 @@ export async function captionImages(
       if (error instanceof CaptionError) throw error;
       throw new RunAbortedError(
         "output_not_writable",
-        `cannot write beside ${options.output} (${errnoOf(error)}); choose another -o or fix its folder's permissions`,
+        `cannot create ${options.output} or its lock beside it (${errnoOf(error)} in ${path.dirname(options.output)}); -o must name a file in a folder you can write`,
         { cause: error },
       );
     }
@@ -167,9 +173,13 @@ export async function captionImages(
   let todo: ImageTask[] = [];
   try {
     if (options.overwrite && !dryRun) await rm(options.output, { force: true });
-    const finished = await readFinishedWork(options.output, options.format, CAPTION_COLUMNS, {
-      repair: !dryRun,
-    });
+    // A dry run with --overwrite shows what the real run would send: everything.
+    const finished =
+      options.overwrite && dryRun
+        ? { done: new Set<string>(), hashes: new Set<string>(), repairedBytes: 0 }
+        : await readFinishedWork(options.output, options.format, CAPTION_COLUMNS, {
+            repair: !dryRun,
+          });
     todo = discovery.tasks.filter((task) => !finished.done.has(task.path));
     summary.found = discovery.tasks.length;
     summary.alreadyDone = summary.found - todo.length;
@@ -184,7 +194,13 @@ export async function captionImages(
 
     if (!dryRun) {
       // Last run's failures are retried below; the errors file describes this run only.
-      await rm(options.errorsPath, { force: true });
+      await rm(options.errorsPath, { force: true }).catch((error: unknown) => {
+        throw new RunAbortedError(
+          "errors_not_writable",
+          `cannot replace the errors file ${options.errorsPath} (${errnoOf(error)}); pass --errors with a writable file path`,
+          { cause: error },
+        );
+      });
       if (todo.length > 0) {
         out = await openCaptionWriter(options.output, options.format, {
           csvFormulaGuard: options.csvFormulaGuard ?? false,

@@ -174,7 +174,7 @@ export class Reporter {
     const left = this.#todo - this.#done;
     const eta = rate > 0 ? formatDuration(left / rate) : "?";
     const text = `caption: ${this.#done}/${this.#todo} done, ${this.#failed} failed, ${rate.toFixed(1)} images/s, ETA ${eta}`;
-    const width = this.#options.stream.columns ?? 80;
+    const width = this.#options.stream.columns || 80;
     this.#options.stream.write(`\r${text.slice(0, Math.max(10, width - 1))}\x1b[K`);
     this.#lineShown = true;
   }

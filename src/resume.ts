@@ -1,7 +1,7 @@
 import { createReadStream } from "node:fs";
 import { stat, truncate } from "node:fs/promises";
 import { parse } from "csv-parse";
-import { UsageError } from "./errors.js";
+import { RunAbortedError, UsageError } from "./errors.js";
 import type { OutputFormat } from "./types.js";
 
 export interface FinishedWork {
@@ -29,21 +29,25 @@ export async function readFinishedWork(
 ): Promise<FinishedWork> {
   const done = new Set<string>();
   const hashes = new Set<string>();
-  let size: number;
   try {
-    size = (await stat(path)).size;
+    const info = await stat(path);
+    if (info.isDirectory()) throw Object.assign(new Error("is a folder"), { code: "EISDIR" });
+    const scan = await scanOutput(path, info.size, format, columns, (row) => {
+      done.add(row.path);
+      if (row.sha256) hashes.add(row.sha256);
+    });
+    if (scan.goodEnd < info.size && options.repair) await truncate(path, scan.goodEnd);
+    return { done, hashes, rows: scan.rows, repairedBytes: info.size - scan.goodEnd };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      return { done, hashes, rows: 0, repairedBytes: 0 };
-    }
-    throw error;
+    if (error instanceof UsageError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return { done, hashes, rows: 0, repairedBytes: 0 };
+    throw new RunAbortedError(
+      "output_unreadable",
+      `cannot read ${path} to resume from it (${code ?? (error as Error).message}); -o must name a file you can read and write`,
+      { cause: error },
+    );
   }
-  const scan = await scanOutput(path, size, format, columns, (row) => {
-    done.add(row.path);
-    if (row.sha256) hashes.add(row.sha256);
-  });
-  if (scan.goodEnd < size && options.repair) await truncate(path, scan.goodEnd);
-  return { done, hashes, rows: scan.rows, repairedBytes: size - scan.goodEnd };
 }
 
 /** What a row of OUT says about an image: enough to give an identical file the same caption. */
@@ -125,9 +129,12 @@ async function scanCsv(
     goodEnd = pending.end;
     pending = null;
   };
-  const parser = createReadStream(path).pipe(
+  const source = createReadStream(path);
+  const parser = source.pipe(
     parse({ info: true, relax_column_count: true, skip_empty_lines: false }),
   );
+  // pipe() does not pass read errors on, and an early exit must not leave the file open.
+  source.on("error", (error) => parser.destroy(error));
   try {
     for await (const item of parser as AsyncIterable<{
       record: string[];
@@ -151,12 +158,16 @@ async function scanCsv(
   } catch (error) {
     if (error instanceof UsageError) throw error;
     const code = (error as { code?: string }).code;
+    // A read error (permissions, I/O) is not damage to the content.
+    if (code && !code.startsWith("CSV_")) throw error;
     // An unclosed quote at the very end is a record torn mid-caption; anywhere else it is damage.
     if (code === "CSV_QUOTE_NOT_CLOSED") {
       commit();
       return { rows, goodEnd };
     }
     throw damaged(path, "the content", `is not valid CSV (${(error as Error).message})`);
+  } finally {
+    source.destroy();
   }
   if (pending) {
     const last: { end: number } = pending;

@@ -64,8 +64,8 @@ export async function sendWithRetries(
         };
       }
       if (!shouldRetry(error) || attempt > context.retries) {
-        // Nothing about one image makes a connection fail: every other image would fail the same way.
-        if (error instanceof ConnectionError) {
+        // Nothing about one image stops a connection being made: every other image would fail too.
+        if (error instanceof ConnectionError && error.refused) {
           return { kind: "unfinished", abort: unreachable(error, attempt, label, false) };
         }
         return { kind: "failed", error, attempts: attempt };
@@ -88,7 +88,7 @@ function unreachable(
 ): RunAbortedError {
   const where = breaker
     ? "many requests in a row failed to connect"
-    : `after ${attempt} attempts on ${label}`;
+    : `after ${attempt} ${attempt === 1 ? "attempt" : "attempts"} on ${label}`;
   return new RunAbortedError(
     "endpoint_unreachable",
     `${error.message} (${where}); check --base-url and that the server is up, then rerun to resume`,

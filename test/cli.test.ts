@@ -381,6 +381,9 @@ describe("failures", () => {
     });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/no API key: set MINICPM_API_KEY/);
+    const check = await runCli(["check"], { cwd: dir, env: { MINICPM_API_KEY: undefined } });
+    expect(check.code).toBe(2);
+    expect(check.stderr).toMatch(/no API key/);
   });
 });
 

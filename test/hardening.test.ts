@@ -1,4 +1,4 @@
-import { copyFile, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type FakeEndpoint, startFakeEndpoint } from "./helpers/fake-endpoint.js";
@@ -51,6 +51,7 @@ describe("endpoint faults", () => {
       },
     );
     expect(result.code).toBe(0);
+    expect(result.stderr).not.toMatch(/Warning/);
     const rows = await readJsonl(path.join(dir, "out.jsonl"));
     expectOneRowEach(rows, images);
     const faults = fake.requests.filter((r) => r.behavior !== "ok").length;
@@ -105,6 +106,71 @@ describe("endpoint faults", () => {
     expect(fake.requests).toHaveLength(2);
     const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
     expect(failure).toMatchObject({ code: "http_413", status: 413 });
+  });
+});
+
+describe("bad surroundings", () => {
+  it("fails only the image whose connection keeps being reset, not the run", async () => {
+    await makeDistinctImages(dir, 3);
+    fake = await startFakeEndpoint({ script: [{ kind: "reset" }, { kind: "reset" }] });
+    const result = await runCli(["photos", "-o", "out.csv", "-c", "1", "--retries", "1"], {
+      cwd: dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(result.code).toBe(3);
+    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(2);
+    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    expect(failure).toMatchObject({
+      path: "photos/img-0000.jpg",
+      code: "connection_failed",
+      attempts: 2,
+    });
+  });
+
+  it("says so in one line when OUT cannot be read, is a folder, or the errors file cannot be replaced", async () => {
+    await makeDistinctImages(dir, 1);
+    fake = await startFakeEndpoint();
+    await mkdir(path.join(dir, "folder.csv"));
+    await mkdir(path.join(dir, "errs.jsonl"));
+    await writeFile(path.join(dir, "afile"), "");
+    const cases: [string[], RegExp][] = [
+      [["-o", "folder.csv"], /cannot read .*folder\.csv to resume from it \(EISDIR\)/],
+      [["-o", "ok.csv", "--errors", "errs.jsonl"], /cannot replace the errors file .*errs\.jsonl/],
+      [["-o", "afile/out.csv"], /cannot create .*afile\/out\.csv or its lock beside it/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runCli(["photos", ...args], { cwd: dir, baseUrl: fake.baseUrl });
+      expect(result.code, args.join(" ")).toBe(1);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr).not.toMatch(/internal error|\n\s+at /);
+    }
+  });
+
+  it("matches glob patterns under folders whose names hold brackets", async () => {
+    await makeDistinctImages(dir, 2, "Photos (2023) [best]");
+    fake = await startFakeEndpoint();
+    const result = await runCli(["Photos (2023) [best]/*.jpg", "-o", "out.csv"], {
+      cwd: dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(result.code).toBe(0);
+    expect((await readCsv(path.join(dir, "out.csv"))).map((r) => r.path).sort()).toEqual([
+      "Photos (2023) [best]/img-0000.jpg",
+      "Photos (2023) [best]/img-0001.jpg",
+    ]);
+  });
+
+  it("stops quietly when the reader of --dry-run output goes away", async () => {
+    await makeDistinctImages(dir, 30);
+    const child = startCli(["photos", "-o", "out.csv", "--dry-run", "-c", "1"], {
+      cwd: dir,
+      baseUrl: "http://127.0.0.1:9/v1",
+    });
+    const done = collect(child);
+    child.stdout?.once("data", () => child.stdout?.destroy());
+    const result = await done;
+    expect(result.stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(result.code).toBe(0);
   });
 });
 

@@ -68,7 +68,8 @@ export async function discoverImages(inputs: readonly string[], cwd: string): Pr
       // A file named explicitly is taken whatever its extension: the user asked for it.
       add(absInput, stats, input);
     } else if (fg.isDynamicPattern(input)) {
-      const entries = await fg(toPosix(input), { ...WALK, cwd, caseSensitiveMatch: false });
+      const pattern = await escapeRealFolders(toPosix(input), cwd);
+      const entries = await fg(pattern, { ...WALK, cwd, caseSensitiveMatch: false });
       if (addEntries(entries, cwd, input) === 0) emptyPatterns.push(input);
     } else {
       missing.push(input);
@@ -93,6 +94,23 @@ const WALK = {
   // Unreadable folders are skipped rather than ending the whole run.
   suppressErrors: true,
 } as const;
+
+/**
+ * Escapes the leading segments of a pattern that name folders that really exist, so that
+ * `Photos (2023)/*.jpg` matches inside "Photos (2023)" instead of reading the brackets as a group.
+ */
+async function escapeRealFolders(pattern: string, cwd: string): Promise<string> {
+  const segments = pattern.split("/");
+  let folder = pattern.startsWith("/") ? "/" : cwd;
+  for (let i = 0; i < segments.length - 1; i += 1) {
+    const segment = segments[i] ?? "";
+    folder = path.join(folder, segment);
+    if (!fg.isDynamicPattern(segment)) continue;
+    if (!(await statOrNull(folder))?.isDirectory()) break;
+    segments[i] = fg.escapePath(segment);
+  }
+  return segments.join("/");
+}
 
 async function statOrNull(absPath: string): Promise<Stats | null> {
   try {

@@ -60,7 +60,9 @@ export function extractCaption(body: unknown): ExtractedCaption {
   const choice = firstChoice(body);
   const message = asRecord(choice.message) ?? {};
   let reasoning = stringOrNull(message.reasoning) ?? stringOrNull(message.reasoning_content);
-  let text = stringOrNull(message.content) ?? "";
+  let text = contentText(message.content);
+  const finishReason = stringOrNull(choice.finish_reason);
+  const truncated = finishReason === "length";
 
   // The Thinking template opens <think> in the prompt, so the reply may hold only the closing tag.
   const close = text.lastIndexOf(CLOSE_THINK);
@@ -69,16 +71,14 @@ export function extractCaption(body: unknown): ExtractedCaption {
     reasoning ??= before.trim();
     text = text.slice(close + CLOSE_THINK.length);
   }
-  // An opening tag with no close means the reply was cut off mid-thought: nothing usable follows it.
+  // An opening tag never closed: the reply was cut off mid-thought, so nothing after it is an
+  // answer. Mid-text in a finished reply it is just text that happens to look like a tag.
   const open = text.indexOf("<think>");
-  if (open !== -1) {
+  if (open !== -1 && (truncated || text.slice(0, open).trim() === "")) {
     reasoning ??= text.slice(open + "<think>".length).trim();
     text = text.slice(0, open);
   }
   const caption = text.trim();
-
-  const finishReason = stringOrNull(choice.finish_reason);
-  const truncated = finishReason === "length";
   if (caption === "") {
     if (truncated && reasoning) {
       throw new EmptyCaptionError(
@@ -113,6 +113,18 @@ function usageOf(body: unknown): Usage {
     promptTokens: countOrNull(usage?.prompt_tokens),
     completionTokens: countOrNull(usage?.completion_tokens),
   };
+}
+
+/** `content` is a string, or (some servers) an array of parts whose text parts make the reply. */
+function contentText(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  return content
+    .map((part) => {
+      const record = asRecord(part);
+      return record && typeof record.text === "string" ? record.text : "";
+    })
+    .join("");
 }
 
 function asRecord(value: unknown): Record<string, unknown> | null {

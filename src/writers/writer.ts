@@ -22,8 +22,8 @@ export function appendingWriter<T>(
   return {
     write(record) {
       if (closed) return Promise.reject(new Error("write after close"));
-      const text = serialise(record);
-      const next = queue.then(() => handle.write(text));
+      const bytes = Buffer.from(serialise(record));
+      const next = queue.then(() => writeAll(handle, bytes));
       queue = next.catch(() => undefined);
       return next.then(() => undefined);
     },
@@ -38,4 +38,13 @@ export function appendingWriter<T>(
       }
     },
   };
+}
+
+/** A short write (a disk filling up) must not leave half a record for the next one to follow. */
+async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, offset);
+    offset += bytesWritten;
+  }
 }

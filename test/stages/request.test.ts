@@ -77,6 +77,30 @@ describe("extractCaption", () => {
     expect(out.truncated).toBe(true);
   });
 
+  it("keeps a literal <think> in the middle of a finished reply", () => {
+    expect(extractCaption(reply({ content: "A sign reading <think> big." })).caption).toBe(
+      "A sign reading <think> big.",
+    );
+  });
+
+  it("treats a reply that opens <think> and never closes it as having no caption", () => {
+    expect(() => extractCaption(reply({ content: "<think>still pondering" }))).toThrow(
+      EmptyCaptionError,
+    );
+  });
+
+  it("reads content given as an array of text parts", () => {
+    const out = extractCaption(
+      reply({
+        content: [
+          { type: "text", text: "A dog" },
+          { type: "text", text: " on grass." },
+        ],
+      }),
+    );
+    expect(out.caption).toBe("A dog on grass.");
+  });
+
   it("records finish_reason length as truncated", () => {
     expect(extractCaption(reply({ content: "A long desc" }, "length")).truncated).toBe(true);
   });
