@@ -115,6 +115,10 @@ function captionOptions<T>(y: Argv<T>) {
       describe: "Requests in flight at once",
       defaultDescription: "8",
     })
+    .option("rpm", {
+      type: "number",
+      describe: "At most this many requests per minute (for endpoints with a known quota)",
+    })
     .option("retries", {
       type: "number",
       describe: "Further attempts after a transient failure",
@@ -162,6 +166,7 @@ const SETTING_FLAGS = [
   "maxTokens",
   "temperature",
   "concurrency",
+  "rpm",
   "retries",
   "timeout",
   "maxPixels",
@@ -373,6 +378,7 @@ async function runCaption(
         maxTokens: config.maxTokens,
         temperature: config.temperature,
         concurrency: config.concurrency,
+        rpm: config.rpm,
         retries: config.retries,
         timeoutMs: config.timeoutMs,
         prepare: config.prepare,

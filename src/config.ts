@@ -23,6 +23,7 @@ export interface CaptionConfig {
   maxTokens: number;
   temperature: number | undefined;
   concurrency: number;
+  rpm: number | undefined;
   retries: number;
   timeoutMs: number;
   prepare: PrepareOptions;
@@ -41,6 +42,7 @@ export interface Settings {
   maxTokens?: number;
   temperature?: number;
   concurrency?: number;
+  rpm?: number;
   retries?: number;
   timeout?: number;
   maxPixels?: number;
@@ -69,6 +71,7 @@ export const SETTING_SPECS: Record<keyof Settings, { flag: string; kind: Setting
   maxTokens: { flag: "--max-tokens", kind: { type: "int", min: 1, max: 1_000_000 } },
   temperature: { flag: "--temperature", kind: { type: "number", min: 0, max: 2 } },
   concurrency: { flag: "--concurrency", kind: { type: "int", min: 1, max: 1024 } },
+  rpm: { flag: "--rpm", kind: { type: "int", min: 1, max: 1_000_000 } },
   retries: { flag: "--retries", kind: { type: "int", min: 0, max: 100 } },
   timeout: {
     flag: "--timeout",
@@ -185,6 +188,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
       merged.maxTokens ?? (/think/i.test(model) ? DEFAULT_MAX_TOKENS_THINKING : DEFAULT_MAX_TOKENS),
     temperature: merged.temperature,
     concurrency: merged.concurrency ?? 8,
+    rpm: merged.rpm,
     retries: merged.retries ?? 5,
     timeoutMs: Math.round((merged.timeout ?? 120) * 1000),
     prepare: {

@@ -6,7 +6,9 @@ import pLimit from "p-limit";
 import { createClient, type FetchLike } from "./client.js";
 import { DuplicateTracker, type ImageOutcome } from "./dedupe.js";
 import { ApiError, CaptionError, RunAbortedError } from "./errors.js";
+import { AdaptiveLimiter } from "./limiter.js";
 import { lockOutput, type OutputLock } from "./lock.js";
+import { BoundedQueue } from "./queue.js";
 import { redactSecret } from "./redact.js";
 import { readFinishedWork, type StoredCaption } from "./resume.js";
 import { ConnectionBreaker, type SendContext, sendWithRetries } from "./send.js";
@@ -53,6 +55,8 @@ export interface RunOptions {
   temperature?: number | undefined;
   /** Requests in flight at once, and so images held in memory at once. */
   concurrency: number;
+  /** Requests per minute at most. @default unlimited */
+  rpm?: number | undefined;
   /** Further attempts after the first, for failures that may be transient. */
   retries: number;
   /** Per-attempt timeout. */
@@ -77,7 +81,9 @@ export type RunEvent =
   | { type: "failed"; failure: FailureRecord }
   /** The image's work ended without a result (the run was stopped or aborted); a rerun picks it up. */
   | { type: "unfinished"; path: string }
-  | { type: "warning"; message: string };
+  | { type: "warning"; message: string }
+  /** The server rate-limited us and the allowed concurrency changed (or grew back). */
+  | { type: "concurrency"; allowed: number };
 
 export interface RunSummary {
   /** Images found in the inputs. */
@@ -236,6 +242,11 @@ export async function captionImages(
       abortSignal: control.abortSignal,
       // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
       breaker: new ConnectionBreaker(Math.max(10, 2 * options.concurrency)),
+      limiter: new AdaptiveLimiter({
+        concurrency: options.concurrency,
+        rpm: options.rpm,
+        onChange: (allowed) => emit({ type: "concurrency", allowed }),
+      }),
       onRetry: () => {},
     };
     const requestOptions = {
@@ -309,21 +320,11 @@ export async function captionImages(
       }
     };
 
-    /** Prepares, sends and records one distinct image. */
-    const captionOne = async (task: ImageTask, sha256: string): Promise<ImageOutcome> => {
-      let maxPixels = options.prepare.maxPixels;
-      let shrunk = false;
-      for (;;) {
-        const image = await prepare(task, maxPixels);
-        if (!("dataUrl" in image)) {
-          await recordFailure(image);
-          return { kind: "failed", failure: image };
-        }
-        if (dryRun) {
-          summary.prepared += 1;
-          summary.preparedBytes += image.bytes;
-          return { kind: "unfinished" };
-        }
+    /** Sends one prepared image and records the result; a 413 gets one more try, smaller. */
+    const sendOne = async (work: PreparedWork): Promise<ImageOutcome> => {
+      const { task, sha256 } = work;
+      let image = work.image;
+      for (let shrunk = false; ; shrunk = true) {
         const request = buildCaptionRequest(image.dataUrl, requestOptions);
         const outcome = await sendWithRetries(request, task.path, {
           ...send,
@@ -336,8 +337,10 @@ export async function captionImages(
         }
         if (outcome.kind === "failed") {
           if (!shrunk && outcome.error instanceof ApiError && outcome.error.status === 413) {
-            shrunk = true;
-            maxPixels = Math.max(1024, Math.floor(image.width * image.height * SHRINK_ON_413));
+            const maxPixels = Math.max(
+              1024,
+              Math.floor(image.width * image.height * SHRINK_ON_413),
+            );
             emit({
               type: "retrying",
               path: task.path,
@@ -345,7 +348,11 @@ export async function captionImages(
               delayMs: 0,
               reason: `${messageOf(outcome.error)}; sending it again at ${maxPixels} pixels`,
             });
-            continue;
+            const smaller = await prepare(task, maxPixels);
+            if ("dataUrl" in smaller) {
+              image = smaller;
+              continue;
+            }
           }
           const failure = failureOf(task, outcome.error, outcome.attempts, options.apiKey);
           await recordFailure(failure);
@@ -391,36 +398,70 @@ export async function captionImages(
       }
     };
 
-    const processImage = async (task: ImageTask): Promise<void> => {
-      const sha256 = await hashFile(task.absPath);
-      if (sha256 === null) {
-        // Unreadable: preparing it produces the error that says why.
-        await captionOne(task, "");
+    // Prepared images wait here for a sender. Room is reserved before preparing, so at most
+    // `prefetch` images are prepared ahead of the `concurrency` being sent.
+    const prefetch = Math.max(1, Math.min(options.concurrency, availableParallelism()));
+    const queue = new BoundedQueue<PreparedWork>(prefetch);
+    const waitingCopies = new Set<Promise<void>>();
+
+    /** Hashes, dedupes and prepares one image, then hands it to the senders. */
+    const produce = async (task: ImageTask, sha256: string, settle: Settle): Promise<void> => {
+      if (!dryRun && !(await queue.reserve())) {
+        settle(leaveUnfinished(task));
         return;
       }
-      const claim = duplicates.begin(sha256);
-      if (claim.first) {
-        claim.settle(await captionOne(task, sha256));
+      const image = await prepare(task, options.prepare.maxPixels);
+      if (!("dataUrl" in image)) {
+        if (!dryRun) queue.cancel();
+        await recordFailure(image);
+        settle({ kind: "failed", failure: image });
         return;
       }
-      const earlier = await claim.outcome;
-      if (earlier) await settleCopy(task, sha256, earlier);
-      else await captionOne(task, sha256);
+      if (dryRun) {
+        summary.prepared += 1;
+        summary.preparedBytes += image.bytes;
+        settle({ kind: "unfinished" });
+        return;
+      }
+      queue.push({ task, sha256, image, settle });
     };
 
-    // A fixed pool of workers pulling from one cursor: memory stays at about `concurrency` images
-    // however many files there are, and nothing is queued up front.
-    const worker = async () => {
+    const intake = async (task: ImageTask): Promise<void> => {
+      const sha256 = await hashFile(task.absPath);
+      // Unreadable: preparing it produces the error that says why.
+      if (sha256 === null) return produce(task, "", () => {});
+      const claim = duplicates.begin(sha256);
+      if (claim.first) return produce(task, sha256, claim.settle);
+      // A copy holds no image while it waits for the first of its bytes to finish.
+      const waiting = claim.outcome.then(async (earlier) => {
+        if (earlier) await settleCopy(task, sha256, earlier);
+        else await produce(task, sha256, () => {});
+      });
+      waitingCopies.add(waiting);
+      await waiting.finally(() => waitingCopies.delete(waiting)).catch(() => {});
+    };
+
+    const producer = async () => {
       while (!control.stopSignal.aborted) {
         const task = todo[cursor];
         if (!task) return;
         cursor += 1;
-        await processImage(task);
+        await intake(task);
       }
     };
-    await Promise.all(
-      Array.from({ length: Math.min(options.concurrency, todo.length) }, () => worker()),
-    );
+    const sender = async () => {
+      for (let work = await queue.shift(); work; work = await queue.shift()) {
+        // Once a stop is asked for, prepared images are left for the next run, not sent.
+        work.settle(control.stopSignal.aborted ? leaveUnfinished(work.task) : await sendOne(work));
+      }
+    };
+    const senders = dryRun
+      ? []
+      : Array.from({ length: Math.min(options.concurrency, todo.length) }, () => sender());
+    await Promise.all(Array.from({ length: Math.min(prefetch, todo.length) }, () => producer()));
+    while (waitingCopies.size > 0) await Promise.allSettled([...waitingCopies]);
+    queue.close();
+    await Promise.all(senders);
   } finally {
     await Promise.allSettled([
       out?.close(),
@@ -432,6 +473,16 @@ export async function captionImages(
   summary.stopped = control.stopSignal.aborted && summary.aborted === null;
   summary.elapsedMs = Math.round(performance.now() - started);
   return summary;
+}
+
+type Settle = (outcome: ImageOutcome) => void;
+
+/** An image prepared and waiting for a sender, with the hook that tells its copies how it ended. */
+interface PreparedWork {
+  task: ImageTask;
+  sha256: string;
+  image: PreparedImage;
+  settle: Settle;
 }
 
 function copyRecord(task: ImageTask, sha256: string, stored: StoredCaption): CaptionRecord {

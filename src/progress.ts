@@ -121,6 +121,13 @@ export class Reporter {
       case "warning":
         this.say(event.message, "warn");
         break;
+      case "concurrency":
+        if (this.#json && !this.#options.quiet) {
+          this.#writeJson({ event: "concurrency", level: "info", allowed: event.allowed });
+        } else if (this.#options.verbose) {
+          this.say(`the server is rate limiting: ${event.allowed} requests in flight allowed now`);
+        }
+        break;
       case "prepared":
       case "unfinished":
         break;

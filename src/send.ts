@@ -1,5 +1,12 @@
 import { type ChatClient, type ChatReply, RequestCancelledError } from "./client.js";
-import { AuthError, ConnectionError, RunAbortedError } from "./errors.js";
+import {
+  AuthError,
+  ConnectionError,
+  RateLimitError,
+  RunAbortedError,
+  ServerError,
+} from "./errors.js";
+import type { AdaptiveLimiter } from "./limiter.js";
 import { retryDelay, shouldRetry } from "./retry.js";
 import { type ExtractedCaption, extractCaption } from "./stages/request.js";
 
@@ -17,6 +24,8 @@ export interface SendContext {
   /** Cancels requests in flight. */
   abortSignal: AbortSignal;
   breaker: ConnectionBreaker;
+  /** Shared by every request of the run: concurrency, backing off, --rpm. */
+  limiter: AdaptiveLimiter;
   onRetry: (attempt: number, delayMs: number, error: unknown) => void;
 }
 
@@ -45,8 +54,20 @@ export async function sendWithRetries(
   context: SendContext,
 ): Promise<SendOutcome> {
   for (let attempt = 1; ; attempt += 1) {
+    const slot = await context.limiter.acquire(context.stopSignal);
+    if (!slot) return { kind: "unfinished" };
     try {
-      const reply = await context.client.chat(request, context.abortSignal);
+      let reply: ChatReply;
+      try {
+        reply = await context.client.chat(request, context.abortSignal);
+        slot.done();
+      } catch (error) {
+        if (isSlowDown(error)) slot.congested(retryDelay(attempt, error));
+        else if (error instanceof ConnectionError || error instanceof RequestCancelledError)
+          slot.release();
+        else slot.done();
+        throw error;
+      }
       context.breaker.reachable();
       return { kind: "captioned", reply, extracted: extractCaption(reply.body), attempts: attempt };
     } catch (error) {
@@ -78,6 +99,16 @@ export async function sendWithRetries(
       if (context.stopSignal.aborted) return { kind: "unfinished" };
     }
   }
+}
+
+/** The server asks every client to back off, not just this request to be retried. */
+function isSlowDown(error: unknown): boolean {
+  if (error instanceof RateLimitError) return true;
+  return (
+    error instanceof ServerError &&
+    error.status === 503 &&
+    error.headers?.has("retry-after") === true
+  );
 }
 
 function unreachable(

@@ -73,6 +73,10 @@ export interface FakeEndpointOptions {
   caption?: (req: RecordedRequest) => string;
   retryAfter?: string;
   rateLimit?: { perSecond: number; retryAfter?: string };
+  /** Decode each image to record its size and hash (default true); benchmarks turn it off. */
+  inspectImages?: boolean;
+  /** Keep each parsed request body in `requests` (default true); long benchmarks turn it off. */
+  keepBodies?: boolean;
   /** Port on 127.0.0.1 (default 0, i.e. any free port); only the standalone CLI needs a fixed one. */
   port?: number;
 }
@@ -175,7 +179,7 @@ function findImageUrl(messages: unknown[]): unknown {
   return undefined;
 }
 
-async function analyzeChatBody(body: unknown): Promise<Analysis> {
+async function analyzeChatBody(body: unknown, inspect: boolean): Promise<Analysis> {
   const result: Analysis = { model: null, prompt: null, image: null, imageError: null };
   if (!isRecord(body)) return result;
   if (typeof body.model === "string") result.model = body.model;
@@ -192,6 +196,17 @@ async function analyzeChatBody(body: unknown): Promise<Analysis> {
     return result;
   }
   const payload = url.slice(prefix[0].length);
+  if (!inspect) {
+    // Benchmarks: the server must cost as little CPU as possible, so only sizes are recorded.
+    result.image = {
+      mime: prefix[1] ?? "",
+      bytes: Math.floor((payload.length * 3) / 4),
+      width: null,
+      height: null,
+      sha256: "",
+    };
+    return result;
+  }
   if (payload.length === 0 || !BASE64_BODY.test(payload)) {
     result.imageError = "invalid image data URL";
     return result;
@@ -351,6 +366,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   function captionFor(record: RecordedRequest): string {
     if (options.caption) return options.caption(record);
     if (record.image === null) return "ready";
+    if (record.image.sha256 === "") return `A test caption for request ${record.index}.`;
     return `A test caption for ${record.image.sha256.slice(0, 12)}.`;
   }
 
@@ -509,14 +525,14 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
     }
 
     const analysis: Analysis = isChat
-      ? await analyzeChatBody(body)
+      ? await analyzeChatBody(body, options.inspectImages ?? true)
       : { model: null, prompt: null, image: null, imageError: null };
     const record: RecordedRequest = {
       index,
       method,
       url,
       headers: { ...req.headers },
-      body,
+      body: options.keepBodies === false ? null : body,
       model: analysis.model,
       prompt: analysis.prompt,
       image: analysis.image,

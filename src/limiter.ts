@@ -1,0 +1,131 @@
+export interface LimiterOptions {
+  /** The most requests in flight at once (`-c`). */
+  concurrency: number;
+  /** Requests per minute at most (`--rpm`); unlimited when undefined. */
+  rpm?: number | undefined;
+  /** Reported whenever the allowed concurrency changes. */
+  onChange?: (allowed: number) => void;
+}
+
+/** A permit to send one request; say how it went when it is over. */
+export interface Slot {
+  /** The server answered (with anything but a rate limit). */
+  done(): void;
+  /** The server said to slow down (429, or 503 with Retry-After), asking for this many ms of quiet. */
+  congested(pauseMs: number): void;
+  /** No answer to learn from (connection error, cancelled). */
+  release(): void;
+}
+
+/**
+ * One gate shared by every request of a run. It lets at most `allowed` requests be in flight,
+ * where `allowed` starts at `-c`, halves when the server rate-limits and climbs back by about one
+ * per round trip while it does not (AIMD, as TCP does); it holds every request back while the
+ * server's Retry-After lasts; and it spaces request starts to honour `--rpm`.
+ */
+export class AdaptiveLimiter {
+  readonly #max: number;
+  readonly #interval: number;
+  readonly #onChange: ((allowed: number) => void) | undefined;
+  #allowed: number;
+  #active = 0;
+  #pausedUntil = 0;
+  #nextStart = 0;
+  #decreasedAt = Number.NEGATIVE_INFINITY;
+  readonly #waiters: { resolve: (slot: Slot | null) => void; signal: AbortSignal | undefined }[] =
+    [];
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(options: LimiterOptions) {
+    this.#max = options.concurrency;
+    this.#allowed = options.concurrency;
+    this.#interval = options.rpm ? 60_000 / options.rpm : 0;
+    this.#onChange = options.onChange;
+  }
+
+  /** Requests allowed in flight right now. */
+  get allowed(): number {
+    return Math.floor(this.#allowed);
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Waits for a permit; resolves null if `signal` aborts first. */
+  acquire(signal?: AbortSignal): Promise<Slot | null> {
+    if (signal?.aborted) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const waiter = { resolve, signal };
+      this.#waiters.push(waiter);
+      signal?.addEventListener(
+        "abort",
+        () => {
+          const index = this.#waiters.indexOf(waiter);
+          if (index !== -1) {
+            this.#waiters.splice(index, 1);
+            resolve(null);
+          }
+        },
+        { once: true },
+      );
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#timer) return;
+    while (this.#waiters.length > 0) {
+      if (this.#active >= Math.max(1, Math.floor(this.#allowed))) return;
+      const now = performance.now();
+      const wakeAt = Math.max(this.#pausedUntil, this.#nextStart);
+      if (wakeAt > now) {
+        this.#timer = setTimeout(() => {
+          this.#timer = null;
+          this.#pump();
+        }, wakeAt - now);
+        return;
+      }
+      const waiter = this.#waiters.shift();
+      if (!waiter) return;
+      if (this.#interval > 0) this.#nextStart = Math.max(now, this.#nextStart) + this.#interval;
+      this.#active += 1;
+      waiter.resolve(this.#slot(now));
+    }
+  }
+
+  #slot(startedAt: number): Slot {
+    let open = true;
+    const finish = (update: () => void) => {
+      if (!open) return;
+      open = false;
+      this.#active -= 1;
+      update();
+      this.#pump();
+    };
+    return {
+      done: () =>
+        finish(() => {
+          // Additive increase: about +1 per round trip's worth of successes.
+          if (this.#allowed < this.#max)
+            this.#setAllowed(Math.min(this.#max, this.#allowed + 1 / this.#allowed));
+        }),
+      congested: (pauseMs) =>
+        finish(() => {
+          this.#pausedUntil = Math.max(this.#pausedUntil, performance.now() + pauseMs);
+          // Requests sent before the last cut were sent at the old rate: one cut per episode.
+          if (startedAt > this.#decreasedAt) {
+            this.#decreasedAt = performance.now();
+            this.#setAllowed(Math.max(1, this.#allowed / 2));
+          }
+        }),
+      release: () => finish(() => {}),
+    };
+  }
+
+  #setAllowed(value: number): void {
+    const before = Math.floor(this.#allowed);
+    this.#allowed = value;
+    if (Math.floor(value) !== before) this.#onChange?.(Math.floor(value));
+  }
+}
