@@ -81,6 +81,20 @@ describe("endpoint faults", () => {
     expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
   }, 60_000);
 
+  it("backs off when the endpoint rate-limits, instead of hammering it", async () => {
+    const images = await makeDistinctImages(dir, 150);
+    fake = await startFakeEndpoint({ rateLimit: { perSecond: 30, retryAfter: "1" } });
+    const result = await runCli(["photos", "-o", "out.csv", "-c", "32", "--retries", "20"], {
+      cwd: dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(result.code).toBe(0);
+    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    const limited = fake.requests.filter((r) => r.behavior === "rate-limit" || r.behavior === "429").length;
+    // The first burst meets the limit; after that the pool pauses and sends fewer at once.
+    expect(limited).toBeLessThan(fake.requests.length / 5);
+  }, 60_000);
+
   it("sends an image refused with 413 once more at a quarter of the pixels", async () => {
     await makeDistinctImages(dir, 1, "photos", 1200);
     fake = await startFakeEndpoint({

@@ -1,0 +1,130 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { AdaptiveLimiter, type Slot } from "../src/limiter.js";
+import { BoundedQueue } from "../src/queue.js";
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Acquires n slots, returning those granted so far without blocking the test. */
+function request(limiter: AdaptiveLimiter, n: number, signal?: AbortSignal) {
+  const granted: Slot[] = [];
+  const pending = Array.from({ length: n }, () =>
+    limiter.acquire(signal).then((slot) => {
+      if (slot) granted.push(slot);
+      return slot;
+    }),
+  );
+  return { granted, pending };
+}
+
+describe("AdaptiveLimiter", () => {
+  it("lets at most `concurrency` requests in flight", async () => {
+    const limiter = new AdaptiveLimiter({ concurrency: 3 });
+    const { granted } = request(limiter, 5);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(granted).toHaveLength(3);
+    granted[0]?.done();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(granted).toHaveLength(4);
+  });
+
+  it("halves on a rate limit, pauses everyone for the Retry-After, then grows back additively", async () => {
+    const changes: number[] = [];
+    const limiter = new AdaptiveLimiter({ concurrency: 8, onChange: (n) => changes.push(n) });
+    const first = request(limiter, 8);
+    await vi.advanceTimersByTimeAsync(0);
+    // All eight were sent together: their 429s are one episode, so one cut, not eight.
+    for (const slot of first.granted) slot.congested(1000);
+    expect(limiter.allowed).toBe(4);
+    const next = request(limiter, 8);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(next.granted).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(next.granted).toHaveLength(4);
+    // A 429 on a request sent after the cut is a new episode.
+    next.granted[0]?.congested(0);
+    expect(limiter.allowed).toBe(2);
+    // Every later request succeeds: about one more allowed per round trip's worth of successes.
+    let released = 1;
+    for (let round = 0; round < 60; round += 1) {
+      request(limiter, 1).pending[0]?.then((slot) => next.granted.push(slot as Slot));
+      await vi.advanceTimersByTimeAsync(0);
+      while (released < next.granted.length) next.granted[released++]?.done();
+    }
+    expect(limiter.allowed).toBe(8);
+    expect(changes[0]).toBe(4);
+    expect(changes.at(-1)).toBe(8);
+  });
+
+  it("never drops below one request in flight", async () => {
+    const limiter = new AdaptiveLimiter({ concurrency: 2 });
+    for (let i = 0; i < 5; i += 1) {
+      const { granted } = request(limiter, 1);
+      await vi.advanceTimersByTimeAsync(0);
+      granted[0]?.congested(0);
+    }
+    expect(limiter.allowed).toBe(1);
+  });
+
+  it("spaces request starts to honour --rpm", async () => {
+    const limiter = new AdaptiveLimiter({ concurrency: 10, rpm: 120 });
+    const { granted } = request(limiter, 4);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(granted).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(499);
+    expect(granted).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(granted).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(granted).toHaveLength(4);
+  });
+
+  it("gives a waiter null when its signal aborts", async () => {
+    const limiter = new AdaptiveLimiter({ concurrency: 1 });
+    const controller = new AbortController();
+    const { granted, pending } = request(limiter, 2, controller.signal);
+    await vi.advanceTimersByTimeAsync(0);
+    controller.abort();
+    expect(await pending[1]).toBeNull();
+    granted[0]?.done();
+    expect(limiter.active).toBe(0);
+  });
+});
+
+describe("BoundedQueue", () => {
+  it("holds at most `capacity` items, counting reservations, and drains in order after close", async () => {
+    const queue = new BoundedQueue<number>(2);
+    expect(await queue.reserve()).toBe(true);
+    expect(await queue.reserve()).toBe(true);
+    let third = false;
+    const thirdReserved = queue.reserve().then((ok) => {
+      third = ok;
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(third).toBe(false);
+    queue.push(1);
+    queue.push(2);
+    expect(await queue.shift()).toBe(1);
+    await thirdReserved;
+    expect(third).toBe(true);
+    queue.push(3);
+    queue.close();
+    expect(await queue.shift()).toBe(2);
+    expect(await queue.shift()).toBe(3);
+    expect(await queue.shift()).toBeNull();
+    expect(await queue.reserve()).toBe(false);
+  });
+
+  it("hands an item straight to a waiting taker", async () => {
+    const queue = new BoundedQueue<string>(1);
+    const taken = queue.shift();
+    await queue.reserve();
+    queue.push("a");
+    expect(await taken).toBe("a");
+    expect(await queue.reserve()).toBe(true);
+  });
+});
