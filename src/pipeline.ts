@@ -13,7 +13,7 @@ import { redactSecret } from "./redact.js";
 import { readFinishedWork, type StoredCaption } from "./resume.js";
 import { ConnectionBreaker, type SendContext, sendWithRetries } from "./send.js";
 import { discoverImages } from "./stages/discover.js";
-import { hashFile } from "./stages/hash.js";
+import { readAndHash } from "./stages/hash.js";
 import { prepareImage } from "./stages/prepare.js";
 import { buildCaptionRequest } from "./stages/request.js";
 import type {
@@ -307,10 +307,11 @@ export async function captionImages(
     const prepare = async (
       task: ImageTask,
       maxPixels: number,
+      bytes?: Buffer,
     ): Promise<PreparedImage | FailureRecord> => {
       try {
         const image = await prepareSlots(() =>
-          prepareImage(task.absPath, { ...options.prepare, maxPixels }),
+          prepareImage(task.absPath, { ...options.prepare, maxPixels }, bytes),
         );
         const { dataUrl: _, ...shape } = image;
         emit({ type: "prepared", path: task.path, image: shape });
@@ -405,12 +406,17 @@ export async function captionImages(
     const waitingCopies = new Set<Promise<void>>();
 
     /** Hashes, dedupes and prepares one image, then hands it to the senders. */
-    const produce = async (task: ImageTask, sha256: string, settle: Settle): Promise<void> => {
+    const produce = async (
+      task: ImageTask,
+      sha256: string,
+      bytes: Buffer | undefined,
+      settle: Settle,
+    ): Promise<void> => {
       if (!dryRun && !(await queue.reserve())) {
         settle(leaveUnfinished(task));
         return;
       }
-      const image = await prepare(task, options.prepare.maxPixels);
+      const image = await prepare(task, options.prepare.maxPixels, bytes);
       if (!("dataUrl" in image)) {
         if (!dryRun) queue.cancel();
         await recordFailure(image);
@@ -427,15 +433,16 @@ export async function captionImages(
     };
 
     const intake = async (task: ImageTask): Promise<void> => {
-      const sha256 = await hashFile(task.absPath);
-      // Unreadable: preparing it produces the error that says why.
-      if (sha256 === null) return produce(task, "", () => {});
+      const read = await readAndHash(task.absPath);
+      // Unreadable: preparing it from its path produces the error that says why.
+      if (read === null) return produce(task, "", undefined, () => {});
+      const { sha256, bytes } = read;
       const claim = duplicates.begin(sha256);
-      if (claim.first) return produce(task, sha256, claim.settle);
+      if (claim.first) return produce(task, sha256, bytes, claim.settle);
       // A copy holds no image while it waits for the first of its bytes to finish.
       const waiting = claim.outcome.then(async (earlier) => {
         if (earlier) await settleCopy(task, sha256, earlier);
-        else await produce(task, sha256, () => {});
+        else await produce(task, sha256, undefined, () => {});
       });
       waitingCopies.add(waiting);
       await waiting.finally(() => waitingCopies.delete(waiting)).catch(() => {});

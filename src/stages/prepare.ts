@@ -28,17 +28,21 @@ const ACCEPTED_FORMATS = new Set<Metadata["format"]>(["jpeg", "png", "webp", "gi
 /**
  * Reads an image from disk and returns it upright, opaque, sRGB 8-bit, shrunk to fit the pixel
  * budget and encoded as a data URL. Throws ImageError, with a stable code, for anything wrong with
- * the file; throws RangeError for invalid options.
+ * the file; throws RangeError for invalid options. `bytes`, when the caller has already read the
+ * file, saves reading it twice; `absPath` still names it in errors.
  */
 export async function prepareImage(
   absPath: string,
   options: PrepareOptions,
+  bytes?: Buffer,
 ): Promise<PreparedImage> {
   checkOptions(options);
-  const fileProblem = await findFileProblem(absPath);
-  if (fileProblem) throw fileProblem;
+  if (!bytes) {
+    const fileProblem = await findFileProblem(absPath);
+    if (fileProblem) throw fileProblem;
+  }
   try {
-    return await encodeImage(absPath, options);
+    return await encodeImage(bytes ?? absPath, options);
   } catch (error) {
     if (error instanceof ImageError) throw error;
     throw await classifyImageError(absPath, error);
@@ -84,8 +88,8 @@ export function targetSize(
   return { width: w, height: h };
 }
 
-async function encodeImage(absPath: string, options: PrepareOptions): Promise<PreparedImage> {
-  const image = sharp(absPath, {
+async function encodeImage(input: string | Buffer, options: PrepareOptions): Promise<PreparedImage> {
+  const image = sharp(input, {
     limitInputPixels: MAX_INPUT_PIXELS,
     failOn: FAIL_ON,
     // The servers ignore EXIF orientation, so the pixels themselves must be upright.

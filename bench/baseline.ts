@@ -1,0 +1,29 @@
+/**
+ * The floor P1 is measured against: the least a program can do to turn these files into what
+ * caption sends (auto-orient, shrink to the pixel budget, JPEG q90, base64), with the same
+ * parallelism, and nothing else. Run as its own process, like the CLI, so both pay start-up.
+ * Usage: tsx bench/baseline.ts FOLDER CONCURRENCY MAX_PIXELS
+ */
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+import pLimit from "p-limit";
+import sharp from "sharp";
+import { targetSize } from "../src/stages/prepare.js";
+
+const [folder = ".", concurrency = "8", maxPixels = "1806336"] = process.argv.slice(2);
+sharp.cache(false);
+const files = (await readdir(folder)).map((name) => path.join(folder, name));
+const limit = pLimit(Number(concurrency));
+let bytes = 0;
+await Promise.all(
+  files.map((file) =>
+    limit(async () => {
+      const image = sharp(file).rotate();
+      const { width = 1, height = 1 } = await image.metadata();
+      const size = targetSize(width, height, Number(maxPixels));
+      const jpeg = await image.resize(size.width, size.height, { fit: "fill" }).jpeg({ quality: 90 }).toBuffer();
+      bytes += jpeg.toString("base64").length;
+    }),
+  ),
+);
+process.stdout.write(`${JSON.stringify({ files: files.length, bytes })}\n`);

@@ -1,0 +1,409 @@
+/**
+ * `npm run bench`: measures caption against the limits that bind a captioning run, each figure as
+ * a ratio to a baseline measured in the same run on the same machine. Writes bench/results.json
+ * and prints a table. BENCH_QUICK=1 runs smaller sets (for trying the bench, not for figures).
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import sharp from "sharp";
+import { DEFAULT_MAX_PIXELS } from "../src/config.js";
+import { prepareImage } from "../src/stages/prepare.js";
+import { buildCaptionRequest } from "../src/stages/request.js";
+import { CAPTION_COLUMNS } from "../src/writers/index.js";
+import { type FakeEndpoint, type FakeEndpointOptions, startFakeEndpoint } from "../test/helpers/fake-endpoint.js";
+import { photoLike, writeVariants } from "./images.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const CLI = path.join(ROOT, "bin", "caption.js");
+const QUICK = process.env.BENCH_QUICK === "1";
+const scale = (full: number, quick: number) => (QUICK ? quick : full);
+
+interface Figure {
+  id: string;
+  name: string;
+  value: number;
+  target: string;
+  met: boolean;
+  detail: string;
+}
+
+interface Measured {
+  code: number | null;
+  wallMs: number;
+  peakRssMb: number;
+  stdout: string;
+  stderr: string;
+}
+
+const figures: Figure[] = [];
+const log = (text: string) => process.stderr.write(`bench: ${text}\n`);
+
+/** Resident memory of a process and all its descendants, from /proc. */
+async function treeRss(pid: number): Promise<number> {
+  let total = 0;
+  const pending = [pid];
+  while (pending.length > 0) {
+    const current = pending.pop() as number;
+    try {
+      const status = await readFile(`/proc/${current}/status`, "utf8");
+      total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+      const tasks = await readFile(`/proc/${current}/task/${current}/children`, "utf8");
+      for (const child of tasks.trim().split(/\s+/).filter(Boolean)) pending.push(Number(child));
+    } catch {
+      // The process ended between two reads.
+    }
+  }
+  return total;
+}
+
+/** Runs a command to completion, timing it and sampling its process tree's memory. */
+function measure(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; shell?: boolean }): Promise<Measured> {
+  const started = performance.now();
+  const child: ChildProcess = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ["ignore", "pipe", "pipe"],
+    shell: options.shell ?? false,
+  });
+  let stdout = "";
+  let stderr = "";
+  let peak = 0;
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const sampler = setInterval(() => {
+    if (child.pid) void treeRss(child.pid).then((rss) => (peak = Math.max(peak, rss)));
+  }, 20);
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearInterval(sampler);
+      resolve({ code, wallMs: performance.now() - started, peakRssMb: peak / 2 ** 20, stdout, stderr });
+    });
+  });
+}
+
+function cliEnv(baseUrl: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("MINICPM_")) env[key] = value;
+  return { ...env, MINICPM_API_KEY: "bench-key", MINICPM_BASE_URL: baseUrl };
+}
+
+async function runCli(args: string[], cwd: string, baseUrl: string): Promise<Measured> {
+  const result = await measure(process.execPath, [CLI, ...args, "--quiet"], { cwd, env: cliEnv(baseUrl) });
+  if (result.code !== 0) throw new Error(`caption ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+  return result;
+}
+
+/** An endpoint that records when each request it lets through arrived. */
+async function endpoint(options: FakeEndpointOptions): Promise<{ fake: FakeEndpoint; arrivals: number[] }> {
+  const arrivals: number[] = [];
+  const fake = await startFakeEndpoint({
+    inspectImages: false,
+    keepBodies: false,
+    ...options,
+    respond: () => {
+      arrivals.push(performance.now());
+      return undefined;
+    },
+  });
+  return { fake, arrivals };
+}
+
+function record(figure: Omit<Figure, "met">, met: boolean): void {
+  figures.push({ ...figure, met });
+  log(`${figure.id} ${figure.name}: ${figure.value.toFixed(3)} (target ${figure.target}) ${met ? "met" : "NOT met"} — ${figure.detail}`);
+}
+
+function best<T extends { wallMs: number }>(runs: T[]): T {
+  return runs.reduce((a, b) => (b.wallMs < a.wallMs ? b : a));
+}
+
+/** Installs the peers' tools from Debian if missing: ImageMagick and Pillow. */
+function ensurePeerTools(): boolean {
+  const has = (command: string, args: string[], expect: RegExp) => {
+    try {
+      return expect.test(execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
+    } catch {
+      return false;
+    }
+  };
+  const ready = () =>
+    has("convert", ["-version"], /ImageMagick/) &&
+    has("/usr/bin/python3", ["-c", "import PIL; print('pil')"], /pil/) &&
+    has("curl", ["--version"], /curl/);
+  if (ready()) return true;
+  log("installing imagemagick, python3-pil and curl from Debian for P7…");
+  try {
+    execFileSync("apt-get", ["update", "-qq"], { stdio: "ignore" });
+    execFileSync("apt-get", ["install", "-y", "-qq", "imagemagick", "python3-pil", "curl"], {
+      stdio: "ignore",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
+  } catch (error) {
+    log(`could not install the peers' tools (${(error as Error).message}); P7 is skipped`);
+  }
+  return ready();
+}
+
+const work = await mkdtemp(path.join(os.tmpdir(), "caption-bench-"));
+const benchStarted = performance.now();
+try {
+  log(`working in ${work}${QUICK ? " (quick mode: small sets)" : ""}`);
+  const photo = await photoLike(4000, 3000);
+  const small = await photoLike(320, 240);
+
+  // P6 first: it needs nothing but the photo.
+  {
+    const file = path.join(work, "photo.jpg");
+    await writeFile(file, photo);
+    const image = await prepareImage(file, { maxPixels: DEFAULT_MAX_PIXELS, imageFormat: "jpeg" });
+    const body = JSON.stringify(
+      buildCaptionRequest(image.dataUrl, { model: "MiniCPM-V-4.6-Instruct", prompt: "Describe this image.", maxTokens: 512 }),
+    );
+    const uploaded = Buffer.byteLength(body);
+    const ratio = uploaded / photo.length;
+    record(
+      {
+        id: "P6",
+        name: "payload: bytes uploaded per 12 MP photo ÷ its file size",
+        value: ratio,
+        target: "≤ 0.125",
+        detail: `${(photo.length / 2 ** 20).toFixed(2)} MiB photo → ${(uploaded / 2 ** 20).toFixed(2)} MiB request (${image.width}×${image.height} JPEG q90, base64)`,
+      },
+      ratio <= 1 / 8,
+    );
+  }
+
+  // P1: the CLI against an instant endpoint vs the bare prepare loop, same files, same parallelism.
+  {
+    const count = scale(96, 24);
+    const folder = await writeVariants(path.join(work, "p1"), photo, count);
+    const { fake } = await endpoint({});
+    const baseline: Measured[] = [];
+    const ours: Measured[] = [];
+    for (let round = 0; round < 2; round += 1) {
+      baseline.push(
+        await measure(process.execPath, ["--import", "tsx", path.join(ROOT, "bench", "baseline.ts"), folder, "8", String(DEFAULT_MAX_PIXELS)], {
+          cwd: ROOT,
+        }),
+      );
+      ours.push(await runCli([folder, "-o", path.join(work, `p1-${round}.csv`), "-c", "8"], work, fake.baseUrl));
+    }
+    await fake.close();
+    const base = count / (best(baseline).wallMs / 1000);
+    const cli = count / (best(ours).wallMs / 1000);
+    record(
+      {
+        id: "P1",
+        name: "overhead: CLI images/s ÷ bare sharp prepare loop images/s (12 MP JPEGs, -c 8, instant endpoint)",
+        value: cli / base,
+        target: "≥ 0.9",
+        detail: `${cli.toFixed(1)} vs ${base.toFixed(1)} images/s over ${count} images, best of 2, both as fresh processes`,
+      },
+      cli / base >= 0.9,
+    );
+  }
+
+  // P2: a slow endpoint and small images: does the CLI keep -c requests in flight all the time?
+  for (const concurrency of [8, 32, 128]) {
+    const waves = 10;
+    const count = concurrency * waves;
+    const latency = 500;
+    const folder = await writeVariants(path.join(work, `p2-${concurrency}`), small, count);
+    const { fake, arrivals } = await endpoint({ latencyMs: latency });
+    await runCli([folder, "-o", path.join(work, `p2-${concurrency}.csv`), "-c", String(concurrency)], work, fake.baseUrl);
+    await fake.close();
+    const span = ((arrivals.at(-1) ?? 0) + latency - (arrivals[0] ?? 0)) / 1000;
+    const ratio = count / span / (concurrency / (latency / 1000));
+    record(
+      {
+        id: `P2 c=${concurrency}`,
+        name: `latency hiding: throughput ÷ (concurrency ÷ latency), 500 ms endpoint, -c ${concurrency}`,
+        value: ratio,
+        target: "≥ 0.95",
+        detail: `${count} images in ${span.toFixed(2)} s from first request to last reply; ideal ${(concurrency / (latency / 1000)).toFixed(0)}/s`,
+      },
+      ratio >= 0.95,
+    );
+  }
+
+  // P3: a rate-limited endpoint, the CLI started far above what it allows.
+  {
+    const rate = 40;
+    const count = scale(1000, 200);
+    const folder = await writeVariants(path.join(work, "p3"), small, count);
+    const { fake, arrivals } = await endpoint({ latencyMs: 20, rateLimit: { perSecond: rate, retryAfter: "1" } });
+    await runCli([folder, "-o", path.join(work, "p3.csv"), "-c", "64", "--retries", "30"], work, fake.baseUrl);
+    const limited = fake.requests.filter((r) => r.behavior === "rate-limit").length;
+    const total = fake.requests.length;
+    await fake.close();
+    const span = ((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0)) / 1000;
+    const goodput = (count - 1) / span;
+    record(
+      {
+        id: "P3 goodput",
+        name: `rate limit: goodput ÷ allowed rate (${rate}/s, Retry-After 1 s, -c 64)`,
+        value: goodput / rate,
+        target: "≥ 0.9",
+        detail: `${count} captions in ${span.toFixed(1)} s = ${goodput.toFixed(1)}/s`,
+      },
+      goodput / rate >= 0.9,
+    );
+    record(
+      {
+        id: "P3 429s",
+        name: "rate limit: share of requests answered 429",
+        value: limited / total,
+        target: "≤ 0.05",
+        detail: `${limited} of ${total} requests`,
+      },
+      limited / total <= 0.05,
+    );
+  }
+
+  // P4: peak memory of the CLI at -c 32 on 12 MP JPEGs, for a small and a ten times larger folder.
+  {
+    const { fake } = await endpoint({});
+    const peaks: number[] = [];
+    // The decode cost is what P1 measures; here a plainer 4000×3000 JPEG keeps 10k files on disk small.
+    const plain = await sharp({
+      create: { width: 4000, height: 3000, channels: 3, background: { r: 120, g: 140, b: 90 } },
+    })
+      .composite([{ input: small, left: 1200, top: 900 }])
+      .jpeg({ quality: 90 })
+      .toBuffer();
+    const sizes = [scale(1000, 100), scale(10_000, 1000)];
+    for (const count of sizes) {
+      const folder = await writeVariants(path.join(work, `p4-${count}`), plain, count);
+      const result = await runCli([folder, "-o", path.join(work, `p4-${count}.csv`), "-c", "32"], work, fake.baseUrl);
+      peaks.push(result.peakRssMb);
+      log(`P4 ${count} files: peak ${result.peakRssMb.toFixed(0)} MiB in ${(result.wallMs / 1000).toFixed(1)} s`);
+      await rm(folder, { recursive: true, force: true });
+    }
+    await fake.close();
+    const [few = 0, many = 0] = peaks;
+    record(
+      {
+        id: "P4 memory",
+        name: `memory: peak RSS at -c 32 on 4000×3000 JPEGs, ${sizes[1]} files`,
+        value: many,
+        target: "≤ 300 MiB",
+        detail: `${few.toFixed(0)} MiB for ${sizes[0]} files, ${many.toFixed(0)} MiB for ${sizes[1]}`,
+      },
+      many <= 300,
+    );
+    record(
+      {
+        id: "P4 flat",
+        name: `memory: peak RSS for ${sizes[1]} files ÷ for ${sizes[0]}`,
+        value: many / few,
+        target: "≤ 1.1 (flat)",
+        detail: "the same run as above",
+      },
+      many / few <= 1.1,
+    );
+  }
+
+  // P5 and P4's third figure: resuming over 100k finished rows.
+  {
+    const count = scale(100_000, 10_000);
+    const tiny = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#808080" } }).jpeg().toBuffer();
+    await writeVariants(path.join(work, "p5"), tiny, count);
+    const rows = [CAPTION_COLUMNS.join(",")];
+    for (let i = 0; i < count; i += 1) {
+      const name = `p5/img-${String(i).padStart(6, "0")}.jpg`;
+      rows.push(`${name},A grey square.,m,8,8,100,4,1,5,false,2026-11-25T00:00:00.000Z,${i.toString(16).padStart(64, "0")}`);
+    }
+    await writeFile(path.join(work, "p5.csv"), `${rows.join("\n")}\n`);
+    const { fake } = await endpoint({});
+    const runs: Measured[] = [];
+    for (let round = 0; round < 2; round += 1) runs.push(await runCli(["p5", "-o", "p5.csv"], work, fake.baseUrl));
+    const requests = fake.requests.length;
+    await fake.close();
+    const run = best(runs);
+    record(
+      {
+        id: "P5",
+        name: `resume: rerun over ${count} captioned rows, seconds to finish`,
+        value: run.wallMs / 1000,
+        target: "≤ 2 s, 0 requests",
+        detail: `${requests} requests sent; whole process, start-up included; best of 2`,
+      },
+      run.wallMs <= 2000 && requests === 0,
+    );
+    record(
+      {
+        id: "P4 resume",
+        name: `memory: peak RSS resuming over ${count} files`,
+        value: Math.max(...runs.map((r) => r.peakRssMb)),
+        target: "≤ 300 MiB",
+        detail: "discovery, reading OUT and the done set",
+      },
+      Math.max(...runs.map((r) => r.peakRssMb)) <= 300,
+    );
+    await rm(path.join(work, "p5"), { recursive: true, force: true });
+  }
+
+  // P7: the same job done the way a user would without this tool.
+  if (ensurePeerTools()) {
+    const count = scale(40, 12);
+    const folder = await writeVariants(path.join(work, "p7"), photo, count);
+    const { fake } = await endpoint({});
+    const ours = await runCli([folder, "-o", path.join(work, "p7.csv"), "-c", "8"], work, fake.baseUrl);
+    const pillow = await measure("/usr/bin/python3", [path.join(ROOT, "bench", "peers", "pillow_caption.py"), fake.baseUrl, folder, "8", path.join(work, "p7-pillow.csv")], { cwd: work });
+    const magick = await measure(
+      "bash",
+      ["-c", `ls -1 '${folder}'/* | xargs -P 8 -n 1 bash '${path.join(ROOT, "bench", "peers", "imagemagick_caption.sh")}' '${fake.baseUrl}'`],
+      { cwd: work },
+    );
+    await fake.close();
+    for (const [name, peer] of [
+      ["Python + Pillow + thread pool", pillow],
+      ["xargs -P + ImageMagick + curl", magick],
+    ] as const) {
+      if (peer.code !== 0) {
+        log(`P7 ${name} failed: ${peer.stderr.slice(0, 500)}`);
+        continue;
+      }
+      const ratio = peer.wallMs / ours.wallMs;
+      record(
+        {
+          id: `P7 ${name.split(" ")[0]}`,
+          name: `peers: our images/s ÷ ${name} (12 MP JPEGs, 8 at a time)`,
+          value: ratio,
+          target: "≥ 3",
+          detail: `${(count / (ours.wallMs / 1000)).toFixed(1)} vs ${(count / (peer.wallMs / 1000)).toFixed(1)} images/s over ${count} images`,
+        },
+        ratio >= 3,
+      );
+    }
+  }
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
+
+const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+const machine = `${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, Node ${process.version}, sharp ${sharp.versions.sharp} / libvips ${sharp.versions.vips}`;
+const results = {
+  date: new Date().toISOString(),
+  machine,
+  quick: QUICK,
+  seconds: Math.round((performance.now() - benchStarted) / 1000),
+  figures,
+};
+await writeFile(path.join(ROOT, "bench", "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+const table = [
+  `Machine: ${machine}${QUICK ? " — QUICK MODE, not for figures" : ""}; bench took ${results.seconds} s`,
+  "",
+  "| figure | value | target | met | detail |",
+  "| --- | --- | --- | --- | --- |",
+  ...figures.map((f) => `| ${f.id}: ${f.name} | ${f.value.toFixed(3)} | ${f.target} | ${f.met ? "yes" : "**no**"} | ${f.detail} |`),
+];
+process.stdout.write(`${table.join("\n")}\n`);
