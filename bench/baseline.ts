@@ -21,7 +21,10 @@ await Promise.all(
       const image = sharp(file).rotate();
       const { width = 1, height = 1 } = await image.metadata();
       const size = targetSize(width, height, Number(maxPixels));
-      const jpeg = await image.resize(size.width, size.height, { fit: "fill" }).jpeg({ quality: 90 }).toBuffer();
+      const jpeg = await image
+        .resize(size.width, size.height, { fit: "fill" })
+        .jpeg({ quality: 90 })
+        .toBuffer();
       bytes += jpeg.toString("base64").length;
     }),
   ),

@@ -20,7 +20,9 @@ export async function photoLike(width: number, height: number, quality = 92): Pr
       raw[i + 2] = (128 + noise + 60 * Math.sin((x + y) / 91)) & 255;
     }
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality })
+    .toBuffer();
 }
 
 /**
@@ -42,7 +44,9 @@ export async function writeVariants(folder: string, jpeg: Buffer, count: number)
   for (let start = 0; start < count; start += batch) {
     const writes: Promise<void>[] = [];
     for (let i = start; i < Math.min(count, start + batch); i += 1) {
-      writes.push(writeFile(path.join(folder, `img-${String(i).padStart(6, "0")}.jpg`), variant(jpeg, i)));
+      writes.push(
+        writeFile(path.join(folder, `img-${String(i).padStart(6, "0")}.jpg`), variant(jpeg, i)),
+      );
     }
     await Promise.all(writes);
   }

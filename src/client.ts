@@ -29,8 +29,11 @@ export interface ChatReply {
 }
 
 export interface ChatClient {
-  /** One POST to `{baseUrl}/chat/completions`. Throws an ApiError subclass on any failure. */
-  chat(request: object, signal?: AbortSignal): Promise<ChatReply>;
+  /**
+   * One POST to `{baseUrl}/chat/completions`: `request` is the body as an object, or already
+   * serialised JSON bytes. Throws an ApiError subclass on any failure.
+   */
+  chat(request: object | Uint8Array, signal?: AbortSignal): Promise<ChatReply>;
 }
 
 /** Thrown when the caller's signal (not the timeout) ended the request. */
@@ -45,7 +48,7 @@ export function createClient(options: ClientOptions): ChatClient {
   if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
   const clean = (text: string) => redactSecret(text, options.apiKey);
 
-  async function chat(request: object, signal?: AbortSignal): Promise<ChatReply> {
+  async function chat(request: object | Uint8Array, signal?: AbortSignal): Promise<ChatReply> {
     if (signal?.aborted) throw new RequestCancelledError("cancelled");
     // A plain controller plus a timer we clear ourselves: AbortSignal.timeout() inside
     // AbortSignal.any() has been seen never to fire on Node 20 when a server hangs.
@@ -62,7 +65,7 @@ export function createClient(options: ClientOptions): ChatClient {
       const response = await doFetch(url, {
         method: "POST",
         headers,
-        body: JSON.stringify(request),
+        body: request instanceof Uint8Array ? request : JSON.stringify(request),
         signal: controller.signal,
       });
       const text = await response.text();

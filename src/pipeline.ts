@@ -15,7 +15,7 @@ import { ConnectionBreaker, type SendContext, sendWithRetries } from "./send.js"
 import { discoverImages } from "./stages/discover.js";
 import { readAndHash } from "./stages/hash.js";
 import { prepareImage } from "./stages/prepare.js";
-import { buildCaptionRequest } from "./stages/request.js";
+import { encodeCaptionRequest } from "./stages/request.js";
 import type {
   CaptionRecord,
   FailureRecord,
@@ -110,8 +110,8 @@ export interface RunSummary {
 export class RunControl {
   readonly #stop = new AbortController();
   readonly #abort = new AbortController();
-  readonly stopSignal = this.#stop.signal;
-  readonly abortSignal = this.#abort.signal;
+  readonly stopSignal: AbortSignal = this.#stop.signal;
+  readonly abortSignal: AbortSignal = this.#abort.signal;
 
   constructor() {
     // Every request in flight listens on these; at -c 64 that is 64 listeners, not a leak.
@@ -255,8 +255,10 @@ export async function captionImages(
       maxTokens: options.maxTokens,
       temperature: options.temperature,
     };
-    // Decoding is CPU-bound: more at once than there are cores only holds more pixels in memory.
-    const prepareSlots = pLimit(Math.max(1, Math.min(options.concurrency, availableParallelism())));
+    // Decoding is CPU-bound: one per core, plus one so a core never waits while another image's
+    // file is read or its result encoded; more would only hold more pixels in memory.
+    const decoders = Math.max(1, Math.min(options.concurrency, availableParallelism() + 1));
+    const prepareSlots = pLimit(decoders);
 
     const writeRecord = async (record: CaptionRecord, copyOf: string | null): Promise<boolean> => {
       try {
@@ -326,7 +328,7 @@ export async function captionImages(
       const { task, sha256 } = work;
       let image = work.image;
       for (let shrunk = false; ; shrunk = true) {
-        const request = buildCaptionRequest(image.dataUrl, requestOptions);
+        const request = encodeCaptionRequest(image.dataUrl, requestOptions);
         const outcome = await sendWithRetries(request, task.path, {
           ...send,
           onRetry: (attempt, delayMs, error) =>
@@ -401,7 +403,7 @@ export async function captionImages(
 
     // Prepared images wait here for a sender. Room is reserved before preparing, so at most
     // `prefetch` images are prepared ahead of the `concurrency` being sent.
-    const prefetch = Math.max(1, Math.min(options.concurrency, availableParallelism()));
+    const prefetch = decoders;
     const queue = new BoundedQueue<PreparedWork>(prefetch);
     const waitingCopies = new Set<Promise<void>>();
 

@@ -49,7 +49,7 @@ export class ConnectionBreaker {
 
 /** Sends one caption request, retrying what may be transient, until it succeeds or cannot. */
 export async function sendWithRetries(
-  request: object,
+  request: object | Uint8Array,
   label: string,
   context: SendContext,
 ): Promise<SendOutcome> {

@@ -90,7 +90,9 @@ describe("endpoint faults", () => {
     });
     expect(result.code).toBe(0);
     expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
-    const limited = fake.requests.filter((r) => r.behavior === "rate-limit" || r.behavior === "429").length;
+    const limited = fake.requests.filter(
+      (r) => r.behavior === "rate-limit" || r.behavior === "429",
+    ).length;
     // The first burst meets the limit; after that the pool pauses and sends fewer at once.
     expect(limited).toBeLessThan(fake.requests.length / 5);
   }, 60_000);

@@ -88,7 +88,10 @@ export function targetSize(
   return { width: w, height: h };
 }
 
-async function encodeImage(input: string | Buffer, options: PrepareOptions): Promise<PreparedImage> {
+async function encodeImage(
+  input: string | Buffer,
+  options: PrepareOptions,
+): Promise<PreparedImage> {
   const image = sharp(input, {
     limitInputPixels: MAX_INPUT_PIXELS,
     failOn: FAIL_ON,

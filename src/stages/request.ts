@@ -26,6 +26,26 @@ export function buildCaptionRequest(dataUrl: string, options: CaptionRequestOpti
   };
 }
 
+const DATA_URL_SLOT = "\u0000image\u0000";
+
+/**
+ * The same body as buildCaptionRequest, serialised to bytes without running the image through
+ * JSON.stringify: a data URL is half a megabyte of base64, which needs no escaping, so it is
+ * copied into place once instead of being scanned, escaped and re-encoded.
+ */
+export function encodeCaptionRequest(dataUrl: string, options: CaptionRequestOptions): Buffer {
+  const json = JSON.stringify(buildCaptionRequest(DATA_URL_SLOT, options));
+  const slot = json.indexOf(JSON.stringify(DATA_URL_SLOT));
+  const head = Buffer.from(json.slice(0, slot + 1), "utf8");
+  const tail = Buffer.from(json.slice(slot + JSON.stringify(DATA_URL_SLOT).length - 1), "utf8");
+  const body = Buffer.allocUnsafe(head.length + dataUrl.length + tail.length);
+  head.copy(body, 0);
+  // A data URL is pure ASCII, so latin1 writes it byte for byte.
+  body.write(dataUrl, head.length, "latin1");
+  tail.copy(body, head.length + dataUrl.length);
+  return body;
+}
+
 /** A text-only request, used by `caption check`. */
 export function buildTextRequest(
   text: string,

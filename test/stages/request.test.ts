@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { EmptyCaptionError, InvalidResponseError } from "../../src/errors.js";
-import { buildCaptionRequest, extractCaption } from "../../src/stages/request.js";
+import {
+  buildCaptionRequest,
+  encodeCaptionRequest,
+  extractCaption,
+} from "../../src/stages/request.js";
 
 function reply(message: Record<string, unknown>, finishReason: string | null = "stop", extra = {}) {
   return {
@@ -44,6 +48,21 @@ describe("buildCaptionRequest", () => {
       temperature: 0,
     });
     expect(body).toHaveProperty("temperature", 0);
+  });
+});
+
+describe("encodeCaptionRequest", () => {
+  it("produces exactly the JSON of buildCaptionRequest", () => {
+    const options = {
+      model: 'm "quoted" ünï',
+      prompt: "Describe\nthis 🎉",
+      maxTokens: 9,
+      temperature: 0.2,
+    };
+    const dataUrl = `data:image/jpeg;base64,${Buffer.from("some jpeg bytes").toString("base64")}`;
+    const bytes = encodeCaptionRequest(dataUrl, options);
+    expect(JSON.parse(bytes.toString("utf8"))).toEqual(buildCaptionRequest(dataUrl, options));
+    expect(bytes.toString("utf8")).toBe(JSON.stringify(buildCaptionRequest(dataUrl, options)));
   });
 });
 
