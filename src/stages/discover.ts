@@ -1,7 +1,7 @@
 import type { Stats } from "node:fs";
-import { stat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import path from "node:path";
-import fg, { type Entry } from "fast-glob";
+import fg from "fast-glob";
 import { UsageError } from "../errors.js";
 import type { ImageTask } from "../types.js";
 
@@ -38,39 +38,60 @@ export interface Discovery {
  * resource forks, which are not images despite the name.
  */
 export async function discoverImages(inputs: readonly string[], cwd: string): Promise<Discovery> {
-  // Keyed by device and inode: a file reached through several inputs, a hard link or a symlink
-  // loop (which the walk follows until the OS says ELOOP) is still one image.
+  // Keyed by the file's real location, so a file reached through several inputs, a symlink or a
+  // symlink loop is still one image.
   const found = new Map<string, ImageTask>();
   const missing: string[] = [];
   const emptyPatterns: string[] = [];
-  const add = (absPath: string, stats: Stats, input: string) => {
-    const key = `${stats.dev}:${stats.ino}`;
+  const walkedRoots: string[] = [];
+  const add = (key: string, absPath: string, input: string) => {
     if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath });
   };
-  const addEntries = (entries: Entry[], base: string, input: string): number => {
-    let added = 0;
+
+  /**
+   * Lists a folder from directory entries alone (no stat per file, which is what makes a 100k-file
+   * folder fast). Symlinks are the exception, checked one by one: a link to a folder is walked
+   * unless it leads back into one already walked (a loop, or the same photos twice); a broken
+   * link is kept, so the errors file says what it points to instead of the image vanishing.
+   */
+  const walk = async (absDir: string, input: string): Promise<void> => {
+    const real = await realpath(absDir);
+    if (walkedRoots.some((root) => real === root || real.startsWith(`${root}${path.sep}`))) return;
+    walkedRoots.push(real);
+    const entries = await fg("**/*", { ...FOLDER_WALK, cwd: absDir });
     for (const entry of entries) {
-      // Broken symlinks stay in, so the errors file can say what they point to instead of the
-      // image silently vanishing; folders named like images (x.jpg/) are walked, not captioned.
-      if (!entry.stats || entry.stats.isDirectory() || !isImagePath(entry.path)) continue;
-      add(path.resolve(base, entry.path), entry.stats, input);
-      added += 1;
+      const absPath = path.join(absDir, entry.path);
+      if (entry.dirent.isSymbolicLink()) {
+        const target = await statOrNull(absPath);
+        if (target?.isDirectory()) await walk(absPath, input);
+        else if (isImagePath(entry.path))
+          add(await realpath(absPath).catch(() => absPath), absPath, input);
+      } else if (!entry.dirent.isDirectory() && isImagePath(entry.path)) {
+        // Folders named like images (x.jpg/) are walked by fast-glob, not captioned.
+        add(absPath, absPath, input);
+      }
     }
-    return added;
   };
 
   for (const input of inputs) {
     const absInput = path.resolve(cwd, input);
     const stats = await statOrNull(absInput);
     if (stats?.isDirectory()) {
-      addEntries(await fg("**/*", { ...WALK, cwd: absInput }), absInput, input);
+      await walk(absInput, input);
     } else if (stats) {
       // A file named explicitly is taken whatever its extension: the user asked for it.
-      add(absInput, stats, input);
+      add(await realpath(absInput), absInput, input);
     } else if (fg.isDynamicPattern(input)) {
       const pattern = await escapeRealFolders(toPosix(input), cwd);
-      const entries = await fg(pattern, { ...WALK, cwd, caseSensitiveMatch: false });
-      if (addEntries(entries, cwd, input) === 0) emptyPatterns.push(input);
+      const entries = await fg(pattern, { ...PATTERN_WALK, cwd, caseSensitiveMatch: false });
+      let matched = 0;
+      for (const entry of entries) {
+        if (!entry.stats || entry.stats.isDirectory() || !isImagePath(entry.path)) continue;
+        const absPath = path.resolve(cwd, entry.path);
+        add(await realpath(absPath).catch(() => absPath), absPath, input);
+        matched += 1;
+      }
+      if (matched === 0) emptyPatterns.push(input);
     } else {
       missing.push(input);
     }
@@ -86,12 +107,21 @@ export async function discoverImages(inputs: readonly string[], cwd: string): Pr
   return { tasks, emptyPatterns };
 }
 
-const WALK = {
+const FOLDER_WALK = {
+  onlyFiles: false,
+  dot: false,
+  objectMode: true,
+  followSymbolicLinks: false,
+  // Unreadable folders are skipped rather than ending the whole run.
+  suppressErrors: true,
+} as const;
+
+// A pattern is matched by fast-glob through symlinked folders too (it stops at the OS's ELOOP).
+const PATTERN_WALK = {
   onlyFiles: false,
   dot: false,
   stats: true,
   followSymbolicLinks: true,
-  // Unreadable folders are skipped rather than ending the whole run.
   suppressErrors: true,
 } as const;
 
