@@ -21,7 +21,8 @@ export interface Slot {
  * One gate shared by every request of a run. It lets at most `allowed` requests be in flight,
  * where `allowed` starts at `-c`, halves when the server rate-limits and climbs back by about one
  * per round trip while it does not (AIMD, as TCP does); it holds every request back while the
- * server's Retry-After lasts; and it spaces request starts to honour `--rpm`.
+ * server's Retry-After lasts; once rate-limited it also paces request starts at the rate the
+ * server was seen to accept, probing slowly upwards; and it spaces request starts for `--rpm`.
  */
 export class AdaptiveLimiter {
   readonly #max: number;
@@ -35,6 +36,10 @@ export class AdaptiveLimiter {
   readonly #waiters: { resolve: (slot: Slot | null) => void; signal: AbortSignal | undefined }[] =
     [];
   #timer: NodeJS.Timeout | null = null;
+  /** When requests succeeded in the last second, to learn the rate the server allows. */
+  readonly #successes: number[] = [];
+  /** Requests per second the server has shown it accepts; null until it first rate-limits. */
+  #learnedRate: number | null = null;
 
   constructor(options: LimiterOptions) {
     this.#max = options.concurrency;
@@ -88,7 +93,8 @@ export class AdaptiveLimiter {
       }
       const waiter = this.#waiters.shift();
       if (!waiter) return;
-      if (this.#interval > 0) this.#nextStart = Math.max(now, this.#nextStart) + this.#interval;
+      const interval = Math.max(this.#interval, this.#learnedRate ? 1000 / this.#learnedRate : 0);
+      if (interval > 0) this.#nextStart = Math.max(now, this.#nextStart) + interval;
       this.#active += 1;
       waiter.resolve(this.#slot(now));
     }
@@ -106,17 +112,34 @@ export class AdaptiveLimiter {
     return {
       done: () =>
         finish(() => {
+          const now = performance.now();
+          this.#successes.push(now);
+          while ((this.#successes[0] ?? now) < now - 1000) this.#successes.shift();
           // Additive increase: about +1 per round trip's worth of successes.
-          if (this.#allowed < this.#max)
+          if (this.#allowed < this.#max) {
             this.#setAllowed(Math.min(this.#max, this.#allowed + 1 / this.#allowed));
+          }
+          // The learned pace creeps up about 2 % a second, probing for more.
+          if (this.#learnedRate !== null) this.#learnedRate += 0.02;
         }),
       congested: (pauseMs) =>
         finish(() => {
           this.#pausedUntil = Math.max(this.#pausedUntil, performance.now() + pauseMs);
           // Requests sent before the last cut were sent at the old rate: one cut per episode.
           if (startedAt > this.#decreasedAt) {
-            this.#decreasedAt = performance.now();
+            const now = performance.now();
+            this.#decreasedAt = now;
             this.#setAllowed(Math.max(1, this.#allowed / 2));
+            // With a fast server even one request in flight can outrun its rate limit, so the
+            // rate it just accepted (successes in the last second) becomes a pace as well.
+            // With no success to go by yet there is no rate to learn; the pause does the work.
+            const recent = this.#successes.filter((t) => t >= now - 1000).length;
+            if (recent > 0) {
+              this.#learnedRate =
+                this.#learnedRate === null
+                  ? recent
+                  : Math.max(1, Math.min(recent, this.#learnedRate * 0.85));
+            }
           }
         }),
       release: () => finish(() => {}),

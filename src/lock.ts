@@ -1,5 +1,4 @@
-import fs from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
@@ -20,28 +19,23 @@ const OWNER_FILE = "owner.json";
 /** A holder refreshes the lock's mtime every STALE_MS / 2; one that stopped for this long is gone. */
 const STALE_MS = 20_000;
 
-// proper-lockfile removes its lock folder with rmdir, which fails once owner.json is inside it.
-const lockFs = {
-  ...fs,
-  rmdir: (target: string, callback: (error: NodeJS.ErrnoException | null) => void) =>
-    fs.rm(target, { recursive: true, force: true }, callback),
-};
-
 /**
- * Makes sure only one run writes OUT at a time (two cron jobs overlapping, say). The lock is a
- * folder `<OUT>.lock` beside OUT; a lock left by a crashed run is taken over at once when its
- * process is gone from this machine, and after STALE_MS otherwise.
+ * Makes sure only one run writes OUT at a time (two cron jobs overlapping, say). The lock lives in
+ * a folder `<OUT>.lock` beside OUT: proper-lockfile's own lock (`held`, whose mtime it keeps
+ * fresh) and, next to it, who holds it. A lock left by a crashed run is taken over at once when
+ * its process is gone from this machine, and after STALE_MS otherwise.
  */
 export async function lockOutput(
   output: string,
   onWarning: (text: string) => void,
 ): Promise<OutputLock> {
   const lockPath = `${output}.lock`;
+  const held = path.join(lockPath, "held");
+  await mkdir(lockPath, { recursive: true });
   const options = {
     realpath: false,
-    lockfilePath: lockPath,
+    lockfilePath: held,
     stale: STALE_MS,
-    fs: lockFs,
     onCompromised: (error: Error) =>
       onWarning(
         `warning: lost the lock on ${path.basename(output)} (${error.message}); another run may start writing it`,
@@ -55,7 +49,7 @@ export async function lockOutput(
     const owner = await readOwner(lockPath);
     if (!owner || isAlive(owner)) throw lockedError(output, lockPath, owner);
     // The run that held it crashed: its process is gone from this very machine.
-    await rm(lockPath, { recursive: true, force: true });
+    await rm(held, { recursive: true, force: true });
     try {
       release = await lockfile.lock(output, options);
     } catch (retryError) {
@@ -69,7 +63,12 @@ export async function lockOutput(
     startedAt: new Date().toISOString(),
   };
   await writeFile(path.join(lockPath, OWNER_FILE), `${JSON.stringify(owner)}\n`);
-  return { release: () => release() };
+  return {
+    release: async () => {
+      await release();
+      await rm(lockPath, { recursive: true, force: true });
+    },
+  };
 }
 
 async function readOwner(lockPath: string): Promise<LockOwner | null> {

@@ -60,6 +60,26 @@ describe("AdaptiveLimiter", () => {
     expect(changes.at(-1)).toBe(8);
   });
 
+  it("once rate-limited after successes, paces starts at the rate the server accepted", async () => {
+    const limiter = new AdaptiveLimiter({ concurrency: 50 });
+    // Ten requests succeed within a second, then one is rate-limited.
+    for (let i = 0; i < 10; i += 1) {
+      const { granted } = request(limiter, 1);
+      await vi.advanceTimersByTimeAsync(50);
+      granted[0]?.done();
+    }
+    const { granted } = request(limiter, 1);
+    await vi.advanceTimersByTimeAsync(0);
+    granted[0]?.congested(0);
+    // Now starts are spaced about 100 ms apart (10/s), however many are waiting.
+    const next = request(limiter, 10);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(next.granted).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(450);
+    expect(next.granted.length).toBeGreaterThanOrEqual(4);
+    expect(next.granted.length).toBeLessThanOrEqual(6);
+  });
+
   it("never drops below one request in flight", async () => {
     const limiter = new AdaptiveLimiter({ concurrency: 2 });
     for (let i = 0; i < 5; i += 1) {
