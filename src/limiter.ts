@@ -11,8 +11,12 @@ export interface LimiterOptions {
 export interface Slot {
   /** The server answered (with anything but a rate limit). */
   done(): void;
-  /** The server said to slow down (429, or 503 with Retry-After), asking for this many ms of quiet. */
-  congested(pauseMs: number): void;
+  /**
+   * The server said to slow down (429, or 503 with Retry-After), asking for this many ms of quiet.
+   * `metered` says it named a wait of a second or more itself, the mark of a real rate limit
+   * rather than a passing overload.
+   */
+  congested(pauseMs: number, metered: boolean): void;
   /** No answer to learn from (connection error, cancelled). */
   release(): void;
 }
@@ -119,10 +123,10 @@ export class AdaptiveLimiter {
           if (this.#allowed < this.#max) {
             this.#setAllowed(Math.min(this.#max, this.#allowed + 1 / this.#allowed));
           }
-          // The learned pace creeps up about 2 % a second, probing for more.
-          if (this.#learnedRate !== null) this.#learnedRate += 0.02;
+          // The learned pace climbs about 10 % a second (0.1 a success at that rate), probing.
+          if (this.#learnedRate !== null) this.#learnedRate += 0.1;
         }),
-      congested: (pauseMs) =>
+      congested: (pauseMs, metered) =>
         finish(() => {
           this.#pausedUntil = Math.max(this.#pausedUntil, performance.now() + pauseMs);
           // Requests sent before the last cut were sent at the old rate: one cut per episode.
@@ -130,15 +134,12 @@ export class AdaptiveLimiter {
             const now = performance.now();
             this.#decreasedAt = now;
             this.#setAllowed(Math.max(1, this.#allowed / 2));
-            // With a fast server even one request in flight can outrun its rate limit, so the
-            // rate it just accepted (successes in the last second) becomes a pace as well.
-            // With no success to go by yet there is no rate to learn; the pause does the work.
+            // With a fast server even one request in flight can outrun a rate limit, so the
+            // rate it just accepted (successes in the last second) becomes a pace as well. With
+            // no success to go by yet there is no rate to learn; the pause does the work.
             const recent = this.#successes.filter((t) => t >= now - 1000).length;
-            if (recent > 0) {
-              this.#learnedRate =
-                this.#learnedRate === null
-                  ? recent
-                  : Math.max(1, Math.min(recent, this.#learnedRate * 0.85));
+            if (metered && recent > 0) {
+              this.#learnedRate = Math.min(recent, this.#learnedRate ?? recent);
             }
           }
         }),

@@ -1,5 +1,6 @@
 import { type ChatClient, type ChatReply, RequestCancelledError } from "./client.js";
 import {
+  type ApiError,
   AuthError,
   ConnectionError,
   RateLimitError,
@@ -7,7 +8,7 @@ import {
   ServerError,
 } from "./errors.js";
 import type { AdaptiveLimiter } from "./limiter.js";
-import { retryDelay, shouldRetry } from "./retry.js";
+import { retryDelay, serverRequestedDelay, shouldRetry } from "./retry.js";
 import { type ExtractedCaption, extractCaption } from "./stages/request.js";
 
 export type SendOutcome =
@@ -62,8 +63,10 @@ export async function sendWithRetries(
         reply = await context.client.chat(request, context.abortSignal);
         slot.done();
       } catch (error) {
-        if (isSlowDown(error)) slot.congested(retryDelay(attempt, error));
-        else if (error instanceof ConnectionError || error instanceof RequestCancelledError)
+        if (isSlowDown(error)) {
+          const asked = serverRequestedDelay((error as ApiError).headers);
+          slot.congested(retryDelay(attempt, error), asked !== null && asked >= 1000);
+        } else if (error instanceof ConnectionError || error instanceof RequestCancelledError)
           slot.release();
         else slot.done();
         throw error;

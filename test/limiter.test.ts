@@ -38,7 +38,7 @@ describe("AdaptiveLimiter", () => {
     const first = request(limiter, 8);
     await vi.advanceTimersByTimeAsync(0);
     // All eight were sent together: their 429s are one episode, so one cut, not eight.
-    for (const slot of first.granted) slot.congested(1000);
+    for (const slot of first.granted) slot.congested(1000, false);
     expect(limiter.allowed).toBe(4);
     const next = request(limiter, 8);
     await vi.advanceTimersByTimeAsync(999);
@@ -46,7 +46,7 @@ describe("AdaptiveLimiter", () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(next.granted).toHaveLength(4);
     // A 429 on a request sent after the cut is a new episode.
-    next.granted[0]?.congested(0);
+    next.granted[0]?.congested(0, false);
     expect(limiter.allowed).toBe(2);
     // Every later request succeeds: about one more allowed per round trip's worth of successes.
     let released = 1;
@@ -70,7 +70,7 @@ describe("AdaptiveLimiter", () => {
     }
     const { granted } = request(limiter, 1);
     await vi.advanceTimersByTimeAsync(0);
-    granted[0]?.congested(0);
+    granted[0]?.congested(0, true);
     // Now starts are spaced about 100 ms apart (10/s), however many are waiting.
     const next = request(limiter, 10);
     await vi.advanceTimersByTimeAsync(0);
@@ -80,12 +80,27 @@ describe("AdaptiveLimiter", () => {
     expect(next.granted.length).toBeLessThanOrEqual(6);
   });
 
+  it("does not pace after a passing overload that names no real wait", async () => {
+    const limiter = new AdaptiveLimiter({ concurrency: 50 });
+    for (let i = 0; i < 10; i += 1) {
+      const { granted } = request(limiter, 1);
+      await vi.advanceTimersByTimeAsync(50);
+      granted[0]?.done();
+    }
+    const { granted } = request(limiter, 1);
+    await vi.advanceTimersByTimeAsync(0);
+    granted[0]?.congested(0, false);
+    const next = request(limiter, 10);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(next.granted).toHaveLength(10);
+  });
+
   it("never drops below one request in flight", async () => {
     const limiter = new AdaptiveLimiter({ concurrency: 2 });
     for (let i = 0; i < 5; i += 1) {
       const { granted } = request(limiter, 1);
       await vi.advanceTimersByTimeAsync(0);
-      granted[0]?.congested(0);
+      granted[0]?.congested(0, false);
     }
     expect(limiter.allowed).toBe(1);
   });
