@@ -278,13 +278,20 @@ function friendlyUsage(message: string): string {
   return message;
 }
 
-function loadConfig(args: Record<string, unknown>, context: CliContext): CaptionConfig {
-  return resolveConfig({
+/** The run's config; from here on the key it names is masked in everything printed. */
+function loadConfig(
+  args: Record<string, unknown>,
+  context: CliContext,
+  reporter: Reporter,
+): CaptionConfig {
+  const config = resolveConfig({
     flags: settingFlags(args),
     env: context.env,
     cwd: context.cwd,
     configFile: typeof args.config === "string" ? args.config : undefined,
   });
+  reporter.setSecret(config.apiKey);
+  return config;
 }
 
 /** The format named by --format, else the one OUT's extension implies. */
@@ -309,8 +316,7 @@ async function runCaption(
   context: CliContext,
   reporter: Reporter,
 ): Promise<number> {
-  const config = loadConfig(args, context);
-  reporter.setSecret(config.apiKey);
+  const config = loadConfig(args, context, reporter);
   const problems: string[] = [];
   if (!config.output) {
     problems.push("-o/--output is required: where to write the captions, e.g. -o captions.csv");
@@ -420,8 +426,7 @@ async function runCheck(
   context: CliContext,
   reporter: Reporter,
 ): Promise<number> {
-  const config = loadConfig(args, context);
-  reporter.setSecret(config.apiKey);
+  const config = loadConfig(args, context, reporter);
   const problems = missingKey(config);
   if (problems.length > 0) throw new UsageError(problems);
   const client = createClient({

@@ -2,13 +2,13 @@ import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ImageError } from "../../src/errors.js";
 import { sniffFormat } from "../../src/stages/image-errors.js";
 import { prepareImage, targetSize } from "../../src/stages/prepare.js";
 import type { PreparedImage, PrepareOptions } from "../../src/types.js";
+import { decompressionBomb } from "../helpers/hostile-files.js";
 
 const BUDGET = 1_806_336;
 const fixtures = fileURLToPath(new URL("../../fixtures/", import.meta.url));
@@ -57,32 +57,6 @@ async function expectImageError(promise: Promise<unknown>, code: string, path: s
   expect(error.message).not.toContain(path);
   expect(error.message).toMatch(/^the file /);
   return error;
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([length, body, crc]);
-}
-
-/** A valid 1-bit 20000×20000 PNG: 400 megapixels of black in about 50 KB. */
-function decompressionBomb(): Buffer {
-  const side = 20_000;
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(side, 0);
-  header.writeUInt32BE(side, 4);
-  header[8] = 1; // bit depth
-  header[9] = 0; // greyscale
-  const rows = Buffer.alloc((1 + side / 8) * side);
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk("IHDR", header),
-    pngChunk("IDAT", deflateSync(rows)),
-    pngChunk("IEND", Buffer.alloc(0)),
-  ]);
 }
 
 describe("targetSize", () => {
