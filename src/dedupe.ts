@@ -5,7 +5,9 @@ import type { FailureRecord, OutputFormat } from "./types.js";
 export type ImageOutcome =
   | { kind: "captioned"; stored: StoredCaption }
   | { kind: "failed"; failure: FailureRecord }
-  | { kind: "unfinished" };
+  | { kind: "unfinished" }
+  /** Dry run: prepared and counted, not sent. */
+  | { kind: "dry" };
 
 /**
  * Remembers, by content hash, which images are captioned (in OUT, from this run or an earlier
@@ -15,6 +17,7 @@ export type ImageOutcome =
 export class DuplicateTracker {
   readonly #captioned: Set<string>;
   readonly #failed = new Map<string, FailureRecord>();
+  readonly #dry = new Set<string>();
   readonly #inFlight = new Map<string, Promise<ImageOutcome>>();
   #stored: Promise<Map<string, StoredCaption>> | null = null;
 
@@ -42,6 +45,7 @@ export class DuplicateTracker {
     if (pending) return { first: false, outcome: pending };
     const failure = this.#failed.get(hash);
     if (failure) return { first: false, outcome: Promise.resolve({ kind: "failed", failure }) };
+    if (this.#dry.has(hash)) return { first: false, outcome: Promise.resolve({ kind: "dry" }) };
     if (this.#captioned.has(hash)) {
       const outcome = this.#lookup(hash).then((stored): ImageOutcome | null =>
         stored ? { kind: "captioned", stored } : null,
@@ -58,6 +62,8 @@ export class DuplicateTracker {
         this.#stored = null;
       } else if (outcome.kind === "failed") {
         this.#failed.set(hash, outcome.failure);
+      } else if (outcome.kind === "dry") {
+        this.#dry.add(hash);
       }
       resolve(outcome);
     };

@@ -7,6 +7,12 @@ export interface LimiterOptions {
   onChange?: (allowed: number) => void;
 }
 
+interface Waiter {
+  resolve: (slot: Slot | null) => void;
+  signal: AbortSignal | undefined;
+  onAbort: () => void;
+}
+
 /** A permit to send one request; say how it went when it is over. */
 export interface Slot {
   /** The server answered (with anything but a rate limit). */
@@ -37,8 +43,7 @@ export class AdaptiveLimiter {
   #pausedUntil = 0;
   #nextStart = 0;
   #decreasedAt = Number.NEGATIVE_INFINITY;
-  readonly #waiters: { resolve: (slot: Slot | null) => void; signal: AbortSignal | undefined }[] =
-    [];
+  readonly #waiters: Waiter[] = [];
   #timer: NodeJS.Timeout | null = null;
   /** When requests succeeded in the last second, to learn the rate the server allows. */
   readonly #successes: number[] = [];
@@ -65,19 +70,22 @@ export class AdaptiveLimiter {
   acquire(signal?: AbortSignal): Promise<Slot | null> {
     if (signal?.aborted) return Promise.resolve(null);
     return new Promise((resolve) => {
-      const waiter = { resolve, signal };
-      this.#waiters.push(waiter);
-      signal?.addEventListener(
-        "abort",
-        () => {
+      const waiter: Waiter = {
+        resolve,
+        signal,
+        onAbort: () => {
           const index = this.#waiters.indexOf(waiter);
-          if (index !== -1) {
-            this.#waiters.splice(index, 1);
-            resolve(null);
+          if (index !== -1) this.#waiters.splice(index, 1);
+          resolve(null);
+          // A pending wake-up with nobody left to wake would keep the process alive for nothing.
+          if (this.#waiters.length === 0 && this.#timer) {
+            clearTimeout(this.#timer);
+            this.#timer = null;
           }
         },
-        { once: true },
-      );
+      };
+      this.#waiters.push(waiter);
+      signal?.addEventListener("abort", waiter.onAbort, { once: true });
       this.#pump();
     });
   }
@@ -97,6 +105,7 @@ export class AdaptiveLimiter {
       }
       const waiter = this.#waiters.shift();
       if (!waiter) return;
+      waiter.signal?.removeEventListener("abort", waiter.onAbort);
       const interval = Math.max(this.#interval, this.#learnedRate ? 1000 / this.#learnedRate : 0);
       if (interval > 0) this.#nextStart = Math.max(now, this.#nextStart) + interval;
       this.#active += 1;

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
@@ -65,8 +65,11 @@ export async function lockOutput(
   await writeFile(path.join(lockPath, OWNER_FILE), `${JSON.stringify(owner)}\n`);
   return {
     release: async () => {
+      // Owner first, then proper-lockfile's folder, then ours only if empty: a run that took the
+      // lock in between keeps it.
+      await rm(path.join(lockPath, OWNER_FILE), { force: true });
       await release();
-      await rm(lockPath, { recursive: true, force: true });
+      await rmdir(lockPath).catch(() => {});
     },
   };
 }

@@ -174,7 +174,7 @@ export async function captionImages(
     }
   }
   let out: RecordWriter<CaptionRecord> | null = null;
-  let errors: RecordWriter<FailureRecord> | null = null;
+  let errorsOpening: Promise<RecordWriter<FailureRecord>> | null = null;
   let cursor = 0;
   let todo: ImageTask[] = [];
   try {
@@ -284,11 +284,11 @@ export async function captionImages(
       emit({ type: "failed", failure });
       if (dryRun) return;
       try {
-        if (!errors) {
-          await createFolderOf(options.errorsPath);
-          errors = await openJsonlWriter<FailureRecord>(options.errorsPath);
-        }
-        await errors.write(failure);
+        // Opened once, on the first failure, however many arrive together.
+        errorsOpening ??= createFolderOf(options.errorsPath).then(() =>
+          openJsonlWriter<FailureRecord>(options.errorsPath),
+        );
+        await (await errorsOpening).write(failure);
       } catch (error) {
         abortRun(
           new RunAbortedError(
@@ -383,6 +383,7 @@ export async function captionImages(
 
     /** Gives a copy of an already-handled image the same result, without a request. */
     const settleCopy = async (task: ImageTask, sha256: string, earlier: ImageOutcome) => {
+      if (earlier.kind === "dry") return;
       if (earlier.kind === "unfinished") {
         if (!dryRun) leaveUnfinished(task);
         return;
@@ -418,6 +419,12 @@ export async function captionImages(
         settle(leaveUnfinished(task));
         return;
       }
+      // Room came free because a stop is draining the queue: decoding now would be thrown away.
+      if (!dryRun && control.stopSignal.aborted) {
+        queue.cancel();
+        settle(leaveUnfinished(task));
+        return;
+      }
       const image = await prepare(task, options.prepare.maxPixels, bytes);
       if (!("dataUrl" in image)) {
         if (!dryRun) queue.cancel();
@@ -428,7 +435,7 @@ export async function captionImages(
       if (dryRun) {
         summary.prepared += 1;
         summary.preparedBytes += image.bytes;
-        settle({ kind: "unfinished" });
+        settle({ kind: "dry" });
         return;
       }
       queue.push({ task, sha256, image, settle });
@@ -441,13 +448,15 @@ export async function captionImages(
       const { sha256, bytes } = read;
       const claim = duplicates.begin(sha256);
       if (claim.first) return produce(task, sha256, bytes, claim.settle);
-      // A copy holds no image while it waits for the first of its bytes to finish.
-      const waiting = claim.outcome.then(async (earlier) => {
-        if (earlier) await settleCopy(task, sha256, earlier);
-        else await produce(task, sha256, undefined, () => {});
-      });
+      // A copy holds no image while it waits for the first of its bytes to finish, and the
+      // producer goes on to the next file meanwhile.
+      const waiting = claim.outcome
+        .then(async (earlier) => {
+          if (earlier) await settleCopy(task, sha256, earlier);
+          else await produce(task, sha256, undefined, () => {});
+        })
+        .finally(() => waitingCopies.delete(waiting));
       waitingCopies.add(waiting);
-      await waiting.finally(() => waitingCopies.delete(waiting)).catch(() => {});
     };
 
     const producer = async () => {
@@ -461,21 +470,43 @@ export async function captionImages(
     const sender = async () => {
       for (let work = await queue.shift(); work; work = await queue.shift()) {
         // Once a stop is asked for, prepared images are left for the next run, not sent.
-        work.settle(control.stopSignal.aborted ? leaveUnfinished(work.task) : await sendOne(work));
+        if (control.stopSignal.aborted) {
+          work.settle(leaveUnfinished(work.task));
+          continue;
+        }
+        try {
+          work.settle(await sendOne(work));
+        } catch (error) {
+          // Copies waiting on this image must not wait forever.
+          work.settle(leaveUnfinished(work.task));
+          throw error;
+        }
       }
     };
-    const senders = dryRun
-      ? []
-      : Array.from({ length: Math.min(options.concurrency, todo.length) }, () => sender());
-    await Promise.all(Array.from({ length: Math.min(prefetch, todo.length) }, () => producer()));
-    while (waitingCopies.size > 0) await Promise.allSettled([...waitingCopies]);
-    queue.close();
-    await Promise.all(senders);
+    const senders = Promise.all(
+      dryRun
+        ? []
+        : Array.from({ length: Math.min(options.concurrency, todo.length) }, () => sender()),
+    );
+    // Handled now, so a failing sender cannot become an unhandled rejection while producers run.
+    senders.catch(() => {});
+    // Whatever happens to the producers, the senders are let finish before OUT is closed.
+    let producerFailure: unknown = null;
+    try {
+      await Promise.all(Array.from({ length: Math.min(prefetch, todo.length) }, () => producer()));
+      while (waitingCopies.size > 0) await Promise.all([...waitingCopies]);
+    } catch (error) {
+      producerFailure = error;
+    } finally {
+      queue.close();
+    }
+    await senders;
+    if (producerFailure) throw producerFailure;
   } finally {
-    await Promise.allSettled([
-      out?.close(),
-      (errors as RecordWriter<FailureRecord> | null)?.close(),
-    ]);
+    const errors = await (errorsOpening as Promise<RecordWriter<FailureRecord>> | null)?.catch(
+      () => null,
+    );
+    await Promise.allSettled([out?.close(), errors?.close()]);
     await lock?.release().catch(() => {});
   }
   if (!dryRun) summary.unfinished += todo.length - cursor;

@@ -229,6 +229,23 @@ describe("crash safety", () => {
     expect(fake.requests.length).toBeLessThanOrEqual(images.length + crashes * (concurrency + 1));
   }, 120_000);
 
+  it("on SIGINT does not sit out a long Retry-After before exiting", async () => {
+    await makeDistinctImages(dir, 6);
+    fake = await startFakeEndpoint({ script: [{ kind: "rate-limit", retryAfter: "40" }] });
+    const child = startCli(["photos", "-o", "out.csv", "-c", "2"], {
+      cwd: dir,
+      baseUrl: fake.baseUrl,
+    });
+    const done = collect(child);
+    while (!fake.requests.some((r) => r.behavior === "rate-limit")) await wait(10);
+    await wait(200);
+    child.kill("SIGINT");
+    // The test's own 15 s limit is the check: waiting out the 40 s pause would fail it.
+    const result = await done;
+    expect(result.code).toBe(130);
+    expect(result.stderr).toMatch(/left for the next run/);
+  }, 15_000);
+
   it("on SIGTERM finishes the requests in flight, flushes and exits 143", async () => {
     const images = await makeDistinctImages(dir, 20);
     fake = await startFakeEndpoint({ latencyMs: 300 });
@@ -414,6 +431,20 @@ describe("CSV formula guard", () => {
 });
 
 describe("content-hash dedup", () => {
+  it("counts copies once in a dry run", async () => {
+    await makeDistinctImages(dir, 3);
+    for (const name of ["c1", "c2", "c3", "c4"]) {
+      await copyFile(path.join(dir, "photos/img-0000.jpg"), path.join(dir, `photos/${name}.jpg`));
+    }
+    const result = await runCli(["photos", "-o", "out.csv", "--dry-run", "-c", "1"], {
+      cwd: dir,
+      baseUrl: "http://127.0.0.1:9/v1",
+    });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/dry run: 3 images would be sent/);
+    expect(result.stdout.trim().split("\n")).toHaveLength(3);
+  });
+
   it("sends identical bytes once per run and across runs, giving every path its row", async () => {
     await makeDistinctImages(dir, 2);
     await copyFile(path.join(dir, "photos/img-0000.jpg"), path.join(dir, "photos/same-a.jpg"));
