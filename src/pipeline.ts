@@ -247,7 +247,8 @@ export async function captionImages(
         rpm: options.rpm,
         onChange: (allowed) => emit({ type: "concurrency", allowed }),
       }),
-      onRetry: () => {},
+      onRetry: (path, attempt, delayMs, error) =>
+        emit({ type: "retrying", path, attempt, delayMs, reason: messageOf(error) }),
     };
     const requestOptions = {
       model: options.model,
@@ -329,11 +330,7 @@ export async function captionImages(
       let image = work.image;
       for (let shrunk = false; ; shrunk = true) {
         const request = encodeCaptionRequest(image.dataUrl, requestOptions);
-        const outcome = await sendWithRetries(request, task.path, {
-          ...send,
-          onRetry: (attempt, delayMs, error) =>
-            emit({ type: "retrying", path: task.path, attempt, delayMs, reason: messageOf(error) }),
-        });
+        const outcome = await sendWithRetries(request, task.path, send);
         if (outcome.kind === "unfinished") {
           if (outcome.abort) abortRun(outcome.abort);
           return leaveUnfinished(task);

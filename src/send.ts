@@ -1,6 +1,6 @@
 import { type ChatClient, type ChatReply, RequestCancelledError } from "./client.js";
 import {
-  type ApiError,
+  ApiError,
   AuthError,
   ConnectionError,
   RateLimitError,
@@ -27,7 +27,8 @@ export interface SendContext {
   breaker: ConnectionBreaker;
   /** Shared by every request of the run: concurrency, backing off, --rpm. */
   limiter: AdaptiveLimiter;
-  onRetry: (attempt: number, delayMs: number, error: unknown) => void;
+  /** Told before each wait for another attempt at the request for `label`. */
+  onRetry: (label: string, attempt: number, delayMs: number, error: unknown) => void;
 }
 
 /**
@@ -58,28 +59,24 @@ export async function sendWithRetries(
     const slot = await context.limiter.acquire(context.stopSignal);
     if (!slot) return { kind: "unfinished" };
     try {
-      let reply: ChatReply;
-      try {
-        reply = await context.client.chat(request, context.abortSignal);
-        slot.done();
-      } catch (error) {
-        if (isSlowDown(error)) {
-          const asked = serverRequestedDelay((error as ApiError).headers);
-          slot.congested(retryDelay(attempt, error), asked !== null && asked >= 1000);
-        } else if (error instanceof ConnectionError || error instanceof RequestCancelledError)
-          slot.release();
-        else slot.done();
-        throw error;
-      }
+      const reply = await context.client.chat(request, context.abortSignal);
+      slot.done();
       context.breaker.reachable();
       return { kind: "captioned", reply, extracted: extractCaption(reply.body), attempts: attempt };
     } catch (error) {
-      if (error instanceof RequestCancelledError) return { kind: "unfinished" };
-      if (error instanceof ConnectionError) {
-        if (context.breaker.unreachable())
-          return { kind: "unfinished", abort: unreachable(error, attempt, label, true) };
-      } else {
-        context.breaker.reachable();
+      // Settling a slot twice is a no-op, so a reply that failed extraction stays `done`.
+      if (error instanceof RequestCancelledError) {
+        slot.release();
+        return { kind: "unfinished" };
+      }
+      const delayMs = retryDelay(attempt, error);
+      if (isSlowDown(error)) slot.congested(delayMs, isMetered(error));
+      else if (error instanceof ConnectionError) slot.release();
+      else slot.done();
+
+      if (!(error instanceof ConnectionError && error.refused)) context.breaker.reachable();
+      else if (context.breaker.unreachable()) {
+        return { kind: "unfinished", abort: unreachable(error, attempt, label, true) };
       }
       if (error instanceof AuthError) {
         return {
@@ -96,12 +93,17 @@ export async function sendWithRetries(
       }
       // Once a stop is asked for, no new attempts: the image is left for the next run.
       if (context.stopSignal.aborted) return { kind: "unfinished" };
-      const delayMs = retryDelay(attempt, error);
-      context.onRetry(attempt, delayMs, error);
+      context.onRetry(label, attempt, delayMs, error);
       await sleep(delayMs, context.stopSignal);
       if (context.stopSignal.aborted) return { kind: "unfinished" };
     }
   }
+}
+
+/** A server that names a wait of a second or more is metering a rate, not shedding a spike. */
+function isMetered(error: unknown): boolean {
+  const asked = error instanceof ApiError ? serverRequestedDelay(error.headers) : null;
+  return asked !== null && asked >= 1000;
 }
 
 /** The server asks every client to back off, not just this request to be retried. */
