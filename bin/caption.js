@@ -3,7 +3,7 @@
 // `prepare` script), and the TypeScript sources through tsx's loader otherwise, so `npx caption`
 // always runs the code in src/ with no build step to remember. The compiled path starts faster
 // and uses about 50 MB less memory: no loader thread, no transpiling.
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 
 // libuv's pool runs sharp's decoding and the file reads; it is sized once, at first use, so it
@@ -22,6 +22,8 @@ function newestSource(dir) {
 }
 
 function compiledIsFresh() {
+  // An installed copy is never edited, and npm unpacks it with src/ a few ms newer than dist/.
+  if (!existsSync(new URL(".git", root))) return existsSync(new URL("dist/bin.js", root));
   try {
     return statSync(new URL("dist/bin.js", root)).mtimeMs >= newestSource(new URL("src/", root));
   } catch {

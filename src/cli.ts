@@ -1,6 +1,7 @@
 import path from "node:path";
 import yargs, { type Argv } from "yargs";
-import { createClient } from "./client.js";
+import { Parser } from "yargs/helpers";
+import { createClient, type FetchLike } from "./client.js";
 import {
   type CaptionConfig,
   DEFAULT_BASE_URL,
@@ -8,12 +9,15 @@ import {
   DEFAULT_MODEL,
   resolveConfig,
 } from "./config.js";
-import { CaptionError, RunAbortedError, UsageError } from "./errors.js";
+import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
+import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
-import { Reporter, summaryLine } from "./progress.js";
+import { type LogFormat, Reporter, summaryLine } from "./progress.js";
 import { redactSecret } from "./redact.js";
+import { watchSignals } from "./signals.js";
 import { buildTextRequest, extractCaption } from "./stages/request.js";
-import type { OutputFormat } from "./types.js";
+import { closestName } from "./suggest.js";
+import { keyFor, TRIAL_KEY_NOTICE, trialKeyRefused } from "./trial-key.js";
 
 /** Exit codes, as documented in the README. */
 export const EXIT = {
@@ -30,6 +34,8 @@ export interface CliContext {
   env: NodeJS.ProcessEnv;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** The HTTP transport; tests of the hosted default inject one so nothing leaves the machine. */
+  fetch?: FetchLike;
 }
 
 const defaultContext = (): CliContext => ({
@@ -39,122 +45,146 @@ const defaultContext = (): CliContext => ({
   stderr: process.stderr,
 });
 
-/** Flags shared by both commands, in the order --help shows them. */
-function endpointOptions<T>(y: Argv<T>) {
-  return y
-    .option("base-url", {
-      type: "string",
-      describe: "OpenAI-compatible API base URL (env MINICPM_BASE_URL)",
-      defaultDescription: DEFAULT_BASE_URL,
-    })
-    .option("api-key", {
-      type: "string",
-      describe: "API key; prefer the MINICPM_API_KEY env variable, which other users cannot see",
-    })
-    .option("model", {
-      alias: "m",
-      type: "string",
-      describe: "Model id",
-      defaultDescription: DEFAULT_MODEL,
-    })
-    .option("max-tokens", {
-      type: "number",
-      describe: "Reply token budget",
-      defaultDescription: "512; 2048 for Thinking models",
-    })
-    .option("temperature", {
-      type: "number",
-      describe: "Sampling temperature (server default if unset)",
-    })
-    .option("timeout", {
-      type: "number",
-      describe: "Seconds to wait for each reply before retrying",
-      defaultDescription: "120",
-    })
-    .option("config", {
-      type: "string",
-      describe: "JSON file of settings (keys as in config/*.json)",
-    })
-    .option("quiet", { alias: "q", type: "boolean", describe: "Print only errors and the summary" })
-    .option("log-format", {
-      choices: ["text", "json"],
-      describe: "stderr as text lines, or one JSON object per event for log collectors",
-      defaultDescription: "text",
-    })
-    .option("verbose", {
-      alias: "v",
-      type: "boolean",
-      describe: "Print retries, and stack traces on errors",
-    })
-    .conflicts("quiet", "verbose");
+/** One command-line flag. Values are taken as text and checked by the config layer, which names them. */
+interface FlagSpec {
+  name: string;
+  alias?: string;
+  boolean?: boolean;
+  /** Parsed as a number by yargs but left as text when it is not one, so the message can show it. */
+  number?: boolean;
+  describe: string;
+  defaultDescription?: string;
+  /** Listed first in --help, under "Basics": what a first run needs. */
+  basic?: boolean;
 }
 
-function captionOptions<T>(y: Argv<T>) {
-  return endpointOptions(y)
-    .positional("inputs", {
-      type: "string",
-      array: true,
-      describe: "Folders (searched recursively), image files, or glob patterns",
-    })
-    .option("output", {
-      alias: "o",
-      type: "string",
-      describe: "Where to write captions (.csv or .jsonl)",
-    })
-    .option("format", {
-      choices: ["csv", "jsonl"],
-      describe: "Output format",
-      defaultDescription: "from OUT's extension",
-    })
-    .option("prompt", { alias: "p", type: "string", describe: "Instruction sent with every image" })
-    .option("prompt-file", { type: "string", describe: "Read the prompt from a file" })
-    .conflicts("prompt", "prompt-file")
-    .option("concurrency", {
-      alias: "c",
-      type: "number",
-      describe: "Requests in flight at once",
-      defaultDescription: "8",
-    })
-    .option("rpm", {
-      type: "number",
-      describe: "At most this many requests per minute (for endpoints with a known quota)",
-    })
-    .option("retries", {
-      type: "number",
-      describe: "Further attempts after a transient failure",
-      defaultDescription: "5",
-    })
-    .option("max-pixels", {
-      type: "number",
-      describe: "Shrink images to at most this many pixels (never enlarges)",
-      defaultDescription: `${DEFAULT_MAX_PIXELS} (9 × 448²)`,
-    })
-    .option("max-side", { type: "number", describe: "Also cap the longest side, in pixels" })
-    .option("image-format", {
-      choices: ["jpeg", "png"],
-      describe: "Encoding of the images sent",
-      defaultDescription: "jpeg",
-    })
-    .option("errors", {
-      type: "string",
-      describe: "Where to list failed images",
-      defaultDescription: "<OUT stem>.errors.jsonl",
-    })
-    .option("resume", {
-      type: "boolean",
-      default: true,
-      describe: "Skip images already in OUT (--no-resume starts fresh, like --overwrite)",
-    })
-    .option("overwrite", { type: "boolean", describe: "Discard OUT and caption everything again" })
-    .option("csv-formula-guard", {
-      type: "boolean",
-      describe: "Prefix captions starting with = + - @ with ' so spreadsheets do not run them",
-    })
-    .option("dry-run", {
-      type: "boolean",
-      describe: "Prepare images and list what would be sent; send nothing",
-    });
-}
+const ENDPOINT_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "base-url",
+    basic: true,
+    describe:
+      "API base URL, ending in /v1 for most servers (env MINICPM_BASE_URL, else OPENAI_BASE_URL)",
+    defaultDescription: DEFAULT_BASE_URL,
+  },
+  {
+    name: "api-key",
+    basic: true,
+    describe:
+      "API key; prefer env MINICPM_API_KEY (or OPENAI_API_KEY for your own servers): flags show in ps",
+    defaultDescription: "the hosted API's shared trial key",
+  },
+  {
+    name: "model",
+    alias: "m",
+    basic: true,
+    describe: "Model id",
+    defaultDescription: DEFAULT_MODEL,
+  },
+  {
+    name: "config",
+    basic: true,
+    describe: "Settings file (JSON), or the name of a bundled one: vllm, ollama, …",
+  },
+  {
+    name: "max-tokens",
+    number: true,
+    describe: "Reply token budget",
+    defaultDescription: "512; 2048 for Thinking models",
+  },
+  {
+    name: "temperature",
+    number: true,
+    describe: "Sampling temperature, 0 to 2 (server default if unset)",
+  },
+  {
+    name: "timeout",
+    number: true,
+    describe: "Seconds to wait for each reply before retrying",
+    defaultDescription: "120",
+  },
+  {
+    name: "log-format",
+    describe: "stderr as text, or json: one JSON object per event",
+    defaultDescription: "text",
+  },
+  { name: "quiet", alias: "q", boolean: true, describe: "Print only errors and the summary" },
+  {
+    name: "verbose",
+    alias: "v",
+    boolean: true,
+    describe: "Print retries, and stack traces on errors",
+  },
+];
+
+const CAPTION_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "output",
+    alias: "o",
+    basic: true,
+    describe: "Where captions go: FILE.csv or FILE.jsonl  [required]",
+  },
+  {
+    name: "prompt",
+    alias: "p",
+    basic: true,
+    describe: "Instruction sent with every image",
+    defaultDescription: "describe it in one paragraph",
+  },
+  {
+    name: "concurrency",
+    number: true,
+    alias: "c",
+    basic: true,
+    describe: "Requests in flight at once",
+    defaultDescription: "8",
+  },
+  {
+    name: "dry-run",
+    boolean: true,
+    basic: true,
+    describe: "Prepare images and list what would be sent; send nothing",
+  },
+  ...ENDPOINT_FLAGS,
+  { name: "prompt-file", describe: "Read the prompt from a file" },
+  { name: "format", describe: "csv or jsonl", defaultDescription: "from OUT" },
+  { name: "rpm", number: true, describe: "At most this many requests per minute" },
+  {
+    name: "retries",
+    number: true,
+    describe: "Further attempts after a transient failure",
+    defaultDescription: "5",
+  },
+  {
+    name: "max-pixels",
+    number: true,
+    describe: "Shrink images to at most this many pixels",
+    defaultDescription: `${DEFAULT_MAX_PIXELS}`,
+  },
+  { name: "max-side", number: true, describe: "Also cap the longest side, in pixels" },
+  { name: "image-format", describe: "jpeg or png: encoding of the images sent" },
+  {
+    name: "errors",
+    describe: "Where to list failed images",
+    defaultDescription: "<OUT stem>.errors.jsonl",
+  },
+  { name: "overwrite", boolean: true, describe: "Discard OUT and caption everything again" },
+  {
+    name: "resume",
+    boolean: true,
+    describe: "Skip images already in OUT (--no-resume: like --overwrite)",
+    defaultDescription: "true",
+  },
+  {
+    name: "strict",
+    boolean: true,
+    describe: "Exit 2 when an input path or glob matches no image",
+  },
+  {
+    name: "csv-formula-guard",
+    boolean: true,
+    describe: "Quote captions starting with = + - @ for spreadsheets",
+  },
+];
 
 /** Flag names (camel-cased by yargs) that are config settings rather than run switches. */
 const SETTING_FLAGS = [
@@ -177,12 +207,48 @@ const SETTING_FLAGS = [
   "errors",
 ] as const;
 
-function settingFlags(argv: Record<string, unknown>): Record<string, unknown> {
-  const flags: Record<string, unknown> = {};
-  for (const key of SETTING_FLAGS) {
-    if (argv[key] !== undefined) flags[key] = argv[key];
+function addFlags<T>(y: Argv<T>, flags: readonly FlagSpec[]): Argv<T> {
+  for (const flag of flags) {
+    y.option(flag.name, {
+      ...(flag.number ? {} : { type: flag.boolean ? "boolean" : "string" }),
+      describe: flag.describe,
+      ...(flag.alias ? { alias: flag.alias } : {}),
+      ...(flag.defaultDescription ? { defaultDescription: flag.defaultDescription } : {}),
+      ...(flag.boolean ? {} : { requiresArg: true }),
+    });
   }
-  return flags;
+  const basics = flags.filter((flag) => flag.basic).map((flag) => flag.name);
+  y.group(basics, "Basics:");
+  y.group(
+    flags.filter((flag) => !flag.basic).map((flag) => flag.name),
+    "More options:",
+  );
+  return y.conflicts("quiet", "verbose");
+}
+
+/** Every name and alias a flag can be written with, for "did you mean" suggestions. */
+const KNOWN_FLAGS = [...CAPTION_FLAGS, { name: "help", alias: "h" }, { name: "version" }].flatMap(
+  (flag) => [flag.name, ...(flag.alias ? [flag.alias] : [])],
+);
+
+/**
+ * The flags that shape what is printed, read before the real parse so that even a usage error
+ * comes out as asked. A real parser, so a prompt that mentions "--log-format json" is just text.
+ */
+function readLogFlags(argv: string[]): { format: LogFormat; quiet: boolean; verbose: boolean } {
+  const flags = CAPTION_FLAGS;
+  const parsed = Parser(argv, {
+    string: flags.filter((flag) => !flag.boolean).map((flag) => flag.name),
+    boolean: flags.filter((flag) => flag.boolean).map((flag) => flag.name),
+    alias: Object.fromEntries(
+      flags.filter((flag) => flag.alias).map((flag) => [flag.name, [flag.alias as string]]),
+    ),
+  });
+  return {
+    format: parsed["log-format"] === "json" ? "json" : "text",
+    quiet: parsed.quiet === true,
+    verbose: parsed.verbose === true,
+  };
 }
 
 /** Runs the CLI and returns the exit code; never calls process.exit. */
@@ -191,17 +257,13 @@ export async function main(
   context: CliContext = defaultContext(),
 ): Promise<number> {
   let job: (() => Promise<number>) | null = null;
-  // Known before parsing, so that even a usage error comes out in the format asked for.
-  const verbose = argv.includes("--verbose") || argv.includes("-v");
+  const logFlags = readLogFlags(argv);
   const reporter = new Reporter({
     stream: context.stderr,
-    format:
-      argv.includes("--log-format=json") || argv.join(" ").includes("--log-format json")
-        ? "json"
-        : "text",
-    quiet: argv.includes("--quiet") || argv.includes("-q"),
-    verbose,
-    secret: context.env.MINICPM_API_KEY,
+    format: logFlags.format,
+    quiet: logFlags.quiet,
+    verbose: logFlags.verbose,
+    secret: context.env.MINICPM_API_KEY || context.env.OPENAI_API_KEY,
   });
 
   const parser = yargs(argv)
@@ -212,25 +274,30 @@ export async function main(
     .command(
       "$0 <inputs..>",
       "Caption images into OUT",
-      (y) => captionOptions(y),
+      (y) =>
+        addFlags(y, CAPTION_FLAGS)
+          .positional("inputs", {
+            type: "string",
+            array: true,
+            describe: "Folders (searched recursively), image files, or glob patterns",
+          })
+          .conflicts("prompt", "prompt-file"),
       (args) => {
         job = () => runCaption(args as Record<string, unknown>, context, reporter);
       },
     )
     .command(
       "check",
-      "Send one text-only request to verify the base URL, key and model",
-      (y) => endpointOptions(y),
+      "Send one text-only request to test the URL, key and model",
+      (y) => addFlags(y, ENDPOINT_FLAGS),
       (args) => {
         job = () => runCheck(args as Record<string, unknown>, context, reporter);
       },
     )
-    .example("$0 photos/ -o captions.csv", "Caption a folder with the hosted MiniCPM API")
-    .example("$0 'shots/**/*.png' -o out.jsonl -c 16", "Caption a glob, 16 requests at a time")
-    .example(
-      "$0 check --base-url http://localhost:8000/v1 -m openbmb/MiniCPM-V-4.6",
-      "Test a self-hosted vLLM",
-    )
+    .example("$0 photos/ -o captions.csv", "Caption a folder (hosted API)")
+    .example("$0 'shots/**/*.png' -o out.jsonl", "Caption a glob")
+    .example("$0 photos/ -o c.csv --config vllm", "Use a bundled config")
+    .example("$0 check --config ollama", "Test a server")
     .epilogue(
       "Exit codes: 0 all captioned, 3 some images failed (see the errors file), 2 usage or config error, 1 run aborted, 130/143 interrupted.",
     )
@@ -238,10 +305,12 @@ export async function main(
     .help()
     .alias("help", "h")
     .version()
-    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .wrap(Math.min(100, process.stdout.columns || 80))
     .exitProcess(false)
     .fail((message, error) => {
-      throw error ?? new UsageError([friendlyUsage(message)]);
+      // yargs reports its own parse problems as a YError; anything else came from our handlers.
+      if (error && error.name !== "YError") throw error;
+      throw new UsageError([friendlyUsage(message ?? error?.message ?? "")]);
     });
 
   try {
@@ -250,32 +319,65 @@ export async function main(
     return await (job as () => Promise<number>)();
   } catch (error) {
     reporter.stop();
-    if (error instanceof UsageError) {
-      for (const problem of error.problems) reporter.say(problem, "error");
-      reporter.say("see caption --help", "error");
-      return EXIT.usage;
-    }
-    if (error instanceof CaptionError) {
-      reporter.say(error.message, "error");
-      if (verbose && error.stack && !(error instanceof RunAbortedError))
-        reporter.detail(error.stack);
-      return EXIT.aborted;
-    }
-    const message = error instanceof Error ? error.message : String(error);
-    reporter.say(
-      `internal error: ${message}${verbose ? "" : " (rerun with --verbose for the stack trace)"}`,
-      "error",
-    );
-    if (verbose && error instanceof Error && error.stack) reporter.detail(error.stack);
-    return EXIT.aborted;
+    return reportError(error, reporter, logFlags.verbose);
   }
 }
 
+/** The one place an error that ended the CLI becomes its message and exit code. */
+function reportError(error: unknown, reporter: Reporter, verbose: boolean): number {
+  if (error instanceof UsageError) {
+    for (const problem of error.problems) reporter.say(problem, "error");
+    reporter.say("see caption --help", "error");
+    return EXIT.usage;
+  }
+  if (error instanceof CaptionError) {
+    reporter.say(error.message, "error");
+    if (verbose && error.stack && !(error instanceof RunAbortedError)) reporter.detail(error.stack);
+    return EXIT.aborted;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  reporter.say(
+    `internal error: ${message}${verbose ? "" : " (rerun with --verbose for the stack trace)"}`,
+    "error",
+  );
+  if (verbose && error instanceof Error && error.stack) reporter.detail(error.stack);
+  return EXIT.aborted;
+}
+
+/** The exit code a finished run earned. */
+function exitCodeOf(summary: RunSummary, stoppedBy: NodeJS.Signals | null): number {
+  if (summary.aborted) return EXIT.aborted;
+  if (stoppedBy) return stoppedBy === "SIGTERM" ? EXIT.terminated : EXIT.interrupted;
+  return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
+}
+
+/** yargs' own messages, reworded to read like every other usage error of the tool. */
 function friendlyUsage(message: string): string {
   if (/Not enough non-option arguments/.test(message)) {
     return "no inputs given: name one or more folders, image files or glob patterns, e.g. caption photos/ -o captions.csv";
   }
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message);
+  if (unknown?.[1]) {
+    return unknown[1]
+      .split(", ")
+      .map((name) => {
+        const shown = flagName(name);
+        const near = closestName(name, KNOWN_FLAGS);
+        return `${shown}: no such flag${near ? ` (did you mean ${flagName(near)}?)` : ""}`;
+      })
+      .join("\n");
+  }
+  const exclusive = /^Arguments (\S+) and (\S+) are mutually exclusive$/.exec(message);
+  if (exclusive?.[1] && exclusive[2]) {
+    return `${flagName(exclusive[1])} and ${flagName(exclusive[2])} cannot be used together; pass one of them`;
+  }
+  const missing = /^Not enough arguments following: (\S+)$/.exec(message);
+  if (missing?.[1]) return `${flagName(missing[1])}: needs a value`;
   return message;
+}
+
+function flagName(name: string): string {
+  return name.length === 1 ? `-${name}` : `--${name}`;
 }
 
 /** The run's config; from here on the key it names is masked in everything printed. */
@@ -284,31 +386,47 @@ function loadConfig(
   context: CliContext,
   reporter: Reporter,
 ): CaptionConfig {
-  const config = resolveConfig({
-    flags: settingFlags(args),
-    env: context.env,
-    cwd: context.cwd,
-    configFile: typeof args.config === "string" ? args.config : undefined,
-  });
+  const flags: Record<string, unknown> = {};
+  for (const key of SETTING_FLAGS) {
+    if (args[key] !== undefined) flags[key] = args[key];
+  }
+  const problems: string[] = [];
+  const logFormat = args.logFormat;
+  if (logFormat !== undefined && logFormat !== "text" && logFormat !== "json") {
+    problems.push(`--log-format: expected one of text, json, got ${JSON.stringify(logFormat)}`);
+  }
+  let config: CaptionConfig | null = null;
+  try {
+    config = resolveConfig({
+      flags,
+      env: context.env,
+      cwd: context.cwd,
+      configFile: typeof args.config === "string" ? args.config : undefined,
+    });
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    problems.push(...error.problems);
+  }
+  if (problems.length > 0 || !config) throw new UsageError(problems);
   reporter.setSecret(config.apiKey);
   return config;
 }
 
-/** The format named by --format, else the one OUT's extension implies. */
-export function outputFormat(output: string, format: OutputFormat | undefined): OutputFormat {
-  if (format) return format;
-  const ext = path.extname(output).toLowerCase();
-  if (ext === ".csv") return "csv";
-  if (ext === ".jsonl" || ext === ".ndjson") return "jsonl";
-  throw new UsageError([
-    `--format: cannot tell the format from "${path.basename(output)}"; name OUT *.csv or *.jsonl, or pass --format csv|jsonl`,
-  ]);
+/** The key to send, announcing the shared trial key when that is the one. */
+function chooseKey(config: CaptionConfig, reporter: Reporter) {
+  const key = keyFor(config.baseUrl, config.apiKey);
+  if (key.trial) reporter.say(TRIAL_KEY_NOTICE, "warn");
+  reporter.setSecret(key.apiKey);
+  return key;
 }
 
-/** `<OUT stem>.errors.jsonl` beside OUT. */
-export function defaultErrorsPath(output: string): string {
-  const ext = path.extname(output);
-  return path.join(path.dirname(output), `${path.basename(output, ext)}.errors.jsonl`);
+/** A refusal of the trial key is about the trial, not about a key the user gave. */
+function refusalMessage(error: unknown, trial: boolean): string | null {
+  if (!trial) return null;
+  const auth = error instanceof AuthError ? error : null;
+  const cause = error instanceof RunAbortedError ? error.cause : null;
+  const refused = auth ?? (cause instanceof AuthError ? cause : null);
+  return refused ? trialKeyRefused(`HTTP ${refused.status ?? "401"}`) : null;
 }
 
 async function runCaption(
@@ -317,41 +435,23 @@ async function runCaption(
   reporter: Reporter,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter);
-  const problems: string[] = [];
   if (!config.output) {
-    problems.push("-o/--output is required: where to write the captions, e.g. -o captions.csv");
+    throw new UsageError([
+      "-o/--output is required: where to write the captions, e.g. -o captions.csv",
+    ]);
   }
-  if (args.dryRun !== true) problems.push(...missingKey(config));
-  if (problems.length > 0) throw new UsageError(problems);
-  const output = config.output as string;
-  const format = outputFormat(output, config.format);
+  const output = config.output;
+  const chosen = await chooseOutputFormat(output, config.format);
+  if (chosen.warning) reporter.say(chosen.warning, "warn");
   const errorsPath = config.errors ?? defaultErrorsPath(output);
   if (path.resolve(errorsPath) === path.resolve(output)) {
     throw new UsageError(["--errors: the errors file must not be OUT itself; pick another path"]);
   }
   const dryRun = args.dryRun === true;
+  const key = dryRun ? { apiKey: config.apiKey, trial: false } : chooseKey(config, reporter);
   const overwrite = args.overwrite === true || args.resume === false;
   const control = new RunControl();
-  const stopOn = (signal: NodeJS.Signals) => {
-    let seen = 0;
-    const handler = () => {
-      seen += 1;
-      stoppedBy ??= signal;
-      if (seen === 1) {
-        reporter.say(
-          `${signal}: finishing requests in flight, then stopping (again to cancel them)`,
-          "warn",
-        );
-        control.stop();
-      } else {
-        control.abort();
-      }
-    };
-    process.on(signal, handler);
-    return () => process.off(signal, handler);
-  };
-  let stoppedBy: NodeJS.Signals | null = null;
-  const unhook = [stopOn("SIGINT"), stopOn("SIGTERM")];
+  const signals = watchSignals(control, (text) => reporter.say(text, "warn"));
 
   // `caption --dry-run | head` closes stdout early; that is the reader's choice, not an error.
   let stdoutOpen = true;
@@ -359,6 +459,7 @@ async function runCaption(
     stdoutOpen = false;
   });
   const onEvent = (event: RunEvent): void => {
+    if (event.type === "discovered") signals.sending();
     reporter.onEvent(event);
     if (dryRun && stdoutOpen && event.type === "prepared") {
       context.stdout.write(
@@ -366,19 +467,20 @@ async function runCaption(
       );
     }
   };
-  let summary: RunSummary;
+  let summary: RunSummary | null;
   try {
-    summary = await captionImages(
+    const run = captionImages(
       {
         inputs: (args.inputs as string[]).map(String),
         cwd: context.cwd,
         output,
-        format,
+        format: chosen.format,
         errorsPath,
         overwrite,
         dryRun,
+        strict: args.strict === true,
         baseUrl: config.baseUrl,
-        apiKey: config.apiKey,
+        apiKey: key.apiKey,
         model: config.model,
         prompt: config.prompt,
         maxTokens: config.maxTokens,
@@ -389,36 +491,37 @@ async function runCaption(
         timeoutMs: config.timeoutMs,
         prepare: config.prepare,
         csvFormulaGuard: args.csvFormulaGuard === true,
+        ...(context.fetch ? { fetch: context.fetch } : {}),
       },
       { onEvent, control },
     );
+    // If the run never ends after being cancelled, its result no longer matters.
+    run.catch(() => {});
+    summary = await Promise.race([run, signals.abandoned.then(() => null)]);
+  } catch (error) {
+    const refused = refusalMessage(error, key.trial);
+    if (refused) throw new RunAbortedError("trial_key_refused", refused, { cause: error });
+    throw error;
   } finally {
     reporter.stop();
-    for (const off of unhook) off();
+    signals.dispose();
+  }
+  const stoppedBy = signals.stoppedBy;
+  if (summary === null) {
+    reporter.say(
+      `the run did not end within seconds of ${stoppedBy ?? "the signal"} (something it waits on does not return); exiting now, rerun to resume`,
+      "error",
+    );
+    return stoppedBy === "SIGTERM" ? EXIT.terminated : EXIT.interrupted;
   }
   const shownOutput = path.relative(context.cwd, output) || output;
   const shownErrors = path.relative(context.cwd, errorsPath) || errorsPath;
-  if (summary.aborted) reporter.say(summary.aborted.message, "error");
-  const exitCode = summary.aborted
-    ? EXIT.aborted
-    : stoppedBy
-      ? stoppedBy === "SIGTERM"
-        ? EXIT.terminated
-        : EXIT.interrupted
-      : summary.failed > 0
-        ? EXIT.someFailed
-        : EXIT.ok;
+  if (summary.aborted) {
+    reporter.say(refusalMessage(summary.aborted, key.trial) ?? summary.aborted.message, "error");
+  }
+  const exitCode = exitCodeOf(summary, stoppedBy);
   reporter.finish(summary, summaryLine(summary, shownOutput, shownErrors, dryRun), exitCode);
   return exitCode;
-}
-
-/** The hosted API always needs a key; self-hosted servers often do not. */
-function missingKey(config: CaptionConfig): string[] {
-  return !config.apiKey && config.baseUrl === DEFAULT_BASE_URL
-    ? [
-        "no API key: set MINICPM_API_KEY (or pass --api-key) for the hosted API, or point --base-url at a self-hosted server",
-      ]
-    : [];
 }
 
 async function runCheck(
@@ -427,12 +530,12 @@ async function runCheck(
   reporter: Reporter,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter);
-  const problems = missingKey(config);
-  if (problems.length > 0) throw new UsageError(problems);
+  const key = chooseKey(config, reporter);
   const client = createClient({
     baseUrl: config.baseUrl,
-    apiKey: config.apiKey,
+    apiKey: key.apiKey,
     timeoutMs: config.timeoutMs,
+    ...(context.fetch ? { fetch: context.fetch } : {}),
   });
   const request = buildTextRequest("Introduce yourself in one sentence.", {
     model: config.model,
@@ -442,11 +545,12 @@ async function runCheck(
   try {
     const reply = await client.chat(request);
     const { caption } = extractCaption(reply.body);
-    context.stdout.write(`${redactSecret(caption, config.apiKey)}\n`);
+    context.stdout.write(`${redactSecret(caption, key.apiKey)}\n`);
     reporter.say(`${config.baseUrl} answered as ${config.model} in ${reply.latencyMs} ms`);
     return EXIT.ok;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message =
+      refusalMessage(error, key.trial) ?? (error instanceof Error ? error.message : String(error));
     reporter.say(
       `check failed against ${config.baseUrl} with model ${config.model}: ${message}`,
       "error",

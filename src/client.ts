@@ -1,6 +1,7 @@
 import {
   ApiError,
   ConnectionError,
+  EndpointNotFoundError,
   errorFromStatus,
   InvalidResponseError,
   TimeoutError,
@@ -71,7 +72,11 @@ export function createClient(options: ClientOptions): ChatClient {
       const text = await response.text();
       const latencyMs = Math.round(performance.now() - started);
       if (!response.ok) {
-        throw errorFromStatus(response.status, clean(serverMessage(text)), response.headers);
+        const message = clean(serverMessage(text));
+        if (response.status === 404 && !/model/i.test(text)) {
+          throw routeNotFound(options.baseUrl, message, response.headers);
+        }
+        throw errorFromStatus(response.status, message, response.headers);
       }
       let body: unknown;
       try {
@@ -95,10 +100,17 @@ export function createClient(options: ClientOptions): ChatClient {
       }
       if (signal?.aborted) throw new RequestCancelledError("cancelled", { cause: error });
       const code = networkCode(error);
+      if (code === "ENOTFOUND") {
+        throw new ConnectionError(
+          `cannot resolve the host ${hostOf(url)} (ENOTFOUND: no such host); check the spelling of the base URL`,
+          true,
+          { cause: error, errno: code },
+        );
+      }
       throw new ConnectionError(
         `could not reach ${originOf(url)}: ${clean(describeNetworkError(error))}`,
         code !== null && REFUSED_CODES.has(code),
-        { cause: error },
+        { cause: error, errno: code },
       );
     } finally {
       clearTimeout(timer);
@@ -107,6 +119,29 @@ export function createClient(options: ClientOptions): ChatClient {
   }
 
   return { chat };
+}
+
+/**
+ * vLLM, SGLang and Ollama serve the OpenAI routes under /v1 only, so a base URL without it meets a
+ * 404 on every request; say what the URL most likely should have been.
+ */
+function routeNotFound(baseUrl: string, message: string, headers: Headers): EndpointNotFoundError {
+  const hint = /\/v1$/.test(baseUrl)
+    ? "check the base URL: it must be the part before /chat/completions"
+    : `did you mean ${baseUrl}/v1?`;
+  return new EndpointNotFoundError(
+    "endpoint_not_found",
+    `${baseUrl}/chat/completions answered HTTP 404 (${message || "not found"}): no chat-completions route there; ${hint}`,
+    { status: 404, headers },
+  );
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return url;
+  }
 }
 
 /** The human part of an error body, whichever envelope the server uses. */

@@ -1,5 +1,6 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { UsageError } from "./errors.js";
 import type { ImageFormat, OutputFormat, PrepareOptions } from "./types.js";
 
@@ -100,8 +101,58 @@ export interface ResolveInput {
   flags: Record<string, unknown>;
   env: NodeJS.ProcessEnv;
   cwd: string;
-  /** `--config FILE`, if given. */
+  /** `--config FILE`, or the name of an example config in the package's config/ (`vllm`). */
   configFile?: string | undefined;
+  /** Where `--config NAME` looks; the package's own config/ unless a test says otherwise. */
+  exampleConfigDir?: string | undefined;
+}
+
+/** The environment variables read for each setting, first match wins. */
+export const ENV_VARIABLES = {
+  baseUrl: ["MINICPM_BASE_URL", "OPENAI_BASE_URL"],
+  apiKey: ["MINICPM_API_KEY", "OPENAI_API_KEY"],
+} as const;
+
+/**
+ * The package's own config/ folder: the one beside the package.json above this module, which runs
+ * both as src/config.ts and as dist/config.js, in a clone or in an installed copy.
+ */
+export const EXAMPLE_CONFIG_DIR = path.join(packageRoot(), "config");
+
+function packageRoot(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json"))) return dir;
+    if (path.dirname(dir) === dir) return path.dirname(here);
+  }
+}
+
+/** The names `--config NAME` accepts: the example configs shipped in config/, sorted. */
+export function exampleConfigNames(dir: string = EXAMPLE_CONFIG_DIR): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((file) => file.endsWith(".json"))
+      .map((file) => file.slice(0, -".json".length))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Where `--config VALUE` points. A file that exists relative to the working folder always wins;
+ * otherwise a bare name (no path separator, no .json) is an example config in config/.
+ */
+function locateConfigFile(
+  value: string,
+  cwd: string,
+  exampleDir: string,
+): { file: string; shown: string; named: boolean } {
+  const file = path.resolve(cwd, value);
+  const bare = !/[\\/]/.test(value) && !value.toLowerCase().endsWith(".json");
+  if (!bare || existsSync(file)) return { file, shown: value, named: false };
+  const example = path.join(exampleDir, `${value}.json`);
+  return { file: example, shown: example, named: true };
 }
 
 /**
@@ -113,21 +164,32 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   const layers: SettingsLayer[] = [];
 
   if (input.configFile !== undefined) {
-    const file = path.resolve(input.cwd, input.configFile);
-    const values = readConfigFile(file, input.configFile, problems);
+    const exampleDir = input.exampleConfigDir ?? EXAMPLE_CONFIG_DIR;
+    const { file, shown, named } = locateConfigFile(input.configFile, input.cwd, exampleDir);
+    const values = readConfigFile(file, shown, problems, exampleDir, named);
     if (values) {
       layers.push({
-        describe: (key) => `${input.configFile}: ${key}`,
+        describe: (key) => `${shown}: ${key}`,
         baseDir: path.dirname(file),
         values,
       });
     }
   }
+  // MINICPM_* first, then the OPENAI_* names other OpenAI-compatible tools read; an empty
+  // variable counts as unset. Problems name the variable the value actually came from.
   const envValues: Record<string, unknown> = {};
-  if (input.env.MINICPM_BASE_URL) envValues.baseUrl = input.env.MINICPM_BASE_URL;
-  if (input.env.MINICPM_API_KEY) envValues.apiKey = input.env.MINICPM_API_KEY;
+  const envSource: Partial<Record<keyof Settings, string>> = {};
+  for (const [key, names] of Object.entries(ENV_VARIABLES) as [
+    keyof typeof ENV_VARIABLES,
+    readonly string[],
+  ][]) {
+    const name = names.find((candidate) => input.env[candidate]);
+    if (name === undefined) continue;
+    envValues[key] = input.env[name];
+    envSource[key] = name;
+  }
   layers.push({
-    describe: (key) => (key === "baseUrl" ? "MINICPM_BASE_URL" : "MINICPM_API_KEY"),
+    describe: (key) => envSource[key] ?? key,
     baseDir: input.cwd,
     values: envValues,
   });
@@ -155,7 +217,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
       promptFrom.layer.values.promptFile as string,
     );
     try {
-      prompt = readFileSync(file, "utf8").trim();
+      prompt = readRegularFile(file).trim();
       if (prompt === "")
         problems.push(`${promptFrom.layer.describe("promptFile")}: ${file} is empty`);
     } catch (error) {
@@ -179,9 +241,17 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     }
     return undefined;
   };
+  const baseUrl = normaliseBaseUrl(merged.baseUrl ?? DEFAULT_BASE_URL);
+  // A key exported for OpenAI itself is never sent to the hosted MiniCPM API: it is only the
+  // fallback for servers named by a base URL of the user's own.
+  const foreignKey =
+    envSource.apiKey === "OPENAI_API_KEY" &&
+    input.flags.apiKey === undefined &&
+    merged.apiKey === envValues.apiKey &&
+    baseUrl === DEFAULT_BASE_URL;
   return {
-    baseUrl: normaliseBaseUrl(merged.baseUrl ?? DEFAULT_BASE_URL),
-    apiKey: merged.apiKey || undefined,
+    baseUrl,
+    apiKey: foreignKey ? undefined : merged.apiKey || undefined,
     model,
     prompt,
     maxTokens:
@@ -202,23 +272,55 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   };
 }
 
+/**
+ * Reads a settings or prompt file. A FIFO or a device would block the whole process on a read that
+ * no signal can interrupt, so anything but a regular file is refused first.
+ */
+function readRegularFile(file: string): string {
+  if (!statSync(file).isFile()) {
+    throw Object.assign(new Error("not a regular file"), { code: "not a regular file" });
+  }
+  return readFileSync(file, "utf8");
+}
+
 /** Accepts a base URL pasted with the route on the end, and drops trailing slashes. */
 export function normaliseBaseUrl(url: string): string {
   return url.replace(/\/+$/, "").replace(/\/chat\/completions$/, "");
 }
 
+/**
+ * Reads one config file. `named` when it was asked for by name (`--config vllm`): a missing one is
+ * then an unknown name, reported with the names there are.
+ */
 function readConfigFile(
   file: string,
   shown: string,
   problems: string[],
+  exampleDir: string,
+  named: boolean,
 ): Record<string, unknown> | null {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readRegularFile(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    const names = exampleConfigNames(exampleDir);
+    const list = names.length > 0 ? names.join(", ") : "none found";
+    if (named && code === "ENOENT") {
+      const name = path.basename(file, ".json");
+      problems.push(
+        `--config: no file "${name}" here and no example config of that name; give a path to a JSON file, or one of: ${list}`,
+      );
+      return null;
+    }
+    // `--config config/vllm.json` from outside a clone: the example is there by name.
+    const example = path.basename(shown).replace(/\.json$/i, "");
+    const hint =
+      code === "ENOENT" && names.includes(example)
+        ? `; the example config of that name is --config ${example}`
+        : "";
     problems.push(
-      `--config: cannot read ${shown} (${code === "ENOENT" ? "no such file" : (code ?? String(error))})`,
+      `--config: cannot read ${shown} (${code === "ENOENT" ? "no such file" : (code ?? String(error))})${hint}`,
     );
     return null;
   }

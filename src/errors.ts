@@ -78,11 +78,30 @@ export class ConnectionError extends ApiError {
    * misnamed. A connection that was made and then reset says nothing of the kind.
    */
   readonly refused: boolean;
+  /** The system's code for the failure (ECONNREFUSED, ENOTFOUND, …), when it gave one. */
+  readonly errno: string | null;
 
-  constructor(message: string, refused: boolean, options: { cause?: unknown } = {}) {
-    super("connection_failed", message, options);
+  constructor(
+    message: string,
+    refused: boolean,
+    options: { cause?: unknown; errno?: string | null } = {},
+  ) {
+    super("connection_failed", message, { cause: options.cause });
     this.refused = refused;
+    this.errno = options.errno ?? null;
   }
+
+  /** The host name does not resolve: unlike a refused port, it will not start working in a second. */
+  get unknownHost(): boolean {
+    return this.errno === "ENOTFOUND";
+  }
+}
+/**
+ * A 404 about the route rather than a model: nothing answers chat completions at this base URL,
+ * usually because it lacks its `/v1`.
+ */
+export class EndpointNotFoundError extends ApiError {
+  override name = "EndpointNotFoundError";
 }
 /** No complete reply within the per-attempt timeout. */
 export class TimeoutError extends ApiError {

@@ -1,8 +1,9 @@
-import { mkdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import { RunAbortedError } from "./errors.js";
+import { ensureFolder } from "./folders.js";
 
 /** Who holds a lock, written inside the lock folder so a second run can name it. */
 interface LockOwner {
@@ -31,7 +32,7 @@ export async function lockOutput(
 ): Promise<OutputLock> {
   const lockPath = `${output}.lock`;
   const held = path.join(lockPath, "held");
-  await mkdir(lockPath, { recursive: true });
+  await ensureFolder(lockPath);
   const options = {
     realpath: false,
     lockfilePath: held,

@@ -1,11 +1,12 @@
 import { setMaxListeners } from "node:events";
-import { mkdir, rm } from "node:fs/promises";
+import { open, rm, unlink } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import pLimit from "p-limit";
 import { createClient, type FetchLike } from "./client.js";
 import { DuplicateTracker, type ImageOutcome } from "./dedupe.js";
-import { ApiError, CaptionError, RunAbortedError } from "./errors.js";
+import { ApiError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
+import { describeErrno, ensureFolder, errnoOf, outputFileProblem } from "./folders.js";
 import { AdaptiveLimiter } from "./limiter.js";
 import { lockOutput, type OutputLock } from "./lock.js";
 import { BoundedQueue } from "./queue.js";
@@ -45,6 +46,8 @@ export interface RunOptions {
   overwrite?: boolean;
   /** Prepare the images and report what would be sent, without sending or writing anything. */
   dryRun?: boolean;
+  /** Refuse to run when an input holds no image at all (a mistyped glob or folder). @default false */
+  strict?: boolean;
   /** Quote captions a spreadsheet would run as formulas (CSV only). @default false */
   csvFormulaGuard?: boolean;
   baseUrl: string;
@@ -73,7 +76,8 @@ export type RunEvent =
       alreadyDone: number;
       todo: number;
       repairedBytes: number;
-      emptyPatterns: readonly string[];
+      /** Inputs holding no image at all (a glob that matched nothing, a folder without images). */
+      emptyInputs: readonly string[];
     }
   | { type: "prepared"; path: string; image: Omit<PreparedImage, "dataUrl"> }
   | { type: "retrying"; path: string; attempt: number; delayMs: number; reason: string }
@@ -104,6 +108,10 @@ export interface RunSummary {
   aborted: RunAbortedError | null;
   /** True when stop() was called. */
   stopped: boolean;
+  /** Why failures could not be written to the errors file, when they could not. */
+  errorsFileProblem: string | null;
+  /** Inputs that hold no image at all: probably a typo in a path or pattern. */
+  emptyInputs: readonly string[];
 }
 
 /** Lets the caller end a run early: stop() finishes in-flight work, abort() cancels it too. */
@@ -156,9 +164,20 @@ export async function captionImages(
     elapsedMs: 0,
     aborted: null,
     stopped: false,
+    errorsFileProblem: null,
+    emptyInputs: [],
   };
 
   const discovery = await discoverImages(options.inputs, options.cwd);
+  summary.emptyInputs = discovery.emptyInputs;
+  if (options.strict && discovery.emptyInputs.length > 0) {
+    throw new UsageError(
+      discovery.emptyInputs.map(
+        (input) => `--strict: ${input} matches no image file; fix the path or pattern`,
+      ),
+    );
+  }
+  await refuseSpecialFiles(options);
   let lock: OutputLock | null = null;
   if (!dryRun) {
     try {
@@ -168,7 +187,7 @@ export async function captionImages(
       if (error instanceof CaptionError) throw error;
       throw new RunAbortedError(
         "output_not_writable",
-        `cannot create ${options.output} or its lock beside it (${errnoOf(error)} in ${path.dirname(options.output)}); -o must name a file in a folder you can write`,
+        `cannot create ${options.output} or its lock beside it (${describeErrno(errnoOf(error))}); -o must name a file in a folder you can write`,
         { cause: error },
       );
     }
@@ -195,25 +214,19 @@ export async function captionImages(
       alreadyDone: summary.alreadyDone,
       todo: todo.length,
       repairedBytes: finished.repairedBytes,
-      emptyPatterns: discovery.emptyPatterns,
+      emptyInputs: discovery.emptyInputs,
     });
 
     if (!dryRun) {
       // Last run's failures are retried below; the errors file describes this run only.
-      await rm(options.errorsPath, { force: true }).catch((error: unknown) => {
-        throw new RunAbortedError(
-          "errors_not_writable",
-          `cannot replace the errors file ${options.errorsPath} (${errnoOf(error)}); pass --errors with a writable file path`,
-          { cause: error },
-        );
-      });
+      await probeErrorsFile(options.errorsPath);
       if (todo.length > 0) {
         out = await openCaptionWriter(options.output, options.format, {
           csvFormulaGuard: options.csvFormulaGuard ?? false,
         }).catch((error: unknown) => {
           throw new RunAbortedError(
             "output_not_writable",
-            `cannot write ${options.output} (${errnoOf(error)}); choose another -o or fix its folder's permissions`,
+            `cannot write ${options.output} (${describeErrno(errnoOf(error))}); choose another -o or fix its folder's permissions`,
             { cause: error },
           );
         });
@@ -268,7 +281,7 @@ export async function captionImages(
         abortRun(
           new RunAbortedError(
             "output_write_failed",
-            `cannot write to ${options.output} (${errnoOf(error)}); the rows written so far are kept, rerun to resume once fixed`,
+            `cannot write to ${options.output} (${describeErrno(errnoOf(error))}); the rows written so far are kept, rerun to resume once fixed`,
             { cause: error },
           ),
         );
@@ -291,10 +304,11 @@ export async function captionImages(
         );
         await (await errorsOpening).write(failure);
       } catch (error) {
+        summary.errorsFileProblem ??= describeErrno(errnoOf(error));
         abortRun(
           new RunAbortedError(
             "errors_not_writable",
-            `cannot write the errors file ${options.errorsPath} (${errnoOf(error)}); pass --errors with a writable path`,
+            `cannot write the errors file ${options.errorsPath} (${describeErrno(errnoOf(error))}); pass --errors with a writable path`,
             { cause: error },
           ),
         );
@@ -558,14 +572,39 @@ function failureOf(
   };
 }
 
+/** OUT and the errors file are read and appended to: a pipe or a device there would hang the run. */
+async function refuseSpecialFiles(options: RunOptions): Promise<void> {
+  const problems: string[] = [];
+  const output = await outputFileProblem(options.output);
+  if (output) problems.push(`-o/--output: ${options.output} ${output}`);
+  const errors = await outputFileProblem(options.errorsPath);
+  if (errors) problems.push(`--errors: ${options.errorsPath} ${errors}`);
+  if (problems.length > 0) throw new UsageError(problems);
+}
+
+/**
+ * Clears the last run's errors file and makes sure a new one can be written, before any image is
+ * sent: finding out at the first failure would leave that failure nowhere but on stderr.
+ */
+async function probeErrorsFile(errorsPath: string): Promise<void> {
+  try {
+    await rm(errorsPath, { force: true });
+    await createFolderOf(errorsPath);
+    await (await open(errorsPath, "wx")).close();
+    await unlink(errorsPath);
+  } catch (error) {
+    throw new RunAbortedError(
+      "errors_not_writable",
+      `cannot create the errors file ${errorsPath} (${describeErrno(errnoOf(error))}); pass --errors with a writable file path`,
+      { cause: error },
+    );
+  }
+}
+
 async function createFolderOf(file: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
+  await ensureFolder(path.dirname(file));
 }
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function errnoOf(error: unknown): string {
-  return (error as NodeJS.ErrnoException).code ?? messageOf(error);
 }

@@ -29,13 +29,20 @@ export class Reporter {
   #lineShown = false;
   #started = performance.now();
   #todo = 0;
+  #alreadyDone = 0;
   #done = 0;
   #failed = 0;
+  /** The stream broke (a closed pipe, a log collector that died): the run goes on unreported. */
+  #broken = false;
 
   constructor(options: ReporterOptions) {
     this.#options = { ...options };
     this.#json = options.format === "json";
     this.#live = Boolean(options.stream.isTTY) && !options.quiet && !this.#json;
+    // Without a listener, EPIPE on stderr is an uncaught error that kills the run mid-write.
+    options.stream.on("error", () => {
+      this.#broken = true;
+    });
   }
 
   /** Masks this key in everything printed from now on. */
@@ -59,6 +66,7 @@ export class Reporter {
     switch (event.type) {
       case "discovered":
         this.#todo = event.todo;
+        this.#alreadyDone = event.alreadyDone;
         this.#started = performance.now();
         if (this.#json && !this.#options.quiet) {
           this.#writeJson({
@@ -75,8 +83,8 @@ export class Reporter {
             "warn",
           );
         }
-        for (const pattern of event.emptyPatterns)
-          this.say(`warning: no images match ${pattern}`, "warn");
+        for (const input of event.emptyInputs)
+          this.say(`warning: ${input} matches no image file`, "warn");
         if (this.#live && event.todo > 0) {
           this.#timer = setInterval(() => this.#draw(), this.#options.intervalMs ?? 250);
           this.#timer.unref();
@@ -149,6 +157,7 @@ export class Reporter {
         copies: summary.copies,
         failed: summary.failed,
         unfinished: summary.unfinished,
+        empty_inputs: summary.emptyInputs,
         elapsed_ms: summary.elapsedMs,
       });
     } else {
@@ -165,32 +174,65 @@ export class Reporter {
 
   #writeLine(text: string): void {
     this.#clearLine();
-    this.#options.stream.write(`${redactSecret(text, this.#options.secret)}\n`);
+    this.#write(`${redactSecret(text, this.#options.secret)}\n`);
     this.#draw();
   }
 
   #writeJson(fields: Record<string, unknown>): void {
     const line = JSON.stringify({ time: new Date().toISOString(), ...fields });
-    this.#options.stream.write(`${redactSecret(line, this.#options.secret)}\n`);
+    this.#write(`${redactSecret(line, this.#options.secret)}\n`);
+  }
+
+  #write(text: string): void {
+    if (this.#broken) return;
+    try {
+      this.#options.stream.write(text);
+    } catch {
+      this.#broken = true;
+    }
   }
 
   #draw(): void {
     if (!this.#timer) return;
-    const seconds = (performance.now() - this.#started) / 1000;
-    const rate = seconds > 0 ? this.#done / seconds : 0;
-    const left = this.#todo - this.#done;
-    const eta = rate > 0 ? formatDuration(left / rate) : "?";
-    const text = `caption: ${this.#done}/${this.#todo} done, ${this.#failed} failed, ${rate.toFixed(1)} images/s, ETA ${eta}`;
     const width = this.#options.stream.columns || 80;
-    this.#options.stream.write(`\r${text.slice(0, Math.max(10, width - 1))}\x1b[K`);
+    const text = progressLine(
+      {
+        done: this.#done,
+        todo: this.#todo,
+        alreadyDone: this.#alreadyDone,
+        failed: this.#failed,
+        seconds: (performance.now() - this.#started) / 1000,
+      },
+      width,
+    );
+    this.#write(`\r${text}\x1b[K`);
     this.#lineShown = true;
   }
 
   #clearLine(): void {
     if (!this.#lineShown) return;
-    this.#options.stream.write("\r\x1b[K");
+    this.#write("\r\x1b[K");
     this.#lineShown = false;
   }
+}
+
+/**
+ * Columns kept free at the end of the live line: the terminal echoes Ctrl-C as "^C" after it, and
+ * a line that then wraps leaves its first half on screen where clearing cannot reach it.
+ */
+const ECHO_MARGIN = 3;
+
+/** The live line, cut to fit a terminal `width` columns wide. */
+export function progressLine(
+  state: { done: number; todo: number; alreadyDone: number; failed: number; seconds: number },
+  width: number,
+): string {
+  const { done, todo, alreadyDone, failed, seconds } = state;
+  const rate = seconds > 0 ? done / seconds : 0;
+  const eta = rate > 0 ? formatDuration((todo - done) / rate) : "?";
+  const earlier = alreadyDone > 0 ? ` (${alreadyDone + done}/${alreadyDone + todo} in all)` : "";
+  const text = `caption: ${done}/${todo} done${earlier}, ${failed} failed, ${rate.toFixed(1)} images/s, ETA ${eta}`;
+  return text.slice(0, Math.max(1, width - ECHO_MARGIN));
 }
 
 export function formatDuration(seconds: number): string {
@@ -216,13 +258,17 @@ export function summaryLine(
   dryRun: boolean,
 ): string {
   const seconds = summary.elapsedMs / 1000;
+  const empty =
+    summary.emptyInputs.length > 0
+      ? `; warning: ${summary.emptyInputs.join(", ")} ${summary.emptyInputs.length === 1 ? "matches" : "match"} no image file (a typo? --strict makes this an error)`
+      : "";
   if (dryRun) {
     const failed = summary.failed > 0 ? `, ${summary.failed} could not be prepared` : "";
-    return `dry run: ${summary.prepared} images would be sent (${formatBytes(summary.preparedBytes)} after resizing)${failed}, ${summary.alreadyDone} already in ${output}; nothing was sent`;
+    return `dry run: ${summary.prepared} images would be sent (${formatBytes(summary.preparedBytes)} after resizing)${failed}, ${summary.alreadyDone} already in ${output}; nothing was sent${empty}`;
   }
-  if (summary.found === 0) return "no images found in the inputs; nothing to do";
+  if (summary.found === 0) return `no images found in the inputs; nothing to do${empty}`;
   if (summary.alreadyDone === summary.found) {
-    return `nothing to do: all ${summary.found} images are already in ${output}`;
+    return `nothing to do: all ${summary.found} images are already in ${output}${empty}`;
   }
   const captioned =
     summary.copies > 0
@@ -232,7 +278,12 @@ export function summaryLine(
   if (summary.alreadyDone > 0) parts.push(`${summary.alreadyDone} already done`);
   if (summary.unfinished > 0) parts.push(`${summary.unfinished} left for the next run`);
   const rate = seconds > 0 ? ` (${(summary.captioned / seconds).toFixed(1)} images/s)` : "";
-  const failures = summary.failed > 0 ? `; failures are listed in ${errorsPath}` : "";
+  const failures =
+    summary.failed === 0
+      ? ""
+      : summary.errorsFileProblem
+        ? `; the errors file ${errorsPath} could not be written (${summary.errorsFileProblem}), so the failures are only in the lines above`
+        : `; failures are listed in ${errorsPath}`;
   const lead = summary.aborted ? "stopped early: " : summary.stopped ? "interrupted: " : "";
-  return `${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate} → ${output}${failures}`;
+  return `${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate} → ${output}${failures}${empty}`;
 }

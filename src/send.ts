@@ -3,6 +3,7 @@ import {
   ApiError,
   AuthError,
   ConnectionError,
+  EndpointNotFoundError,
   RateLimitError,
   RunAbortedError,
   ServerError,
@@ -37,10 +38,19 @@ export interface SendContext {
  */
 export class ConnectionBreaker {
   #failures = 0;
+  #captioned = false;
   constructor(readonly threshold: number) {}
   /** A reply arrived (any status): the server is there. */
   reachable(): void {
     this.#failures = 0;
+  }
+  /** A caption came back: the base URL, key and model are right. */
+  succeeded(): void {
+    this.#captioned = true;
+  }
+  /** Whether any request of this run has been answered with a caption yet. */
+  get everSucceeded(): boolean {
+    return this.#captioned;
   }
   /** Returns true once the endpoint should be given up on. */
   unreachable(): boolean {
@@ -62,7 +72,9 @@ export async function sendWithRetries(
       const reply = await context.client.chat(request, context.abortSignal);
       slot.done();
       context.breaker.reachable();
-      return { kind: "captioned", reply, extracted: extractCaption(reply.body), attempts: attempt };
+      const extracted = extractCaption(reply.body);
+      context.breaker.succeeded();
+      return { kind: "captioned", reply, extracted, attempts: attempt };
     } catch (error) {
       // Settling a slot twice is a no-op, so a reply that failed extraction stays `done`.
       if (error instanceof RequestCancelledError) {
@@ -77,6 +89,13 @@ export async function sendWithRetries(
       if (!(error instanceof ConnectionError && error.refused)) context.breaker.reachable();
       else if (context.breaker.unreachable()) {
         return { kind: "unfinished", abort: unreachable(error, attempt, label, true) };
+      }
+      // Some things about the endpoint will not change by retrying: stop before every image fails.
+      if (error instanceof ConnectionError && error.unknownHost) {
+        return { kind: "unfinished", abort: endpointWrong(error) };
+      }
+      if (error instanceof EndpointNotFoundError && !context.breaker.everSucceeded) {
+        return { kind: "unfinished", abort: endpointWrong(error) };
       }
       if (error instanceof AuthError) {
         return {
@@ -130,6 +149,12 @@ function unreachable(
     `${error.message} (${where}); check --base-url and that the server is up, then rerun to resume`,
     { cause: error },
   );
+}
+
+function endpointWrong(error: ApiError): RunAbortedError {
+  return new RunAbortedError("endpoint_wrong", `${error.message}; nothing was captioned`, {
+    cause: error,
+  });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -272,40 +272,19 @@ describe("failures", () => {
   it("stops at once with exit 1 when the key is rejected, without printing the key", async () => {
     await copyFixtures(dir, "images");
     fake = await startFakeEndpoint({ apiKey: "the-right-key", latencyMs: 50 });
-    const started = Date.now();
     const result = await runCli(["images", "-o", "out.csv", "-c", "4"], {
       cwd: dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(1);
-    expect(Date.now() - started).toBeLessThan(10_000);
+    // "At once": about the first -c requests, each sent once; not one per image, nor any retry.
     expect(fake.requests.length).toBeGreaterThan(0);
     expect(fake.requests.length).toBeLessThan(8);
+    expect(new Set(fake.requests.map((r) => r.image?.sha256)).size).toBe(fake.requests.length);
     expect(result.stderr).toMatch(/rejected the API key \(HTTP 401/);
     expect(`${result.stdout}${result.stderr}`).not.toContain(TEST_KEY);
     const errorsFile = await readFile(path.join(dir, "out.errors.jsonl"), "utf8").catch(() => "");
     expect(errorsFile).not.toContain(TEST_KEY);
-  });
-
-  it("masks the key when a server echoes it back", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint({
-      script: [
-        {
-          kind: "status",
-          status: 400,
-          body: { error: { message: `bad request from Bearer ${TEST_KEY}` } },
-        },
-      ],
-    });
-    const result = await runCli(["images/photo.jpg", "-o", "out.csv"], {
-      cwd: dir,
-      baseUrl: fake.baseUrl,
-    });
-    expect(result.code).toBe(3);
-    const errorsFile = await readFile(path.join(dir, "out.errors.jsonl"), "utf8");
-    expect(errorsFile).toContain("[redacted]");
-    expect(`${result.stdout}${result.stderr}${errorsFile}`).not.toContain(TEST_KEY);
   });
 
   it("retries a hung request after --timeout and captions it", async () => {
@@ -336,32 +315,17 @@ describe("failures", () => {
     expect(failure).toMatchObject({ path: "images/photo.jpg", code: "timeout", attempts: 2 });
   });
 
-  it("aborts with exit 1 when the endpoint cannot be reached, and a rerun resumes", async () => {
-    await copyFixtures(dir, "images");
-    const gone = await startFakeEndpoint();
-    const deadUrl = gone.baseUrl;
-    await gone.close();
-    const result = await runCli(["images", "-o", "out.csv", "--retries", "1"], {
-      cwd: dir,
-      baseUrl: deadUrl,
-    });
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/could not reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
-    expect(result.stderr).toMatch(/rerun to resume/);
-    await expect(stat(path.join(dir, "out.errors.jsonl"))).rejects.toThrow();
-  });
-
   it("says what is wrong with bad flags and exits 2 without a stack trace", async () => {
     const cases: [string[], RegExp][] = [
       [
         ["x", "-o", "out.csv", "-c", "0"],
         /--concurrency: expected a whole number from 1 to 1024, got 0/,
       ],
-      [["x", "-o", "out.txt"], /--format: cannot tell the format from "out\.txt"/],
+      [["x", "-o", "out.txt"], /-o out\.txt: cannot tell the format from the name/],
       [["x"], /-o\/--output is required/],
       [[], /no inputs given/],
       [["missing-folder", "-o", "out.csv"], /input not found: missing-folder/],
-      [["x", "-o", "o.csv", "--bogus"], /Unknown argument: bogus/],
+      [["x", "-o", "o.csv", "--bogus"], /--bogus: no such flag/],
       [["x", "-o", "o.csv", "--config", "nope.json"], /--config: cannot read nope\.json/],
     ];
     await writeFile(path.join(dir, "x"), "");
@@ -371,19 +335,6 @@ describe("failures", () => {
       expect(result.stderr, args.join(" ")).toMatch(message);
       expect(result.stderr).not.toMatch(/\n\s+at /);
     }
-  });
-
-  it("asks for a key when the hosted API is used without one", async () => {
-    await writeFile(path.join(dir, "a.jpg"), "");
-    const result = await runCli(["a.jpg", "-o", "out.csv"], {
-      cwd: dir,
-      env: { MINICPM_API_KEY: undefined },
-    });
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/no API key: set MINICPM_API_KEY/);
-    const check = await runCli(["check"], { cwd: dir, env: { MINICPM_API_KEY: undefined } });
-    expect(check.code).toBe(2);
-    expect(check.stderr).toMatch(/no API key/);
   });
 });
 

@@ -2,7 +2,7 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { resolveConfig } from "../src/config.js";
+import { exampleConfigNames, resolveConfig } from "../src/config.js";
 
 const CONFIG_DIR = fileURLToPath(new URL("../config/", import.meta.url));
 
@@ -29,5 +29,17 @@ describe("example configs", async () => {
     });
     expect(config.baseUrl).toMatch(/^https?:\/\/.+\/v1$/);
     expect(config.model).not.toBe("");
+  });
+
+  it.each(files)("%s loads by its name too, from any folder", (file) => {
+    const name = file.replace(/\.json$/, "");
+    expect(exampleConfigNames()).toContain(name);
+    const byPath = resolveConfig({
+      flags: {},
+      env: {},
+      cwd: CONFIG_DIR,
+      configFile: path.join(CONFIG_DIR, file),
+    });
+    expect(resolveConfig({ flags: {}, env: {}, cwd: "/", configFile: name })).toEqual(byPath);
   });
 });

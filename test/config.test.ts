@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -7,6 +7,8 @@ import {
   DEFAULT_MAX_PIXELS,
   DEFAULT_MODEL,
   DEFAULT_PROMPT,
+  EXAMPLE_CONFIG_DIR,
+  exampleConfigNames,
   resolveConfig,
 } from "../src/config.js";
 import { UsageError } from "../src/errors.js";
@@ -160,5 +162,187 @@ describe("resolveConfig", () => {
         cwd: dir,
       }).maxTokens,
     ).toBe(99);
+  });
+
+  it("reads OPENAI_BASE_URL and OPENAI_API_KEY when the MINICPM_ variables are unset", () => {
+    const config = resolveConfig({
+      flags: {},
+      env: { OPENAI_BASE_URL: "http://openai-env/v1/", OPENAI_API_KEY: "sk-openai" },
+      cwd: dir,
+    });
+    expect(config).toMatchObject({ baseUrl: "http://openai-env/v1", apiKey: "sk-openai" });
+    // An empty variable counts as unset.
+    expect(
+      resolveConfig({
+        flags: {},
+        env: { MINICPM_BASE_URL: "", OPENAI_BASE_URL: "http://openai-env/v1" },
+        cwd: dir,
+      }).baseUrl,
+    ).toBe("http://openai-env/v1");
+  });
+
+  it("prefers MINICPM_ over OPENAI_ variables, each setting on its own, and a flag over both", async () => {
+    const both = {
+      MINICPM_BASE_URL: "http://minicpm-env/v1",
+      MINICPM_API_KEY: "sk-minicpm",
+      OPENAI_BASE_URL: "http://openai-env/v1",
+      OPENAI_API_KEY: "sk-openai",
+    };
+    expect(resolveConfig({ flags: {}, env: both, cwd: dir })).toMatchObject({
+      baseUrl: "http://minicpm-env/v1",
+      apiKey: "sk-minicpm",
+    });
+    expect(
+      resolveConfig({
+        flags: {},
+        env: { MINICPM_API_KEY: "sk-minicpm", OPENAI_BASE_URL: "http://openai-env/v1" },
+        cwd: dir,
+      }),
+    ).toMatchObject({ baseUrl: "http://openai-env/v1", apiKey: "sk-minicpm" });
+    expect(
+      resolveConfig({
+        flags: { baseUrl: "http://flag/v1", apiKey: "sk-flag" },
+        env: both,
+        cwd: dir,
+      }),
+    ).toMatchObject({ baseUrl: "http://flag/v1", apiKey: "sk-flag" });
+    // Still above the config file.
+    await writeFile(path.join(dir, "c.json"), JSON.stringify({ baseUrl: "http://file/v1" }));
+    expect(
+      resolveConfig({
+        flags: {},
+        env: { OPENAI_BASE_URL: "http://openai-env/v1" },
+        cwd: dir,
+        configFile: "c.json",
+      }).baseUrl,
+    ).toBe("http://openai-env/v1");
+  });
+
+  it("names the variable a bad value came from", () => {
+    const problems = problemsOf(() =>
+      resolveConfig({ flags: {}, env: { OPENAI_BASE_URL: "localhost:8000" }, cwd: dir }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^OPENAI_BASE_URL: expected an http:\/\/ or https:\/\/ URL .*"localhost:8000"/,
+      ),
+    ]);
+    // A MINICPM_ value shadows the OPENAI_ one entirely: it is never read, so never reported.
+    expect(
+      resolveConfig({
+        flags: {},
+        env: { MINICPM_BASE_URL: "http://ok/v1", OPENAI_BASE_URL: "localhost:8000" },
+        cwd: dir,
+      }).baseUrl,
+    ).toBe("http://ok/v1");
+    expect(
+      problemsOf(() =>
+        resolveConfig({
+          flags: {},
+          env: { MINICPM_BASE_URL: "ftp://nope", OPENAI_BASE_URL: "http://ok/v1" },
+          cwd: dir,
+        }),
+      ),
+    ).toEqual([expect.stringMatching(/^MINICPM_BASE_URL: /)]);
+  });
+});
+
+describe("--config NAME", () => {
+  it("loads an example config from the package's config/ by name, from any folder", async () => {
+    expect(exampleConfigNames()).toEqual(
+      expect.arrayContaining(["hosted-minicpm", "vllm", "llama-server", "ollama"]),
+    );
+    const byName = resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "vllm" });
+    const byPath = resolveConfig({
+      flags: {},
+      env: {},
+      cwd: dir,
+      configFile: path.join(EXAMPLE_CONFIG_DIR, "vllm.json"),
+    });
+    expect(byName).toEqual(byPath);
+    expect(byName).toMatchObject({
+      baseUrl: "http://localhost:8000/v1",
+      model: "openbmb/MiniCPM-V-4.6",
+      concurrency: 32,
+    });
+    expect(
+      resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "hosted-minicpm-thinking" }),
+    ).toMatchObject({ model: "MiniCPM-V-4.6-Thinking", maxTokens: 2048, timeoutMs: 300_000 });
+    // Env and flags still sit above it.
+    expect(
+      resolveConfig({
+        flags: { concurrency: 2 },
+        env: { MINICPM_BASE_URL: "http://env/v1" },
+        cwd: dir,
+        configFile: "ollama",
+      }),
+    ).toMatchObject({ baseUrl: "http://env/v1", model: "openbmb/minicpm-v4.6", concurrency: 2 });
+  });
+
+  it("takes a file that exists over an example config of the same name", async () => {
+    await writeFile(path.join(dir, "vllm"), JSON.stringify({ model: "my-own-model" }));
+    expect(resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "vllm" }).model).toBe(
+      "my-own-model",
+    );
+    // A .json name or a path is always a path, never looked up by name.
+    expect(
+      problemsOf(() => resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "ollama.json" })),
+    ).toEqual([
+      "--config: cannot read ollama.json (no such file); the example config of that name is --config ollama",
+    ]);
+    expect(
+      problemsOf(() => resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "sub/ollama" })),
+    ).toEqual([
+      "--config: cannot read sub/ollama (no such file); the example config of that name is --config ollama",
+    ]);
+    expect(
+      problemsOf(() => resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "sub/fish" })),
+    ).toEqual(["--config: cannot read sub/fish (no such file)"]);
+  });
+
+  it("lists the example configs when the name is unknown", () => {
+    const problems = problemsOf(() =>
+      resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "vlm" }),
+    );
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^--config: no file "vlm" here and no example config of that name/);
+    for (const name of exampleConfigNames()) expect(problems[0]).toContain(name);
+    expect(problems[0]).toContain(
+      "hosted-minicpm, hosted-minicpm-thinking, llama-server, ollama, vllm",
+    );
+  });
+
+  it("resolves an example config's paths beside it, and names its file in problems", async () => {
+    const examples = path.join(dir, "examples");
+    await mkdir(examples);
+    await writeFile(path.join(examples, "prompt.txt"), "Name the bird.\n");
+    await writeFile(
+      path.join(examples, "birds.json"),
+      JSON.stringify({ promptFile: "prompt.txt", errors: "birds.errors.jsonl" }),
+    );
+    await writeFile(path.join(examples, "bad.json"), JSON.stringify({ concurrency: 0 }));
+    const cwd = path.join(dir, "elsewhere");
+    await mkdir(cwd);
+    const config = resolveConfig({
+      flags: {},
+      env: {},
+      cwd,
+      configFile: "birds",
+      exampleConfigDir: examples,
+    });
+    expect(config.prompt).toBe("Name the bird.");
+    expect(config.errors).toBe(path.join(examples, "birds.errors.jsonl"));
+    expect(
+      problemsOf(() =>
+        resolveConfig({ flags: {}, env: {}, cwd, configFile: "bad", exampleConfigDir: examples }),
+      ),
+    ).toEqual([
+      `${path.join(examples, "bad.json")}: concurrency: expected a whole number from 1 to 1024, got 0`,
+    ]);
+    expect(
+      problemsOf(() =>
+        resolveConfig({ flags: {}, env: {}, cwd, configFile: "fish", exampleConfigDir: examples }),
+      )[0],
+    ).toMatch(/one of: bad, birds$/);
   });
 });

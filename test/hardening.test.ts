@@ -1,5 +1,6 @@
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type FakeEndpoint, startFakeEndpoint } from "./helpers/fake-endpoint.js";
 import { collect, runCli, startCli, TEST_KEY } from "./helpers/run-cli.js";
@@ -9,6 +10,8 @@ import {
   makeWorkspace,
   readCsv,
   readJsonl,
+  waitFor,
+  waitForRows,
 } from "./helpers/workspace.js";
 
 let dir: string;
@@ -23,15 +26,13 @@ afterEach(async () => {
   await cleanup();
 });
 
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitForRows(file: string, rows: number): Promise<void> {
-  for (let waited = 0; waited < 20_000; waited += 5) {
-    const text = await readFile(file, "utf8").catch(() => "");
-    if (text.split("\n").length > rows + 1) return;
-    await wait(5);
-  }
-  throw new Error(`${file} never reached ${rows} rows`);
+/** Starts `caption photos -o out.csv -c N` against `server`; `done` is its result to come. */
+function startRun(server: FakeEndpoint, concurrency: number) {
+  const child = startCli(["photos", "-o", "out.csv", "-c", String(concurrency)], {
+    cwd: dir,
+    baseUrl: server.baseUrl,
+  });
+  return { child, done: collect(child) };
 }
 
 describe("endpoint faults", () => {
@@ -51,12 +52,15 @@ describe("endpoint faults", () => {
       },
     );
     expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/200 captioned, 0 failed/);
     expect(result.stderr).not.toMatch(/Warning/);
     const rows = await readJsonl(path.join(dir, "out.jsonl"));
     expectOneRowEach(rows, images);
-    const faults = fake.requests.filter((r) => r.behavior !== "ok").length;
-    expect(faults).toBeGreaterThan(40);
-    expect(fake.requests.length - faults).toBe(200);
+    const faults = fake.requests.filter((r) => r.behavior !== "ok");
+    expect(faults.length).toBeGreaterThan(40);
+    expect(new Set(faults.map((r) => r.behavior)).size).toBeGreaterThanOrEqual(6);
+    // One successful request per image: no image was sent again after it was captioned.
+    expect(fake.requests.length - faults.length).toBe(200);
   }, 120_000);
 
   it("stops early with exit 1 when the endpoint is down, without failing every image; a rerun resumes", async () => {
@@ -70,7 +74,7 @@ describe("endpoint faults", () => {
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
-      /ECONNREFUSED.*many requests in a row failed to connect.*rerun to resume/,
+      /could not reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED.*many requests in a row failed to connect.*rerun to resume/,
     );
     expect(result.stderr).not.toMatch(/failed photos\//);
     await expect(stat(path.join(dir, "out.errors.jsonl"))).rejects.toThrow();
@@ -96,6 +100,53 @@ describe("endpoint faults", () => {
     // The first burst meets the limit; after that the pool pauses and sends fewer at once.
     expect(limited).toBeLessThan(fake.requests.length / 5);
   }, 60_000);
+
+  it("sends nothing while a 429's Retry-After lasts, and on SIGINT does not sit it out", async () => {
+    await makeDistinctImages(dir, 6);
+    let answered = 0;
+    const server = await startFakeEndpoint({
+      // The first request is answered slowly; the second, sent meanwhile, is told to wait 40 s.
+      respond: () => {
+        answered += 1;
+        if (answered === 1) return { kind: "ok", latencyMs: 1500 };
+        if (answered === 2) return { kind: "rate-limit", retryAfter: "40" };
+        return undefined;
+      },
+    });
+    fake = server;
+    const out = path.join(dir, "out.csv");
+    const { child, done } = startRun(server, 2);
+    await waitFor(() => server.requests.length >= 2);
+    await waitForRows(out, 1);
+    // The slow reply landed about 1.5 s after the 429. A client that ignored Retry-After would
+    // have retried within its 0.5 s backoff by then, and the slot the reply freed would have taken
+    // the next image; this one held both back.
+    expect(server.requests.map((r) => r.behavior).sort()).toEqual(["ok", "rate-limit"]);
+    child.kill("SIGINT");
+    // The test's own 15 s limit is the other check: waiting out the 40 s pause would fail it.
+    const result = await done;
+    expect(result.code).toBe(130);
+    expect(result.stderr).toMatch(/left for the next run/);
+    expect(await readCsv(out)).toHaveLength(1);
+    expect(server.requests).toHaveLength(2);
+  }, 15_000);
+
+  it("never has more requests in flight than -c", async () => {
+    await makeDistinctImages(dir, 40);
+    fake = await startFakeEndpoint({ latencyMs: 60 });
+    for (const [concurrency, out] of [
+      [5, "five.csv"],
+      [1, "one.csv"],
+    ] as const) {
+      fake.resetStats();
+      const result = await runCli(["photos", "-o", out, "-c", String(concurrency)], {
+        cwd: dir,
+        baseUrl: fake.baseUrl,
+      });
+      expect(result.code).toBe(0);
+      expect(fake.maxInFlight).toBe(concurrency);
+    }
+  }, 30_000);
 
   it("sends an image refused with 413 once more at a quarter of the pixels", async () => {
     await makeDistinctImages(dir, 1, "photos", 1200);
@@ -149,14 +200,15 @@ describe("bad surroundings", () => {
     await mkdir(path.join(dir, "folder.csv"));
     await mkdir(path.join(dir, "errs.jsonl"));
     await writeFile(path.join(dir, "afile"), "");
-    const cases: [string[], RegExp][] = [
-      [["-o", "folder.csv"], /cannot read .*folder\.csv to resume from it \(EISDIR\)/],
-      [["-o", "ok.csv", "--errors", "errs.jsonl"], /cannot replace the errors file .*errs\.jsonl/],
-      [["-o", "afile/out.csv"], /cannot create .*afile\/out\.csv or its lock beside it/],
+    // A folder where a file belongs is a usage error (2); a place that cannot be written aborts (1).
+    const cases: [string[], RegExp, number][] = [
+      [["-o", "folder.csv"], /-o\/--output: .*folder\.csv is a folder; name a file inside it/, 2],
+      [["-o", "ok.csv", "--errors", "errs.jsonl"], /--errors: .*errs\.jsonl is a folder/, 2],
+      [["-o", "afile/out.csv"], /cannot create .*afile\/out\.csv or its lock beside it/, 1],
     ];
-    for (const [args, message] of cases) {
+    for (const [args, message, code] of cases) {
       const result = await runCli(["photos", ...args], { cwd: dir, baseUrl: fake.baseUrl });
-      expect(result.code, args.join(" ")).toBe(1);
+      expect(result.code, args.join(" ")).toBe(code);
       expect(result.stderr).toMatch(message);
       expect(result.stderr).not.toMatch(/internal error|\n\s+at /);
     }
@@ -205,13 +257,9 @@ describe("crash safety", () => {
     for (let i = 0; i < 5; i += 1) {
       const before = (await readCsv(out).catch(() => [])).length;
       if (before >= images.length - concurrency) break;
-      const child = startCli(["photos", "-o", "out.csv", "-c", String(concurrency)], {
-        cwd: dir,
-        baseUrl: fake.baseUrl,
-      });
-      const done = collect(child);
+      const { child, done } = startRun(fake, concurrency);
       await waitForRows(out, before + 1 + Math.floor(random() * 10));
-      await wait(Math.floor(random() * 20));
+      await delay(Math.floor(random() * 20));
       child.kill("SIGKILL");
       expect((await done).signal).toBe("SIGKILL");
       crashes += 1;
@@ -223,57 +271,70 @@ describe("crash safety", () => {
       baseUrl: fake.baseUrl,
     });
     expect(rerun.code).toBe(0);
+    expect(rerun.stderr).toMatch(/already done/);
     expectOneRowEach(await readCsv(out), images);
     expect(crashes).toBeGreaterThanOrEqual(3);
     // Each crash can lose the requests in flight and one torn row.
     expect(fake.requests.length).toBeLessThanOrEqual(images.length + crashes * (concurrency + 1));
   }, 120_000);
 
-  it("on SIGINT does not sit out a long Retry-After before exiting", async () => {
-    await makeDistinctImages(dir, 6);
-    fake = await startFakeEndpoint({ script: [{ kind: "rate-limit", retryAfter: "40" }] });
-    const child = startCli(["photos", "-o", "out.csv", "-c", "2"], {
-      cwd: dir,
-      baseUrl: fake.baseUrl,
-    });
-    const done = collect(child);
-    while (!fake.requests.some((r) => r.behavior === "rate-limit")) await wait(10);
-    await wait(200);
-    child.kill("SIGINT");
-    // The test's own 15 s limit is the check: waiting out the 40 s pause would fail it.
-    const result = await done;
-    expect(result.code).toBe(130);
-    expect(result.stderr).toMatch(/left for the next run/);
-  }, 15_000);
-
-  it("on SIGTERM finishes the requests in flight, flushes and exits 143", async () => {
-    const images = await makeDistinctImages(dir, 20);
-    fake = await startFakeEndpoint({ latencyMs: 300 });
-    const child = startCli(["photos", "-o", "out.csv", "-c", "2"], {
-      cwd: dir,
-      baseUrl: fake.baseUrl,
-    });
-    const done = collect(child);
-    while (fake.inFlight < 2) await wait(10);
-    child.kill("SIGTERM");
-    const result = await done;
-    expect(result.code).toBe(143);
-    const rows = await readCsv(path.join(dir, "out.csv"));
-    expect(rows.length).toBe(fake.requests.length);
-    expect(rows.length).toBeGreaterThanOrEqual(2);
-    expect(rows.length).toBeLessThan(images.length);
+  it("repairs a row torn by a crash and captions that image again", async () => {
+    const images = await makeDistinctImages(dir, 3);
+    fake = await startFakeEndpoint();
+    const out = path.join(dir, "out.csv");
+    expect(
+      (await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl })).code,
+    ).toBe(0);
+    const whole = await readFile(out, "utf8");
+    await writeFile(out, whole.slice(0, whole.length - 20));
+    fake.resetStats();
+    const rerun = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    expect(rerun.code).toBe(0);
+    expect(rerun.stderr).toMatch(/repaired the output/);
+    expect(fake.requests).toHaveLength(1);
+    expectOneRowEach(await readCsv(out), images);
   });
+
+  it.each([
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const)(
+    "on %s finishes the requests in flight, flushes OUT and exits %i; a rerun completes",
+    async (signal, code) => {
+      const images = await makeDistinctImages(dir, 30);
+      const server = await startFakeEndpoint({ latencyMs: 300 });
+      fake = server;
+      const out = path.join(dir, "out.csv");
+      const { child, done } = startRun(server, 3);
+      await waitFor(() => server.inFlight >= 3);
+      child.kill(signal);
+      const result = await done;
+      expect(result.code).toBe(code);
+      expect(result.stderr).toMatch(new RegExp(`${signal}: finishing requests in flight`));
+      expect(result.stderr).toMatch(/left for the next run/);
+      const rows = await readCsv(out);
+      // The three requests in flight when the signal came were finished and written, and nothing
+      // new was started.
+      expect(rows.length).toBeGreaterThanOrEqual(3);
+      expect(rows.length).toBe(server.requests.length);
+      expect(rows.length).toBeLessThan(images.length);
+      const rerun = await runCli(["photos", "-o", "out.csv", "-c", "8"], {
+        cwd: dir,
+        baseUrl: server.baseUrl,
+      });
+      expect(rerun.code).toBe(0);
+      expectOneRowEach(await readCsv(out), images);
+      await expect(stat(path.join(dir, "out.errors.jsonl"))).rejects.toThrow();
+    },
+    30_000,
+  );
 });
 
 describe("cron safety", () => {
   it("refuses a second run on the same OUT at once, naming the first", async () => {
     await makeDistinctImages(dir, 30);
     fake = await startFakeEndpoint({ latencyMs: 100 });
-    const first = startCli(["photos", "-o", "out.csv", "-c", "2"], {
-      cwd: dir,
-      baseUrl: fake.baseUrl,
-    });
-    const firstDone = collect(first);
+    const { child: first, done: firstDone } = startRun(fake, 2);
     await waitForRows(path.join(dir, "out.csv"), 1);
     const second = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
     expect(second.code).toBe(1);
@@ -291,11 +352,7 @@ describe("cron safety", () => {
   it("takes over the lock of a run that was killed", async () => {
     const images = await makeDistinctImages(dir, 20);
     fake = await startFakeEndpoint({ latencyMs: 50 });
-    const child = startCli(["photos", "-o", "out.csv", "-c", "2"], {
-      cwd: dir,
-      baseUrl: fake.baseUrl,
-    });
-    const done = collect(child);
+    const { child, done } = startRun(fake, 2);
     await waitForRows(path.join(dir, "out.csv"), 2);
     child.kill("SIGKILL");
     await done;

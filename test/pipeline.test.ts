@@ -1,12 +1,10 @@
-import { mkdir } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import path from "node:path";
-import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_MAX_PIXELS } from "../src/config.js";
 import { captionImages, RunControl, type RunEvent, type RunOptions } from "../src/pipeline.js";
 import { type FakeEndpoint, startFakeEndpoint } from "./helpers/fake-endpoint.js";
-import { makeWorkspace, readCsv } from "./helpers/workspace.js";
+import { makeDistinctImages, makeWorkspace, readCsv } from "./helpers/workspace.js";
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -19,17 +17,6 @@ afterEach(async () => {
   await fake.close();
   await cleanup();
 });
-
-async function makeImages(count: number): Promise<void> {
-  await mkdir(path.join(dir, "photos"));
-  for (let i = 0; i < count; i += 1) {
-    await sharp({
-      create: { width: 40, height: 30, channels: 3, background: { r: i, g: 40, b: 200 - i } },
-    })
-      .png()
-      .toFile(path.join(dir, "photos", `p${i}.png`));
-  }
-}
 
 function options(overrides: Partial<RunOptions> = {}): RunOptions {
   return {
@@ -51,8 +38,14 @@ function options(overrides: Partial<RunOptions> = {}): RunOptions {
 }
 
 describe("captionImages", () => {
-  it("holds no more than `concurrency` plus a small prefetch of prepared images, however many files there are", async () => {
-    await makeImages(80);
+  it("holds at most -c prepared images plus one per decoder, however many files there are", async () => {
+    // The README's promise: memory is about `-c` prepared images plus one per decoder, and there
+    // is one decoder per core plus one.
+    const concurrency = 4;
+    const bound = concurrency + availableParallelism() + 1;
+    // Four times as many files as that, so a pool that read ahead freely would break it.
+    const files = Math.max(80, 4 * bound);
+    await makeDistinctImages(dir, files);
     let held = 0;
     let maxHeld = 0;
     let preparedBeforeFirstResult = -1;
@@ -68,18 +61,17 @@ describe("captionImages", () => {
         held -= 1;
       }
     };
-    const summary = await captionImages(options({ concurrency: 4 }), { onEvent });
-    expect(summary).toMatchObject({ found: 80, captioned: 80, failed: 0, unfinished: 0 });
-    // Four being sent, and as many prepared ahead as there are cores (at most four).
-    const bound = 4 + Math.min(4, availableParallelism() + 1);
+    const summary = await captionImages(options({ concurrency }), { onEvent });
+    expect(summary).toMatchObject({ found: files, captioned: files, failed: 0, unfinished: 0 });
     expect(maxHeld).toBeLessThanOrEqual(bound);
     expect(preparedBeforeFirstResult).toBeLessThanOrEqual(bound);
-    expect(fake.maxInFlight).toBe(4);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(80);
+    expect(prepared).toBe(files);
+    expect(fake.maxInFlight).toBe(concurrency);
+    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(files);
   });
 
   it("stop() lets in-flight requests finish and starts nothing new", async () => {
-    await makeImages(20);
+    await makeDistinctImages(dir, 20);
     const control = new RunControl();
     const summary = await captionImages(options({ concurrency: 2 }), {
       control,
@@ -95,7 +87,7 @@ describe("captionImages", () => {
   });
 
   it("creates OUT's folder when it does not exist yet", async () => {
-    await makeImages(1);
+    await makeDistinctImages(dir, 1);
     const output = path.join(dir, "results", "nightly", "out.csv");
     const summary = await captionImages(options({ output }));
     expect(summary.captioned).toBe(1);

@@ -1,5 +1,5 @@
 import { PassThrough } from "node:stream";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { RunSummary } from "../src/pipeline.js";
 import { formatDuration, Reporter, summaryLine } from "../src/progress.js";
 
@@ -20,7 +20,7 @@ const discovered = {
   alreadyDone: 0,
   todo: 4,
   repairedBytes: 0,
-  emptyPatterns: [],
+  emptyInputs: [],
 } as const;
 const failure = {
   type: "failed",
@@ -34,24 +34,51 @@ const failure = {
   },
 } as const;
 
+const captioned = { type: "captioned", record: {} as never, copyOf: null } as const;
+
 describe("Reporter", () => {
-  it("draws a live line with done/total, failures, rate and ETA on a terminal", async () => {
+  // The clock the live line is drawn by and measures the rate with, moved by hand.
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "performance", "Date"] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("draws a live line with done/total, failures, rate and ETA on a terminal, every interval", async () => {
     const { out, text } = stream(true);
     const reporter = new Reporter({
       stream: out,
       quiet: false,
       verbose: false,
       secret: undefined,
-      intervalMs: 5,
+      intervalMs: 250,
     });
+    // Each redraw returns to the start of the line, writes it and clears what is left of it.
+    const live = () =>
+      text()
+        .split("\r")
+        .filter((part) => part.startsWith("caption: ") && part.endsWith("\x1b[K"));
     reporter.onEvent(discovered);
-    reporter.onEvent({ type: "captioned", record: {} as never, copyOf: null });
+    expect(live()).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(live()).toHaveLength(4);
+    expect(live().at(-1)).toBe("caption: 0/4 done, 0 failed, 0.0 images/s, ETA ?\x1b[K");
+
+    reporter.onEvent(captioned);
     reporter.onEvent(failure);
-    await new Promise((resolve) => setTimeout(resolve, 40));
+    await vi.advanceTimersByTimeAsync(1000);
+    // Two of four done in two seconds.
+    expect(live().at(-1)).toBe("caption: 2/4 done, 1 failed, 1.0 images/s, ETA 2.0 s\x1b[K");
+    // The failure is a line of its own, printed with the live line cleared first.
+    expect(text()).toContain("\r\x1b[Kcaption: failed b.jpg: the file is corrupt\n");
+
     reporter.stop();
-    expect(text()).toMatch(/\rcaption: 2\/4 done, 1 failed, [\d.]+ images\/s, ETA /);
-    expect(text()).toContain("caption: failed b.jpg: the file is corrupt\n");
     expect(text().endsWith("\r\x1b[K")).toBe(true);
+    const stopped = text();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(text()).toBe(stopped);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it("prints no live line when piped or quiet, but still reports failures", async () => {
@@ -65,12 +92,14 @@ describe("Reporter", () => {
         quiet,
         verbose: false,
         secret: undefined,
-        intervalMs: 5,
+        intervalMs: 250,
       });
       reporter.onEvent(discovered);
-      reporter.onEvent({ type: "captioned", record: {} as never, copyOf: null });
+      reporter.onEvent(captioned);
       reporter.onEvent(failure);
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      // No timer to draw a live line with, however long the run takes.
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(1000);
       reporter.stop();
       expect(text()).not.toContain("\r");
       expect(text()).toBe("caption: failed b.jpg: the file is corrupt\n");
@@ -162,22 +191,12 @@ const summaryBase: RunSummary = {
   elapsedMs: 3500,
   aborted: null,
   stopped: false,
+  errorsFileProblem: null,
+  emptyInputs: [],
 };
 
 describe("summaryLine", () => {
-  const base: RunSummary = {
-    found: 10,
-    alreadyDone: 2,
-    captioned: 7,
-    failed: 1,
-    unfinished: 0,
-    copies: 0,
-    prepared: 0,
-    preparedBytes: 0,
-    elapsedMs: 3500,
-    aborted: null,
-    stopped: false,
-  };
+  const base: RunSummary = { ...summaryBase, failed: 1 };
 
   it("sums up a run in one line", () => {
     expect(summaryLine(base, "out.csv", "out.errors.jsonl", false)).toBe(

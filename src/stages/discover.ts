@@ -28,8 +28,12 @@ export function isImagePath(file: string): boolean {
 export interface Discovery {
   /** Every image found, once each, sorted by path. */
   tasks: ImageTask[];
-  /** Glob patterns that matched no image: worth a warning, not a failure (a nightly folder can be empty). */
-  emptyPatterns: string[];
+  /**
+   * Inputs that hold no image at all: a glob that matched nothing, a folder without images. Most
+   * likely a typo, so the run warns (and fails under --strict); a folder whose images are all
+   * captioned already is not empty.
+   */
+  emptyInputs: string[];
 }
 
 /**
@@ -42,9 +46,11 @@ export async function discoverImages(inputs: readonly string[], cwd: string): Pr
   // symlink loop is still one image.
   const found = new Map<string, ImageTask>();
   const missing: string[] = [];
-  const emptyPatterns: string[] = [];
+  const emptyInputs: string[] = [];
   const walkedRoots: string[] = [];
+  let added = 0;
   const add = (key: string, absPath: string, input: string) => {
+    added += 1;
     if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath });
   };
 
@@ -54,9 +60,11 @@ export async function discoverImages(inputs: readonly string[], cwd: string): Pr
    * unless it leads back into one already walked (a loop, or the same photos twice); a broken
    * link is kept, so the errors file says what it points to instead of the image vanishing.
    */
-  const walk = async (absDir: string, input: string): Promise<void> => {
+  const walk = async (absDir: string, input: string): Promise<boolean> => {
     const real = await realpath(absDir);
-    if (walkedRoots.some((root) => real === root || real.startsWith(`${root}${path.sep}`))) return;
+    if (walkedRoots.some((root) => real === root || real.startsWith(`${root}${path.sep}`))) {
+      return false;
+    }
     walkedRoots.push(real);
     const entries = await fg("**/*", { ...FOLDER_WALK, cwd: absDir });
     for (const entry of entries) {
@@ -71,13 +79,16 @@ export async function discoverImages(inputs: readonly string[], cwd: string): Pr
         add(absPath, absPath, input);
       }
     }
+    return true;
   };
 
   for (const input of inputs) {
     const absInput = path.resolve(cwd, input);
     const stats = await statOrNull(absInput);
     if (stats?.isDirectory()) {
-      await walk(absInput, input);
+      const before = added;
+      // A folder already walked through another input is not empty, just counted once.
+      if ((await walk(absInput, input)) && added === before) emptyInputs.push(input);
     } else if (stats) {
       // A file named explicitly is taken whatever its extension: the user asked for it.
       add(await realpath(absInput), absInput, input);
@@ -91,7 +102,7 @@ export async function discoverImages(inputs: readonly string[], cwd: string): Pr
         add(await realpath(absPath).catch(() => absPath), absPath, input);
         matched += 1;
       }
-      if (matched === 0) emptyPatterns.push(input);
+      if (matched === 0) emptyInputs.push(input);
     } else {
       missing.push(input);
     }
@@ -104,7 +115,7 @@ export async function discoverImages(inputs: readonly string[], cwd: string): Pr
   const tasks = [...found.values()].sort((a, b) =>
     a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
   );
-  return { tasks, emptyPatterns };
+  return { tasks, emptyInputs };
 }
 
 const FOLDER_WALK = {

@@ -228,16 +228,21 @@ describe("fake endpoint", () => {
   it("keeps a hung request open until close(), which still resolves", async () => {
     const endpoint = await start({ script: [{ kind: "hang" }] });
     const pending = post(endpoint, chatBody("hi"));
-    pending.catch(() => {});
+    let settled = false;
+    const settle = () => {
+      settled = true;
+    };
+    pending.then(settle, settle);
     await vi.waitFor(() => expect(endpoint.requests[0]?.behavior).toBe("hang"));
     expect(endpoint.inFlight).toBe(1);
+    expect(settled).toBe(false);
 
-    const started = Date.now();
+    // A hung socket would keep server.close() waiting forever: close() must end it, not wait for
+    // it, so this resolves well within the test's limit and the client sees its socket die.
     await endpoint.close();
-    expect(Date.now() - started).toBeLessThan(1000);
     await expect(pending).rejects.toThrow();
     expect(endpoint.inFlight).toBe(0);
-  });
+  }, 5_000);
 
   it("tracks in-flight requests and resets the socket on a reset fault", async () => {
     const endpoint = await start({ latencyMs: 150 });

@@ -77,6 +77,8 @@ export interface FakeEndpointOptions {
   inspectImages?: boolean;
   /** Keep each parsed request body in `requests` (default true); long benchmarks turn it off. */
   keepBodies?: boolean;
+  /** Serve the OpenAI routes under /v1 only, as vLLM, SGLang and Ollama do (default: both forms). */
+  v1Only?: boolean;
   /** Port on 127.0.0.1 (default 0, i.e. any free port); only the standalone CLI needs a fixed one. */
   port?: number;
 }
@@ -97,6 +99,7 @@ export const FAKE_MODEL_ID = "MiniCPM-V-4.6-Instruct";
 
 const HOST = "127.0.0.1";
 const CHAT_PATHS = new Set(["/v1/chat/completions", "/chat/completions"]);
+const V1_CHAT_PATHS = new Set(["/v1/chat/completions"]);
 const MODELS_PATHS = new Set(["/v1/models", "/models"]);
 const ALL_FAULTS: readonly FaultKind[] = [
   "429",
@@ -494,7 +497,8 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
     const url = req.url ?? "/";
     const method = req.method ?? "GET";
     const path = new URL(url, "http://fake.invalid").pathname;
-    const isChat = method === "POST" && CHAT_PATHS.has(path);
+    const chatPaths = options.v1Only ? V1_CHAT_PATHS : CHAT_PATHS;
+    const isChat = method === "POST" && chatPaths.has(path);
 
     if (isChat) {
       inFlight++;

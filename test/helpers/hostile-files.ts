@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chmod, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, open, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
@@ -19,7 +19,7 @@ export interface HostileCorpus {
   inputs: string[];
   /** Removed by the test once the first request arrives: it vanishes between discovery and reading. */
   vanishing: string;
-  /** Made unreadable; only meaningful when the CLI does not run as root. */
+  /** Unreadable to this user, root included (see makeUnreadableFile). */
   unreadable: string;
   /** Kinds that end in neither row, with what must hold instead. */
   noRowKinds: string[];
@@ -34,21 +34,61 @@ export function pngChunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([length, body, crc]);
 }
 
-/** A valid 1-bit 20000×20000 PNG: 400 megapixels of black in about 50 KB. */
-export function decompressionBomb(): Buffer {
+/**
+ * A valid 1-bit 20000×20000 PNG: 400 megapixels of black in about 50 KB. With `rows` less than
+ * 20000 the pixel data stops after that many rows: the header still says 400 megapixels, but a
+ * decoder that went on to read the pixels would fail on the missing ones.
+ */
+export function decompressionBomb(rows = 20_000): Buffer {
   const side = 20_000;
   const header = Buffer.alloc(13);
   header.writeUInt32BE(side, 0);
   header.writeUInt32BE(side, 4);
   header[8] = 1; // bit depth
   header[9] = 0; // greyscale
-  const rows = Buffer.alloc((1 + side / 8) * side);
+  const pixels = Buffer.alloc((1 + side / 8) * Math.min(rows, side));
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     pngChunk("IHDR", header),
-    pngChunk("IDAT", deflateSync(rows)),
+    pngChunk("IDAT", deflateSync(pixels)),
     pngChunk("IEND", Buffer.alloc(0)),
   ]);
+}
+
+/** Whether opening `file` for reading is refused with a permission error. */
+async function refusesToRead(file: string): Promise<boolean> {
+  try {
+    await (await open(file, "r")).close();
+    return false;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "EACCES" || code === "EPERM";
+  }
+}
+
+/**
+ * Makes `file` a file that this user cannot read, root included, so that the case runs where the
+ * tests run as root (CI does). A mode-000 file is enough for anyone else; root reads any file
+ * whatever its mode, so for root `file` becomes a symbolic link to a write-only kernel attribute
+ * (`/sys/bus/<bus>/uevent`, mode 0200), which the kernel refuses to open for reading even to root
+ * (EACCES), while stat sees a non-empty regular file as for any photo.
+ */
+export async function makeUnreadableFile(file: string, bytes: Buffer | string): Promise<void> {
+  await writeFile(file, bytes);
+  await chmod(file, 0o000);
+  if (await refusesToRead(file)) return;
+  await rm(file);
+  const buses = await readdir("/sys/bus").catch(() => []);
+  for (const bus of buses.sort()) {
+    const attribute = `/sys/bus/${bus}/uevent`;
+    if (await refusesToRead(attribute)) {
+      await symlink(attribute, file);
+      return;
+    }
+  }
+  throw new Error(
+    `cannot make a file this user cannot read: a mode-000 file is readable here and no write-only /sys/bus/*/uevent was found`,
+  );
 }
 
 const solid = (width: number, height: number, channels: 3 | 4 = 3) =>
@@ -169,8 +209,7 @@ export async function makeHostileCorpus(root: string, name = "hostile"): Promise
     error: "file_missing",
   });
 
-  await writeFile(at("unreadable.jpg"), good);
-  await chmod(at("unreadable.jpg"), 0o000);
+  await makeUnreadableFile(at("unreadable.jpg"), good);
   add("unreadable file (no read permission)", "unreadable.jpg", { error: "permission_denied" });
 
   try {

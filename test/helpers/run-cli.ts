@@ -16,7 +16,7 @@ export interface CliOptions {
   /** Base URL of the fake endpoint; every test talks to loopback only. */
   baseUrl?: string;
   env?: Record<string, string | undefined>;
-  /** Run as this user (needs root): how permission errors are tested when the tests run as root. */
+  /** Run as this user (needs root). */
   user?: { uid: number; gid: number };
 }
 
@@ -25,7 +25,7 @@ export function startCli(args: string[], options: CliOptions): ChildProcess {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
     // Never let a developer's real endpoint or key leak into a test run.
-    if (value !== undefined && !key.startsWith("MINICPM_")) env[key] = value;
+    if (value !== undefined && !/^(MINICPM|OPENAI)_/.test(key)) env[key] = value;
   }
   env.MINICPM_API_KEY = TEST_KEY;
   if (options.baseUrl) env.MINICPM_BASE_URL = options.baseUrl;

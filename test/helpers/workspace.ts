@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
-import { expect } from "vitest";
+import { expect, vi } from "vitest";
 
 export const FIXTURES = fileURLToPath(new URL("../../fixtures/", import.meta.url));
 
@@ -33,6 +33,25 @@ export async function readJsonl(file: string): Promise<Record<string, unknown>[]
     .split("\n")
     .filter((line) => line.trim() !== "")
     .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/**
+ * Polls until `condition` holds. The limit is generous because a loaded CI box is slow; it only
+ * ends a test that would otherwise hang, it is not a speed check.
+ */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  await vi.waitUntil(condition, { timeout: timeoutMs, interval: 5 });
+}
+
+/** Waits until the CSV file holds at least `rows` rows after its header line. */
+export function waitForRows(file: string, rows: number): Promise<void> {
+  return waitFor(async () => {
+    const text = await readFile(file, "utf8").catch(() => "");
+    return text.split("\n").length > rows + 1;
+  });
 }
 
 /**

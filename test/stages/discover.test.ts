@@ -66,7 +66,7 @@ describe("discoverImages", () => {
     const error = await discoverImages(["nope", "gone.jpg"], dir).catch((e: UsageError) => e);
     expect((error as UsageError).problems).toHaveLength(2);
     const found = await discoverImages(["a", "c/*.png"], dir);
-    expect(found.emptyPatterns).toEqual(["c/*.png"]);
+    expect(found.emptyInputs).toEqual(["c/*.png"]);
   });
 
   it("knows image extensions", () => {

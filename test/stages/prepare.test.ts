@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,7 +8,7 @@ import { ImageError } from "../../src/errors.js";
 import { sniffFormat } from "../../src/stages/image-errors.js";
 import { prepareImage, targetSize } from "../../src/stages/prepare.js";
 import type { PreparedImage, PrepareOptions } from "../../src/types.js";
-import { decompressionBomb } from "../helpers/hostile-files.js";
+import { decompressionBomb, makeUnreadableFile } from "../helpers/hostile-files.js";
 
 const BUDGET = 1_806_336;
 const fixtures = fileURLToPath(new URL("../../fixtures/", import.meta.url));
@@ -335,19 +335,17 @@ describe("prepareImage", () => {
       expect(error.message).toMatch(/symbolic link/);
     });
 
-    it.skipIf(process.getuid?.() === 0)("an unreadable file → permission_denied", async () => {
+    it("an unreadable file → permission_denied, even when the tests run as root", async () => {
       const path = join(tmp, "locked.jpg");
-      await writeFile(path, "x");
-      await chmod(path, 0o000);
+      await makeUnreadableFile(path, "x");
       await expectImageError(prepareImage(path, jpeg), "permission_denied", path);
     });
 
-    it("a decompression bomb → image_too_large, without decoding it", async () => {
+    it("a decompression bomb → image_too_large, judged from its header without decoding it", async () => {
       const path = join(tmp, "bomb.png");
-      await writeFile(path, decompressionBomb());
-      const started = performance.now();
+      // Only the first row of pixels is there: decoding would fail on the rest, as corrupt_image.
+      await writeFile(path, decompressionBomb(1));
       const error = await expectImageError(prepareImage(path, jpeg), "image_too_large", path);
-      expect(performance.now() - started).toBeLessThan(1000);
       expect(error.message).toContain("20000×20000");
       expect(error.message).toContain("decompression bomb");
       expect(error.message).toContain("268,402,689");
