@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./errors.js";
+import { closestName } from "./suggest.js";
 import type { ImageFormat, OutputFormat, PrepareOptions } from "./types.js";
 
 export const DEFAULT_BASE_URL = "https://api.modelbest.cn/v1";
@@ -339,7 +340,7 @@ function readConfigFile(
   for (const [key, value] of Object.entries(parsed)) {
     if (key === "$comment" || key.startsWith("//")) continue;
     if (!SETTING_KEYS.includes(key as keyof Settings)) {
-      const near = nearestKey(key);
+      const near = closestName(key, SETTING_KEYS);
       problems.push(
         `${shown}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ""}; known keys: ${SETTING_KEYS.join(", ")}`,
       );
@@ -348,25 +349,6 @@ function readConfigFile(
     values[key] = value;
   }
   return values;
-}
-
-/** The known key a typo most likely meant: same letters ignoring case and dashes, or 2 edits away. */
-function nearestKey(key: string): keyof Settings | undefined {
-  const plain = key.toLowerCase().replace(/[-_]/g, "");
-  return SETTING_KEYS.find((known) => editDistance(known.toLowerCase(), plain) <= 2);
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i += 1) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j += 1) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
 }
 
 function validateLayer(layer: SettingsLayer, problems: string[]): Settings {
