@@ -226,10 +226,13 @@ function addFlags<T>(y: Argv<T>, flags: readonly FlagSpec[]): Argv<T> {
   return y.conflicts("quiet", "verbose");
 }
 
-/** Every name and alias a flag can be written with, for "did you mean" suggestions. */
-const KNOWN_FLAGS = [...CAPTION_FLAGS, { name: "help", alias: "h" }, { name: "version" }].flatMap(
-  (flag) => [flag.name, ...(flag.alias ? [flag.alias] : [])],
-);
+/** Every name and alias a command's flags can be written with, for "did you mean" suggestions. */
+function knownFlags(flags: readonly FlagSpec[]): string[] {
+  return [...flags, { name: "help", alias: "h" }, { name: "version" }].flatMap((flag) => [
+    flag.name,
+    ...(flag.alias ? [flag.alias] : []),
+  ]);
+}
 
 /**
  * The flags that shape what is printed, read before the real parse so that even a usage error
@@ -310,7 +313,8 @@ export async function main(
     .fail((message, error) => {
       // yargs reports its own parse problems as a YError; anything else came from our handlers.
       if (error && error.name !== "YError") throw error;
-      throw new UsageError([friendlyUsage(message ?? error?.message ?? "")]);
+      const flags = argv[0] === "check" ? ENDPOINT_FLAGS : CAPTION_FLAGS;
+      throw new UsageError([friendlyUsage(message ?? error?.message ?? "", knownFlags(flags))]);
     });
 
   try {
@@ -352,18 +356,23 @@ function exitCodeOf(summary: RunSummary, stoppedBy: NodeJS.Signals | null): numb
 }
 
 /** yargs' own messages, reworded to read like every other usage error of the tool. */
-function friendlyUsage(message: string): string {
+function friendlyUsage(message: string, known: readonly string[]): string {
   if (/Not enough non-option arguments/.test(message)) {
     return "no inputs given: name one or more folders, image files or glob patterns, e.g. caption photos/ -o captions.csv";
   }
   const unknown = /^Unknown arguments?: (.+)$/.exec(message);
   if (unknown?.[1]) {
-    return unknown[1]
-      .split(", ")
+    // yargs names a mistyped --max-pixles twice, once camel-cased; the user typed one flag.
+    const typed = new Map<string, string>();
+    for (const name of unknown[1].split(", ")) {
+      const key = name.toLowerCase().replace(/-/g, "");
+      if (!typed.has(key) || name.includes("-")) typed.set(key, name);
+    }
+    return [...typed.values()]
       .map((name) => {
-        const shown = flagName(name);
-        const near = closestName(name, KNOWN_FLAGS);
-        return `${shown}: no such flag${near ? ` (did you mean ${flagName(near)}?)` : ""}`;
+        // A one-letter typo is as close to every short flag as to any.
+        const near = name.length > 2 ? closestName(name, known) : undefined;
+        return `${flagName(name)}: no such flag${near ? ` (did you mean ${flagName(near)}?)` : ""}`;
       })
       .join("\n");
   }
@@ -413,20 +422,25 @@ function loadConfig(
 }
 
 /** The key to send, announcing the shared trial key when that is the one. */
-function chooseKey(config: CaptionConfig, reporter: Reporter) {
+function chooseKey(config: CaptionConfig, reporter: Reporter, env: NodeJS.ProcessEnv) {
   const key = keyFor(config.baseUrl, config.apiKey);
-  if (key.trial) reporter.say(TRIAL_KEY_NOTICE, "warn");
+  if (key.trial) {
+    const openai = env.OPENAI_API_KEY ? " (OPENAI_API_KEY is never sent to the hosted API)" : "";
+    reporter.say(`${TRIAL_KEY_NOTICE}${openai}`, "warn");
+  }
   reporter.setSecret(key.apiKey);
   return key;
 }
 
 /** A refusal of the trial key is about the trial, not about a key the user gave. */
-function refusalMessage(error: unknown, trial: boolean): string | null {
+function refusalMessage(error: unknown, trial: boolean, resumable = false): string | null {
   if (!trial) return null;
   const auth = error instanceof AuthError ? error : null;
   const cause = error instanceof RunAbortedError ? error.cause : null;
   const refused = auth ?? (cause instanceof AuthError ? cause : null);
-  return refused ? trialKeyRefused(`HTTP ${refused.status ?? "401"}`) : null;
+  if (!refused) return null;
+  const text = trialKeyRefused(`HTTP ${refused.status ?? "401"}`);
+  return resumable ? `${text}, then rerun to resume` : text;
 }
 
 async function runCaption(
@@ -448,7 +462,9 @@ async function runCaption(
     throw new UsageError(["--errors: the errors file must not be OUT itself; pick another path"]);
   }
   const dryRun = args.dryRun === true;
-  const key = dryRun ? { apiKey: config.apiKey, trial: false } : chooseKey(config, reporter);
+  const key = dryRun
+    ? { apiKey: config.apiKey, trial: false }
+    : chooseKey(config, reporter, context.env);
   const overwrite = args.overwrite === true || args.resume === false;
   const control = new RunControl();
   const signals = watchSignals(control, (text) => reporter.say(text, "warn"));
@@ -499,7 +515,7 @@ async function runCaption(
     run.catch(() => {});
     summary = await Promise.race([run, signals.abandoned.then(() => null)]);
   } catch (error) {
-    const refused = refusalMessage(error, key.trial);
+    const refused = refusalMessage(error, key.trial, true);
     if (refused) throw new RunAbortedError("trial_key_refused", refused, { cause: error });
     throw error;
   } finally {
@@ -517,7 +533,10 @@ async function runCaption(
   const shownOutput = path.relative(context.cwd, output) || output;
   const shownErrors = path.relative(context.cwd, errorsPath) || errorsPath;
   if (summary.aborted) {
-    reporter.say(refusalMessage(summary.aborted, key.trial) ?? summary.aborted.message, "error");
+    reporter.say(
+      refusalMessage(summary.aborted, key.trial, true) ?? summary.aborted.message,
+      "error",
+    );
   }
   const exitCode = exitCodeOf(summary, stoppedBy);
   reporter.finish(summary, summaryLine(summary, shownOutput, shownErrors, dryRun), exitCode);
@@ -530,7 +549,7 @@ async function runCheck(
   reporter: Reporter,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter);
-  const key = chooseKey(config, reporter);
+  const key = chooseKey(config, reporter, context.env);
   const client = createClient({
     baseUrl: config.baseUrl,
     apiKey: key.apiKey,

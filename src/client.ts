@@ -73,7 +73,7 @@ export function createClient(options: ClientOptions): ChatClient {
       const latencyMs = Math.round(performance.now() - started);
       if (!response.ok) {
         const message = clean(serverMessage(text));
-        if (response.status === 404 && !/model/i.test(text)) {
+        if (response.status === 404 && !aboutModel(message, url)) {
           throw routeNotFound(options.baseUrl, message, response.headers);
         }
         throw errorFromStatus(response.status, message, response.headers);
@@ -134,6 +134,17 @@ function routeNotFound(baseUrl: string, message: string, headers: Headers): Endp
     `${baseUrl}/chat/completions answered HTTP 404 (${message || "not found"}): no chat-completions route there; ${hint}`,
     { status: 404, headers },
   );
+}
+
+/** Whether a 404's message is about the model, not the route; the URL echoed in it does not count. */
+function aboutModel(message: string, url: string): boolean {
+  let text = message;
+  try {
+    text = text.split(new URL(url).pathname).join(" ");
+  } catch {
+    // An unparsable URL never reaches here; fetch would have refused it.
+  }
+  return /\bmodels?\b/i.test(text.split(url).join(" "));
 }
 
 function hostOf(url: string): string {

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./errors.js";
@@ -218,7 +218,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
       promptFrom.layer.values.promptFile as string,
     );
     try {
-      prompt = readRegularFile(file).trim();
+      prompt = readFileSync(file, "utf8").trim();
       if (prompt === "")
         problems.push(`${promptFrom.layer.describe("promptFile")}: ${file} is empty`);
     } catch (error) {
@@ -273,17 +273,6 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   };
 }
 
-/**
- * Reads a settings or prompt file. A FIFO or a device would block the whole process on a read that
- * no signal can interrupt, so anything but a regular file is refused first.
- */
-function readRegularFile(file: string): string {
-  if (!statSync(file).isFile()) {
-    throw Object.assign(new Error("not a regular file"), { code: "not a regular file" });
-  }
-  return readFileSync(file, "utf8");
-}
-
 /** Accepts a base URL pasted with the route on the end, and drops trailing slashes. */
 export function normaliseBaseUrl(url: string): string {
   return url.replace(/\/+$/, "").replace(/\/chat\/completions$/, "");
@@ -302,7 +291,7 @@ function readConfigFile(
 ): Record<string, unknown> | null {
   let text: string;
   try {
-    text = readRegularFile(file);
+    text = readFileSync(file, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const names = exampleConfigNames(exampleDir);

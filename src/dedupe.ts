@@ -1,5 +1,5 @@
-import { readCaptionsByHash, type StoredCaption } from "./resume.js";
-import type { FailureRecord, OutputFormat } from "./types.js";
+import type { StoredCaption } from "./resume.js";
+import type { FailureRecord } from "./types.js";
 
 /** How the work on one distinct image ended. */
 export type ImageOutcome =
@@ -19,15 +19,15 @@ export class DuplicateTracker {
   readonly #failed = new Map<string, FailureRecord>();
   readonly #dry = new Set<string>();
   readonly #inFlight = new Map<string, Promise<ImageOutcome>>();
-  #stored: Promise<Map<string, StoredCaption>> | null = null;
+  readonly #lookup: (sha256: string) => Promise<StoredCaption | undefined>;
 
+  /** `lookup` reads the caption of an image finished earlier back from where it was kept. */
   constructor(
-    readonly output: string,
-    readonly format: OutputFormat,
-    readonly columns: readonly string[],
     captionedHashes: Iterable<string>,
+    lookup: (sha256: string) => Promise<StoredCaption | undefined>,
   ) {
     this.#captioned = new Set(captionedHashes);
+    this.#lookup = lookup;
   }
 
   /**
@@ -58,8 +58,6 @@ export class DuplicateTracker {
       this.#inFlight.delete(hash);
       if (outcome.kind === "captioned") {
         this.#captioned.add(hash);
-        // A cached read of OUT predates this row.
-        this.#stored = null;
       } else if (outcome.kind === "failed") {
         this.#failed.set(hash, outcome.failure);
       } else if (outcome.kind === "dry") {
@@ -68,12 +66,5 @@ export class DuplicateTracker {
       resolve(outcome);
     };
     return { first: true, settle };
-  }
-
-  async #lookup(hash: string): Promise<StoredCaption | undefined> {
-    this.#stored ??= readCaptionsByHash(this.output, this.format, this.columns).catch(
-      () => new Map(),
-    );
-    return (await this.#stored).get(hash);
   }
 }

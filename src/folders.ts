@@ -60,7 +60,7 @@ export function errnoOf(error: unknown): string {
 /** An errno code in words a user can act on, for messages that name a path. */
 export function describeErrno(code: string): string {
   const words: Record<string, string> = {
-    ENOENT: "the folder does not exist and cannot be created there",
+    ENOENT: "no such file or folder, and this file system lets none be created there",
     EACCES: "permission denied",
     EPERM: "operation not permitted",
     EROFS: "read-only file system",

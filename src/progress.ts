@@ -1,5 +1,5 @@
-import type { RunEvent, RunSummary } from "./pipeline.js";
 import { redactSecret } from "./redact.js";
+import type { RunEvent, RunSummary } from "./run/events.js";
 
 export type LogFormat = "text" | "json";
 export type Level = "info" | "warn" | "error";

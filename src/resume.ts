@@ -75,6 +75,27 @@ export async function readCaptionsByHash(
   return byHash;
 }
 
+/**
+ * Looks captions up by content hash, reading OUT once and again only after it has grown. Copies
+ * of earlier images are rare, so OUT is not held in memory until the first one turns up.
+ */
+export function storedCaptions(
+  path: string,
+  format: OutputFormat,
+  columns: readonly string[],
+): { get(sha256: string): Promise<StoredCaption | undefined>; forget(): void } {
+  let byHash: Promise<Map<string, StoredCaption>> | null = null;
+  return {
+    async get(sha256) {
+      byHash ??= readCaptionsByHash(path, format, columns).catch(() => new Map());
+      return (await byHash).get(sha256);
+    },
+    forget() {
+      byHash = null;
+    },
+  };
+}
+
 interface Scan {
   rows: number;
   /** Byte offset just past the last complete record; everything after it is a torn tail. */

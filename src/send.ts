@@ -10,7 +10,7 @@ import {
 } from "./errors.js";
 import type { AdaptiveLimiter } from "./limiter.js";
 import { retryDelay, serverRequestedDelay, shouldRetry } from "./retry.js";
-import { type ExtractedCaption, extractCaption } from "./stages/request.js";
+import type { ExtractedCaption } from "./stages/request.js";
 
 export type SendOutcome =
   | { kind: "captioned"; reply: ChatReply; extracted: ExtractedCaption; attempts: number }
@@ -31,6 +31,9 @@ export interface SendContext {
   /** Told before each wait for another attempt at the request for `label`. */
   onRetry: (label: string, attempt: number, delayMs: number, error: unknown) => void;
 }
+
+/** Turns a 2xx reply into a caption, or throws the ApiError that says why it is not one. */
+export type ReplyReader = (body: unknown) => ExtractedCaption;
 
 /**
  * Tells when the endpoint is down rather than flaky: that many connection failures in a row,
@@ -62,6 +65,7 @@ export class ConnectionBreaker {
 /** Sends one caption request, retrying what may be transient, until it succeeds or cannot. */
 export async function sendWithRetries(
   request: object | Uint8Array,
+  read: ReplyReader,
   label: string,
   context: SendContext,
 ): Promise<SendOutcome> {
@@ -72,7 +76,7 @@ export async function sendWithRetries(
       const reply = await context.client.chat(request, context.abortSignal);
       slot.done();
       context.breaker.reachable();
-      const extracted = extractCaption(reply.body);
+      const extracted = read(reply.body);
       context.breaker.succeeded();
       return { kind: "captioned", reply, extracted, attempts: attempt };
     } catch (error) {

@@ -1,4 +1,4 @@
-import type { RunControl } from "./pipeline.js";
+import type { RunControl } from "./run/control.js";
 
 /** How long a run may take to end after it was told to cancel, before the CLI walks away from it. */
 export const ABANDON_AFTER_MS = 3000;
@@ -21,6 +21,13 @@ export interface SignalWatch {
  * signal drains them and the second cancels them; before that there is nothing to drain, so the
  * first one cancels. A cancelled run that still has not ended after ABANDON_AFTER_MS is abandoned.
  */
+let gaveUp = false;
+
+/** Whether a run of this process was abandoned: something it called may never return. */
+export function runWasAbandoned(): boolean {
+  return gaveUp;
+}
+
 export function watchSignals(control: RunControl, say: (text: string) => void): SignalWatch {
   let stoppedBy: NodeJS.Signals | null = null;
   let draining = false;
@@ -28,7 +35,10 @@ export function watchSignals(control: RunControl, say: (text: string) => void): 
   let timer: NodeJS.Timeout | null = null;
   let abandon: () => void = () => {};
   const abandoned = new Promise<void>((resolve) => {
-    abandon = resolve;
+    abandon = () => {
+      gaveUp = true;
+      resolve();
+    };
   });
   const handler = (signal: NodeJS.Signals) => {
     seen += 1;

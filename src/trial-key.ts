@@ -9,7 +9,7 @@ import { DEFAULT_BASE_URL } from "./config.js";
 export const TRIAL_KEY = "sk-live-kmwPsO1yz9kJfbp8c6az72I-BjfZBX-5V5CmI9yTsXw";
 
 export const TRIAL_KEY_NOTICE =
-  "no API key set: using the provider's shared trial key for the hosted API (rate-limited, may be withdrawn at any time); set MINICPM_API_KEY to your own key from platform.modelbest.cn";
+  "no MINICPM_API_KEY set: using the provider's shared trial key for the hosted API (rate-limited, may be withdrawn at any time); set MINICPM_API_KEY to your own key from platform.modelbest.cn";
 
 /** The key to send: the user's own, else the trial key when the endpoint is the hosted default. */
 export function keyFor(
@@ -22,5 +22,5 @@ export function keyFor(
 
 /** What to say when the hosted API refuses the trial key. */
 export function trialKeyRefused(serverMessage: string): string {
-  return `the hosted API refused the shared trial key (${serverMessage}); it may have been withdrawn or used up: set MINICPM_API_KEY to your own key (from platform.modelbest.cn), then rerun to resume`;
+  return `the hosted API refused the shared trial key (${serverMessage}); it may have been withdrawn or used up: set MINICPM_API_KEY to your own key (from platform.modelbest.cn)`;
 }

@@ -61,19 +61,24 @@ describe("hangs and silent deaths", () => {
     expect(fake.requests).toHaveLength(0);
   }, 30_000);
 
-  it("refuses a pipe as OUT or as the errors file instead of blocking on it", async () => {
+  it("refuses a pipe as OUT instead of blocking on it, and reads a prompt from one", async () => {
     await makeDistinctImages(dir, 1);
     execFileSync("mkfifo", [path.join(dir, "pipe.csv")]);
     const asOut = await runWithin(8000, ["photos", "-o", "pipe.csv", "--dry-run"]);
     expect(asOut.signal).toBeNull();
     expect(asOut.code).toBe(2);
     expect(asOut.stderr).toMatch(/-o\/--output: .*pipe\.csv is not a regular file/);
-    const asPrompt = await runWithin(8000, ["photos", "-o", "o.csv", "--prompt-file", "pipe.csv"]);
-    expect(asPrompt.signal).toBeNull();
-    expect(asPrompt.code).toBe(2);
-    expect(asPrompt.stderr).toMatch(
-      /--prompt-file: cannot read .*pipe\.csv \(not a regular file\)/,
-    );
+    // A pipe with a writer is a fine prompt file, as with `--prompt-file <(…)`.
+    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    execFileSync("mkfifo", [path.join(dir, "prompt.fifo")]);
+    const child = startCli(["photos", "-o", "o.csv", "--prompt-file", "prompt.fifo"], {
+      cwd: dir,
+      baseUrl: fake.baseUrl,
+    });
+    await writeFile(path.join(dir, "prompt.fifo"), "Name the colour.\n");
+    const piped = await collect(child);
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(fake.requests.map((request) => request.prompt)).toEqual(["Name the colour."]);
   }, 30_000);
 
   it("a signal ends a run even when it waits on a file call that never returns", async () => {
@@ -230,6 +235,11 @@ describe("doomed runs stop early", () => {
     expect(check.code).toBe(1);
     expect(check.stderr).toContain(`did you mean ${root}/v1?`);
 
+    // The URL's own words echoed in the 404 do not make it one about a model.
+    const echoed = await runCli(["check", "--base-url", `${root}/models-api`], { cwd: dir });
+    expect(echoed.code).toBe(1);
+    expect(echoed.stderr).toContain(`did you mean ${root}/models-api/v1?`);
+
     // A 404 about the model is not a wrong URL.
     const models = await startFakeEndpoint({
       apiKey: TEST_KEY,
@@ -370,6 +380,12 @@ describe("messages", () => {
         /--log-format: expected one of text, json, got "yaml"/,
       ],
       [["x", "-o"], /-o: needs a value/],
+      [
+        ["x", "-o", "o.csv", "--max-pixles", "9"],
+        /^caption: --max-pixles: no such flag \(did you mean --max-pixels\?\)\ncaption: see/,
+      ],
+      [["x", "-o", "o.csv", "-x"], /^caption: -x: no such flag\ncaption: see/],
+      [["check", "--concurrency", "3"], /^caption: --concurrency: no such flag\ncaption: see/],
     ];
     await writeFile(path.join(dir, "x"), "");
     for (const [args, message] of cases) {

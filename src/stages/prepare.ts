@@ -19,8 +19,24 @@ const FAIL_ON: FailOnOptions = "error";
 
 const DEFAULT_QUALITY = 90;
 
-// A run reads each file once, so libvips' operation cache would only hold memory, never hit.
-sharp.cache(false);
+/**
+ * Runs `work` with libvips' operation cache off: a run reads each file once, so the cache would
+ * only hold memory, never hit. The program's own setting is put back afterwards, so importing or
+ * calling the library leaves sharp as the caller had it.
+ */
+export async function withoutSharpCache<T>(work: () => Promise<T>): Promise<T> {
+  const before = sharp.cache();
+  sharp.cache(false);
+  try {
+    return await work();
+  } finally {
+    sharp.cache({
+      memory: before.memory.max ?? 0,
+      files: before.files.max,
+      items: before.items.max,
+    });
+  }
+}
 
 /** Formats sent on after decoding; sharp can read a few more (SVG, libvips' own) that we refuse. */
 const ACCEPTED_FORMATS = new Set<Metadata["format"]>(["jpeg", "png", "webp", "gif", "tiff"]);

@@ -1,5 +1,5 @@
 import { EmptyCaptionError, InvalidResponseError } from "../errors.js";
-import type { Usage } from "../types.js";
+import type { ImageTask, PreparedImage, Usage } from "../types.js";
 
 export interface CaptionRequestOptions {
   model: string;
@@ -44,6 +44,24 @@ export function encodeCaptionRequest(dataUrl: string, options: CaptionRequestOpt
   body.write(dataUrl, head.length, "latin1");
   tail.copy(body, head.length + dataUrl.length);
   return body;
+}
+
+/**
+ * The one seam between a prepared image and the endpoint's protocol: how the request for an image
+ * is built, and how a reply becomes a caption or an error (an ApiError subclass, retried when it
+ * may be transient). Prompts and structured output plug in here, not in the retry loop.
+ */
+export interface CaptionProtocol {
+  request(image: PreparedImage, task: ImageTask): Uint8Array | object;
+  read(body: unknown): ExtractedCaption;
+}
+
+/** Today's protocol: one fixed prompt per image, the caption from the reply's text. */
+export function plainCaptionProtocol(options: CaptionRequestOptions): CaptionProtocol {
+  return {
+    request: (image) => encodeCaptionRequest(image.dataUrl, options),
+    read: extractCaption,
+  };
 }
 
 /** A text-only request, used by `caption check`. */

@@ -1,0 +1,66 @@
+import type { RunAbortedError } from "../errors.js";
+import type { CaptionRecord, FailureRecord, PreparedImage } from "../types.js";
+
+/** What a run reports as it goes; the CLI's reporter is one listener. */
+export type RunEvent =
+  | {
+      type: "discovered";
+      found: number;
+      alreadyDone: number;
+      todo: number;
+      repairedBytes: number;
+      /** Inputs holding no image at all (a glob that matched nothing, a folder without images). */
+      emptyInputs: readonly string[];
+    }
+  | { type: "prepared"; path: string; image: Omit<PreparedImage, "dataUrl"> }
+  | { type: "retrying"; path: string; attempt: number; delayMs: number; reason: string }
+  | { type: "captioned"; record: CaptionRecord; copyOf: string | null }
+  | { type: "failed"; failure: FailureRecord }
+  /** The image's work ended without a result (the run was stopped or aborted); a rerun picks it up. */
+  | { type: "unfinished"; path: string }
+  | { type: "warning"; message: string }
+  /** The server rate-limited us and the allowed concurrency changed (or grew back). */
+  | { type: "concurrency"; allowed: number };
+
+export interface RunSummary {
+  /** Images found in the inputs. */
+  found: number;
+  /** Of those, already in OUT before this run. */
+  alreadyDone: number;
+  captioned: number;
+  /** Of the captioned, how many reused the caption of an identical file instead of a request. */
+  copies: number;
+  failed: number;
+  /** Not finished because the run stopped early; a rerun picks them up. */
+  unfinished: number;
+  /** Dry run only: images that would be sent, and their total bytes. */
+  prepared: number;
+  preparedBytes: number;
+  elapsedMs: number;
+  /** Why the run ended early, if it did. */
+  aborted: RunAbortedError | null;
+  /** True when stop() was called. */
+  stopped: boolean;
+  /** Why failures could not be written to the errors file, when they could not. */
+  errorsFileProblem: string | null;
+  /** Inputs that hold no image at all: probably a typo in a path or pattern. */
+  emptyInputs: readonly string[];
+}
+
+export function emptySummary(): RunSummary {
+  return {
+    found: 0,
+    alreadyDone: 0,
+    captioned: 0,
+    copies: 0,
+    failed: 0,
+    unfinished: 0,
+    prepared: 0,
+    preparedBytes: 0,
+    elapsedMs: 0,
+    aborted: null,
+    stopped: false,
+    errorsFileProblem: null,
+    emptyInputs: [],
+  };
+}

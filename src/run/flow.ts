@@ -1,0 +1,77 @@
+import type { ImageOutcome } from "../dedupe.js";
+import type { ImageTask } from "../types.js";
+import type { RunControl } from "./control.js";
+import type { Intake } from "./intake.js";
+import type { PreparedWork, PrepareStage } from "./prepare-stage.js";
+import type { RunState } from "./state.js";
+
+export interface FlowShape {
+  /** Images read, hashed and prepared at once. */
+  producers: number;
+  /** Requests in flight at once. */
+  senders: number;
+}
+
+/**
+ * Runs the tasks through intake and preparing into the senders until all are done or the run
+ * stops. Returns how many tasks were never taken up. Whatever happens to the producers, the
+ * senders are let finish before this returns, so the sinks can be closed behind them.
+ */
+export async function runFlow(
+  tasks: readonly ImageTask[],
+  shape: FlowShape,
+  stages: {
+    intake: Intake;
+    prepare: PrepareStage;
+    send: (work: PreparedWork) => Promise<ImageOutcome>;
+  },
+  state: RunState,
+): Promise<number> {
+  const { intake, prepare, send } = stages;
+  const control: RunControl = state.control;
+  const queue = prepare.queue;
+  let cursor = 0;
+  const producer = async () => {
+    while (!control.stopSignal.aborted) {
+      const task = tasks[cursor];
+      if (!task) return;
+      cursor += 1;
+      await intake.take(task);
+    }
+  };
+  const sender = async () => {
+    for (let work = await queue.shift(); work; work = await queue.shift()) {
+      // Once a stop is asked for, prepared images are left for the next run, not sent.
+      if (control.stopSignal.aborted) {
+        work.settle(state.unfinished(work.task));
+        continue;
+      }
+      try {
+        work.settle(await send(work));
+      } catch (error) {
+        // Copies waiting on this image must not wait forever.
+        work.settle(state.unfinished(work.task));
+        throw error;
+      }
+    }
+  };
+  const senders = Promise.all(
+    Array.from({ length: Math.min(shape.senders, tasks.length) }, () => sender()),
+  );
+  // Handled now, so a failing sender cannot become an unhandled rejection while producers run.
+  senders.catch(() => {});
+  let producerFailure: unknown = null;
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(shape.producers, tasks.length) }, () => producer()),
+    );
+    await intake.drain();
+  } catch (error) {
+    producerFailure = error;
+  } finally {
+    queue.close();
+  }
+  await senders;
+  if (producerFailure) throw producerFailure;
+  return tasks.length - cursor;
+}

@@ -1,0 +1,90 @@
+import type { DuplicateTracker, ImageOutcome } from "../dedupe.js";
+import type { StoredCaption } from "../resume.js";
+import { readAndHash } from "../stages/hash.js";
+import type { CaptionRecord, ImageTask } from "../types.js";
+import type { Settle } from "./prepare-stage.js";
+import type { RunState } from "./state.js";
+
+export type Produce = (
+  task: ImageTask,
+  sha256: string,
+  bytes: Buffer | undefined,
+  settle: Settle,
+) => Promise<void>;
+
+/**
+ * Reads each image once, hashes it, and hands only the first of identical files on to be
+ * prepared; a copy gets the first one's result, without a request, once that is known.
+ */
+export class Intake {
+  readonly #duplicates: DuplicateTracker;
+  readonly #produce: Produce;
+  readonly #state: RunState;
+  readonly #waiting = new Set<Promise<void>>();
+
+  constructor(duplicates: DuplicateTracker, produce: Produce, state: RunState) {
+    this.#duplicates = duplicates;
+    this.#produce = produce;
+    this.#state = state;
+  }
+
+  async take(task: ImageTask): Promise<void> {
+    const read = await readAndHash(task.absPath);
+    // Unreadable: preparing it from its path produces the error that says why.
+    if (read === null) return this.#produce(task, "", undefined, () => {});
+    const { sha256, bytes } = read;
+    const claim = this.#duplicates.begin(sha256);
+    if (claim.first) return this.#produce(task, sha256, bytes, claim.settle);
+    // A copy holds no image while it waits for the first of its bytes to finish, and the
+    // producer goes on to the next file meanwhile.
+    const waiting = claim.outcome
+      .then(async (earlier) => {
+        if (earlier) await this.#settleCopy(task, sha256, earlier);
+        else await this.#produce(task, sha256, undefined, () => {});
+      })
+      .finally(() => this.#waiting.delete(waiting));
+    this.#waiting.add(waiting);
+  }
+
+  /** Waits for every copy still waiting on its first. */
+  async drain(): Promise<void> {
+    while (this.#waiting.size > 0) await Promise.all([...this.#waiting]);
+  }
+
+  async #settleCopy(task: ImageTask, sha256: string, earlier: ImageOutcome): Promise<void> {
+    const state = this.#state;
+    if (earlier.kind === "dry") return;
+    if (earlier.kind === "unfinished") {
+      state.unfinished(task);
+      return;
+    }
+    if (earlier.kind === "failed") {
+      await state.failed({ ...earlier.failure, path: task.path, created_at: now() });
+      return;
+    }
+    if (!(await state.captioned(copyRecord(task, sha256, earlier.stored), earlier.stored.path))) {
+      state.unfinished(task);
+    }
+  }
+}
+
+function copyRecord(task: ImageTask, sha256: string, stored: StoredCaption): CaptionRecord {
+  return {
+    path: task.path,
+    caption: stored.caption,
+    model: stored.model,
+    width: stored.width,
+    height: stored.height,
+    prompt_tokens: null,
+    completion_tokens: null,
+    attempts: 0,
+    latency_ms: 0,
+    truncated: stored.truncated,
+    created_at: now(),
+    sha256,
+  };
+}
+
+function now(): string {
+  return new Date().toISOString();
+}

@@ -1,0 +1,145 @@
+import type { ImageOutcome } from "../dedupe.js";
+import { ApiError, CaptionError, RunAbortedError } from "../errors.js";
+import { describeErrno, errnoOf } from "../folders.js";
+import { redactSecret } from "../redact.js";
+import type { Sink } from "../sinks/sink.js";
+import type { CaptionRecord, FailureRecord, ImageTask, PreparedImage } from "../types.js";
+import type { RunControl } from "./control.js";
+import { emptySummary, type RunEvent, type RunSummary } from "./events.js";
+
+/**
+ * The run's state, owned in one place: the summary's counts, the events that report them, and
+ * the hand-over of every result to the sinks. Stages report what happened here; nothing else
+ * counts or emits.
+ */
+export class RunState {
+  readonly summary: RunSummary = emptySummary();
+  readonly control: RunControl;
+  readonly #sink: Sink;
+  readonly #emit: (event: RunEvent) => void;
+  readonly #secret: string | undefined;
+  readonly #started = performance.now();
+  readonly #preview: boolean;
+
+  constructor(options: {
+    sink: Sink;
+    control: RunControl;
+    onEvent?: ((event: RunEvent) => void) | undefined;
+    /** Masked out of every message kept, in case a server echoes it. */
+    secret?: string | undefined;
+    /** A dry run: what is counted is what would be sent; copies would need no request. */
+    preview?: boolean | undefined;
+  }) {
+    this.#preview = options.preview ?? false;
+    this.#sink = options.sink;
+    this.control = options.control;
+    this.#emit = options.onEvent ?? (() => {});
+    this.#secret = options.secret;
+  }
+
+  emit(event: RunEvent): void {
+    this.#emit(event);
+  }
+
+  discovered(found: number, todo: number, repairedBytes: number, emptyInputs: string[]): void {
+    Object.assign(this.summary, { found, alreadyDone: found - todo, emptyInputs });
+    this.#emit({
+      type: "discovered",
+      found,
+      alreadyDone: found - todo,
+      todo,
+      repairedBytes,
+      emptyInputs,
+    });
+  }
+
+  /** Ends the run early for the reason given; the first reason is the one reported. */
+  abort(error: RunAbortedError): void {
+    this.summary.aborted ??= error;
+    this.control.abort();
+  }
+
+  /** Keeps a caption; false when no sink could keep it (the run is then aborted). */
+  async captioned(record: CaptionRecord, copyOf: string | null): Promise<boolean> {
+    if (this.#preview) return true;
+    try {
+      await this.#sink.write(record);
+    } catch (error) {
+      this.abort(asAbort(error));
+      return false;
+    }
+    this.summary.captioned += 1;
+    if (copyOf !== null) this.summary.copies += 1;
+    this.#emit({ type: "captioned", record, copyOf });
+    return true;
+  }
+
+  async failed(failure: FailureRecord): Promise<void> {
+    this.summary.failed += 1;
+    this.#emit({ type: "failed", failure });
+    try {
+      await this.#sink.fail(failure);
+    } catch (error) {
+      const abort = asAbort(error);
+      if (abort.code === "errors_not_writable") {
+        this.summary.errorsFileProblem ??= describeErrno(errnoOf(abort.cause));
+      }
+      this.abort(abort);
+    }
+  }
+
+  /** The image's work ended without a result; a rerun picks it up. */
+  unfinished(task: ImageTask): ImageOutcome {
+    this.summary.unfinished += 1;
+    this.#emit({ type: "unfinished", path: task.path });
+    return { kind: "unfinished" };
+  }
+
+  prepared(task: ImageTask, image: PreparedImage): void {
+    const { dataUrl: _, ...shape } = image;
+    this.#emit({ type: "prepared", path: task.path, image: shape });
+  }
+
+  /** A dry run counts what would be sent instead of sending it. */
+  previewed(image: PreparedImage): void {
+    this.summary.prepared += 1;
+    this.summary.preparedBytes += image.bytes;
+  }
+
+  retrying(path: string, attempt: number, delayMs: number, error: unknown): void {
+    this.#emit({ type: "retrying", path, attempt, delayMs, reason: messageOf(error) });
+  }
+
+  /** The errors-file row for an image that could not be captioned. */
+  failureOf(task: ImageTask, error: unknown, attempts: number): FailureRecord {
+    const status = error instanceof ApiError ? error.status : null;
+    let message = messageOf(error);
+    if (error instanceof ApiError && attempts > 1) message += ` (after ${attempts} attempts)`;
+    return {
+      path: task.path,
+      code: error instanceof CaptionError ? error.code : "internal_error",
+      message: redactSecret(message, this.#secret),
+      attempts,
+      status,
+      created_at: new Date().toISOString(),
+    };
+  }
+
+  /** The summary once the run is over; `neverTaken` images were not reached at all. */
+  finish(neverTaken: number): RunSummary {
+    this.summary.unfinished += neverTaken;
+    this.summary.stopped = this.control.stopSignal.aborted && this.summary.aborted === null;
+    this.summary.elapsedMs = Math.round(performance.now() - this.#started);
+    return this.summary;
+  }
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function asAbort(error: unknown): RunAbortedError {
+  return error instanceof RunAbortedError
+    ? error
+    : new RunAbortedError("output_write_failed", messageOf(error), { cause: error });
+}

@@ -1,0 +1,142 @@
+import { open, rm, unlink } from "node:fs/promises";
+import path from "node:path";
+import { CaptionError, RunAbortedError, UsageError } from "../errors.js";
+import { describeErrno, ensureFolder, errnoOf, outputFileProblem } from "../folders.js";
+import { lockOutput, type OutputLock } from "../lock.js";
+import { readFinishedWork, storedCaptions } from "../resume.js";
+import type { CaptionRecord, FailureRecord, OutputFormat } from "../types.js";
+import {
+  CAPTION_COLUMNS,
+  openCaptionWriter,
+  openJsonlWriter,
+  type RecordWriter,
+} from "../writers/index.js";
+import type { FinishedWork, Sink } from "./sink.js";
+
+export interface FileSinkOptions {
+  /** OUT: one row per captioned image, CSV or JSONL. */
+  output: string;
+  format: OutputFormat;
+  /** One line per image that failed in this run; removed at the start of each run. */
+  errorsPath: string;
+  /** Start OUT afresh instead of resuming from it. */
+  overwrite: boolean;
+  csvFormulaGuard: boolean;
+  /** Told of trouble that does not stop the run (a lock lost to another process). */
+  onWarning: (message: string) => void;
+}
+
+/**
+ * OUT, the errors file beside it and the lock that keeps a second run off them: one sink, since
+ * all three live and die together. OUT is resumed from (a torn last row repaired), appended to a
+ * row at a time, and only created once there is a row to write.
+ */
+export class FileSink implements Sink {
+  readonly #options: FileSinkOptions;
+  #lock: OutputLock | null = null;
+  #out: Promise<RecordWriter<CaptionRecord>> | null = null;
+  #errors: Promise<RecordWriter<FailureRecord>> | null = null;
+  readonly #stored;
+
+  constructor(options: FileSinkOptions) {
+    this.#options = options;
+    this.#stored = storedCaptions(options.output, options.format, CAPTION_COLUMNS);
+  }
+
+  async open(): Promise<FinishedWork> {
+    const { output, errorsPath, format, overwrite } = this.#options;
+    await refuseSpecialFiles(output, errorsPath);
+    try {
+      await ensureFolder(path.dirname(output));
+      this.#lock = await lockOutput(output, this.#options.onWarning);
+    } catch (error) {
+      if (error instanceof CaptionError) throw error;
+      throw new RunAbortedError(
+        "output_not_writable",
+        `cannot create ${output} or its lock beside it (${describeErrno(errnoOf(error))}); choose a file in a folder you can write`,
+        { cause: error },
+      );
+    }
+    if (overwrite) await rm(output, { force: true });
+    const finished = await readFinishedWork(output, format, CAPTION_COLUMNS);
+    await probeErrorsFile(errorsPath);
+    return finished;
+  }
+
+  stored(sha256: string) {
+    return this.#stored.get(sha256);
+  }
+
+  async write(record: CaptionRecord): Promise<void> {
+    const { output, format, csvFormulaGuard } = this.#options;
+    try {
+      this.#out ??= openCaptionWriter(output, format, { csvFormulaGuard });
+      await (await this.#out).write(record);
+    } catch (error) {
+      throw new RunAbortedError(
+        "output_write_failed",
+        `cannot write to ${output} (${describeErrno(errnoOf(error))}); the rows written so far are kept, rerun to resume once fixed`,
+        { cause: error },
+      );
+    }
+    // A cached read of OUT predates this row.
+    this.#stored.forget();
+  }
+
+  async fail(failure: FailureRecord): Promise<void> {
+    const { errorsPath } = this.#options;
+    try {
+      // Opened once, on the first failure, however many arrive together.
+      this.#errors ??= ensureFolder(path.dirname(errorsPath)).then(() =>
+        openJsonlWriter<FailureRecord>(errorsPath),
+      );
+      await (await this.#errors).write(failure);
+    } catch (error) {
+      throw new RunAbortedError(
+        "errors_not_writable",
+        `cannot write the errors file ${errorsPath} (${describeErrno(errnoOf(error))}); choose an errors file you can write`,
+        { cause: error },
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    const writers = await Promise.all(
+      [this.#out, this.#errors].map((opening) =>
+        (opening as Promise<RecordWriter<unknown>> | null)?.catch(() => null),
+      ),
+    );
+    await Promise.allSettled(writers.map((writer) => writer?.close()));
+    await this.#lock?.release().catch(() => {});
+    this.#lock = null;
+  }
+}
+
+/** OUT and the errors file are read and appended to: a pipe or a device there would hang the run. */
+export async function refuseSpecialFiles(output: string, errorsPath: string): Promise<void> {
+  const problems: string[] = [];
+  const outProblem = await outputFileProblem(output);
+  if (outProblem) problems.push(`-o/--output: ${output} ${outProblem}`);
+  const errorsProblem = await outputFileProblem(errorsPath);
+  if (errorsProblem) problems.push(`--errors: ${errorsPath} ${errorsProblem}`);
+  if (problems.length > 0) throw new UsageError(problems);
+}
+
+/**
+ * Clears the last run's errors file and makes sure a new one can be written, before any image is
+ * sent: finding out at the first failure would leave that failure nowhere but on stderr.
+ */
+async function probeErrorsFile(errorsPath: string): Promise<void> {
+  try {
+    await rm(errorsPath, { force: true });
+    await ensureFolder(path.dirname(errorsPath));
+    await (await open(errorsPath, "wx")).close();
+    await unlink(errorsPath);
+  } catch (error) {
+    throw new RunAbortedError(
+      "errors_not_writable",
+      `cannot create the errors file ${errorsPath} (${describeErrno(errnoOf(error))}); choose an errors file you can write`,
+      { cause: error },
+    );
+  }
+}

@@ -1,0 +1,31 @@
+import { readFinishedWork, storedCaptions } from "../resume.js";
+import type { OutputFormat } from "../types.js";
+import { CAPTION_COLUMNS } from "../writers/index.js";
+import { refuseSpecialFiles } from "./file-sink.js";
+import type { Sink } from "./sink.js";
+
+/**
+ * A dry run's sink: it reads what OUT already holds, so the preview skips what a real run would
+ * skip, and writes, locks and repairs nothing.
+ */
+export function previewSink(
+  output: string,
+  format: OutputFormat,
+  errorsPath: string,
+  overwrite: boolean,
+): Sink {
+  const stored = storedCaptions(output, format, CAPTION_COLUMNS);
+  return {
+    // The same refusals as a real run, so the preview does not promise a run that cannot start.
+    open: async () => {
+      await refuseSpecialFiles(output, errorsPath);
+      return overwrite
+        ? { done: new Set<string>(), hashes: new Set<string>(), repairedBytes: 0 }
+        : readFinishedWork(output, format, CAPTION_COLUMNS, { repair: false });
+    },
+    stored: (sha256) => (overwrite ? Promise.resolve(undefined) : stored.get(sha256)),
+    write: async () => {},
+    fail: async () => {},
+    close: async () => {},
+  };
+}
