@@ -15,6 +15,8 @@ import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pip
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
 import { redactSecret } from "./redact.js";
 import { watchSignals } from "./signals.js";
+import type { HfMetadataFormat } from "./sinks/hf-metadata-sink.js";
+import { SIDECAR_POLICIES, type SidecarOptions, type SidecarPolicy } from "./sinks/sidecar-sink.js";
 import { buildTextRequest, extractCaption } from "./stages/request.js";
 import { closestName } from "./suggest.js";
 import { keyFor, TRIAL_KEY_NOTICE, trialKeyRefused } from "./trial-key.js";
@@ -56,6 +58,8 @@ interface FlagSpec {
   defaultDescription?: string;
   /** Listed first in --help, under "Basics": what a first run needs. */
   basic?: boolean;
+  /** May be given without a value (`--sidecar` alone means `.txt`). */
+  optionalValue?: boolean;
 }
 
 const ENDPOINT_FLAGS: readonly FlagSpec[] = [
@@ -121,7 +125,13 @@ const CAPTION_FLAGS: readonly FlagSpec[] = [
     name: "output",
     alias: "o",
     basic: true,
-    describe: "Where captions go: FILE.csv or FILE.jsonl  [required]",
+    describe: "Where captions go: FILE.csv or FILE.jsonl  [required unless --sidecar]",
+  },
+  {
+    name: "sidecar",
+    basic: true,
+    optionalValue: true,
+    describe: "Also write each caption beside its image as <stem>.txt (or the EXT given)",
   },
   {
     name: "prompt",
@@ -145,6 +155,23 @@ const CAPTION_FLAGS: readonly FlagSpec[] = [
     describe: "Prepare images and list what would be sent; send nothing",
   },
   ...ENDPOINT_FLAGS,
+  {
+    name: "sidecar-policy",
+    describe: "skip, overwrite, append or prepend: what to do with an existing sidecar",
+    defaultDescription: "skip",
+  },
+  {
+    name: "sidecar-join",
+    describe: "Between old and new text for append/prepend",
+    defaultDescription: '", "',
+  },
+  {
+    name: "hf-metadata",
+    optionalValue: true,
+    describe: "Also write metadata.jsonl (or csv) for Hugging Face datasets in each input folder",
+  },
+  { name: "prefix", describe: "Put before every caption (a LoRA trigger word)" },
+  { name: "suffix", describe: "Put after every caption" },
   { name: "prompt-file", describe: "Read the prompt from a file" },
   { name: "format", describe: "csv or jsonl", defaultDescription: "from OUT" },
   { name: "rpm", number: true, describe: "At most this many requests per minute" },
@@ -214,7 +241,7 @@ function addFlags<T>(y: Argv<T>, flags: readonly FlagSpec[]): Argv<T> {
       describe: flag.describe,
       ...(flag.alias ? { alias: flag.alias } : {}),
       ...(flag.defaultDescription ? { defaultDescription: flag.defaultDescription } : {}),
-      ...(flag.boolean ? {} : { requiresArg: true }),
+      ...(flag.boolean || flag.optionalValue ? {} : { requiresArg: true }),
     });
   }
   const basics = flags.filter((flag) => flag.basic).map((flag) => flag.name);
@@ -358,7 +385,7 @@ function exitCodeOf(summary: RunSummary, stoppedBy: NodeJS.Signals | null): numb
 /** yargs' own messages, reworded to read like every other usage error of the tool. */
 function friendlyUsage(message: string, known: readonly string[]): string {
   if (/Not enough non-option arguments/.test(message)) {
-    return "no inputs given: name one or more folders, image files or glob patterns, e.g. caption photos/ -o captions.csv";
+    return "no inputs given: name one or more folders, image files or glob patterns, e.g. caption photos/ -o captions.csv (a word right after --sidecar is taken as its EXT: put --sidecar after the inputs)";
   }
   const unknown = /^Unknown arguments?: (.+)$/.exec(message);
   if (unknown?.[1]) {
@@ -449,12 +476,19 @@ async function runCaption(
   reporter: Reporter,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter);
-  if (!config.output) {
+  const sidecar = sidecarOptions(args);
+  const hfMetadata = hfMetadataFormat(args.hfMetadata);
+  if (!config.output && !sidecar && !hfMetadata) {
     throw new UsageError([
-      "-o/--output is required: where to write the captions, e.g. -o captions.csv",
+      "-o/--output is required (or --sidecar, --hf-metadata): where to write the captions, e.g. -o captions.csv",
     ]);
   }
-  const output = config.output;
+  if (!config.output && config.format) {
+    throw new UsageError(["--format names OUT's format: give -o as well"]);
+  }
+  // Without OUT, the run still keeps its record (what it captioned, for resume), its errors file
+  // and its lock: in a hidden folder of the working directory, which discovery never walks.
+  const output = config.output ?? path.join(context.cwd, ".caption", "captions.jsonl");
   const chosen = await chooseOutputFormat(output, config.format);
   if (chosen.warning) reporter.say(chosen.warning, "warn");
   const errorsPath = config.errors ?? defaultErrorsPath(output);
@@ -507,6 +541,10 @@ async function runCaption(
         timeoutMs: config.timeoutMs,
         prepare: config.prepare,
         csvFormulaGuard: args.csvFormulaGuard === true,
+        sidecar,
+        hfMetadata,
+        prefix: typeof args.prefix === "string" ? args.prefix : undefined,
+        suffix: typeof args.suffix === "string" ? args.suffix : undefined,
         ...(context.fetch ? { fetch: context.fetch } : {}),
       },
       { onEvent, control },
@@ -530,7 +568,10 @@ async function runCaption(
     );
     return stoppedBy === "SIGTERM" ? EXIT.terminated : EXIT.interrupted;
   }
-  const shownOutput = path.relative(context.cwd, output) || output;
+  const record = path.relative(context.cwd, output) || output;
+  const shownOutput = config.output
+    ? record
+    : `${sidecar ? "sidecars" : "metadata files"} (record in ${record})`;
   const shownErrors = path.relative(context.cwd, errorsPath) || errorsPath;
   if (summary.aborted) {
     reporter.say(
@@ -541,6 +582,55 @@ async function runCaption(
   const exitCode = exitCodeOf(summary, stoppedBy);
   reporter.finish(summary, summaryLine(summary, shownOutput, shownErrors, dryRun), exitCode);
   return exitCode;
+}
+
+function hfMetadataFormat(value: unknown): HfMetadataFormat | undefined {
+  if (value === undefined) return undefined;
+  if (value === "" || value === "jsonl") return "jsonl";
+  if (value === "csv") return "csv";
+  throw new UsageError([
+    `--hf-metadata: expected jsonl or csv, got ${JSON.stringify(value)} (put --hf-metadata after the inputs)`,
+  ]);
+}
+
+/** `--sidecar [EXT]` and its companions, checked together; undefined when no sidecar is asked. */
+function sidecarOptions(args: Record<string, unknown>): SidecarOptions | undefined {
+  const problems: string[] = [];
+  const ext = args.sidecar;
+  const policy = args.sidecarPolicy;
+  const join = args.sidecarJoin;
+  if (ext === undefined) {
+    for (const [flag, value] of [
+      ["--sidecar-policy", policy],
+      ["--sidecar-join", join],
+    ] as const) {
+      if (value !== undefined)
+        problems.push(`${flag} needs --sidecar, e.g. --sidecar .txt ${flag} …`);
+    }
+    if (problems.length > 0) throw new UsageError(problems);
+    return undefined;
+  }
+  const chosenExt = ext === "" ? ".txt" : String(ext);
+  if (!/^\.[A-Za-z0-9_-]{1,16}$/.test(chosenExt)) {
+    problems.push(
+      `--sidecar: "${chosenExt}" is not an extension like .txt or .caption; put --sidecar after the inputs, or give it one (--sidecar .txt)`,
+    );
+  }
+  const chosenPolicy = policy ?? "skip";
+  if (!SIDECAR_POLICIES.includes(chosenPolicy as SidecarPolicy)) {
+    problems.push(
+      `--sidecar-policy: expected one of ${SIDECAR_POLICIES.join(", ")}, got ${JSON.stringify(chosenPolicy)}`,
+    );
+  }
+  if (join !== undefined && chosenPolicy !== "append" && chosenPolicy !== "prepend") {
+    problems.push("--sidecar-join only applies with --sidecar-policy append or prepend");
+  }
+  if (problems.length > 0) throw new UsageError(problems);
+  return {
+    ext: chosenExt,
+    policy: chosenPolicy as SidecarPolicy,
+    join: typeof join === "string" ? join : ", ",
+  };
 }
 
 async function runCheck(

@@ -9,8 +9,9 @@ import { PrepareStage } from "./run/prepare-stage.js";
 import { createSender, previewSender } from "./run/send-stage.js";
 import { findWork } from "./run/source.js";
 import { RunState } from "./run/state.js";
-import { FileSink } from "./sinks/file-sink.js";
-import { previewSink } from "./sinks/preview-sink.js";
+import type { HfMetadataFormat } from "./sinks/hf-metadata-sink.js";
+import { openOutputs } from "./sinks/index.js";
+import type { SidecarOptions } from "./sinks/sidecar-sink.js";
 import { withoutSharpCache } from "./stages/prepare.js";
 import { plainCaptionProtocol } from "./stages/request.js";
 import type { OutputFormat, PrepareOptions } from "./types.js";
@@ -34,6 +35,14 @@ export interface RunOptions {
   dryRun?: boolean;
   /** Refuse to run when an input holds no image at all (a mistyped glob or folder). @default false */
   strict?: boolean;
+  /** Also write each caption beside its image, as LoRA trainers read it. */
+  sidecar?: SidecarOptions | undefined;
+  /** Also write Hugging Face `metadata.jsonl` (or `.csv`) at the root of each folder input. */
+  hfMetadata?: HfMetadataFormat | undefined;
+  /** Put before every caption, in every output: a LoRA trigger word such as "ohwx, ". */
+  prefix?: string | undefined;
+  /** Put after every caption, in every output. */
+  suffix?: string | undefined;
   /** Quote captions a spreadsheet would run as formulas (CSV only). @default false */
   csvFormulaGuard?: boolean;
   baseUrl: string;
@@ -68,16 +77,19 @@ export async function captionImages(
   hooks: { onEvent?: (event: RunEvent) => void; control?: RunControl } = {},
 ): Promise<RunSummary> {
   const dryRun = options.dryRun ?? false;
-  const sink = dryRun
-    ? previewSink(options.output, options.format, options.errorsPath, options.overwrite ?? false)
-    : new FileSink({
-        output: options.output,
-        format: options.format,
-        errorsPath: options.errorsPath,
-        overwrite: options.overwrite ?? false,
-        csvFormulaGuard: options.csvFormulaGuard ?? false,
-        onWarning: (message) => hooks.onEvent?.({ type: "warning", message }),
-      });
+  const sink = openOutputs({
+    output: options.output,
+    format: options.format,
+    errorsPath: options.errorsPath,
+    overwrite: options.overwrite ?? false,
+    csvFormulaGuard: options.csvFormulaGuard ?? false,
+    dryRun,
+    sidecar: options.sidecar,
+    hfMetadata: options.hfMetadata,
+    inputs: options.inputs,
+    cwd: options.cwd,
+    onWarning: (message) => hooks.onEvent?.({ type: "warning", message }),
+  });
   const control = hooks.control ?? new RunControl();
   const state = new RunState({
     sink,
@@ -117,6 +129,7 @@ export async function captionImages(
             client,
             protocol: plainCaptionProtocol(options),
             model: options.model,
+            decorate: (caption) => `${options.prefix ?? ""}${caption}${options.suffix ?? ""}`,
             concurrency: options.concurrency,
             rpm: options.rpm,
             retries: options.retries,

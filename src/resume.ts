@@ -75,6 +75,23 @@ export async function readCaptionsByHash(
   return byHash;
 }
 
+/** The caption of every complete row of OUT by path; empty when OUT does not exist. */
+export async function readCaptionsByPath(
+  path: string,
+  format: OutputFormat,
+  columns: readonly string[],
+): Promise<Map<string, string>> {
+  const byPath = new Map<string, string>();
+  const size = await stat(path).then(
+    (info) => info.size,
+    () => 0,
+  );
+  await scanOutput(path, size, format, columns, (row) => {
+    byPath.set(row.path, row.caption);
+  });
+  return byPath;
+}
+
 /**
  * Looks captions up by content hash, reading OUT once and again only after it has grown. Copies
  * of earlier images are rare, so OUT is not held in memory until the first one turns up.
@@ -275,12 +292,20 @@ async function scanJsonl(path: string, onRow: (row: StoredCaption) => void): Pro
   return { rows, goodEnd: offset };
 }
 
+/**
+ * OUT's rows are keyed by `path` and hold a `caption`; the Hugging Face metadata files this tool
+ * also resumes from call the same two `file_name` and `text`.
+ */
+const KEY = ["path", "file_name"] as const;
+const TEXT = ["caption", "text"] as const;
+
 function fromFields(record: string[], columns: readonly string[]): StoredCaption {
   const field = (name: string) => record[columns.indexOf(name)] ?? "";
+  const named = (names: readonly string[]) => names.find((name) => columns.includes(name)) ?? "";
   return {
-    path: field("path"),
+    path: field(named(KEY)),
     sha256: field("sha256") || null,
-    caption: field("caption"),
+    caption: field(named(TEXT)),
     model: field("model"),
     width: Number(field("width")),
     height: Number(field("height")),
@@ -297,12 +322,13 @@ function fromJson(line: string): StoredCaption | null {
   }
   if (typeof value !== "object" || value === null) return null;
   const row = value as Record<string, unknown>;
-  if (typeof row.path !== "string") return null;
-  const text = (key: string) => (typeof row[key] === "string" ? (row[key] as string) : "");
+  const key = KEY.find((name) => typeof row[name] === "string");
+  if (key === undefined) return null;
+  const text = (name: string) => (typeof row[name] === "string" ? (row[name] as string) : "");
   return {
-    path: row.path,
+    path: text(key),
     sha256: text("sha256") || null,
-    caption: text("caption"),
+    caption: text(TEXT.find((name) => typeof row[name] === "string") ?? "caption"),
     model: text("model"),
     width: Number(row.width),
     height: Number(row.height),

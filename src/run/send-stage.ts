@@ -16,6 +16,8 @@ export interface SendStageOptions {
   protocol: CaptionProtocol;
   /** The model id recorded in each row. */
   model: string;
+  /** Turns the model's caption into the one kept (a trigger word before it, say). */
+  decorate: (caption: string) => string;
   concurrency: number;
   rpm: number | undefined;
   retries: number;
@@ -78,7 +80,7 @@ export function createSender(
       const { reply, extracted, attempts } = outcome;
       const record: CaptionRecord = {
         path: task.path,
-        caption: extracted.caption,
+        caption: options.decorate(extracted.caption),
         model: options.model,
         width: image.width,
         height: image.height,

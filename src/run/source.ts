@@ -23,13 +23,19 @@ export async function findWork(
       ),
     );
   }
-  const finished = await sink.open();
-  const tasks = discovery.tasks.filter((task) => !finished.done.has(task.path));
+  const finished = await sink.open(discovery.tasks);
+  const { done, leave, rejected } = finished;
+  const settled = (task: ImageTask) =>
+    done.has(task.path) || leave?.has(task.path) === true || rejected?.has(task.path) === true;
+  const tasks = discovery.tasks.filter((task) => !settled(task));
+  const refused = discovery.tasks.filter((task) => rejected?.has(task.path));
   state.discovered(
     discovery.tasks.length,
-    tasks.length,
+    tasks.length + refused.length,
     finished.repairedBytes,
     discovery.emptyInputs,
   );
+  for (const task of refused)
+    await state.failed(state.failureOf(task, rejected?.get(task.path), 0));
   return { tasks, finished };
 }

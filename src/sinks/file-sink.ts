@@ -3,15 +3,15 @@ import path from "node:path";
 import { CaptionError, RunAbortedError, UsageError } from "../errors.js";
 import { describeErrno, ensureFolder, errnoOf, outputFileProblem } from "../folders.js";
 import { lockOutput, type OutputLock } from "../lock.js";
-import { readFinishedWork, storedCaptions } from "../resume.js";
-import type { CaptionRecord, FailureRecord, OutputFormat } from "../types.js";
+import { readCaptionsByPath, readFinishedWork, storedCaptions } from "../resume.js";
+import type { CaptionRecord, FailureRecord, ImageTask, OutputFormat } from "../types.js";
 import {
   CAPTION_COLUMNS,
   openCaptionWriter,
   openJsonlWriter,
   type RecordWriter,
 } from "../writers/index.js";
-import type { FinishedWork, Sink } from "./sink.js";
+import type { FinishedWork, RecordSink } from "./sink.js";
 
 export interface FileSinkOptions {
   /** OUT: one row per captioned image, CSV or JSONL. */
@@ -31,9 +31,11 @@ export interface FileSinkOptions {
  * all three live and die together. OUT is resumed from (a torn last row repaired), appended to a
  * row at a time, and only created once there is a row to write.
  */
-export class FileSink implements Sink {
+export class FileSink implements RecordSink {
   readonly #options: FileSinkOptions;
   #lock: OutputLock | null = null;
+  #held: ReadonlySet<string> = new Set();
+  #byPath: Promise<Map<string, string>> | null = null;
   #out: Promise<RecordWriter<CaptionRecord>> | null = null;
   #errors: Promise<RecordWriter<FailureRecord>> | null = null;
   readonly #stored;
@@ -43,7 +45,7 @@ export class FileSink implements Sink {
     this.#stored = storedCaptions(options.output, options.format, CAPTION_COLUMNS);
   }
 
-  async open(): Promise<FinishedWork> {
+  async open(_tasks?: readonly ImageTask[]): Promise<FinishedWork> {
     const { output, errorsPath, format, overwrite } = this.#options;
     await refuseSpecialFiles(output, errorsPath);
     try {
@@ -59,6 +61,7 @@ export class FileSink implements Sink {
     }
     if (overwrite) await rm(output, { force: true });
     const finished = await readFinishedWork(output, format, CAPTION_COLUMNS);
+    this.#held = finished.done;
     await probeErrorsFile(errorsPath);
     return finished;
   }
@@ -67,7 +70,16 @@ export class FileSink implements Sink {
     return this.#stored.get(sha256);
   }
 
+  /** The caption OUT holds for a path, as it stood when the run began. */
+  recorded = async (imagePath: string): Promise<string | undefined> => {
+    const { output, format } = this.#options;
+    this.#byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
+    return (await this.#byPath).get(imagePath);
+  };
+
   async write(record: CaptionRecord): Promise<void> {
+    // Sent again for another sink's sake (a sidecar deleted since): OUT keeps its one row.
+    if (this.#held.has(record.path)) return;
     const { output, format, csvFormulaGuard } = this.#options;
     try {
       this.#out ??= openCaptionWriter(output, format, { csvFormulaGuard });

@@ -1,8 +1,8 @@
-import { readFinishedWork, storedCaptions } from "../resume.js";
+import { readCaptionsByPath, readFinishedWork, storedCaptions } from "../resume.js";
 import type { OutputFormat } from "../types.js";
 import { CAPTION_COLUMNS } from "../writers/index.js";
 import { refuseSpecialFiles } from "./file-sink.js";
-import type { Sink } from "./sink.js";
+import type { RecordSink } from "./sink.js";
 
 /**
  * A dry run's sink: it reads what OUT already holds, so the preview skips what a real run would
@@ -13,11 +13,17 @@ export function previewSink(
   format: OutputFormat,
   errorsPath: string,
   overwrite: boolean,
-): Sink {
+): RecordSink {
   const stored = storedCaptions(output, format, CAPTION_COLUMNS);
+  let byPath: Promise<Map<string, string>> | null = null;
   return {
+    recorded: async (imagePath) => {
+      if (overwrite) return undefined;
+      byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
+      return (await byPath).get(imagePath);
+    },
     // The same refusals as a real run, so the preview does not promise a run that cannot start.
-    open: async () => {
+    open: async (_tasks) => {
       await refuseSpecialFiles(output, errorsPath);
       return overwrite
         ? { done: new Set<string>(), hashes: new Set<string>(), repairedBytes: 0 }

@@ -1,5 +1,6 @@
+import type { CaptionError } from "../errors.js";
 import type { StoredCaption } from "../resume.js";
-import type { CaptionRecord, FailureRecord } from "../types.js";
+import type { CaptionRecord, FailureRecord, ImageTask } from "../types.js";
 
 /** What a sink already holds from earlier runs: what a rerun need not caption again. */
 export interface FinishedWork {
@@ -9,6 +10,10 @@ export interface FinishedWork {
   hashes: Set<string>;
   /** Bytes cut from the end of a file because its last record was torn by a crash. */
   repairedBytes: number;
+  /** Paths a sink must not touch (a hand-written sidecar kept as it is): not sent at all. */
+  leave?: Set<string>;
+  /** Paths a sink cannot take, with the reason: each becomes a failure without a request. */
+  rejected?: Map<string, CaptionError>;
 }
 
 /**
@@ -22,7 +27,7 @@ export interface Sink {
    * it already holds. Throws UsageError or RunAbortedError when it cannot be used: nothing has been
    * sent yet, so nothing is lost.
    */
-  open(): Promise<FinishedWork>;
+  open(tasks: readonly ImageTask[]): Promise<FinishedWork>;
   /** The caption stored for these bytes by an earlier run, to give a copy the same one. */
   stored(sha256: string): Promise<StoredCaption | undefined>;
   /** Keeps one caption; resolves once it is safe from a crash. Throws RunAbortedError. */
@@ -31,4 +36,51 @@ export interface Sink {
   fail(failure: FailureRecord): Promise<void>;
   /** Flushes and releases everything; safe after a failed open, and safe twice. */
   close(): Promise<void>;
+}
+
+/** A sink that is the run's record: it can say what caption an earlier run kept for a path. */
+export interface RecordSink extends Sink {
+  recorded(imagePath: string): Promise<string | undefined>;
+}
+
+/**
+ * Several sinks as one: an image is done when every sink holds it, left alone when any sink says
+ * so, and each result goes to all of them.
+ */
+export function combineSinks(sinks: readonly Sink[]): Sink {
+  if (sinks.length === 1 && sinks[0]) return sinks[0];
+  return {
+    async open(tasks) {
+      const opened: FinishedWork[] = [];
+      // One after another, so the first that cannot be used stops the rest from being claimed.
+      for (const sink of sinks) opened.push(await sink.open(tasks));
+      const [first, ...rest] = opened;
+      const done = new Set(
+        [...(first?.done ?? [])].filter((path) => rest.every((other) => other.done.has(path))),
+      );
+      return {
+        done,
+        hashes: new Set(opened.flatMap((work) => [...work.hashes])),
+        repairedBytes: opened.reduce((sum, work) => sum + work.repairedBytes, 0),
+        leave: new Set(opened.flatMap((work) => [...(work.leave ?? [])])),
+        rejected: new Map(opened.flatMap((work) => [...(work.rejected ?? [])])),
+      };
+    },
+    async stored(sha256) {
+      for (const sink of sinks) {
+        const found = await sink.stored(sha256);
+        if (found) return found;
+      }
+      return undefined;
+    },
+    async write(record) {
+      for (const sink of sinks) await sink.write(record);
+    },
+    async fail(failure) {
+      for (const sink of sinks) await sink.fail(failure);
+    },
+    async close() {
+      await Promise.allSettled(sinks.map((sink) => sink.close()));
+    },
+  };
 }

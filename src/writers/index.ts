@@ -3,6 +3,7 @@ import { openCsvWriter } from "./csv.js";
 import { openJsonlWriter } from "./jsonl.js";
 import type { RecordWriter } from "./writer.js";
 
+export { openCsvWriter } from "./csv.js";
 export { openJsonlWriter } from "./jsonl.js";
 export type { RecordWriter } from "./writer.js";
 

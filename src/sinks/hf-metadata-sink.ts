@@ -1,0 +1,147 @@
+import path from "node:path";
+import sharp from "sharp";
+import { RunAbortedError, UsageError } from "../errors.js";
+import { describeErrno, errnoOf, outputFileProblem, statOrNull } from "../folders.js";
+import { readFinishedWork } from "../resume.js";
+import type { CaptionRecord, ImageTask } from "../types.js";
+import { openCsvWriter, openJsonlWriter, type RecordWriter } from "../writers/index.js";
+import type { FinishedWork, Sink } from "./sink.js";
+
+export type HfMetadataFormat = "jsonl" | "csv";
+
+/** The columns `datasets`' imagefolder reads: `file_name` links each row to its image. */
+export const HF_COLUMNS = ["file_name", "text", "width", "height", "sha256"] as const;
+
+export interface HfRow {
+  file_name: string;
+  text: string;
+  /** Of the original file, upright. */
+  width: number;
+  height: number;
+  sha256: string;
+}
+
+interface Root {
+  folder: string;
+  file: string;
+  done: Set<string>;
+  writer: Promise<RecordWriter<HfRow>> | null;
+}
+
+/**
+ * `metadata.jsonl` (or `.csv`) at the root of each folder given as an input, one row per image
+ * under it: what `load_dataset("imagefolder", data_dir=…)` reads. Appended a row at a time and
+ * resumed like OUT (a torn last row cut off), so a rerun adds only new images, never a duplicate.
+ * Images named as files or globs belong to no folder and get no row.
+ */
+export class HfMetadataSink implements Sink {
+  #roots: Root[] = [];
+  readonly #inputs: readonly string[];
+  readonly #cwd: string;
+  readonly #format: HfMetadataFormat;
+  readonly #readOnly: boolean;
+  readonly #where = new Map<string, { root: Root; fileName: string; absPath: string }>();
+
+  /** `inputs` as the run was given them; those that are folders get a metadata file each. */
+  constructor(inputs: readonly string[], cwd: string, format: HfMetadataFormat, readOnly = false) {
+    this.#inputs = inputs;
+    this.#cwd = cwd;
+    this.#format = format;
+    this.#readOnly = readOnly;
+  }
+
+  async open(tasks: readonly ImageTask[]): Promise<FinishedWork> {
+    const folders = new Set<string>();
+    for (const input of this.#inputs) {
+      const absolute = path.resolve(this.#cwd, input);
+      if ((await statOrNull(absolute))?.isDirectory()) folders.add(absolute);
+    }
+    this.#roots = [...folders].map((folder) => ({
+      folder,
+      file: path.join(folder, `metadata.${this.#format}`),
+      done: new Set<string>(),
+      writer: null,
+    }));
+    const problems: string[] = [];
+    for (const root of this.#roots) {
+      const problem = await outputFileProblem(root.file);
+      if (problem) problems.push(`--hf-metadata: ${root.file} ${problem}`);
+    }
+    if (problems.length > 0) throw new UsageError(problems);
+    for (const root of this.#roots) {
+      const held = await readFinishedWork(root.file, this.#format, HF_COLUMNS, {
+        repair: !this.#readOnly,
+      });
+      root.done = held.done;
+    }
+    const done = new Set<string>();
+    for (const task of tasks) {
+      // The innermost folder input holds the image, so nested inputs each describe their own.
+      const root = this.#roots
+        .filter((candidate) => isInside(task.absPath, candidate.folder))
+        .sort((a, b) => b.folder.length - a.folder.length)[0];
+      // Not under a folder input: this sink has nothing to add, so it must not hold the image up.
+      if (!root) {
+        done.add(task.path);
+        continue;
+      }
+      const fileName = path.relative(root.folder, task.absPath).split(path.sep).join("/");
+      this.#where.set(task.path, { root, fileName, absPath: task.absPath });
+      if (root.done.has(fileName)) done.add(task.path);
+    }
+    return { done, hashes: new Set(), repairedBytes: 0 };
+  }
+
+  async stored() {
+    return undefined;
+  }
+
+  async write(record: CaptionRecord): Promise<void> {
+    const where = this.#where.get(record.path);
+    if (this.#readOnly || !where || where.root.done.has(where.fileName)) return;
+    const { root, fileName, absPath } = where;
+    try {
+      const size = await originalSize(absPath);
+      if (!root.writer) {
+        root.writer =
+          this.#format === "jsonl"
+            ? openJsonlWriter<HfRow>(root.file)
+            : openCsvWriter<HfRow>(root.file, HF_COLUMNS);
+      }
+      await (await root.writer).write({
+        file_name: fileName,
+        text: record.caption,
+        width: size.width,
+        height: size.height,
+        sha256: record.sha256,
+      });
+      root.done.add(fileName);
+    } catch (error) {
+      throw new RunAbortedError(
+        "metadata_not_writable",
+        `cannot write ${root.file} (${describeErrno(errnoOf(error))}); the rows written so far are kept, rerun to resume once fixed`,
+        { cause: error },
+      );
+    }
+  }
+
+  async fail(): Promise<void> {}
+
+  async close(): Promise<void> {
+    const writers = await Promise.all(
+      this.#roots.map((root) => root.writer?.catch(() => null) ?? null),
+    );
+    await Promise.allSettled(writers.map((writer) => writer?.close()));
+  }
+}
+
+/** The original's size as a viewer shows it, read from its header alone. */
+async function originalSize(absPath: string): Promise<{ width: number; height: number }> {
+  const metadata = await sharp(absPath, { pages: 1 }).metadata();
+  return { width: metadata.autoOrient.width, height: metadata.autoOrient.height };
+}
+
+function isInside(file: string, folder: string): boolean {
+  const relative = path.relative(folder, file);
+  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative);
+}

@@ -1,0 +1,39 @@
+import type { OutputFormat } from "../types.js";
+import { FileSink } from "./file-sink.js";
+import { type HfMetadataFormat, HfMetadataSink } from "./hf-metadata-sink.js";
+import { previewSink } from "./preview-sink.js";
+import { type SidecarOptions, SidecarSink } from "./sidecar-sink.js";
+import { combineSinks, type Sink } from "./sink.js";
+
+export interface OutputsOptions {
+  output: string;
+  format: OutputFormat;
+  errorsPath: string;
+  overwrite: boolean;
+  csvFormulaGuard: boolean;
+  dryRun: boolean;
+  sidecar?: SidecarOptions | undefined;
+  /** Write `metadata.jsonl`/`.csv` for Hugging Face at the root of each folder input. */
+  hfMetadata?: HfMetadataFormat | undefined;
+  inputs: readonly string[];
+  cwd: string;
+  onWarning: (message: string) => void;
+}
+
+/**
+ * Every output a run asked for, as one sink. OUT comes first: its row is the record the other
+ * outputs are checked against when a run resumes, so each of them is written after it.
+ */
+export function openOutputs(options: OutputsOptions): Sink {
+  const record = options.dryRun
+    ? previewSink(options.output, options.format, options.errorsPath, options.overwrite)
+    : new FileSink(options);
+  const sinks: Sink[] = [record];
+  if (options.sidecar) {
+    sinks.push(new SidecarSink(options.sidecar, record.recorded, options.dryRun));
+  }
+  if (options.hfMetadata) {
+    sinks.push(new HfMetadataSink(options.inputs, options.cwd, options.hfMetadata, options.dryRun));
+  }
+  return combineSinks(sinks);
+}

@@ -1,0 +1,170 @@
+import { randomBytes } from "node:crypto";
+import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { CaptionError, RunAbortedError } from "../errors.js";
+import { describeErrno, errnoOf } from "../folders.js";
+import type { CaptionRecord, ImageTask } from "../types.js";
+import type { FinishedWork, Sink } from "./sink.js";
+
+/** What happens to a sidecar that already exists. */
+export type SidecarPolicy = "skip" | "overwrite" | "append" | "prepend";
+export const SIDECAR_POLICIES: readonly SidecarPolicy[] = [
+  "skip",
+  "overwrite",
+  "append",
+  "prepend",
+];
+
+export interface SidecarOptions {
+  /** `.txt`, `.caption` or any other `.word`. @default ".txt" */
+  ext: string;
+  /** @default "skip" */
+  policy: SidecarPolicy;
+  /** Between the existing text and the new caption, for append and prepend. @default ", " */
+  join: string;
+}
+
+/** The caption the run's record (OUT) holds for a path, if any. */
+export type RecordedCaption = (imagePath: string) => Promise<string | undefined>;
+
+/**
+ * A caption beside each image as `<folder>/<stem><ext>`, the layout LoRA trainers read. One line
+ * and a newline: sd-scripts reads only the first line and OneTrainer takes each line as a caption
+ * of its own. The run's record (OUT) says which images this tool captioned: a sidecar is written
+ * after its row, so after a crash between the two the sidecar is completed from the row at the
+ * next start, without a request, and append never adds a caption twice.
+ */
+export class SidecarSink implements Sink {
+  readonly #options: SidecarOptions;
+  readonly #recorded: RecordedCaption;
+  /** Writes nothing, for a dry run that must still skip what a real run would skip. */
+  readonly #readOnly: boolean;
+  readonly #files = new Map<string, string>();
+
+  constructor(options: SidecarOptions, recorded: RecordedCaption, readOnly = false) {
+    this.#options = options;
+    this.#recorded = recorded;
+    this.#readOnly = readOnly;
+  }
+
+  async open(tasks: readonly ImageTask[]): Promise<FinishedWork> {
+    const done = new Set<string>();
+    const leave = new Set<string>();
+    const rejected = new Map<string, CaptionError>();
+    const owners = new Map<string, string>();
+    for (const task of tasks) {
+      const file = sidecarPath(task.absPath, this.#options.ext);
+      const owner = owners.get(file);
+      if (owner !== undefined) {
+        rejected.set(
+          task.path,
+          new CaptionError(
+            "sidecar_collision",
+            `${task.path} and ${owner} would share the sidecar ${path.basename(file)}; rename one of them`,
+          ),
+        );
+        continue;
+      }
+      owners.set(file, task.path);
+      this.#files.set(task.path, file);
+      if (this.#options.policy === "skip" && (await exists(file))) {
+        done.add(task.path);
+        leave.add(task.path);
+        continue;
+      }
+      const caption = await this.#recorded(task.path);
+      if (caption === undefined) continue;
+      // Captioned by an earlier run: make sure its sidecar holds that caption, without a request.
+      if (!(await this.#holds(file, caption))) await this.write({ path: task.path, caption });
+      done.add(task.path);
+    }
+    return { done, hashes: new Set(), repairedBytes: 0, leave, rejected };
+  }
+
+  async stored() {
+    return undefined;
+  }
+
+  async write(record: Pick<CaptionRecord, "path" | "caption">): Promise<void> {
+    const file = this.#files.get(record.path);
+    const caption = oneLine(record.caption);
+    if (this.#readOnly || file === undefined || caption === "") return;
+    const { policy, join } = this.#options;
+    try {
+      const existing = policy === "append" || policy === "prepend" ? await readOrEmpty(file) : "";
+      const text =
+        existing === ""
+          ? caption
+          : policy === "append"
+            ? `${existing}${join}${caption}`
+            : `${caption}${join}${existing}`;
+      await writeWhole(file, `${text}\n`);
+    } catch (error) {
+      throw new RunAbortedError(
+        "sidecar_not_writable",
+        `cannot write the sidecar ${file} (${describeErrno(errnoOf(error))}); the sidecars written so far are kept, rerun to resume once fixed`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Whether the sidecar already carries `caption` as the policy would have put it there. */
+  async #holds(file: string, caption: string): Promise<boolean> {
+    if (!(await exists(file))) return false;
+    const { policy, join } = this.#options;
+    // Overwritten once already: what the user made of it since is theirs.
+    if (policy === "overwrite" || policy === "skip") return true;
+    const text = await readOrEmpty(file);
+    const line = oneLine(caption);
+    if (text === line) return true;
+    return policy === "append"
+      ? text.endsWith(`${join}${line}`)
+      : text.startsWith(`${line}${join}`);
+  }
+
+  async fail(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}
+
+export function sidecarPath(imagePath: string, ext: string): string {
+  const dir = path.dirname(imagePath);
+  return path.join(dir, `${path.basename(imagePath, path.extname(imagePath))}${ext}`);
+}
+
+/** Line breaks inside a caption become spaces: trainers read one line. */
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, " ").trim();
+}
+
+async function readOrEmpty(file: string): Promise<string> {
+  try {
+    return oneLine(await readFile(file, "utf8"));
+  } catch (error) {
+    if (errnoOf(error) === "ENOENT") return "";
+    throw error;
+  }
+}
+
+/** A temporary file beside the sidecar, renamed over it: a crash leaves the old text or the new. */
+async function writeWhole(file: string, text: string): Promise<void> {
+  const temporary = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${randomBytes(4).toString("hex")}.tmp`,
+  );
+  try {
+    await writeFile(temporary, text, { flag: "wx" });
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}
