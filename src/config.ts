@@ -362,6 +362,11 @@ function coerce(raw: string, kind: SettingKind): unknown {
   return kind.type === "int" || kind.type === "number" ? Number(raw) : raw;
 }
 
+/** What is wrong with `value` for a setting, or null when it is valid (numbers as numbers). */
+export function checkSetting(key: keyof Settings, value: unknown): string | null {
+  return checkValue(value, SETTING_SPECS[key].kind);
+}
+
 function checkValue(raw: unknown, kind: SettingKind): string | null {
   switch (kind.type) {
     case "string":

@@ -1,68 +1,22 @@
 import { availableParallelism } from "node:os";
-import { createClient, type FetchLike } from "./client.js";
+import { createClient } from "./client.js";
 import { DuplicateTracker } from "./dedupe.js";
 import { RunControl } from "./run/control.js";
 import type { RunEvent, RunSummary } from "./run/events.js";
 import { runFlow } from "./run/flow.js";
 import { Intake } from "./run/intake.js";
+import { type RunOptions, resolveRunOptions } from "./run/options.js";
 import { PrepareStage } from "./run/prepare-stage.js";
 import { createSender, previewSender } from "./run/send-stage.js";
 import { findWork } from "./run/source.js";
 import { RunState } from "./run/state.js";
-import type { HfMetadataFormat } from "./sinks/hf-metadata-sink.js";
 import { openOutputs } from "./sinks/index.js";
-import type { SidecarOptions } from "./sinks/sidecar-sink.js";
 import { withoutSharpCache } from "./stages/prepare.js";
 import { plainCaptionProtocol } from "./stages/request.js";
-import type { OutputFormat, PrepareOptions } from "./types.js";
 
 export { RunControl } from "./run/control.js";
 export type { RunEvent, RunSummary } from "./run/events.js";
-
-export interface RunOptions {
-  /** Folders, files or glob patterns. */
-  inputs: readonly string[];
-  /** Relative inputs and the paths written to OUT are relative to this folder. */
-  cwd: string;
-  /** OUT: where captions go. */
-  output: string;
-  format: OutputFormat;
-  /** Where this run's failures go. */
-  errorsPath: string;
-  /** Discard OUT and start fresh instead of resuming. @default false */
-  overwrite?: boolean;
-  /** Prepare the images and report what would be sent, without sending or writing anything. */
-  dryRun?: boolean;
-  /** Refuse to run when an input holds no image at all (a mistyped glob or folder). @default false */
-  strict?: boolean;
-  /** Also write each caption beside its image, as LoRA trainers read it. */
-  sidecar?: SidecarOptions | undefined;
-  /** Also write Hugging Face `metadata.jsonl` (or `.csv`) at the root of each folder input. */
-  hfMetadata?: HfMetadataFormat | undefined;
-  /** Put before every caption, in every output: a LoRA trigger word such as "ohwx, ". */
-  prefix?: string | undefined;
-  /** Put after every caption, in every output. */
-  suffix?: string | undefined;
-  /** Quote captions a spreadsheet would run as formulas (CSV only). @default false */
-  csvFormulaGuard?: boolean;
-  baseUrl: string;
-  apiKey?: string | undefined;
-  model: string;
-  prompt: string;
-  maxTokens: number;
-  temperature?: number | undefined;
-  /** Requests in flight at once, and so images held in memory at once. */
-  concurrency: number;
-  /** Requests per minute at most. @default unlimited */
-  rpm?: number | undefined;
-  /** Further attempts after the first, for failures that may be transient. */
-  retries: number;
-  /** Per-attempt timeout. */
-  timeoutMs: number;
-  prepare: PrepareOptions;
-  /** Injectable for tests and instrumentation. */
-  fetch?: FetchLike;
-}
+export type { RunOptions } from "./run/options.js";
 
 /**
  * Captions every image in the inputs that OUT does not hold yet. Per-image failures become
@@ -73,10 +27,11 @@ export interface RunOptions {
  * counting and reporting every result.
  */
 export async function captionImages(
-  options: RunOptions,
+  input: RunOptions,
   hooks: { onEvent?: (event: RunEvent) => void; control?: RunControl } = {},
 ): Promise<RunSummary> {
-  const dryRun = options.dryRun ?? false;
+  const options = await resolveRunOptions(input);
+  const dryRun = options.dryRun;
   const sink = openOutputs({
     output: options.output,
     format: options.format,

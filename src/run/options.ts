@@ -1,0 +1,181 @@
+import path from "node:path";
+import type { FetchLike } from "../client.js";
+import {
+  checkSetting,
+  DEFAULT_BASE_URL,
+  DEFAULT_MAX_PIXELS,
+  DEFAULT_MAX_TOKENS,
+  DEFAULT_MAX_TOKENS_THINKING,
+  DEFAULT_MODEL,
+  DEFAULT_PROMPT,
+  normaliseBaseUrl,
+  type Settings,
+} from "../config.js";
+import { UsageError } from "../errors.js";
+import { chooseOutputFormat, defaultErrorsPath } from "../output-format.js";
+import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
+import { SIDECAR_POLICIES, type SidecarOptions } from "../sinks/sidecar-sink.js";
+import type { OutputFormat, PrepareOptions } from "../types.js";
+
+/** What `captionImages` takes. Only `inputs` and `output` are required; the rest have defaults. */
+export interface RunOptions {
+  /** Folders (searched recursively), image files or glob patterns. */
+  inputs: readonly string[];
+  /** OUT: where captions go, `.csv` or `.jsonl`. Relative to `cwd`. */
+  output: string;
+  /** Relative inputs and the paths written to OUT are relative to this folder. @default process.cwd() */
+  cwd?: string | undefined;
+  /** @default what OUT holds if it exists, else its extension */
+  format?: OutputFormat | undefined;
+  /** Where this run's failures go. @default "<OUT stem>.errors.jsonl" beside OUT */
+  errorsPath?: string | undefined;
+  /** Discard OUT and start fresh instead of resuming. @default false */
+  overwrite?: boolean | undefined;
+  /** Prepare the images and report what would be sent, without sending or writing anything. */
+  dryRun?: boolean | undefined;
+  /** Refuse to run when an input holds no image at all (a mistyped glob or folder). @default false */
+  strict?: boolean | undefined;
+  /** Also write each caption beside its image, as LoRA trainers read it. */
+  sidecar?: SidecarOptions | undefined;
+  /** Also write Hugging Face `metadata.jsonl` (or `.csv`) at the root of each folder input. */
+  hfMetadata?: HfMetadataFormat | undefined;
+  /** Put before every caption, in every output: a LoRA trigger word such as "ohwx, ". */
+  prefix?: string | undefined;
+  /** Put after every caption, in every output. */
+  suffix?: string | undefined;
+  /** Quote captions a spreadsheet would run as formulas (CSV only). @default false */
+  csvFormulaGuard?: boolean | undefined;
+  /** @default "https://api.modelbest.cn/v1" */
+  baseUrl?: string | undefined;
+  /** Sent as a Bearer token; self-hosted servers often need none. */
+  apiKey?: string | undefined;
+  /** @default "MiniCPM-V-4.6-Instruct" */
+  model?: string | undefined;
+  /** @default a one-paragraph description prompt */
+  prompt?: string | undefined;
+  /** @default 512; 2048 when the model id contains "think" */
+  maxTokens?: number | undefined;
+  /** @default the server's */
+  temperature?: number | undefined;
+  /** Requests in flight at once, and so images held in memory at once. @default 8 */
+  concurrency?: number | undefined;
+  /** Requests per minute at most. @default unlimited */
+  rpm?: number | undefined;
+  /** Further attempts after the first, for failures that may be transient. @default 5 */
+  retries?: number | undefined;
+  /** Per-attempt timeout in ms. @default 120000 */
+  timeoutMs?: number | undefined;
+  /** @default 1806336 pixels, JPEG */
+  prepare?: Partial<PrepareOptions> | undefined;
+  /** Injectable for tests and instrumentation. @default globalThis.fetch */
+  fetch?: FetchLike | undefined;
+}
+
+/** RunOptions with every default applied and every value checked. */
+export interface ResolvedRunOptions
+  extends Required<
+    Omit<
+      RunOptions,
+      | "apiKey"
+      | "temperature"
+      | "rpm"
+      | "sidecar"
+      | "hfMetadata"
+      | "prefix"
+      | "suffix"
+      | "fetch"
+      | "prepare"
+    >
+  > {
+  apiKey: string | undefined;
+  temperature: number | undefined;
+  rpm: number | undefined;
+  sidecar: SidecarOptions | undefined;
+  hfMetadata: HfMetadataFormat | undefined;
+  prefix: string | undefined;
+  suffix: string | undefined;
+  fetch: FetchLike | undefined;
+  prepare: PrepareOptions;
+}
+
+/**
+ * Applies the defaults and checks every option, collecting all problems into one UsageError whose
+ * lines name the options, so a program gets the same care as the command line.
+ */
+export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRunOptions> {
+  const problems: string[] = [];
+  if (
+    !Array.isArray(options.inputs) ||
+    options.inputs.length === 0 ||
+    !options.inputs.every((input) => typeof input === "string" && input !== "")
+  ) {
+    problems.push("inputs: expected a non-empty list of folders, files or glob patterns");
+  }
+  if (typeof options.output !== "string" || options.output === "") {
+    problems.push("output: expected the path of a .csv or .jsonl file");
+  }
+  const settings: [keyof Settings, unknown][] = [
+    ["baseUrl", options.baseUrl],
+    ["model", options.model],
+    ["prompt", options.prompt],
+    ["maxTokens", options.maxTokens],
+    ["temperature", options.temperature],
+    ["concurrency", options.concurrency],
+    ["rpm", options.rpm],
+    ["retries", options.retries],
+    ["timeout", options.timeoutMs === undefined ? undefined : options.timeoutMs / 1000],
+    ["maxPixels", options.prepare?.maxPixels],
+    ["maxSide", options.prepare?.maxSide],
+    ["imageFormat", options.prepare?.imageFormat],
+    ["format", options.format],
+  ];
+  for (const [key, value] of settings) {
+    if (value === undefined) continue;
+    const problem = checkSetting(key, value);
+    if (problem) problems.push(`${key === "timeout" ? "timeoutMs" : key}: ${problem}`);
+  }
+  if (options.sidecar && !SIDECAR_POLICIES.includes(options.sidecar.policy)) {
+    problems.push(`sidecar.policy: expected one of ${SIDECAR_POLICIES.join(", ")}`);
+  }
+  if (problems.length > 0) throw new UsageError(problems);
+
+  const cwd = options.cwd ?? process.cwd();
+  const output = path.resolve(cwd, options.output);
+  // An explicit format is taken as given (the CLI has already held it against OUT's name).
+  const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
+  const model = options.model ?? DEFAULT_MODEL;
+  return {
+    inputs: options.inputs,
+    output,
+    cwd,
+    format,
+    errorsPath: path.resolve(cwd, options.errorsPath ?? defaultErrorsPath(output)),
+    overwrite: options.overwrite ?? false,
+    dryRun: options.dryRun ?? false,
+    strict: options.strict ?? false,
+    sidecar: options.sidecar,
+    hfMetadata: options.hfMetadata,
+    prefix: options.prefix,
+    suffix: options.suffix,
+    csvFormulaGuard: options.csvFormulaGuard ?? false,
+    baseUrl: normaliseBaseUrl(options.baseUrl ?? DEFAULT_BASE_URL),
+    apiKey: options.apiKey,
+    model,
+    prompt: options.prompt ?? DEFAULT_PROMPT,
+    maxTokens:
+      options.maxTokens ??
+      (/think/i.test(model) ? DEFAULT_MAX_TOKENS_THINKING : DEFAULT_MAX_TOKENS),
+    temperature: options.temperature,
+    concurrency: options.concurrency ?? 8,
+    rpm: options.rpm,
+    retries: options.retries ?? 5,
+    timeoutMs: options.timeoutMs ?? 120_000,
+    prepare: {
+      maxPixels: options.prepare?.maxPixels ?? DEFAULT_MAX_PIXELS,
+      maxSide: options.prepare?.maxSide,
+      imageFormat: options.prepare?.imageFormat ?? "jpeg",
+      ...(options.prepare?.quality === undefined ? {} : { quality: options.prepare.quality }),
+    },
+    fetch: options.fetch,
+  };
+}
