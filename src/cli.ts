@@ -17,6 +17,7 @@ import { redactSecret } from "./redact.js";
 import { watchSignals } from "./signals.js";
 import type { HfMetadataFormat } from "./sinks/hf-metadata-sink.js";
 import { SIDECAR_POLICIES, type SidecarOptions, type SidecarPolicy } from "./sinks/sidecar-sink.js";
+import type { XmpNaming } from "./sinks/xmp-sink.js";
 import { buildTextRequest, extractCaption } from "./stages/request.js";
 import { closestName } from "./suggest.js";
 import { keyFor, TRIAL_KEY_NOTICE, trialKeyRefused } from "./trial-key.js";
@@ -169,6 +170,16 @@ const CAPTION_FLAGS: readonly FlagSpec[] = [
     name: "hf-metadata",
     optionalValue: true,
     describe: "Also write metadata.jsonl (or csv) for Hugging Face datasets in each input folder",
+  },
+  {
+    name: "xmp",
+    boolean: true,
+    describe: "Also merge each caption into an XMP sidecar, for photo managers",
+  },
+  {
+    name: "xmp-naming",
+    describe: "ext: photo.jpg.xmp (digiKam, darktable); stem: photo.xmp (Lightroom)",
+    defaultDescription: "ext",
   },
   { name: "prefix", describe: "Put before every caption (a LoRA trigger word)" },
   { name: "suffix", describe: "Put after every caption" },
@@ -478,9 +489,10 @@ async function runCaption(
   const config = loadConfig(args, context, reporter);
   const sidecar = sidecarOptions(args);
   const hfMetadata = hfMetadataFormat(args.hfMetadata);
-  if (!config.output && !sidecar && !hfMetadata) {
+  const xmp = xmpNaming(args.xmp, args.xmpNaming);
+  if (!config.output && !sidecar && !hfMetadata && !xmp) {
     throw new UsageError([
-      "-o/--output is required (or --sidecar, --hf-metadata): where to write the captions, e.g. -o captions.csv",
+      "-o/--output is required (or --sidecar, --hf-metadata, --xmp): where to write the captions, e.g. -o captions.csv",
     ]);
   }
   if (!config.output && config.format) {
@@ -543,6 +555,7 @@ async function runCaption(
         csvFormulaGuard: args.csvFormulaGuard === true,
         sidecar,
         hfMetadata,
+        xmp,
         prefix: typeof args.prefix === "string" ? args.prefix : undefined,
         suffix: typeof args.suffix === "string" ? args.suffix : undefined,
         ...(context.fetch ? { fetch: context.fetch } : {}),
@@ -571,7 +584,7 @@ async function runCaption(
   const record = path.relative(context.cwd, output) || output;
   const shownOutput = config.output
     ? record
-    : `${sidecar ? "sidecars" : "metadata files"} (record in ${record})`;
+    : `${sidecar ? "sidecars" : xmp ? "XMP sidecars" : "metadata files"} (record in ${record})`;
   const shownErrors = path.relative(context.cwd, errorsPath) || errorsPath;
   if (summary.aborted) {
     reporter.say(
@@ -582,6 +595,17 @@ async function runCaption(
   const exitCode = exitCodeOf(summary, stoppedBy);
   reporter.finish(summary, summaryLine(summary, shownOutput, shownErrors, dryRun), exitCode);
   return exitCode;
+}
+
+function xmpNaming(xmp: unknown, naming: unknown): XmpNaming | undefined {
+  if (xmp !== true) {
+    if (naming !== undefined)
+      throw new UsageError(["--xmp-naming needs --xmp, e.g. --xmp --xmp-naming stem"]);
+    return undefined;
+  }
+  if (naming === undefined || naming === "ext") return "ext";
+  if (naming === "stem") return "stem";
+  throw new UsageError([`--xmp-naming: expected ext or stem, got ${JSON.stringify(naming)}`]);
 }
 
 function hfMetadataFormat(value: unknown): HfMetadataFormat | undefined {

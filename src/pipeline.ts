@@ -41,6 +41,7 @@ export async function captionImages(
     dryRun,
     sidecar: options.sidecar,
     hfMetadata: options.hfMetadata,
+    xmp: options.xmp,
     inputs: options.inputs,
     cwd: options.cwd,
     onWarning: (message) => hooks.onEvent?.({ type: "warning", message }),

@@ -15,6 +15,7 @@ import { UsageError } from "../errors.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../output-format.js";
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
 import { SIDECAR_POLICIES, type SidecarOptions } from "../sinks/sidecar-sink.js";
+import type { XmpNaming } from "../sinks/xmp-sink.js";
 import type { OutputFormat, PrepareOptions } from "../types.js";
 
 /** What `captionImages` takes. Only `inputs` and `output` are required; the rest have defaults. */
@@ -39,6 +40,8 @@ export interface RunOptions {
   sidecar?: SidecarOptions | undefined;
   /** Also write Hugging Face `metadata.jsonl` (or `.csv`) at the root of each folder input. */
   hfMetadata?: HfMetadataFormat | undefined;
+  /** Also merge each caption into an XMP sidecar: `<file>.<ext>.xmp` ("ext") or `<stem>.xmp`. */
+  xmp?: XmpNaming | undefined;
   /** Put before every caption, in every output: a LoRA trigger word such as "ohwx, ". */
   prefix?: string | undefined;
   /** Put after every caption, in every output. */
@@ -81,6 +84,7 @@ export interface ResolvedRunOptions
       | "rpm"
       | "sidecar"
       | "hfMetadata"
+      | "xmp"
       | "prefix"
       | "suffix"
       | "fetch"
@@ -92,6 +96,7 @@ export interface ResolvedRunOptions
   rpm: number | undefined;
   sidecar: SidecarOptions | undefined;
   hfMetadata: HfMetadataFormat | undefined;
+  xmp: XmpNaming | undefined;
   prefix: string | undefined;
   suffix: string | undefined;
   fetch: FetchLike | undefined;
@@ -155,6 +160,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     strict: options.strict ?? false,
     sidecar: options.sidecar,
     hfMetadata: options.hfMetadata,
+    xmp: options.xmp,
     prefix: options.prefix,
     suffix: options.suffix,
     csvFormulaGuard: options.csvFormulaGuard ?? false,

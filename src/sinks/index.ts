@@ -4,6 +4,7 @@ import { type HfMetadataFormat, HfMetadataSink } from "./hf-metadata-sink.js";
 import { previewSink } from "./preview-sink.js";
 import { type SidecarOptions, SidecarSink } from "./sidecar-sink.js";
 import { combineSinks, type Sink } from "./sink.js";
+import { type XmpNaming, XmpSink } from "./xmp-sink.js";
 
 export interface OutputsOptions {
   output: string;
@@ -15,6 +16,8 @@ export interface OutputsOptions {
   sidecar?: SidecarOptions | undefined;
   /** Write `metadata.jsonl`/`.csv` for Hugging Face at the root of each folder input. */
   hfMetadata?: HfMetadataFormat | undefined;
+  /** Merge the caption into an XMP sidecar per image, named this way. */
+  xmp?: XmpNaming | undefined;
   inputs: readonly string[];
   cwd: string;
   onWarning: (message: string) => void;
@@ -32,6 +35,7 @@ export function openOutputs(options: OutputsOptions): Sink {
   if (options.sidecar) {
     sinks.push(new SidecarSink(options.sidecar, record.recorded, options.dryRun));
   }
+  if (options.xmp) sinks.push(new XmpSink(options.xmp, record.recorded, options.dryRun));
   if (options.hfMetadata) {
     sinks.push(new HfMetadataSink(options.inputs, options.cwd, options.hfMetadata, options.dryRun));
   }

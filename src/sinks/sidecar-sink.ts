@@ -1,10 +1,10 @@
-import { randomBytes } from "node:crypto";
-import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, RunAbortedError } from "../errors.js";
 import { describeErrno, errnoOf } from "../folders.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import type { FinishedWork, Sink } from "./sink.js";
+import { writeWhole } from "./write-whole.js";
 
 /** What happens to a sidecar that already exists. */
 export type SidecarPolicy = "skip" | "overwrite" | "append" | "prepend";
@@ -142,21 +142,6 @@ async function readOrEmpty(file: string): Promise<string> {
     return oneLine(await readFile(file, "utf8"));
   } catch (error) {
     if (errnoOf(error) === "ENOENT") return "";
-    throw error;
-  }
-}
-
-/** A temporary file beside the sidecar, renamed over it: a crash leaves the old text or the new. */
-async function writeWhole(file: string, text: string): Promise<void> {
-  const temporary = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${randomBytes(4).toString("hex")}.tmp`,
-  );
-  try {
-    await writeFile(temporary, text, { flag: "wx" });
-    await rename(temporary, file);
-  } catch (error) {
-    await rm(temporary, { force: true });
     throw error;
   }
 }

@@ -1,0 +1,105 @@
+import { DOMImplementation, DOMParser, type Element, XMLSerializer } from "@xmldom/xmldom";
+
+const NS = {
+  x: "adobe:ns:meta/",
+  rdf: "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+  dc: "http://purl.org/dc/elements/1.1/",
+  xml: "http://www.w3.org/XML/1998/namespace",
+  xmlns: "http://www.w3.org/2000/xmlns/",
+} as const;
+
+/**
+ * Puts `caption` into an XMP packet as `dc:description` in the `x-default` language, and returns
+ * the packet. An existing packet is edited in place through an XML DOM: every other property,
+ * attribute, namespace and language alternative in it (ratings, labels, a darktable history) is
+ * kept as it was. Throws when `existing` is not XML with an rdf:RDF in it.
+ */
+export function mergeDescription(existing: string | null, caption: string): string {
+  const document =
+    existing === null || existing.trim() === ""
+      ? emptyPacket()
+      : new DOMParser({ onError: rejectXml }).parseFromString(existing, "text/xml");
+  const rdf = document.getElementsByTagNameNS(NS.rdf, "RDF")[0];
+  if (!rdf) throw new Error("no rdf:RDF element in the XMP sidecar");
+  const descriptions = elements(rdf.getElementsByTagNameNS(NS.rdf, "Description"));
+  // The description that already says something in Dublin Core, else the first one.
+  let target =
+    descriptions.find((node) => node.getElementsByTagNameNS(NS.dc, "description").length > 0) ??
+    descriptions.find((node) => node.hasAttributeNS(NS.dc, "description")) ??
+    descriptions[0];
+  if (!target) {
+    target = document.createElementNS(NS.rdf, "rdf:Description");
+    target.setAttributeNS(NS.rdf, "rdf:about", "");
+    rdf.appendChild(target);
+  }
+  if (!target.lookupPrefix(NS.dc) && target.lookupNamespaceURI("dc") !== NS.dc) {
+    target.setAttributeNS(NS.xmlns, "xmlns:dc", NS.dc);
+  }
+  // A plain attribute cannot hold language alternatives; its text becomes the x-default one.
+  target.removeAttributeNS(NS.dc, "description");
+  let property = target.getElementsByTagNameNS(NS.dc, "description")[0];
+  if (!property) {
+    property = document.createElementNS(NS.dc, "dc:description");
+    target.appendChild(property);
+  }
+  let alt = property.getElementsByTagNameNS(NS.rdf, "Alt")[0];
+  if (!alt) {
+    while (property.firstChild) property.removeChild(property.firstChild);
+    alt = document.createElementNS(NS.rdf, "rdf:Alt");
+    property.appendChild(alt);
+  }
+  const items = elements(alt.getElementsByTagNameNS(NS.rdf, "li"));
+  let item = items.find((node) => node.getAttributeNS(NS.xml, "lang") === "x-default");
+  if (!item) {
+    item = document.createElementNS(NS.rdf, "rdf:li");
+    item.setAttributeNS(NS.xml, "xml:lang", "x-default");
+    // x-default comes first among the alternatives, as XMP readers expect.
+    alt.insertBefore(item, alt.firstChild);
+  }
+  while (item.firstChild) item.removeChild(item.firstChild);
+  item.appendChild(document.createTextNode(caption));
+  return `${new XMLSerializer().serializeToString(document).trim()}\n`;
+}
+
+/** The x-default `dc:description` of a packet, or null when it has none. */
+export function readDescription(packet: string): string | null {
+  let document: ReturnType<DOMParser["parseFromString"]>;
+  try {
+    document = new DOMParser({ onError: rejectXml }).parseFromString(packet, "text/xml");
+  } catch {
+    return null;
+  }
+  for (const property of elements(document.getElementsByTagNameNS(NS.dc, "description"))) {
+    for (const item of elements(property.getElementsByTagNameNS(NS.rdf, "li"))) {
+      if (item.getAttributeNS(NS.xml, "lang") === "x-default") return item.textContent ?? "";
+    }
+  }
+  return null;
+}
+
+function elements(list: { length: number; item(index: number): Element | null }): Element[] {
+  const found: Element[] = [];
+  for (let i = 0; i < list.length; i += 1) {
+    const node = list.item(i);
+    if (node) found.push(node);
+  }
+  return found;
+}
+
+function emptyPacket() {
+  const document = new DOMImplementation().createDocument(NS.x, "x:xmpmeta", null);
+  const meta = document.documentElement;
+  if (!meta) throw new Error("could not create an XMP packet");
+  meta.setAttributeNS(NS.xmlns, "xmlns:x", NS.x);
+  const rdf = document.createElementNS(NS.rdf, "rdf:RDF");
+  rdf.setAttributeNS(NS.xmlns, "xmlns:rdf", NS.rdf);
+  meta.appendChild(rdf);
+  const description = document.createElementNS(NS.rdf, "rdf:Description");
+  description.setAttributeNS(NS.rdf, "rdf:about", "");
+  rdf.appendChild(description);
+  return document;
+}
+
+function rejectXml(level: string, message: string): void {
+  if (level !== "warning") throw new Error(`not valid XML: ${message}`);
+}

@@ -1,0 +1,198 @@
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { DOMParser, XMLSerializer } from "@xmldom/xmldom";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type FakeEndpoint, startFakeEndpoint } from "./helpers/fake-endpoint.js";
+import { collect, runCli, TEST_KEY } from "./helpers/run-cli.js";
+import { makeDistinctImages, makeWorkspace, readJsonl } from "./helpers/workspace.js";
+
+const EXIFTOOL = fileURLToPath(
+  new URL("../node_modules/exiftool-vendored.pl/bin/exiftool", import.meta.url),
+);
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let fake: FakeEndpoint;
+beforeEach(async () => {
+  ({ dir, cleanup } = await makeWorkspace());
+  fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+});
+afterEach(async () => {
+  await fake.close();
+  await cleanup();
+});
+
+const run = (args: string[]) => runCli(args, { cwd: dir, baseUrl: fake.baseUrl });
+
+/** ExifTool's reading of sidecars: an XMP-aware reader that is not ours. */
+async function exiftool(...files: string[]): Promise<Record<string, unknown>[]> {
+  const result = await collect(
+    spawn("perl", [EXIFTOOL, "-j", "-struct", "-XMP:all", ...files], { cwd: dir }),
+  );
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as Record<string, unknown>[];
+}
+
+// Written here in the shapes these programs write: attributes for simple properties, an edit
+// history as a sequence of structures, tags, and for digiKam a description in two languages.
+const DARKTABLE = `<?xml version="1.0" encoding="UTF-8"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmlns:darktable="http://darktable.sf.net/"
+   xmp:Rating="3"
+   xmpMM:DerivedFrom="img-0000.jpg"
+   darktable:xmp_version="5"
+   darktable:history_end="2">
+   <dc:subject><rdf:Bag><rdf:li>holiday</rdf:li><rdf:li>beach</rdf:li></rdf:Bag></dc:subject>
+   <darktable:history>
+    <rdf:Seq>
+     <rdf:li darktable:num="0" darktable:operation="exposure" darktable:enabled="1" darktable:params="0000803f"/>
+     <rdf:li darktable:num="1" darktable:operation="colorin" darktable:enabled="1" darktable:params="gz12eJxjYGA"/>
+    </rdf:Seq>
+   </darktable:history>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+`;
+
+const DIGIKAM = `<?xpacket begin="\uFEFF" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmlns:digiKam="http://www.digikam.org/ns/1.0/"
+    xmlns:lr="http://ns.adobe.com/lightroom/1.0/"
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+   xmp:Rating="5"
+   xmp:Label="Red">
+   <dc:description>
+    <rdf:Alt>
+     <rdf:li xml:lang="x-default">old caption</rdf:li>
+     <rdf:li xml:lang="de-DE">alte Beschreibung</rdf:li>
+    </rdf:Alt>
+   </dc:description>
+   <digiKam:TagsList><rdf:Seq><rdf:li>Places/Beach</rdf:li></rdf:Seq></digiKam:TagsList>
+   <lr:hierarchicalSubject><rdf:Bag><rdf:li>Places|Beach</rdf:li></rdf:Bag></lr:hierarchicalSubject>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>
+`;
+
+/** The packet with its x-default description taken out: what must not change in meaning. */
+function withoutDescription(packet: string): string {
+  const document = new DOMParser().parseFromString(packet, "text/xml");
+  for (const item of Array.from(document.getElementsByTagName("rdf:li"))) {
+    if (item.getAttribute("xml:lang") === "x-default") item.parentNode?.removeChild(item);
+  }
+  // A description that held only the caption was added by the merge, not there before.
+  for (const property of Array.from(document.getElementsByTagName("dc:description"))) {
+    if (property.getElementsByTagName("rdf:li").length === 0) {
+      property.parentNode?.removeChild(property);
+    }
+  }
+  return new XMLSerializer()
+    .serializeToString(document)
+    .replace(/>\s+</g, "><")
+    .replace(/\s+/g, " ");
+}
+
+const sha = async (file: string) =>
+  createHash("sha256")
+    .update(await readFile(path.join(dir, file)))
+    .digest("hex");
+
+describe("--xmp", () => {
+  it("merges the caption into darktable's and digiKam's sidecars, keeping everything else", async () => {
+    const [first, second, third] = await makeDistinctImages(dir, 3);
+    await writeFile(path.join(dir, `${first}.xmp`), DARKTABLE);
+    await writeFile(path.join(dir, `${second}.xmp`), DIGIKAM);
+    const before = await Promise.all([first, second, third].map((image) => sha(String(image))));
+    const result = await run(["photos", "--xmp"]);
+    expect(result.code, result.stderr).toBe(0);
+    // The images themselves are never touched.
+    expect(await Promise.all([first, second, third].map((image) => sha(String(image))))).toEqual(
+      before,
+    );
+    const record = await readJsonl(path.join(dir, ".caption", "captions.jsonl"));
+    const captionOf = (image: unknown) => record.find((row) => row.path === image)?.caption;
+    const [darktable, digikam, fresh] = await exiftool(
+      `${first}.xmp`,
+      `${second}.xmp`,
+      `${third}.xmp`,
+    );
+    expect(darktable?.Description).toBe(captionOf(first));
+    expect(darktable?.Rating).toBe(3);
+    expect(darktable?.Subject).toEqual(["holiday", "beach"]);
+    expect(darktable?.DerivedFrom).toBe("img-0000.jpg");
+    expect(digikam?.Description).toBe(captionOf(second));
+    expect(digikam?.["Description-de-DE"]).toBe("alte Beschreibung");
+    expect(digikam?.Rating).toBe(5);
+    expect(digikam?.Label).toBe("Red");
+    expect(digikam?.TagsList).toEqual(["Places/Beach"]);
+    expect(digikam?.HierarchicalSubject).toEqual(["Places|Beach"]);
+    expect(fresh?.Description).toBe(captionOf(third));
+    // Beyond what ExifTool knows (the darktable history), nothing else changed either.
+    const merged = await readFile(path.join(dir, `${first}.xmp`), "utf8");
+    expect(withoutDescription(merged)).toBe(withoutDescription(DARKTABLE));
+    const mergedDigikam = await readFile(path.join(dir, `${second}.xmp`), "utf8");
+    expect(withoutDescription(mergedDigikam)).toBe(withoutDescription(DIGIKAM));
+    expect(mergedDigikam).toContain('<?xpacket end="w"?>');
+
+    fake.resetStats();
+    expect((await run(["photos", "--xmp"])).code).toBe(0);
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  it("--xmp-naming stem writes <stem>.xmp; a sidecar deleted since is put back from the record", async () => {
+    const [image] = await makeDistinctImages(dir, 1);
+    const stem = String(image).replace(/\.jpg$/, ".xmp");
+    expect((await run(["photos", "--xmp", "--xmp-naming", "stem"])).code).toBe(0);
+    const [read] = await exiftool(stem);
+    expect(String(read?.Description)).toMatch(/^A test caption/);
+    await rm(path.join(dir, stem));
+    fake.resetStats();
+    expect((await run(["photos", "--xmp", "--xmp-naming", "stem"])).code).toBe(0);
+    expect(fake.requests).toHaveLength(0);
+    expect((await exiftool(stem))[0]?.Description).toBe(read?.Description);
+  });
+
+  it("stem naming refuses two images that would share one sidecar, and bad flags are exit 2", async () => {
+    const [image] = await makeDistinctImages(dir, 1);
+    await writeFile(
+      path.join(dir, String(image).replace(/\.jpg$/, ".png")),
+      await readFile(path.join(dir, String(image))),
+    );
+    const collision = await run(["photos", "--xmp", "--xmp-naming", "stem"]);
+    expect(collision.code).toBe(3);
+    const [failure] = await readJsonl(path.join(dir, ".caption", "captions.errors.jsonl"));
+    expect(failure?.code).toBe("xmp_collision");
+    for (const [args, message] of [
+      [["photos", "--xmp-naming", "stem"], /--xmp-naming needs --xmp/],
+      [
+        ["photos", "--xmp", "--xmp-naming", "lightroom"],
+        /--xmp-naming: expected ext or stem, got "lightroom"/,
+      ],
+    ] as const) {
+      const result = await run([...args]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(message);
+    }
+  });
+
+  it("a sidecar that is not XML is left as it was, and the run says which", async () => {
+    const [image] = await makeDistinctImages(dir, 1);
+    await writeFile(path.join(dir, `${image}.xmp`), "not xml at all <<<");
+    const result = await run(["photos", "--xmp"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${image}.xmp`);
+    expect(await readFile(path.join(dir, `${image}.xmp`), "utf8")).toBe("not xml at all <<<");
+  });
+});
