@@ -4,10 +4,10 @@ import { Parser } from "yargs/helpers";
 import { createClient, type FetchLike } from "./client.js";
 import {
   type CaptionConfig,
-  DEFAULT_BASE_URL,
-  DEFAULT_MAX_PIXELS,
-  DEFAULT_MODEL,
   resolveConfig,
+  SETTING_SPECS,
+  type SettingSpec,
+  type Settings,
 } from "./config.js";
 import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
@@ -63,49 +63,26 @@ interface FlagSpec {
   optionalValue?: boolean;
 }
 
-const ENDPOINT_FLAGS: readonly FlagSpec[] = [
-  {
-    name: "base-url",
-    basic: true,
-    describe:
-      "API base URL, ending in /v1 for most servers (env MINICPM_BASE_URL, else OPENAI_BASE_URL)",
-    defaultDescription: DEFAULT_BASE_URL,
-  },
-  {
-    name: "api-key",
-    basic: true,
-    describe:
-      "API key; prefer env MINICPM_API_KEY (or OPENAI_API_KEY for your own servers): flags show in ps",
-    defaultDescription: "the hosted API's shared trial key",
-  },
-  {
-    name: "model",
-    alias: "m",
-    basic: true,
-    describe: "Model id",
-    defaultDescription: DEFAULT_MODEL,
-  },
+/** The settings' flags, from the one table of settings in config.ts. */
+function settingFlags(scope: SettingSpec["scope"]): FlagSpec[] {
+  return Object.values(SETTING_SPECS)
+    .filter((spec) => spec.scope === scope)
+    .map((spec) => ({
+      name: spec.flag.slice(2),
+      describe: spec.describe,
+      number: spec.kind.type === "int" || spec.kind.type === "number",
+      ...(spec.alias ? { alias: spec.alias } : {}),
+      ...(spec.shownDefault ? { defaultDescription: spec.shownDefault } : {}),
+      ...(spec.basic ? { basic: true } : {}),
+    }));
+}
+
+/** Switches of the command line itself, which are no settings of a run. */
+const ENDPOINT_SWITCHES: readonly FlagSpec[] = [
   {
     name: "config",
     basic: true,
     describe: "Settings file (JSON), or the name of a bundled one: vllm, ollama, …",
-  },
-  {
-    name: "max-tokens",
-    number: true,
-    describe: "Reply token budget",
-    defaultDescription: "512; 2048 for Thinking models",
-  },
-  {
-    name: "temperature",
-    number: true,
-    describe: "Sampling temperature, 0 to 2 (server default if unset)",
-  },
-  {
-    name: "timeout",
-    number: true,
-    describe: "Seconds to wait for each reply before retrying",
-    defaultDescription: "120",
   },
   {
     name: "log-format",
@@ -121,13 +98,7 @@ const ENDPOINT_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-const CAPTION_FLAGS: readonly FlagSpec[] = [
-  {
-    name: "output",
-    alias: "o",
-    basic: true,
-    describe: "Where captions go: FILE.csv or FILE.jsonl  [required unless --sidecar]",
-  },
+const OUTPUT_SWITCHES: readonly FlagSpec[] = [
   {
     name: "sidecar",
     basic: true,
@@ -135,27 +106,11 @@ const CAPTION_FLAGS: readonly FlagSpec[] = [
     describe: "Also write each caption beside its image as <stem>.txt (or the EXT given)",
   },
   {
-    name: "prompt",
-    alias: "p",
-    basic: true,
-    describe: "Instruction sent with every image",
-    defaultDescription: "describe it in one paragraph",
-  },
-  {
-    name: "concurrency",
-    number: true,
-    alias: "c",
-    basic: true,
-    describe: "Requests in flight at once",
-    defaultDescription: "8",
-  },
-  {
     name: "dry-run",
     boolean: true,
     basic: true,
     describe: "Prepare images and list what would be sent; send nothing",
   },
-  ...ENDPOINT_FLAGS,
   {
     name: "sidecar-policy",
     describe: "skip, overwrite, append or prepend: what to do with an existing sidecar",
@@ -183,28 +138,6 @@ const CAPTION_FLAGS: readonly FlagSpec[] = [
   },
   { name: "prefix", describe: "Put before every caption (a LoRA trigger word)" },
   { name: "suffix", describe: "Put after every caption" },
-  { name: "prompt-file", describe: "Read the prompt from a file" },
-  { name: "format", describe: "csv or jsonl", defaultDescription: "from OUT" },
-  { name: "rpm", number: true, describe: "At most this many requests per minute" },
-  {
-    name: "retries",
-    number: true,
-    describe: "Further attempts after a transient failure",
-    defaultDescription: "5",
-  },
-  {
-    name: "max-pixels",
-    number: true,
-    describe: "Shrink images to at most this many pixels",
-    defaultDescription: `${DEFAULT_MAX_PIXELS}`,
-  },
-  { name: "max-side", number: true, describe: "Also cap the longest side, in pixels" },
-  { name: "image-format", describe: "jpeg or png: encoding of the images sent" },
-  {
-    name: "errors",
-    describe: "Where to list failed images",
-    defaultDescription: "<OUT stem>.errors.jsonl",
-  },
   { name: "overwrite", boolean: true, describe: "Discard OUT and caption everything again" },
   {
     name: "resume",
@@ -224,26 +157,15 @@ const CAPTION_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-/** Flag names (camel-cased by yargs) that are config settings rather than run switches. */
-const SETTING_FLAGS = [
-  "baseUrl",
-  "apiKey",
-  "model",
-  "prompt",
-  "promptFile",
-  "maxTokens",
-  "temperature",
-  "concurrency",
-  "rpm",
-  "retries",
-  "timeout",
-  "maxPixels",
-  "maxSide",
-  "imageFormat",
-  "format",
-  "output",
-  "errors",
-] as const;
+const ENDPOINT_FLAGS: readonly FlagSpec[] = [...settingFlags("endpoint"), ...ENDPOINT_SWITCHES];
+const CAPTION_FLAGS: readonly FlagSpec[] = [
+  ...settingFlags("run"),
+  ...ENDPOINT_FLAGS,
+  ...OUTPUT_SWITCHES,
+];
+
+/** Flag names (camel-cased by yargs) that are settings rather than run switches. */
+const SETTING_FLAGS = Object.keys(SETTING_SPECS) as (keyof Settings)[];
 
 function addFlags<T>(y: Argv<T>, flags: readonly FlagSpec[]): Argv<T> {
   for (const flag of flags) {

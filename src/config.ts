@@ -63,29 +63,170 @@ type SettingKind =
   | { type: "number"; min: number; max: number; exclusiveMin?: boolean }
   | { type: "choice"; values: readonly string[] };
 
-/** One row per setting: its flag, and what a valid value looks like. */
-export const SETTING_SPECS: Record<keyof Settings, { flag: string; kind: SettingKind }> = {
-  baseUrl: { flag: "--base-url", kind: { type: "url" } },
-  apiKey: { flag: "--api-key", kind: { type: "string" } },
-  model: { flag: "--model", kind: { type: "string" } },
-  prompt: { flag: "--prompt", kind: { type: "string" } },
-  promptFile: { flag: "--prompt-file", kind: { type: "path" } },
-  maxTokens: { flag: "--max-tokens", kind: { type: "int", min: 1, max: 1_000_000 } },
-  temperature: { flag: "--temperature", kind: { type: "number", min: 0, max: 2 } },
-  concurrency: { flag: "--concurrency", kind: { type: "int", min: 1, max: 1024 } },
-  rpm: { flag: "--rpm", kind: { type: "int", min: 1, max: 1_000_000 } },
-  retries: { flag: "--retries", kind: { type: "int", min: 0, max: 100 } },
+/** One setting: how it is written on the command line, in --help, and what a valid value is. */
+export interface SettingSpec {
+  flag: string;
+  /** One-letter form, if any. */
+  alias?: string;
+  kind: SettingKind;
+  describe: string;
+  /** The default as --help shows it. */
+  shownDefault?: string;
+  /** Listed first in --help: what a first run needs. */
+  basic?: boolean;
+  /** "endpoint" settings serve `caption check` too; "run" ones only captioning. */
+  scope: "endpoint" | "run";
+}
+
+/**
+ * The one table of settings: it drives the flags and their help, the config file's keys, the
+ * environment, validation and (with SETTING_DEFAULTS) the defaults, for the CLI and the library.
+ */
+export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
+  output: {
+    flag: "--output",
+    alias: "o",
+    kind: { type: "path" },
+    describe: "Where captions go: FILE.csv or FILE.jsonl  [required unless --sidecar]",
+    basic: true,
+    scope: "run",
+  },
+  baseUrl: {
+    flag: "--base-url",
+    kind: { type: "url" },
+    describe:
+      "API base URL, ending in /v1 for most servers (env MINICPM_BASE_URL, else OPENAI_BASE_URL)",
+    shownDefault: DEFAULT_BASE_URL,
+    basic: true,
+    scope: "endpoint",
+  },
+  apiKey: {
+    flag: "--api-key",
+    kind: { type: "string" },
+    describe:
+      "API key; prefer env MINICPM_API_KEY (or OPENAI_API_KEY for your own servers): flags show in ps",
+    shownDefault: "the hosted API's shared trial key",
+    basic: true,
+    scope: "endpoint",
+  },
+  model: {
+    flag: "--model",
+    alias: "m",
+    kind: { type: "string" },
+    describe: "Model id",
+    shownDefault: DEFAULT_MODEL,
+    basic: true,
+    scope: "endpoint",
+  },
+  prompt: {
+    flag: "--prompt",
+    alias: "p",
+    kind: { type: "string" },
+    describe: "Instruction sent with every image",
+    shownDefault: "describe it in one paragraph",
+    basic: true,
+    scope: "run",
+  },
+  concurrency: {
+    flag: "--concurrency",
+    alias: "c",
+    kind: { type: "int", min: 1, max: 1024 },
+    describe: "Requests in flight at once",
+    shownDefault: "8",
+    basic: true,
+    scope: "run",
+  },
+  promptFile: {
+    flag: "--prompt-file",
+    kind: { type: "path" },
+    describe: "Read the prompt from a file",
+    scope: "run",
+  },
+  maxTokens: {
+    flag: "--max-tokens",
+    kind: { type: "int", min: 1, max: 1_000_000 },
+    describe: "Reply token budget",
+    shownDefault: "512; 2048 for Thinking models",
+    scope: "endpoint",
+  },
+  temperature: {
+    flag: "--temperature",
+    kind: { type: "number", min: 0, max: 2 },
+    describe: "Sampling temperature, 0 to 2 (server default if unset)",
+    scope: "endpoint",
+  },
   timeout: {
     flag: "--timeout",
     kind: { type: "number", min: 0, max: 86_400, exclusiveMin: true },
+    describe: "Seconds to wait for each reply before retrying",
+    shownDefault: "120",
+    scope: "endpoint",
   },
-  maxPixels: { flag: "--max-pixels", kind: { type: "int", min: 1024, max: 1_000_000_000 } },
-  maxSide: { flag: "--max-side", kind: { type: "int", min: 32, max: 100_000 } },
-  imageFormat: { flag: "--image-format", kind: { type: "choice", values: ["jpeg", "png"] } },
-  format: { flag: "--format", kind: { type: "choice", values: ["csv", "jsonl"] } },
-  output: { flag: "--output", kind: { type: "path" } },
-  errors: { flag: "--errors", kind: { type: "path" } },
+  rpm: {
+    flag: "--rpm",
+    kind: { type: "int", min: 1, max: 1_000_000 },
+    describe: "At most this many requests per minute",
+    scope: "run",
+  },
+  retries: {
+    flag: "--retries",
+    kind: { type: "int", min: 0, max: 100 },
+    describe: "Further attempts after a transient failure",
+    shownDefault: "5",
+    scope: "run",
+  },
+  maxPixels: {
+    flag: "--max-pixels",
+    kind: { type: "int", min: 1024, max: 1_000_000_000 },
+    describe: "Shrink images to at most this many pixels",
+    shownDefault: String(DEFAULT_MAX_PIXELS),
+    scope: "run",
+  },
+  maxSide: {
+    flag: "--max-side",
+    kind: { type: "int", min: 32, max: 100_000 },
+    describe: "Also cap the longest side, in pixels",
+    scope: "run",
+  },
+  imageFormat: {
+    flag: "--image-format",
+    kind: { type: "choice", values: ["jpeg", "png"] },
+    describe: "jpeg or png: encoding of the images sent",
+    shownDefault: "jpeg",
+    scope: "run",
+  },
+  format: {
+    flag: "--format",
+    kind: { type: "choice", values: ["csv", "jsonl"] },
+    describe: "csv or jsonl",
+    shownDefault: "from OUT",
+    scope: "run",
+  },
+  errors: {
+    flag: "--errors",
+    kind: { type: "path" },
+    describe: "Where to list failed images",
+    shownDefault: "<OUT stem>.errors.jsonl",
+    scope: "run",
+  },
 };
+
+/** The defaults of the settings that have one, shared by the config layer and the library. */
+export const SETTING_DEFAULTS = {
+  baseUrl: DEFAULT_BASE_URL,
+  model: DEFAULT_MODEL,
+  prompt: DEFAULT_PROMPT,
+  concurrency: 8,
+  retries: 5,
+  timeoutSeconds: 120,
+  maxPixels: DEFAULT_MAX_PIXELS,
+  imageFormat: "jpeg",
+} as const;
+
+/** The reply budget for a model when none is set: Thinking models reason before the caption. */
+export function defaultMaxTokens(model: string): number {
+  return /think/i.test(model) ? DEFAULT_MAX_TOKENS_THINKING : DEFAULT_MAX_TOKENS;
+}
 
 const SETTING_KEYS = Object.keys(SETTING_SPECS) as (keyof Settings)[];
 
@@ -255,17 +396,16 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     apiKey: foreignKey ? undefined : merged.apiKey || undefined,
     model,
     prompt,
-    maxTokens:
-      merged.maxTokens ?? (/think/i.test(model) ? DEFAULT_MAX_TOKENS_THINKING : DEFAULT_MAX_TOKENS),
+    maxTokens: merged.maxTokens ?? defaultMaxTokens(model),
     temperature: merged.temperature,
-    concurrency: merged.concurrency ?? 8,
+    concurrency: merged.concurrency ?? SETTING_DEFAULTS.concurrency,
     rpm: merged.rpm,
-    retries: merged.retries ?? 5,
-    timeoutMs: Math.round((merged.timeout ?? 120) * 1000),
+    retries: merged.retries ?? SETTING_DEFAULTS.retries,
+    timeoutMs: Math.round((merged.timeout ?? SETTING_DEFAULTS.timeoutSeconds) * 1000),
     prepare: {
-      maxPixels: merged.maxPixels ?? DEFAULT_MAX_PIXELS,
+      maxPixels: merged.maxPixels ?? SETTING_DEFAULTS.maxPixels,
       maxSide: merged.maxSide,
-      imageFormat: merged.imageFormat ?? "jpeg",
+      imageFormat: merged.imageFormat ?? SETTING_DEFAULTS.imageFormat,
     },
     output: resolvePath("output"),
     format: merged.format,

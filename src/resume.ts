@@ -148,17 +148,19 @@ async function scanCsvQuickly(
   if (!(await endsWithNewline(path, size))) throw TORN;
   let rows = -1;
   let last: string[] | null = null;
+  let header: string[] = [];
   const source = createReadStream(path, { highWaterMark: 1 << 20 });
   const parser = source.pipe(parse({ relax_column_count: true }));
   source.on("error", (error) => parser.destroy(error));
   try {
     for await (const record of parser as AsyncIterable<string[]>) {
       if (rows === -1) {
-        if (record.join(",") !== columns.join(",")) throw TORN;
-      } else if (record.length !== columns.length) {
+        if (!acceptableHeader(record, columns)) throw TORN;
+        header = record;
+      } else if (record.length !== header.length) {
         throw TORN;
       } else {
-        onRow(fromFields(record, columns));
+        onRow(fromFields(record, header));
       }
       last = record;
       rows += 1;
@@ -173,6 +175,18 @@ async function scanCsvQuickly(
   }
   if (last === null) throw TORN;
   return { rows, goodEnd: size };
+}
+
+/**
+ * An OUT written by an older version has fewer columns (before `sha256`, say): any header made of
+ * known columns, starting with the key one, is read by name, and rows keep that file's columns.
+ */
+export function acceptableHeader(header: readonly string[], columns: readonly string[]): boolean {
+  return (
+    header[0] === columns[0] &&
+    new Set(header).size === header.length &&
+    header.every((name) => columns.includes(name))
+  );
 }
 
 function damaged(path: string, where: string, what: string): UsageError {
@@ -196,18 +210,19 @@ async function scanCsv(
   let rows = 0;
   let goodEnd = 0;
   let sawHeader = false;
+  let header: string[] = [];
   // The newest record is held back until we know it was not torn by a crash.
   let pending: { record: string[]; end: number; line: number } | null = null;
   const commit = () => {
     if (!pending) return;
-    if (pending.record.length !== columns.length) {
+    if (pending.record.length !== header.length) {
       throw damaged(
         path,
         `line ${pending.line}`,
-        `has ${pending.record.length} fields, not ${columns.length}`,
+        `has ${pending.record.length} fields, not ${header.length}`,
       );
     }
-    onRow(fromFields(pending.record, columns));
+    onRow(fromFields(pending.record, header));
     rows += 1;
     goodEnd = pending.end;
     pending = null;
@@ -229,9 +244,14 @@ async function scanCsv(
         if (info.bytes === size && !(await endsWithNewline(path, size))) {
           return { rows, goodEnd: 0 };
         }
-        if (record.join(",") !== columns.join(",")) {
-          throw damaged(path, "the header", `is "${record.join(",")}", not "${columns.join(",")}"`);
+        if (!acceptableHeader(record, columns)) {
+          throw damaged(
+            path,
+            "the header",
+            `is "${record.join(",")}", not made of the columns "${columns.join(",")}"`,
+          );
         }
+        header = record;
         goodEnd = info.bytes;
         continue;
       }

@@ -2,13 +2,9 @@ import path from "node:path";
 import type { FetchLike } from "../client.js";
 import {
   checkSetting,
-  DEFAULT_BASE_URL,
-  DEFAULT_MAX_PIXELS,
-  DEFAULT_MAX_TOKENS,
-  DEFAULT_MAX_TOKENS_THINKING,
-  DEFAULT_MODEL,
-  DEFAULT_PROMPT,
+  defaultMaxTokens,
   normaliseBaseUrl,
+  SETTING_DEFAULTS,
   type Settings,
 } from "../config.js";
 import { UsageError } from "../errors.js";
@@ -148,7 +144,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   const output = path.resolve(cwd, options.output);
   // An explicit format is taken as given (the CLI has already held it against OUT's name).
   const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
-  const model = options.model ?? DEFAULT_MODEL;
+  const model = options.model ?? SETTING_DEFAULTS.model;
   return {
     inputs: options.inputs,
     output,
@@ -164,22 +160,20 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     prefix: options.prefix,
     suffix: options.suffix,
     csvFormulaGuard: options.csvFormulaGuard ?? false,
-    baseUrl: normaliseBaseUrl(options.baseUrl ?? DEFAULT_BASE_URL),
+    baseUrl: normaliseBaseUrl(options.baseUrl ?? SETTING_DEFAULTS.baseUrl),
     apiKey: options.apiKey,
     model,
-    prompt: options.prompt ?? DEFAULT_PROMPT,
-    maxTokens:
-      options.maxTokens ??
-      (/think/i.test(model) ? DEFAULT_MAX_TOKENS_THINKING : DEFAULT_MAX_TOKENS),
+    prompt: options.prompt ?? SETTING_DEFAULTS.prompt,
+    maxTokens: options.maxTokens ?? defaultMaxTokens(model),
     temperature: options.temperature,
-    concurrency: options.concurrency ?? 8,
+    concurrency: options.concurrency ?? SETTING_DEFAULTS.concurrency,
     rpm: options.rpm,
-    retries: options.retries ?? 5,
-    timeoutMs: options.timeoutMs ?? 120_000,
+    retries: options.retries ?? SETTING_DEFAULTS.retries,
+    timeoutMs: options.timeoutMs ?? SETTING_DEFAULTS.timeoutSeconds * 1000,
     prepare: {
-      maxPixels: options.prepare?.maxPixels ?? DEFAULT_MAX_PIXELS,
+      maxPixels: options.prepare?.maxPixels ?? SETTING_DEFAULTS.maxPixels,
       maxSide: options.prepare?.maxSide,
-      imageFormat: options.prepare?.imageFormat ?? "jpeg",
+      imageFormat: options.prepare?.imageFormat ?? SETTING_DEFAULTS.imageFormat,
       ...(options.prepare?.quality === undefined ? {} : { quality: options.prepare.quality }),
     },
     fetch: options.fetch,

@@ -1,4 +1,5 @@
-import { open } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
+import { parse } from "csv-parse/sync";
 import { stringify } from "csv-stringify/sync";
 import { appendingWriter, type RecordWriter } from "./writer.js";
 
@@ -14,11 +15,24 @@ export async function openCsvWriter<T extends object>(
   columns: readonly (keyof T & string)[],
   transform: (record: T) => T = (record) => record,
 ): Promise<RecordWriter<T>> {
-  const handle = await open(path, "a");
+  const handle = await open(path, "a+");
   const { size } = await handle.stat();
+  // A file begun by an older version keeps its own columns, a subset of today's (see resume.ts).
+  const written = size === 0 ? columns : await headerOf(handle, columns);
   if (size === 0) await handle.write(stringify([[...columns]], CSV_OPTIONS));
   return appendingWriter<T>(handle, (record) => {
     const shown = transform(record);
-    return stringify([columns.map((column) => shown[column] ?? "")], CSV_OPTIONS);
+    return stringify([written.map((column) => shown[column] ?? "")], CSV_OPTIONS);
   });
+}
+
+/** The columns named by a file's header line, in its order. */
+async function headerOf<K extends string>(
+  handle: FileHandle,
+  known: readonly K[],
+): Promise<readonly K[]> {
+  const { buffer, bytesRead } = await handle.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);
+  const line = buffer.subarray(0, bytesRead).toString("utf8").split("\n")[0] ?? "";
+  const [header = []] = parse(line) as string[][];
+  return header.filter((name): name is K => (known as readonly string[]).includes(name));
 }
