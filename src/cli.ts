@@ -290,7 +290,7 @@ export async function main(
 /** The one place an error that ended the CLI becomes its message and exit code. */
 function reportError(error: unknown, reporter: Reporter, verbose: boolean): number {
   if (error instanceof UsageError) {
-    for (const problem of error.problems) reporter.say(problem, "error");
+    for (const problem of error.problems) reporter.say(asFlags(problem), "error");
     reporter.say("see caption --help", "error");
     return EXIT.usage;
   }
@@ -306,6 +306,27 @@ function reportError(error: unknown, reporter: Reporter, verbose: boolean): numb
   );
   if (verbose && error instanceof Error && error.stack) reporter.detail(error.stack);
   return EXIT.aborted;
+}
+
+/** Library options that are not settings, by the flag that sets them. */
+const OPTION_FLAGS: Record<string, string> = {
+  output: "-o/--output",
+  errorsPath: "--errors",
+  strict: "--strict",
+  hfMetadata: "--hf-metadata",
+  timeoutMs: "--timeout",
+  inputs: "inputs",
+};
+
+/**
+ * The library names its options in what it reports ("concurrency: …"); on the command line the
+ * same problem names the flag the user typed.
+ */
+function asFlags(problem: string): string {
+  return problem.replace(/^([a-zA-Z]+):/, (whole, key: string) => {
+    const flag = OPTION_FLAGS[key] ?? (SETTING_SPECS as Record<string, SettingSpec>)[key]?.flag;
+    return flag ? `${flag}:` : whole;
+  });
 }
 
 /** The exit code a finished run earned. */

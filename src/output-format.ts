@@ -67,7 +67,7 @@ export async function chooseOutputFormat(
   const format = requested ?? byName;
   if (!format) {
     throw new UsageError([
-      `-o ${shown}: cannot tell the format from the name; name OUT *.csv or *.jsonl, or pass --format csv|jsonl`,
+      `format: cannot tell the format of ${shown} from its name; name it *.csv or *.jsonl, or give the format: csv or jsonl`,
     ]);
   }
   return { format, warning: null };

@@ -321,7 +321,7 @@ describe("failures", () => {
         ["x", "-o", "out.csv", "-c", "0"],
         /--concurrency: expected a whole number from 1 to 1024, got 0/,
       ],
-      [["x", "-o", "out.txt"], /-o out\.txt: cannot tell the format from the name/],
+      [["x", "-o", "out.txt"], /--format: cannot tell the format of out\.txt from its name/],
       [["x"], /-o\/--output is required/],
       [[], /no inputs given/],
       [["missing-folder", "-o", "out.csv"], /input not found: missing-folder/],

@@ -19,7 +19,7 @@ export async function findWork(
   if (strict && discovery.emptyInputs.length > 0) {
     throw new UsageError(
       discovery.emptyInputs.map(
-        (input) => `--strict: ${input} matches no image file; fix the path or pattern`,
+        (input) => `strict: ${input} matches no image file; fix the path or pattern`,
       ),
     );
   }

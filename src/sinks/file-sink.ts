@@ -128,9 +128,9 @@ export class FileSink implements RecordSink {
 export async function refuseSpecialFiles(output: string, errorsPath: string): Promise<void> {
   const problems: string[] = [];
   const outProblem = await outputFileProblem(output);
-  if (outProblem) problems.push(`-o/--output: ${output} ${outProblem}`);
+  if (outProblem) problems.push(`output: ${output} ${outProblem}`);
   const errorsProblem = await outputFileProblem(errorsPath);
-  if (errorsProblem) problems.push(`--errors: ${errorsPath} ${errorsProblem}`);
+  if (errorsProblem) problems.push(`errorsPath: ${errorsPath} ${errorsProblem}`);
   if (problems.length > 0) throw new UsageError(problems);
 }
 

@@ -65,7 +65,7 @@ export class HfMetadataSink implements Sink {
     const problems: string[] = [];
     for (const root of this.#roots) {
       const problem = await outputFileProblem(root.file);
-      if (problem) problems.push(`--hf-metadata: ${root.file} ${problem}`);
+      if (problem) problems.push(`hfMetadata: ${root.file} ${problem}`);
     }
     if (problems.length > 0) throw new UsageError(problems);
     for (const root of this.#roots) {
