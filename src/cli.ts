@@ -16,7 +16,12 @@ import { type LogFormat, Reporter, summaryLine } from "./progress.js";
 import { redactSecret } from "./redact.js";
 import { watchSignals } from "./signals.js";
 import type { HfMetadataFormat } from "./sinks/hf-metadata-sink.js";
-import { SIDECAR_POLICIES, type SidecarOptions, type SidecarPolicy } from "./sinks/sidecar-sink.js";
+import {
+  SIDECAR_POLICIES,
+  type SidecarOptions,
+  type SidecarPolicy,
+  sidecarExtProblem,
+} from "./sinks/sidecar-sink.js";
 import type { XmpNaming } from "./sinks/xmp-sink.js";
 import { buildTextRequest, extractCaption } from "./stages/request.js";
 import { closestName } from "./suggest.js";
@@ -497,6 +502,7 @@ async function runCaption(
         prepare: config.prepare,
         csvFormulaGuard: args.csvFormulaGuard === true,
         sidecar,
+        recordOnly: config.output === undefined,
         hfMetadata,
         xmp,
         prefix: typeof args.prefix === "string" ? args.prefix : undefined,
@@ -578,9 +584,10 @@ function sidecarOptions(args: Record<string, unknown>): SidecarOptions | undefin
     return undefined;
   }
   const chosenExt = ext === "" ? ".txt" : String(ext);
-  if (!/^\.[A-Za-z0-9_-]{1,16}$/.test(chosenExt)) {
+  const extProblem = sidecarExtProblem(chosenExt);
+  if (extProblem) {
     problems.push(
-      `--sidecar: "${chosenExt}" is not an extension like .txt or .caption; put --sidecar after the inputs, or give it one (--sidecar .txt)`,
+      `--sidecar: ${extProblem}; put --sidecar after the inputs, or give it one (--sidecar .txt)`,
     );
   }
   const chosenPolicy = policy ?? "skip";

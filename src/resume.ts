@@ -75,19 +75,19 @@ export async function readCaptionsByHash(
   return byHash;
 }
 
-/** The caption of every complete row of OUT by path; empty when OUT does not exist. */
+/** Every complete row of OUT by path; empty when OUT does not exist. */
 export async function readCaptionsByPath(
   path: string,
   format: OutputFormat,
   columns: readonly string[],
-): Promise<Map<string, string>> {
-  const byPath = new Map<string, string>();
+): Promise<Map<string, StoredCaption>> {
+  const byPath = new Map<string, StoredCaption>();
   const size = await stat(path).then(
     (info) => info.size,
     () => 0,
   );
   await scanOutput(path, size, format, columns, (row) => {
-    byPath.set(row.path, row.caption);
+    byPath.set(row.path, row);
   });
   return byPath;
 }

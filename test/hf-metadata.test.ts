@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parse } from "csv-parse/sync";
 import sharp from "sharp";
@@ -119,5 +119,26 @@ describe("--hf-metadata", () => {
     const result = await run(["data", "--hf-metadata", "parquet"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/--hf-metadata: expected jsonl or csv, got "parquet"/);
+  });
+});
+
+describe("--hf-metadata beside sidecars", () => {
+  it("a row lost in a crash after its sidecar is put back from the record, without a request", async () => {
+    const images = await dataset();
+    const args = ["data", "-o", "out.jsonl", "--sidecar", "--hf-metadata"];
+    expect((await run(args)).code).toBe(0);
+    const file = path.join(dir, "data", "metadata.jsonl");
+    const lines = (await readFile(file, "utf8")).split("\n");
+    // As if the run died with two sidecars written and their rows not yet.
+    await writeFile(file, `${lines.slice(0, 3).join("\n")}\n`);
+    fake.resetStats();
+    expect((await run(args)).code).toBe(0);
+    expect(fake.requests).toHaveLength(0);
+    const rows = await readJsonl(file);
+    await expectRowsMatchImages(rows, images);
+    const out = await readJsonl(path.join(dir, "out.jsonl"));
+    for (const row of rows) {
+      expect(out.find((line) => line.path === `data/${row.file_name}`)?.caption).toBe(row.text);
+    }
   });
 });

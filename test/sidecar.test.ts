@@ -208,3 +208,31 @@ describe("--sidecar", () => {
     expect(fake.requests).toHaveLength(0);
   });
 });
+
+describe("--sidecar beside other outputs", () => {
+  it("outputs added later, and --overwrite, are filled even where sidecars exist (skip)", async () => {
+    const images = await makeDistinctImages(dir, 3);
+    expect((await run(["photos", "--sidecar"])).code).toBe(0);
+    const first = await Promise.all(images.map((image) => readSidecar(image)));
+    const later = await run(["photos", "--sidecar", "-o", "out.jsonl"]);
+    expect(later.code, later.stderr).toBe(0);
+    expect(await readJsonl(path.join(dir, "out.jsonl"))).toHaveLength(3);
+    const again = await run(["photos", "--sidecar", "-o", "out.jsonl", "--overwrite"]);
+    expect(again.code).toBe(0);
+    expect(await readJsonl(path.join(dir, "out.jsonl"))).toHaveLength(3);
+    // skip: the sidecars that were there stay as they were.
+    expect(await Promise.all(images.map((image) => readSidecar(image)))).toEqual(first);
+  });
+
+  it("refuses an EXT that would overwrite images or XMP sidecars", async () => {
+    const [image] = await makeDistinctImages(dir, 1);
+    const before = await readFile(path.join(dir, image as string));
+    for (const ext of [".jpg", ".PNG", ".xmp"]) {
+      const result = await run(["photos", "--sidecar", ext, "--sidecar-policy", "overwrite"]);
+      expect(result.code, ext).toBe(2);
+      expect(result.stderr).toMatch(/is the extension of images or XMP sidecars/);
+    }
+    expect(await readFile(path.join(dir, image as string))).toEqual(before);
+    expect(fake.requests).toHaveLength(0);
+  });
+});

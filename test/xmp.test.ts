@@ -187,12 +187,25 @@ describe("--xmp", () => {
     }
   });
 
-  it("a sidecar that is not XML is left as it was, and the run says which", async () => {
-    const [image] = await makeDistinctImages(dir, 1);
+  it("a sidecar that is not XMP fails its image only, and is left as it was", async () => {
+    const [image, other] = await makeDistinctImages(dir, 2);
     await writeFile(path.join(dir, `${image}.xmp`), "not xml at all <<<");
     const result = await run(["photos", "--xmp"]);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`${image}.xmp`);
+    expect(result.code).toBe(3);
+    const [failure] = await readJsonl(path.join(dir, ".caption", "captions.errors.jsonl"));
+    expect(failure?.code).toBe("xmp_invalid");
+    expect(failure?.path).toBe(image);
     expect(await readFile(path.join(dir, `${image}.xmp`), "utf8")).toBe("not xml at all <<<");
+    expect((await exiftool(`${other}.xmp`))[0]?.Description).toMatch(/^A test caption/);
+  });
+
+  it("a description edited in the photo manager since is kept by later runs", async () => {
+    const [image] = await makeDistinctImages(dir, 1);
+    expect((await run(["photos", "--xmp"])).code).toBe(0);
+    const file = path.join(dir, `${image}.xmp`);
+    const edited = (await readFile(file, "utf8")).replace(/A test caption[^<]*/, "Edited by me");
+    await writeFile(file, edited);
+    expect((await run(["photos", "--xmp"])).code).toBe(0);
+    expect((await exiftool(`${image}.xmp`))[0]?.Description).toBe("Edited by me");
   });
 });

@@ -10,7 +10,7 @@ import {
 import { UsageError } from "../errors.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../output-format.js";
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
-import { SIDECAR_POLICIES, type SidecarOptions } from "../sinks/sidecar-sink.js";
+import { SIDECAR_POLICIES, type SidecarOptions, sidecarExtProblem } from "../sinks/sidecar-sink.js";
 import type { XmpNaming } from "../sinks/xmp-sink.js";
 import type { OutputFormat, PrepareOptions } from "../types.js";
 
@@ -32,6 +32,8 @@ export interface RunOptions {
   dryRun?: boolean | undefined;
   /** Refuse to run when an input holds no image at all (a mistyped glob or folder). @default false */
   strict?: boolean | undefined;
+  /** OUT is only the record the other outputs are checked against; it asks for no image. */
+  recordOnly?: boolean | undefined;
   /** Also write each caption beside its image, as LoRA trainers read it. */
   sidecar?: SidecarOptions | undefined;
   /** Also write Hugging Face `metadata.jsonl` (or `.csv`) at the root of each folder input. */
@@ -81,6 +83,7 @@ export interface ResolvedRunOptions
       | "sidecar"
       | "hfMetadata"
       | "xmp"
+      | "recordOnly"
       | "prefix"
       | "suffix"
       | "fetch"
@@ -93,6 +96,7 @@ export interface ResolvedRunOptions
   sidecar: SidecarOptions | undefined;
   hfMetadata: HfMetadataFormat | undefined;
   xmp: XmpNaming | undefined;
+  recordOnly: boolean | undefined;
   prefix: string | undefined;
   suffix: string | undefined;
   fetch: FetchLike | undefined;
@@ -135,8 +139,30 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     const problem = checkSetting(key, value);
     if (problem) problems.push(`${key === "timeout" ? "timeoutMs" : key}: ${problem}`);
   }
-  if (options.sidecar && !SIDECAR_POLICIES.includes(options.sidecar.policy)) {
-    problems.push(`sidecar.policy: expected one of ${SIDECAR_POLICIES.join(", ")}`);
+  if (options.sidecar) {
+    if (!SIDECAR_POLICIES.includes(options.sidecar.policy)) {
+      problems.push(`sidecar.policy: expected one of ${SIDECAR_POLICIES.join(", ")}`);
+    }
+    const extProblem = sidecarExtProblem(String(options.sidecar.ext));
+    if (extProblem) problems.push(`sidecar.ext: ${extProblem}`);
+  }
+  if (
+    options.hfMetadata !== undefined &&
+    options.hfMetadata !== "jsonl" &&
+    options.hfMetadata !== "csv"
+  ) {
+    problems.push(
+      `hfMetadata: expected "jsonl" or "csv", got ${JSON.stringify(options.hfMetadata)}`,
+    );
+  }
+  if (options.xmp !== undefined && options.xmp !== "ext" && options.xmp !== "stem") {
+    problems.push(`xmp: expected "ext" or "stem", got ${JSON.stringify(options.xmp)}`);
+  }
+  for (const key of ["prefix", "suffix"] as const) {
+    const value = options[key];
+    if (value !== undefined && typeof value !== "string") {
+      problems.push(`${key}: expected text, got ${JSON.stringify(value)}`);
+    }
   }
   if (problems.length > 0) throw new UsageError(problems);
 
@@ -157,6 +183,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     sidecar: options.sidecar,
     hfMetadata: options.hfMetadata,
     xmp: options.xmp,
+    recordOnly: options.recordOnly,
     prefix: options.prefix,
     suffix: options.suffix,
     csvFormulaGuard: options.csvFormulaGuard ?? false,

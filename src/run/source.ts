@@ -24,9 +24,8 @@ export async function findWork(
     );
   }
   const finished = await sink.open(discovery.tasks);
-  const { done, leave, rejected } = finished;
-  const settled = (task: ImageTask) =>
-    done.has(task.path) || leave?.has(task.path) === true || rejected?.has(task.path) === true;
+  const { done, rejected } = finished;
+  const settled = (task: ImageTask) => done.has(task.path) || rejected?.has(task.path) === true;
   const tasks = discovery.tasks.filter((task) => !settled(task));
   const refused = discovery.tasks.filter((task) => rejected?.has(task.path));
   state.discovered(

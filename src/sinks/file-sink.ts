@@ -3,7 +3,12 @@ import path from "node:path";
 import { CaptionError, RunAbortedError, UsageError } from "../errors.js";
 import { describeErrno, ensureFolder, errnoOf, outputFileProblem } from "../folders.js";
 import { lockOutput, type OutputLock } from "../lock.js";
-import { readCaptionsByPath, readFinishedWork, storedCaptions } from "../resume.js";
+import {
+  readCaptionsByPath,
+  readFinishedWork,
+  type StoredCaption,
+  storedCaptions,
+} from "../resume.js";
 import type { CaptionRecord, FailureRecord, ImageTask, OutputFormat } from "../types.js";
 import {
   CAPTION_COLUMNS,
@@ -22,6 +27,11 @@ export interface FileSinkOptions {
   /** Start OUT afresh instead of resuming from it. */
   overwrite: boolean;
   csvFormulaGuard: boolean;
+  /**
+   * OUT is only the record the other outputs are checked against (no -o was given): it asks for
+   * no image itself, so a hand-kept sidecar under `skip` is not sent just to fill it.
+   */
+  recordOnly?: boolean | undefined;
   /** Told of trouble that does not stop the run (a lock lost to another process). */
   onWarning: (message: string) => void;
 }
@@ -35,7 +45,7 @@ export class FileSink implements RecordSink {
   readonly #options: FileSinkOptions;
   #lock: OutputLock | null = null;
   #held: ReadonlySet<string> = new Set();
-  #byPath: Promise<Map<string, string>> | null = null;
+  #byPath: Promise<Map<string, StoredCaption>> | null = null;
   #out: Promise<RecordWriter<CaptionRecord>> | null = null;
   #errors: Promise<RecordWriter<FailureRecord>> | null = null;
   readonly #stored;
@@ -45,7 +55,7 @@ export class FileSink implements RecordSink {
     this.#stored = storedCaptions(options.output, options.format, CAPTION_COLUMNS);
   }
 
-  async open(_tasks?: readonly ImageTask[]): Promise<FinishedWork> {
+  async open(tasks: readonly ImageTask[] = []): Promise<FinishedWork> {
     const { output, errorsPath, format, overwrite } = this.#options;
     await refuseSpecialFiles(output, errorsPath);
     try {
@@ -63,7 +73,8 @@ export class FileSink implements RecordSink {
     const finished = await readFinishedWork(output, format, CAPTION_COLUMNS);
     this.#held = finished.done;
     await probeErrorsFile(errorsPath);
-    return finished;
+    if (!this.#options.recordOnly) return finished;
+    return { ...finished, done: new Set(tasks.map((task) => task.path)) };
   }
 
   stored(sha256: string) {
@@ -71,7 +82,7 @@ export class FileSink implements RecordSink {
   }
 
   /** The caption OUT holds for a path, as it stood when the run began. */
-  recorded = async (imagePath: string): Promise<string | undefined> => {
+  recorded = async (imagePath: string): Promise<StoredCaption | undefined> => {
     const { output, format } = this.#options;
     this.#byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
     return (await this.#byPath).get(imagePath);

@@ -3,8 +3,10 @@ import sharp from "sharp";
 import { RunAbortedError, UsageError } from "../errors.js";
 import { describeErrno, errnoOf, outputFileProblem, statOrNull } from "../folders.js";
 import { readFinishedWork } from "../resume.js";
+import { readAndHash } from "../stages/hash.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import { openCsvWriter, openJsonlWriter, type RecordWriter } from "../writers/index.js";
+import type { RecordedCaption } from "./sidecar-sink.js";
 import type { FinishedWork, Sink } from "./sink.js";
 
 export type HfMetadataFormat = "jsonl" | "csv";
@@ -40,10 +42,18 @@ export class HfMetadataSink implements Sink {
   readonly #cwd: string;
   readonly #format: HfMetadataFormat;
   readonly #readOnly: boolean;
+  readonly #recorded: RecordedCaption;
   readonly #where = new Map<string, { root: Root; fileName: string; absPath: string }>();
 
   /** `inputs` as the run was given them; those that are folders get a metadata file each. */
-  constructor(inputs: readonly string[], cwd: string, format: HfMetadataFormat, readOnly = false) {
+  constructor(
+    inputs: readonly string[],
+    cwd: string,
+    format: HfMetadataFormat,
+    recorded: RecordedCaption,
+    readOnly = false,
+  ) {
+    this.#recorded = recorded;
     this.#inputs = inputs;
     this.#cwd = cwd;
     this.#format = format;
@@ -87,7 +97,17 @@ export class HfMetadataSink implements Sink {
       }
       const fileName = path.relative(root.folder, task.absPath).split(path.sep).join("/");
       this.#where.set(task.path, { root, fileName, absPath: task.absPath });
-      if (root.done.has(fileName)) done.add(task.path);
+      if (root.done.has(fileName)) {
+        done.add(task.path);
+        continue;
+      }
+      // Captioned by an earlier run (a crash came before this row, or the output is new): the
+      // row comes from the record, without a request.
+      const row = await this.#recorded(task.path);
+      if (row === undefined) continue;
+      const sha256 = row.sha256 ?? (await readAndHash(task.absPath))?.sha256 ?? "";
+      await this.write({ path: task.path, caption: row.caption, sha256 });
+      done.add(task.path);
     }
     return { done, hashes: new Set(), repairedBytes: 0 };
   }
@@ -96,7 +116,7 @@ export class HfMetadataSink implements Sink {
     return undefined;
   }
 
-  async write(record: CaptionRecord): Promise<void> {
+  async write(record: Pick<CaptionRecord, "path" | "caption" | "sha256">): Promise<void> {
     const where = this.#where.get(record.path);
     if (this.#readOnly || !where || where.root.done.has(where.fileName)) return;
     const { root, fileName, absPath } = where;

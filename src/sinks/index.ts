@@ -13,6 +13,8 @@ export interface OutputsOptions {
   overwrite: boolean;
   csvFormulaGuard: boolean;
   dryRun: boolean;
+  /** OUT is only the record of the other outputs (see FileSink). */
+  recordOnly?: boolean | undefined;
   sidecar?: SidecarOptions | undefined;
   /** Write `metadata.jsonl`/`.csv` for Hugging Face at the root of each folder input. */
   hfMetadata?: HfMetadataFormat | undefined;
@@ -29,7 +31,13 @@ export interface OutputsOptions {
  */
 export function openOutputs(options: OutputsOptions): Sink {
   const record = options.dryRun
-    ? previewSink(options.output, options.format, options.errorsPath, options.overwrite)
+    ? previewSink(
+        options.output,
+        options.format,
+        options.errorsPath,
+        options.overwrite,
+        options.recordOnly,
+      )
     : new FileSink(options);
   const sinks: Sink[] = [record];
   if (options.sidecar) {
@@ -37,7 +45,15 @@ export function openOutputs(options: OutputsOptions): Sink {
   }
   if (options.xmp) sinks.push(new XmpSink(options.xmp, record.recorded, options.dryRun));
   if (options.hfMetadata) {
-    sinks.push(new HfMetadataSink(options.inputs, options.cwd, options.hfMetadata, options.dryRun));
+    sinks.push(
+      new HfMetadataSink(
+        options.inputs,
+        options.cwd,
+        options.hfMetadata,
+        record.recorded,
+        options.dryRun,
+      ),
+    );
   }
   return combineSinks(sinks);
 }

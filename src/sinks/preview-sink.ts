@@ -1,4 +1,9 @@
-import { readCaptionsByPath, readFinishedWork, storedCaptions } from "../resume.js";
+import {
+  readCaptionsByPath,
+  readFinishedWork,
+  type StoredCaption,
+  storedCaptions,
+} from "../resume.js";
 import type { OutputFormat } from "../types.js";
 import { CAPTION_COLUMNS } from "../writers/index.js";
 import { refuseSpecialFiles } from "./file-sink.js";
@@ -13,9 +18,10 @@ export function previewSink(
   format: OutputFormat,
   errorsPath: string,
   overwrite: boolean,
+  recordOnly = false,
 ): RecordSink {
   const stored = storedCaptions(output, format, CAPTION_COLUMNS);
-  let byPath: Promise<Map<string, string>> | null = null;
+  let byPath: Promise<Map<string, StoredCaption>> | null = null;
   return {
     recorded: async (imagePath) => {
       if (overwrite) return undefined;
@@ -23,11 +29,12 @@ export function previewSink(
       return (await byPath).get(imagePath);
     },
     // The same refusals as a real run, so the preview does not promise a run that cannot start.
-    open: async (_tasks) => {
+    open: async (tasks) => {
       await refuseSpecialFiles(output, errorsPath);
-      return overwrite
+      const finished = overwrite
         ? { done: new Set<string>(), hashes: new Set<string>(), repairedBytes: 0 }
-        : readFinishedWork(output, format, CAPTION_COLUMNS, { repair: false });
+        : await readFinishedWork(output, format, CAPTION_COLUMNS, { repair: false });
+      return recordOnly ? { ...finished, done: new Set(tasks.map((task) => task.path)) } : finished;
     },
     stored: (sha256) => (overwrite ? Promise.resolve(undefined) : stored.get(sha256)),
     write: async () => {},

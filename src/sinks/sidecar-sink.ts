@@ -2,6 +2,8 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, RunAbortedError } from "../errors.js";
 import { describeErrno, errnoOf } from "../folders.js";
+import type { StoredCaption } from "../resume.js";
+import { IMAGE_EXTENSIONS } from "../stages/discover.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import type { FinishedWork, Sink } from "./sink.js";
 import { writeWhole } from "./write-whole.js";
@@ -21,11 +23,11 @@ export interface SidecarOptions {
   /** @default "skip" */
   policy: SidecarPolicy;
   /** Between the existing text and the new caption, for append and prepend. @default ", " */
-  join: string;
+  join?: string | undefined;
 }
 
-/** The caption the run's record (OUT) holds for a path, if any. */
-export type RecordedCaption = (imagePath: string) => Promise<string | undefined>;
+/** The row the run's record (OUT) holds for a path, if any. */
+export type RecordedCaption = (imagePath: string) => Promise<StoredCaption | undefined>;
 
 /**
  * A caption beside each image as `<folder>/<stem><ext>`, the layout LoRA trainers read. One line
@@ -49,7 +51,6 @@ export class SidecarSink implements Sink {
 
   async open(tasks: readonly ImageTask[]): Promise<FinishedWork> {
     const done = new Set<string>();
-    const leave = new Set<string>();
     const rejected = new Map<string, CaptionError>();
     const owners = new Map<string, string>();
     for (const task of tasks) {
@@ -67,18 +68,20 @@ export class SidecarSink implements Sink {
       }
       owners.set(file, task.path);
       this.#files.set(task.path, file);
+      // skip: an existing sidecar is kept as it is, whoever wrote it; nothing is sent for it.
       if (this.#options.policy === "skip" && (await exists(file))) {
         done.add(task.path);
-        leave.add(task.path);
         continue;
       }
-      const caption = await this.#recorded(task.path);
-      if (caption === undefined) continue;
+      const row = await this.#recorded(task.path);
+      if (row === undefined) continue;
       // Captioned by an earlier run: make sure its sidecar holds that caption, without a request.
-      if (!(await this.#holds(file, caption))) await this.write({ path: task.path, caption });
+      if (!(await this.#holds(file, row.caption))) {
+        await this.write({ path: task.path, caption: row.caption });
+      }
       done.add(task.path);
     }
-    return { done, hashes: new Set(), repairedBytes: 0, leave, rejected };
+    return { done, hashes: new Set(), repairedBytes: 0, rejected };
   }
 
   async stored() {
@@ -89,8 +92,10 @@ export class SidecarSink implements Sink {
     const file = this.#files.get(record.path);
     const caption = oneLine(record.caption);
     if (this.#readOnly || file === undefined || caption === "") return;
-    const { policy, join } = this.#options;
+    const { policy } = this.#options;
+    const join = this.#options.join ?? ", ";
     try {
+      if (policy === "skip" && (await exists(file))) return;
       const existing = policy === "append" || policy === "prepend" ? await readOrEmpty(file) : "";
       const text =
         existing === ""
@@ -111,7 +116,8 @@ export class SidecarSink implements Sink {
   /** Whether the sidecar already carries `caption` as the policy would have put it there. */
   async #holds(file: string, caption: string): Promise<boolean> {
     if (!(await exists(file))) return false;
-    const { policy, join } = this.#options;
+    const { policy } = this.#options;
+    const join = this.#options.join ?? ", ";
     // Overwritten once already: what the user made of it since is theirs.
     if (policy === "overwrite" || policy === "skip") return true;
     const text = await readOrEmpty(file);
@@ -125,6 +131,21 @@ export class SidecarSink implements Sink {
   async fail(): Promise<void> {}
 
   async close(): Promise<void> {}
+}
+
+/**
+ * Why `ext` cannot name a caption sidecar, or null: it must be a plain `.word`, and never the
+ * extension of an image or of an XMP sidecar, which writing a caption there would destroy.
+ */
+export function sidecarExtProblem(ext: string): string | null {
+  if (!/^\.[A-Za-z0-9_-]{1,16}$/.test(ext)) {
+    return `"${ext}" is not an extension like .txt or .caption`;
+  }
+  const word = ext.slice(1).toLowerCase();
+  if ((IMAGE_EXTENSIONS as readonly string[]).includes(word) || word === "xmp") {
+    return `"${ext}" is the extension of images or XMP sidecars; captions would overwrite them`;
+  }
+  return null;
 }
 
 export function sidecarPath(imagePath: string, ext: string): string {

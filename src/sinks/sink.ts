@@ -10,8 +10,6 @@ export interface FinishedWork {
   hashes: Set<string>;
   /** Bytes cut from the end of a file because its last record was torn by a crash. */
   repairedBytes: number;
-  /** Paths a sink must not touch (a hand-written sidecar kept as it is): not sent at all. */
-  leave?: Set<string>;
   /** Paths a sink cannot take, with the reason: each becomes a failure without a request. */
   rejected?: Map<string, CaptionError>;
 }
@@ -40,7 +38,7 @@ export interface Sink {
 
 /** A sink that is the run's record: it can say what caption an earlier run kept for a path. */
 export interface RecordSink extends Sink {
-  recorded(imagePath: string): Promise<string | undefined>;
+  recorded(imagePath: string): Promise<StoredCaption | undefined>;
 }
 
 /**
@@ -62,7 +60,6 @@ export function combineSinks(sinks: readonly Sink[]): Sink {
         done,
         hashes: new Set(opened.flatMap((work) => [...work.hashes])),
         repairedBytes: opened.reduce((sum, work) => sum + work.repairedBytes, 0),
-        leave: new Set(opened.flatMap((work) => [...(work.leave ?? [])])),
         rejected: new Map(opened.flatMap((work) => [...(work.rejected ?? [])])),
       };
     },

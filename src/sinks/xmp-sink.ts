@@ -6,7 +6,7 @@ import type { CaptionRecord, ImageTask } from "../types.js";
 import type { RecordedCaption } from "./sidecar-sink.js";
 import type { FinishedWork, Sink } from "./sink.js";
 import { writeWhole } from "./write-whole.js";
-import { mergeDescription, readDescription } from "./xmp.js";
+import { isPacket, mergeDescription, readDescription } from "./xmp.js";
 
 /** `<file>.<ext>.xmp` (digiKam, darktable) or `<stem>.xmp` (Lightroom, Capture One). */
 export type XmpNaming = "ext" | "stem";
@@ -55,11 +55,23 @@ export class XmpSink implements Sink {
       }
       owners.set(file, task.path);
       this.#files.set(task.path, file);
-      const caption = await this.#recorded(task.path);
-      if (caption === undefined) continue;
       const text = await readOrNull(file);
-      if (text === null || readDescription(text) !== caption) {
-        await this.write({ path: task.path, caption });
+      if (text !== null && !isPacket(text)) {
+        rejected.set(
+          task.path,
+          new CaptionError(
+            "xmp_invalid",
+            `${path.basename(file)} beside ${task.path} is not an XMP packet this tool can merge into; fix or move it`,
+          ),
+        );
+        continue;
+      }
+      const row = await this.#recorded(task.path);
+      if (row === undefined) continue;
+      // Captioned by an earlier run: a sidecar without a description (lost in a crash, deleted)
+      // gets it back from the record; one that has a description, edited since or not, keeps it.
+      if (text === null || readDescription(text) === null) {
+        await this.write({ path: task.path, caption: row.caption });
       }
       done.add(task.path);
     }

@@ -61,6 +61,16 @@ export function mergeDescription(existing: string | null, caption: string): stri
   return `${new XMLSerializer().serializeToString(document).trim()}\n`;
 }
 
+/** Whether `text` is XML holding an rdf:RDF, so a description can be merged into it. */
+export function isPacket(text: string): boolean {
+  try {
+    const document = new DOMParser({ onError: rejectXml }).parseFromString(text, "text/xml");
+    return document.getElementsByTagNameNS(NS.rdf, "RDF").length > 0;
+  } catch {
+    return false;
+  }
+}
+
 /** The x-default `dc:description` of a packet, or null when it has none. */
 export function readDescription(packet: string): string | null {
   let document: ReturnType<DOMParser["parseFromString"]>;
