@@ -10,6 +10,7 @@ import {
   type Settings,
 } from "./config.js";
 import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
+import { statOrNull } from "./folders.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
@@ -446,6 +447,7 @@ async function runCaption(
   if (!config.output && config.format) {
     throw new UsageError(["--format names OUT's format: give -o as well"]);
   }
+  if (hfMetadata) await checkHfInputs(args.inputs as string[], context.cwd, config.output);
   // Without OUT, the run still keeps its record (what it captioned, for resume), its errors file
   // and its lock: in a hidden folder of the working directory, which discovery never walks.
   const output = config.output ?? path.join(context.cwd, ".caption", "captions.jsonl");
@@ -555,6 +557,26 @@ function xmpNaming(xmp: unknown, naming: unknown): XmpNaming | undefined {
   if (naming === undefined || naming === "ext") return "ext";
   if (naming === "stem") return "stem";
   throw new UsageError([`--xmp-naming: expected ext or stem, got ${JSON.stringify(naming)}`]);
+}
+
+/** `--hf-metadata` describes folders: it needs one among the inputs, and OUT elsewhere. */
+async function checkHfInputs(inputs: string[], cwd: string, output: string | undefined) {
+  const folders: string[] = [];
+  for (const input of inputs) {
+    const absolute = path.resolve(cwd, input);
+    if ((await statOrNull(absolute))?.isDirectory()) folders.push(absolute);
+  }
+  if (folders.length === 0) {
+    throw new UsageError([
+      "--hf-metadata writes metadata.jsonl at the root of each folder given as an input, and none of the inputs is a folder; name the dataset folder (caption photos/ --hf-metadata)",
+    ]);
+  }
+  const out = output ? path.resolve(output) : null;
+  if (out && folders.some((folder) => /^metadata\.(jsonl|csv)$/.test(path.relative(folder, out)))) {
+    throw new UsageError([
+      "-o/--output: that is the metadata file --hf-metadata writes; name OUT something else",
+    ]);
+  }
 }
 
 function hfMetadataFormat(value: unknown): HfMetadataFormat | undefined {

@@ -87,7 +87,8 @@ export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
     flag: "--output",
     alias: "o",
     kind: { type: "path" },
-    describe: "Where captions go: FILE.csv or FILE.jsonl  [required unless --sidecar]",
+    describe:
+      "Where captions go: FILE.csv or FILE.jsonl  [required, unless --sidecar, --xmp or --hf-metadata]",
     basic: true,
     scope: "run",
   },

@@ -114,11 +114,25 @@ describe("--hf-metadata", () => {
     }
   });
 
-  it("a bad format is exit 2 naming the flag", async () => {
+  it("bad combinations are exit 2 naming the flags, before anything is sent", async () => {
     await dataset();
-    const result = await run(["data", "--hf-metadata", "parquet"]);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/--hf-metadata: expected jsonl or csv, got "parquet"/);
+    const cases: [string[], RegExp][] = [
+      [["data", "--hf-metadata", "parquet"], /--hf-metadata: expected jsonl or csv, got "parquet"/],
+      [
+        ["data/*.jpg", "--hf-metadata"],
+        /--hf-metadata writes metadata\.jsonl at the root of each folder/,
+      ],
+      [
+        ["data", "-o", "data/metadata.jsonl", "--hf-metadata"],
+        /-o\/--output: that is the metadata file/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const result = await run(args);
+      expect(result.code, args.join(" ")).toBe(2);
+      expect(result.stderr).toMatch(message);
+    }
+    expect(fake.requests).toHaveLength(0);
   });
 });
 
