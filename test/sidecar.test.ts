@@ -145,8 +145,14 @@ describe("--sidecar", () => {
       }
     };
     await check();
+    // What a kill in the middle of a rename would leave behind.
+    await writeFile(path.join(dir, "photos", ".img-0000.txt.0badc0de.tmp"), "half");
     expect((await run(["photos", "--sidecar"])).code).toBe(0);
     await check();
+    const leftovers = (await readdir(path.join(dir, "photos"))).filter((name) =>
+      name.endsWith(".tmp"),
+    );
+    expect(leftovers).toEqual([]);
     const record = await readJsonl(path.join(dir, ".caption", "captions.jsonl"));
     expect(new Set(record.map((row) => row.path)).size).toBe(images.length);
     expect(record).toHaveLength(images.length);

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, lstat, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DOMParser, XMLSerializer } from "@xmldom/xmldom";
@@ -197,6 +197,20 @@ describe("--xmp", () => {
     expect(failure?.path).toBe(image);
     expect(await readFile(path.join(dir, `${image}.xmp`), "utf8")).toBe("not xml at all <<<");
     expect((await exiftool(`${other}.xmp`))[0]?.Description).toMatch(/^A test caption/);
+  });
+
+  it("a merged sidecar keeps its permissions, and a symlinked one its link", async () => {
+    const [first, second] = await makeDistinctImages(dir, 2);
+    const own = path.join(dir, `${first}.xmp`);
+    await writeFile(own, DARKTABLE);
+    await chmod(own, 0o600);
+    const elsewhere = path.join(dir, "library.xmp");
+    await writeFile(elsewhere, DIGIKAM);
+    await symlink(elsewhere, path.join(dir, `${second}.xmp`));
+    expect((await run(["photos", "--xmp"])).code).toBe(0);
+    expect((await stat(own)).mode & 0o777).toBe(0o600);
+    expect((await lstat(path.join(dir, `${second}.xmp`))).isSymbolicLink()).toBe(true);
+    expect((await exiftool("library.xmp"))[0]?.Description).toMatch(/^A test caption/);
   });
 
   it("a description edited in the photo manager since is kept by later runs", async () => {

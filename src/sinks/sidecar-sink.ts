@@ -6,7 +6,7 @@ import type { StoredCaption } from "../resume.js";
 import { IMAGE_EXTENSIONS } from "../stages/discover.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import type { FinishedWork, Sink } from "./sink.js";
-import { writeWhole } from "./write-whole.js";
+import { removeStaleTemporaries, writeWhole } from "./write-whole.js";
 
 /** What happens to a sidecar that already exists. */
 export type SidecarPolicy = "skip" | "overwrite" | "append" | "prepend";
@@ -53,6 +53,9 @@ export class SidecarSink implements Sink {
     const done = new Set<string>();
     const rejected = new Map<string, CaptionError>();
     const owners = new Map<string, string>();
+    if (!this.#readOnly) {
+      await removeStaleTemporaries(tasks.map((task) => path.dirname(task.absPath)));
+    }
     for (const task of tasks) {
       const file = sidecarPath(task.absPath, this.#options.ext);
       const owner = owners.get(file);

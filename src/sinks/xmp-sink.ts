@@ -5,7 +5,7 @@ import { describeErrno, errnoOf, statOrNull } from "../folders.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import type { RecordedCaption } from "./sidecar-sink.js";
 import type { FinishedWork, Sink } from "./sink.js";
-import { writeWhole } from "./write-whole.js";
+import { removeStaleTemporaries, writeWhole } from "./write-whole.js";
 import { isPacket, mergeDescription, readDescription } from "./xmp.js";
 
 /** `<file>.<ext>.xmp` (digiKam, darktable) or `<stem>.xmp` (Lightroom, Capture One). */
@@ -40,6 +40,9 @@ export class XmpSink implements Sink {
     const done = new Set<string>();
     const rejected = new Map<string, CaptionError>();
     const owners = new Map<string, string>();
+    if (!this.#readOnly) {
+      await removeStaleTemporaries(tasks.map((task) => path.dirname(task.absPath)));
+    }
     for (const task of tasks) {
       const file = xmpPath(task.absPath, this.#naming);
       const owner = owners.get(file);
