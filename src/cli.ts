@@ -293,25 +293,23 @@ export async function main(
   }
 }
 
-/** The one place an error that ended the CLI becomes its message and exit code. */
+/** Prints what an error that ended the CLI means to the user, and returns its exit code. */
 function reportError(error: unknown, reporter: Reporter, verbose: boolean): number {
   if (error instanceof UsageError) {
     for (const problem of error.problems) reporter.say(asFlags(problem), "error");
     reporter.say("see caption --help", "error");
-    return EXIT.usage;
-  }
-  if (error instanceof CaptionError) {
+  } else if (error instanceof CaptionError) {
     reporter.say(error.message, "error");
     if (verbose && error.stack && !(error instanceof RunAbortedError)) reporter.detail(error.stack);
-    return EXIT.aborted;
+  } else {
+    const message = error instanceof Error ? error.message : String(error);
+    reporter.say(
+      `internal error: ${message}${verbose ? "" : " (rerun with --verbose for the stack trace)"}`,
+      "error",
+    );
+    if (verbose && error instanceof Error && error.stack) reporter.detail(error.stack);
   }
-  const message = error instanceof Error ? error.message : String(error);
-  reporter.say(
-    `internal error: ${message}${verbose ? "" : " (rerun with --verbose for the stack trace)"}`,
-    "error",
-  );
-  if (verbose && error instanceof Error && error.stack) reporter.detail(error.stack);
-  return EXIT.aborted;
+  return exitCodeOf({ error });
 }
 
 /** Library options that are not settings, by the flag that sets them. */
@@ -335,10 +333,20 @@ function asFlags(problem: string): string {
   });
 }
 
-/** The exit code a finished run earned. */
-function exitCodeOf(summary: RunSummary, stoppedBy: NodeJS.Signals | null): number {
-  if (summary.aborted) return EXIT.aborted;
+/** How a command ended: an error, a run (null when it was abandoned after a signal), a check. */
+type Outcome =
+  | { error: unknown }
+  | { summary: RunSummary | null; stoppedBy: NodeJS.Signals | null }
+  | { answered: boolean };
+
+/** The one place an outcome becomes an exit code, as the README's table lists them. */
+function exitCodeOf(outcome: Outcome): number {
+  if ("error" in outcome) return outcome.error instanceof UsageError ? EXIT.usage : EXIT.aborted;
+  if ("answered" in outcome) return outcome.answered ? EXIT.ok : EXIT.aborted;
+  const { summary, stoppedBy } = outcome;
+  if (summary?.aborted) return EXIT.aborted;
   if (stoppedBy) return stoppedBy === "SIGTERM" ? EXIT.terminated : EXIT.interrupted;
+  if (!summary) return EXIT.interrupted;
   return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
 }
 
@@ -530,7 +538,7 @@ async function runCaption(
       `the run did not end within seconds of ${stoppedBy ?? "the signal"} (something it waits on does not return); exiting now, rerun to resume`,
       "error",
     );
-    return stoppedBy === "SIGTERM" ? EXIT.terminated : EXIT.interrupted;
+    return exitCodeOf({ summary: null, stoppedBy });
   }
   const record = path.relative(context.cwd, output) || output;
   const shownOutput = config.output
@@ -543,7 +551,7 @@ async function runCaption(
       "error",
     );
   }
-  const exitCode = exitCodeOf(summary, stoppedBy);
+  const exitCode = exitCodeOf({ summary, stoppedBy });
   reporter.finish(summary, summaryLine(summary, shownOutput, shownErrors, dryRun), exitCode);
   return exitCode;
 }
@@ -652,7 +660,7 @@ async function runCheck(
     const { caption } = extractCaption(reply.body);
     context.stdout.write(`${redactSecret(caption, key.apiKey)}\n`);
     reporter.say(`${config.baseUrl} answered as ${config.model} in ${reply.latencyMs} ms`);
-    return EXIT.ok;
+    return exitCodeOf({ answered: true });
   } catch (error) {
     const message =
       refusalMessage(error, key.trial) ?? (error instanceof Error ? error.message : String(error));
@@ -660,6 +668,6 @@ async function runCheck(
       `check failed against ${config.baseUrl} with model ${config.model}: ${message}`,
       "error",
     );
-    return EXIT.aborted;
+    return exitCodeOf({ answered: false });
   }
 }
