@@ -457,8 +457,13 @@ async function runCaption(
   }
   if (hfMetadata) await checkHfInputs(args.inputs as string[], context.cwd, config.output);
   // Without OUT, the run still keeps its record (what it captioned, for resume), its errors file
-  // and its lock: in a hidden folder of the working directory, which discovery never walks.
-  const output = config.output ?? path.join(context.cwd, ".caption", "captions.jsonl");
+  // and its lock: in a hidden folder (which discovery never walks) of the first folder input, so
+  // runs from anywhere, and runs on other folders, each find their own.
+  const recordRoot = config.output
+    ? undefined
+    : await recordFolder(args.inputs as string[], context.cwd);
+  const output =
+    config.output ?? path.join(recordRoot ?? context.cwd, ".caption", "captions.jsonl");
   const chosen = await chooseOutputFormat(output, config.format);
   if (chosen.warning) reporter.say(chosen.warning, "warn");
   const errorsPath = config.errors ?? defaultErrorsPath(output);
@@ -513,6 +518,7 @@ async function runCaption(
         csvFormulaGuard: args.csvFormulaGuard === true,
         sidecar,
         recordOnly: config.output === undefined,
+        recordRoot,
         hfMetadata,
         xmp,
         prefix: typeof args.prefix === "string" ? args.prefix : undefined,
@@ -565,6 +571,15 @@ function xmpNaming(xmp: unknown, naming: unknown): XmpNaming | undefined {
   if (naming === undefined || naming === "ext") return "ext";
   if (naming === "stem") return "stem";
   throw new UsageError([`--xmp-naming: expected ext or stem, got ${JSON.stringify(naming)}`]);
+}
+
+/** Where the record of a run without -o lives: the first folder input, else the working directory. */
+async function recordFolder(inputs: string[], cwd: string): Promise<string> {
+  for (const input of inputs) {
+    const absolute = path.resolve(cwd, input);
+    if ((await statOrNull(absolute))?.isDirectory()) return absolute;
+  }
+  return cwd;
 }
 
 /** `--hf-metadata` describes folders: it needs one among the inputs, and OUT elsewhere. */

@@ -39,6 +39,7 @@ export async function captionImages(
     overwrite: options.overwrite ?? false,
     csvFormulaGuard: options.csvFormulaGuard,
     recordOnly: options.recordOnly,
+    recordRoot: options.recordRoot,
     dryRun,
     sidecar: options.sidecar,
     hfMetadata: options.hfMetadata,

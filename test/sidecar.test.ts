@@ -39,9 +39,9 @@ describe("--sidecar", () => {
       expect(text).toMatch(/^a photo of image \d+ with detail\n$/);
     }
     expect(fake.requests).toHaveLength(5);
-    // The record of what was captioned lives out of the dataset's way.
-    const record = await readJsonl(path.join(dir, ".caption", "captions.jsonl"));
-    expect(record).toHaveLength(5);
+    // The record of what was captioned lives with the data, out of its way, keyed from there.
+    const record = await readJsonl(path.join(dir, "set", ".caption", "captions.jsonl"));
+    expect(record.map((row) => `set/${row.path}`).sort()).toEqual([...first, ...second].sort());
 
     fake.resetStats();
     const again = await run(["set", "--sidecar"]);
@@ -89,7 +89,7 @@ describe("--sidecar", () => {
       await writeFile(sidecarOf(image as string), "tag1, tag2\n");
       const args = ["photos", "--sidecar", "--sidecar-policy", policy, "--sidecar-join", join];
       expect((await run(args)).code).toBe(0);
-      const [row] = await readJsonl(path.join(dir, ".caption", "captions.jsonl"));
+      const [row] = await readJsonl(path.join(dir, "photos", ".caption", "captions.jsonl"));
       const caption = String(row?.caption);
       expect(await readSidecar(image as string)).toBe(`${expected("tag1, tag2", caption)}\n`);
       fake.resetStats();
@@ -104,7 +104,7 @@ describe("--sidecar", () => {
     await writeFile(sidecarOf(image as string), "tag1\n");
     const args = ["photos", "--sidecar", "--sidecar-policy", "append"];
     await run(args);
-    const [row] = await readJsonl(path.join(dir, ".caption", "captions.jsonl"));
+    const [row] = await readJsonl(path.join(dir, "photos", ".caption", "captions.jsonl"));
     // As if the run died after its row and before the sidecar: the old text, unappended.
     await writeFile(sidecarOf(image as string), "tag1\n");
     fake.resetStats();
@@ -119,7 +119,9 @@ describe("--sidecar", () => {
     await writeFile(path.join(dir, twin), await readFile(path.join(dir, image as string)));
     const result = await run(["photos", "--sidecar"]);
     expect(result.code).toBe(3);
-    const [failure] = await readJsonl(path.join(dir, ".caption", "captions.errors.jsonl"));
+    const [failure] = await readJsonl(
+      path.join(dir, "photos", ".caption", "captions.errors.jsonl"),
+    );
     expect(failure?.code).toBe("sidecar_collision");
     expect(String(failure?.message)).toContain(image as string);
     expect(String(failure?.message)).toContain(twin);
@@ -153,11 +155,11 @@ describe("--sidecar", () => {
       name.endsWith(".tmp"),
     );
     expect(leftovers).toEqual([]);
-    const record = await readJsonl(path.join(dir, ".caption", "captions.jsonl"));
+    const record = await readJsonl(path.join(dir, "photos", ".caption", "captions.jsonl"));
     expect(new Set(record.map((row) => row.path)).size).toBe(images.length);
     expect(record).toHaveLength(images.length);
     for (const row of record) {
-      expect(await readSidecar(String(row.path))).toBe(`${String(row.caption)}\n`);
+      expect(await readSidecar(`photos/${row.path}`)).toBe(`${String(row.caption)}\n`);
     }
   }, 30_000);
 
@@ -240,5 +242,21 @@ describe("--sidecar beside other outputs", () => {
     }
     expect(await readFile(path.join(dir, image as string))).toEqual(before);
     expect(fake.requests).toHaveLength(0);
+  });
+});
+
+describe("the record kept without -o", () => {
+  it("lives with the data, so a run from another folder does not append twice", async () => {
+    const [image] = await makeDistinctImages(dir, 1, "ds");
+    await writeFile(sidecarOf(image as string), "tag1\n");
+    const args = ["--sidecar", "--sidecar-policy", "append"];
+    expect((await runCli(["ds", ...args], { cwd: dir, baseUrl: fake.baseUrl })).code).toBe(0);
+    const once = await readSidecar(image as string);
+    expect(once).toMatch(/^tag1, A test caption/);
+    fake.resetStats();
+    const inside = path.join(dir, "ds");
+    expect((await runCli([".", ...args], { cwd: inside, baseUrl: fake.baseUrl })).code).toBe(0);
+    expect(fake.requests).toHaveLength(0);
+    expect(await readSidecar(image as string)).toBe(once);
   });
 });

@@ -121,8 +121,9 @@ describe("--xmp", () => {
     expect(await Promise.all([first, second, third].map((image) => sha(String(image))))).toEqual(
       before,
     );
-    const record = await readJsonl(path.join(dir, ".caption", "captions.jsonl"));
-    const captionOf = (image: unknown) => record.find((row) => row.path === image)?.caption;
+    const record = await readJsonl(path.join(dir, "photos", ".caption", "captions.jsonl"));
+    const captionOf = (image: unknown) =>
+      record.find((row) => `photos/${row.path}` === image)?.caption;
     const [darktable, digikam, fresh] = await exiftool(
       `${first}.xmp`,
       `${second}.xmp`,
@@ -172,7 +173,9 @@ describe("--xmp", () => {
     );
     const collision = await run(["photos", "--xmp", "--xmp-naming", "stem"]);
     expect(collision.code).toBe(3);
-    const [failure] = await readJsonl(path.join(dir, ".caption", "captions.errors.jsonl"));
+    const [failure] = await readJsonl(
+      path.join(dir, "photos", ".caption", "captions.errors.jsonl"),
+    );
     expect(failure?.code).toBe("xmp_collision");
     for (const [args, message] of [
       [["photos", "--xmp-naming", "stem"], /--xmp-naming needs --xmp/],
@@ -192,7 +195,9 @@ describe("--xmp", () => {
     await writeFile(path.join(dir, `${image}.xmp`), "not xml at all <<<");
     const result = await run(["photos", "--xmp"]);
     expect(result.code).toBe(3);
-    const [failure] = await readJsonl(path.join(dir, ".caption", "captions.errors.jsonl"));
+    const [failure] = await readJsonl(
+      path.join(dir, "photos", ".caption", "captions.errors.jsonl"),
+    );
     expect(failure?.code).toBe("xmp_invalid");
     expect(failure?.path).toBe(image);
     expect(await readFile(path.join(dir, `${image}.xmp`), "utf8")).toBe("not xml at all <<<");

@@ -34,6 +34,8 @@ export interface RunOptions {
   strict?: boolean | undefined;
   /** OUT is only the record the other outputs are checked against; it asks for no image. */
   recordOnly?: boolean | undefined;
+  /** OUT's rows name images relative to this folder rather than as displayed. */
+  recordRoot?: string | undefined;
   /** Also write each caption beside its image, as LoRA trainers read it. */
   sidecar?: SidecarOptions | undefined;
   /** Also write Hugging Face `metadata.jsonl` (or `.csv`) at the root of each folder input. */
@@ -84,6 +86,7 @@ export interface ResolvedRunOptions
       | "hfMetadata"
       | "xmp"
       | "recordOnly"
+      | "recordRoot"
       | "prefix"
       | "suffix"
       | "fetch"
@@ -97,6 +100,7 @@ export interface ResolvedRunOptions
   hfMetadata: HfMetadataFormat | undefined;
   xmp: XmpNaming | undefined;
   recordOnly: boolean | undefined;
+  recordRoot: string | undefined;
   prefix: string | undefined;
   suffix: string | undefined;
   fetch: FetchLike | undefined;
@@ -184,6 +188,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     hfMetadata: options.hfMetadata,
     xmp: options.xmp,
     recordOnly: options.recordOnly,
+    recordRoot: options.recordRoot,
     prefix: options.prefix,
     suffix: options.suffix,
     csvFormulaGuard: options.csvFormulaGuard ?? false,

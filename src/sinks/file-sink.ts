@@ -32,6 +32,11 @@ export interface FileSinkOptions {
    * no image itself, so a hand-kept sidecar under `skip` is not sent just to fill it.
    */
   recordOnly?: boolean | undefined;
+  /**
+   * Key rows by the image's path relative to this folder instead of the displayed path, which
+   * depends on the working directory: a record kept with the data then serves runs from anywhere.
+   */
+  recordRoot?: string | undefined;
   /** Told of trouble that does not stop the run (a lock lost to another process). */
   onWarning: (message: string) => void;
 }
@@ -49,9 +54,11 @@ export class FileSink implements RecordSink {
   #out: Promise<RecordWriter<CaptionRecord>> | null = null;
   #errors: Promise<RecordWriter<FailureRecord>> | null = null;
   readonly #stored;
+  readonly #keys: RecordKeys;
 
   constructor(options: FileSinkOptions) {
     this.#options = options;
+    this.#keys = recordKeys(options.recordRoot);
     this.#stored = storedCaptions(options.output, options.format, CAPTION_COLUMNS);
   }
 
@@ -69,9 +76,17 @@ export class FileSink implements RecordSink {
         { cause: error },
       );
     }
+    this.#keys.learn(tasks);
     if (overwrite) await rm(output, { force: true });
     const finished = await readFinishedWork(output, format, CAPTION_COLUMNS);
     this.#held = finished.done;
+    if (this.#options.recordRoot !== undefined) {
+      // Held paths are keys; a task counts as held by its own key.
+      const keys = finished.done;
+      finished.done = new Set(
+        tasks.filter((task) => keys.has(this.#keys.key(task.path))).map((task) => task.path),
+      );
+    }
     await probeErrorsFile(errorsPath);
     if (!this.#options.recordOnly) return finished;
     return { ...finished, done: new Set(tasks.map((task) => task.path)) };
@@ -85,16 +100,17 @@ export class FileSink implements RecordSink {
   recorded = async (imagePath: string): Promise<StoredCaption | undefined> => {
     const { output, format } = this.#options;
     this.#byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
-    return (await this.#byPath).get(imagePath);
+    return (await this.#byPath).get(this.#keys.key(imagePath));
   };
 
   async write(record: CaptionRecord): Promise<void> {
+    const key = this.#keys.key(record.path);
     // Sent again for another sink's sake (a sidecar deleted since): OUT keeps its one row.
-    if (this.#held.has(record.path)) return;
+    if (this.#held.has(key)) return;
     const { output, format, csvFormulaGuard } = this.#options;
     try {
       this.#out ??= openCaptionWriter(output, format, { csvFormulaGuard });
-      await (await this.#out).write(record);
+      await (await this.#out).write(key === record.path ? record : { ...record, path: key });
     } catch (error) {
       throw new RunAbortedError(
         "output_write_failed",
@@ -162,4 +178,23 @@ async function probeErrorsFile(errorsPath: string): Promise<void> {
       { cause: error },
     );
   }
+}
+
+export interface RecordKeys {
+  learn(tasks: readonly ImageTask[]): void;
+  /** The record's key for a displayed path: itself, or relative to the record's root. */
+  key(displayPath: string): string;
+}
+
+export function recordKeys(root: string | undefined): RecordKeys {
+  const keys = new Map<string, string>();
+  return {
+    learn(tasks) {
+      if (root === undefined) return;
+      for (const task of tasks) {
+        keys.set(task.path, path.relative(root, task.absPath).split(path.sep).join("/"));
+      }
+    },
+    key: (displayPath) => keys.get(displayPath) ?? displayPath,
+  };
 }

@@ -15,6 +15,8 @@ export interface OutputsOptions {
   dryRun: boolean;
   /** OUT is only the record of the other outputs (see FileSink). */
   recordOnly?: boolean | undefined;
+  /** Record rows keyed relative to this folder (see FileSink). */
+  recordRoot?: string | undefined;
   sidecar?: SidecarOptions | undefined;
   /** Write `metadata.jsonl`/`.csv` for Hugging Face at the root of each folder input. */
   hfMetadata?: HfMetadataFormat | undefined;
@@ -37,6 +39,7 @@ export function openOutputs(options: OutputsOptions): Sink {
         options.errorsPath,
         options.overwrite,
         options.recordOnly,
+        options.recordRoot,
       )
     : new FileSink(options);
   const sinks: Sink[] = [record];

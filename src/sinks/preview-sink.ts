@@ -6,7 +6,7 @@ import {
 } from "../resume.js";
 import type { OutputFormat } from "../types.js";
 import { CAPTION_COLUMNS } from "../writers/index.js";
-import { refuseSpecialFiles } from "./file-sink.js";
+import { recordKeys, refuseSpecialFiles } from "./file-sink.js";
 import type { RecordSink } from "./sink.js";
 
 /**
@@ -19,17 +19,20 @@ export function previewSink(
   errorsPath: string,
   overwrite: boolean,
   recordOnly = false,
+  recordRoot?: string,
 ): RecordSink {
   const stored = storedCaptions(output, format, CAPTION_COLUMNS);
+  const keys = recordKeys(recordRoot);
   let byPath: Promise<Map<string, StoredCaption>> | null = null;
   return {
     recorded: async (imagePath) => {
       if (overwrite) return undefined;
       byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
-      return (await byPath).get(imagePath);
+      return (await byPath).get(keys.key(imagePath));
     },
     // The same refusals as a real run, so the preview does not promise a run that cannot start.
     open: async (tasks) => {
+      keys.learn(tasks);
       await refuseSpecialFiles(output, errorsPath);
       const finished = overwrite
         ? { done: new Set<string>(), hashes: new Set<string>(), repairedBytes: 0 }
