@@ -617,7 +617,8 @@ function sidecarOptions(args: Record<string, unknown>): SidecarOptions | undefin
   const ext = args.sidecar;
   const policy = args.sidecarPolicy;
   const join = args.sidecarJoin;
-  if (ext === undefined) {
+  // `--no-sidecar` reads as false: no sidecar, as if the flag were not there.
+  if (ext === undefined || ext === false) {
     for (const [flag, value] of [
       ["--sidecar-policy", policy],
       ["--sidecar-join", join],

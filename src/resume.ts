@@ -248,7 +248,7 @@ async function scanCsv(
           throw damaged(
             path,
             "the header",
-            `is "${record.join(",")}", not made of the columns "${columns.join(",")}"`,
+            `is "${record.join(",")}"; a header of this tool starts with "${columns[0]}" and uses only "${columns.join(",")}"`,
           );
         }
         header = record;
