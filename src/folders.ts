@@ -50,6 +50,11 @@ export async function statOrNull(file: string): Promise<Stats | null> {
   }
 }
 
+/** A path with `/` separators, as OUT, sidecar records and metadata files write them. */
+export function toPosix(file: string): string {
+  return path.sep === "/" ? file : file.split(path.sep).join("/");
+}
+
 /** The errno code of a failed filesystem call, or its message when it has none. */
 export function errnoOf(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | null)?.code;

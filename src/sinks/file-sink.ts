@@ -1,7 +1,7 @@
 import { open, rm, unlink } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, RunAbortedError, UsageError } from "../errors.js";
-import { describeErrno, ensureFolder, errnoOf, outputFileProblem } from "../folders.js";
+import { describeErrno, ensureFolder, errnoOf, outputFileProblem, toPosix } from "../folders.js";
 import { lockOutput, type OutputLock } from "../lock.js";
 import {
   readCaptionsByPath,
@@ -50,7 +50,6 @@ export class FileSink implements RecordSink {
   readonly #options: FileSinkOptions;
   #lock: OutputLock | null = null;
   #held: ReadonlySet<string> = new Set();
-  #byPath: Promise<Map<string, StoredCaption>> | null = null;
   #out: Promise<RecordWriter<CaptionRecord>> | null = null;
   #errors: Promise<RecordWriter<FailureRecord>> | null = null;
   readonly #stored;
@@ -59,6 +58,7 @@ export class FileSink implements RecordSink {
   constructor(options: FileSinkOptions) {
     this.#options = options;
     this.#keys = recordKeys(options.recordRoot);
+    this.recorded = recordedRows(options.output, options.format, this.#keys);
     this.#stored = storedCaptions(options.output, options.format, CAPTION_COLUMNS);
   }
 
@@ -96,12 +96,8 @@ export class FileSink implements RecordSink {
     return this.#stored.get(sha256);
   }
 
-  /** The caption OUT holds for a path, as it stood when the run began. */
-  recorded = async (imagePath: string): Promise<StoredCaption | undefined> => {
-    const { output, format } = this.#options;
-    this.#byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
-    return (await this.#byPath).get(this.#keys.key(imagePath));
-  };
+  /** The row OUT holds for a path, as it stood when the run began. */
+  readonly recorded: (imagePath: string) => Promise<StoredCaption | undefined>;
 
   async write(record: CaptionRecord): Promise<void> {
     const key = this.#keys.key(record.path);
@@ -192,9 +188,22 @@ export function recordKeys(root: string | undefined): RecordKeys {
     learn(tasks) {
       if (root === undefined) return;
       for (const task of tasks) {
-        keys.set(task.path, path.relative(root, task.absPath).split(path.sep).join("/"));
+        keys.set(task.path, toPosix(path.relative(root, task.absPath)));
       }
     },
     key: (displayPath) => keys.get(displayPath) ?? displayPath,
+  };
+}
+
+/** The row OUT holds for an image, read from OUT once, on the first question. */
+export function recordedRows(
+  output: string,
+  format: OutputFormat,
+  keys: RecordKeys,
+): (imagePath: string) => Promise<StoredCaption | undefined> {
+  let byPath: Promise<Map<string, StoredCaption>> | null = null;
+  return async (imagePath) => {
+    byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
+    return (await byPath).get(keys.key(imagePath));
   };
 }

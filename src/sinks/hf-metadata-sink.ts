@@ -1,7 +1,7 @@
 import path from "node:path";
 import sharp from "sharp";
 import { RunAbortedError, UsageError } from "../errors.js";
-import { describeErrno, errnoOf, outputFileProblem, statOrNull } from "../folders.js";
+import { describeErrno, errnoOf, outputFileProblem, statOrNull, toPosix } from "../folders.js";
 import { readFinishedWork } from "../resume.js";
 import { readAndHash } from "../stages/hash.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
@@ -95,7 +95,7 @@ export class HfMetadataSink implements Sink {
         done.add(task.path);
         continue;
       }
-      const fileName = path.relative(root.folder, task.absPath).split(path.sep).join("/");
+      const fileName = toPosix(path.relative(root.folder, task.absPath));
       this.#where.set(task.path, { root, fileName, absPath: task.absPath });
       if (root.done.has(fileName)) {
         done.add(task.path);

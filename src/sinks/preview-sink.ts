@@ -1,12 +1,7 @@
-import {
-  readCaptionsByPath,
-  readFinishedWork,
-  type StoredCaption,
-  storedCaptions,
-} from "../resume.js";
+import { readFinishedWork, storedCaptions } from "../resume.js";
 import type { OutputFormat } from "../types.js";
 import { CAPTION_COLUMNS } from "../writers/index.js";
-import { recordKeys, refuseSpecialFiles } from "./file-sink.js";
+import { recordedRows, recordKeys, refuseSpecialFiles } from "./file-sink.js";
 import type { RecordSink } from "./sink.js";
 
 /**
@@ -23,13 +18,9 @@ export function previewSink(
 ): RecordSink {
   const stored = storedCaptions(output, format, CAPTION_COLUMNS);
   const keys = recordKeys(recordRoot);
-  let byPath: Promise<Map<string, StoredCaption>> | null = null;
+  const recorded = recordedRows(output, format, keys);
   return {
-    recorded: async (imagePath) => {
-      if (overwrite) return undefined;
-      byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
-      return (await byPath).get(keys.key(imagePath));
-    },
+    recorded: (imagePath) => (overwrite ? Promise.resolve(undefined) : recorded(imagePath)),
     // The same refusals as a real run, so the preview does not promise a run that cannot start.
     open: async (tasks) => {
       keys.learn(tasks);

@@ -1,7 +1,7 @@
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, RunAbortedError } from "../errors.js";
-import { describeErrno, errnoOf } from "../folders.js";
+import { describeErrno, errnoOf, statOrNull } from "../folders.js";
 import type { StoredCaption } from "../resume.js";
 import { IMAGE_EXTENSIONS } from "../stages/discover.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
@@ -171,9 +171,5 @@ async function readOrEmpty(file: string): Promise<string> {
 }
 
 async function exists(file: string): Promise<boolean> {
-  try {
-    return (await stat(file)).isFile();
-  } catch {
-    return false;
-  }
+  return (await statOrNull(file))?.isFile() === true;
 }

@@ -1,8 +1,8 @@
-import type { Stats } from "node:fs";
-import { realpath, stat } from "node:fs/promises";
+import { realpath } from "node:fs/promises";
 import path from "node:path";
 import fg from "fast-glob";
 import { UsageError } from "../errors.js";
+import { statOrNull, toPosix } from "../folders.js";
 import type { ImageTask } from "../types.js";
 
 /** File extensions treated as images when a folder or pattern is expanded (case-insensitive). */
@@ -153,19 +153,7 @@ async function escapeRealFolders(pattern: string, cwd: string): Promise<string> 
   return segments.join("/");
 }
 
-async function statOrNull(absPath: string): Promise<Stats | null> {
-  try {
-    return await stat(absPath);
-  } catch {
-    return null;
-  }
-}
-
 /** Relative inputs give paths relative to the working directory, absolute inputs absolute paths. */
 function displayPath(absPath: string, input: string, cwd: string): string {
   return toPosix(path.isAbsolute(input) ? absPath : path.relative(cwd, absPath));
-}
-
-function toPosix(file: string): string {
-  return path.sep === "/" ? file : file.split(path.sep).join("/");
 }
