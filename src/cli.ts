@@ -10,7 +10,7 @@ import {
   type Settings,
 } from "./config.js";
 import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
-import { statOrNull } from "./folders.js";
+import { folderInputs } from "./folders.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
@@ -575,20 +575,12 @@ function xmpNaming(xmp: unknown, naming: unknown): XmpNaming | undefined {
 
 /** Where the record of a run without -o lives: the first folder input, else the working directory. */
 async function recordFolder(inputs: string[], cwd: string): Promise<string> {
-  for (const input of inputs) {
-    const absolute = path.resolve(cwd, input);
-    if ((await statOrNull(absolute))?.isDirectory()) return absolute;
-  }
-  return cwd;
+  return (await folderInputs(inputs, cwd))[0] ?? cwd;
 }
 
 /** `--hf-metadata` describes folders: it needs one among the inputs, and OUT elsewhere. */
 async function checkHfInputs(inputs: string[], cwd: string, output: string | undefined) {
-  const folders: string[] = [];
-  for (const input of inputs) {
-    const absolute = path.resolve(cwd, input);
-    if ((await statOrNull(absolute))?.isDirectory()) folders.push(absolute);
-  }
+  const folders = await folderInputs(inputs, cwd);
   if (folders.length === 0) {
     throw new UsageError([
       "--hf-metadata writes metadata.jsonl at the root of each folder given as an input, and none of the inputs is a folder; name the dataset folder (caption photos/ --hf-metadata)",

@@ -1,5 +1,5 @@
 import type { Stats } from "node:fs";
-import { mkdir, stat } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 
 /**
@@ -48,6 +48,24 @@ export async function statOrNull(file: string): Promise<Stats | null> {
   } catch {
     return null;
   }
+}
+
+/** A regular file's text, or null when there is none (missing, a folder, a pipe). */
+export async function readFileOrNull(file: string): Promise<string | null> {
+  if (!(await statOrNull(file))?.isFile()) return null;
+  return readFile(file, "utf8");
+}
+
+/** The inputs that are folders, as absolute paths, in the order given. */
+export async function folderInputs(inputs: readonly string[], cwd: string): Promise<string[]> {
+  const folders: string[] = [];
+  for (const input of inputs) {
+    const absolute = path.resolve(cwd, input);
+    if ((await statOrNull(absolute))?.isDirectory() && !folders.includes(absolute)) {
+      folders.push(absolute);
+    }
+  }
+  return folders;
 }
 
 /** A path with `/` separators, as OUT, sidecar records and metadata files write them. */

@@ -1,7 +1,7 @@
 import path from "node:path";
 import sharp from "sharp";
 import { RunAbortedError, UsageError } from "../errors.js";
-import { describeErrno, errnoOf, outputFileProblem, statOrNull, toPosix } from "../folders.js";
+import { describeErrno, errnoOf, folderInputs, outputFileProblem, toPosix } from "../folders.js";
 import { readFinishedWork } from "../resume.js";
 import { readAndHash } from "../stages/hash.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
@@ -61,12 +61,8 @@ export class HfMetadataSink implements Sink {
   }
 
   async open(tasks: readonly ImageTask[]): Promise<FinishedWork> {
-    const folders = new Set<string>();
-    for (const input of this.#inputs) {
-      const absolute = path.resolve(this.#cwd, input);
-      if ((await statOrNull(absolute))?.isDirectory()) folders.add(absolute);
-    }
-    this.#roots = [...folders].map((folder) => ({
+    const folders = await folderInputs(this.#inputs, this.#cwd);
+    this.#roots = folders.map((folder) => ({
       folder,
       file: path.join(folder, `metadata.${this.#format}`),
       done: new Set<string>(),

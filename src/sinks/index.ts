@@ -1,9 +1,11 @@
+import path from "node:path";
 import type { OutputFormat } from "../types.js";
 import { FileSink } from "./file-sink.js";
 import { type HfMetadataFormat, HfMetadataSink } from "./hf-metadata-sink.js";
 import { previewSink } from "./preview-sink.js";
 import { type SidecarOptions, SidecarSink } from "./sidecar-sink.js";
 import { combineSinks, type Sink } from "./sink.js";
+import { removeStaleTemporaries } from "./write-whole.js";
 import { type XmpNaming, XmpSink } from "./xmp-sink.js";
 
 export interface OutputsOptions {
@@ -58,5 +60,17 @@ export function openOutputs(options: OutputsOptions): Sink {
       ),
     );
   }
-  return combineSinks(sinks);
+  const combined = combineSinks(sinks);
+  if (options.dryRun || !(options.sidecar || options.xmp)) return combined;
+  // Files beside the images are written through temporaries; a killed run's are swept once here.
+  return {
+    open: async (tasks) => {
+      await removeStaleTemporaries(tasks.map((task) => path.dirname(task.absPath)));
+      return combined.open(tasks);
+    },
+    stored: (sha256) => combined.stored(sha256),
+    write: (record) => combined.write(record),
+    fail: (failure) => combined.fail(failure),
+    close: () => combined.close(),
+  };
 }

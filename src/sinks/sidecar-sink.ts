@@ -1,12 +1,11 @@
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, RunAbortedError } from "../errors.js";
-import { describeErrno, errnoOf, statOrNull } from "../folders.js";
+import { describeErrno, errnoOf, readFileOrNull, statOrNull } from "../folders.js";
 import type { StoredCaption } from "../resume.js";
 import { IMAGE_EXTENSIONS } from "../stages/discover.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import type { FinishedWork, Sink } from "./sink.js";
-import { removeStaleTemporaries, writeWhole } from "./write-whole.js";
+import { writeWhole } from "./write-whole.js";
 
 /** What happens to a sidecar that already exists. */
 export type SidecarPolicy = "skip" | "overwrite" | "append" | "prepend";
@@ -53,9 +52,6 @@ export class SidecarSink implements Sink {
     const done = new Set<string>();
     const rejected = new Map<string, CaptionError>();
     const owners = new Map<string, string>();
-    if (!this.#readOnly) {
-      await removeStaleTemporaries(tasks.map((task) => path.dirname(task.absPath)));
-    }
     for (const task of tasks) {
       const file = sidecarPath(task.absPath, this.#options.ext);
       const owner = owners.get(file);
@@ -162,12 +158,7 @@ function oneLine(text: string): string {
 }
 
 async function readOrEmpty(file: string): Promise<string> {
-  try {
-    return oneLine(await readFile(file, "utf8"));
-  } catch (error) {
-    if (errnoOf(error) === "ENOENT") return "";
-    throw error;
-  }
+  return oneLine((await readFileOrNull(file)) ?? "");
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -1,11 +1,10 @@
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, RunAbortedError } from "../errors.js";
-import { describeErrno, errnoOf, statOrNull } from "../folders.js";
+import { describeErrno, errnoOf, readFileOrNull } from "../folders.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import type { RecordedCaption } from "./sidecar-sink.js";
 import type { FinishedWork, Sink } from "./sink.js";
-import { removeStaleTemporaries, writeWhole } from "./write-whole.js";
+import { writeWhole } from "./write-whole.js";
 import { isPacket, mergeDescription, readDescription } from "./xmp.js";
 
 /** `<file>.<ext>.xmp` (digiKam, darktable) or `<stem>.xmp` (Lightroom, Capture One). */
@@ -40,9 +39,6 @@ export class XmpSink implements Sink {
     const done = new Set<string>();
     const rejected = new Map<string, CaptionError>();
     const owners = new Map<string, string>();
-    if (!this.#readOnly) {
-      await removeStaleTemporaries(tasks.map((task) => path.dirname(task.absPath)));
-    }
     for (const task of tasks) {
       const file = xmpPath(task.absPath, this.#naming);
       const owner = owners.get(file);
@@ -58,7 +54,7 @@ export class XmpSink implements Sink {
       }
       owners.set(file, task.path);
       this.#files.set(task.path, file);
-      const text = await readOrNull(file);
+      const text = await readFileOrNull(file);
       if (text !== null && !isPacket(text)) {
         rejected.set(
           task.path,
@@ -89,7 +85,7 @@ export class XmpSink implements Sink {
     const file = this.#files.get(record.path);
     if (this.#readOnly || file === undefined || record.caption === "") return;
     try {
-      await writeWhole(file, mergeDescription(await readOrNull(file), record.caption));
+      await writeWhole(file, mergeDescription(await readFileOrNull(file), record.caption));
     } catch (error) {
       throw new RunAbortedError(
         "xmp_not_writable",
@@ -102,9 +98,4 @@ export class XmpSink implements Sink {
   async fail(): Promise<void> {}
 
   async close(): Promise<void> {}
-}
-
-async function readOrNull(file: string): Promise<string | null> {
-  if (!(await statOrNull(file))?.isFile()) return null;
-  return readFile(file, "utf8");
 }
