@@ -319,8 +319,15 @@ const OPTION_FLAGS: Record<string, string> = {
   strict: "--strict",
   hfMetadata: "--hf-metadata",
   timeoutMs: "--timeout",
+  overwrite: "--overwrite",
+  xmp: "--xmp-naming",
+  apiKey: "MINICPM_API_KEY or --api-key",
   inputs: "inputs",
 };
+
+/** The flag that sets a library option, for messages that tell the user what to change. */
+const flagOf = (option: string): string =>
+  OPTION_FLAGS[option] ?? (SETTING_SPECS as Record<string, SettingSpec>)[option]?.flag ?? option;
 
 /**
  * The library names its options in what it reports ("concurrency: …"); on the command line the
@@ -328,8 +335,8 @@ const OPTION_FLAGS: Record<string, string> = {
  */
 function asFlags(problem: string): string {
   return problem.replace(/^([a-zA-Z]+):/, (whole, key: string) => {
-    const flag = OPTION_FLAGS[key] ?? (SETTING_SPECS as Record<string, SettingSpec>)[key]?.flag;
-    return flag ? `${flag}:` : whole;
+    const flag = flagOf(key);
+    return flag === key ? whole : `${flag}:`;
   });
 }
 
@@ -524,6 +531,7 @@ async function runCaption(
         prefix: typeof args.prefix === "string" ? args.prefix : undefined,
         suffix: typeof args.suffix === "string" ? args.suffix : undefined,
         ...(context.fetch ? { fetch: context.fetch } : {}),
+        nameSetting: flagOf,
       },
       { onEvent, control },
     );
@@ -656,6 +664,7 @@ async function runCheck(
     baseUrl: config.baseUrl,
     apiKey: key.apiKey,
     timeoutMs: config.timeoutMs,
+    nameSetting: flagOf,
     ...(context.fetch ? { fetch: context.fetch } : {}),
   });
   const request = buildTextRequest("Introduce yourself in one sentence.", {
@@ -665,7 +674,7 @@ async function runCheck(
   });
   try {
     const reply = await client.chat(request);
-    const { caption } = extractCaption(reply.body);
+    const { caption } = extractCaption(reply.body, flagOf);
     context.stdout.write(`${redactSecret(caption, key.apiKey)}\n`);
     reporter.say(`${config.baseUrl} answered as ${config.model} in ${reply.latencyMs} ms`);
     return exitCodeOf({ answered: true });

@@ -1,9 +1,11 @@
 import {
   ApiError,
+  byOptionName,
   ConnectionError,
   EndpointNotFoundError,
   errorFromStatus,
   InvalidResponseError,
+  type NameSetting,
   TimeoutError,
 } from "./errors.js";
 import { redactSecret } from "./redact.js";
@@ -19,6 +21,8 @@ export interface ClientOptions {
   timeoutMs: number;
   /** Injectable for tests and instrumentation. @default globalThis.fetch */
   fetch?: FetchLike;
+  /** How messages name the timeout and the key. @default their option names */
+  nameSetting?: NameSetting | undefined;
 }
 
 export interface ChatReply {
@@ -76,7 +80,7 @@ export function createClient(options: ClientOptions): ChatClient {
         if (response.status === 404 && !aboutModel(message, url)) {
           throw routeNotFound(options.baseUrl, message, response.headers);
         }
-        throw errorFromStatus(response.status, message, response.headers);
+        throw errorFromStatus(response.status, message, response.headers, options.nameSetting);
       }
       let body: unknown;
       try {
@@ -94,7 +98,7 @@ export function createClient(options: ClientOptions): ChatClient {
       if (timedOut) {
         throw new TimeoutError(
           "timeout",
-          `no complete reply within ${options.timeoutMs / 1000} s; raise --timeout if the server is slow`,
+          `no complete reply within ${options.timeoutMs / 1000} s; raise ${(options.nameSetting ?? byOptionName)("timeoutMs")} if the server is slow`,
           { cause: error },
         );
       }

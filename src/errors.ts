@@ -12,6 +12,13 @@ export class CaptionError extends Error {
   }
 }
 
+/**
+ * How a message names a setting the user can change: a library caller knows it by its option name,
+ * the command line by its flag, so the caller decides (RunOptions.nameSetting).
+ */
+export type NameSetting = (option: string) => string;
+export const byOptionName: NameSetting = (option) => option;
+
 /** Bad flags, config file or environment: exit 2. */
 export class UsageError extends CaptionError {
   override name = "UsageError";
@@ -124,13 +131,18 @@ export class EmptyCaptionError extends ApiError {
 }
 
 /** The one place an HTTP status becomes an error class. */
-export function errorFromStatus(status: number, serverMessage: string, headers: Headers): ApiError {
+export function errorFromStatus(
+  status: number,
+  serverMessage: string,
+  headers: Headers,
+  name: NameSetting = byOptionName,
+): ApiError {
   const detail = serverMessage ? `: ${serverMessage}` : "";
   const options = { status, headers };
   if (status === 401 || status === 403) {
     return new AuthError(
       "auth_rejected",
-      `the endpoint rejected the API key (HTTP ${status}${detail}); check MINICPM_API_KEY or --api-key`,
+      `the endpoint rejected the API key (HTTP ${status}${detail}); check ${name("apiKey")}`,
       options,
     );
   }

@@ -47,6 +47,7 @@ export async function captionImages(
     inputs: options.inputs,
     cwd: options.cwd,
     onWarning: (message) => hooks.onEvent?.({ type: "warning", message }),
+    nameSetting: options.nameSetting,
   });
   const control = hooks.control ?? new RunControl();
   const state = new RunState({
@@ -78,6 +79,7 @@ export async function captionImages(
       baseUrl: options.baseUrl,
       apiKey: options.apiKey,
       timeoutMs: options.timeoutMs,
+      nameSetting: options.nameSetting,
       ...(options.fetch ? { fetch: options.fetch } : {}),
     });
     const send = dryRun
@@ -91,6 +93,7 @@ export async function captionImages(
             concurrency: options.concurrency,
             rpm: options.rpm,
             retries: options.retries,
+            nameSetting: options.nameSetting,
           },
           state,
           prepare,

@@ -15,6 +15,15 @@ export interface FinishedWork {
   repairedBytes: number;
 }
 
+export interface ReadOptions {
+  /** Cut a torn last record off the file (not in a dry run). */
+  repair: boolean;
+  /** Sees every complete row, for a caller that needs more of it than the paths and hashes. */
+  onRow?: ((row: StoredCaption) => void) | undefined;
+  /** How to start the file afresh instead, added to the message when it is damaged. */
+  afresh?: string | undefined;
+}
+
 /**
  * Reads what an earlier run already wrote to OUT, so a rerun only captions the rest. A run killed
  * mid-write can leave a torn last record; it is cut off here (its image is captioned again), and
@@ -25,7 +34,7 @@ export async function readFinishedWork(
   path: string,
   format: OutputFormat,
   columns: readonly string[],
-  options: { repair: boolean } = { repair: true },
+  options: ReadOptions = { repair: true },
 ): Promise<FinishedWork> {
   const done = new Set<string>();
   const hashes = new Set<string>();
@@ -35,11 +44,15 @@ export async function readFinishedWork(
     const scan = await scanOutput(path, info.size, format, columns, (row) => {
       done.add(row.path);
       if (row.sha256) hashes.add(row.sha256);
+      options.onRow?.(row);
     });
     if (scan.goodEnd < info.size && options.repair) await truncate(path, scan.goodEnd);
     return { done, hashes, rows: scan.rows, repairedBytes: info.size - scan.goodEnd };
   } catch (error) {
-    if (error instanceof UsageError) throw error;
+    if (error instanceof UsageError) {
+      if (!options.afresh) throw error;
+      throw new UsageError(error.problems.map((problem) => `${problem}, or ${options.afresh}`));
+    }
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return { done, hashes, rows: 0, repairedBytes: 0 };
     throw new RunAbortedError(
@@ -191,7 +204,7 @@ export function acceptableHeader(header: readonly string[], columns: readonly st
 
 function damaged(path: string, where: string, what: string): UsageError {
   return new UsageError([
-    `${path}: ${where} ${what}; it was not written by caption or was edited. Fix or move the file, or pass --overwrite to start a fresh one`,
+    `${path}: ${where} ${what}; it was not written by caption or was edited. Fix or move the file`,
   ]);
 }
 

@@ -4,6 +4,7 @@ import {
   AuthError,
   ConnectionError,
   EndpointNotFoundError,
+  type NameSetting,
   RateLimitError,
   RunAbortedError,
   ServerError,
@@ -30,6 +31,8 @@ export interface SendContext {
   limiter: AdaptiveLimiter;
   /** Told before each wait for another attempt at the request for `label`. */
   onRetry: (label: string, attempt: number, delayMs: number, error: unknown) => void;
+  /** How the message of an unreachable endpoint names the base URL. */
+  nameSetting: NameSetting;
 }
 
 /** Turns a 2xx reply into a caption, or throws the ApiError that says why it is not one. */
@@ -92,7 +95,10 @@ export async function sendWithRetries(
 
       if (!(error instanceof ConnectionError && error.refused)) context.breaker.reachable();
       else if (context.breaker.unreachable()) {
-        return { kind: "unfinished", abort: unreachable(error, attempt, label, true) };
+        return {
+          kind: "unfinished",
+          abort: unreachable(error, attempt, label, true, context.nameSetting),
+        };
       }
       // Some things about the endpoint will not change by retrying: stop before every image fails.
       if (error instanceof ConnectionError && error.unknownHost) {
@@ -110,7 +116,10 @@ export async function sendWithRetries(
       if (!shouldRetry(error) || attempt > context.retries) {
         // Nothing about one image stops a connection being made: every other image would fail too.
         if (error instanceof ConnectionError && error.refused) {
-          return { kind: "unfinished", abort: unreachable(error, attempt, label, false) };
+          return {
+            kind: "unfinished",
+            abort: unreachable(error, attempt, label, false, context.nameSetting),
+          };
         }
         return { kind: "failed", error, attempts: attempt };
       }
@@ -144,13 +153,14 @@ function unreachable(
   attempt: number,
   label: string,
   breaker: boolean,
+  name: NameSetting,
 ): RunAbortedError {
   const where = breaker
     ? "many requests in a row failed to connect"
     : `after ${attempt} ${attempt === 1 ? "attempt" : "attempts"} on ${label}`;
   return new RunAbortedError(
     "endpoint_unreachable",
-    `${error.message} (${where}); check --base-url and that the server is up, then rerun to resume`,
+    `${error.message} (${where}); check ${name("baseUrl")} and that the server is up, then rerun to resume`,
     { cause: error },
   );
 }

@@ -386,3 +386,64 @@ describe("other commands", () => {
     expect(rejected.stderr).not.toContain("wrong-key-123");
   });
 });
+
+describe("what a message tells the user to change", () => {
+  const outOfTokens = () => ({
+    kind: "ok" as const,
+    content: null,
+    reasoning: "Let me think about the image",
+    finishReason: "length",
+  });
+
+  it("names flags on the command line: the errors file, a damaged OUT, a rejected key", async () => {
+    fake = await startFakeEndpoint({ apiKey: TEST_KEY, respond: outOfTokens });
+    await copyFixtures(dir, "images");
+    const run = await runCli(["images/names", "-o", "out.jsonl"], {
+      cwd: dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(run.code).toBe(3);
+    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    expect(failure?.code).toBe("truncated_thinking");
+    expect(String(failure?.message)).toMatch(/raise --max-tokens \(/);
+
+    await writeFile(path.join(dir, "out.jsonl"), '{"oops": 1}\n');
+    const damaged = await runCli(["images", "-o", "out.jsonl"], {
+      cwd: dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(damaged.code).toBe(2);
+    expect(damaged.stderr).toMatch(
+      /line 1 is not a JSON object.*or set --overwrite to start a fresh one/,
+    );
+
+    const key = await runCli(["images", "-o", "other.jsonl", "--api-key", "wrong-key-123"], {
+      cwd: dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(key.code).toBe(1);
+    expect(key.stderr).toMatch(/check MINICPM_API_KEY or --api-key/);
+  });
+
+  it("names options in the library, where there are no flags", async () => {
+    fake = await startFakeEndpoint({ respond: outOfTokens });
+    await copyFixtures(dir, "images");
+    const { captionImages } = await import("../src/index.js");
+    const errorsPath = path.join(dir, "lib.errors.jsonl");
+    const summary = await captionImages({
+      inputs: ["images/names"],
+      cwd: dir,
+      output: "lib.jsonl",
+      errorsPath,
+      baseUrl: fake.baseUrl,
+      retries: 0,
+    });
+    expect(summary.failed).toBeGreaterThan(0);
+    const [failure] = await readJsonl(errorsPath);
+    expect(String(failure?.message)).toMatch(/raise maxTokens \(/);
+    await writeFile(path.join(dir, "lib.jsonl"), '{"oops": 1}\n');
+    await expect(
+      captionImages({ inputs: ["images"], cwd: dir, output: "lib.jsonl", baseUrl: fake.baseUrl }),
+    ).rejects.toThrow(/or set overwrite to start a fresh one/);
+  });
+});

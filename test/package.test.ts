@@ -1,10 +1,10 @@
 /**
  * The package as a user installs it: packed with npm, installed into a fresh ESM project (from
- * npm's local cache, so nothing leaves the machine), imported from plain JavaScript and run against
+ * npm's local cache, so nothing leaves the machine; see appLockfile), imported from plain JavaScript and run against
  * the fake endpoint, and type-checked from TypeScript with NodeNext resolution.
  */
 import { spawn } from "node:child_process";
-import { cp, mkdir, readdir, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -41,17 +41,43 @@ beforeAll(async () => {
   const tarball = (await readdir(dir)).find((name) => name.endsWith(".tgz"));
   app = path.join(dir, "app");
   await mkdir(app);
+  await cp(path.join(dir, String(tarball)), path.join(app, "vlm-caption.tgz"));
+  const dependencies = { "vlm-caption": "file:vlm-caption.tgz" };
   await writeFile(
     path.join(app, "package.json"),
-    JSON.stringify({ name: "app", private: true, type: "module" }),
+    JSON.stringify({ name: "app", private: true, type: "module", dependencies }),
   );
-  await exec(
-    NPM,
-    ["install", "--offline", "--no-audit", "--no-fund", path.join(dir, String(tarball))],
-    app,
-  );
+  await writeFile(path.join(app, "package-lock.json"), JSON.stringify(await appLockfile()));
+  await exec(NPM, ["ci", "--offline", "--no-audit", "--no-fund"], app);
   fake = await startFakeEndpoint();
 }, 120_000);
+
+/**
+ * The app's lockfile: the tarball, and the versions this checkout's own lockfile pins for the
+ * packages it needs at run time. npm's cache holds those packages' files after `npm ci`, but not
+ * the registry's indexes that an install without a lockfile asks for, so this is what lets the
+ * install run offline on a machine whatever its cache. Only what the tarball's package.json
+ * declares can be found from inside it, so a dependency it forgets still fails the test.
+ */
+async function appLockfile(): Promise<object> {
+  const own = JSON.parse(await readFile(path.join(ROOT, "package-lock.json"), "utf8")) as {
+    packages: Record<string, { version?: string; dev?: boolean; dependencies?: object }>;
+  };
+  const root = own.packages[""] ?? {};
+  const packages: Record<string, object> = {
+    "": { name: "app", dependencies: { "vlm-caption": "file:vlm-caption.tgz" } },
+    "node_modules/vlm-caption": {
+      version: root.version,
+      resolved: "file:vlm-caption.tgz",
+      dependencies: root.dependencies ?? {},
+      bin: { caption: "bin/caption.js" },
+    },
+  };
+  for (const [where, entry] of Object.entries(own.packages)) {
+    if (where !== "" && !entry.dev) packages[where] = entry;
+  }
+  return { name: "app", lockfileVersion: 3, requires: true, packages };
+}
 
 afterAll(async () => {
   await fake?.close();

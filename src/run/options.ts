@@ -7,7 +7,7 @@ import {
   SETTING_DEFAULTS,
   type Settings,
 } from "../config.js";
-import { UsageError } from "../errors.js";
+import { byOptionName, type NameSetting, UsageError } from "../errors.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../output-format.js";
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
 import { SIDECAR_POLICIES, type SidecarOptions, sidecarExtProblem } from "../sinks/sidecar-sink.js";
@@ -72,6 +72,11 @@ export interface RunOptions {
   prepare?: Partial<PrepareOptions> | undefined;
   /** Injectable for tests and instrumentation. @default globalThis.fetch */
   fetch?: FetchLike | undefined;
+  /**
+   * How messages (errors-file rows included) name a setting to change. The command line passes
+   * its flags. @default the option's own name
+   */
+  nameSetting?: NameSetting | undefined;
 }
 
 /** RunOptions with every default applied and every value checked. */
@@ -209,5 +214,6 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
       ...(options.prepare?.quality === undefined ? {} : { quality: options.prepare.quality }),
     },
     fetch: options.fetch,
+    nameSetting: options.nameSetting ?? byOptionName,
   };
 }

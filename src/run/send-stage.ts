@@ -1,6 +1,6 @@
 import type { ChatClient } from "../client.js";
 import type { ImageOutcome } from "../dedupe.js";
-import { ApiError } from "../errors.js";
+import { ApiError, type NameSetting } from "../errors.js";
 import { AdaptiveLimiter } from "../limiter.js";
 import { ConnectionBreaker, type SendContext, sendWithRetries } from "../send.js";
 import type { CaptionProtocol } from "../stages/request.js";
@@ -21,6 +21,7 @@ export interface SendStageOptions {
   concurrency: number;
   rpm: number | undefined;
   retries: number;
+  nameSetting: NameSetting;
 }
 
 /**
@@ -45,6 +46,7 @@ export function createSender(
       onChange: (allowed) => state.emit({ type: "concurrency", allowed }),
     }),
     onRetry: (path, attempt, delayMs, error) => state.retrying(path, attempt, delayMs, error),
+    nameSetting: options.nameSetting,
   };
 
   return async (work) => {

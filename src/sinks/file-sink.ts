@@ -1,6 +1,6 @@
 import { open, rm, unlink } from "node:fs/promises";
 import path from "node:path";
-import { CaptionError, RunAbortedError, UsageError } from "../errors.js";
+import { CaptionError, type NameSetting, RunAbortedError, UsageError } from "../errors.js";
 import { describeErrno, ensureFolder, errnoOf, outputFileProblem, toPosix } from "../folders.js";
 import { lockOutput, type OutputLock } from "../lock.js";
 import {
@@ -37,6 +37,9 @@ export interface FileSinkOptions {
    * depends on the working directory: a record kept with the data then serves runs from anywhere.
    */
   recordRoot?: string | undefined;
+  /** Other outputs will ask for OUT's rows by path (`recorded`): keep them from the first read. */
+  keepRows?: boolean | undefined;
+  nameSetting: NameSetting;
   /** Told of trouble that does not stop the run (a lock lost to another process). */
   onWarning: (message: string) => void;
 }
@@ -54,11 +57,13 @@ export class FileSink implements RecordSink {
   #errors: Promise<RecordWriter<FailureRecord>> | null = null;
   readonly #stored;
   readonly #keys: RecordKeys;
+  readonly #rows: RecordedRows;
 
   constructor(options: FileSinkOptions) {
     this.#options = options;
     this.#keys = recordKeys(options.recordRoot);
-    this.recorded = recordedRows(options.output, options.format, this.#keys);
+    this.#rows = recordedRows(options.output, options.format, this.#keys);
+    this.recorded = this.#rows.get;
     this.#stored = storedCaptions(options.output, options.format, CAPTION_COLUMNS);
   }
 
@@ -78,7 +83,11 @@ export class FileSink implements RecordSink {
     }
     this.#keys.learn(tasks);
     if (overwrite) await rm(output, { force: true });
-    const finished = await readFinishedWork(output, format, CAPTION_COLUMNS);
+    const finished = await readFinishedWork(output, format, CAPTION_COLUMNS, {
+      repair: true,
+      onRow: this.#options.keepRows ? this.#rows.keep() : undefined,
+      afresh: `set ${this.#options.nameSetting("overwrite")} to start a fresh one`,
+    });
     this.#held = finished.done;
     if (this.#options.recordRoot !== undefined) {
       // Held paths are keys; a task counts as held by its own key.
@@ -195,15 +204,25 @@ export function recordKeys(root: string | undefined): RecordKeys {
   };
 }
 
-/** The row OUT holds for an image, read from OUT once, on the first question. */
-export function recordedRows(
-  output: string,
-  format: OutputFormat,
-  keys: RecordKeys,
-): (imagePath: string) => Promise<StoredCaption | undefined> {
+export interface RecordedRows {
+  /** The row OUT held for an image when the run began. */
+  get(imagePath: string): Promise<StoredCaption | undefined>;
+  /** A row collector for the scan that reads OUT anyway, so OUT is not read a second time. */
+  keep(): (row: StoredCaption) => void;
+}
+
+/** The rows OUT holds by path: kept from the resume scan, or read on the first question. */
+export function recordedRows(output: string, format: OutputFormat, keys: RecordKeys): RecordedRows {
   let byPath: Promise<Map<string, StoredCaption>> | null = null;
-  return async (imagePath) => {
-    byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
-    return (await byPath).get(keys.key(imagePath));
+  return {
+    async get(imagePath) {
+      byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
+      return (await byPath).get(keys.key(imagePath));
+    },
+    keep() {
+      const rows = new Map<string, StoredCaption>();
+      byPath = Promise.resolve(rows);
+      return (row) => rows.set(row.path, row);
+    },
   };
 }

@@ -6,7 +6,7 @@ import { readFinishedWork } from "../resume.js";
 import { readAndHash } from "../stages/hash.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import { openCsvWriter, openJsonlWriter, type RecordWriter } from "../writers/index.js";
-import type { RecordedCaption } from "./sidecar-sink.js";
+import type { RecordedCaption } from "./beside-image-sink.js";
 import type { FinishedWork, Sink } from "./sink.js";
 
 export type HfMetadataFormat = "jsonl" | "csv";

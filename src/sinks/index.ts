@@ -1,4 +1,5 @@
 import path from "node:path";
+import type { NameSetting } from "../errors.js";
 import type { OutputFormat } from "../types.js";
 import { FileSink } from "./file-sink.js";
 import { type HfMetadataFormat, HfMetadataSink } from "./hf-metadata-sink.js";
@@ -27,6 +28,7 @@ export interface OutputsOptions {
   inputs: readonly string[];
   cwd: string;
   onWarning: (message: string) => void;
+  nameSetting: NameSetting;
 }
 
 /**
@@ -34,6 +36,7 @@ export interface OutputsOptions {
  * outputs are checked against when a run resumes, so each of them is written after it.
  */
 export function openOutputs(options: OutputsOptions): Sink {
+  const keepRows = Boolean(options.sidecar || options.xmp || options.hfMetadata);
   const record = options.dryRun
     ? previewSink(
         options.output,
@@ -42,13 +45,16 @@ export function openOutputs(options: OutputsOptions): Sink {
         options.overwrite,
         options.recordOnly,
         options.recordRoot,
+        keepRows,
+        options.nameSetting,
       )
-    : new FileSink(options);
+    : new FileSink({ ...options, keepRows });
   const sinks: Sink[] = [record];
   if (options.sidecar) {
     sinks.push(new SidecarSink(options.sidecar, record.recorded, options.dryRun));
   }
-  if (options.xmp) sinks.push(new XmpSink(options.xmp, record.recorded, options.dryRun));
+  if (options.xmp)
+    sinks.push(new XmpSink(options.xmp, record.recorded, options.dryRun, options.nameSetting));
   if (options.hfMetadata) {
     sinks.push(
       new HfMetadataSink(

@@ -1,3 +1,4 @@
+import type { NameSetting } from "../errors.js";
 import { readFinishedWork, storedCaptions } from "../resume.js";
 import type { OutputFormat } from "../types.js";
 import { CAPTION_COLUMNS } from "../writers/index.js";
@@ -13,21 +14,27 @@ export function previewSink(
   format: OutputFormat,
   errorsPath: string,
   overwrite: boolean,
-  recordOnly = false,
-  recordRoot?: string,
+  recordOnly: boolean | undefined,
+  recordRoot: string | undefined,
+  keepRows: boolean,
+  nameSetting: NameSetting,
 ): RecordSink {
   const stored = storedCaptions(output, format, CAPTION_COLUMNS);
   const keys = recordKeys(recordRoot);
   const recorded = recordedRows(output, format, keys);
   return {
-    recorded: (imagePath) => (overwrite ? Promise.resolve(undefined) : recorded(imagePath)),
+    recorded: (imagePath) => (overwrite ? Promise.resolve(undefined) : recorded.get(imagePath)),
     // The same refusals as a real run, so the preview does not promise a run that cannot start.
     open: async (tasks) => {
       keys.learn(tasks);
       await refuseSpecialFiles(output, errorsPath);
       const finished = overwrite
         ? { done: new Set<string>(), hashes: new Set<string>(), repairedBytes: 0 }
-        : await readFinishedWork(output, format, CAPTION_COLUMNS, { repair: false });
+        : await readFinishedWork(output, format, CAPTION_COLUMNS, {
+            repair: false,
+            afresh: `set ${nameSetting("overwrite")} to start a fresh one`,
+            onRow: keepRows ? recorded.keep() : undefined,
+          });
       return recordOnly ? { ...finished, done: new Set(tasks.map((task) => task.path)) } : finished;
     },
     stored: (sha256) => (overwrite ? Promise.resolve(undefined) : stored.get(sha256)),

@@ -1,10 +1,13 @@
 import path from "node:path";
 import { CaptionError, RunAbortedError } from "../errors.js";
 import { describeErrno, errnoOf, readFileOrNull, statOrNull } from "../folders.js";
-import type { StoredCaption } from "../resume.js";
 import { IMAGE_EXTENSIONS } from "../stages/discover.js";
-import type { CaptionRecord, ImageTask } from "../types.js";
-import type { FinishedWork, Sink } from "./sink.js";
+import {
+  BesideImageSink,
+  type BesideRecord,
+  type FileState,
+  type RecordedCaption,
+} from "./beside-image-sink.js";
 import { writeWhole } from "./write-whole.js";
 
 /** What happens to a sidecar that already exists. */
@@ -25,74 +28,51 @@ export interface SidecarOptions {
   join?: string | undefined;
 }
 
-/** The row the run's record (OUT) holds for a path, if any. */
-export type RecordedCaption = (imagePath: string) => Promise<StoredCaption | undefined>;
-
 /**
  * A caption beside each image as `<folder>/<stem><ext>`, the layout LoRA trainers read. One line
  * and a newline: sd-scripts reads only the first line and OneTrainer takes each line as a caption
- * of its own. The run's record (OUT) says which images this tool captioned: a sidecar is written
- * after its row, so after a crash between the two the sidecar is completed from the row at the
- * next start, without a request, and append never adds a caption twice.
+ * of its own. Completed from the run's record after a crash, so append never adds a caption twice.
  */
-export class SidecarSink implements Sink {
+export class SidecarSink extends BesideImageSink {
   readonly #options: SidecarOptions;
-  readonly #recorded: RecordedCaption;
-  /** Writes nothing, for a dry run that must still skip what a real run would skip. */
-  readonly #readOnly: boolean;
-  readonly #files = new Map<string, string>();
 
   constructor(options: SidecarOptions, recorded: RecordedCaption, readOnly = false) {
+    super(recorded, readOnly);
     this.#options = options;
-    this.#recorded = recorded;
-    this.#readOnly = readOnly;
   }
 
-  async open(tasks: readonly ImageTask[]): Promise<FinishedWork> {
-    const done = new Set<string>();
-    const rejected = new Map<string, CaptionError>();
-    const owners = new Map<string, string>();
-    for (const task of tasks) {
-      const file = sidecarPath(task.absPath, this.#options.ext);
-      const owner = owners.get(file);
-      if (owner !== undefined) {
-        rejected.set(
-          task.path,
-          new CaptionError(
-            "sidecar_collision",
-            `${task.path} and ${owner} would share the sidecar ${path.basename(file)}; rename one of them`,
-          ),
-        );
-        continue;
-      }
-      owners.set(file, task.path);
-      this.#files.set(task.path, file);
-      // skip: an existing sidecar is kept as it is, whoever wrote it; nothing is sent for it.
-      if (this.#options.policy === "skip" && (await exists(file))) {
-        done.add(task.path);
-        continue;
-      }
-      const row = await this.#recorded(task.path);
-      if (row === undefined) continue;
-      // Captioned by an earlier run: make sure its sidecar holds that caption, without a request.
-      if (!(await this.#holds(file, row.caption))) {
-        await this.write({ path: task.path, caption: row.caption });
-      }
-      done.add(task.path);
-    }
-    return { done, hashes: new Set(), repairedBytes: 0, rejected };
+  protected fileFor(absPath: string): string {
+    return sidecarPath(absPath, this.#options.ext);
   }
 
-  async stored() {
-    return undefined;
+  protected collision(imagePath: string, owner: string, file: string): CaptionError {
+    return new CaptionError(
+      "sidecar_collision",
+      `${imagePath} and ${owner} would share the sidecar ${path.basename(file)}; rename one of them`,
+    );
   }
 
-  async write(record: Pick<CaptionRecord, "path" | "caption">): Promise<void> {
-    const file = this.#files.get(record.path);
-    const caption = oneLine(record.caption);
-    if (this.#readOnly || file === undefined || caption === "") return;
+  protected async inspect(file: string): Promise<FileState> {
+    // skip: an existing sidecar is kept as it is, whoever wrote it; nothing is sent for it.
+    return this.#options.policy === "skip" && (await exists(file)) ? "kept" : "free";
+  }
+
+  protected async holds(file: string, caption: string): Promise<boolean> {
+    if (!(await exists(file))) return false;
     const { policy } = this.#options;
-    const join = this.#options.join ?? ", ";
+    // Overwritten once already: what the user made of it since is theirs.
+    if (policy === "overwrite" || policy === "skip") return true;
+    const text = await readOrEmpty(file);
+    const line = oneLine(caption);
+    if (text === line) return true;
+    return policy === "append"
+      ? text.endsWith(`${this.#join}${line}`)
+      : text.startsWith(`${line}${this.#join}`);
+  }
+
+  protected async put(file: string, record: BesideRecord): Promise<void> {
+    const caption = oneLine(record.caption);
+    const { policy } = this.#options;
     try {
       if (policy === "skip" && (await exists(file))) return;
       const existing = policy === "append" || policy === "prepend" ? await readOrEmpty(file) : "";
@@ -100,8 +80,8 @@ export class SidecarSink implements Sink {
         existing === ""
           ? caption
           : policy === "append"
-            ? `${existing}${join}${caption}`
-            : `${caption}${join}${existing}`;
+            ? `${existing}${this.#join}${caption}`
+            : `${caption}${this.#join}${existing}`;
       await writeWhole(file, `${text}\n`);
     } catch (error) {
       throw new RunAbortedError(
@@ -112,24 +92,9 @@ export class SidecarSink implements Sink {
     }
   }
 
-  /** Whether the sidecar already carries `caption` as the policy would have put it there. */
-  async #holds(file: string, caption: string): Promise<boolean> {
-    if (!(await exists(file))) return false;
-    const { policy } = this.#options;
-    const join = this.#options.join ?? ", ";
-    // Overwritten once already: what the user made of it since is theirs.
-    if (policy === "overwrite" || policy === "skip") return true;
-    const text = await readOrEmpty(file);
-    const line = oneLine(caption);
-    if (text === line) return true;
-    return policy === "append"
-      ? text.endsWith(`${join}${line}`)
-      : text.startsWith(`${line}${join}`);
+  get #join(): string {
+    return this.#options.join ?? ", ";
   }
-
-  async fail(): Promise<void> {}
-
-  async close(): Promise<void> {}
 }
 
 /**

@@ -1,4 +1,9 @@
-import { EmptyCaptionError, InvalidResponseError } from "../errors.js";
+import {
+  byOptionName,
+  EmptyCaptionError,
+  InvalidResponseError,
+  type NameSetting,
+} from "../errors.js";
 import type { ImageTask, PreparedImage, Usage } from "../types.js";
 
 export interface CaptionRequestOptions {
@@ -57,10 +62,12 @@ export interface CaptionProtocol {
 }
 
 /** Today's protocol: one fixed prompt per image, the caption from the reply's text. */
-export function plainCaptionProtocol(options: CaptionRequestOptions): CaptionProtocol {
+export function plainCaptionProtocol(
+  options: CaptionRequestOptions & { nameSetting?: NameSetting | undefined },
+): CaptionProtocol {
   return {
     request: (image) => encodeCaptionRequest(image.dataUrl, options),
-    read: extractCaption,
+    read: (body) => extractCaption(body, options.nameSetting),
   };
 }
 
@@ -94,7 +101,7 @@ const CLOSE_THINK = "</think>";
  * `reasoning`, `reasoning_content` or inline before `</think>` depending on the server; none of it
  * may reach the caption.
  */
-export function extractCaption(body: unknown): ExtractedCaption {
+export function extractCaption(body: unknown, name: NameSetting = byOptionName): ExtractedCaption {
   const choice = firstChoice(body);
   const message = asRecord(choice.message) ?? {};
   let reasoning = stringOrNull(message.reasoning) ?? stringOrNull(message.reasoning_content);
@@ -120,7 +127,7 @@ export function extractCaption(body: unknown): ExtractedCaption {
   if (caption === "") {
     if (truncated && reasoning) {
       throw new EmptyCaptionError(
-        "the model used the whole --max-tokens budget thinking and gave no caption; raise --max-tokens (2048 or more for Thinking models)",
+        `the model used the whole token budget thinking and gave no caption; raise ${name("maxTokens")} (2048 or more for Thinking models)`,
         true,
       );
     }

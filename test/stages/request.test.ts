@@ -144,7 +144,13 @@ describe("extractCaption", () => {
     }
     expect(caught).toBeInstanceOf(EmptyCaptionError);
     expect((caught as EmptyCaptionError).outOfTokens).toBe(true);
-    expect((caught as Error).message).toMatch(/--max-tokens/);
+    expect((caught as Error).message).toMatch(/raise maxTokens \(/);
+  });
+
+  it("names the setting to raise as the caller does (the command line by its flag)", () => {
+    const body = reply({ content: null, reasoning: "thinking" }, "length");
+    const asFlag = (option: string) => (option === "maxTokens" ? "--max-tokens" : option);
+    expect(() => extractCaption(body, asFlag)).toThrow(/raise --max-tokens \(/);
   });
 
   it.each([
