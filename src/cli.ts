@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import yargs, { type Argv } from "yargs";
 import { Parser } from "yargs/helpers";
@@ -10,7 +11,7 @@ import {
   type Settings,
 } from "./config.js";
 import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
-import { folderInputs } from "./folders.js";
+import { describeErrno, errnoOf, folderInputs } from "./folders.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
@@ -155,6 +156,16 @@ const OUTPUT_SWITCHES: readonly FlagSpec[] = [
     name: "strict",
     boolean: true,
     describe: "Exit 2 when an input path or glob matches no image",
+  },
+  {
+    name: "tags",
+    boolean: true,
+    describe: "Ask for a list of short lowercase tags instead of a caption (a tags column)",
+  },
+  {
+    name: "reject-flagged",
+    boolean: true,
+    describe: "Fail captions flagged as repetition, refusal or truncated, instead of keeping them",
   },
   {
     name: "csv-formula-guard",
@@ -317,6 +328,8 @@ const OPTION_FLAGS: Record<string, string> = {
   output: "-o/--output",
   errorsPath: "--errors",
   strict: "--strict",
+  tags: "--tags",
+  rejectFlagged: "--reject-flagged",
   hfMetadata: "--hf-metadata",
   timeoutMs: "--timeout",
   overwrite: "--overwrite",
@@ -514,7 +527,10 @@ async function runCaption(
         baseUrl: config.baseUrl,
         apiKey: key.apiKey,
         model: config.model,
-        prompt: config.prompt,
+        prompt: config.promptGiven ? config.prompt : undefined,
+        jsonSchema: await readJsonSchema(config.jsonSchema),
+        tags: args.tags === true,
+        rejectFlagged: args.rejectFlagged === true,
         maxTokens: config.maxTokens,
         temperature: config.temperature,
         concurrency: config.concurrency,
@@ -584,6 +600,33 @@ function xmpNaming(xmp: unknown, naming: unknown): XmpNaming | undefined {
 /** Where the record of a run without -o lives: the first folder input, else the working directory. */
 async function recordFolder(inputs: string[], cwd: string): Promise<string> {
   return (await folderInputs(inputs, cwd))[0] ?? cwd;
+}
+
+/** The schema file `--json-schema` names, parsed; the library checks that it is a schema. */
+async function readJsonSchema(
+  file: string | undefined,
+): Promise<Record<string, unknown> | undefined> {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new UsageError([
+      `--json-schema: cannot read ${file} (${describeErrno(errnoOf(error))}); name a JSON Schema file`,
+    ]);
+  }
+  let schema: unknown;
+  try {
+    schema = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError([
+      `--json-schema: ${file} is not valid JSON (${(error as Error).message})`,
+    ]);
+  }
+  if (typeof schema !== "object" || schema === null || Array.isArray(schema)) {
+    throw new UsageError([`--json-schema: ${file} holds no JSON object; a schema is one`]);
+  }
+  return schema as Record<string, unknown>;
 }
 
 /** `--hf-metadata` describes folders: it needs one among the inputs, and OUT elsewhere. */

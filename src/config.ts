@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./errors.js";
+import { parseTemplate } from "./prompts/template.js";
 import { closestName } from "./suggest.js";
 import type { ImageFormat, OutputFormat, PrepareOptions } from "./types.js";
 
@@ -32,6 +33,10 @@ export interface CaptionConfig {
   output: string | undefined;
   format: OutputFormat | undefined;
   errors: string | undefined;
+  /** Whether a prompt was given at all: `--tags` brings its own otherwise. */
+  promptGiven: boolean;
+  /** The schema file, absolute. */
+  jsonSchema: string | undefined;
 }
 
 /** The settings that may come from a config file, the environment or flags. */
@@ -53,6 +58,7 @@ export interface Settings {
   format?: OutputFormat;
   output?: string;
   errors?: string;
+  jsonSchema?: string;
 }
 
 type SettingKind =
@@ -123,7 +129,8 @@ export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
     flag: "--prompt",
     alias: "p",
     kind: { type: "string" },
-    describe: "Instruction sent with every image",
+    describe:
+      "Instruction sent with every image; {stem}, {folder}, {existing}… are filled per image",
     shownDefault: "describe it in one paragraph",
     basic: true,
     scope: "run",
@@ -208,6 +215,12 @@ export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
     kind: { type: "path" },
     describe: "Where to list failed images",
     shownDefault: "<OUT stem>.errors.jsonl",
+    scope: "run",
+  },
+  jsonSchema: {
+    flag: "--json-schema",
+    kind: { type: "path" },
+    describe: "Ask for JSON matching this schema file; its properties become columns",
     scope: "run",
   },
 };
@@ -372,11 +385,18 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   if (promptFrom?.key === "prompt" && prompt.trim() === "") {
     problems.push(`${promptFrom.layer.describe("prompt")}: the prompt is empty`);
   }
+  // Checked here as well as by the library, to name the flag, key or file the prompt came from.
+  const template = parseTemplate(prompt);
+  if (promptFrom && "problems" in template) {
+    for (const problem of template.problems) {
+      problems.push(`${promptFrom.layer.describe(promptFrom.key)}: ${problem}`);
+    }
+  }
 
   if (problems.length > 0) throw new UsageError(problems);
 
   const model = merged.model ?? DEFAULT_MODEL;
-  const resolvePath = (key: "output" | "errors"): string | undefined => {
+  const resolvePath = (key: "output" | "errors" | "jsonSchema"): string | undefined => {
     for (let i = layers.length - 1; i >= 0; i -= 1) {
       const layer = layers[i];
       const value = layer?.values[key];
@@ -411,6 +431,8 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     output: resolvePath("output"),
     format: merged.format,
     errors: resolvePath("errors"),
+    promptGiven: promptFrom !== null,
+    jsonSchema: resolvePath("jsonSchema"),
   };
 }
 

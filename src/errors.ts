@@ -118,6 +118,13 @@ export class TimeoutError extends ApiError {
 export class InvalidResponseError extends ApiError {
   override name = "InvalidResponseError";
 }
+/** A structured answer that is not JSON, or does not match the schema: worth another attempt. */
+export class InvalidJsonError extends InvalidResponseError {
+  override name = "InvalidJsonError";
+  constructor(message: string) {
+    super("invalid_json", message, { status: 200 });
+  }
+}
 /** The reply parsed but held no caption. */
 export class EmptyCaptionError extends ApiError {
   override name = "EmptyCaptionError";

@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { createClient } from "./client.js";
 import { DuplicateTracker } from "./dedupe.js";
+import { captionProtocol } from "./prompts/protocol.js";
 import { RunControl } from "./run/control.js";
 import type { RunEvent, RunSummary } from "./run/events.js";
 import { runFlow } from "./run/flow.js";
@@ -12,7 +13,6 @@ import { findWork } from "./run/source.js";
 import { RunState } from "./run/state.js";
 import { openOutputs } from "./sinks/index.js";
 import { withoutSharpCache } from "./stages/prepare.js";
-import { plainCaptionProtocol } from "./stages/request.js";
 
 export { RunControl } from "./run/control.js";
 export type { RunEvent, RunSummary } from "./run/events.js";
@@ -48,6 +48,8 @@ export async function captionImages(
     cwd: options.cwd,
     onWarning: (message) => hooks.onEvent?.({ type: "warning", message }),
     nameSetting: options.nameSetting,
+    properties: options.answer?.properties,
+    promptHash: options.promptHash,
   });
   const control = hooks.control ?? new RunControl();
   const state = new RunState({
@@ -87,13 +89,25 @@ export async function captionImages(
       : createSender(
           {
             client,
-            protocol: plainCaptionProtocol(options),
+            protocol: captionProtocol({
+              model: options.model,
+              template: options.template,
+              maxTokens: options.maxTokens,
+              temperature: options.temperature,
+              answer: options.answer,
+              tags: options.tags,
+              sidecarExt: options.sidecar?.ext ?? ".txt",
+              nameSetting: options.nameSetting,
+              onWarning: (message) => state.emit({ type: "warning", message }),
+            }),
             model: options.model,
             decorate: (caption) => `${options.prefix ?? ""}${caption}${options.suffix ?? ""}`,
             concurrency: options.concurrency,
             rpm: options.rpm,
             retries: options.retries,
             nameSetting: options.nameSetting,
+            promptHash: options.promptHash,
+            rejectFlagged: options.rejectFlagged,
           },
           state,
           prepare,

@@ -275,6 +275,12 @@ export function summaryLine(
       ? `${summary.captioned} captioned (${summary.copies} as copies of identical files)`
       : `${summary.captioned} captioned`;
   const parts = [captioned, `${summary.failed} failed`];
+  const flagged = Object.entries(summary.flagged);
+  if (flagged.length > 0) {
+    parts.push(
+      `flagged: ${flagged.map(([flag, count]) => `${count} ${flag}`).join(", ")} (see the flags column)`,
+    );
+  }
   if (summary.alreadyDone > 0) parts.push(`${summary.alreadyDone} already done`);
   if (summary.unfinished > 0) parts.push(`${summary.unfinished} left for the next run`);
   const rate = seconds > 0 ? ` (${(summary.captioned / seconds).toFixed(1)} images/s)` : "";

@@ -3,6 +3,7 @@ import { stat, truncate } from "node:fs/promises";
 import { parse } from "csv-parse";
 import { RunAbortedError, UsageError } from "./errors.js";
 import type { OutputFormat } from "./types.js";
+import { CAPTION_COLUMNS } from "./writers/index.js";
 
 export interface FinishedWork {
   /** Paths already captioned in OUT. */
@@ -72,6 +73,12 @@ export interface StoredCaption {
   width: number;
   height: number;
   truncated: boolean;
+  flags: string[];
+  /** The structured answer: JSONL's `data`, or CSV's answer columns (as text). */
+  data?: Record<string, unknown>;
+  tags?: string[];
+  /** Null in rows written before prompts were told apart. */
+  prompt_hash: string | null;
 }
 
 /** Every complete row of OUT by content hash; read only when a copy of a finished image turns up. */
@@ -335,6 +342,9 @@ const TEXT = ["caption", "text"] as const;
 function fromFields(record: string[], columns: readonly string[]): StoredCaption {
   const field = (name: string) => record[columns.indexOf(name)] ?? "";
   const named = (names: readonly string[]) => names.find((name) => columns.includes(name)) ?? "";
+  const flags = field("flags");
+  const answer = columns.filter((name) => !(CAPTION_COLUMNS as readonly string[]).includes(name));
+  const tags = field("tags");
   return {
     path: field(named(KEY)),
     sha256: field("sha256") || null,
@@ -343,6 +353,16 @@ function fromFields(record: string[], columns: readonly string[]): StoredCaption
     width: Number(field("width")),
     height: Number(field("height")),
     truncated: field("truncated") === "true",
+    flags: flags === "" ? [] : flags.split(", "),
+    ...(columns[0] === "path" && answer.length > 0
+      ? {
+          data: Object.fromEntries(
+            answer.map((name) => [name.replace(/^data\./, ""), field(name)]),
+          ),
+        }
+      : {}),
+    ...(columns.includes("tags") ? { tags: tags === "" ? [] : tags.split(", ") } : {}),
+    prompt_hash: field("prompt_hash") || null,
   };
 }
 
@@ -358,6 +378,9 @@ function fromJson(line: string): StoredCaption | null {
   const key = KEY.find((name) => typeof row[name] === "string");
   if (key === undefined) return null;
   const text = (name: string) => (typeof row[name] === "string" ? (row[name] as string) : "");
+  const strings = (value: unknown) =>
+    Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : [];
+  const data = row.data;
   return {
     path: text(key),
     sha256: text("sha256") || null,
@@ -366,5 +389,12 @@ function fromJson(line: string): StoredCaption | null {
     width: Number(row.width),
     height: Number(row.height),
     truncated: row.truncated === true,
+    flags:
+      typeof row.flags === "string" ? row.flags.split(", ").filter(Boolean) : strings(row.flags),
+    ...(typeof data === "object" && data !== null && !Array.isArray(data)
+      ? { data: data as Record<string, unknown> }
+      : {}),
+    ...(Array.isArray(row.tags) ? { tags: strings(row.tags) } : {}),
+    prompt_hash: text("prompt_hash") || null,
   };
 }

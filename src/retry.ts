@@ -2,6 +2,7 @@ import {
   ApiError,
   ConnectionError,
   EmptyCaptionError,
+  InvalidJsonError,
   InvalidResponseError,
   RateLimitError,
   RetryableStatusError,
@@ -21,7 +22,8 @@ export function shouldRetry(error: unknown): boolean {
   const verdict = error.headers?.get("x-should-retry");
   if (verdict === "true") return true;
   if (verdict === "false") return false;
-  if (error instanceof EmptyCaptionError) return !error.outOfTokens;
+  // An empty caption is asked again once, with a penalty, by the sender (run/send-stage.ts).
+  if (error instanceof EmptyCaptionError) return false;
   return (
     error instanceof RateLimitError ||
     error instanceof ServerError ||
@@ -65,6 +67,8 @@ export function retryDelay(
   error: unknown,
   random: () => number = Math.random,
 ): number {
+  // A malformed answer says nothing about the server's load: ask again at once.
+  if (error instanceof InvalidJsonError) return 0;
   const requested = error instanceof ApiError ? serverRequestedDelay(error.headers) : null;
   if (requested !== null) return Math.min(requested, MAX_RETRY_AFTER_MS);
   const backoff = Math.min(BASE_DELAY_MS * 2 ** (attempt - 1), MAX_BACKOFF_MS);

@@ -26,6 +26,8 @@ export interface PreparedImage {
   mime: "image/jpeg" | "image/png";
   width: number;
   height: number;
+  /** The original's size, upright: what a prompt's {width} and {height} say. */
+  original: { width: number; height: number };
   /** Size of the encoded image in bytes (before base64). */
   bytes: number;
 }
@@ -36,7 +38,10 @@ export interface Usage {
   completionTokens: number | null;
 }
 
-/** A row of OUT: one captioned image. Field names are the output column names. */
+/**
+ * A row of OUT: one captioned image. The writers choose the columns (writers/index.ts); a
+ * structured answer's properties become columns of their own in CSV.
+ */
 export interface CaptionRecord {
   path: string;
   caption: string;
@@ -48,9 +53,17 @@ export interface CaptionRecord {
   attempts: number;
   latency_ms: number;
   truncated: boolean;
+  /** What the caption checks found (`repetition`, `refusal`, `truncated`), for filtering. */
+  flags: string[];
   created_at: string;
   /** SHA-256 of the image file's bytes: how copies under other names are recognised. */
   sha256: string;
+  /** Which prompt (template and schema) made the caption: resume warns when it changes. */
+  prompt_hash: string;
+  /** The structured answer, when a JSON Schema was asked for. */
+  data?: Record<string, unknown>;
+  /** The answer's `tags`, when it has a list of them (`--tags`): sidecars and XMP carry them. */
+  tags?: string[];
 }
 
 /** A row of the errors file: one image that could not be captioned this run. */

@@ -73,7 +73,14 @@ describe("--hf-metadata", () => {
     expect((await run(["data", "--hf-metadata", "csv"])).code).toBe(0);
     const text = await readFile(path.join(dir, "data", "metadata.csv"), "utf8");
     const rows = parse(text, { columns: true }) as Record<string, string>[];
-    expect(Object.keys(rows[0] ?? {})).toEqual(["file_name", "text", "width", "height", "sha256"]);
+    expect(Object.keys(rows[0] ?? {})).toEqual([
+      "file_name",
+      "text",
+      "width",
+      "height",
+      "sha256",
+      "flags",
+    ]);
     await expectRowsMatchImages(rows, images);
     expect(rows[0]?.text).toContain('"quoted"');
   });

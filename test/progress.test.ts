@@ -193,6 +193,7 @@ const summaryBase: RunSummary = {
   stopped: false,
   errorsFileProblem: null,
   emptyInputs: [],
+  flagged: {},
 };
 
 describe("summaryLine", () => {

@@ -6,6 +6,7 @@ import {
   EmptyCaptionError,
   errorFromStatus,
   ImageError,
+  InvalidJsonError,
   InvalidResponseError,
   RateLimitError,
   RetryableStatusError,
@@ -56,7 +57,9 @@ describe("shouldRetry", () => {
     ["connection reset", new ConnectionError("x", false), true],
     ["timeout", new TimeoutError("timeout", "x"), true],
     ["not JSON", new InvalidResponseError("invalid_response", "x"), true],
-    ["empty caption", new EmptyCaptionError("x", false), true],
+    // Asked again once, with a penalty, by the sender rather than by the retry loop.
+    ["empty caption", new EmptyCaptionError("x", false), false],
+    ["invalid JSON answer", new InvalidJsonError("x"), true],
     ["out of tokens thinking", new EmptyCaptionError("x", true), false],
     ["image error", new ImageError("corrupt_image", "x"), false],
     ["plain error", new Error("x"), false],

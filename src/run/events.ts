@@ -45,6 +45,8 @@ export interface RunSummary {
   errorsFileProblem: string | null;
   /** Inputs that hold no image at all: probably a typo in a path or pattern. */
   emptyInputs: readonly string[];
+  /** Captions kept with flags (repetition, refusal, truncated), by flag. */
+  flagged: Record<string, number>;
 }
 
 export function emptySummary(): RunSummary {
@@ -62,5 +64,6 @@ export function emptySummary(): RunSummary {
     stopped: false,
     errorsFileProblem: null,
     emptyInputs: [],
+    flagged: {},
   };
 }

@@ -80,8 +80,13 @@ function copyRecord(task: ImageTask, sha256: string, stored: StoredCaption): Cap
     attempts: 0,
     latency_ms: 0,
     truncated: stored.truncated,
+    flags: stored.flags,
     created_at: now(),
     sha256,
+    // The earlier row's prompt made this caption; a row from before prompts were told apart has none.
+    prompt_hash: stored.prompt_hash ?? "",
+    ...(stored.data ? { data: stored.data } : {}),
+    ...(stored.tags ? { tags: stored.tags } : {}),
   };
 }
 

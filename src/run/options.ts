@@ -9,6 +9,10 @@ import {
 } from "../config.js";
 import { byOptionName, type NameSetting, UsageError } from "../errors.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../output-format.js";
+import { promptHash } from "../prompts/protocol.js";
+import { type AnswerSchema, compileSchema } from "../prompts/structured.js";
+import { TAGS_PROMPT, TAGS_SCHEMA } from "../prompts/tags.js";
+import { type PromptTemplate, parseTemplate } from "../prompts/template.js";
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
 import { SIDECAR_POLICIES, type SidecarOptions, sidecarExtProblem } from "../sinks/sidecar-sink.js";
 import type { XmpNaming } from "../sinks/xmp-sink.js";
@@ -54,8 +58,17 @@ export interface RunOptions {
   apiKey?: string | undefined;
   /** @default "MiniCPM-V-4.6-Instruct" */
   model?: string | undefined;
-  /** @default a one-paragraph description prompt */
+  /**
+   * May hold placeholders filled per image ({stem}, {folder}, {existing}…; see PLACEHOLDERS).
+   * @default a one-paragraph description prompt; with `tags`, a tagging prompt
+   */
   prompt?: string | undefined;
+  /** Ask for a JSON answer matching this schema (a top-level object); its properties are fields. */
+  jsonSchema?: Record<string, unknown> | undefined;
+  /** Ask for a list of short lowercase tags: a built-in prompt and schema. @default false */
+  tags?: boolean | undefined;
+  /** Flagged captions (repetition, refusal, truncated) fail instead of being kept. @default false */
+  rejectFlagged?: boolean | undefined;
   /** @default 512; 2048 when the model id contains "think" */
   maxTokens?: number | undefined;
   /** @default the server's */
@@ -96,8 +109,14 @@ export interface ResolvedRunOptions
       | "suffix"
       | "fetch"
       | "prepare"
+      | "jsonSchema"
     >
   > {
+  /** The prompt, checked. */
+  template: PromptTemplate;
+  /** The schema answers are checked against, from `jsonSchema` or `tags`. */
+  answer: AnswerSchema | undefined;
+  promptHash: string;
   apiKey: string | undefined;
   temperature: number | undefined;
   rpm: number | undefined;
@@ -167,13 +186,32 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   if (options.xmp !== undefined && options.xmp !== "ext" && options.xmp !== "stem") {
     problems.push(`xmp: expected "ext" or "stem", got ${JSON.stringify(options.xmp)}`);
   }
+  const template = parseTemplate(
+    options.prompt ?? (options.tags ? TAGS_PROMPT : SETTING_DEFAULTS.prompt),
+  );
+  if ("problems" in template) {
+    for (const problem of template.problems) problems.push(`prompt: ${problem}`);
+  }
+  if (options.tags && options.jsonSchema !== undefined) {
+    const name = options.nameSetting ?? byOptionName;
+    problems.push(
+      `tags: asks for its own schema, so it cannot be combined with ${name("jsonSchema")}`,
+    );
+  }
+  const schema = options.tags ? TAGS_SCHEMA : options.jsonSchema;
+  const answer = schema === undefined ? undefined : compileSchema(schema, "caption");
+  if (answer && "problems" in answer) {
+    for (const problem of answer.problems) problems.push(`jsonSchema: ${problem}`);
+  }
   for (const key of ["prefix", "suffix"] as const) {
     const value = options[key];
     if (value !== undefined && typeof value !== "string") {
       problems.push(`${key}: expected text, got ${JSON.stringify(value)}`);
     }
   }
-  if (problems.length > 0) throw new UsageError(problems);
+  if (problems.length > 0 || "problems" in template || (answer && "problems" in answer)) {
+    throw new UsageError(problems);
+  }
 
   const cwd = options.cwd ?? process.cwd();
   const output = path.resolve(cwd, options.output);
@@ -200,7 +238,12 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     baseUrl: normaliseBaseUrl(options.baseUrl ?? SETTING_DEFAULTS.baseUrl),
     apiKey: options.apiKey,
     model,
-    prompt: options.prompt ?? SETTING_DEFAULTS.prompt,
+    prompt: template.text,
+    template,
+    answer,
+    promptHash: promptHash(template.text, answer),
+    tags: options.tags ?? false,
+    rejectFlagged: options.rejectFlagged ?? false,
     maxTokens: options.maxTokens ?? defaultMaxTokens(model),
     temperature: options.temperature,
     concurrency: options.concurrency ?? SETTING_DEFAULTS.concurrency,

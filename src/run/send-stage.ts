@@ -1,10 +1,11 @@
 import type { ChatClient } from "../client.js";
 import type { ImageOutcome } from "../dedupe.js";
-import { ApiError, type NameSetting } from "../errors.js";
+import { ApiError, CaptionError, EmptyCaptionError, type NameSetting } from "../errors.js";
 import { AdaptiveLimiter } from "../limiter.js";
-import { ConnectionBreaker, type SendContext, sendWithRetries } from "../send.js";
-import type { CaptionProtocol } from "../stages/request.js";
-import type { CaptionRecord } from "../types.js";
+import { type CaptionFlag, captionFlags, RETRY_FLAGS } from "../prompts/degenerate.js";
+import { ConnectionBreaker, type SendContext, type SendOutcome, sendWithRetries } from "../send.js";
+import type { CaptionProtocol, RequestVariant } from "../stages/request.js";
+import type { CaptionRecord, PreparedImage } from "../types.js";
 import type { PreparedWork, PrepareStage } from "./prepare-stage.js";
 import { messageOf, type RunState } from "./state.js";
 
@@ -22,6 +23,16 @@ export interface SendStageOptions {
   rpm: number | undefined;
   retries: number;
   nameSetting: NameSetting;
+  /** Recorded in each row: which prompt made it. */
+  promptHash: string;
+  /** Flagged captions become failures instead of rows. */
+  rejectFlagged: boolean;
+}
+
+/** A caption that came back, with what the checks found in it. */
+interface Answer {
+  outcome: SendOutcome & { kind: "captioned" };
+  flags: CaptionFlag[];
 }
 
 /**
@@ -50,54 +61,119 @@ export function createSender(
   };
 
   return async (work) => {
-    const { task, sha256 } = work;
+    const { task } = work;
     let image = work.image;
-    for (let shrunk = false; ; shrunk = true) {
-      const request = options.protocol.request(image, task);
-      const outcome = await sendWithRetries(request, options.protocol.read, task.path, context);
+    let variant: RequestVariant = { penalize: false, plain: false };
+    let shrunk = false;
+    let attempts = 0;
+    /** A 400 to a request with response_format, waiting to see if the same without it works. */
+    let refusal: unknown = null;
+    /** A degenerate answer kept while a penalised retry is tried: the one kept if that fails. */
+    let first: Answer | null = null;
+    for (;;) {
+      const request = await options.protocol.request(image, task, variant);
+      const sent = variant;
+      const outcome = await sendWithRetries(
+        request,
+        (body) => options.protocol.read(body, sent),
+        task.path,
+        context,
+      );
       if (outcome.kind === "unfinished") {
         if (outcome.abort) state.abort(outcome.abort);
         return state.unfinished(task);
       }
+      attempts += outcome.attempts;
+      const retry = (reason: string) =>
+        state.emit({ type: "retrying", path: task.path, attempt: attempts, delayMs: 0, reason });
       if (outcome.kind === "failed") {
-        if (!shrunk && outcome.error instanceof ApiError && outcome.error.status === 413) {
+        const { error } = outcome;
+        // The penalised retry failed (a server that refuses frequency_penalty, say): keep the first.
+        if (first) return keep(work, first, image, attempts);
+        if (!shrunk && error instanceof ApiError && error.status === 413) {
           const maxPixels = Math.max(1024, Math.floor(image.width * image.height * SHRINK_ON_413));
-          state.emit({
-            type: "retrying",
-            path: task.path,
-            attempt: outcome.attempts,
-            delayMs: 0,
-            reason: `${messageOf(outcome.error)}; sending it again at ${maxPixels} pixels`,
-          });
+          retry(`${messageOf(error)}; sending it again at ${maxPixels} pixels`);
           const smaller = await prepare.prepare(task, maxPixels);
+          shrunk = true;
           if ("dataUrl" in smaller) {
             image = smaller;
             continue;
           }
         }
-        const failure = state.failureOf(task, outcome.error, outcome.attempts);
+        if (options.protocol.mayRefuseFormat(error, variant)) {
+          refusal = error;
+          retry(`${messageOf(error)}; sending it again without response_format`);
+          variant = { ...variant, plain: true };
+          continue;
+        }
+        if (error instanceof EmptyCaptionError && !error.outOfTokens && !variant.penalize) {
+          retry(`${messageOf(error)}; asking again with a penalty on repetition`);
+          variant = { ...variant, penalize: true };
+          continue;
+        }
+        const failure = state.failureOf(task, error, attempts);
         await state.failed(failure);
         return { kind: "failed", failure };
       }
-      const { reply, extracted, attempts } = outcome;
-      const record: CaptionRecord = {
-        path: task.path,
-        caption: options.decorate(extracted.caption),
-        model: options.model,
-        width: image.width,
-        height: image.height,
-        prompt_tokens: extracted.usage.promptTokens,
-        completion_tokens: extracted.usage.completionTokens,
-        attempts,
-        latency_ms: reply.latencyMs,
-        truncated: extracted.truncated,
-        created_at: new Date().toISOString(),
-        sha256,
+      if (refusal !== null) {
+        options.protocol.formatRefused(refusal);
+        refusal = null;
+      }
+      const answer: Answer = {
+        outcome,
+        flags: captionFlags(outcome.extracted.caption, outcome.extracted.truncated),
       };
-      if (!(await state.captioned(record, null))) return state.unfinished(task);
-      return { kind: "captioned", stored: record };
+      if (!variant.penalize && answer.flags.some((flag) => RETRY_FLAGS.has(flag))) {
+        first = answer;
+        retry(
+          `the caption looks like ${answer.flags.join(" and ")}; asking again with a penalty on repetition`,
+        );
+        variant = { ...variant, penalize: true };
+        continue;
+      }
+      return keep(work, answer, image, attempts);
     }
   };
+
+  /** The row an answer earns, or its failure when flagged captions are refused. */
+  async function keep(
+    work: PreparedWork,
+    answer: Answer,
+    image: PreparedImage,
+    attempts: number,
+  ): Promise<ImageOutcome> {
+    const { task, sha256 } = work;
+    const { reply, extracted } = answer.outcome;
+    if (options.rejectFlagged && answer.flags.length > 0) {
+      const error = new CaptionError(
+        "flagged",
+        `the caption was flagged (${answer.flags.join(", ")}) and flagged captions are refused; it is retried on the next run: ${snippet(extracted.caption)}`,
+      );
+      const failure = state.failureOf(task, error, attempts);
+      await state.failed(failure);
+      return { kind: "failed", failure };
+    }
+    const record: CaptionRecord = {
+      path: task.path,
+      caption: options.decorate(extracted.caption),
+      model: options.model,
+      width: image.width,
+      height: image.height,
+      prompt_tokens: extracted.usage.promptTokens,
+      completion_tokens: extracted.usage.completionTokens,
+      attempts,
+      latency_ms: reply.latencyMs,
+      truncated: extracted.truncated,
+      flags: answer.flags,
+      created_at: new Date().toISOString(),
+      sha256,
+      prompt_hash: options.promptHash,
+      ...(extracted.data ? { data: extracted.data } : {}),
+      ...(extracted.tags ? { tags: extracted.tags } : {}),
+    };
+    if (!(await state.captioned(record, null))) return state.unfinished(task);
+    return { kind: "captioned", stored: record };
+  }
 }
 
 /** A dry run's sender: counts each prepared image as one that would be sent. */
@@ -106,4 +182,9 @@ export function previewSender(state: RunState): (work: PreparedWork) => Promise<
     state.previewed(work.image);
     return { kind: "dry" };
   };
+}
+
+function snippet(text: string): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > 100 ? `${line.slice(0, 97)}...` : line;
 }

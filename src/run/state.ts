@@ -69,6 +69,9 @@ export class RunState {
       return false;
     }
     this.summary.captioned += 1;
+    for (const flag of record.flags) {
+      this.summary.flagged[flag] = (this.summary.flagged[flag] ?? 0) + 1;
+    }
     if (copyOf !== null) this.summary.copies += 1;
     this.#emit({ type: "captioned", record, copyOf });
     return true;

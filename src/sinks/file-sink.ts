@@ -11,9 +11,9 @@ import {
 } from "../resume.js";
 import type { CaptionRecord, FailureRecord, ImageTask, OutputFormat } from "../types.js";
 import {
-  CAPTION_COLUMNS,
   openCaptionWriter,
   openJsonlWriter,
+  outColumns,
   type RecordWriter,
 } from "../writers/index.js";
 import type { FinishedWork, RecordSink } from "./sink.js";
@@ -37,6 +37,10 @@ export interface FileSinkOptions {
    * depends on the working directory: a record kept with the data then serves runs from anywhere.
    */
   recordRoot?: string | undefined;
+  /** A structured answer's properties: CSV columns of their own. */
+  properties?: readonly string[] | undefined;
+  /** Which prompt this run uses: OUT's rows made with another are worth a warning. */
+  promptHash?: string | undefined;
   /** Other outputs will ask for OUT's rows by path (`recorded`): keep them from the first read. */
   keepRows?: boolean | undefined;
   nameSetting: NameSetting;
@@ -58,13 +62,15 @@ export class FileSink implements RecordSink {
   readonly #stored;
   readonly #keys: RecordKeys;
   readonly #rows: RecordedRows;
+  readonly #columns: readonly string[];
 
   constructor(options: FileSinkOptions) {
     this.#options = options;
     this.#keys = recordKeys(options.recordRoot);
-    this.#rows = recordedRows(options.output, options.format, this.#keys);
+    this.#columns = outColumns(options.properties);
+    this.#rows = recordedRows(options.output, options.format, this.#keys, this.#columns);
     this.recorded = this.#rows.get;
-    this.#stored = storedCaptions(options.output, options.format, CAPTION_COLUMNS);
+    this.#stored = storedCaptions(options.output, options.format, this.#columns);
   }
 
   async open(tasks: readonly ImageTask[] = []): Promise<FinishedWork> {
@@ -83,9 +89,14 @@ export class FileSink implements RecordSink {
     }
     this.#keys.learn(tasks);
     if (overwrite) await rm(output, { force: true });
-    const finished = await readFinishedWork(output, format, CAPTION_COLUMNS, {
+    const keep = this.#options.keepRows ? this.#rows.keep() : undefined;
+    const prompts = new PromptTally(this.#options.promptHash);
+    const finished = await readFinishedWork(output, format, this.#columns, {
       repair: true,
-      onRow: this.#options.keepRows ? this.#rows.keep() : undefined,
+      onRow: (row) => {
+        keep?.(row);
+        prompts.count(row.prompt_hash);
+      },
       afresh: `set ${this.#options.nameSetting("overwrite")} to start a fresh one`,
     });
     this.#held = finished.done;
@@ -97,6 +108,8 @@ export class FileSink implements RecordSink {
       );
     }
     await probeErrorsFile(errorsPath);
+    const changed = prompts.warning(output);
+    if (changed) this.#options.onWarning(changed);
     if (!this.#options.recordOnly) return finished;
     return { ...finished, done: new Set(tasks.map((task) => task.path)) };
   }
@@ -114,7 +127,10 @@ export class FileSink implements RecordSink {
     if (this.#held.has(key)) return;
     const { output, format, csvFormulaGuard } = this.#options;
     try {
-      this.#out ??= openCaptionWriter(output, format, { csvFormulaGuard });
+      this.#out ??= openCaptionWriter(output, format, {
+        csvFormulaGuard,
+        properties: this.#options.properties,
+      });
       await (await this.#out).write(key === record.path ? record : { ...record, path: key });
     } catch (error) {
       throw new RunAbortedError(
@@ -212,11 +228,16 @@ export interface RecordedRows {
 }
 
 /** The rows OUT holds by path: kept from the resume scan, or read on the first question. */
-export function recordedRows(output: string, format: OutputFormat, keys: RecordKeys): RecordedRows {
+export function recordedRows(
+  output: string,
+  format: OutputFormat,
+  keys: RecordKeys,
+  columns: readonly string[],
+): RecordedRows {
   let byPath: Promise<Map<string, StoredCaption>> | null = null;
   return {
     async get(imagePath) {
-      byPath ??= readCaptionsByPath(output, format, CAPTION_COLUMNS);
+      byPath ??= readCaptionsByPath(output, format, columns);
       return (await byPath).get(keys.key(imagePath));
     },
     keep() {
@@ -225,4 +246,31 @@ export function recordedRows(output: string, format: OutputFormat, keys: RecordK
       return (row) => rows.set(row.path, row);
     },
   };
+}
+
+/**
+ * Counts OUT's rows by the prompt that made them, so a rerun with another prompt (or schema) says
+ * so once: mixing two prompts in one dataset is usually a mistake. Rows from before prompts were
+ * told apart say nothing either way.
+ */
+class PromptTally {
+  readonly #current: string | undefined;
+  #other = 0;
+  #same = 0;
+
+  constructor(current: string | undefined) {
+    this.#current = current;
+  }
+
+  count(hash: string | null): void {
+    if (this.#current === undefined || hash === null || hash === "") return;
+    if (hash === this.#current) this.#same += 1;
+    else this.#other += 1;
+  }
+
+  warning(output: string): string | null {
+    if (this.#other === 0) return null;
+    const rows = `${this.#other} ${this.#other === 1 ? "row" : "rows"}`;
+    return `${rows} of ${output} were made with another prompt or schema than this run's${this.#same > 0 ? ` (${this.#same} with this one)` : ""}; the new captions will differ in kind. Use another output to keep the datasets apart, or overwrite to redo them all`;
+  }
 }

@@ -12,7 +12,7 @@ import type { FinishedWork, Sink } from "./sink.js";
 export type HfMetadataFormat = "jsonl" | "csv";
 
 /** The columns `datasets`' imagefolder reads: `file_name` links each row to its image. */
-export const HF_COLUMNS = ["file_name", "text", "width", "height", "sha256"] as const;
+export const HF_COLUMNS = ["file_name", "text", "width", "height", "sha256", "flags"] as const;
 
 export interface HfRow {
   file_name: string;
@@ -21,6 +21,11 @@ export interface HfRow {
   width: number;
   height: number;
   sha256: string;
+  /**
+   * The caption's flags joined with ", ", empty when none: a string in both forms, because every
+   * metadata file of a dataset must infer the same features, and a list that is always empty does not.
+   */
+  flags: string;
 }
 
 interface Root {
@@ -102,7 +107,7 @@ export class HfMetadataSink implements Sink {
       const row = await this.#recorded(task.path);
       if (row === undefined) continue;
       const sha256 = row.sha256 ?? (await readAndHash(task.absPath))?.sha256 ?? "";
-      await this.write({ path: task.path, caption: row.caption, sha256 });
+      await this.write({ path: task.path, caption: row.caption, sha256, flags: row.flags });
       done.add(task.path);
     }
     return { done, hashes: new Set(), repairedBytes: 0 };
@@ -112,7 +117,7 @@ export class HfMetadataSink implements Sink {
     return undefined;
   }
 
-  async write(record: Pick<CaptionRecord, "path" | "caption" | "sha256">): Promise<void> {
+  async write(record: Pick<CaptionRecord, "path" | "caption" | "sha256" | "flags">): Promise<void> {
     const where = this.#where.get(record.path);
     if (this.#readOnly || !where || where.root.done.has(where.fileName)) return;
     const { root, fileName, absPath } = where;
@@ -130,6 +135,7 @@ export class HfMetadataSink implements Sink {
         width: size.width,
         height: size.height,
         sha256: record.sha256,
+        flags: record.flags.join(", "),
       });
       root.done.add(fileName);
     } catch (error) {

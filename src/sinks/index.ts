@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { NameSetting } from "../errors.js";
 import type { OutputFormat } from "../types.js";
+import { outColumns } from "../writers/index.js";
 import { FileSink } from "./file-sink.js";
 import { type HfMetadataFormat, HfMetadataSink } from "./hf-metadata-sink.js";
 import { previewSink } from "./preview-sink.js";
@@ -29,6 +30,10 @@ export interface OutputsOptions {
   cwd: string;
   onWarning: (message: string) => void;
   nameSetting: NameSetting;
+  /** A structured answer's properties: CSV columns of their own. */
+  properties?: readonly string[] | undefined;
+  /** Which prompt this run uses, to warn when OUT was made with another. */
+  promptHash?: string | undefined;
 }
 
 /**
@@ -47,6 +52,7 @@ export function openOutputs(options: OutputsOptions): Sink {
         options.recordRoot,
         keepRows,
         options.nameSetting,
+        outColumns(options.properties),
       )
     : new FileSink({ ...options, keepRows });
   const sinks: Sink[] = [record];

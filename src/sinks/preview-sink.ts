@@ -1,7 +1,6 @@
 import type { NameSetting } from "../errors.js";
 import { readFinishedWork, storedCaptions } from "../resume.js";
 import type { OutputFormat } from "../types.js";
-import { CAPTION_COLUMNS } from "../writers/index.js";
 import { recordedRows, recordKeys, refuseSpecialFiles } from "./file-sink.js";
 import type { RecordSink } from "./sink.js";
 
@@ -18,10 +17,11 @@ export function previewSink(
   recordRoot: string | undefined,
   keepRows: boolean,
   nameSetting: NameSetting,
+  columns: readonly string[],
 ): RecordSink {
-  const stored = storedCaptions(output, format, CAPTION_COLUMNS);
+  const stored = storedCaptions(output, format, columns);
   const keys = recordKeys(recordRoot);
-  const recorded = recordedRows(output, format, keys);
+  const recorded = recordedRows(output, format, keys, columns);
   return {
     recorded: (imagePath) => (overwrite ? Promise.resolve(undefined) : recorded.get(imagePath)),
     // The same refusals as a real run, so the preview does not promise a run that cannot start.
@@ -30,7 +30,7 @@ export function previewSink(
       await refuseSpecialFiles(output, errorsPath);
       const finished = overwrite
         ? { done: new Set<string>(), hashes: new Set<string>(), repairedBytes: 0 }
-        : await readFinishedWork(output, format, CAPTION_COLUMNS, {
+        : await readFinishedWork(output, format, columns, {
             repair: false,
             afresh: `set ${nameSetting("overwrite")} to start a fresh one`,
             onRow: keepRows ? recorded.keep() : undefined,

@@ -142,6 +142,7 @@ async function encodeImage(
     mime,
     width: info.width,
     height: info.height,
+    original: { width, height },
     bytes: data.length,
   };
 }

@@ -11,6 +11,9 @@ export interface CaptionRequestOptions {
   prompt: string;
   maxTokens: number;
   temperature?: number | undefined;
+  frequencyPenalty?: number | undefined;
+  /** Sent as is: the structured-output request (prompts/structured.ts). */
+  responseFormat?: object | undefined;
 }
 
 /** The chat-completions body for one image: one user message holding the prompt and the image. */
@@ -28,6 +31,10 @@ export function buildCaptionRequest(dataUrl: string, options: CaptionRequestOpti
     ],
     max_tokens: options.maxTokens,
     ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+    ...(options.frequencyPenalty === undefined
+      ? {}
+      : { frequency_penalty: options.frequencyPenalty }),
+    ...(options.responseFormat === undefined ? {} : { response_format: options.responseFormat }),
   };
 }
 
@@ -51,24 +58,26 @@ export function encodeCaptionRequest(dataUrl: string, options: CaptionRequestOpt
   return body;
 }
 
+/** How one request for an image differs from the first one sent for it. */
+export interface RequestVariant {
+  /** A retry of a degenerate caption: penalise repetition, a little more randomness. */
+  penalize: boolean;
+  /** Without response_format: a probe after a 400 that may be the server refusing it. */
+  plain: boolean;
+}
+
 /**
  * The one seam between a prepared image and the endpoint's protocol: how the request for an image
  * is built, and how a reply becomes a caption or an error (an ApiError subclass, retried when it
  * may be transient). Prompts and structured output plug in here, not in the retry loop.
  */
 export interface CaptionProtocol {
-  request(image: PreparedImage, task: ImageTask): Uint8Array | object;
-  read(body: unknown): ExtractedCaption;
-}
-
-/** Today's protocol: one fixed prompt per image, the caption from the reply's text. */
-export function plainCaptionProtocol(
-  options: CaptionRequestOptions & { nameSetting?: NameSetting | undefined },
-): CaptionProtocol {
-  return {
-    request: (image) => encodeCaptionRequest(image.dataUrl, options),
-    read: (body) => extractCaption(body, options.nameSetting),
-  };
+  request(image: PreparedImage, task: ImageTask, variant: RequestVariant): Promise<Uint8Array>;
+  read(body: unknown, variant: RequestVariant): ExtractedCaption;
+  /** Whether a failed request carried response_format, so a 400 may be the server refusing it. */
+  mayRefuseFormat(error: unknown, variant: RequestVariant): boolean;
+  /** The same request without response_format was answered: the run stops sending it. */
+  formatRefused(error: unknown): void;
 }
 
 /** A text-only request, used by `caption check`. */
@@ -92,6 +101,9 @@ export interface ExtractedCaption {
   /** The model stopped because it hit max_tokens. */
   truncated: boolean;
   usage: Usage;
+  /** The structured answer, when one was asked for. */
+  data?: Record<string, unknown>;
+  tags?: string[];
 }
 
 const CLOSE_THINK = "</think>";

@@ -12,8 +12,8 @@ const CSV_OPTIONS = {
 /** RFC 4180 CSV with the header written once, when the file is new or empty. */
 export async function openCsvWriter<T extends object>(
   path: string,
-  columns: readonly (keyof T & string)[],
-  transform: (record: T) => T = (record) => record,
+  columns: readonly string[],
+  toRow: (record: T) => Record<string, unknown> = (record) => record as Record<string, unknown>,
 ): Promise<RecordWriter<T>> {
   const handle = await open(path, "a+");
   const { size } = await handle.stat();
@@ -21,18 +21,15 @@ export async function openCsvWriter<T extends object>(
   const written = size === 0 ? columns : await headerOf(handle, columns);
   if (size === 0) await handle.write(stringify([[...columns]], CSV_OPTIONS));
   return appendingWriter<T>(handle, (record) => {
-    const shown = transform(record);
+    const shown = toRow(record);
     return stringify([written.map((column) => shown[column] ?? "")], CSV_OPTIONS);
   });
 }
 
 /** The columns named by a file's header line, in its order. */
-async function headerOf<K extends string>(
-  handle: FileHandle,
-  known: readonly K[],
-): Promise<readonly K[]> {
+async function headerOf(handle: FileHandle, known: readonly string[]): Promise<readonly string[]> {
   const { buffer, bytesRead } = await handle.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);
   const line = buffer.subarray(0, bytesRead).toString("utf8").split("\n")[0] ?? "";
   const [header = []] = parse(line) as string[][];
-  return header.filter((name): name is K => (known as readonly string[]).includes(name));
+  return header.filter((name) => known.includes(name));
 }

@@ -1,3 +1,4 @@
+import { cellOf } from "../prompts/structured.js";
 import type { CaptionRecord, OutputFormat } from "../types.js";
 import { openCsvWriter } from "./csv.js";
 import { openJsonlWriter } from "./jsonl.js";
@@ -7,7 +8,7 @@ export { openCsvWriter } from "./csv.js";
 export { openJsonlWriter } from "./jsonl.js";
 export type { RecordWriter } from "./writer.js";
 
-/** The columns of OUT, in order. */
+/** The columns of OUT every run has, in order; a structured answer adds its own after them. */
 export const CAPTION_COLUMNS = [
   "path",
   "caption",
@@ -19,11 +20,37 @@ export const CAPTION_COLUMNS = [
   "attempts",
   "latency_ms",
   "truncated",
+  "flags",
   "created_at",
   "sha256",
+  "prompt_hash",
 ] as const satisfies readonly (keyof CaptionRecord)[];
 
+/**
+ * A structured answer's property as a CSV column: its own name, unless that is one of OUT's own
+ * columns (then `data.<name>`). A `caption` property is the caption column itself.
+ */
+export function answerColumns(
+  properties: readonly string[],
+): { property: string; column: string }[] {
+  return properties
+    .filter((property) => property !== "caption")
+    .map((property) => ({
+      property,
+      column: (CAPTION_COLUMNS as readonly string[]).includes(property)
+        ? `data.${property}`
+        : property,
+    }));
+}
+
+/** OUT's columns for a run whose answers have these properties (none for plain captions). */
+export function outColumns(properties: readonly string[] = []): string[] {
+  return [...CAPTION_COLUMNS, ...answerColumns(properties).map((entry) => entry.column)];
+}
+
 export interface CaptionWriterOptions {
+  /** The structured answer's top-level properties, when a JSON Schema was asked for. */
+  properties?: readonly string[];
   /**
    * Prefix captions that a spreadsheet would run as a formula (=, +, -, @ …) with a quote. CSV only;
    * off by default because datasets need the text unchanged.
@@ -38,10 +65,17 @@ export function openCaptionWriter(
   options: CaptionWriterOptions = {},
 ): Promise<RecordWriter<CaptionRecord>> {
   if (format === "jsonl") return openJsonlWriter<CaptionRecord>(path);
-  const guard = options.csvFormulaGuard
-    ? (record: CaptionRecord) => ({ ...record, caption: guardFormula(record.caption) })
-    : undefined;
-  return openCsvWriter<CaptionRecord>(path, CAPTION_COLUMNS, guard);
+  const extra = answerColumns(options.properties ?? []);
+  const guard = options.csvFormulaGuard ? guardFormula : (text: string) => text;
+  return openCsvWriter<CaptionRecord>(path, outColumns(options.properties), (record) => {
+    const row: Record<string, unknown> = {
+      ...record,
+      caption: guard(record.caption),
+      flags: record.flags.join(", "),
+    };
+    for (const { property, column } of extra) row[column] = guard(cellOf(record.data?.[property]));
+    return row;
+  });
 }
 
 /** Characters that make Excel, LibreOffice and Google Sheets treat a cell as a formula. */

@@ -13,6 +13,14 @@ import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
+import {
+  brokenJson,
+  instanceOf,
+  LOOP_REPLY,
+  REFUSAL_REPLY,
+  schemaInPrompt,
+  wrappedInProse,
+} from "./fake-answers.js";
 
 export type FaultKind =
   | "429"
@@ -59,6 +67,10 @@ export interface RecordedRequest {
   model: string | null;
   prompt: string | null;
   image: RecordedImage | null;
+  /** The request's `response_format`, if it sent one. */
+  responseFormat: unknown;
+  /** The request's `frequency_penalty`, if it sent one. */
+  frequencyPenalty: number | null;
   behavior: Behavior["kind"] | FaultKind;
 }
 
@@ -79,6 +91,18 @@ export interface FakeEndpointOptions {
   keepBodies?: boolean;
   /** Serve the OpenAI routes under /v1 only, as vLLM, SGLang and Ollama do (default: both forms). */
   v1Only?: boolean;
+  /**
+   * What a `response_format` of type json_schema gets (default honour: a JSON answer that matches
+   * the schema). `ignore` answers as if it were not there, following the prompt as a model would;
+   * `reject` answers 400, as servers without structured output do.
+   */
+  responseFormat?: "honour" | "ignore" | "reject";
+  /** Share of JSON answers that are cut off mid-object (seeded, like faults). */
+  invalidJsonRate?: number;
+  /** Answer a loop or a refusal instead of a caption... */
+  degenerate?: "loop" | "refusal";
+  /** ...unless the request carries a frequency_penalty, as a penalised retry often fixes it. */
+  degenerateUnlessPenalized?: boolean;
   /** Port on 127.0.0.1 (default 0, i.e. any free port); only the standalone CLI needs a fixed one. */
   port?: number;
 }
@@ -126,6 +150,8 @@ type Plan = { label: RecordedRequest["behavior"]; behavior: Behavior };
 interface Analysis {
   model: string | null;
   prompt: string | null;
+  responseFormat?: unknown;
+  frequencyPenalty?: number | null;
   image: RecordedImage | null;
   imageError: string | null;
 }
@@ -188,6 +214,9 @@ async function analyzeChatBody(body: unknown, inspect: boolean): Promise<Analysi
   if (typeof body.model === "string") result.model = body.model;
   const messages = Array.isArray(body.messages) ? body.messages : [];
   result.prompt = extractPrompt(messages);
+  result.responseFormat = body.response_format;
+  result.frequencyPenalty =
+    typeof body.frequency_penalty === "number" ? body.frequency_penalty : null;
 
   const url = findImageUrl(messages);
   if (url === undefined) return result;
@@ -349,7 +378,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   }
 
   function okCompletion(record: RecordedRequest, behavior: Behavior & { kind: "ok" }): object {
-    const content = behavior.content === undefined ? captionFor(record) : behavior.content;
+    const content = behavior.content === undefined ? answerFor(record) : behavior.content;
     const message: Record<string, unknown> = { role: "assistant", content };
     if (behavior.reasoning !== undefined) {
       message[behavior.reasoningField ?? "reasoning"] = behavior.reasoning;
@@ -364,6 +393,26 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
         ? null
         : { ...counts, total_tokens: counts.prompt_tokens + counts.completion_tokens };
     return completion(record.model, [{ index: 0, message, finish_reason: finishReason }], usage);
+  }
+
+  /** A caption, or the JSON (or the trouble) the options ask for. */
+  function answerFor(record: RecordedRequest): string {
+    const penalized = (record.frequencyPenalty ?? 0) > 0;
+    if (options.degenerate && !(penalized && options.degenerateUnlessPenalized)) {
+      return options.degenerate === "loop" ? LOOP_REPLY : REFUSAL_REPLY;
+    }
+    const format = isRecord(record.responseFormat) ? record.responseFormat : null;
+    const honoured =
+      format?.type === "json_schema" && (options.responseFormat ?? "honour") === "honour";
+    const schema = honoured
+      ? (format?.json_schema as Record<string, unknown> | undefined)?.schema
+      : schemaInPrompt(record.prompt);
+    if (schema === undefined) return captionFor(record);
+    let json = JSON.stringify(instanceOf(schema, captionFor(record)));
+    if ((options.invalidJsonRate ?? 0) > 0 && random() < (options.invalidJsonRate ?? 0)) {
+      json = brokenJson(json);
+    }
+    return honoured ? json : wrappedInProse(json);
   }
 
   function captionFor(record: RecordedRequest): string {
@@ -545,6 +594,8 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
       model: analysis.model,
       prompt: analysis.prompt,
       image: analysis.image,
+      responseFormat: analysis.responseFormat,
+      frequencyPenalty: analysis.frequencyPenalty ?? null,
       behavior: "ok",
     };
 
@@ -574,6 +625,18 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
       );
     } else if (analysis.imageError !== null) {
       decided = statusPlan(400, errorEnvelope(analysis.imageError, "invalid_request_error"));
+    } else if (
+      options.responseFormat === "reject" &&
+      isRecord(analysis.responseFormat) &&
+      analysis.responseFormat.type === "json_schema"
+    ) {
+      decided = statusPlan(
+        400,
+        errorEnvelope(
+          "response_format type json_schema is not supported by this server",
+          "invalid_request_error",
+        ),
+      );
     } else if (!takeRateToken()) {
       // Checked before the script so a throttled request does not use up a scripted reply.
       decided = {
@@ -671,6 +734,9 @@ async function main(): Promise<void> {
       "api-key": { type: "string" },
       rate: { type: "string" },
       seed: { type: "string", default: "1" },
+      "response-format": { type: "string", default: "honour" },
+      "invalid-json-rate": { type: "string", default: "0" },
+      degenerate: { type: "string" },
     },
     strict: true,
   });
@@ -683,6 +749,15 @@ async function main(): Promise<void> {
     latencyMs: parseNumber("--latency", values.latency),
     faultRate: parseNumber("--fault-rate", values["fault-rate"]),
     seed: parseNumber("--seed", values.seed),
+    responseFormat: oneOf("--response-format", values["response-format"], [
+      "honour",
+      "ignore",
+      "reject",
+    ] as const),
+    invalidJsonRate: parseNumber("--invalid-json-rate", values["invalid-json-rate"]),
+    ...(values.degenerate === undefined
+      ? {}
+      : { degenerate: oneOf("--degenerate", values.degenerate, ["loop", "refusal"] as const) }),
     ...(values["api-key"] === undefined ? {} : { apiKey: values["api-key"] }),
     ...(values.rate === undefined
       ? {}
@@ -697,6 +772,12 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", shutdown);
   process.once("SIGTERM", shutdown);
+}
+
+function oneOf<T extends string>(flag: string, text: string | undefined, values: readonly T[]): T {
+  const found = values.find((value) => value === text);
+  if (found === undefined) throw new RangeError(`${flag} must be one of ${values.join(", ")}`);
+  return found;
 }
 
 function parseNumber(flag: string, text: string | undefined): number {

@@ -28,8 +28,10 @@ function record(p: string, caption = `caption of ${p}`): CaptionRecord {
     attempts: 1,
     latency_ms: 12,
     truncated: false,
+    flags: [],
     created_at: "2026-11-25T00:00:00.000Z",
     sha256: "ab".repeat(32),
+    prompt_hash: "0123456789ab",
   };
 }
 

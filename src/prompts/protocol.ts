@@ -1,0 +1,185 @@
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { ApiError, EmptyCaptionError, InvalidJsonError, type NameSetting } from "../errors.js";
+import { readFileOrNull } from "../folders.js";
+import { sidecarPath } from "../sinks/sidecar-sink.js";
+import {
+  type CaptionProtocol,
+  type ExtractedCaption,
+  encodeCaptionRequest,
+  extractCaption,
+  type RequestVariant,
+} from "../stages/request.js";
+import type { ImageTask, PreparedImage } from "../types.js";
+import {
+  type AnswerSchema,
+  captionOfAnswer,
+  firstJsonObject,
+  parseWhole,
+  responseFormat,
+  schemaInstruction,
+  schemaProblem,
+} from "./structured.js";
+import type { PlaceholderValues, PromptTemplate } from "./template.js";
+
+export interface ProtocolOptions {
+  model: string;
+  template: PromptTemplate;
+  maxTokens: number;
+  temperature: number | undefined;
+  /** A structured answer, checked against this schema. */
+  answer: AnswerSchema | undefined;
+  /** The answer is a list of tags (`--tags`): they are cleaned, and the caption is the list. */
+  tags: boolean;
+  /** Where `{existing}` is read: the sidecar the run writes, or `.txt`. */
+  sidecarExt: string;
+  nameSetting: NameSetting;
+  /** Told once when the run stops sending response_format. */
+  onWarning: (message: string) => void;
+}
+
+/** A retry of a degenerate caption: these push a looping model off its loop. */
+const PENALTY = 0.6;
+const HOTTER_BY = 0.2;
+const SERVER_DEFAULT_TEMPERATURE = 0.7;
+
+/**
+ * Requests built from the prompt template for each image, and replies read as a caption or as a
+ * structured answer. Structured answers are first asked with response_format; a server that
+ * refuses it (400) or ignores it (prose back) moves the whole run, once, to asking in the prompt
+ * alone and reading the first JSON object of each reply.
+ */
+export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
+  let formatOff = false;
+  const switchOff = (why: string) => {
+    if (formatOff) return;
+    formatOff = true;
+    options.onWarning(
+      `${why}; from now on the JSON is asked for in the prompt alone and read from the first JSON object of each reply`,
+    );
+  };
+  const sendsFormat = (variant: RequestVariant) =>
+    options.answer !== undefined && !formatOff && !variant.plain;
+
+  return {
+    async request(image, task, variant) {
+      const values = await placeholderValues(options.template, image, task, options.sidecarExt);
+      const prompt = options.answer
+        ? `${options.template.render(values)}\n\n${schemaInstruction(options.answer)}`
+        : options.template.render(values);
+      return encodeCaptionRequest(image.dataUrl, {
+        model: options.model,
+        prompt,
+        maxTokens: options.maxTokens,
+        temperature: variant.penalize
+          ? Math.min(2, (options.temperature ?? SERVER_DEFAULT_TEMPERATURE) + HOTTER_BY)
+          : options.temperature,
+        frequencyPenalty: variant.penalize ? PENALTY : undefined,
+        responseFormat:
+          options.answer && sendsFormat(variant) ? responseFormat(options.answer) : undefined,
+      });
+    },
+
+    read(body, variant) {
+      const extracted = extractCaption(body, options.nameSetting);
+      if (!options.answer) return extracted;
+      const constrained = sendsFormat(variant);
+      let value = parseWhole(extracted.caption);
+      if (value === undefined) {
+        // Under response_format a server answers JSON and nothing else; prose means it ignored it.
+        if (constrained) switchOff("the server answered prose to a request with response_format");
+        value = firstJsonObject(extracted.caption);
+      }
+      return answerOf(options.answer, options.tags, extracted, value);
+    },
+
+    mayRefuseFormat(error, variant) {
+      return (
+        sendsFormat(variant) &&
+        error instanceof ApiError &&
+        error.status === 400 &&
+        !(error instanceof InvalidJsonError)
+      );
+    },
+
+    formatRefused(error) {
+      switchOff(
+        `the server refused response_format (${error instanceof Error ? error.message : String(error)}) and answered without it`,
+      );
+    },
+  };
+}
+
+function answerOf(
+  answer: AnswerSchema,
+  tags: boolean,
+  extracted: ExtractedCaption,
+  value: unknown,
+): ExtractedCaption {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    const cut = extracted.truncated ? " (the reply was cut off at the token budget)" : "";
+    throw new InvalidJsonError(
+      `the reply is not a JSON object${cut}: ${snippet(extracted.caption)}`,
+    );
+  }
+  const problem = schemaProblem(answer, value);
+  if (problem !== null) {
+    throw new InvalidJsonError(`the answer does not match the schema: ${problem}`);
+  }
+  const data = value as Record<string, unknown>;
+  const list = tagList(data.tags);
+  if (tags && list) data.tags = list;
+  const caption = tags && list ? list.join(", ") : captionOfAnswer(answer, data);
+  if (caption.trim() === "") {
+    throw new EmptyCaptionError("the answer held no caption text (an empty list or string)", false);
+  }
+  return { ...extracted, caption, data, ...(list ? { tags: list } : {}) };
+}
+
+/** Tags as taggers write them: trimmed, lower case, each once, in the model's order. */
+function tagList(value: unknown): string[] | null {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) return null;
+  const seen = new Set<string>();
+  for (const item of value as string[]) {
+    const tag = item.trim().toLowerCase().replace(/\s+/g, " ");
+    if (tag !== "") seen.add(tag);
+  }
+  return [...seen];
+}
+
+async function placeholderValues(
+  template: PromptTemplate,
+  image: PreparedImage,
+  task: ImageTask,
+  sidecarExt: string,
+): Promise<Partial<PlaceholderValues>> {
+  if (template.uses.size === 0) return {};
+  const ext = path.extname(task.absPath);
+  const values: Partial<PlaceholderValues> = {
+    path: task.path,
+    file: path.basename(task.absPath),
+    stem: path.basename(task.absPath, ext),
+    ext: ext.replace(/^\./, ""),
+    dir: path.posix.dirname(task.path),
+    folder: path.basename(path.dirname(task.absPath)),
+    width: String(image.original.width),
+    height: String(image.original.height),
+  };
+  if (template.uses.has("existing")) {
+    const text = await readFileOrNull(sidecarPath(task.absPath, sidecarExt));
+    values.existing = (text ?? "").trim();
+  }
+  return values;
+}
+
+/** Which prompt made a caption: the template and the schema, so a rerun can tell a change. */
+export function promptHash(template: string, answer: AnswerSchema | undefined): string {
+  const hash = createHash("sha256").update(template);
+  if (answer) hash.update("\u0000").update(JSON.stringify(answer.schema));
+  return hash.digest("hex").slice(0, 12);
+}
+
+function snippet(text: string): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line === "" ? "(empty)" : line;
+}
