@@ -227,4 +227,39 @@ describe("--xmp", () => {
     expect((await run(["photos", "--xmp"])).code).toBe(0);
     expect((await exiftool(`${image}.xmp`))[0]?.Description).toBe("Edited by me");
   });
+
+  it("with --tags, adds the tags to dc:subject, lr:hierarchicalSubject and digiKam:TagsList after the ones there", async () => {
+    await fake.close();
+    fake = await startFakeEndpoint({
+      apiKey: TEST_KEY,
+      respond: () => ({ kind: "ok", content: '{"tags": ["sunset", "beach", "two people"]}' }),
+    });
+    const [first, second] = await makeDistinctImages(dir, 2);
+    await writeFile(path.join(dir, `${first}.xmp`), DARKTABLE);
+    const result = await run(["photos", "--xmp", "--tags"]);
+    expect(result.code, result.stderr).toBe(0);
+    const [darktable, fresh] = await exiftool(`${first}.xmp`, `${second}.xmp`);
+    // darktable's own tags stay first; "beach" is not added twice.
+    expect(darktable?.Subject).toEqual(["holiday", "beach", "sunset", "two people"]);
+    expect(darktable?.HierarchicalSubject).toEqual(["sunset", "beach", "two people"]);
+    expect(darktable?.TagsList).toEqual(["sunset", "beach", "two people"]);
+    expect(darktable?.Description).toBe("sunset, beach, two people");
+    expect(darktable?.Rating).toBe(3);
+    expect(fresh?.Subject).toEqual(["sunset", "beach", "two people"]);
+    expect(fresh?.TagsList).toEqual(["sunset", "beach", "two people"]);
+    const packet = await readFile(path.join(dir, `${second}.xmp`), "utf8");
+    expect(packet).toMatch(/<dc:subject><rdf:Bag>/);
+    expect(packet).toMatch(/<digiKam:TagsList><rdf:Seq>/);
+
+    // Deleted since: put back from the record, tags included, without a request.
+    await rm(path.join(dir, `${second}.xmp`));
+    fake.resetStats();
+    expect((await run(["photos", "--xmp", "--tags"])).code).toBe(0);
+    expect(fake.requests).toHaveLength(0);
+    expect((await exiftool(`${second}.xmp`))[0]?.TagsList).toEqual([
+      "sunset",
+      "beach",
+      "two people",
+    ]);
+  });
 });

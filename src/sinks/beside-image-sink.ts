@@ -7,7 +7,7 @@ import type { FinishedWork, Sink } from "./sink.js";
 export type RecordedCaption = (imagePath: string) => Promise<StoredCaption | undefined>;
 
 /** What is kept in a file beside the image. */
-export type BesideRecord = Pick<CaptionRecord, "path" | "caption">;
+export type BesideRecord = Pick<CaptionRecord, "path" | "caption" | "tags">;
 
 /**
  * What an output kept in one file beside each image says of that file at the start of a run:
@@ -68,7 +68,11 @@ export abstract class BesideImageSink implements Sink {
       const row = await this.#recorded(task.path);
       if (row === undefined) continue;
       if (!(await this.holds(file, row.caption))) {
-        await this.write({ path: task.path, caption: row.caption });
+        await this.write({
+          path: task.path,
+          caption: row.caption,
+          ...(row.tags ? { tags: row.tags } : {}),
+        });
       }
       done.add(task.path);
     }

@@ -6,15 +6,33 @@ const NS = {
   dc: "http://purl.org/dc/elements/1.1/",
   xml: "http://www.w3.org/XML/1998/namespace",
   xmlns: "http://www.w3.org/2000/xmlns/",
+  lr: "http://ns.adobe.com/lightroom/1.0/",
+  digiKam: "http://www.digikam.org/ns/1.0/",
 } as const;
+
+/**
+ * Where tags go: photo managers each read another field (Immich digiKam:TagsList, then
+ * lr:hierarchicalSubject; darktable the latter, else dc:subject; digiKam and Lightroom
+ * dc:subject), so all three are written, each in the array form XMP defines for it.
+ */
+const TAG_FIELDS = [
+  { ns: NS.dc, prefix: "dc", name: "subject", array: "Bag" },
+  { ns: NS.lr, prefix: "lr", name: "hierarchicalSubject", array: "Bag" },
+  { ns: NS.digiKam, prefix: "digiKam", name: "TagsList", array: "Seq" },
+] as const;
 
 /**
  * Puts `caption` into an XMP packet as `dc:description` in the `x-default` language, and returns
  * the packet. An existing packet is edited in place through an XML DOM: every other property,
  * attribute, namespace and language alternative in it (ratings, labels, a darktable history) is
- * kept as it was. Throws when `existing` is not XML with an rdf:RDF in it.
+ * kept as it was. `tags` are added to the tag fields, after any tags already there. Throws when
+ * `existing` is not XML with an rdf:RDF in it.
  */
-export function mergeDescription(existing: string | null, caption: string): string {
+export function mergeDescription(
+  existing: string | null,
+  caption: string,
+  tags: readonly string[] = [],
+): string {
   const document =
     existing === null || existing.trim() === ""
       ? emptyPacket()
@@ -58,6 +76,7 @@ export function mergeDescription(existing: string | null, caption: string): stri
   }
   while (item.firstChild) item.removeChild(item.firstChild);
   item.appendChild(document.createTextNode(caption));
+  if (tags.length > 0) for (const field of TAG_FIELDS) mergeTags(target, field, tags);
   return `${new XMLSerializer().serializeToString(document).trim()}\n`;
 }
 
@@ -85,6 +104,41 @@ export function readDescription(packet: string): string | null {
     }
   }
   return null;
+}
+
+function mergeTags(
+  target: Element,
+  field: (typeof TAG_FIELDS)[number],
+  tags: readonly string[],
+): void {
+  const document = target.ownerDocument;
+  if (!document) return;
+  if (target.lookupNamespaceURI(field.prefix) !== field.ns) {
+    target.setAttributeNS(NS.xmlns, `xmlns:${field.prefix}`, field.ns);
+  }
+  let property = target.getElementsByTagNameNS(field.ns, field.name)[0];
+  if (!property) {
+    property = document.createElementNS(field.ns, `${field.prefix}:${field.name}`);
+    target.appendChild(property);
+  }
+  // Whatever array the file already uses is kept; a new one gets the form XMP defines.
+  let list =
+    property.getElementsByTagNameNS(NS.rdf, "Bag")[0] ??
+    property.getElementsByTagNameNS(NS.rdf, "Seq")[0];
+  if (!list) {
+    list = document.createElementNS(NS.rdf, `rdf:${field.array}`);
+    property.appendChild(list);
+  }
+  const present = new Set(
+    elements(list.getElementsByTagNameNS(NS.rdf, "li")).map((node) => node.textContent ?? ""),
+  );
+  for (const tag of tags) {
+    if (present.has(tag)) continue;
+    const item = document.createElementNS(NS.rdf, "rdf:li");
+    item.appendChild(document.createTextNode(tag));
+    list.appendChild(item);
+    present.add(tag);
+  }
 }
 
 function elements(list: { length: number; item(index: number): Element | null }): Element[] {
