@@ -9,6 +9,10 @@ export {
   type RunOptions,
   type RunSummary,
 } from "./pipeline.js";
+export { type CaptionFlag, captionFlags } from "./prompts/degenerate.js";
+export { firstJsonObject } from "./prompts/structured.js";
+export { TAGS_PROMPT, TAGS_SCHEMA } from "./prompts/tags.js";
+export { PLACEHOLDERS, parseTemplate } from "./prompts/template.js";
 export { readFinishedWork } from "./resume.js";
 export { retryDelay, shouldRetry } from "./retry.js";
 export { discoverImages, IMAGE_EXTENSIONS } from "./stages/discover.js";

@@ -108,7 +108,7 @@ export class FileSink implements RecordSink {
       );
     }
     await probeErrorsFile(errorsPath);
-    const changed = prompts.warning(output);
+    const changed = prompts.warning(output, this.#options.nameSetting);
     if (changed) this.#options.onWarning(changed);
     if (!this.#options.recordOnly) return finished;
     return { ...finished, done: new Set(tasks.map((task) => task.path)) };
@@ -268,9 +268,9 @@ class PromptTally {
     else this.#other += 1;
   }
 
-  warning(output: string): string | null {
+  warning(output: string, name: NameSetting): string | null {
     if (this.#other === 0) return null;
     const rows = `${this.#other} ${this.#other === 1 ? "row" : "rows"}`;
-    return `${rows} of ${output} were made with another prompt or schema than this run's${this.#same > 0 ? ` (${this.#same} with this one)` : ""}; the new captions will differ in kind. Use another output to keep the datasets apart, or overwrite to redo them all`;
+    return `${rows} of ${output} were made with another prompt or schema than this run's${this.#same > 0 ? ` (${this.#same} with this one)` : ""}; new captions will differ in kind. Write them to another output to keep the two apart, or set ${name("overwrite")} to redo them all`;
   }
 }

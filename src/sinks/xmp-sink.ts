@@ -69,7 +69,10 @@ export class XmpSink extends BesideImageSink {
 
   protected async put(file: string, record: BesideRecord): Promise<void> {
     try {
-      await writeWhole(file, mergeDescription(await readFileOrNull(file), record.caption, record.tags));
+      await writeWhole(
+        file,
+        mergeDescription(await readFileOrNull(file), record.caption, record.tags),
+      );
     } catch (error) {
       throw new RunAbortedError(
         "xmp_not_writable",
