@@ -528,7 +528,7 @@ async function runCaption(
         apiKey: key.apiKey,
         model: config.model,
         prompt: config.promptGiven ? config.prompt : undefined,
-        jsonSchema: await readJsonSchema(config.jsonSchema),
+        jsonSchema: await readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
         tags: args.tags === true,
         rejectFlagged: args.rejectFlagged === true,
         maxTokens: config.maxTokens,
@@ -605,26 +605,26 @@ async function recordFolder(inputs: string[], cwd: string): Promise<string> {
 /** The schema file `--json-schema` names, parsed; the library checks that it is a schema. */
 async function readJsonSchema(
   file: string | undefined,
+  from: string,
 ): Promise<Record<string, unknown> | undefined> {
   if (file === undefined) return undefined;
   let text: string;
   try {
     text = await readFile(file, "utf8");
   } catch (error) {
-    throw new UsageError([
-      `--json-schema: cannot read ${file} (${describeErrno(errnoOf(error))}); name a JSON Schema file`,
-    ]);
+    const code = errnoOf(error);
+    const why =
+      code === "ENOENT" ? "no such file" : code === "EISDIR" ? "a folder" : describeErrno(code);
+    throw new UsageError([`${from}: cannot read ${file} (${why}); name a JSON Schema file`]);
   }
   let schema: unknown;
   try {
     schema = JSON.parse(text);
   } catch (error) {
-    throw new UsageError([
-      `--json-schema: ${file} is not valid JSON (${(error as Error).message})`,
-    ]);
+    throw new UsageError([`${from}: ${file} is not valid JSON (${(error as Error).message})`]);
   }
   if (typeof schema !== "object" || schema === null || Array.isArray(schema)) {
-    throw new UsageError([`--json-schema: ${file} holds no JSON object; a schema is one`]);
+    throw new UsageError([`${from}: ${file} holds no JSON object; a schema is one`]);
   }
   return schema as Record<string, unknown>;
 }

@@ -37,6 +37,8 @@ export interface CaptionConfig {
   promptGiven: boolean;
   /** The schema file, absolute. */
   jsonSchema: string | undefined;
+  /** Where the schema file was named ("--json-schema", "caption.json: jsonSchema"), for messages. */
+  jsonSchemaFrom: string;
 }
 
 /** The settings that may come from a config file, the environment or flags. */
@@ -433,6 +435,11 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     errors: resolvePath("errors"),
     promptGiven: promptFrom !== null,
     jsonSchema: resolvePath("jsonSchema"),
+    jsonSchemaFrom:
+      [...layers]
+        .reverse()
+        .find((layer) => typeof layer.values.jsonSchema === "string")
+        ?.describe("jsonSchema") ?? SETTING_SPECS.jsonSchema.flag,
   };
 }
 

@@ -205,7 +205,9 @@ export function acceptableHeader(header: readonly string[], columns: readonly st
   return (
     header[0] === columns[0] &&
     new Set(header).size === header.length &&
-    header.every((name) => columns.includes(name))
+    // Columns of another schema's answers, in a file this version began (only it writes
+    // prompt_hash): its rows stay, and this run leaves those columns empty.
+    (header.every((name) => columns.includes(name)) || header.includes("prompt_hash"))
   );
 }
 

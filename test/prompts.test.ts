@@ -99,7 +99,7 @@ describe("prompt templates", () => {
     const unknown = await run(["photos", "-o", "out.csv", "-p", "Describe {stme}."]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(
-      /--prompt: unknown placeholder \{stme\}; the placeholders are \{path\}, \{file\}, \{stem\}/,
+      /--prompt: unknown placeholder \{stme\} \(did you mean \{stem\}\?\); the placeholders are \{path\}, \{file\}, \{stem\}/,
     );
     expect(unknown.stderr).toContain("{existing}");
     await writeFile(path.join(dir, "prompt.txt"), 'Answer like {"caption": "..."}');
@@ -350,5 +350,140 @@ describe("--tags", () => {
     };
     expect(format.json_schema.schema.properties.tags.type).toBe("array");
     expect(promptsSent()[0]).toMatch(/lowercase tags/);
+  });
+});
+
+describe("structured runs over time", () => {
+  it("keeps sending response_format when an answer is merely broken JSON", async () => {
+    await serve({ invalidJsonRate: 0.3, seed: 3 });
+    await makeDistinctImages(dir, 12);
+    const result = await run([
+      "photos",
+      "-o",
+      "out.csv",
+      "--json-schema",
+      await writeSchema(),
+      "-c",
+      "1",
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).not.toMatch(/answered prose/);
+    const requests = fake?.requests ?? [];
+    expect(requests.length).toBeGreaterThan(12);
+    for (const request of requests) expect(request.responseFormat).toBeDefined();
+  });
+
+  it("gives copies of an image the same answer, but never one made with another schema", async () => {
+    await serve();
+    const [image] = await makeDistinctImages(dir, 2);
+    const bytes = await readFile(path.join(dir, String(image)));
+    await writeFile(path.join(dir, "photos", "copy-in-run.jpg"), bytes);
+    const schemaFile = await writeSchema();
+    expect((await run(["photos", "-o", "out.jsonl", "--json-schema", schemaFile])).code).toBe(0);
+    expect(fake?.requests).toHaveLength(2);
+    await writeFile(path.join(dir, "photos", "copy-later.jpg"), bytes);
+    expect((await run(["photos", "-o", "out.jsonl", "--json-schema", schemaFile])).code).toBe(0);
+    expect(fake?.requests).toHaveLength(2);
+    const rows = await readJsonl(path.join(dir, "out.jsonl"));
+    const byPath = new Map(rows.map((row) => [row.path, row]));
+    const original = byPath.get(image);
+    for (const copy of ["photos/copy-in-run.jpg", "photos/copy-later.jpg"]) {
+      expect(byPath.get(copy)?.data).toEqual(original?.data);
+    }
+    // Whichever of the two in the first run came first was sent; the other, and the later copy, not.
+    const attempts = ["photos/copy-in-run.jpg", image].map((name) => byPath.get(name)?.attempts);
+    expect(attempts.sort()).toEqual([0, 1]);
+    expect(byPath.get("photos/copy-later.jpg")?.attempts).toBe(0);
+
+    const other = { type: "object", properties: { mood: { type: "string" } }, required: ["mood"] };
+    await writeFile(path.join(dir, "other.json"), JSON.stringify(other));
+    await writeFile(path.join(dir, "photos", "copy-other.jpg"), bytes);
+    const changed = await run(["photos", "-o", "out.jsonl", "--json-schema", "other.json"]);
+    expect(changed.code, changed.stderr).toBe(0);
+    expect(changed.stderr).toMatch(/made with another prompt or schema/);
+    expect(fake?.requests).toHaveLength(3);
+    const [last] = (await readJsonl(path.join(dir, "out.jsonl"))).filter(
+      (row) => row.path === "photos/copy-other.jpg",
+    );
+    expect(Object.keys(last?.data as object)).toEqual(["mood"]);
+  });
+
+  it("moves properties named like OUT's own columns to data.<name>, and resumes the file", async () => {
+    await serve();
+    await makeDistinctImages(dir, 2);
+    const schema = {
+      type: "object",
+      properties: {
+        path: { type: "string" },
+        "data.path": { type: "string" },
+        model: { type: "string" },
+        text: { type: "string" },
+      },
+      required: ["path", "data.path", "model", "text"],
+    };
+    const schemaFile = await writeSchema(schema);
+    expect((await run(["photos", "-o", "out.csv", "--json-schema", schemaFile])).code).toBe(0);
+    const text = await readFile(path.join(dir, "out.csv"), "utf8");
+    const [header] = parse(text, { to_line: 1 }) as string[][];
+    // "path" goes to data.path, which the property of that name holds already: one level more.
+    expect(header?.slice(-4)).toEqual(["data.data.path", "data.path", "data.model", "text"]);
+    const rows = parse(text, { columns: true }) as Record<string, string>[];
+    for (const row of rows) {
+      expect(row.path).toMatch(/^photos\/img-000\d\.jpg$/);
+      expect(row["data.data.path"]).toBe(`path of ${row.caption}`);
+      expect(row["data.path"]).toBe(`data.path of ${row.caption}`);
+      expect(row.caption).toBe(row.text);
+    }
+    const again = await run(["photos", "-o", "out.csv", "--json-schema", schemaFile]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/nothing to do/);
+  });
+
+  it("refuses to add answers to a CSV that has no columns for them, and keeps older columns when there are fewer", async () => {
+    await serve();
+    await makeDistinctImages(dir, 1);
+    expect((await run(["photos", "-o", "plain.csv"])).code).toBe(0);
+    await makeDistinctImages(dir, 2);
+    const schemaFile = await writeSchema();
+    const added = await run(["photos", "-o", "plain.csv", "--json-schema", schemaFile]);
+    expect(added.code).toBe(2);
+    expect(added.stderr).toMatch(
+      /plain\.csv: has no column for description, objects, has_text, details, so it was begun with another schema or none; .*--overwrite/,
+    );
+
+    expect((await run(["photos", "-o", "rich.csv", "--json-schema", schemaFile])).code).toBe(0);
+    await makeDistinctImages(dir, 3);
+    const fewer = await run(["photos", "-o", "rich.csv"]);
+    expect(fewer.code, fewer.stderr).toBe(0);
+    expect(fewer.stderr).toMatch(/2 rows of .*rich\.csv were made with another prompt or schema/);
+    const rows = parse(await readFile(path.join(dir, "rich.csv"), "utf8"), {
+      columns: true,
+    }) as Record<string, string>[];
+    expect(rows).toHaveLength(3);
+    expect(rows.filter((row) => row.objects === "")).toHaveLength(1);
+    expect(fake?.requests).toHaveLength(4);
+  });
+
+  it("reads jsonSchema from a config file, relative to it, and names the key when it cannot", async () => {
+    await serve();
+    await makeDistinctImages(dir, 1);
+    await mkdir(path.join(dir, "conf"));
+    await writeFile(path.join(dir, "conf", "schema.json"), JSON.stringify(SCHEMA));
+    await writeFile(
+      path.join(dir, "conf", "run.json"),
+      JSON.stringify({ jsonSchema: "schema.json" }),
+    );
+    await writeFile(
+      path.join(dir, "conf", "bad.json"),
+      JSON.stringify({ jsonSchema: "nope.json" }),
+    );
+    const good = await run(["photos", "-o", "out.csv", "--config", "conf/run.json"]);
+    expect(good.code, good.stderr).toBe(0);
+    expect((await readCsv(path.join(dir, "out.csv")))[0]?.has_text).toBe("true");
+    const bad = await run(["photos", "-o", "out2.csv", "--config", "conf/bad.json"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /conf\/bad\.json: jsonSchema: cannot read .*nope\.json \(no such file\)/,
+    );
   });
 });

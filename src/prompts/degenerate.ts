@@ -38,6 +38,8 @@ export function isRepetitive(text: string, truncated = false): boolean {
  * a sign saying "sorry, we're closed" is not one.
  */
 export function isRefusal(text: string): boolean {
+  // A reply that goes on to describe the image is a caption with a caveat, not a refusal.
+  if (wordsOf(text).length > REFUSAL_MAX_WORDS) return false;
   const opening = text
     .trim()
     .slice(0, 200)
@@ -46,10 +48,13 @@ export function isRefusal(text: string): boolean {
   return REFUSALS.some((pattern) => pattern.test(opening));
 }
 
+/** Refusals are short; a longer reply that opens with an apology goes on to caption. */
+const REFUSAL_MAX_WORDS = 25;
+
 const REFUSALS: readonly RegExp[] = [
   /^(i'm|i am|i’m) sorry\b/,
-  /^sorry,? (but )?(i|this|that)\b/,
-  /^(unfortunately,? )?i (can't|cannot|can not|won't|will not|am unable to|am not able to|'m unable to|'m not able to) (help|assist|provide|describe|identify|comply|fulfil|fulfill|process|caption|analy[sz]e|do that|view|see|answer)/,
+  /^sorry,? (but )?i\b/,
+  /^(unfortunately,? )?i (can't|cannot|can not|won't|will not|am unable to|am not able to|'m unable to|'m not able to) (help|assist|provide|describe|identify|comply|fulfil|fulfill|process|caption|analy[sz]e|do that|answer)/,
   /^(i'm|i am) (unable|not able) to\b/,
   /^as an ai\b/,
   /^i apologi[sz]e\b/,

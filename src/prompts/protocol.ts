@@ -87,7 +87,10 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
       let value = parseWhole(extracted.caption);
       if (value === undefined) {
         // Under response_format a server answers JSON and nothing else; prose means it ignored it.
-        if (constrained) switchOff("the server answered prose to a request with response_format");
+        // JSON that is merely broken (cut off, say) is a bad answer, not a sign of that.
+        if (constrained && !looksLikeJson(extracted.caption)) {
+          switchOff("the server answered prose to a request with response_format");
+        }
         value = firstJsonObject(extracted.caption);
       }
       return answerOf(options.answer, options.tags, extracted, value);
@@ -141,7 +144,8 @@ function tagList(value: unknown): string[] | null {
   if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) return null;
   const seen = new Set<string>();
   for (const item of value as string[]) {
-    const tag = item.trim().toLowerCase().replace(/\s+/g, " ");
+    // A comma inside a tag would split it in two for every trainer that reads the list.
+    const tag = item.replace(/,/g, " ").trim().toLowerCase().replace(/\s+/g, " ");
     if (tag !== "") seen.add(tag);
   }
   return [...seen];
@@ -177,6 +181,10 @@ export function promptHash(template: string, answer: AnswerSchema | undefined): 
   const hash = createHash("sha256").update(template);
   if (answer) hash.update("\u0000").update(JSON.stringify(answer.schema));
   return hash.digest("hex").slice(0, 12);
+}
+
+function looksLikeJson(text: string): boolean {
+  return /^\s*(```|\{|\[)/.test(text);
 }
 
 function snippet(text: string): string {

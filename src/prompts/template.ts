@@ -1,3 +1,5 @@
+import { closestName } from "../suggest.js";
+
 /**
  * Prompt templates: `{name}` is filled per image, `{{` and `}}` are literal braces. A template is
  * checked once, before anything is sent, so a typo in a placeholder never reaches the server.
@@ -66,7 +68,11 @@ export function parseTemplate(text: string): PromptTemplate | { problems: string
     }
     const name = inner.trim();
     if (!isPlaceholder(name)) {
-      problems.push(`unknown placeholder {${name}}; the placeholders are ${placeholderList()}`);
+      const near = closestName(name, Object.keys(PLACEHOLDERS));
+      const hint = near ? ` (did you mean {${near}}?)` : "";
+      problems.push(
+        `unknown placeholder {${name}}${hint}; the placeholders are ${placeholderList()}`,
+      );
     } else {
       if (literal !== "") parts.push({ literal });
       literal = "";

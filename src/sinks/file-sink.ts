@@ -11,10 +11,12 @@ import {
 } from "../resume.js";
 import type { CaptionRecord, FailureRecord, ImageTask, OutputFormat } from "../types.js";
 import {
+  answerColumns,
   openCaptionWriter,
   openJsonlWriter,
   outColumns,
   type RecordWriter,
+  readCsvHeader,
 } from "../writers/index.js";
 import type { FinishedWork, RecordSink } from "./sink.js";
 
@@ -107,6 +109,7 @@ export class FileSink implements RecordSink {
         tasks.filter((task) => keys.has(this.#keys.key(task.path))).map((task) => task.path),
       );
     }
+    if (format === "csv") await this.#checkColumns();
     await probeErrorsFile(errorsPath);
     const changed = prompts.warning(output, this.#options.nameSetting);
     if (changed) this.#options.onWarning(changed);
@@ -114,8 +117,33 @@ export class FileSink implements RecordSink {
     return { ...finished, done: new Set(tasks.map((task) => task.path)) };
   }
 
-  stored(sha256: string) {
-    return this.#stored.get(sha256);
+  /**
+   * A CSV holds the columns it was begun with: answers to a schema whose properties it has no
+   * column for would lose them, so such a run is refused before anything is sent.
+   */
+  async #checkColumns(): Promise<void> {
+    const header = await readCsvHeader(this.#options.output);
+    if (header === null) return;
+    const missing = answerColumns(this.#options.properties ?? [])
+      .map((entry) => entry.column)
+      .filter((column) => !header.includes(column));
+    if (missing.length === 0) return;
+    throw new UsageError([
+      `${this.#options.output}: has no column for ${missing.join(", ")}, so it was begun with another schema or none; write this run to another output, or set ${this.#options.nameSetting("overwrite")} to start it afresh`,
+    ]);
+  }
+
+  /**
+   * An earlier caption for these bytes, if the same prompt made it: a copy must not carry an
+   * answer to another prompt or schema into this run. Rows from before prompts were told apart
+   * serve plain runs.
+   */
+  async stored(sha256: string) {
+    const found = await this.#stored.get(sha256);
+    if (!found || this.#options.promptHash === undefined) return found;
+    if (found.prompt_hash === this.#options.promptHash) return found;
+    const structured = (this.#options.properties ?? []).length > 0;
+    return found.prompt_hash === null && !structured ? found : undefined;
   }
 
   /** The row OUT holds for a path, as it stood when the run began. */

@@ -4,7 +4,7 @@ import { openCsvWriter } from "./csv.js";
 import { openJsonlWriter } from "./jsonl.js";
 import type { RecordWriter } from "./writer.js";
 
-export { openCsvWriter } from "./csv.js";
+export { openCsvWriter, readCsvHeader } from "./csv.js";
 export { openJsonlWriter } from "./jsonl.js";
 export type { RecordWriter } from "./writer.js";
 
@@ -33,14 +33,19 @@ export const CAPTION_COLUMNS = [
 export function answerColumns(
   properties: readonly string[],
 ): { property: string; column: string }[] {
+  const taken = new Set<string>([...CAPTION_COLUMNS, ...properties]);
   return properties
     .filter((property) => property !== "caption")
-    .map((property) => ({
-      property,
-      column: (CAPTION_COLUMNS as readonly string[]).includes(property)
-        ? `data.${property}`
-        : property,
-    }));
+    .map((property) => {
+      if (!(CAPTION_COLUMNS as readonly string[]).includes(property)) {
+        return { property, column: property };
+      }
+      // `data.` again until the name is free: a property may itself be called "data.path".
+      let column = `data.${property}`;
+      while (taken.has(column)) column = `data.${column}`;
+      taken.add(column);
+      return { property, column };
+    });
 }
 
 /** OUT's columns for a run whose answers have these properties (none for plain captions). */

@@ -61,6 +61,15 @@ const honest: [string, string][] = [
     "1. A mug of coffee\n2. A laptop\n3. A notebook with a pen\n4. A potted plant",
   ],
   [
+    "a caveat, then the caption",
+    "I can't identify the person, but the image shows a woman in a red coat standing at a tram stop in the rain, holding a folded umbrella, with shop windows lit behind her.",
+  ],
+  [
+    "nothing of the kind asked for",
+    "I cannot see any people in this image; it shows an empty beach",
+  ],
+  ["an apology for the photo", "Sorry, this is a blurry photo of a cat"],
+  [
     "a caption that mentions refusal in passing",
     "A protester holds a placard reading I cannot stay silent, in front of a crowd.",
   ],
