@@ -459,9 +459,22 @@ try {
     const rows = [CAPTION_COLUMNS.join(",")];
     for (let i = 0; i < count; i += 1) {
       const name = `p5/img-${String(i).padStart(6, "0")}.jpg`;
-      rows.push(
-        `${name},A grey square.,m,8,8,100,4,1,5,false,2026-11-25T00:00:00.000Z,${i.toString(16).padStart(64, "0")}`,
-      );
+      // By column name, so the rows follow OUT's columns whatever they become.
+      const row: Record<string, string> = {
+        path: name,
+        caption: "A grey square.",
+        model: "m",
+        width: "8",
+        height: "8",
+        prompt_tokens: "100",
+        completion_tokens: "4",
+        attempts: "1",
+        latency_ms: "5",
+        truncated: "false",
+        created_at: "2026-11-25T00:00:00.000Z",
+        sha256: i.toString(16).padStart(64, "0"),
+      };
+      rows.push(CAPTION_COLUMNS.map((column) => row[column] ?? "").join(","));
     }
     await writeFile(path.join(work, "p5.csv"), `${rows.join("\n")}\n`);
     const { fake } = await endpoint({});
