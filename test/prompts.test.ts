@@ -120,6 +120,10 @@ describe("prompt templates", () => {
     expect(same.code).toBe(0);
     expect(same.stderr).not.toMatch(/another prompt/);
     await makeDistinctImages(dir, 4);
+    // A dry run says what the real run would.
+    const preview = await run(["photos", "-o", "out.csv", "-p", "Tag {stem}.", "--dry-run"]);
+    expect(preview.code).toBe(0);
+    expect(preview.stderr).toMatch(/3 rows of .*out\.csv were made with another prompt/);
     const changed = await run(["photos", "-o", "out.csv", "-p", "Tag {stem}."]);
     expect(changed.code).toBe(0);
     const warnings = changed.stderr.match(/made with another prompt or schema/g) ?? [];

@@ -281,7 +281,7 @@ export function recordedRows(
  * so once: mixing two prompts in one dataset is usually a mistake. Rows from before prompts were
  * told apart say nothing either way.
  */
-class PromptTally {
+export class PromptTally {
   readonly #current: string | undefined;
   #other = 0;
   #same = 0;

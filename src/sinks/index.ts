@@ -1,7 +1,6 @@
 import path from "node:path";
 import type { NameSetting } from "../errors.js";
 import type { OutputFormat } from "../types.js";
-import { outColumns } from "../writers/index.js";
 import { FileSink } from "./file-sink.js";
 import { type HfMetadataFormat, HfMetadataSink } from "./hf-metadata-sink.js";
 import { previewSink } from "./preview-sink.js";
@@ -43,17 +42,7 @@ export interface OutputsOptions {
 export function openOutputs(options: OutputsOptions): Sink {
   const keepRows = Boolean(options.sidecar || options.xmp || options.hfMetadata);
   const record = options.dryRun
-    ? previewSink(
-        options.output,
-        options.format,
-        options.errorsPath,
-        options.overwrite,
-        options.recordOnly,
-        options.recordRoot,
-        keepRows,
-        options.nameSetting,
-        outColumns(options.properties),
-      )
+    ? previewSink({ ...options, keepRows })
     : new FileSink({ ...options, keepRows });
   const sinks: Sink[] = [record];
   if (options.sidecar) {

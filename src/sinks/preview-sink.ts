@@ -1,41 +1,48 @@
-import type { NameSetting } from "../errors.js";
 import { readFinishedWork, storedCaptions } from "../resume.js";
-import type { OutputFormat } from "../types.js";
-import { recordedRows, recordKeys, refuseSpecialFiles } from "./file-sink.js";
+import { outColumns } from "../writers/index.js";
+import {
+  type FileSinkOptions,
+  PromptTally,
+  recordedRows,
+  recordKeys,
+  refuseSpecialFiles,
+} from "./file-sink.js";
 import type { RecordSink } from "./sink.js";
 
 /**
  * A dry run's sink: it reads what OUT already holds, so the preview skips what a real run would
  * skip, and writes, locks and repairs nothing.
  */
-export function previewSink(
-  output: string,
-  format: OutputFormat,
-  errorsPath: string,
-  overwrite: boolean,
-  recordOnly: boolean | undefined,
-  recordRoot: string | undefined,
-  keepRows: boolean,
-  nameSetting: NameSetting,
-  columns: readonly string[],
-): RecordSink {
+export function previewSink(options: FileSinkOptions): RecordSink {
+  const { output, format, errorsPath, overwrite, nameSetting } = options;
+  const columns = outColumns(options.properties);
   const stored = storedCaptions(output, format, columns);
-  const keys = recordKeys(recordRoot);
+  const keys = recordKeys(options.recordRoot);
   const recorded = recordedRows(output, format, keys, columns);
   return {
     recorded: (imagePath) => (overwrite ? Promise.resolve(undefined) : recorded.get(imagePath)),
-    // The same refusals as a real run, so the preview does not promise a run that cannot start.
+    // The same refusals and warnings as a real run, so the preview does not promise a run that
+    // cannot start, nor hide what the real one would say.
     open: async (tasks) => {
       keys.learn(tasks);
       await refuseSpecialFiles(output, errorsPath);
+      const keep = options.keepRows ? recorded.keep() : undefined;
+      const prompts = new PromptTally(options.promptHash);
       const finished = overwrite
         ? { done: new Set<string>(), hashes: new Set<string>(), repairedBytes: 0 }
         : await readFinishedWork(output, format, columns, {
             repair: false,
             afresh: `set ${nameSetting("overwrite")} to start a fresh one`,
-            onRow: keepRows ? recorded.keep() : undefined,
+            onRow: (row) => {
+              keep?.(row);
+              prompts.count(row.prompt_hash);
+            },
           });
-      return recordOnly ? { ...finished, done: new Set(tasks.map((task) => task.path)) } : finished;
+      const changed = prompts.warning(output, nameSetting);
+      if (changed) options.onWarning(changed);
+      return options.recordOnly
+        ? { ...finished, done: new Set(tasks.map((task) => task.path)) }
+        : finished;
     },
     stored: (sha256) => (overwrite ? Promise.resolve(undefined) : stored.get(sha256)),
     write: async () => {},
