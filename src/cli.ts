@@ -12,6 +12,7 @@ import {
 } from "./config.js";
 import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
 import { describeErrno, errnoOf, folderInputs } from "./folders.js";
+import { servedModels } from "./models.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
@@ -274,6 +275,14 @@ export async function main(
         job = () => runCheck(args as Record<string, unknown>, context, reporter);
       },
     )
+    .command(
+      "models",
+      "List the model ids the endpoint serves",
+      (y) => addFlags(y, ENDPOINT_FLAGS),
+      (args) => {
+        job = () => runModels(args as Record<string, unknown>, context, reporter);
+      },
+    )
     .example("$0 photos/ -o captions.csv", "Caption a folder (hosted API)")
     .example("$0 'shots/**/*.png' -o out.jsonl", "Caption a glob")
     .example("$0 photos/ -o c.csv --config vllm", "Use a bundled config")
@@ -290,7 +299,7 @@ export async function main(
     .fail((message, error) => {
       // yargs reports its own parse problems as a YError; anything else came from our handlers.
       if (error && error.name !== "YError") throw error;
-      const flags = argv[0] === "check" ? ENDPOINT_FLAGS : CAPTION_FLAGS;
+      const flags = argv[0] === "check" || argv[0] === "models" ? ENDPOINT_FLAGS : CAPTION_FLAGS;
       throw new UsageError([friendlyUsage(message ?? error?.message ?? "", knownFlags(flags))]);
     });
 
@@ -364,6 +373,8 @@ function exitCodeOf(outcome: Outcome): number {
   if ("error" in outcome) return outcome.error instanceof UsageError ? EXIT.usage : EXIT.aborted;
   if ("answered" in outcome) return outcome.answered ? EXIT.ok : EXIT.aborted;
   const { summary, stoppedBy } = outcome;
+  // The server's own word that the model id is wrong: as much a usage error as a bad flag.
+  if (summary?.aborted?.code === "model_not_found") return EXIT.usage;
   if (summary?.aborted) return EXIT.aborted;
   if (stoppedBy) return stoppedBy === "SIGTERM" ? EXIT.terminated : EXIT.interrupted;
   if (!summary) return EXIT.interrupted;
@@ -694,6 +705,44 @@ function sidecarOptions(args: Record<string, unknown>): SidecarOptions | undefin
     policy: chosenPolicy as SidecarPolicy,
     join: typeof join === "string" ? join : ", ",
   };
+}
+
+/** `caption models`: the ids `GET {base}/models` lists, one a line, with owner and date. */
+async function runModels(
+  args: Record<string, unknown>,
+  context: CliContext,
+  reporter: Reporter,
+): Promise<number> {
+  const config = loadConfig(args, context, reporter);
+  const key = chooseKey(config, reporter, context.env);
+  const client = createClient({
+    baseUrl: config.baseUrl,
+    apiKey: key.apiKey,
+    timeoutMs: config.timeoutMs,
+    nameSetting: flagOf,
+    ...(context.fetch ? { fetch: context.fetch } : {}),
+  });
+  const { body, problem } = await client.models(config.timeoutMs);
+  const models = servedModels(body);
+  if (models === null) {
+    reporter.say(
+      `${config.baseUrl} gave no model list (${problem ?? "the reply has no data list"}); it may not have the route, which is no obstacle to captioning`,
+      "error",
+    );
+    return exitCodeOf({ answered: false });
+  }
+  for (const model of models) {
+    const owner = model.ownedBy ? `\t${model.ownedBy}` : "";
+    const created =
+      model.created === null
+        ? ""
+        : `\t${new Date(model.created * 1000).toISOString().slice(0, 10)}`;
+    context.stdout.write(`${model.id}${owner}${created}\n`);
+  }
+  reporter.say(
+    `${config.baseUrl} serves ${models.length} ${models.length === 1 ? "model" : "models"}`,
+  );
+  return exitCodeOf({ answered: true });
 }
 
 async function runCheck(

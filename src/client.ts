@@ -39,6 +39,11 @@ export interface ChatClient {
    * serialised JSON bytes. Throws an ApiError subclass on any failure.
    */
   chat(request: object | Uint8Array, signal?: AbortSignal): Promise<ChatReply>;
+  /**
+   * `GET {baseUrl}/models` within `timeoutMs`. Never throws: `body` is the parsed JSON of a 2xx
+   * reply, else null with `problem` saying why (no such route, not JSON, unreachable).
+   */
+  models(timeoutMs: number): Promise<{ body: unknown; problem: string | null }>;
 }
 
 /** Thrown when the caller's signal (not the timeout) ended the request. */
@@ -122,7 +127,36 @@ export function createClient(options: ClientOptions): ChatClient {
     }
   }
 
-  return { chat };
+  async function models(timeoutMs: number): Promise<{ body: unknown; problem: string | null }> {
+    const url = `${options.baseUrl}/models`;
+    try {
+      const response = await doFetch(url, {
+        method: "GET",
+        headers,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const text = await response.text();
+      if (!response.ok) {
+        const message = clean(serverMessage(text));
+        return {
+          body: null,
+          problem: `${url} answered HTTP ${response.status}${message ? `: ${message}` : ""}`,
+        };
+      }
+      try {
+        return { body: JSON.parse(text) as unknown, problem: null };
+      } catch {
+        return { body: null, problem: `${url} answered something that is not JSON` };
+      }
+    } catch (error) {
+      return {
+        body: null,
+        problem: `could not reach ${url}: ${clean(describeNetworkError(error))}`,
+      };
+    }
+  }
+
+  return { chat, models };
 }
 
 /**

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./errors.js";
+import { resolveModel } from "./models.js";
 import { parseTemplate } from "./prompts/template.js";
 import { closestName } from "./suggest.js";
 import type { ImageFormat, OutputFormat, PrepareOptions } from "./types.js";
@@ -122,7 +123,7 @@ export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
     flag: "--model",
     alias: "m",
     kind: { type: "string" },
-    describe: "Model id",
+    describe: "Model id, or instruct, thinking, omni for the MiniCPM ones",
     shownDefault: DEFAULT_MODEL,
     basic: true,
     scope: "endpoint",
@@ -397,7 +398,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
 
   if (problems.length > 0) throw new UsageError(problems);
 
-  const model = merged.model ?? DEFAULT_MODEL;
+  const model = resolveModel(merged.model ?? DEFAULT_MODEL);
   const resolvePath = (key: "output" | "errors" | "jsonSchema"): string | undefined => {
     for (let i = layers.length - 1; i >= 0; i -= 1) {
       const layer = layers[i];

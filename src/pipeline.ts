@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { createClient } from "./client.js";
 import { DuplicateTracker } from "./dedupe.js";
+import { checkModel, modelMissing, servedModels } from "./models.js";
 import { captionProtocol } from "./prompts/protocol.js";
 import { RunControl } from "./run/control.js";
 import type { RunEvent, RunSummary } from "./run/events.js";
@@ -13,6 +14,9 @@ import { findWork } from "./run/source.js";
 import { RunState } from "./run/state.js";
 import { openOutputs } from "./sinks/index.js";
 import { withoutSharpCache } from "./stages/prepare.js";
+
+/** Long enough for a server on the far side of the world, short enough not to hold a run up. */
+const MODEL_LIST_TIMEOUT_MS = 5_000;
 
 export { RunControl } from "./run/control.js";
 export type { RunEvent, RunSummary } from "./run/events.js";
@@ -84,6 +88,15 @@ export async function captionImages(
       nameSetting: options.nameSetting,
       ...(options.fetch ? { fetch: options.fetch } : {}),
     });
+    // One short look at what the server lists, before the first image: a wrong id is a usage
+    // error now rather than a failure for every image. No list is no verdict.
+    const listed =
+      dryRun || tasks.length === 0
+        ? null
+        : servedModels((await client.models(MODEL_LIST_TIMEOUT_MS)).body);
+    const verdict = checkModel(options.model, listed, options.baseUrl);
+    if (verdict) state.emit({ type: "warning", message: verdict.warning });
+    const ids = listed?.map((model) => model.id) ?? null;
     const send = dryRun
       ? previewSender(state)
       : createSender(
@@ -108,6 +121,7 @@ export async function captionImages(
             nameSetting: options.nameSetting,
             promptHash: options.promptHash,
             rejectFlagged: options.rejectFlagged,
+            modelMissing: (error) => modelMissing(error, options.model, ids, options.baseUrl),
           },
           state,
           prepare,

@@ -10,6 +10,7 @@ import {
   ServerError,
 } from "./errors.js";
 import type { AdaptiveLimiter } from "./limiter.js";
+import { saysModelMissing } from "./models.js";
 import { retryDelay, serverRequestedDelay, shouldRetry } from "./retry.js";
 import type { ExtractedCaption } from "./stages/request.js";
 
@@ -33,6 +34,8 @@ export interface SendContext {
   onRetry: (label: string, attempt: number, delayMs: number, error: unknown) => void;
   /** How the message of an unreachable endpoint names the base URL. */
   nameSetting: NameSetting;
+  /** The run's end when an answer says the model does not exist. */
+  modelMissing: (error: ApiError) => RunAbortedError;
 }
 
 /** Turns a 2xx reply into a caption, or throws the ApiError that says why it is not one. */
@@ -103,6 +106,10 @@ export async function sendWithRetries(
       // Some things about the endpoint will not change by retrying: stop before every image fails.
       if (error instanceof ConnectionError && error.unknownHost) {
         return { kind: "unfinished", abort: endpointWrong(error) };
+      }
+      // A wrong model id would fail every image one by one.
+      if (saysModelMissing(error) && !context.breaker.everSucceeded) {
+        return { kind: "unfinished", abort: context.modelMissing(error as ApiError) };
       }
       if (error instanceof EndpointNotFoundError && !context.breaker.everSucceeded) {
         return { kind: "unfinished", abort: endpointWrong(error) };

@@ -8,6 +8,7 @@ import {
   type Settings,
 } from "../config.js";
 import { byOptionName, type NameSetting, UsageError } from "../errors.js";
+import { resolveModel } from "../models.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../output-format.js";
 import { promptHash } from "../prompts/protocol.js";
 import { type AnswerSchema, compileSchema } from "../prompts/structured.js";
@@ -217,7 +218,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   const output = path.resolve(cwd, options.output);
   // An explicit format is taken as given (the CLI has already held it against OUT's name).
   const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
-  const model = options.model ?? SETTING_DEFAULTS.model;
+  const model = resolveModel(options.model ?? SETTING_DEFAULTS.model);
   return {
     inputs: options.inputs,
     output,

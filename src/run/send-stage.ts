@@ -1,6 +1,12 @@
 import type { ChatClient } from "../client.js";
 import type { ImageOutcome } from "../dedupe.js";
-import { ApiError, CaptionError, EmptyCaptionError, type NameSetting } from "../errors.js";
+import {
+  ApiError,
+  CaptionError,
+  EmptyCaptionError,
+  type NameSetting,
+  type RunAbortedError,
+} from "../errors.js";
 import { AdaptiveLimiter } from "../limiter.js";
 import { type CaptionFlag, captionFlags, RETRY_FLAGS } from "../prompts/degenerate.js";
 import { ConnectionBreaker, type SendContext, type SendOutcome, sendWithRetries } from "../send.js";
@@ -27,6 +33,8 @@ export interface SendStageOptions {
   promptHash: string;
   /** Flagged captions become failures instead of rows. */
   rejectFlagged: boolean;
+  /** The run's end when an answer says the model does not exist (models.ts). */
+  modelMissing: (error: ApiError) => RunAbortedError;
 }
 
 /** A caption that came back, with what the checks found in it. */
@@ -58,6 +66,7 @@ export function createSender(
     }),
     onRetry: (path, attempt, delayMs, error) => state.retrying(path, attempt, delayMs, error),
     nameSetting: options.nameSetting,
+    modelMissing: options.modelMissing,
   };
 
   return async (work) => {

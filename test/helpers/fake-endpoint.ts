@@ -103,6 +103,12 @@ export interface FakeEndpointOptions {
   degenerate?: "loop" | "refusal";
   /** ...unless the request carries a frequency_penalty, as a penalised retry often fixes it. */
   degenerateUnlessPenalized?: boolean;
+  /** What GET /models lists. @default the one FAKE_MODEL_ID */
+  models?: { id: string; owned_by?: string; created?: number }[];
+  /** GET /models answers 404, as servers without the route do. */
+  noModels?: boolean;
+  /** A chat request for a model /models does not list gets 404 model_not_found, as vLLM answers. */
+  rejectUnknownModel?: boolean;
   /** Port on 127.0.0.1 (default 0, i.e. any free port); only the standalone CLI needs a fixed one. */
   port?: number;
 }
@@ -110,7 +116,9 @@ export interface FakeEndpointOptions {
 export interface FakeEndpoint {
   baseUrl: string;
   port: number;
+  /** Chat requests, and requests to unknown routes; GET /models is counted in modelListings. */
   requests: RecordedRequest[];
+  readonly modelListings: number;
   readonly inFlight: number;
   readonly maxInFlight: number;
   /** TCP connections accepted so far; lets tests prove the client reuses keep-alive sockets. */
@@ -324,6 +332,8 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   const faults = [...(options.faults ?? DEFAULT_FAULTS)];
   const script = [...(options.script ?? [])];
   const random = createPrng(options.seed ?? 1);
+  const servedModels = options.models ?? [{ id: FAKE_MODEL_ID }];
+  let modelListings = 0;
   const faultRetryAfter = options.retryAfter ?? "0";
   const defaultLatency = options.latencyMs ?? 0;
 
@@ -541,11 +551,12 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const index = nextIndex++;
     const recordGeneration = generation;
     const url = req.url ?? "/";
     const method = req.method ?? "GET";
     const path = new URL(url, "http://fake.invalid").pathname;
+    // Model listings take no index: `index` counts what `requests` holds.
+    const index = method === "GET" && MODELS_PATHS.has(path) ? -1 : nextIndex++;
     const chatPaths = options.v1Only ? V1_CHAT_PATHS : CHAT_PATHS;
     const isChat = method === "POST" && chatPaths.has(path);
 
@@ -601,11 +612,29 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
 
     if (!isChat) {
       const isModels = method === "GET" && MODELS_PATHS.has(path);
-      record.behavior = isModels ? "ok" : "status";
-      addRecord(record, recordGeneration);
       if (isModels) {
-        sendJson(res, 200, { object: "list", data: [{ id: FAKE_MODEL_ID, object: "model" }] });
+        // Kept apart from `requests`, which tests count as the images sent.
+        modelListings += 1;
+        if (
+          options.apiKey !== undefined &&
+          req.headers.authorization !== `Bearer ${options.apiKey}`
+        ) {
+          sendJson(res, 401, errorEnvelope("Incorrect API key provided", "invalid_request_error"));
+        } else if (options.noModels) {
+          sendJson(
+            res,
+            404,
+            errorEnvelope(`Unknown request URL: ${method} ${path}`, "invalid_request_error"),
+          );
+        } else {
+          sendJson(res, 200, {
+            object: "list",
+            data: servedModels.map((model) => ({ object: "model", ...model })),
+          });
+        }
       } else {
+        record.behavior = "status";
+        addRecord(record, recordGeneration);
         const message = `Unknown request URL: ${method} ${path}`;
         sendJson(res, 404, errorEnvelope(message, "invalid_request_error"));
       }
@@ -622,6 +651,18 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
       decided = statusPlan(
         400,
         errorEnvelope("We could not parse the JSON body of your request.", "invalid_request_error"),
+      );
+    } else if (
+      options.rejectUnknownModel &&
+      !servedModels.some((model) => model.id === analysis.model)
+    ) {
+      decided = statusPlan(
+        404,
+        errorEnvelope(
+          `The model \`${analysis.model}\` does not exist.`,
+          "invalid_request_error",
+          "model_not_found",
+        ),
       );
     } else if (analysis.imageError !== null) {
       decided = statusPlan(400, errorEnvelope(analysis.imageError, "invalid_request_error"));
@@ -689,6 +730,9 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
     },
     get connectionCount() {
       return connectionCount;
+    },
+    get modelListings() {
+      return modelListings;
     },
     resetStats() {
       generation++;

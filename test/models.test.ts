@@ -1,0 +1,120 @@
+/**
+ * Models by name through the real CLI: `caption models`, the aliases, and a wrong model id found
+ * before the first image (or at the first answer) instead of failing every image one by one.
+ */
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  FAKE_MODEL_ID,
+  type FakeEndpoint,
+  type FakeEndpointOptions,
+  startFakeEndpoint,
+} from "./helpers/fake-endpoint.js";
+import { runCli } from "./helpers/run-cli.js";
+import { makeDistinctImages, makeWorkspace, readCsv } from "./helpers/workspace.js";
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let fake: FakeEndpoint | null = null;
+beforeEach(async () => {
+  ({ dir, cleanup } = await makeWorkspace());
+});
+afterEach(async () => {
+  await fake?.close();
+  fake = null;
+  await cleanup();
+});
+
+async function serve(options: FakeEndpointOptions = {}): Promise<FakeEndpoint> {
+  await fake?.close();
+  fake = await startFakeEndpoint(options);
+  return fake;
+}
+const run = (args: string[]) => runCli(args, { cwd: dir, baseUrl: fake?.baseUrl ?? "" });
+const SEVERAL = [
+  { id: "MiniCPM-V-4.6-Instruct", owned_by: "vllm", created: 1780000000 },
+  { id: "MiniCPM-V-4.6-Thinking", owned_by: "vllm" },
+  { id: "Qwen2.5-VL-7B-Instruct", owned_by: "vllm" },
+];
+
+describe("caption models", () => {
+  it("lists the ids the endpoint serves, one a line, with owner and date", async () => {
+    await serve({ models: SEVERAL });
+    const result = await run(["models"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.trimEnd().split("\n")).toEqual([
+      "MiniCPM-V-4.6-Instruct\tvllm\t2026-05-28",
+      "MiniCPM-V-4.6-Thinking\tvllm",
+      "Qwen2.5-VL-7B-Instruct\tvllm",
+    ]);
+    expect(result.stderr).toMatch(/serves 3 models/);
+  });
+
+  it("says so, exit 1, when the endpoint has no /models", async () => {
+    await serve({ noModels: true });
+    const result = await run(["models"]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toMatch(/gave no model list \(.*\/models answered HTTP 404/);
+  });
+});
+
+describe("the model of a run", () => {
+  it("takes instruct, thinking and omni as aliases and records the real id", async () => {
+    await serve({ models: [...SEVERAL, { id: "MiniCPM-o-4.5" }], rejectUnknownModel: true });
+    await makeDistinctImages(dir, 1);
+    for (const [alias, id] of [
+      ["instruct", "MiniCPM-V-4.6-Instruct"],
+      ["thinking", "MiniCPM-V-4.6-Thinking"],
+      ["omni", "MiniCPM-o-4.5"],
+    ] as const) {
+      const result = await run(["photos", "-o", `${alias}.csv`, "-m", alias]);
+      expect(result.code, result.stderr).toBe(0);
+      const [row] = await readCsv(path.join(dir, `${alias}.csv`));
+      expect(row?.model).toBe(id);
+      expect(fake?.requests.at(-1)?.model).toBe(id);
+    }
+    // The Thinking alias gets the Thinking budget.
+    expect((fake?.requests[1]?.body as { max_tokens?: number } | undefined)?.max_tokens).toBe(2048);
+  });
+
+  it("refuses a model id the endpoint does not list, exit 2 with the closest ids, before any image", async () => {
+    await serve({ models: SEVERAL, rejectUnknownModel: true });
+    await makeDistinctImages(dir, 30);
+    const result = await run(["photos", "-o", "out.csv", "-m", "MiniCPM-V-4.6-Instruc"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /--model: .* does not serve MiniCPM-V-4\.6-Instruc \(did you mean MiniCPM-V-4\.6-Instruct\?\); it serves MiniCPM-V-4\.6-Instruct, MiniCPM-V-4\.6-Thinking, Qwen2\.5-VL-7B-Instruct/,
+    );
+    expect(fake?.requests).toHaveLength(0);
+    expect(fake?.modelListings).toBe(1);
+  });
+
+  it("only warns when the list holds one model, as llama.cpp's does, and goes on", async () => {
+    await serve({ models: [{ id: "minicpm-v-4.6-q4_k_m.gguf", owned_by: "llamacpp" }] });
+    await makeDistinctImages(dir, 3);
+    const result = await run(["photos", "-o", "out.csv", "-m", "whatever"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(
+      /lists only the model minicpm-v-4\.6-q4_k_m\.gguf, not whatever; going on/,
+    );
+    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(3);
+  });
+
+  it("stops at the first answer that says the model does not exist, exit 2, when there is no list", async () => {
+    await serve({ noModels: true, rejectUnknownModel: true });
+    await makeDistinctImages(dir, 40);
+    const result = await run(["photos", "-o", "out.csv", "-m", "MiniCPM-V-4.6-Thinkin", "-c", "4"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /says the model MiniCPM-V-4\.6-Thinkin does not exist \(HTTP 404: The model `MiniCPM-V-4\.6-Thinkin` does not exist\.\)/,
+    );
+    expect(result.stderr).not.toMatch(/failed photos/);
+    expect(fake?.requests.length).toBeLessThanOrEqual(4);
+
+    // Without /models nothing else changes: the right id captions as always.
+    const right = await run(["photos", "-o", "out.csv", "-m", FAKE_MODEL_ID]);
+    expect(right.code, right.stderr).toBe(0);
+    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(40);
+  });
+});
