@@ -726,7 +726,7 @@ async function runModels(
   const models = servedModels(body);
   if (models === null) {
     reporter.say(
-      `${config.baseUrl} gave no model list (${problem ?? "the reply has no data list"}); it may not have the route, which is no obstacle to captioning`,
+      `${config.baseUrl} gave no model list (${problem ?? "the reply has no data list"})${problem?.includes("HTTP 404") ? "; it may not have the route, which is no obstacle to captioning" : ""}`,
       "error",
     );
     return exitCodeOf({ answered: false });

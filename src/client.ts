@@ -5,6 +5,7 @@ import {
   EndpointNotFoundError,
   errorFromStatus,
   InvalidResponseError,
+  ModelNotFoundError,
   type NameSetting,
   TimeoutError,
 } from "./errors.js";
@@ -82,6 +83,13 @@ export function createClient(options: ClientOptions): ChatClient {
       const latencyMs = Math.round(performance.now() - started);
       if (!response.ok) {
         const message = clean(serverMessage(text));
+        // The server's own code is the surest sign of a wrong model, whatever the wording.
+        if (serverCode(text) === "model_not_found") {
+          throw new ModelNotFoundError("model_not_found", `HTTP ${response.status}: ${message}`, {
+            status: response.status,
+            headers: response.headers,
+          });
+        }
         if (response.status === 404 && !aboutModel(message, url)) {
           throw routeNotFound(options.baseUrl, message, response.headers);
         }
@@ -205,6 +213,17 @@ export function serverMessage(text: string): string {
   const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];
   if (title) return `non-JSON reply: ${oneLine(title)}`;
   return snippet(text);
+}
+
+/** `error.code` (or a flat `code`) of an error body, when it is a string. */
+function serverCode(text: string): string | null {
+  try {
+    const parsed = JSON.parse(text) as { code?: unknown; error?: { code?: unknown } } | null;
+    const code = parsed?.error?.code ?? parsed?.code;
+    return typeof code === "string" ? code : null;
+  } catch {
+    return null;
+  }
 }
 
 function findMessage(value: unknown): string | null {

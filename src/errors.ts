@@ -110,6 +110,10 @@ export class ConnectionError extends ApiError {
 export class EndpointNotFoundError extends ApiError {
   override name = "EndpointNotFoundError";
 }
+/** The server says the requested model does not exist (`model_not_found`). */
+export class ModelNotFoundError extends ApiError {
+  override name = "ModelNotFoundError";
+}
 /** No complete reply within the per-attempt timeout. */
 export class TimeoutError extends ApiError {
   override name = "TimeoutError";

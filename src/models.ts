@@ -1,4 +1,4 @@
-import { ApiError, RunAbortedError, UsageError } from "./errors.js";
+import { ApiError, ModelNotFoundError, RunAbortedError, UsageError } from "./errors.js";
 import { closestName } from "./suggest.js";
 
 /** Short names for the seed models; rows record the id they stand for. */
@@ -9,7 +9,14 @@ export const MODEL_ALIASES: Readonly<Record<string, string>> = {
 };
 
 export function resolveModel(model: string): string {
-  return MODEL_ALIASES[model.toLowerCase()] ?? model;
+  return MODEL_ALIASES[model.trim().toLowerCase()] ?? model;
+}
+
+/** Ollama lists `name:latest` and answers to `name` alone: an untagged id matches its :latest. */
+function listedAs(requested: string, ids: readonly string[]): boolean {
+  return (
+    ids.includes(requested) || (!requested.includes(":") && ids.includes(`${requested}:latest`))
+  );
 }
 
 /** One model a server lists. */
@@ -60,7 +67,7 @@ export function checkModel(
 ): { warning: string } | null {
   if (models === null || models.length === 0) return null;
   const ids = models.map((model) => model.id);
-  if (ids.includes(requested)) return null;
+  if (listedAs(requested, ids)) return null;
   if (ids.length === 1) {
     return {
       warning: `${baseUrl} lists only the model ${ids[0]}, not ${requested}; going on, since servers that list one model (llama.cpp's) answer whatever is asked`,
@@ -77,10 +84,13 @@ function notServed(requested: string, ids: readonly string[], baseUrl: string): 
 
 /** Whether a failed request says the model does not exist, as vLLM's 404 and OpenAI's errors do. */
 export function saysModelMissing(error: unknown): boolean {
+  if (error instanceof ModelNotFoundError) return true;
   if (!(error instanceof ApiError) || (error.status !== 404 && error.status !== 400)) return false;
   return (
     /\bmodel\b/i.test(error.message) &&
-    /does not exist|not found|unknown model|no such model|not exist/i.test(error.message)
+    /does not exist|not found|not available|unknown model|no such model|invalid model|not a valid model/i.test(
+      error.message,
+    )
   );
 }
 

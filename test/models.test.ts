@@ -117,4 +117,37 @@ describe("the model of a run", () => {
     expect(right.code, right.stderr).toBe(0);
     expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(40);
   });
+
+  it("takes an untagged id for the :latest one Ollama lists", async () => {
+    await serve({ models: [{ id: "openbmb/minicpm-v4.6:latest" }, { id: "llama3.2:latest" }] });
+    await makeDistinctImages(dir, 1);
+    const result = await run(["photos", "-o", "out.csv", "-m", "openbmb/minicpm-v4.6"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).not.toMatch(/does not serve/);
+  });
+
+  it.each([
+    [
+      "the code model_not_found, whatever the words",
+      404,
+      {
+        error: {
+          message: "Model 'instruc' is not available on this server",
+          code: "model_not_found",
+        },
+      },
+    ],
+    [
+      "a 400 that calls the model invalid",
+      400,
+      { error: { message: "invalid model ID", type: "invalid_request_error" } },
+    ],
+  ])("stops at the first answer that says so: %s", async (_, status, body) => {
+    await serve({ noModels: true, respond: () => ({ kind: "status", status, body }) });
+    await makeDistinctImages(dir, 12);
+    const result = await run(["photos", "-o", "out.csv", "-m", "instruc", "-c", "2"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/says the model instruc does not exist/);
+    expect(fake?.requests.length).toBeLessThanOrEqual(2);
+  });
 });
