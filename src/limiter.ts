@@ -30,9 +30,12 @@ export interface Slot {
 /**
  * One gate shared by every request of a run. It lets at most `allowed` requests be in flight,
  * where `allowed` starts at `-c`, halves when the server rate-limits and climbs back by about one
- * per round trip while it does not (AIMD, as TCP does); it holds every request back while the
- * server's Retry-After lasts; once rate-limited it also paces request starts at the rate the
- * server was seen to accept, probing slowly upwards; and it spaces request starts for `--rpm`.
+ * per round trip while it does not (AIMD, as TCP does), and holds every request back while the
+ * server's Retry-After lasts. A server that meters a rate (it names a wait of a second or more)
+ * is met with a pace instead: request starts are spaced at the rate it accepted over the last
+ * full second. When that second was not full yet (the first burst of a run), the pace starts from
+ * what was accepted and doubles every quarter second until the next limit says where it is; after
+ * that it probes upwards by about 2 % a second. It also spaces request starts for `--rpm`.
  */
 export class AdaptiveLimiter {
   readonly #max: number;
@@ -45,10 +48,20 @@ export class AdaptiveLimiter {
   #decreasedAt = Number.NEGATIVE_INFINITY;
   readonly #waiters: Waiter[] = [];
   #timer: NodeJS.Timeout | null = null;
-  /** When requests succeeded in the last second, to learn the rate the server allows. */
-  readonly #successes: number[] = [];
-  /** Requests per second the server has shown it accepts; null until it first rate-limits. */
-  #learnedRate: number | null = null;
+  /** Start times of the requests of the last two seconds, and of those refused with a limit. */
+  readonly #starts: number[] = [];
+  readonly #refused: number[] = [];
+  /** Requests per second to start at; null until the server first meters a rate. */
+  #pace: number | null = null;
+  /** Doubling the pace until the server says where its limit is. */
+  #slowStart = false;
+  /** When the first metered limit came, and whether a full second of sending preceded it. */
+  #firstLimit: { at: number; full: boolean } | null = null;
+  /** Probing faster after slow start, until a limit is met at a steady pace. */
+  #narrowing = false;
+  #paceChangedAt = 0;
+  /** Since when requests have been started without a pause: a window is full after a second. */
+  #sendingSince = Number.NEGATIVE_INFINITY;
 
   constructor(options: LimiterOptions) {
     this.#max = options.concurrency;
@@ -106,8 +119,29 @@ export class AdaptiveLimiter {
       const waiter = this.#waiters.shift();
       if (!waiter) return;
       waiter.signal?.removeEventListener("abort", waiter.onAbort);
-      const interval = Math.max(this.#interval, this.#learnedRate ? 1000 / this.#learnedRate : 0);
-      if (interval > 0) this.#nextStart = Math.max(now, this.#nextStart) + interval;
+      if (this.#pace === null && this.#firstLimit !== null) {
+        const { at, full } = this.#firstLimit;
+        this.#pace = Math.max(1, this.#acceptedSince(at - 1000));
+        this.#slowStart = !full;
+        this.#paceChangedAt = now;
+        this.#sendingSince = now;
+      }
+      // Slow start doubles on the clock, not per success: at a low pace successes are rare.
+      if (
+        this.#pace !== null &&
+        this.#slowStart &&
+        now - this.#paceChangedAt >= SLOW_START_STEP_MS
+      ) {
+        this.#pace *= 2;
+        this.#paceChangedAt = now;
+      }
+      const interval = Math.max(this.#interval, this.#pace ? 1000 / this.#pace : 0);
+      // From now, not from when this start was due: a late timer must not bunch the next start
+      // up against this one, which a strict limiter would refuse.
+      if (interval > 0) this.#nextStart = now + interval;
+      if (this.#sendingSince === Number.NEGATIVE_INFINITY) this.#sendingSince = now;
+      this.#starts.push(now);
+      prune(this.#starts, now);
       this.#active += 1;
       waiter.resolve(this.#slot(now));
     }
@@ -125,35 +159,75 @@ export class AdaptiveLimiter {
     return {
       done: () =>
         finish(() => {
-          const now = performance.now();
-          this.#successes.push(now);
-          while ((this.#successes[0] ?? now) < now - 1000) this.#successes.shift();
           // Additive increase: about +1 per round trip's worth of successes.
           if (this.#allowed < this.#max) {
             this.#setAllowed(Math.min(this.#max, this.#allowed + 1 / this.#allowed));
           }
-          // The learned pace climbs about 10 % a second (0.1 a success at that rate), probing.
-          if (this.#learnedRate !== null) this.#learnedRate += 0.1;
+          if (this.#pace === null || this.#slowStart) return;
+          // Per success, so about that share of the pace a second: 10 % while the limit is
+          // only known to lie between two paces, then 2 %.
+          this.#pace += this.#narrowing ? FAST_PROBE : SLOW_PROBE;
         }),
       congested: (pauseMs, metered) =>
         finish(() => {
-          this.#pausedUntil = Math.max(this.#pausedUntil, performance.now() + pauseMs);
+          const now = performance.now();
+          this.#refused.push(startedAt);
+          prune(this.#refused, now);
+          if (metered) {
+            this.#metered(now, pauseMs, startedAt);
+            return;
+          }
+          this.#pausedUntil = Math.max(this.#pausedUntil, now + pauseMs);
+          this.#sendingSince = this.#pausedUntil;
           // Requests sent before the last cut were sent at the old rate: one cut per episode.
           if (startedAt > this.#decreasedAt) {
-            const now = performance.now();
             this.#decreasedAt = now;
             this.#setAllowed(Math.max(1, this.#allowed / 2));
-            // With a fast server even one request in flight can outrun a rate limit, so the
-            // rate it just accepted (successes in the last second) becomes a pace as well. With
-            // no success to go by yet there is no rate to learn; the pause does the work.
-            const recent = this.#successes.filter((t) => t >= now - 1000).length;
-            if (metered && recent > 0) {
-              this.#learnedRate = Math.min(recent, this.#learnedRate ?? recent);
-            }
           }
         }),
       release: () => finish(() => {}),
     };
+  }
+
+  /**
+   * A metered limit. The first one pauses everyone for its wait and sets the pace from what was
+   * accepted; later ones only correct the pace (the refused request waits on its own), once per
+   * episode, from a full second of sending when there is one.
+   */
+  #metered(now: number, pauseMs: number, startedAt: number): void {
+    const accepted = this.#acceptedSince(now - 1000);
+    if (this.#pace === null) {
+      this.#pausedUntil = Math.max(this.#pausedUntil, now + pauseMs);
+      // The rest of a burst is refused within moments of the first refusal: what got through
+      // is counted once the pause is over, not at the first refusal.
+      if (this.#firstLimit === null) {
+        this.#firstLimit = { at: now, full: now - this.#sendingSince >= 1000 };
+      }
+      this.#decreasedAt = now;
+      return;
+    }
+    if (startedAt <= this.#decreasedAt) return;
+    this.#decreasedAt = now;
+    const seconds = Math.min(1, Math.max(0.25, (now - this.#sendingSince) / 1000));
+    // A little under what got through, so timer jitter does not spend the next token too early.
+    const measured = (accepted / seconds) * PACE_MARGIN;
+    if (this.#slowStart) {
+      // Half the pace was still accepted a step ago, so the limit lies above that, whatever a
+      // second spent mostly below the limit measured.
+      this.#slowStart = false;
+      this.#narrowing = true;
+      this.#pace = Math.max(1, this.#pace / 2, Math.min(this.#pace, measured));
+      return;
+    }
+    this.#narrowing = false;
+    this.#pace = Math.max(1, Math.min(this.#pace, measured));
+  }
+
+  /** Requests started since `since` that no limit refused (those still in flight included). */
+  #acceptedSince(since: number): number {
+    const started = this.#starts.filter((t) => t > since).length;
+    const refused = this.#refused.filter((t) => t > since).length;
+    return Math.max(0, started - refused);
   }
 
   #setAllowed(value: number): void {
@@ -161,4 +235,14 @@ export class AdaptiveLimiter {
     this.#allowed = value;
     if (Math.floor(value) !== before) this.#onChange?.(Math.floor(value));
   }
+}
+
+const SLOW_START_STEP_MS = 250;
+const FAST_PROBE = 0.1;
+const SLOW_PROBE = 0.02;
+const PACE_MARGIN = 1;
+
+/** Drops times older than two seconds: the windows look back one. */
+function prune(times: number[], now: number): void {
+  while ((times[0] ?? now) < now - 2000) times.shift();
 }

@@ -60,12 +60,12 @@ describe("AdaptiveLimiter", () => {
     expect(changes.at(-1)).toBe(8);
   });
 
-  it("once rate-limited after successes, paces starts at the rate the server accepted", async () => {
+  it("once rate-limited after a full second of sending, paces starts at the rate the server accepted", async () => {
     const limiter = new AdaptiveLimiter({ concurrency: 50 });
-    // Ten requests succeed within a second, then one is rate-limited.
+    // Ten requests succeed over a second, then one is rate-limited.
     for (let i = 0; i < 10; i += 1) {
       const { granted } = request(limiter, 1);
-      await vi.advanceTimersByTimeAsync(50);
+      await vi.advanceTimersByTimeAsync(100);
       granted[0]?.done();
     }
     const { granted } = request(limiter, 1);
@@ -78,6 +78,34 @@ describe("AdaptiveLimiter", () => {
     await vi.advanceTimersByTimeAsync(450);
     expect(next.granted.length).toBeGreaterThanOrEqual(4);
     expect(next.granted.length).toBeLessThanOrEqual(6);
+  });
+
+  it("after a first burst, starts from what got through and doubles the pace until the next limit", async () => {
+    const limiter = new AdaptiveLimiter({ concurrency: 64 });
+    // A gateway with no burst allowance: of 16 sent at once, 2 get through.
+    const burst = request(limiter, 16);
+    await vi.advanceTimersByTimeAsync(0);
+    for (const slot of burst.granted.slice(2)) slot.congested(1000, true);
+    for (const slot of burst.granted.slice(0, 2)) slot.done();
+    const next = request(limiter, 100);
+    // Everyone waits out the Retry-After, then the pace (2/s) doubles every quarter second.
+    await vi.advanceTimersByTimeAsync(999);
+    expect(next.granted).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1001);
+    const afterOneSecond = next.granted.length;
+    // 2/s, then 4, 8 and 16 a second, a quarter second each: not the 2 that a fixed pace allows.
+    expect(afterOneSecond).toBeGreaterThanOrEqual(4);
+    expect(afterOneSecond).toBeLessThanOrEqual(8);
+    for (const slot of next.granted) slot.done();
+    // The next limit ends the doubling: the pace falls back to about half, not to a crawl.
+    await vi.advanceTimersByTimeAsync(250);
+    const last = next.granted.at(-1);
+    last?.congested(1000, true);
+    const before = next.granted.length;
+    await vi.advanceTimersByTimeAsync(1000);
+    const perSecond = next.granted.length - before;
+    expect(perSecond).toBeGreaterThanOrEqual(6);
+    expect(perSecond).toBeLessThanOrEqual(20);
   });
 
   it("does not pace after a passing overload that names no real wait", async () => {

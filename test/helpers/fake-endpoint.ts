@@ -84,7 +84,11 @@ export interface FakeEndpointOptions {
   seed?: number;
   caption?: (req: RecordedRequest) => string;
   retryAfter?: string;
-  rateLimit?: { perSecond: number; retryAfter?: string };
+  /**
+   * A token bucket, checked before any work as gateways do: `perSecond` tokens a second, at most
+   * `burst` saved up (default one second's worth).
+   */
+  rateLimit?: { perSecond: number; retryAfter?: string; burst?: number };
   /** Decode each image to record its size and hash (default true); benchmarks turn it off. */
   inspectImages?: boolean;
   /** Keep each parsed request body in `requests` (default true); long benchmarks turn it off. */
@@ -350,7 +354,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   let generation = 0;
 
   // Token bucket starts full so a burst of up to perSecond requests passes, like most gateways.
-  const bucketCapacity = Math.max(1, options.rateLimit?.perSecond ?? 1);
+  const bucketCapacity = Math.max(1, options.rateLimit?.burst ?? options.rateLimit?.perSecond ?? 1);
   let bucketTokens = bucketCapacity;
   let bucketRefilledAt = performance.now();
 
