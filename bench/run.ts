@@ -364,19 +364,25 @@ try {
 
   // P3 gateway: a token bucket with no burst allowance, refusing with 429 before any work, as API
   // gateways do; the CLI starts at -c 64 with no idea of the rate.
-  for (const burst of [1, 20]) {
+  for (const [burst, headers] of [
+    [1, undefined],
+    [20, undefined],
+    [1, "ietf"],
+    [20, "openai"],
+  ] as const) {
     const rate = 20;
     const count = scale(400, 100);
-    const folder = await writeVariants(path.join(work, `p3g${burst}`), small, count);
+    const folder = await writeVariants(
+      path.join(work, `p3g${burst}${headers ?? ""}`),
+      small,
+      count,
+    );
     const { fake, arrivals } = await endpoint({
       latencyMs: 100,
-      rateLimit: { perSecond: rate, retryAfter: "1", burst },
+      rateLimit: { perSecond: rate, retryAfter: "1", burst, ...(headers ? { headers } : {}) },
     });
-    await runCli(
-      [folder, "-o", path.join(work, `p3g${burst}.csv`), "-c", "64", "--retries", "30"],
-      work,
-      fake.baseUrl,
-    );
+    const out = path.join(work, `p3g${burst}${headers ?? ""}.csv`);
+    await runCli([folder, "-o", out, "-c", "64", "--retries", "30"], work, fake.baseUrl);
     const limited = fake.requests.filter((r) => r.behavior === "rate-limit").length;
     const total = fake.requests.length;
     await fake.close();
@@ -384,8 +390,8 @@ try {
     const goodput = (count - 1) / span;
     record(
       {
-        id: `P3 gateway burst ${burst}`,
-        name: `rate limit before work: goodput ÷ allowed rate (${rate}/s, burst ${burst}, Retry-After 1 s, 100 ms, -c 64)`,
+        id: `P3 gateway burst ${burst}${headers ? ` ${headers} headers` : ""}`,
+        name: `rate limit before work: goodput ÷ allowed rate (${rate}/s, burst ${burst}, ${headers ? `${headers} rate-limit headers, ` : ""}Retry-After 1 s, 100 ms, -c 64)`,
         value: goodput / rate,
         target: "≥ 0.9",
         detail: `${count} captions in ${span.toFixed(1)} s = ${goodput.toFixed(1)}/s; ${limited} of ${total} requests answered 429`,

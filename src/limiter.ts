@@ -1,3 +1,5 @@
+import { readRateHeaders } from "./rate-headers.js";
+
 export interface LimiterOptions {
   /** The most requests in flight at once (`-c`). */
   concurrency: number;
@@ -55,6 +57,8 @@ export class AdaptiveLimiter {
   #pace: number | null = null;
   /** Doubling the pace until the server says where its limit is. */
   #slowStart = false;
+  /** The pace comes from the server's rate-limit headers. */
+  #told = false;
   /** When the first metered limit came, and whether a full second of sending preceded it. */
   #firstLimit: { at: number; full: boolean } | null = null;
   /** Probing faster after slow start, until a limit is met at a steady pace. */
@@ -163,7 +167,7 @@ export class AdaptiveLimiter {
           if (this.#allowed < this.#max) {
             this.#setAllowed(Math.min(this.#max, this.#allowed + 1 / this.#allowed));
           }
-          if (this.#pace === null || this.#slowStart) return;
+          if (this.#pace === null || this.#slowStart || this.#told) return;
           // Per success, so about that share of the pace a second: 10 % while the limit is
           // only known to lie between two paces, then 2 %.
           this.#pace += this.#narrowing ? FAST_PROBE : SLOW_PROBE;
@@ -195,6 +199,8 @@ export class AdaptiveLimiter {
    * episode, from a full second of sending when there is one.
    */
   #metered(now: number, pauseMs: number, startedAt: number): void {
+    // The server's own headers already set the pace; only the refused request waits.
+    if (this.#told) return;
     const accepted = this.#acceptedSince(now - 1000);
     if (this.#pace === null) {
       this.#pausedUntil = Math.max(this.#pausedUntil, now + pauseMs);
@@ -230,6 +236,25 @@ export class AdaptiveLimiter {
     return Math.max(0, started - refused);
   }
 
+  /**
+   * What a reply's rate-limit headers say. A rate they give is the pace from then on, and no
+   * longer guessed at from refusals; a spent quota holds every start back until it refills.
+   */
+  observe(headers: Headers | null | undefined): void {
+    const told = readRateHeaders(headers);
+    if (!told) return;
+    if (told.perSecond !== null && told.perSecond > 0) {
+      this.#told = true;
+      // Just under the quota: requests that leave evenly spaced do not all arrive so.
+      this.#pace = told.perSecond * TOLD_MARGIN;
+      this.#slowStart = false;
+      this.#narrowing = false;
+    }
+    if (told.waitMs !== null) {
+      this.#nextStart = Math.max(this.#nextStart, performance.now() + told.waitMs);
+    }
+  }
+
   #setAllowed(value: number): void {
     const before = Math.floor(this.#allowed);
     this.#allowed = value;
@@ -238,6 +263,7 @@ export class AdaptiveLimiter {
 }
 
 const SLOW_START_STEP_MS = 250;
+const TOLD_MARGIN = 0.97;
 const FAST_PROBE = 0.1;
 const SLOW_PROBE = 0.02;
 const PACE_MARGIN = 1;

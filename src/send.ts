@@ -80,6 +80,7 @@ export async function sendWithRetries(
     if (!slot) return { kind: "unfinished" };
     try {
       const reply = await context.client.chat(request, context.abortSignal);
+      context.limiter.observe(reply.headers);
       slot.done();
       context.breaker.reachable();
       const extracted = read(reply.body);
@@ -91,6 +92,7 @@ export async function sendWithRetries(
         slot.release();
         return { kind: "unfinished" };
       }
+      if (error instanceof ApiError) context.limiter.observe(error.headers);
       const delayMs = retryDelay(attempt, error);
       if (isSlowDown(error)) slot.congested(delayMs, isMetered(error));
       else if (error instanceof ConnectionError) slot.release();

@@ -88,7 +88,13 @@ export interface FakeEndpointOptions {
    * A token bucket, checked before any work as gateways do: `perSecond` tokens a second, at most
    * `burst` saved up (default one second's worth).
    */
-  rateLimit?: { perSecond: number; retryAfter?: string; burst?: number };
+  rateLimit?: {
+    perSecond: number;
+    retryAfter?: string;
+    burst?: number;
+    /** Rate-limit headers on every reply: OpenAI's `x-ratelimit-*`, or the IETF `RateLimit` fields. */
+    headers?: "openai" | "ietf";
+  };
   /** Decode each image to record its size and hash (default true); benchmarks turn it off. */
   inspectImages?: boolean;
   /** Keep each parsed request body in `requests` (default true); long benchmarks turn it off. */
@@ -372,6 +378,31 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
     return true;
   }
 
+  /** What the bucket looks like now, in the form the options ask for (none by default). */
+  function rateHeaders(): Record<string, string> {
+    const limit = options.rateLimit;
+    if (!limit?.headers) return {};
+    // The bucket as it stands now, not as the last arrival left it.
+    const now = performance.now();
+    const tokens = Math.min(
+      bucketCapacity,
+      bucketTokens + ((now - bucketRefilledAt) / 1000) * limit.perSecond,
+    );
+    const remaining = Math.floor(tokens);
+    const toFull = (bucketCapacity - tokens) / limit.perSecond;
+    if (limit.headers === "openai") {
+      return {
+        "x-ratelimit-limit-requests": String(bucketCapacity),
+        "x-ratelimit-remaining-requests": String(remaining),
+        "x-ratelimit-reset-requests": `${Math.max(0, Math.round(toFull * 1000))}ms`,
+      };
+    }
+    return {
+      "ratelimit-policy": `"bucket";q=${limit.perSecond};w=1`,
+      ratelimit: `"bucket";r=${remaining};t=${Math.ceil(toFull)}`,
+    };
+  }
+
   // Records finish parsing out of order (sharp is async), so insert by index to keep arrival order.
   function addRecord(record: RecordedRequest, recordGeneration: number): void {
     if (recordGeneration !== generation) return;
@@ -494,7 +525,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
     switch (behavior.kind) {
       case "ok": {
         if (!(await waitWhileOpen(res, behavior.latencyMs ?? defaultLatency))) return;
-        sendJson(res, 200, okCompletion(record, behavior));
+        sendJson(res, 200, okCompletion(record, behavior), rateHeaders());
         return;
       }
       case "status": {
@@ -511,7 +542,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
         return;
       }
       case "rate-limit": {
-        const headers: Record<string, string> = {};
+        const headers: Record<string, string> = rateHeaders();
         if (behavior.retryAfter !== undefined) headers["retry-after"] = behavior.retryAfter;
         if (behavior.retryAfterMs !== undefined) headers["retry-after-ms"] = behavior.retryAfterMs;
         sendJson(

@@ -1,0 +1,87 @@
+/**
+ * What a server's rate-limit headers say, before any 429: OpenAI's `x-ratelimit-*-requests`
+ * and the IETF `RateLimit-Policy` / `RateLimit` fields (and their older separate
+ * `RateLimit-Limit`, `-Remaining`, `-Reset` form).
+ */
+export interface RateHeaders {
+  /** Requests a second the server allows, when the headers give it. */
+  perSecond: number | null;
+  /** The quota is spent and no rate is given: nothing should start for this long. */
+  waitMs: number | null;
+}
+
+export function readRateHeaders(headers: Headers | null | undefined): RateHeaders | null {
+  if (!headers) return null;
+  return openAiForm(headers) ?? ietfForm(headers);
+}
+
+/**
+ * `limit` requests, `remaining` of them left, full again in `reset`: a bucket refilling at
+ * (limit − remaining) ÷ reset. Servers round `remaining` down, which skews that for a small
+ * spend, so a rate is read only from a spend of several requests; below that, a spent quota is
+ * a wait until it refills.
+ */
+function openAiForm(headers: Headers): RateHeaders | null {
+  const limit = number(headers.get("x-ratelimit-limit-requests"));
+  const remaining = number(headers.get("x-ratelimit-remaining-requests"));
+  const resetMs = duration(headers.get("x-ratelimit-reset-requests"));
+  if (limit === null || remaining === null || resetMs === null) return null;
+  const spent = limit - remaining;
+  const perSecond = spent >= MIN_SPENT && resetMs > 0 ? (spent * 1000) / resetMs : null;
+  const waitMs = perSecond === null && remaining <= 0 ? resetMs : null;
+  return { perSecond, waitMs };
+}
+
+function ietfForm(headers: Headers): RateHeaders | null {
+  const policy = headers.get("ratelimit-policy");
+  const state = headers.get("ratelimit");
+  let perSecond: number | null = null;
+  if (policy) {
+    const quota = param(policy, "q");
+    const window = param(policy, "w");
+    if (quota !== null && window !== null && window > 0) perSecond = quota / window;
+  }
+  let remaining: number | null = null;
+  let resetSeconds: number | null = null;
+  if (state) {
+    remaining = param(state, "r");
+    resetSeconds = param(state, "t");
+  } else {
+    remaining = number(headers.get("ratelimit-remaining"));
+    resetSeconds = number(headers.get("ratelimit-reset"));
+  }
+  if (perSecond === null && remaining === null) return null;
+  const waitMs =
+    perSecond === null && remaining !== null && remaining <= 0 && resetSeconds !== null
+      ? resetSeconds * 1000
+      : null;
+  return { perSecond, waitMs };
+}
+
+/** `name=value` among a structured field's parameters (`"default";q=100;w=60`). */
+function param(field: string, name: string): number | null {
+  const match = new RegExp(`(?:^|[;,\\s])${name}=(\\d+(?:\\.\\d+)?)`).exec(field);
+  return match ? Number(match[1]) : null;
+}
+
+const MIN_SPENT = 4;
+
+function number(text: string | null): number | null {
+  if (text === null || text.trim() === "") return null;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : null;
+}
+
+/** OpenAI's durations: `1s`, `20ms`, `6m0s`, `1h2m3.5s`. */
+function duration(text: string | null): number | null {
+  if (text === null) return null;
+  const parts =
+    /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$/.exec(
+      text.trim(),
+    );
+  if (!parts || text.trim() === "") return null;
+  const [, h, m, s, ms] = parts;
+  return (
+    Number(h ?? 0) * 3_600_000 + Number(m ?? 0) * 60_000 + Number(s ?? 0) * 1000 + Number(ms ?? 0)
+  );
+}
