@@ -707,12 +707,8 @@ function sidecarOptions(args: Record<string, unknown>): SidecarOptions | undefin
   };
 }
 
-/** `caption models`: the ids `GET {base}/models` lists, one a line, with owner and date. */
-async function runModels(
-  args: Record<string, unknown>,
-  context: CliContext,
-  reporter: Reporter,
-): Promise<number> {
+/** What `caption check` and `caption models` share: the endpoint settings, the key, a client. */
+function endpointClient(args: Record<string, unknown>, context: CliContext, reporter: Reporter) {
   const config = loadConfig(args, context, reporter);
   const key = chooseKey(config, reporter, context.env);
   const client = createClient({
@@ -722,6 +718,16 @@ async function runModels(
     nameSetting: flagOf,
     ...(context.fetch ? { fetch: context.fetch } : {}),
   });
+  return { config, key, client };
+}
+
+/** `caption models`: the ids `GET {base}/models` lists, one a line, with owner and date. */
+async function runModels(
+  args: Record<string, unknown>,
+  context: CliContext,
+  reporter: Reporter,
+): Promise<number> {
+  const { config, client } = endpointClient(args, context, reporter);
   const { body, problem } = await client.models(config.timeoutMs);
   const models = servedModels(body);
   if (models === null) {
@@ -750,15 +756,7 @@ async function runCheck(
   context: CliContext,
   reporter: Reporter,
 ): Promise<number> {
-  const config = loadConfig(args, context, reporter);
-  const key = chooseKey(config, reporter, context.env);
-  const client = createClient({
-    baseUrl: config.baseUrl,
-    apiKey: key.apiKey,
-    timeoutMs: config.timeoutMs,
-    nameSetting: flagOf,
-    ...(context.fetch ? { fetch: context.fetch } : {}),
-  });
+  const { config, key, client } = endpointClient(args, context, reporter);
   const request = buildTextRequest("Introduce yourself in one sentence.", {
     model: config.model,
     maxTokens: config.maxTokens,

@@ -10,6 +10,7 @@ import {
   TimeoutError,
 } from "./errors.js";
 import { redactSecret } from "./redact.js";
+import { snippet } from "./snippet.js";
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
@@ -101,7 +102,7 @@ export function createClient(options: ClientOptions): ChatClient {
       } catch (cause) {
         throw new InvalidResponseError(
           "invalid_response",
-          `HTTP ${response.status} reply is not JSON: ${clean(snippet(text))}`,
+          `HTTP ${response.status} reply is not JSON: ${clean(bodySnippet(text))}`,
           { status: response.status, headers: response.headers, cause },
         );
       }
@@ -212,7 +213,7 @@ export function serverMessage(text: string): string {
   }
   const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];
   if (title) return `non-JSON reply: ${oneLine(title)}`;
-  return snippet(text);
+  return bodySnippet(text);
 }
 
 /** `error.code` (or a flat `code`) of an error body, when it is a string. */
@@ -238,9 +239,9 @@ function findMessage(value: unknown): string | null {
   );
 }
 
-function snippet(text: string): string {
-  const line = oneLine(text.replace(/<[^>]*>/g, " "));
-  return line.length > 200 ? `${line.slice(0, 200)}…` : line || "(empty body)";
+/** A body's text without its HTML tags (proxies answer with pages), as one short line. */
+function bodySnippet(text: string): string {
+  return snippet(text.replace(/<[^>]*>/g, " "), 200, "(empty body)");
 }
 
 function oneLine(text: string): string {

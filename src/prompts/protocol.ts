@@ -3,6 +3,7 @@ import path from "node:path";
 import { ApiError, EmptyCaptionError, InvalidJsonError, type NameSetting } from "../errors.js";
 import { readFileOrNull } from "../folders.js";
 import { sidecarPath } from "../sinks/sidecar-sink.js";
+import { snippet } from "../snippet.js";
 import {
   type CaptionProtocol,
   type ExtractedCaption,
@@ -185,9 +186,4 @@ export function promptHash(template: string, answer: AnswerSchema | undefined): 
 
 function looksLikeJson(text: string): boolean {
   return /^\s*(```|\{|\[)/.test(text);
-}
-
-function snippet(text: string): string {
-  const line = text.replace(/\s+/g, " ").trim();
-  return line.length > 120 ? `${line.slice(0, 117)}...` : line === "" ? "(empty)" : line;
 }

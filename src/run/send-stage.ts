@@ -10,6 +10,7 @@ import {
 import { AdaptiveLimiter } from "../limiter.js";
 import { type CaptionFlag, captionFlags, RETRY_FLAGS } from "../prompts/degenerate.js";
 import { ConnectionBreaker, type SendContext, type SendOutcome, sendWithRetries } from "../send.js";
+import { snippet } from "../snippet.js";
 import type { CaptionProtocol, RequestVariant } from "../stages/request.js";
 import type { CaptionRecord, PreparedImage } from "../types.js";
 import type { PreparedWork, PrepareStage } from "./prepare-stage.js";
@@ -191,9 +192,4 @@ export function previewSender(state: RunState): (work: PreparedWork) => Promise<
     state.previewed(work.image);
     return { kind: "dry" };
   };
-}
-
-function snippet(text: string): string {
-  const line = text.replace(/\s+/g, " ").trim();
-  return line.length > 100 ? `${line.slice(0, 97)}...` : line;
 }
