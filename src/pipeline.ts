@@ -3,11 +3,12 @@ import { createClient } from "./client.js";
 import { DuplicateTracker } from "./dedupe.js";
 import { checkModel, modelMissing, servedModels } from "./models.js";
 import { captionProtocol } from "./prompts/protocol.js";
+import { variesByFile } from "./prompts/template.js";
 import { RunControl } from "./run/control.js";
 import type { RunEvent, RunSummary } from "./run/events.js";
 import { runFlow } from "./run/flow.js";
 import { Intake } from "./run/intake.js";
-import { type RunOptions, resolveRunOptions } from "./run/options.js";
+import { type ResolvedRunOptions, type RunOptions, resolveRunOptions } from "./run/options.js";
 import { PrepareStage } from "./run/prepare-stage.js";
 import { createSender, previewSender } from "./run/send-stage.js";
 import { findWork } from "./run/source.js";
@@ -80,52 +81,11 @@ export async function captionImages(
       new DuplicateTracker(finished.hashes, (sha256) => sink.stored(sha256)),
       prepare.produce,
       state,
+      !variesByFile(options.template),
     );
-    const client = createClient({
-      baseUrl: options.baseUrl,
-      apiKey: options.apiKey,
-      timeoutMs: options.timeoutMs,
-      nameSetting: options.nameSetting,
-      ...(options.fetch ? { fetch: options.fetch } : {}),
-    });
-    // One short look at what the server lists, before the first image: a wrong id is a usage
-    // error now rather than a failure for every image. No list is no verdict.
-    const listed =
-      dryRun || tasks.length === 0
-        ? null
-        : servedModels((await client.models(MODEL_LIST_TIMEOUT_MS)).body);
-    const verdict = checkModel(options.model, listed, options.baseUrl);
-    if (verdict) state.emit({ type: "warning", message: verdict.warning });
-    const ids = listed?.map((model) => model.id) ?? null;
     const send = dryRun
       ? previewSender(state)
-      : createSender(
-          {
-            client,
-            protocol: captionProtocol({
-              model: options.model,
-              template: options.template,
-              maxTokens: options.maxTokens,
-              temperature: options.temperature,
-              answer: options.answer,
-              tags: options.tags,
-              sidecarExt: options.sidecar?.ext ?? ".txt",
-              nameSetting: options.nameSetting,
-              onWarning: (message) => state.emit({ type: "warning", message }),
-            }),
-            model: options.model,
-            decorate: (caption) => `${options.prefix ?? ""}${caption}${options.suffix ?? ""}`,
-            concurrency: options.concurrency,
-            rpm: options.rpm,
-            retries: options.retries,
-            nameSetting: options.nameSetting,
-            promptHash: options.promptHash,
-            rejectFlagged: options.rejectFlagged,
-            modelMissing: (error) => modelMissing(error, options.model, ids, options.baseUrl),
-          },
-          state,
-          prepare,
-        );
+      : await realSender(options, state, prepare, tasks.length > 0);
     const shape = { producers: decoders, senders: options.concurrency };
     neverTaken = await withoutSharpCache(() =>
       runFlow(tasks, shape, { intake, prepare, send }, state),
@@ -134,4 +94,57 @@ export async function captionImages(
     await sink.close();
   }
   return state.finish(neverTaken);
+}
+
+/**
+ * The senders of a real run, after one short look at what the server lists: a wrong model id is
+ * a usage error before the first image rather than a failure for every image. No list is no
+ * verdict.
+ */
+async function realSender(
+  options: ResolvedRunOptions,
+  state: RunState,
+  prepare: PrepareStage,
+  anythingToSend: boolean,
+) {
+  const client = createClient({
+    baseUrl: options.baseUrl,
+    apiKey: options.apiKey,
+    timeoutMs: options.timeoutMs,
+    nameSetting: options.nameSetting,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
+  const listed = anythingToSend
+    ? servedModels((await client.models(MODEL_LIST_TIMEOUT_MS)).body)
+    : null;
+  const verdict = checkModel(options.model, listed, options.baseUrl);
+  if (verdict) state.emit({ type: "warning", message: verdict.warning });
+  const ids = listed?.map((model) => model.id) ?? null;
+  return createSender(
+    {
+      client,
+      protocol: captionProtocol({
+        model: options.model,
+        template: options.template,
+        maxTokens: options.maxTokens,
+        temperature: options.temperature,
+        answer: options.answer,
+        tags: options.tags,
+        sidecarExt: options.sidecar?.ext ?? ".txt",
+        nameSetting: options.nameSetting,
+        onWarning: (message) => state.emit({ type: "warning", message }),
+      }),
+      model: options.model,
+      decorate: (caption) => `${options.prefix ?? ""}${caption}${options.suffix ?? ""}`,
+      concurrency: options.concurrency,
+      rpm: options.rpm,
+      retries: options.retries,
+      nameSetting: options.nameSetting,
+      promptHash: options.promptHash,
+      rejectFlagged: options.rejectFlagged,
+      modelMissing: (error) => modelMissing(error, options.model, ids, options.baseUrl),
+    },
+    state,
+    prepare,
+  );
 }

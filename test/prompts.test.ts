@@ -72,6 +72,20 @@ describe("prompt templates", () => {
     expect(Number(row?.width)).toBeLessThan(300);
   });
 
+  it("asks about each of two identical files itself when the prompt names the file", async () => {
+    await serve();
+    const [image] = await makeDistinctImages(dir, 1);
+    await writeFile(
+      path.join(dir, "photos", "twin.jpg"),
+      await readFile(path.join(dir, String(image))),
+    );
+    const result = await run(["photos", "-o", "out.csv", "-p", "Describe {stem}."]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(promptsSent().sort()).toEqual(["Describe img-0000.", "Describe twin."]);
+    const rows = await readCsv(path.join(dir, "out.csv"));
+    expect(rows.map((row) => row.attempts)).toEqual(["1", "1"]);
+  });
+
   it("reads {existing} from the sidecar the run writes, empty when there is none", async () => {
     await serve();
     const images = await makeDistinctImages(dir, 2);

@@ -59,6 +59,8 @@ const REFUSALS: readonly RegExp[] = [
   /^as an ai\b/,
   /^i apologi[sz]e\b/,
   /^i must (decline|refuse)\b/,
+  /^(i do not|i don't|i'm not|i am not) (feel )?comfortable\b/,
+  /^(this|the) (image|picture|photo) (cannot|can't|can not) be (described|captioned)\b/,
 ];
 
 function wordsOf(text: string): string[] {

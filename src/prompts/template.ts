@@ -19,6 +19,14 @@ export const PLACEHOLDERS = {
 } as const;
 
 export type Placeholder = keyof typeof PLACEHOLDERS;
+
+/** Placeholders that are the same for identical bytes: a prompt using only these may share captions. */
+export const CONTENT_PLACEHOLDERS: ReadonlySet<Placeholder> = new Set(["width", "height"]);
+
+/** Whether the prompt of two files with the same bytes can differ (it names the file, say). */
+export function variesByFile(template: PromptTemplate): boolean {
+  return [...template.uses].some((name) => !CONTENT_PLACEHOLDERS.has(name));
+}
 export type PlaceholderValues = Record<Placeholder, string>;
 
 /** A checked template: literal text and placeholders in order. */

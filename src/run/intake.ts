@@ -22,10 +22,19 @@ export class Intake {
   readonly #state: RunState;
   readonly #waiting = new Set<Promise<void>>();
 
-  constructor(duplicates: DuplicateTracker, produce: Produce, state: RunState) {
+  /** Identical bytes share one caption; not when the prompt differs per file (its path, say). */
+  readonly #sharesCaptions: boolean;
+
+  constructor(
+    duplicates: DuplicateTracker,
+    produce: Produce,
+    state: RunState,
+    sharesCaptions = true,
+  ) {
     this.#duplicates = duplicates;
     this.#produce = produce;
     this.#state = state;
+    this.#sharesCaptions = sharesCaptions;
   }
 
   async take(task: ImageTask): Promise<void> {
@@ -33,6 +42,7 @@ export class Intake {
     // Unreadable: preparing it from its path produces the error that says why.
     if (read === null) return this.#produce(task, "", undefined, () => {});
     const { sha256, bytes } = read;
+    if (!this.#sharesCaptions) return this.#produce(task, sha256, bytes, () => {});
     const claim = this.#duplicates.begin(sha256);
     if (claim.first) return this.#produce(task, sha256, bytes, claim.settle);
     // A copy holds no image while it waits for the first of its bytes to finish, and the

@@ -36,6 +36,8 @@ const refusals: [string, string][] = [
     "Unfortunately, I can't assist with this image because it may contain sensitive content.",
   ],
   ["apology", "I apologize, but I won't be able to caption this picture."],
+  ["discomfort", "I do not feel comfortable describing this image."],
+  ["passive", "This image cannot be described as it appears to contain explicit content."],
 ];
 
 const honest: [string, string][] = [
