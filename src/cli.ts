@@ -12,7 +12,7 @@ import {
 } from "./config.js";
 import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
 import { describeErrno, errnoOf, folderInputs } from "./folders.js";
-import { servedModels } from "./models.js";
+import { resolveModel, servedModels } from "./models.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
@@ -450,12 +450,21 @@ function loadConfig(
 /** The key to send, announcing the shared trial key when that is the one. */
 function chooseKey(config: CaptionConfig, reporter: Reporter, env: NodeJS.ProcessEnv) {
   const key = keyFor(config.baseUrl, config.apiKey);
-  if (key.trial) {
+  // Each of several endpoints gets its own key, or the run's; the trial key only the hosted API.
+  const keys = (config.endpoints ?? []).map((endpoint) =>
+    keyFor(endpoint.baseUrl, endpoint.apiKey ?? config.apiKey),
+  );
+  for (const each of keys) reporter.setSecret(each.apiKey);
+  if (key.trial || keys.some((each) => each.trial)) {
     const openai = env.OPENAI_API_KEY ? " (OPENAI_API_KEY is never sent to the hosted API)" : "";
     reporter.say(`${TRIAL_KEY_NOTICE}${openai}`, "warn");
   }
   reporter.setSecret(key.apiKey);
-  return key;
+  const endpoints = config.endpoints?.map((endpoint, index) => ({
+    ...endpoint,
+    apiKey: keys[index]?.apiKey,
+  }));
+  return { ...key, trial: key.trial || keys.some((each) => each.trial), endpoints };
 }
 
 /** A refusal of the trial key is about the trial, not about a key the user gave. */
@@ -503,7 +512,7 @@ async function runCaption(
   }
   const dryRun = args.dryRun === true;
   const key = dryRun
-    ? { apiKey: config.apiKey, trial: false }
+    ? { apiKey: config.apiKey, trial: false, endpoints: config.endpoints }
     : chooseKey(config, reporter, context.env);
   const overwrite = args.overwrite === true || args.resume === false;
   const control = new RunControl();
@@ -536,7 +545,9 @@ async function runCaption(
         dryRun,
         strict: args.strict === true,
         baseUrl: config.baseUrl,
-        apiKey: key.apiKey,
+        // Several endpoints carry their keys each; the first's must not become the others'.
+        apiKey: key.endpoints ? undefined : key.apiKey,
+        ...(key.endpoints ? { endpoints: key.endpoints } : {}),
         model: config.model,
         prompt: config.promptGiven ? config.prompt : undefined,
         jsonSchema: await readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
@@ -707,18 +718,30 @@ function sidecarOptions(args: Record<string, unknown>): SidecarOptions | undefin
   };
 }
 
-/** What `caption check` and `caption models` share: the endpoint settings, the key, a client. */
-function endpointClient(args: Record<string, unknown>, context: CliContext, reporter: Reporter) {
+/**
+ * What `caption check` and `caption models` share: the endpoint settings, the keys, a client for
+ * each server named (several when `--base-url` is repeated or the config lists `endpoints`).
+ */
+function endpointClients(args: Record<string, unknown>, context: CliContext, reporter: Reporter) {
   const config = loadConfig(args, context, reporter);
   const key = chooseKey(config, reporter, context.env);
-  const client = createClient({
-    baseUrl: config.baseUrl,
-    apiKey: key.apiKey,
-    timeoutMs: config.timeoutMs,
-    nameSetting: flagOf,
-    ...(context.fetch ? { fetch: context.fetch } : {}),
-  });
-  return { config, key, client };
+  const servers = key.endpoints ?? [
+    { baseUrl: config.baseUrl, apiKey: key.apiKey, model: config.model },
+  ];
+  return servers.map((server) => ({
+    config,
+    baseUrl: server.baseUrl,
+    model: resolveModel(server.model ?? config.model),
+    trial: key.trial,
+    apiKey: server.apiKey,
+    client: createClient({
+      baseUrl: server.baseUrl,
+      apiKey: server.apiKey,
+      timeoutMs: config.timeoutMs,
+      nameSetting: flagOf,
+      ...(context.fetch ? { fetch: context.fetch } : {}),
+    }),
+  }));
 }
 
 /** `caption models`: the ids `GET {base}/models` lists, one a line, with owner and date. */
@@ -727,28 +750,32 @@ async function runModels(
   context: CliContext,
   reporter: Reporter,
 ): Promise<number> {
-  const { config, client } = endpointClient(args, context, reporter);
-  const { body, problem } = await client.models(config.timeoutMs);
-  const models = servedModels(body);
-  if (models === null) {
-    reporter.say(
-      `${config.baseUrl} gave no model list (${problem ?? "the reply has no data list"})${problem?.includes("HTTP 404") ? "; it may not have the route, which is no obstacle to captioning" : ""}`,
-      "error",
-    );
-    return exitCodeOf({ answered: false });
+  const servers = endpointClients(args, context, reporter);
+  let answered = true;
+  for (const { config, baseUrl, client } of servers) {
+    const { body, problem } = await client.models(config.timeoutMs);
+    const models = servedModels(body);
+    if (models === null) {
+      reporter.say(
+        `${baseUrl} gave no model list (${problem ?? "the reply has no data list"})${problem?.includes("HTTP 404") ? "; it may not have the route, which is no obstacle to captioning" : ""}`,
+        "error",
+      );
+      answered = false;
+      continue;
+    }
+    for (const model of models) {
+      const owner = model.ownedBy ? `\t${model.ownedBy}` : "";
+      const created =
+        model.created === null
+          ? ""
+          : `\t${new Date(model.created * 1000).toISOString().slice(0, 10)}`;
+      // With several servers each line says whose it is.
+      const whose = servers.length > 1 ? `${baseUrl}\t` : "";
+      context.stdout.write(`${whose}${model.id}${owner}${created}\n`);
+    }
+    reporter.say(`${baseUrl} serves ${models.length} ${models.length === 1 ? "model" : "models"}`);
   }
-  for (const model of models) {
-    const owner = model.ownedBy ? `\t${model.ownedBy}` : "";
-    const created =
-      model.created === null
-        ? ""
-        : `\t${new Date(model.created * 1000).toISOString().slice(0, 10)}`;
-    context.stdout.write(`${model.id}${owner}${created}\n`);
-  }
-  reporter.say(
-    `${config.baseUrl} serves ${models.length} ${models.length === 1 ? "model" : "models"}`,
-  );
-  return exitCodeOf({ answered: true });
+  return exitCodeOf({ answered });
 }
 
 async function runCheck(
@@ -756,25 +783,28 @@ async function runCheck(
   context: CliContext,
   reporter: Reporter,
 ): Promise<number> {
-  const { config, key, client } = endpointClient(args, context, reporter);
-  const request = buildTextRequest("Introduce yourself in one sentence.", {
-    model: config.model,
-    maxTokens: config.maxTokens,
-    temperature: config.temperature,
-  });
-  try {
-    const reply = await client.chat(request);
-    const { caption } = extractCaption(reply.body, flagOf);
-    context.stdout.write(`${redactSecret(caption, key.apiKey)}\n`);
-    reporter.say(`${config.baseUrl} answered as ${config.model} in ${reply.latencyMs} ms`);
-    return exitCodeOf({ answered: true });
-  } catch (error) {
-    const message =
-      refusalMessage(error, key.trial) ?? (error instanceof Error ? error.message : String(error));
-    reporter.say(
-      `check failed against ${config.baseUrl} with model ${config.model}: ${message}`,
-      "error",
-    );
-    return exitCodeOf({ answered: false });
+  let answered = true;
+  for (const { config, baseUrl, model, trial, apiKey, client } of endpointClients(
+    args,
+    context,
+    reporter,
+  )) {
+    const request = buildTextRequest("Introduce yourself in one sentence.", {
+      model,
+      maxTokens: config.maxTokens,
+      temperature: config.temperature,
+    });
+    try {
+      const reply = await client.chat(request);
+      const { caption } = extractCaption(reply.body, flagOf);
+      context.stdout.write(`${redactSecret(caption, apiKey)}\n`);
+      reporter.say(`${baseUrl} answered as ${model} in ${reply.latencyMs} ms`);
+    } catch (error) {
+      const message =
+        refusalMessage(error, trial) ?? (error instanceof Error ? error.message : String(error));
+      reporter.say(`check failed against ${baseUrl} with model ${model}: ${message}`, "error");
+      answered = false;
+    }
   }
+  return exitCodeOf({ answered });
 }

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { UsageError } from "./errors.js";
 import { resolveModel } from "./models.js";
 import { parseTemplate } from "./prompts/template.js";
+import type { EndpointOptions } from "./run/options.js";
 import { closestName } from "./suggest.js";
 import type { ImageFormat, OutputFormat, PrepareOptions } from "./types.js";
 
@@ -20,7 +21,10 @@ export const DEFAULT_MAX_TOKENS_THINKING = 2048;
 
 /** Everything a caption run needs, validated and with defaults applied. */
 export interface CaptionConfig {
+  /** The first endpoint's, when there are several. */
   baseUrl: string;
+  /** Several servers (`--base-url` repeated, or the config file's `endpoints`); else undefined. */
+  endpoints: EndpointOptions[] | undefined;
   apiKey: string | undefined;
   model: string;
   prompt: string;
@@ -360,7 +364,12 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
 
   const merged: Settings = {};
   let promptFrom: { layer: SettingsLayer; key: "prompt" | "promptFile" } | null = null;
+  // Like the prompt, the servers come from the most specific layer that names any: one base URL,
+  // several (`--base-url` repeated), or a config file's `endpoints`.
+  let endpoints: EndpointOptions[] | undefined;
   for (const layer of layers) {
+    const listed = endpointsOf(layer, input.env, problems);
+    if (listed !== null) endpoints = listed;
     const valid = validateLayer(layer, problems);
     // The prompt comes from the most specific layer that sets either form of it.
     if (valid.prompt !== undefined) promptFrom = { layer, key: "prompt" };
@@ -407,7 +416,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     }
     return undefined;
   };
-  const baseUrl = normaliseBaseUrl(merged.baseUrl ?? DEFAULT_BASE_URL);
+  const baseUrl = normaliseBaseUrl(endpoints?.[0]?.baseUrl ?? merged.baseUrl ?? DEFAULT_BASE_URL);
   // A key exported for OpenAI itself is never sent to the hosted MiniCPM API: it is only the
   // fallback for servers named by a base URL of the user's own.
   const foreignKey =
@@ -417,6 +426,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     baseUrl === DEFAULT_BASE_URL;
   return {
     baseUrl,
+    endpoints,
     apiKey: foreignKey ? undefined : merged.apiKey || undefined,
     model,
     prompt,
@@ -499,16 +509,56 @@ function readConfigFile(
   const values: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(parsed)) {
     if (key === "$comment" || key.startsWith("//")) continue;
-    if (!SETTING_KEYS.includes(key as keyof Settings)) {
-      const near = closestName(key, SETTING_KEYS);
+    if (!SETTING_KEYS.includes(key as keyof Settings) && key !== "endpoints") {
+      const known = [...SETTING_KEYS, "endpoints"];
+      const near = closestName(key, known);
       problems.push(
-        `${shown}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ""}; known keys: ${SETTING_KEYS.join(", ")}`,
+        `${shown}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ""}; known keys: ${known.join(", ")}`,
       );
       continue;
     }
     values[key] = value;
   }
   return values;
+}
+
+/**
+ * The servers a layer names: undefined for one base URL (or none: the layer leaves it to those
+ * below), else the list. A list's problems are reported, and a `$NAME` key read from `env`.
+ */
+function endpointsOf(
+  layer: SettingsLayer,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): EndpointOptions[] | undefined | null {
+  const { baseUrl, endpoints } = layer.values;
+  if (Array.isArray(baseUrl)) {
+    // `--base-url` given more than once: each is an endpoint with the run's other settings.
+    const shown = layer.describe("baseUrl");
+    const urls: string[] = [];
+    for (const url of baseUrl) {
+      const problem = checkValue(url, SETTING_SPECS.baseUrl.kind);
+      if (problem) problems.push(`${shown}: ${problem}`);
+      else if (urls.includes(normaliseBaseUrl(url as string))) {
+        problems.push(`${shown}: ${normaliseBaseUrl(url as string)} is given twice`);
+      } else urls.push(normaliseBaseUrl(url as string));
+    }
+    // The rest of the layer is checked as if one had been given.
+    layer.values = { ...layer.values, baseUrl: urls[0] ?? DEFAULT_BASE_URL };
+    return urls.length > 1 ? urls.map((url) => ({ baseUrl: url })) : undefined;
+  }
+  if (endpoints === undefined) return baseUrl === undefined ? null : undefined;
+  const where = layer.describe("baseUrl").replace(/: baseUrl$/, "");
+  const found = checkEndpoints(endpoints, env);
+  for (const problem of found) problems.push(`${where}: ${problem}`);
+  if (found.length > 0 || !Array.isArray(endpoints)) return undefined;
+  if (baseUrl !== undefined) {
+    problems.push(`${where}: baseUrl and endpoints name the servers twice; keep one of them`);
+  }
+  return (endpoints as Record<string, unknown>[]).map((entry) => ({
+    ...(entry as unknown as EndpointOptions),
+    baseUrl: normaliseBaseUrl(entry.baseUrl as string),
+  }));
 }
 
 function validateLayer(layer: SettingsLayer, problems: string[]): Settings {
@@ -581,4 +631,67 @@ function describeRange(kind: { min: number; max: number; exclusiveMin?: boolean 
 
 function show(value: unknown): string {
   return typeof value === "string" ? `"${value}"` : (JSON.stringify(value) ?? String(value));
+}
+
+/** The keys an entry of `endpoints` may have. */
+export const ENDPOINT_KEYS = ["baseUrl", "apiKey", "model", "concurrency", "rpm"] as const;
+
+/**
+ * What is wrong with a list of endpoints, each problem naming the entry (`endpoints[1].rpm: …`).
+ * With `env`, an apiKey of the form `$NAME` is read from that variable and replaced in place.
+ */
+export function checkEndpoints(value: unknown, env?: NodeJS.ProcessEnv): string[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    return [
+      'endpoints: expected a non-empty list like [{ "baseUrl": "http://gpu1:8000/v1" }, …], each with apiKey, model, concurrency and rpm if it needs its own',
+    ];
+  }
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  value.forEach((entry: unknown, index) => {
+    const where = `endpoints[${index}]`;
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      problems.push(`${where}: expected an object like { "baseUrl": "http://gpu1:8000/v1" }`);
+      return;
+    }
+    const fields = entry as Record<string, unknown>;
+    for (const key of Object.keys(fields)) {
+      if (!(ENDPOINT_KEYS as readonly string[]).includes(key)) {
+        const near = closestName(key, ENDPOINT_KEYS);
+        problems.push(
+          `${where}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ""}; known keys: ${ENDPOINT_KEYS.join(", ")}`,
+        );
+      }
+    }
+    if (fields.baseUrl === undefined) problems.push(`${where}.baseUrl: missing`);
+    const named =
+      typeof fields.apiKey === "string"
+        ? /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(fields.apiKey)
+        : null;
+    if (env && named?.[1]) {
+      const variable = named[1];
+      const key = env[variable];
+      if (key) fields.apiKey = key;
+      else
+        problems.push(
+          `${where}.apiKey: names the environment variable ${variable}, which is not set`,
+        );
+    }
+    for (const key of ENDPOINT_KEYS) {
+      if (fields[key] === undefined) continue;
+      const problem = checkSetting(key, fields[key]);
+      // Never echo a key back, even a malformed one.
+      if (problem) {
+        problems.push(
+          `${where}.${key}: ${key === "apiKey" ? "expected a non-empty string" : problem}`,
+        );
+      }
+    }
+    if (typeof fields.baseUrl === "string") {
+      const url = normaliseBaseUrl(fields.baseUrl);
+      if (seen.has(url)) problems.push(`${where}.baseUrl: ${url} is listed twice`);
+      seen.add(url);
+    }
+  });
+  return problems;
 }

@@ -1,3 +1,4 @@
+import { Dispatcher, type Gate } from "./dispatch.js";
 import { readRateHeaders } from "./rate-headers.js";
 
 export interface LimiterOptions {
@@ -7,12 +8,6 @@ export interface LimiterOptions {
   rpm?: number | undefined;
   /** Reported whenever the allowed concurrency changes. */
   onChange?: (allowed: number) => void;
-}
-
-interface Waiter {
-  resolve: (slot: Slot | null) => void;
-  signal: AbortSignal | undefined;
-  onAbort: () => void;
 }
 
 /** A permit to send one request; say how it went when it is over. */
@@ -39,7 +34,7 @@ export interface Slot {
  * what was accepted and doubles every quarter second until the next limit says where it is; after
  * that it probes upwards by about 2 % a second. It also spaces request starts for `--rpm`.
  */
-export class AdaptiveLimiter {
+export class AdaptiveLimiter implements Gate<Slot> {
   readonly #max: number;
   readonly #interval: number;
   readonly #onChange: ((allowed: number) => void) | undefined;
@@ -48,8 +43,9 @@ export class AdaptiveLimiter {
   #pausedUntil = 0;
   #nextStart = 0;
   #decreasedAt = Number.NEGATIVE_INFINITY;
-  readonly #waiters: Waiter[] = [];
-  #timer: NodeJS.Timeout | null = null;
+  #listener: () => void = () => {};
+  /** Its own queue, for a caller that waits on this limiter alone. */
+  #queue: Dispatcher<Slot, AdaptiveLimiter> | null = null;
   /** Start times of the requests of the last two seconds, and of those refused with a limit. */
   readonly #starts: number[] = [];
   readonly #refused: number[] = [];
@@ -84,71 +80,50 @@ export class AdaptiveLimiter {
   }
 
   /** Waits for a permit; resolves null if `signal` aborts first. */
-  acquire(signal?: AbortSignal): Promise<Slot | null> {
-    if (signal?.aborted) return Promise.resolve(null);
-    return new Promise((resolve) => {
-      const waiter: Waiter = {
-        resolve,
-        signal,
-        onAbort: () => {
-          const index = this.#waiters.indexOf(waiter);
-          if (index !== -1) this.#waiters.splice(index, 1);
-          resolve(null);
-          // A pending wake-up with nobody left to wake would keep the process alive for nothing.
-          if (this.#waiters.length === 0 && this.#timer) {
-            clearTimeout(this.#timer);
-            this.#timer = null;
-          }
-        },
-      };
-      this.#waiters.push(waiter);
-      signal?.addEventListener("abort", waiter.onAbort, { once: true });
-      this.#pump();
-    });
+  async acquire(signal?: AbortSignal): Promise<Slot | null> {
+    this.#queue ??= new Dispatcher<Slot, AdaptiveLimiter>([this]);
+    return (await this.#queue.acquire(signal))?.slot ?? null;
   }
 
-  #pump(): void {
-    if (this.#timer) return;
-    while (this.#waiters.length > 0) {
-      if (this.#active >= Math.max(1, Math.floor(this.#allowed))) return;
-      const now = performance.now();
-      const wakeAt = Math.max(this.#pausedUntil, this.#nextStart);
-      if (wakeAt > now) {
-        this.#timer = setTimeout(() => {
-          this.#timer = null;
-          this.#pump();
-        }, wakeAt - now);
-        return;
-      }
-      const waiter = this.#waiters.shift();
-      if (!waiter) return;
-      waiter.signal?.removeEventListener("abort", waiter.onAbort);
-      if (this.#pace === null && this.#firstLimit !== null) {
-        const { at, full } = this.#firstLimit;
-        this.#pace = Math.max(1, this.#acceptedSince(at - 1000));
-        this.#slowStart = !full;
-        this.#paceChangedAt = now;
-        this.#sendingSince = now;
-      }
-      // Slow start doubles on the clock, not per success: at a low pace successes are rare.
-      if (
-        this.#pace !== null &&
-        this.#slowStart &&
-        now - this.#paceChangedAt >= SLOW_START_STEP_MS
-      ) {
-        this.#pace *= 2;
-        this.#paceChangedAt = now;
-      }
-      const interval = Math.max(this.#interval, this.#pace ? 1000 / this.#pace : 0);
-      // From now, not from when this start was due: a late timer must not bunch the next start
-      // up against this one, which a strict limiter would refuse.
-      if (interval > 0) this.#nextStart = now + interval;
-      if (this.#sendingSince === Number.NEGATIVE_INFINITY) this.#sendingSince = now;
-      this.#starts.push(now);
-      prune(this.#starts, now);
-      this.#active += 1;
-      waiter.resolve(this.#slot(now));
+  readyAt(_now: number): number {
+    if (this.#active >= Math.max(1, Math.floor(this.#allowed))) return Number.POSITIVE_INFINITY;
+    return Math.max(this.#pausedUntil, this.#nextStart);
+  }
+
+  load(): number {
+    return this.#active / Math.max(1, Math.floor(this.#allowed));
+  }
+
+  capacity(): number {
+    return Math.max(1, Math.floor(this.#allowed));
+  }
+
+  listen(listener: () => void): void {
+    this.#listener = listener;
+  }
+
+  start(now: number): Slot {
+    if (this.#pace === null && this.#firstLimit !== null) {
+      const { at, full } = this.#firstLimit;
+      this.#pace = Math.max(1, this.#acceptedSince(at - 1000));
+      this.#slowStart = !full;
+      this.#paceChangedAt = now;
+      this.#sendingSince = now;
     }
+    // Slow start doubles on the clock, not per success: at a low pace successes are rare.
+    if (this.#pace !== null && this.#slowStart && now - this.#paceChangedAt >= SLOW_START_STEP_MS) {
+      this.#pace *= 2;
+      this.#paceChangedAt = now;
+    }
+    const interval = Math.max(this.#interval, this.#pace ? 1000 / this.#pace : 0);
+    // From now, not from when this start was due: a late timer must not bunch the next start
+    // up against this one, which a strict limiter would refuse.
+    if (interval > 0) this.#nextStart = now + interval;
+    if (this.#sendingSince === Number.NEGATIVE_INFINITY) this.#sendingSince = now;
+    this.#starts.push(now);
+    prune(this.#starts, now);
+    this.#active += 1;
+    return this.#slot(now);
   }
 
   #slot(startedAt: number): Slot {
@@ -158,7 +133,7 @@ export class AdaptiveLimiter {
       open = false;
       this.#active -= 1;
       update();
-      this.#pump();
+      this.#listener();
     };
     return {
       done: () =>
@@ -253,6 +228,7 @@ export class AdaptiveLimiter {
     if (told.waitMs !== null) {
       this.#nextStart = Math.max(this.#nextStart, performance.now() + told.waitMs);
     }
+    this.#listener();
   }
 
   #setAllowed(value: number): void {

@@ -1,10 +1,13 @@
 import { availableParallelism } from "node:os";
 import { createClient } from "./client.js";
 import { DuplicateTracker } from "./dedupe.js";
+import { Dispatcher } from "./dispatch.js";
+import { AdaptiveLimiter, type Slot } from "./limiter.js";
 import { checkModel, modelMissing, servedModels } from "./models.js";
 import { captionProtocol } from "./prompts/protocol.js";
 import { variesByFile } from "./prompts/template.js";
 import { RunControl } from "./run/control.js";
+import { Endpoint, RETRY_DOWN_MS } from "./run/endpoint.js";
 import type { RunEvent, RunSummary } from "./run/events.js";
 import { runFlow } from "./run/flow.js";
 import { Intake } from "./run/intake.js";
@@ -61,9 +64,11 @@ export async function captionImages(
     sink,
     control,
     onEvent: hooks.onEvent,
-    secret: options.apiKey,
+    secrets: options.endpoints.map((endpoint) => endpoint.apiKey),
     preview: dryRun,
   });
+  // Every endpoint is in the count, those that answered nothing too.
+  for (const endpoint of options.endpoints) state.summary.byEndpoint[endpoint.label] = 0;
   let neverTaken = 0;
   try {
     const { tasks, finished } = await findWork(
@@ -75,7 +80,8 @@ export async function captionImages(
     );
     // Decoding is CPU-bound: one per core, plus one so a core never waits while another image's
     // file is read or its result encoded; more would only hold more pixels in memory.
-    const decoders = Math.max(1, Math.min(options.concurrency, availableParallelism() + 1));
+    const senders = options.endpoints.reduce((sum, endpoint) => sum + endpoint.concurrency, 0);
+    const decoders = Math.max(1, Math.min(senders, availableParallelism() + 1));
     const prepare = new PrepareStage(options.prepare, decoders, state);
     const intake = new Intake(
       new DuplicateTracker(finished.hashes, (sha256) => sink.stored(sha256)),
@@ -83,12 +89,16 @@ export async function captionImages(
       state,
       !variesByFile(options.template),
     );
-    const send = dryRun
-      ? previewSender(state)
-      : await realSender(options, state, prepare, tasks.length > 0);
-    const shape = { producers: decoders, senders: options.concurrency };
-    neverTaken = await withoutSharpCache(() =>
-      runFlow(tasks, shape, { intake, prepare, send }, state),
+    const shape = { producers: decoders, senders };
+    neverTaken = await withoutSharpCache(async () =>
+      dryRun
+        ? runFlow(tasks, shape, { intake, prepare, send: previewSender(state) }, state)
+        : runFlow(
+            tasks,
+            shape,
+            { intake, prepare, send: await realSender(options, state, prepare, tasks.length > 0) },
+            state,
+          ),
     );
   } finally {
     await sink.close();
@@ -97,7 +107,7 @@ export async function captionImages(
 }
 
 /**
- * The senders of a real run, after one short look at what the server lists: a wrong model id is
+ * The senders of a real run, after one short look at what each server lists: a wrong model id is
  * a usage error before the first image rather than a failure for every image. No list is no
  * verdict.
  */
@@ -107,42 +117,69 @@ async function realSender(
   prepare: PrepareStage,
   anythingToSend: boolean,
 ) {
-  const client = createClient({
-    baseUrl: options.baseUrl,
-    apiKey: options.apiKey,
-    timeoutMs: options.timeoutMs,
-    nameSetting: options.nameSetting,
-    ...(options.fetch ? { fetch: options.fetch } : {}),
-  });
-  const listed = anythingToSend
-    ? servedModels((await client.models(MODEL_LIST_TIMEOUT_MS)).body)
-    : null;
-  const verdict = checkModel(options.model, listed, options.baseUrl);
-  if (verdict) state.emit({ type: "warning", message: verdict.warning });
-  const ids = listed?.map((model) => model.id) ?? null;
+  const several = options.endpoints.length > 1;
+  const warn = (message: string) => state.emit({ type: "warning", message });
+  const endpoints = await Promise.all(
+    options.endpoints.map(async (spec) => {
+      const client = createClient({
+        baseUrl: spec.baseUrl,
+        apiKey: spec.apiKey,
+        timeoutMs: options.timeoutMs,
+        nameSetting: options.nameSetting,
+        ...(options.fetch ? { fetch: options.fetch } : {}),
+      });
+      const listed = anythingToSend
+        ? servedModels((await client.models(MODEL_LIST_TIMEOUT_MS)).body)
+        : null;
+      const verdict = checkModel(spec.model, listed, spec.baseUrl);
+      if (verdict) warn(verdict.warning);
+      return new Endpoint({
+        label: spec.label,
+        baseUrl: spec.baseUrl,
+        model: spec.model,
+        client,
+        listed: listed?.map((model) => model.id) ?? null,
+        limiter: new AdaptiveLimiter({
+          concurrency: spec.concurrency,
+          rpm: spec.rpm,
+          // The live line shows one figure: a single endpoint's.
+          ...(several
+            ? {}
+            : { onChange: (allowed: number) => state.emit({ type: "concurrency", allowed }) }),
+        }),
+        protocol: captionProtocol({
+          model: spec.model,
+          template: options.template,
+          maxTokens: options.maxTokens,
+          temperature: options.temperature,
+          answer: options.answer,
+          tags: options.tags,
+          sidecarExt: options.sidecar?.ext ?? ".txt",
+          nameSetting: options.nameSetting,
+          onWarning: warn,
+        }),
+        several,
+        // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
+        aloneThreshold: Math.max(10, 2 * spec.concurrency),
+        onChange: (endpoint, up, reason) =>
+          warn(
+            up
+              ? `${endpoint.label} answers again; it takes images again`
+              : `${endpoint.label} stopped answering (${reason}); its images go to the other endpoints, and it is tried again in ${RETRY_DOWN_MS / 1000} s`,
+          ),
+      });
+    }),
+  );
   return createSender(
     {
-      client,
-      protocol: captionProtocol({
-        model: options.model,
-        template: options.template,
-        maxTokens: options.maxTokens,
-        temperature: options.temperature,
-        answer: options.answer,
-        tags: options.tags,
-        sidecarExt: options.sidecar?.ext ?? ".txt",
-        nameSetting: options.nameSetting,
-        onWarning: (message) => state.emit({ type: "warning", message }),
-      }),
-      model: options.model,
+      endpoints: new Dispatcher<Slot, Endpoint>(endpoints),
       decorate: (caption) => `${options.prefix ?? ""}${caption}${options.suffix ?? ""}`,
-      concurrency: options.concurrency,
-      rpm: options.rpm,
       retries: options.retries,
       nameSetting: options.nameSetting,
       promptHash: options.promptHash,
       rejectFlagged: options.rejectFlagged,
-      modelMissing: (error) => modelMissing(error, options.model, ids, options.baseUrl),
+      modelMissing: (error, endpoint) =>
+        modelMissing(error, endpoint.model, endpoint.listed, endpoint.baseUrl),
     },
     state,
     prepare,

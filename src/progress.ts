@@ -11,7 +11,7 @@ export interface ReporterOptions {
   /** Only errors, warnings and the summary. */
   quiet: boolean;
   verbose: boolean;
-  /** Masked out of everything printed; can be set later with setSecret(). */
+  /** Masked out of everything printed; more can be added with setSecret(). */
   secret: string | undefined;
   /** Redraw interval of the live line. @default 250 */
   intervalMs?: number;
@@ -23,6 +23,7 @@ export interface ReporterOptions {
  */
 export class Reporter {
   #options: ReporterOptions;
+  readonly #secrets: string[] = [];
   readonly #json: boolean;
   readonly #live: boolean;
   #timer: NodeJS.Timeout | null = null;
@@ -37,6 +38,7 @@ export class Reporter {
 
   constructor(options: ReporterOptions) {
     this.#options = { ...options };
+    if (options.secret) this.#secrets.push(options.secret);
     this.#json = options.format === "json";
     this.#live = Boolean(options.stream.isTTY) && !options.quiet && !this.#json;
     // Without a listener, EPIPE on stderr is an uncaught error that kills the run mid-write.
@@ -45,9 +47,9 @@ export class Reporter {
     });
   }
 
-  /** Masks this key in everything printed from now on. */
+  /** Masks this key too in everything printed from now on. */
   setSecret(secret: string | undefined): void {
-    if (secret) this.#options.secret = secret;
+    if (secret && !this.#secrets.includes(secret)) this.#secrets.push(secret);
   }
 
   /** A message of its own: `caption: <text>` on a line, or a JSON "message" event. */
@@ -174,13 +176,13 @@ export class Reporter {
 
   #writeLine(text: string): void {
     this.#clearLine();
-    this.#write(`${redactSecret(text, this.#options.secret)}\n`);
+    this.#write(`${redactSecret(text, this.#secrets)}\n`);
     this.#draw();
   }
 
   #writeJson(fields: Record<string, unknown>): void {
     const line = JSON.stringify({ time: new Date().toISOString(), ...fields });
-    this.#write(`${redactSecret(line, this.#options.secret)}\n`);
+    this.#write(`${redactSecret(line, this.#secrets)}\n`);
   }
 
   #write(text: string): void {
@@ -279,6 +281,12 @@ export function summaryLine(
   if (flagged.length > 0) {
     parts.push(
       `flagged: ${flagged.map(([flag, count]) => `${count} ${flag}`).join(", ")} (see the flags column)`,
+    );
+  }
+  const byEndpoint = Object.entries(summary.byEndpoint);
+  if (byEndpoint.length > 1) {
+    parts.push(
+      `by endpoint: ${byEndpoint.map(([label, count]) => `${label} ${count}`).join(", ")}`,
     );
   }
   if (summary.alreadyDone > 0) parts.push(`${summary.alreadyDone} already done`);

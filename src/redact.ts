@@ -4,9 +4,17 @@ const MASK = "[redacted]";
  * Removes a secret from text that is about to be shown or stored. Servers have been seen echoing
  * the Authorization header or a key-bearing URL back in error messages.
  */
-export function redactSecret(text: string, secret: string | undefined): string {
+export function redactSecret(
+  text: string,
+  secret: string | undefined | readonly (string | undefined)[],
+): string {
+  if (typeof secret !== "string") {
+    // Longest first, so a key that holds another is masked whole.
+    const keys = [...(secret ?? [])].sort((a, b) => (b?.length ?? 0) - (a?.length ?? 0));
+    return keys.reduce<string>((out, key) => redactSecret(out, key), text);
+  }
   // A very short "key" would mask ordinary words; such keys are not real credentials anyway.
-  if (!secret || secret.length < 4) return text;
+  if (secret.length < 4) return text;
   let out = text.split(secret).join(MASK);
   const encoded = encodeURIComponent(secret);
   if (encoded !== secret) out = out.split(encoded).join(MASK);

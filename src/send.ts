@@ -1,4 +1,5 @@
-import { type ChatClient, type ChatReply, RequestCancelledError } from "./client.js";
+import { type ChatReply, RequestCancelledError } from "./client.js";
+import type { Dispatcher } from "./dispatch.js";
 import {
   ApiError,
   AuthError,
@@ -8,118 +9,122 @@ import {
   RateLimitError,
   RunAbortedError,
   ServerError,
+  TimeoutError,
 } from "./errors.js";
-import type { AdaptiveLimiter } from "./limiter.js";
+import type { Slot } from "./limiter.js";
 import { saysModelMissing } from "./models.js";
 import { retryDelay, serverRequestedDelay, shouldRetry } from "./retry.js";
+import type { Endpoint } from "./run/endpoint.js";
 import type { ExtractedCaption } from "./stages/request.js";
 
 export type SendOutcome =
-  | { kind: "captioned"; reply: ChatReply; extracted: ExtractedCaption; attempts: number }
-  | { kind: "failed"; error: unknown; attempts: number }
+  | {
+      kind: "captioned";
+      reply: ChatReply;
+      extracted: ExtractedCaption;
+      attempts: number;
+      endpoint: Endpoint;
+    }
+  | { kind: "failed"; error: unknown; attempts: number; endpoint: Endpoint }
   /** Ended without a result: the run is stopping, or `abort` says why it must. */
   | { kind: "unfinished"; abort?: RunAbortedError };
 
 export interface SendContext {
-  client: ChatClient;
+  /** The run's endpoints: each attempt goes to whichever can take it soonest. */
+  endpoints: Dispatcher<Slot, Endpoint>;
   retries: number;
   /** Once aborted, no new attempt starts and waits end early. */
   stopSignal: AbortSignal;
   /** Cancels requests in flight. */
   abortSignal: AbortSignal;
-  breaker: ConnectionBreaker;
-  /** Shared by every request of the run: concurrency, backing off, --rpm. */
-  limiter: AdaptiveLimiter;
   /** Told before each wait for another attempt at the request for `label`. */
   onRetry: (label: string, attempt: number, delayMs: number, error: unknown) => void;
   /** How the message of an unreachable endpoint names the base URL. */
   nameSetting: NameSetting;
   /** The run's end when an answer says the model does not exist. */
-  modelMissing: (error: ApiError) => RunAbortedError;
+  modelMissing: (error: ApiError, endpoint: Endpoint) => RunAbortedError;
 }
 
 /** Turns a 2xx reply into a caption, or throws the ApiError that says why it is not one. */
 export type ReplyReader = (body: unknown) => ExtractedCaption;
 
-/**
- * Tells when the endpoint is down rather than flaky: that many connection failures in a row,
- * across all workers, with no reply of any kind in between.
- */
-export class ConnectionBreaker {
-  #failures = 0;
-  #captioned = false;
-  constructor(readonly threshold: number) {}
-  /** A reply arrived (any status): the server is there. */
-  reachable(): void {
-    this.#failures = 0;
-  }
-  /** A caption came back: the base URL, key and model are right. */
-  succeeded(): void {
-    this.#captioned = true;
-  }
-  /** Whether any request of this run has been answered with a caption yet. */
-  get everSucceeded(): boolean {
-    return this.#captioned;
-  }
-  /** Returns true once the endpoint should be given up on. */
-  unreachable(): boolean {
-    this.#failures += 1;
-    return this.#failures >= this.threshold;
-  }
-}
+/** The request for one endpoint (its model, its protocol's state) and how to read its reply. */
+export type RequestFor = (
+  endpoint: Endpoint,
+) => Promise<{ request: object | Uint8Array; read: ReplyReader }>;
 
-/** Sends one caption request, retrying what may be transient, until it succeeds or cannot. */
+/**
+ * Sends one caption request, retrying what may be transient, until it succeeds or cannot. Each
+ * attempt goes to whichever endpoint can take it first; an attempt that finds its endpoint gone
+ * (and so takes it out) is handed to the others without counting against the retries.
+ */
 export async function sendWithRetries(
-  request: object | Uint8Array,
-  read: ReplyReader,
+  requestFor: RequestFor,
   label: string,
   context: SendContext,
 ): Promise<SendOutcome> {
+  const endpoints = context.endpoints.gates;
   for (let attempt = 1; ; attempt += 1) {
-    const slot = await context.limiter.acquire(context.stopSignal);
-    if (!slot) return { kind: "unfinished" };
+    const admission = await context.endpoints.acquire(context.stopSignal);
+    if (!admission) return { kind: "unfinished" };
+    const { gate: endpoint, slot } = admission;
+    let built: Awaited<ReturnType<RequestFor>>;
     try {
-      const reply = await context.client.chat(request, context.abortSignal);
-      context.limiter.observe(reply.headers);
+      built = await requestFor(endpoint);
+    } catch (error) {
+      slot.release();
+      throw error;
+    }
+    try {
+      const reply = await endpoint.client.chat(built.request, context.abortSignal);
+      endpoint.limiter.observe(reply.headers);
       slot.done();
-      context.breaker.reachable();
-      const extracted = read(reply.body);
-      context.breaker.succeeded();
-      return { kind: "captioned", reply, extracted, attempts: attempt };
+      endpoint.reachable();
+      const extracted = built.read(reply.body);
+      endpoint.succeeded();
+      return { kind: "captioned", reply, extracted, attempts: attempt, endpoint };
     } catch (error) {
       // Settling a slot twice is a no-op, so a reply that failed extraction stays `done`.
       if (error instanceof RequestCancelledError) {
         slot.release();
         return { kind: "unfinished" };
       }
-      if (error instanceof ApiError) context.limiter.observe(error.headers);
+      if (error instanceof ApiError) endpoint.limiter.observe(error.headers);
       const delayMs = retryDelay(attempt, error);
       if (isSlowDown(error)) slot.congested(delayMs, isMetered(error));
       else if (error instanceof ConnectionError) slot.release();
       else slot.done();
 
-      if (!(error instanceof ConnectionError && error.refused)) context.breaker.reachable();
-      else if (context.breaker.unreachable()) {
-        return {
-          kind: "unfinished",
-          abort: unreachable(error, attempt, label, true, context.nameSetting),
-        };
+      const silent = error instanceof ConnectionError || error instanceof TimeoutError;
+      if (!silent) endpoint.reachable();
+      else if (endpoint.noReply(error)) {
+        if (endpoints.every((gate) => gate.down)) {
+          return {
+            kind: "unfinished",
+            abort: unreachable(error as ApiError, attempt, label, true, context, endpoints),
+          };
+        }
+        // Handed to the endpoints still answering, at once and as the same attempt.
+        attempt -= 1;
+        continue;
       }
       // Some things about the endpoint will not change by retrying: stop before every image fails.
       if (error instanceof ConnectionError && error.unknownHost) {
-        return { kind: "unfinished", abort: endpointWrong(error) };
+        return { kind: "unfinished", abort: endpointWrong(error, endpoint, endpoints) };
       }
       // A wrong model id would fail every image one by one.
-      if (saysModelMissing(error) && !context.breaker.everSucceeded) {
-        return { kind: "unfinished", abort: context.modelMissing(error as ApiError) };
+      if (saysModelMissing(error) && !endpoint.everSucceeded) {
+        return { kind: "unfinished", abort: context.modelMissing(error as ApiError, endpoint) };
       }
-      if (error instanceof EndpointNotFoundError && !context.breaker.everSucceeded) {
-        return { kind: "unfinished", abort: endpointWrong(error) };
+      if (error instanceof EndpointNotFoundError && !endpoint.everSucceeded) {
+        return { kind: "unfinished", abort: endpointWrong(error, endpoint, endpoints) };
       }
       if (error instanceof AuthError) {
         return {
           kind: "unfinished",
-          abort: new RunAbortedError(error.code, error.message, { cause: error }),
+          abort: new RunAbortedError(error.code, atEndpoint(error.message, endpoint, endpoints), {
+            cause: error,
+          }),
         };
       }
       if (!shouldRetry(error) || attempt > context.retries) {
@@ -127,10 +132,10 @@ export async function sendWithRetries(
         if (error instanceof ConnectionError && error.refused) {
           return {
             kind: "unfinished",
-            abort: unreachable(error, attempt, label, false, context.nameSetting),
+            abort: unreachable(error, attempt, label, false, context, endpoints),
           };
         }
-        return { kind: "failed", error, attempts: attempt };
+        return { kind: "failed", error, attempts: attempt, endpoint };
       }
       // Once a stop is asked for, no new attempts: the image is left for the next run.
       if (context.stopSignal.aborted) return { kind: "unfinished" };
@@ -139,6 +144,11 @@ export async function sendWithRetries(
       if (context.stopSignal.aborted) return { kind: "unfinished" };
     }
   }
+}
+
+/** With several endpoints, a message about one says which. */
+function atEndpoint(message: string, endpoint: Endpoint, endpoints: readonly Endpoint[]): string {
+  return endpoints.length > 1 ? `${endpoint.label}: ${message}` : message;
 }
 
 /** A server that names a wait of a second or more is metering a rate, not shedding a spike. */
@@ -158,26 +168,41 @@ function isSlowDown(error: unknown): boolean {
 }
 
 function unreachable(
-  error: ConnectionError,
+  error: ApiError,
   attempt: number,
   label: string,
   breaker: boolean,
-  name: NameSetting,
+  context: SendContext,
+  endpoints: readonly Endpoint[],
 ): RunAbortedError {
+  if (endpoints.length > 1) {
+    const each = endpoints.map((endpoint) => `${endpoint.label}: ${endpoint.lastProblem}`);
+    return new RunAbortedError(
+      "endpoint_unreachable",
+      `every endpoint stopped answering (${each.join("; ")}); check that the servers are up, then rerun to resume`,
+      { cause: error },
+    );
+  }
   const where = breaker
     ? "many requests in a row failed to connect"
     : `after ${attempt} ${attempt === 1 ? "attempt" : "attempts"} on ${label}`;
   return new RunAbortedError(
     "endpoint_unreachable",
-    `${error.message} (${where}); check ${name("baseUrl")} and that the server is up, then rerun to resume`,
+    `${error.message} (${where}); check ${context.nameSetting("baseUrl")} and that the server is up, then rerun to resume`,
     { cause: error },
   );
 }
 
-function endpointWrong(error: ApiError): RunAbortedError {
-  return new RunAbortedError("endpoint_wrong", `${error.message}; nothing was captioned`, {
-    cause: error,
-  });
+function endpointWrong(
+  error: ApiError,
+  endpoint: Endpoint,
+  endpoints: readonly Endpoint[],
+): RunAbortedError {
+  return new RunAbortedError(
+    "endpoint_wrong",
+    `${atEndpoint(error.message, endpoint, endpoints)}; nothing was captioned`,
+    { cause: error },
+  );
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -46,6 +46,8 @@ export interface CaptionRecord {
   path: string;
   caption: string;
   model: string;
+  /** Which endpoint answered: its host and port. */
+  endpoint: string;
   width: number;
   height: number;
   prompt_tokens: number | null;

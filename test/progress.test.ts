@@ -194,6 +194,7 @@ const summaryBase: RunSummary = {
   errorsFileProblem: null,
   emptyInputs: [],
   flagged: {},
+  byEndpoint: {},
 };
 
 describe("summaryLine", () => {

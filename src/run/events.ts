@@ -47,6 +47,8 @@ export interface RunSummary {
   emptyInputs: readonly string[];
   /** Captions kept with flags (repetition, refusal, truncated), by flag. */
   flagged: Record<string, number>;
+  /** Images each endpoint answered (copies aside), by `host:port`. */
+  byEndpoint: Record<string, number>;
 }
 
 export function emptySummary(): RunSummary {
@@ -65,5 +67,6 @@ export function emptySummary(): RunSummary {
     errorsFileProblem: null,
     emptyInputs: [],
     flagged: {},
+    byEndpoint: {},
   };
 }

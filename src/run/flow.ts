@@ -1,8 +1,8 @@
-import type { ImageOutcome } from "../dedupe.js";
 import type { ImageTask } from "../types.js";
 import type { RunControl } from "./control.js";
 import type { Intake } from "./intake.js";
-import type { PreparedWork, PrepareStage } from "./prepare-stage.js";
+import type { PrepareStage } from "./prepare-stage.js";
+import type { Sender } from "./send-stage.js";
 import type { RunState } from "./state.js";
 
 export interface FlowShape {
@@ -17,14 +17,10 @@ export interface FlowShape {
  * stops. Returns how many tasks were never taken up. Whatever happens to the producers, the
  * senders are let finish before this returns, so the sinks can be closed behind them.
  */
-export async function runFlow(
+export async function runFlow<T>(
   tasks: readonly ImageTask[],
   shape: FlowShape,
-  stages: {
-    intake: Intake;
-    prepare: PrepareStage;
-    send: (work: PreparedWork) => Promise<ImageOutcome>;
-  },
+  stages: { intake: Intake; prepare: PrepareStage; send: Sender<T> },
   state: RunState,
 ): Promise<number> {
   const { intake, prepare, send } = stages;
@@ -39,19 +35,29 @@ export async function runFlow(
       await intake.take(task);
     }
   };
+  // Each sender takes a seat before it takes an image, so no more images are held prepared than
+  // the endpoints let in flight (and the queue's few).
   const sender = async () => {
-    for (let work = await queue.shift(); work; work = await queue.shift()) {
+    for (;;) {
+      const seat = control.stopSignal.aborted ? null : await send.admit();
+      const work = await queue.shift();
+      if (!work) {
+        if (seat !== null) send.release(seat);
+        return;
+      }
       // Once a stop is asked for, prepared images are left for the next run, not sent.
-      if (control.stopSignal.aborted) {
+      if (seat === null) {
         work.settle(state.unfinished(work.task));
         continue;
       }
       try {
-        work.settle(await send(work));
+        work.settle(await send.send(work));
       } catch (error) {
         // Copies waiting on this image must not wait forever.
         work.settle(state.unfinished(work.task));
         throw error;
+      } finally {
+        send.release(seat);
       }
     }
   };

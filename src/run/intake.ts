@@ -83,6 +83,8 @@ function copyRecord(task: ImageTask, sha256: string, stored: StoredCaption): Cap
     path: task.path,
     caption: stored.caption,
     model: stored.model,
+    // No endpoint answered: the caption is the earlier row's.
+    endpoint: "",
     width: stored.width,
     height: stored.height,
     prompt_tokens: null,

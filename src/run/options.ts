@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { FetchLike } from "../client.js";
 import {
+  checkEndpoints,
   checkSetting,
   defaultMaxTokens,
   normaliseBaseUrl,
@@ -18,6 +19,27 @@ import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
 import { SIDECAR_POLICIES, type SidecarOptions, sidecarExtProblem } from "../sinks/sidecar-sink.js";
 import type { XmpNaming } from "../sinks/xmp-sink.js";
 import type { OutputFormat, PrepareOptions } from "../types.js";
+import { endpointLabels } from "./endpoint.js";
+
+/** One server of a run; what it leaves out is the run's own setting. */
+export interface EndpointOptions {
+  baseUrl: string;
+  apiKey?: string | undefined;
+  model?: string | undefined;
+  concurrency?: number | undefined;
+  rpm?: number | undefined;
+}
+
+/** An endpoint with the run's settings filled in, and the name its rows give it. */
+export interface ResolvedEndpoint {
+  baseUrl: string;
+  apiKey: string | undefined;
+  model: string;
+  concurrency: number;
+  rpm: number | undefined;
+  /** `host:port`: the rows' `endpoint` column. */
+  label: string;
+}
 
 /** What `captionImages` takes. Only `inputs` and `output` are required; the rest have defaults. */
 export interface RunOptions {
@@ -55,6 +77,12 @@ export interface RunOptions {
   csvFormulaGuard?: boolean | undefined;
   /** @default "https://api.modelbest.cn/v1" */
   baseUrl?: string | undefined;
+  /**
+   * Several servers for one run, each with its own limiter; work goes to whichever has a free
+   * slot, and one that stops answering is left out while the others go on. Replaces `baseUrl`;
+   * `apiKey`, `model`, `concurrency` and `rpm` are the defaults of each.
+   */
+  endpoints?: readonly EndpointOptions[] | undefined;
   /** Sent as a Bearer token; self-hosted servers often need none. */
   apiKey?: string | undefined;
   /** @default "MiniCPM-V-4.6-Instruct" */
@@ -111,8 +139,11 @@ export interface ResolvedRunOptions
       | "fetch"
       | "prepare"
       | "jsonSchema"
+      | "endpoints"
     >
   > {
+  /** At least one: `endpoints`, or the one `baseUrl` names. */
+  endpoints: ResolvedEndpoint[];
   /** The prompt, checked. */
   template: PromptTemplate;
   /** The schema answers are checked against, from `jsonSchema` or `tags`. */
@@ -168,6 +199,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     const problem = checkSetting(key, value);
     if (problem) problems.push(`${key === "timeout" ? "timeoutMs" : key}: ${problem}`);
   }
+  if (options.endpoints !== undefined) problems.push(...checkEndpoints(options.endpoints));
   if (options.sidecar) {
     if (!SIDECAR_POLICIES.includes(options.sidecar.policy)) {
       problems.push(`sidecar.policy: expected one of ${SIDECAR_POLICIES.join(", ")}`);
@@ -219,7 +251,16 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   // An explicit format is taken as given (the CLI has already held it against OUT's name).
   const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
   const model = resolveModel(options.model ?? SETTING_DEFAULTS.model);
+  const concurrency = options.concurrency ?? SETTING_DEFAULTS.concurrency;
+  const endpoints = resolveEndpoints(options.endpoints, {
+    baseUrl: options.baseUrl ?? SETTING_DEFAULTS.baseUrl,
+    apiKey: options.apiKey,
+    model,
+    concurrency,
+    rpm: options.rpm,
+  });
   return {
+    endpoints,
     inputs: options.inputs,
     output,
     cwd,
@@ -247,7 +288,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     rejectFlagged: options.rejectFlagged ?? false,
     maxTokens: options.maxTokens ?? defaultMaxTokens(model),
     temperature: options.temperature,
-    concurrency: options.concurrency ?? SETTING_DEFAULTS.concurrency,
+    concurrency,
     rpm: options.rpm,
     retries: options.retries ?? SETTING_DEFAULTS.retries,
     timeoutMs: options.timeoutMs ?? SETTING_DEFAULTS.timeoutSeconds * 1000,
@@ -260,4 +301,21 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     fetch: options.fetch,
     nameSetting: options.nameSetting ?? byOptionName,
   };
+}
+
+function resolveEndpoints(
+  endpoints: RunOptions["endpoints"],
+  run: Omit<ResolvedEndpoint, "label">,
+): ResolvedEndpoint[] {
+  const entries = endpoints ?? [{ baseUrl: run.baseUrl }];
+  const baseUrls = entries.map((entry) => normaliseBaseUrl(entry.baseUrl));
+  const labels = endpointLabels(baseUrls);
+  return entries.map((entry, index) => ({
+    baseUrl: baseUrls[index] ?? run.baseUrl,
+    apiKey: entry.apiKey ?? run.apiKey,
+    model: entry.model === undefined ? run.model : resolveModel(entry.model),
+    concurrency: entry.concurrency ?? run.concurrency,
+    rpm: entry.rpm ?? run.rpm,
+    label: labels[index] ?? "",
+  }));
 }

@@ -1,5 +1,5 @@
-import type { ChatClient } from "../client.js";
 import type { ImageOutcome } from "../dedupe.js";
+import type { Dispatcher } from "../dispatch.js";
 import {
   ApiError,
   CaptionError,
@@ -7,12 +7,13 @@ import {
   type NameSetting,
   type RunAbortedError,
 } from "../errors.js";
-import { AdaptiveLimiter } from "../limiter.js";
+import type { Slot } from "../limiter.js";
 import { type CaptionFlag, captionFlags, RETRY_FLAGS } from "../prompts/degenerate.js";
-import { ConnectionBreaker, type SendContext, type SendOutcome, sendWithRetries } from "../send.js";
+import { type SendContext, type SendOutcome, sendWithRetries } from "../send.js";
 import { snippet } from "../snippet.js";
 import type { CaptionProtocol, RequestVariant } from "../stages/request.js";
 import type { CaptionRecord, PreparedImage } from "../types.js";
+import type { Endpoint } from "./endpoint.js";
 import type { PreparedWork, PrepareStage } from "./prepare-stage.js";
 import { messageOf, type RunState } from "./state.js";
 
@@ -20,14 +21,10 @@ import { messageOf, type RunState } from "./state.js";
 const SHRINK_ON_413 = 1 / 4;
 
 export interface SendStageOptions {
-  client: ChatClient;
-  protocol: CaptionProtocol;
-  /** The model id recorded in each row. */
-  model: string;
+  /** The run's endpoints, each with its client, limiter, model and protocol. */
+  endpoints: Dispatcher<Slot, Endpoint>;
   /** Turns the model's caption into the one kept (a trigger word before it, say). */
   decorate: (caption: string) => string;
-  concurrency: number;
-  rpm: number | undefined;
   retries: number;
   nameSetting: NameSetting;
   /** Recorded in each row: which prompt made it. */
@@ -35,7 +32,7 @@ export interface SendStageOptions {
   /** Flagged captions become failures instead of rows. */
   rejectFlagged: boolean;
   /** The run's end when an answer says the model does not exist (models.ts). */
-  modelMissing: (error: ApiError) => RunAbortedError;
+  modelMissing: (error: ApiError, endpoint: Endpoint) => RunAbortedError;
 }
 
 /** A caption that came back, with what the checks found in it. */
@@ -44,48 +41,52 @@ interface Answer {
   flags: CaptionFlag[];
 }
 
+/** What the flow needs of a run's senders: room to send one more image, then its sending. */
+export interface Sender<T> {
+  /** Waits for a seat before an image is taken off the queue; null once the run is stopping. */
+  admit(): Promise<T | null>;
+  send(work: PreparedWork): Promise<ImageOutcome>;
+  /** The seat's image is done, or none came for it (the queue ran dry). */
+  release(seat: T): void;
+}
+
 /**
- * The senders' half of a run: one limiter and one breaker shared by every request, and for each
+ * The senders' half of a run: the endpoints' limiters shared by every request, and for each
  * prepared image the request, its retries, one smaller try after a 413, and the row it earned.
  */
 export function createSender(
   options: SendStageOptions,
   state: RunState,
   prepare: PrepareStage,
-): (work: PreparedWork) => Promise<ImageOutcome> {
+): Sender<() => void> {
   const context: SendContext = {
-    client: options.client,
+    endpoints: options.endpoints,
     retries: options.retries,
     stopSignal: state.control.stopSignal,
     abortSignal: state.control.abortSignal,
-    // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
-    breaker: new ConnectionBreaker(Math.max(10, 2 * options.concurrency)),
-    limiter: new AdaptiveLimiter({
-      concurrency: options.concurrency,
-      rpm: options.rpm,
-      onChange: (allowed) => state.emit({ type: "concurrency", allowed }),
-    }),
     onRetry: (path, attempt, delayMs, error) => state.retrying(path, attempt, delayMs, error),
     nameSetting: options.nameSetting,
     modelMissing: options.modelMissing,
   };
 
-  return async (work) => {
+  const send = async (work: PreparedWork): Promise<ImageOutcome> => {
     const { task } = work;
     let image = work.image;
     let variant: RequestVariant = { penalize: false, plain: false };
     let shrunk = false;
     let attempts = 0;
     /** A 400 to a request with response_format, waiting to see if the same without it works. */
-    let refusal: unknown = null;
+    let refusal: { error: unknown; protocol: CaptionProtocol } | null = null;
     /** A degenerate answer kept while a penalised retry is tried: the one kept if that fails. */
     let first: Answer | null = null;
     for (;;) {
-      const request = await options.protocol.request(image, task, variant);
       const sent = variant;
+      const sentImage = image;
       const outcome = await sendWithRetries(
-        request,
-        (body) => options.protocol.read(body, sent),
+        async (endpoint) => ({
+          request: await endpoint.protocol.request(sentImage, task, sent),
+          read: (body) => endpoint.protocol.read(body, sent),
+        }),
         task.path,
         context,
       );
@@ -98,6 +99,7 @@ export function createSender(
         state.emit({ type: "retrying", path: task.path, attempt: attempts, delayMs: 0, reason });
       if (outcome.kind === "failed") {
         const { error } = outcome;
+        const { protocol } = outcome.endpoint;
         // The penalised retry failed (a server that refuses frequency_penalty, say): keep the first.
         if (first) return keep(work, first, image, attempts);
         if (!shrunk && error instanceof ApiError && error.status === 413) {
@@ -110,8 +112,8 @@ export function createSender(
             continue;
           }
         }
-        if (options.protocol.mayRefuseFormat(error, variant)) {
-          refusal = error;
+        if (protocol.mayRefuseFormat(error, variant)) {
+          refusal = { error, protocol };
           retry(`${messageOf(error)}; sending it again without response_format`);
           variant = { ...variant, plain: true };
           continue;
@@ -126,7 +128,7 @@ export function createSender(
         return { kind: "failed", failure };
       }
       if (refusal !== null) {
-        options.protocol.formatRefused(refusal);
+        refusal.protocol.formatRefused(refusal.error);
         refusal = null;
       }
       const answer: Answer = {
@@ -145,6 +147,12 @@ export function createSender(
     }
   };
 
+  return {
+    admit: () => options.endpoints.seat(state.control.stopSignal),
+    send,
+    release: (seat) => seat(),
+  };
+
   /** The row an answer earns, or its failure when flagged captions are refused. */
   async function keep(
     work: PreparedWork,
@@ -153,7 +161,7 @@ export function createSender(
     attempts: number,
   ): Promise<ImageOutcome> {
     const { task, sha256 } = work;
-    const { reply, extracted } = answer.outcome;
+    const { reply, extracted, endpoint } = answer.outcome;
     if (options.rejectFlagged && answer.flags.length > 0) {
       const error = new CaptionError(
         "flagged",
@@ -166,7 +174,8 @@ export function createSender(
     const record: CaptionRecord = {
       path: task.path,
       caption: options.decorate(extracted.caption),
-      model: options.model,
+      model: endpoint.model,
+      endpoint: endpoint.label,
       width: image.width,
       height: image.height,
       prompt_tokens: extracted.usage.promptTokens,
@@ -187,9 +196,13 @@ export function createSender(
 }
 
 /** A dry run's sender: counts each prepared image as one that would be sent. */
-export function previewSender(state: RunState): (work: PreparedWork) => Promise<ImageOutcome> {
-  return async (work) => {
-    state.previewed(work.image);
-    return { kind: "dry" };
+export function previewSender(state: RunState): Sender<true> {
+  return {
+    admit: async () => (state.control.stopSignal.aborted ? null : true),
+    send: async (work) => {
+      state.previewed(work.image);
+      return { kind: "dry" };
+    },
+    release: () => {},
   };
 }

@@ -17,7 +17,7 @@ export class RunState {
   readonly control: RunControl;
   readonly #sink: Sink;
   readonly #emit: (event: RunEvent) => void;
-  readonly #secret: string | undefined;
+  readonly #secrets: readonly (string | undefined)[];
   readonly #started = performance.now();
   readonly #preview: boolean;
 
@@ -25,8 +25,8 @@ export class RunState {
     sink: Sink;
     control: RunControl;
     onEvent?: ((event: RunEvent) => void) | undefined;
-    /** Masked out of every message kept, in case a server echoes it. */
-    secret?: string | undefined;
+    /** Masked out of every message kept, in case a server echoes one. */
+    secrets?: readonly (string | undefined)[] | undefined;
     /** A dry run: what is counted is what would be sent; copies would need no request. */
     preview?: boolean | undefined;
   }) {
@@ -34,7 +34,7 @@ export class RunState {
     this.#sink = options.sink;
     this.control = options.control;
     this.#emit = options.onEvent ?? (() => {});
-    this.#secret = options.secret;
+    this.#secrets = options.secrets ?? [];
   }
 
   emit(event: RunEvent): void {
@@ -73,6 +73,10 @@ export class RunState {
       this.summary.flagged[flag] = (this.summary.flagged[flag] ?? 0) + 1;
     }
     if (copyOf !== null) this.summary.copies += 1;
+    else if (record.endpoint !== "") {
+      const answered = this.summary.byEndpoint;
+      answered[record.endpoint] = (answered[record.endpoint] ?? 0) + 1;
+    }
     this.#emit({ type: "captioned", record, copyOf });
     return true;
   }
@@ -121,7 +125,7 @@ export class RunState {
     return {
       path: task.path,
       code: error instanceof CaptionError ? error.code : "internal_error",
-      message: redactSecret(message, this.#secret),
+      message: redactSecret(message, this.#secrets),
       attempts,
       status,
       created_at: new Date().toISOString(),

@@ -13,6 +13,7 @@ export const CAPTION_COLUMNS = [
   "path",
   "caption",
   "model",
+  "endpoint",
   "width",
   "height",
   "prompt_tokens",

@@ -21,6 +21,7 @@ function record(p: string, caption = `caption of ${p}`): CaptionRecord {
     path: p,
     caption,
     model: "MiniCPM-V-4.6-Instruct",
+    endpoint: "127.0.0.1:8000",
     width: 640,
     height: 480,
     prompt_tokens: 100,

@@ -1,0 +1,162 @@
+import type { ChatClient } from "../client.js";
+import type { Gate } from "../dispatch.js";
+import { ConnectionError } from "../errors.js";
+import type { AdaptiveLimiter, Slot } from "../limiter.js";
+import type { CaptionProtocol } from "../stages/request.js";
+
+/** How long an endpoint that stopped answering is left alone before one request tries it again. */
+export const RETRY_DOWN_MS = 30_000;
+/** Requests in a row that got no reply (reset, timed out) before one of several endpoints is out. */
+const SILENT_IN_A_ROW = 3;
+
+export interface EndpointParts {
+  /** `host:port`, as rows and the summary name it: never the key. */
+  label: string;
+  baseUrl: string;
+  /** The model id sent to this endpoint and recorded in its rows. */
+  model: string;
+  client: ChatClient;
+  limiter: AdaptiveLimiter;
+  protocol: CaptionProtocol;
+  /** The ids its `/models` listed, for "did you mean"; null when it lists none. */
+  listed: string[] | null;
+  /**
+   * With several endpoints one is taken out at its first refused connection, or after a few
+   * requests in a row without a reply, and tried again later. Alone, it is out (and the run
+   * over) only after `aloneThreshold` refused connections in a row: there is nowhere else to go.
+   */
+  several: boolean;
+  aloneThreshold: number;
+  /** Told when it is taken out (with why) and when it answers again. */
+  onChange?: (endpoint: Endpoint, up: boolean, reason: string) => void;
+}
+
+/**
+ * One server of a run: its client, limiter and protocol, and whether it is answering. As a gate it
+ * admits nothing while it is out, and then a single request once the wait is over: the probe.
+ */
+export class Endpoint implements Gate<Slot> {
+  readonly label: string;
+  readonly baseUrl: string;
+  readonly model: string;
+  readonly client: ChatClient;
+  readonly limiter: AdaptiveLimiter;
+  readonly protocol: CaptionProtocol;
+  readonly listed: string[] | null;
+  readonly #parts: EndpointParts;
+  #failures = 0;
+  #captioned = false;
+  #downUntil: number | null = null;
+  #probing = false;
+  #listener: () => void = () => {};
+  /** Why it was taken out, for the message when every endpoint is. */
+  lastProblem = "";
+
+  constructor(parts: EndpointParts) {
+    this.#parts = parts;
+    this.label = parts.label;
+    this.baseUrl = parts.baseUrl;
+    this.model = parts.model;
+    this.client = parts.client;
+    this.limiter = parts.limiter;
+    this.protocol = parts.protocol;
+    this.listed = parts.listed;
+  }
+
+  /** Taken out: not answering, waiting for its next try. */
+  get down(): boolean {
+    return this.#downUntil !== null;
+  }
+
+  /** Whether it has answered any request of this run with a caption. */
+  get everSucceeded(): boolean {
+    return this.#captioned;
+  }
+
+  readyAt(now: number): number {
+    if (this.#downUntil !== null) {
+      if (this.#probing) return Number.POSITIVE_INFINITY;
+      return Math.max(this.#downUntil, this.limiter.readyAt(now));
+    }
+    return this.limiter.readyAt(now);
+  }
+
+  start(now: number): Slot {
+    if (this.#downUntil !== null) this.#probing = true;
+    return this.limiter.start(now);
+  }
+
+  load(): number {
+    return this.limiter.load();
+  }
+
+  capacity(): number {
+    return this.limiter.capacity();
+  }
+
+  listen(listener: () => void): void {
+    this.#listener = listener;
+    this.limiter.listen(listener);
+  }
+
+  /** A reply came (any status): the server is there. */
+  reachable(): void {
+    this.#failures = 0;
+    if (this.#downUntil === null) return;
+    this.#downUntil = null;
+    this.#probing = false;
+    this.#parts.onChange?.(this, true, "");
+    this.#listener();
+  }
+
+  /** A caption came back: its base URL, key and model are right. */
+  succeeded(): void {
+    this.#captioned = true;
+  }
+
+  /** A request got no reply at all. True when that takes the endpoint out. */
+  noReply(error: unknown): boolean {
+    const refused = error instanceof ConnectionError && error.refused;
+    if (!this.#parts.several) {
+      // Alone, only a refused connection says the server is gone; a reset or a timeout says it
+      // is there but struggling, and is retried like any other transient failure.
+      if (!refused) {
+        this.#failures = 0;
+        return false;
+      }
+      this.#failures += 1;
+      if (this.#failures < this.#parts.aloneThreshold) return false;
+    } else {
+      this.#failures += 1;
+      if (!refused && !this.#probing && this.#failures < SILENT_IN_A_ROW) return false;
+    }
+    this.#takeOut(error instanceof Error ? error.message : String(error));
+    return true;
+  }
+
+  #takeOut(reason: string): void {
+    const wasUp = this.#downUntil === null;
+    this.#downUntil = performance.now() + RETRY_DOWN_MS;
+    this.#probing = false;
+    this.lastProblem = reason;
+    if (wasUp) this.#parts.onChange?.(this, false, reason);
+    this.#listener();
+  }
+}
+
+/**
+ * What rows and the summary call an endpoint: its host and port (the scheme's port when the URL
+ * names none). Endpoints that share both are told apart by their paths.
+ */
+export function endpointLabels(baseUrls: readonly string[]): string[] {
+  const hostPort = baseUrls.map((baseUrl) => {
+    const url = new URL(baseUrl);
+    const port = url.port || (url.protocol === "https:" ? "443" : "80");
+    return `${url.hostname}:${port}`;
+  });
+  return hostPort.map((label, index) =>
+    hostPort.indexOf(label) === hostPort.lastIndexOf(label)
+      ? label
+      : `${label}${new URL(baseUrls[index] ?? "").pathname}`,
+  );
+}
