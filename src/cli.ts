@@ -556,6 +556,7 @@ async function runCaption(
         maxTokens: config.maxTokens,
         temperature: config.temperature,
         concurrency: config.concurrency,
+        maxConcurrency: config.maxConcurrency,
         rpm: config.rpm,
         retries: config.retries,
         timeoutMs: config.timeoutMs,

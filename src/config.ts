@@ -30,7 +30,8 @@ export interface CaptionConfig {
   prompt: string;
   maxTokens: number;
   temperature: number | undefined;
-  concurrency: number;
+  concurrency: number | "auto";
+  maxConcurrency: number | undefined;
   rpm: number | undefined;
   retries: number;
   timeoutMs: number;
@@ -55,7 +56,8 @@ export interface Settings {
   promptFile?: string;
   maxTokens?: number;
   temperature?: number;
-  concurrency?: number;
+  concurrency?: number | "auto";
+  maxConcurrency?: number;
   rpm?: number;
   retries?: number;
   timeout?: number;
@@ -72,7 +74,8 @@ type SettingKind =
   | { type: "string" }
   | { type: "url" }
   | { type: "path" }
-  | { type: "int"; min: number; max: number }
+  /** A whole number, or one of the words in `or` ("auto"). */
+  | { type: "int"; min: number; max: number; or?: readonly string[] }
   | { type: "number"; min: number; max: number; exclusiveMin?: boolean }
   | { type: "choice"; values: readonly string[] };
 
@@ -145,8 +148,8 @@ export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
   concurrency: {
     flag: "--concurrency",
     alias: "c",
-    kind: { type: "int", min: 1, max: 1024 },
-    describe: "Requests in flight at once",
+    kind: { type: "int", min: 1, max: 1024, or: ["auto"] },
+    describe: "Requests in flight at once, or auto: found by measuring the server",
     shownDefault: "8",
     basic: true,
     scope: "run",
@@ -176,6 +179,13 @@ export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
     describe: "Seconds to wait for each reply before retrying",
     shownDefault: "120",
     scope: "endpoint",
+  },
+  maxConcurrency: {
+    flag: "--max-concurrency",
+    kind: { type: "int", min: 1, max: 1024 },
+    describe: "With -c auto, the most requests it may have in flight",
+    shownDefault: "256",
+    scope: "run",
   },
   rpm: {
     flag: "--rpm",
@@ -433,6 +443,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     maxTokens: merged.maxTokens ?? defaultMaxTokens(model),
     temperature: merged.temperature,
     concurrency: merged.concurrency ?? SETTING_DEFAULTS.concurrency,
+    maxConcurrency: merged.maxConcurrency,
     rpm: merged.rpm,
     retries: merged.retries ?? SETTING_DEFAULTS.retries,
     timeoutMs: Math.round((merged.timeout ?? SETTING_DEFAULTS.timeoutSeconds) * 1000),
@@ -580,6 +591,7 @@ function validateLayer(layer: SettingsLayer, problems: string[]): Settings {
 }
 
 function coerce(raw: string, kind: SettingKind): unknown {
+  if (kind.type === "int" && kind.or?.includes(raw)) return raw;
   return kind.type === "int" || kind.type === "number" ? Number(raw) : raw;
 }
 
@@ -607,9 +619,12 @@ function checkValue(raw: unknown, kind: SettingKind): string | null {
     }
     case "int":
     case "number": {
+      const words = kind.type === "int" ? (kind.or ?? []) : [];
+      if (typeof raw === "string" && words.includes(raw)) return null;
       const value = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
       const whole = kind.type === "int";
-      const expected = `expected ${whole ? "a whole number" : "a number"} ${describeRange(kind)}, got ${show(raw)}`;
+      const or = words.map((word) => ` or ${word}`).join("");
+      const expected = `expected ${whole ? "a whole number" : "a number"} ${describeRange(kind)}${or}, got ${show(raw)}`;
       if (typeof value !== "number" || !Number.isFinite(value)) return expected;
       if (whole && !Number.isInteger(value)) return expected;
       const tooLow =

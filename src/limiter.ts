@@ -1,9 +1,12 @@
+import { AUTO_MAX, ConcurrencyClimb } from "./auto-concurrency.js";
 import { Dispatcher, type Gate } from "./dispatch.js";
 import { readRateHeaders } from "./rate-headers.js";
 
 export interface LimiterOptions {
-  /** The most requests in flight at once (`-c`). */
-  concurrency: number;
+  /** The most requests in flight at once (`-c`), or "auto": found by measuring, up to `max`. */
+  concurrency: number | "auto";
+  /** With "auto", the most it may reach (`--max-concurrency`). @default 256 */
+  maxConcurrency?: number | undefined;
   /** Requests per minute at most (`--rpm`); unlimited when undefined. */
   rpm?: number | undefined;
   /** Reported whenever the allowed concurrency changes. */
@@ -22,6 +25,8 @@ export interface Slot {
   congested(pauseMs: number, metered: boolean): void;
   /** No answer to learn from (connection error, cancelled). */
   release(): void;
+  /** No answer within the timeout: as much a sign of too many in flight as a 429. */
+  timedOut(): void;
 }
 
 /**
@@ -63,9 +68,19 @@ export class AdaptiveLimiter implements Gate<Slot> {
   /** Since when requests have been started without a pause: a window is full after a second. */
   #sendingSince = Number.NEGATIVE_INFINITY;
 
+  /** With `-c auto`, what sets `allowed` instead of AIMD. */
+  readonly #climb: ConcurrencyClimb | null;
+
   constructor(options: LimiterOptions) {
-    this.#max = options.concurrency;
-    this.#allowed = options.concurrency;
+    if (options.concurrency === "auto") {
+      this.#climb = new ConcurrencyClimb(options.maxConcurrency ?? AUTO_MAX, performance.now());
+      this.#max = options.maxConcurrency ?? AUTO_MAX;
+      this.#allowed = this.#climb.limit;
+    } else {
+      this.#climb = null;
+      this.#max = options.concurrency;
+      this.#allowed = options.concurrency;
+    }
     this.#interval = options.rpm ? 60_000 / options.rpm : 0;
     this.#onChange = options.onChange;
   }
@@ -123,6 +138,7 @@ export class AdaptiveLimiter implements Gate<Slot> {
     this.#starts.push(now);
     prune(this.#starts, now);
     this.#active += 1;
+    this.#climb?.inFlight(this.#active, now);
     return this.#slot(now);
   }
 
@@ -132,14 +148,21 @@ export class AdaptiveLimiter implements Gate<Slot> {
       if (!open) return;
       open = false;
       this.#active -= 1;
+      this.#climb?.inFlight(this.#active, performance.now());
       update();
       this.#listener();
     };
+    const climb = this.#climb;
     return {
       done: () =>
         finish(() => {
+          if (climb) {
+            const now = performance.now();
+            const next = climb.answered(now - startedAt, now);
+            if (next !== null) this.#setAllowed(next);
+          }
           // Additive increase: about +1 per round trip's worth of successes.
-          if (this.#allowed < this.#max) {
+          if (!climb && this.#allowed < this.#max) {
             this.#setAllowed(Math.min(this.#max, this.#allowed + 1 / this.#allowed));
           }
           if (this.#pace === null || this.#slowStart || this.#told) return;
@@ -161,10 +184,19 @@ export class AdaptiveLimiter implements Gate<Slot> {
           // Requests sent before the last cut were sent at the old rate: one cut per episode.
           if (startedAt > this.#decreasedAt) {
             this.#decreasedAt = now;
-            this.#setAllowed(Math.max(1, this.#allowed / 2));
+            const next = climb ? climb.congested(now) : null;
+            this.#setAllowed(next ?? Math.max(1, this.#allowed / 2));
           }
         }),
       release: () => finish(() => {}),
+      timedOut: () =>
+        finish(() => {
+          const now = performance.now();
+          if (!climb || startedAt <= this.#decreasedAt) return;
+          this.#decreasedAt = now;
+          const next = climb.congested(now);
+          if (next !== null) this.#setAllowed(next);
+        }),
     };
   }
 

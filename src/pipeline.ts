@@ -80,7 +80,11 @@ export async function captionImages(
     );
     // Decoding is CPU-bound: one per core, plus one so a core never waits while another image's
     // file is read or its result encoded; more would only hold more pixels in memory.
-    const senders = options.endpoints.reduce((sum, endpoint) => sum + endpoint.concurrency, 0);
+    const senders = options.endpoints.reduce(
+      (sum, endpoint) =>
+        sum + (endpoint.concurrency === "auto" ? options.maxConcurrency : endpoint.concurrency),
+      0,
+    );
     const decoders = Math.max(1, Math.min(senders, availableParallelism() + 1));
     const prepare = new PrepareStage(options.prepare, decoders, state);
     const intake = new Intake(
@@ -141,6 +145,7 @@ async function realSender(
         listed: listed?.map((model) => model.id) ?? null,
         limiter: new AdaptiveLimiter({
           concurrency: spec.concurrency,
+          maxConcurrency: options.maxConcurrency,
           rpm: spec.rpm,
           // The live line shows one figure: a single endpoint's.
           ...(several
@@ -160,7 +165,7 @@ async function realSender(
         }),
         several,
         // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
-        aloneThreshold: Math.max(10, 2 * spec.concurrency),
+        aloneThreshold: Math.max(10, 2 * (spec.concurrency === "auto" ? 8 : spec.concurrency)),
         onChange: (endpoint, up, reason) =>
           warn(
             up

@@ -93,6 +93,7 @@ export async function sendWithRetries(
       const delayMs = retryDelay(attempt, error);
       if (isSlowDown(error)) slot.congested(delayMs, isMetered(error));
       else if (error instanceof ConnectionError) slot.release();
+      else if (error instanceof TimeoutError) slot.timedOut();
       else slot.done();
 
       const silent = error instanceof ConnectionError || error instanceof TimeoutError;

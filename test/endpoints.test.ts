@@ -178,3 +178,41 @@ describe("several endpoints", () => {
     );
   }, 60_000);
 });
+
+describe("-c auto", () => {
+  it("raises the number in flight on a batching server until the batch is full, and no further", async () => {
+    const images = await makeDistinctImages(dir, 240);
+    const server = await serve({ latencyMs: 100, batch: 12 });
+    const result = await run([
+      "photos",
+      "-o",
+      "out.csv",
+      "-c",
+      "auto",
+      "--log-format",
+      "json",
+      ...urls(server),
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    const figures = result.stderr
+      .split("\n")
+      .filter((line) => line.includes('"event":"concurrency"'))
+      .map((line) => JSON.parse(line).allowed as number);
+    // It went past where it starts (8) to fill the batch of 12…
+    expect(server.maxInFlight).toBeGreaterThan(12);
+    // …and settled near it rather than at the maximum of 256.
+    expect(figures.at(-1)).toBeGreaterThanOrEqual(12);
+    expect(figures.at(-1)).toBeLessThanOrEqual(24);
+    expect(server.maxInFlight).toBeLessThanOrEqual(64);
+  }, 60_000);
+
+  it("refuses a concurrency that is neither a number nor auto, saying both are allowed", async () => {
+    await makeDistinctImages(dir, 1);
+    const result = await run(["photos", "-o", "out.csv", "-c", "lots"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      '--concurrency: expected a whole number from 1 to 1024 or auto, got "lots"',
+    );
+  }, 60_000);
+});

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { AUTO_MAX } from "../auto-concurrency.js";
 import type { FetchLike } from "../client.js";
 import {
   checkEndpoints,
@@ -26,7 +27,7 @@ export interface EndpointOptions {
   baseUrl: string;
   apiKey?: string | undefined;
   model?: string | undefined;
-  concurrency?: number | undefined;
+  concurrency?: number | "auto" | undefined;
   rpm?: number | undefined;
 }
 
@@ -35,7 +36,7 @@ export interface ResolvedEndpoint {
   baseUrl: string;
   apiKey: string | undefined;
   model: string;
-  concurrency: number;
+  concurrency: number | "auto";
   rpm: number | undefined;
   /** `host:port`: the rows' `endpoint` column. */
   label: string;
@@ -102,8 +103,13 @@ export interface RunOptions {
   maxTokens?: number | undefined;
   /** @default the server's */
   temperature?: number | undefined;
-  /** Requests in flight at once, and so images held in memory at once. @default 8 */
-  concurrency?: number | undefined;
+  /**
+   * Requests in flight at once, and so images held in memory at once; "auto" finds the figure
+   * that gives the most throughput, by measuring each endpoint. @default 8
+   */
+  concurrency?: number | "auto" | undefined;
+  /** With concurrency "auto", the most in flight at once per endpoint. @default 256 */
+  maxConcurrency?: number | undefined;
   /** Requests per minute at most. @default unlimited */
   rpm?: number | undefined;
   /** Further attempts after the first, for failures that may be transient. @default 5 */
@@ -186,6 +192,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     ["maxTokens", options.maxTokens],
     ["temperature", options.temperature],
     ["concurrency", options.concurrency],
+    ["maxConcurrency", options.maxConcurrency],
     ["rpm", options.rpm],
     ["retries", options.retries],
     ["timeout", options.timeoutMs === undefined ? undefined : options.timeoutMs / 1000],
@@ -289,6 +296,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     maxTokens: options.maxTokens ?? defaultMaxTokens(model),
     temperature: options.temperature,
     concurrency,
+    maxConcurrency: options.maxConcurrency ?? AUTO_MAX,
     rpm: options.rpm,
     retries: options.retries ?? SETTING_DEFAULTS.retries,
     timeoutMs: options.timeoutMs ?? SETTING_DEFAULTS.timeoutSeconds * 1000,

@@ -119,6 +119,12 @@ export interface FakeEndpointOptions {
   noModels?: boolean;
   /** A chat request for a model /models does not list gets 404 model_not_found, as vLLM answers. */
   rejectUnknownModel?: boolean;
+  /**
+   * A batching server, as vLLM and SGLang are: up to `batch` requests are served at full speed,
+   * and the server's time is shared among any more, so each answer takes latency × in-flight /
+   * batch. It never answers 429: more than it batches only waits longer.
+   */
+  batch?: number;
   /** Port on 127.0.0.1 (default 0, i.e. any free port); only the standalone CLI needs a fixed one. */
   port?: number;
 }
@@ -314,6 +320,67 @@ function sendJson(
   send(res, status, "application/json", JSON.stringify(payload), headers);
 }
 
+/**
+ * Processor sharing over at most `batch` lanes: each job needs its latency's worth of work, done
+ * at full speed while no more than `batch` are in, else at batch / in-flight of it.
+ */
+function batchingWaiter(batch: number): (res: ServerResponse, ms: number) => Promise<boolean> {
+  interface Job {
+    remaining: number;
+    finish: (answered: boolean) => void;
+  }
+  const jobs = new Set<Job>();
+  let advancedAt = performance.now();
+  let timer: NodeJS.Timeout | null = null;
+  const rate = () => Math.min(1, batch / Math.max(1, jobs.size));
+  const advance = () => {
+    const now = performance.now();
+    const done = (now - advancedAt) * rate();
+    for (const job of jobs) job.remaining -= done;
+    advancedAt = now;
+  };
+  const schedule = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (jobs.size === 0) return;
+    const next = Math.min(...[...jobs].map((job) => job.remaining));
+    timer = setTimeout(
+      () => {
+        advance();
+        for (const job of jobs) {
+          if (job.remaining <= 0.5) {
+            jobs.delete(job);
+            job.finish(true);
+          }
+        }
+        schedule();
+      },
+      Math.max(0, next / rate()),
+    );
+  };
+  return (res, ms) => {
+    if (res.destroyed || res.writableEnded) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      advance();
+      const job: Job = {
+        remaining: ms,
+        finish: (answered) => {
+          res.off("close", onClose);
+          resolve(answered);
+        },
+      };
+      const onClose = () => {
+        advance();
+        if (jobs.delete(job)) job.finish(false);
+        schedule();
+      };
+      jobs.add(job);
+      res.once("close", onClose);
+      schedule();
+    });
+  };
+}
+
 /** Resolves true after `ms`, or false as soon as the response closes (client gone or server closing). */
 function waitWhileOpen(res: ServerResponse, ms: number): Promise<boolean> {
   if (res.destroyed || res.writableEnded) return Promise.resolve(false);
@@ -345,6 +412,10 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   const servedModels = options.models ?? [{ id: FAKE_MODEL_ID }];
   let modelListings = 0;
   const faultRetryAfter = options.retryAfter ?? "0";
+  if (options.batch !== undefined && !(options.batch >= 1)) {
+    throw new RangeError(`batch must be at least 1, got ${options.batch}`);
+  }
+  const wait = options.batch === undefined ? waitWhileOpen : batchingWaiter(options.batch);
   const defaultLatency = options.latencyMs ?? 0;
 
   const requests: RecordedRequest[] = [];
@@ -524,7 +595,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   ): Promise<void> {
     switch (behavior.kind) {
       case "ok": {
-        if (!(await waitWhileOpen(res, behavior.latencyMs ?? defaultLatency))) return;
+        if (!(await wait(res, behavior.latencyMs ?? defaultLatency))) return;
         sendJson(res, 200, okCompletion(record, behavior), rateHeaders());
         return;
       }
@@ -816,6 +887,7 @@ async function main(): Promise<void> {
       "response-format": { type: "string", default: "honour" },
       "invalid-json-rate": { type: "string", default: "0" },
       degenerate: { type: "string" },
+      batch: { type: "string" },
     },
     strict: true,
   });
@@ -838,6 +910,7 @@ async function main(): Promise<void> {
       ? {}
       : { degenerate: oneOf("--degenerate", values.degenerate, ["loop", "refusal"] as const) }),
     ...(values["api-key"] === undefined ? {} : { apiKey: values["api-key"] }),
+    ...(values.batch === undefined ? {} : { batch: parseNumber("--batch", values.batch) }),
     ...(values.rate === undefined
       ? {}
       : { rateLimit: { perSecond: parseNumber("--rate", values.rate) } }),

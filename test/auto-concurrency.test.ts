@@ -1,0 +1,58 @@
+import { describe, expect, it } from "vitest";
+import { ConcurrencyClimb } from "../src/auto-concurrency.js";
+
+/**
+ * A closed loop against a batching server: as many requests in flight as the climb allows, each
+ * taking `latency` × in-flight / `batch` once the batch is full. Returns the figures it chose and
+ * the answers a second over the last half of the time.
+ */
+function simulate(batch: number, latency: number, seconds: number, max = 256) {
+  const climb = new ConcurrencyClimb(max, 0);
+  const figures: number[] = [climb.limit];
+  let now = 0;
+  let answers = 0;
+  const half = (seconds * 1000) / 2;
+  climb.inFlight(climb.limit, now);
+  while (now < seconds * 1000) {
+    const inFlight = climb.limit;
+    const took = latency * Math.max(1, inFlight / batch);
+    now += took / inFlight;
+    climb.inFlight(inFlight, now);
+    if (now > half) answers += 1;
+    const next = climb.answered(took, now);
+    if (next !== null) figures.push(next);
+  }
+  return { figures, throughput: answers / (seconds / 2), final: climb.limit };
+}
+
+describe("ConcurrencyClimb (-c auto)", () => {
+  it("climbs to a full batch of 24 and settles there, not past twice that", () => {
+    const { figures, throughput, final } = simulate(24, 500, 60);
+    expect(Math.max(...figures)).toBeGreaterThanOrEqual(24);
+    expect(final).toBeGreaterThanOrEqual(24);
+    expect(final).toBeLessThanOrEqual(48);
+    // Nearly the server's 48 a second once settled.
+    expect(throughput).toBeGreaterThan(0.9 * 48);
+  });
+
+  it("holds where a small batch is already full, rather than queueing more", () => {
+    const { final, throughput } = simulate(4, 500, 60);
+    expect(final).toBeLessThanOrEqual(10);
+    expect(throughput).toBeGreaterThan(0.95 * 8);
+  });
+
+  it("goes up to the maximum when throughput keeps rising, and no further", () => {
+    const { final, figures } = simulate(10_000, 200, 30, 100);
+    expect(final).toBe(100);
+    expect(Math.max(...figures)).toBe(100);
+  });
+
+  it("cuts back on a timeout or a rate limit", () => {
+    const climb = new ConcurrencyClimb(256, 0, 40);
+    expect(climb.congested(1000)).toBe(28);
+    expect(climb.congested(2000)).toBe(19);
+    const one = new ConcurrencyClimb(256, 0, 1);
+    expect(one.congested(1000)).toBeNull();
+    expect(one.limit).toBe(1);
+  });
+});
