@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { parse } from "csv-parse/sync";
 import sharp from "sharp";
 import { DEFAULT_MAX_PIXELS } from "../src/config.js";
 import { prepareImage } from "../src/stages/prepare.js";
@@ -397,6 +398,88 @@ try {
         detail: `${count} captions in ${span.toFixed(1)} s = ${goodput.toFixed(1)}/s; ${limited} of ${total} requests answered 429`,
       },
       goodput / rate >= 0.9,
+    );
+  }
+
+  // P8: two endpoints, one with twice the latency of the other: the faster should take two thirds.
+  {
+    const count = scale(600, 120);
+    const folder = await writeVariants(path.join(work, "p8"), thumb, count);
+    const fast = await endpoint({ latencyMs: 250 });
+    const slow = await endpoint({ latencyMs: 500 });
+    const out = path.join(work, "p8.csv");
+    await runCli(
+      [
+        folder,
+        "-o",
+        out,
+        "-c",
+        "8",
+        "--base-url",
+        fast.fake.baseUrl,
+        "--base-url",
+        slow.fake.baseUrl,
+      ],
+      work,
+      fast.fake.baseUrl,
+    );
+    await fast.fake.close();
+    await slow.fake.close();
+    const rows = parse(await readFile(out), { columns: true }) as Record<string, string>[];
+    const paths = new Set(rows.map((row) => row.path));
+    const byFast = rows.filter((row) => row.endpoint === `127.0.0.1:${fast.fake.port}`).length;
+    const share = byFast / rows.length;
+    const once = rows.length === count && paths.size === count;
+    record(
+      {
+        id: "P8 two endpoints",
+        name: "several endpoints: share of images the server with half the latency answered (250 ms and 500 ms, -c 8 each)",
+        value: share,
+        target: "≈ 0.667 (0.6 to 0.73), every image once",
+        detail: `${byFast} of ${rows.length} rows by the faster, ${rows.length - byFast} by the slower; ${once ? "every image once" : `${paths.size} distinct paths of ${count}`}; ${fast.arrivals.length + slow.arrivals.length} requests`,
+      },
+      once && share >= 0.6 && share <= 0.73,
+    );
+  }
+
+  // P9: -c auto against batching servers (B requests at full speed, time shared beyond), against
+  // the fixed default of 8 on the same server: the evidence for what the default should be.
+  for (const [batch, count] of [
+    [24, scale(1000, 200)],
+    [4, scale(240, 60)],
+  ] as const) {
+    const latency = 500;
+    const ceiling = batch / (latency / 1000);
+    const folder = await writeVariants(path.join(work, `p9-${batch}`), thumb, count);
+    const runs: Record<string, { goodput: number; median: number; timeouts: number }> = {};
+    for (const concurrency of ["auto", "8"]) {
+      const { fake, arrivals } = await endpoint({ latencyMs: latency, batch });
+      const out = path.join(work, `p9-${batch}-${concurrency}.csv`);
+      await runCli([folder, "-o", out, "-c", concurrency], work, fake.baseUrl);
+      await fake.close();
+      const rows = parse(await readFile(out), { columns: true }) as Record<string, string>[];
+      const latencies = rows.map((row) => Number(row.latency_ms)).sort((a, b) => a - b);
+      const busy = ((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0) + latency) / 1000;
+      const timeouts = arrivals.length - rows.length;
+      runs[concurrency] = {
+        goodput: rows.length / busy,
+        median: latencies[Math.floor(latencies.length / 2)] ?? 0,
+        timeouts,
+      };
+    }
+    const auto = runs.auto ?? { goodput: 0, median: 0, timeouts: 0 };
+    const fixed = runs["8"] ?? { goodput: 0, median: 0, timeouts: 0 };
+    record(
+      {
+        id: `P9 auto B=${batch}`,
+        name: `-c auto: goodput ÷ the server's ${ceiling}/s (batch ${batch}, 500 ms, ${count} images)`,
+        value: auto.goodput / ceiling,
+        target: `≥ 0.85, median latency ≤ 2 × 500 ms${batch === 4 ? ", no timeouts" : ""}`,
+        detail: `${auto.goodput.toFixed(1)}/s, median latency ${auto.median} ms, ${auto.timeouts} requests re-sent; fixed -c 8 on the same server: ${fixed.goodput.toFixed(1)}/s (${(fixed.goodput / ceiling).toFixed(3)}), median ${fixed.median} ms`,
+      },
+      auto.goodput / ceiling >= 0.85 &&
+        auto.median <= 2 * latency &&
+        (batch !== 4 || auto.timeouts === 0),
     );
   }
 
