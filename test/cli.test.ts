@@ -319,7 +319,7 @@ describe("failures", () => {
     const cases: [string[], RegExp][] = [
       [
         ["x", "-o", "out.csv", "-c", "0"],
-        /--concurrency: expected a whole number from 1 to 1024, got 0/,
+        /--concurrency: expected a whole number from 1 to 1024 or auto, got 0/,
       ],
       [["x", "-o", "out.txt"], /--format: cannot tell the format of out\.txt from its name/],
       [["x"], /-o\/--output is required/],

@@ -101,7 +101,9 @@ describe("resolveConfig", () => {
         expect.stringMatching(/bad\.json: format: expected one of csv, jsonl/),
         expect.stringMatching(/bad\.json: temperature: expected a number from 0 to 2/),
         expect.stringMatching(/MINICPM_BASE_URL: expected an http/),
-        expect.stringMatching(/--concurrency: expected a whole number from 1 to 1024, got 0/),
+        expect.stringMatching(
+          /--concurrency: expected a whole number from 1 to 1024 or auto, got 0/,
+        ),
         expect.stringMatching(/--timeout: expected a number greater than 0/),
       ]),
     );
@@ -263,7 +265,7 @@ describe("--config NAME", () => {
     expect(byName).toMatchObject({
       baseUrl: "http://localhost:8000/v1",
       model: "openbmb/MiniCPM-V-4.6",
-      concurrency: 32,
+      concurrency: "auto",
     });
     expect(
       resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "hosted-minicpm-thinking" }),
@@ -337,7 +339,7 @@ describe("--config NAME", () => {
         resolveConfig({ flags: {}, env: {}, cwd, configFile: "bad", exampleConfigDir: examples }),
       ),
     ).toEqual([
-      `${path.join(examples, "bad.json")}: concurrency: expected a whole number from 1 to 1024, got 0`,
+      `${path.join(examples, "bad.json")}: concurrency: expected a whole number from 1 to 1024 or auto, got 0`,
     ]);
     expect(
       problemsOf(() =>

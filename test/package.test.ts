@@ -118,7 +118,7 @@ try {
     );
     const { stdout } = await exec(process.execPath, ["bad.js"], app);
     expect(stdout).toMatch(/^inputs: /m);
-    expect(stdout).toMatch(/^concurrency: expected a whole number from 1 to 1024, got 0$/m);
+    expect(stdout).toMatch(/^concurrency: expected a whole number from 1 to 1024 or auto, got 0$/m);
     expect(stdout).toMatch(/^retries: /m);
   });
 
@@ -162,7 +162,7 @@ await captionImages({ inputs: ["photos"], output: "out.jsonl", concurrency: "4" 
 `);
     expect(bad.code).not.toBe(0);
     expect(bad.stdout).toMatch(
-      /consumer\.ts\(2,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/,
+      /consumer\.ts\(2,\d+\): error TS2322: Type '"4"' is not assignable to type 'number \| "auto" \| undefined'/,
     );
   });
 });

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import sharp, { type FailOnOptions, type Metadata } from "sharp";
 import { ImageError } from "../errors.js";
 import type { PreparedImage, PrepareOptions } from "../types.js";
@@ -7,6 +8,7 @@ import {
   MAX_INPUT_PIXELS,
   unsupportedFormatError,
 } from "./image-errors.js";
+import { sendableAsIs, stripJpegMetadata } from "./jpeg-passthrough.js";
 
 export { MAX_INPUT_PIXELS } from "./image-errors.js";
 
@@ -124,6 +126,21 @@ async function encodeImage(
   // autoOrient gives the dimensions after rotation, which is what the budget applies to.
   const { width, height } = metadata.autoOrient;
   const target = targetSize(width, height, options.maxPixels, options.maxSide);
+  // A JPEG that needs no change is sent as it is, less its metadata: no decode, no second lossy
+  // encoding, and no GPS position or camera serial sent to a hosted API.
+  if (options.imageFormat === "jpeg" && sendableAsIs(metadata, target)) {
+    const stripped = stripJpegMetadata(typeof input === "string" ? await readFile(input) : input);
+    if (stripped) {
+      return {
+        dataUrl: `data:image/jpeg;base64,${stripped.toString("base64")}`,
+        mime: "image/jpeg",
+        width,
+        height,
+        original: { width, height },
+        bytes: stripped.length,
+      };
+    }
+  }
   if (target.width !== width || target.height !== height) {
     // "fill" with both sides given lets JPEG shrink-on-load work while hitting the exact size;
     // the aspect ratio was already kept by targetSize.
