@@ -9,6 +9,7 @@ import {
   type NameSetting,
   TimeoutError,
 } from "./errors.js";
+import { httpTransport, type Transport } from "./http-transport.js";
 import { redactSecret } from "./redact.js";
 import { snippet } from "./snippet.js";
 
@@ -55,7 +56,15 @@ export class RequestCancelledError extends Error {
 
 export function createClient(options: ClientOptions): ChatClient {
   const url = `${options.baseUrl}/chat/completions`;
-  const doFetch = options.fetch ?? fetch;
+  const injected = options.fetch;
+  // node:http unless a fetch is injected (tests, instrumentation): it costs far less per request.
+  const send: Transport = injected
+    ? async (target, init) => {
+        const response = await injected(target, init);
+        const text = await response.text();
+        return { status: response.status, ok: response.ok, headers: response.headers, text };
+      }
+    : httpTransport;
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
   const clean = (text: string) => redactSecret(text, options.apiKey);
@@ -74,13 +83,13 @@ export function createClient(options: ClientOptions): ChatClient {
     signal?.addEventListener("abort", onCancel, { once: true });
     const started = performance.now();
     try {
-      const response = await doFetch(url, {
+      const response = await send(url, {
         method: "POST",
         headers,
         body: request instanceof Uint8Array ? request : JSON.stringify(request),
         signal: controller.signal,
       });
-      const text = await response.text();
+      const { text } = response;
       const latencyMs = Math.round(performance.now() - started);
       if (!response.ok) {
         const message = clean(serverMessage(text));
@@ -139,12 +148,12 @@ export function createClient(options: ClientOptions): ChatClient {
   async function models(timeoutMs: number): Promise<{ body: unknown; problem: string | null }> {
     const url = `${options.baseUrl}/models`;
     try {
-      const response = await doFetch(url, {
+      const response = await send(url, {
         method: "GET",
         headers,
         signal: AbortSignal.timeout(timeoutMs),
       });
-      const text = await response.text();
+      const { text } = response;
       if (!response.ok) {
         const message = clean(serverMessage(text));
         return {
@@ -282,10 +291,8 @@ function networkCode(error: unknown): string | null {
 
 function describeNetworkError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const cause = error.cause;
-  if (cause instanceof Error) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    return code ? `${code} (${cause.message})` : cause.message;
-  }
-  return error.message;
+  // fetch wraps the system's error in a TypeError; node:http throws it as it is.
+  const cause = error.cause instanceof Error ? error.cause : error;
+  const code = (cause as NodeJS.ErrnoException).code;
+  return code ? `${code} (${cause.message})` : cause.message;
 }
