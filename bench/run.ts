@@ -22,7 +22,7 @@ import {
 import { photoLike, writeVariants } from "./images.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CLI = path.join(ROOT, "bin", "caption.js");
+const CLI = path.join(ROOT, "bin", "caption.cjs");
 const QUICK = process.env.BENCH_QUICK === "1";
 const scale = (full: number, quick: number) => (QUICK ? quick : full);
 

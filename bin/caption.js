@@ -3,12 +3,8 @@
 // `prepare` script), and the TypeScript sources through tsx's loader otherwise, so `npx caption`
 // always runs the code in src/ with no build step to remember. The compiled path starts faster
 // and uses about 50 MB less memory: no loader thread, no transpiling.
+// bin/caption.cjs, the command's entry, sizes libuv's thread pool first and then loads this.
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { availableParallelism } from "node:os";
-
-// libuv's pool runs sharp's decoding and the file reads; it is sized once, at first use, so it
-// must be set before anything touches it. Cores for decoding plus a few for I/O.
-process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, availableParallelism() + 2));
 
 const root = new URL("../", import.meta.url);
 

@@ -17,7 +17,7 @@ import { createSender, previewSender } from "./run/send-stage.js";
 import { findWork } from "./run/source.js";
 import { RunState } from "./run/state.js";
 import { openOutputs } from "./sinks/index.js";
-import { withoutSharpCache } from "./stages/prepare.js";
+import { withSharpForRuns } from "./stages/prepare.js";
 
 /** Long enough for a server on the far side of the world, short enough not to hold a run up. */
 const MODEL_LIST_TIMEOUT_MS = 5_000;
@@ -94,7 +94,7 @@ export async function captionImages(
       !variesByFile(options.template),
     );
     const shape = { producers: decoders, senders };
-    neverTaken = await withoutSharpCache(async () =>
+    neverTaken = await withSharpForRuns(async () =>
       dryRun
         ? runFlow(tasks, shape, { intake, prepare, send: previewSender(state) }, state)
         : runFlow(

@@ -112,7 +112,7 @@ describe("the npm package", () => {
       bin: Record<string, string>;
     };
     expect(manifest.name).not.toBe("caption");
-    expect(manifest.bin).toEqual({ caption: "bin/caption.js" });
+    expect(manifest.bin).toEqual({ caption: "bin/caption.cjs" });
     const lock = JSON.parse(await readFile(path.join(ROOT, "package-lock.json"), "utf8")) as {
       name: string;
       packages: Record<string, { name?: string }>;
@@ -125,6 +125,7 @@ describe("the npm package", () => {
       expect.arrayContaining([
         "package.json",
         "README.md",
+        "bin/caption.cjs",
         "bin/caption.js",
         "src/bin.ts",
         "src/cli.ts",
@@ -176,7 +177,7 @@ describe("the npm package", () => {
     }
     const run = (args: string[]) =>
       collect(
-        spawn(process.execPath, [path.join(installed, "bin", "caption.js"), ...args], {
+        spawn(process.execPath, [path.join(installed, "bin", "caption.cjs"), ...args], {
           cwd,
           env: { ...env, MINICPM_API_KEY: TEST_KEY, MINICPM_BASE_URL: fake?.baseUrl },
           stdio: ["ignore", "pipe", "pipe"],

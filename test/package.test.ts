@@ -70,7 +70,7 @@ async function appLockfile(): Promise<object> {
       version: root.version,
       resolved: "file:vlm-caption.tgz",
       dependencies: root.dependencies ?? {},
-      bin: { caption: "bin/caption.js" },
+      bin: { caption: "bin/caption.cjs" },
     },
   };
   for (const [where, entry] of Object.entries(own.packages)) {

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export const CLI = fileURLToPath(new URL("../../bin/caption.js", import.meta.url));
+export const CLI = fileURLToPath(new URL("../../bin/caption.cjs", import.meta.url));
 export const TEST_KEY = "sk-test-0123456789abcdef";
 
 export interface CliResult {
