@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import sharp from "sharp";
 import { DEFAULT_MAX_PIXELS } from "../src/config.js";
-import { prepareImage } from "../src/stages/prepare.js";
+import { prepareImage, targetSize } from "../src/stages/prepare.js";
 import { buildCaptionRequest } from "../src/stages/request.js";
 import { CAPTION_COLUMNS } from "../src/writers/index.js";
 import {
@@ -241,6 +241,79 @@ try {
     );
   }
 
+  // P10: the resampling kernel and encoder settings, judged by the pixels the model sees: each
+  // candidate's decoded image against an ideal resize (Lanczos-3 from the full decode, no JPEG
+  // loss), at the size sent and at half that (a model's slices); time is one image at a time.
+  {
+    const { width, height } = targetSize(4000, 3000, DEFAULT_MAX_PIXELS);
+    const ideal = await sharp(photo)
+      .resize({ width, height, fit: "fill", kernel: "lanczos3", fastShrinkOnLoad: false })
+      .raw()
+      .toBuffer();
+    const halve = (raw: Buffer) =>
+      sharp(raw, { raw: { width, height, channels: 3 } })
+        .resize(Math.round(width / 2), Math.round(height / 2))
+        .raw()
+        .toBuffer();
+    const idealHalf = await halve(ideal);
+    const psnr = (a: Buffer, b: Buffer) => {
+      let squares = 0;
+      for (let i = 0; i < a.length; i += 1) squares += ((a[i] ?? 0) - (b[i] ?? 0)) ** 2;
+      return 10 * Math.log10((255 * 255) / (squares / a.length));
+    };
+    const candidates = [
+      ["lanczos3", true],
+      ["lanczos3", false],
+      ["mks2013", false],
+      ["cubic", false],
+      ["linear", false],
+    ] as const;
+    const rows: { name: string; ms: number; full: number; half: number; bytes: number }[] = [];
+    for (const [kernel, optimiseCoding] of candidates) {
+      const times: number[] = [];
+      let encoded = Buffer.alloc(0);
+      for (let round = 0; round < 7; round += 1) {
+        const started = performance.now();
+        encoded = await sharp(photo)
+          .resize({ width, height, fit: "fill", kernel })
+          .toColourspace("srgb")
+          .jpeg({ quality: 90, optimiseCoding })
+          .toBuffer();
+        times.push(performance.now() - started);
+      }
+      times.sort((a, b) => a - b);
+      const decoded = await sharp(encoded).raw().toBuffer();
+      rows.push({
+        name: `${kernel}${optimiseCoding ? " optimised" : ""}`,
+        ms: times[3] ?? 0,
+        full: psnr(decoded, ideal),
+        half: psnr(await halve(decoded), idealHalf),
+        bytes: encoded.length,
+      });
+    }
+    const before = rows[0];
+    const chosen = rows.find((row) => row.name === "cubic");
+    if (before && chosen) {
+      record(
+        {
+          id: "P10 resampling",
+          name: "prepare: time per 12 MP photo with bicubic and plain Huffman tables ÷ with sharp's defaults (Lanczos-3, optimised tables)",
+          value: chosen.ms / before.ms,
+          target: "< 1, within 0.1 dB of the defaults' PSNR",
+          detail: rows
+            .map(
+              (row) =>
+                `${row.name}: ${row.ms.toFixed(0)} ms, ${row.full.toFixed(2)} dB (${row.half.toFixed(2)} at half size), ${(row.bytes / 1024).toFixed(0)} KiB`,
+            )
+            .join("; "),
+        },
+        chosen.ms < before.ms &&
+          chosen.full >= before.full - 0.1 &&
+          chosen.half >= before.half - 0.1,
+      );
+    }
+  }
+
   // P1: the CLI against an instant endpoint vs the bare prepare loop, same files, same parallelism.
   {
     const count = scale(96, 24);
@@ -385,6 +458,8 @@ try {
     const out = path.join(work, `p3g${burst}${headers ?? ""}.csv`);
     await runCli([folder, "-o", out, "-c", "64", "--retries", "30"], work, fake.baseUrl);
     const limited = fake.requests.filter((r) => r.behavior === "rate-limit").length;
+    // The first 64 requests leave together, before any reply can say anything about the limit.
+    const late = fake.requests.filter((r) => r.index >= 64 && r.behavior === "rate-limit").length;
     const total = fake.requests.length;
     await fake.close();
     const span = ((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0)) / 1000;
@@ -395,7 +470,7 @@ try {
         name: `rate limit before work: goodput ÷ allowed rate (${rate}/s, burst ${burst}, ${headers ? `${headers} rate-limit headers, ` : ""}Retry-After 1 s, 100 ms, -c 64)`,
         value: goodput / rate,
         target: "≥ 0.9",
-        detail: `${count} captions in ${span.toFixed(1)} s = ${goodput.toFixed(1)}/s; ${limited} of ${total} requests answered 429`,
+        detail: `${count} captions in ${span.toFixed(1)} s = ${goodput.toFixed(1)}/s; ${limited} of ${total} requests answered 429, ${late} of them after the opening 64`,
       },
       goodput / rate >= 0.9,
     );

@@ -150,14 +150,20 @@ async function encodeImage(
   if (target.width !== width || target.height !== height) {
     // "fill" with both sides given lets JPEG shrink-on-load work while hitting the exact size;
     // the aspect ratio was already kept by targetSize.
-    image.resize({ width: target.width, height: target.height, fit: "fill" });
+    // Bicubic rather than sharp's Lanczos-3: as close to an ideal resize (32.83 against 32.80 dB
+    // on photo-like 12 MP JPEGs at the budget's size, 38.95 against 38.97 at the half size a
+    // model's slices come to) for about a tenth less time per image (`npm run bench`, P10).
+    image.resize({ width: target.width, height: target.height, fit: "fill", kernel: "cubic" });
   }
 
   // Servers drop alpha (often leaving black); CMYK and 16-bit inputs must become plain sRGB bytes.
   image.flatten({ background: "#ffffff" }).toColourspace("srgb");
 
   const png = options.imageFormat === "png";
-  const encoder = png ? image.png() : image.jpeg({ quality: options.quality ?? DEFAULT_QUALITY });
+  // No optimised Huffman tables: a second pass over the image for about 3 % fewer bytes.
+  const encoder = png
+    ? image.png()
+    : image.jpeg({ quality: options.quality ?? DEFAULT_QUALITY, optimiseCoding: false });
   const { data, info } = await encoder.toBuffer({ resolveWithObject: true });
   const mime = png ? "image/png" : "image/jpeg";
   return {
