@@ -38,7 +38,10 @@ export class ConcurrencyClimb {
   #phase: Phase = "climb";
   /** Best throughput seen at each figure tried, in answers a second. */
   readonly #seen = new Map<number, number>();
+  /** The lowest median latency of any window: one fast answer is no baseline. */
   #minLatency = Number.POSITIVE_INFINITY;
+  /** Windows in a row whose latency was inflated: one is noise, two are a queue. */
+  #inflated = 0;
   #measureFrom: number;
   #answers = 0;
   #latencies: number[] = [];
@@ -70,9 +73,11 @@ export class ConcurrencyClimb {
     this.#trackedAt = now;
   }
 
-  /** An answer came back after `latencyMs`. Returns the new figure when it changes. */
+  /**
+   * A caption came back after `latencyMs` (only successful answers: an error is answered in
+   * moments and says nothing of how long a caption takes). Returns the new figure when it changes.
+   */
   answered(latencyMs: number, now: number): number | null {
-    this.#minLatency = Math.min(this.#minLatency, latencyMs);
     if (now < this.#measureFrom) return null;
     this.#answers += 1;
     this.#latencies.push(latencyMs);
@@ -81,7 +86,10 @@ export class ConcurrencyClimb {
     if (elapsed < Math.max(latency, 200) || this.#answers < Math.min(8, this.#limit)) return null;
     this.inFlight(this.#inFlight, now);
     const throughput = (this.#inFlightArea / elapsed / latency) * 1000;
-    return this.#decide(throughput, latency, now);
+    const typical = median(this.#latencies);
+    const next = this.#decide(throughput, typical, now);
+    this.#minLatency = Math.min(this.#minLatency, typical);
+    return next;
   }
 
   /** A timeout or a rate limit: fewer at once, and no climbing for a while. */
@@ -95,12 +103,23 @@ export class ConcurrencyClimb {
   #decide(throughput: number, latency: number, now: number): number | null {
     const figure = this.#limit;
     this.#seen.set(figure, Math.max(this.#seen.get(figure) ?? 0, throughput));
-    if (latency > INFLATED * this.#minLatency && figure > 1) {
+    const inflated = latency > INFLATED * this.#minLatency && figure > 1;
+    this.#inflated = inflated ? this.#inflated + 1 : 0;
+    if (this.#inflated >= 2) {
       // Queueing: back to a figure that was fast enough, or a cut when none was tried below.
+      this.#inflated = 0;
       this.#phase = "hold";
       this.#holding = 0;
       return this.#set(this.#settled(figure - 1) ?? Math.floor(figure * CUT), now, latency);
     }
+    const next = this.#step(throughput, latency, now);
+    // Once inflated, no higher until the next window says whether it was noise.
+    if (inflated && next !== null && next > figure) return this.#set(figure, now, latency);
+    return next;
+  }
+
+  #step(throughput: number, latency: number, now: number): number | null {
+    const figure = this.#limit;
     const below = this.#bestBelow(figure);
     if (this.#phase === "climb") {
       if (below === null || throughput >= below * GAIN) {
@@ -165,6 +184,14 @@ export class ConcurrencyClimb {
     this.#trackedAt = now;
     return changed ? this.#limit : null;
   }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? 0)
+    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
 function mean(values: readonly number[]): number {

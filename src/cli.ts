@@ -5,6 +5,7 @@ import { Parser } from "yargs/helpers";
 import { createClient, type FetchLike } from "./client.js";
 import {
   type CaptionConfig,
+  DEFAULT_BASE_URL,
   resolveConfig,
   SETTING_SPECS,
   type SettingSpec,
@@ -451,8 +452,13 @@ function loadConfig(
 function chooseKey(config: CaptionConfig, reporter: Reporter, env: NodeJS.ProcessEnv) {
   const key = keyFor(config.baseUrl, config.apiKey);
   // Each of several endpoints gets its own key, or the run's; the trial key only the hosted API.
+  const { sharedKey } = config;
   const keys = (config.endpoints ?? []).map((endpoint) =>
-    keyFor(endpoint.baseUrl, endpoint.apiKey ?? config.apiKey),
+    keyFor(
+      endpoint.baseUrl,
+      endpoint.apiKey ??
+        (sharedKey.openAi && endpoint.baseUrl === DEFAULT_BASE_URL ? undefined : sharedKey.key),
+    ),
   );
   for (const each of keys) reporter.setSecret(each.apiKey);
   if (key.trial || keys.some((each) => each.trial)) {

@@ -9,7 +9,7 @@ import {
   type NameSetting,
   TimeoutError,
 } from "./errors.js";
-import { httpTransport, type Transport } from "./http-transport.js";
+import { CONNECT_TIMEOUT, httpTransport, type Transport } from "./http-transport.js";
 import { redactSecret } from "./redact.js";
 import { snippet } from "./snippet.js";
 
@@ -274,6 +274,7 @@ const REFUSED_CODES = new Set([
   "ENETUNREACH",
   "EADDRNOTAVAIL",
   "UND_ERR_CONNECT_TIMEOUT",
+  CONNECT_TIMEOUT,
 ]);
 
 /** The errno-style code behind a fetch failure, looking through undici's wrapping. */

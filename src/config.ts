@@ -25,6 +25,8 @@ export interface CaptionConfig {
   baseUrl: string;
   /** Several servers (`--base-url` repeated, or the config file's `endpoints`); else undefined. */
   endpoints: EndpointOptions[] | undefined;
+  /** The key for endpoints that name none, and whether it is OPENAI_API_KEY (never sent to the hosted API). */
+  sharedKey: { key: string | undefined; openAi: boolean };
   apiKey: string | undefined;
   model: string;
   prompt: string;
@@ -361,11 +363,12 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     envValues[key] = input.env[name];
     envSource[key] = name;
   }
-  layers.push({
+  const envLayer: SettingsLayer = {
     describe: (key) => envSource[key] ?? key,
     baseDir: input.cwd,
     values: envValues,
-  });
+  };
+  layers.push(envLayer);
   layers.push({
     describe: (key) => SETTING_SPECS[key].flag,
     baseDir: input.cwd,
@@ -375,11 +378,14 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   const merged: Settings = {};
   let promptFrom: { layer: SettingsLayer; key: "prompt" | "promptFile" } | null = null;
   // Like the prompt, the servers come from the most specific layer that names any: one base URL,
-  // several (`--base-url` repeated), or a config file's `endpoints`.
+  // several (`--base-url` repeated), or a config file's `endpoints`; but see below.
   let endpoints: EndpointOptions[] | undefined;
   for (const layer of layers) {
     const listed = endpointsOf(layer, input.env, problems);
-    if (listed !== null) endpoints = listed;
+    // A base URL exported in the shell does not shrink a config file's list of servers to one;
+    // a --base-url flag, typed for this run, does.
+    const exported = layer === envLayer && endpoints !== undefined;
+    if (listed !== null && !exported) endpoints = listed;
     const valid = validateLayer(layer, problems);
     // The prompt comes from the most specific layer that sets either form of it.
     if (valid.prompt !== undefined) promptFrom = { layer, key: "prompt" };
@@ -437,6 +443,13 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   return {
     baseUrl,
     endpoints,
+    sharedKey: {
+      key: merged.apiKey || undefined,
+      openAi:
+        envSource.apiKey === "OPENAI_API_KEY" &&
+        input.flags.apiKey === undefined &&
+        merged.apiKey === envValues.apiKey,
+    },
     apiKey: foreignKey ? undefined : merged.apiKey || undefined,
     model,
     prompt,

@@ -34,6 +34,10 @@ function agentOptions(): http.AgentOptions {
   return { keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, timeout: 4_000 };
 }
 
+/** The code of a connection that could not be made in time: counted as refused. */
+export const CONNECT_TIMEOUT = "ECONNECT_TIMEOUT";
+const CONNECT_TIMEOUT_MS = 10_000;
+
 /** One exchange over node:http(s) with a keep-alive agent. */
 export const httpTransport: Transport = (url, init) => exchange(new URL(url), init);
 
@@ -83,6 +87,17 @@ function exchange(url: URL, init: ExchangeInit): Promise<Exchanged> {
     }
     init.signal.addEventListener("abort", onAbort, { once: true });
     request.on("error", fail);
+    // A host that is off drops the connection attempt silently: give up on connecting long before
+    // the reply's timeout, as refused, so an endpoint that is gone is known as such.
+    request.on("socket", (socket) => {
+      if (!socket.connecting) return;
+      const timer = setTimeout(() => {
+        const error = new Error(`connect timed out after ${CONNECT_TIMEOUT_MS / 1000} s`);
+        request.destroy(Object.assign(error, { code: CONNECT_TIMEOUT }));
+      }, CONNECT_TIMEOUT_MS);
+      socket.once("connect", () => clearTimeout(timer));
+      socket.once("close", () => clearTimeout(timer));
+    });
     request.end(body);
   });
 }

@@ -15,8 +15,11 @@ export interface LimiterOptions {
 
 /** A permit to send one request; say how it went when it is over. */
 export interface Slot {
-  /** The server answered (with anything but a rate limit). */
-  done(): void;
+  /**
+   * The server answered (with anything but a rate limit); `captioned` when it was a success, the
+   * only answers whose latency says how long a caption takes.
+   */
+  done(captioned?: boolean): void;
   /**
    * The server said to slow down (429, or 503 with Retry-After), asking for this many ms of quiet.
    * `metered` says it named a wait of a second or more itself, the mark of a real rate limit
@@ -154,9 +157,9 @@ export class AdaptiveLimiter implements Gate<Slot> {
     };
     const climb = this.#climb;
     return {
-      done: () =>
+      done: (captioned = false) =>
         finish(() => {
-          if (climb) {
+          if (climb && captioned) {
             const now = performance.now();
             const next = climb.answered(now - startedAt, now);
             if (next !== null) this.#setAllowed(next);

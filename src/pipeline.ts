@@ -166,15 +166,18 @@ async function realSender(
         several,
         // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
         aloneThreshold: Math.max(10, 2 * (spec.concurrency === "auto" ? 8 : spec.concurrency)),
-        onChange: (endpoint, up, reason) =>
+        onChange: (endpoint, change, reason) =>
           warn(
-            up
+            change === "up"
               ? `${endpoint.label} answers again; it takes images again`
-              : `${endpoint.label} stopped answering (${reason}); its images go to the other endpoints, and it is tried again in ${RETRY_DOWN_MS / 1000} s`,
+              : change === "down"
+                ? `${endpoint.label} stopped answering (${reason}); its images go to the other endpoints, and it is tried again in ${RETRY_DOWN_MS / 1000} s`
+                : `${endpoint.label} is left out for the rest of the run (${reason}); its images go to the other endpoints`,
           ),
       });
     }),
   );
+  for (const endpoint of endpoints) endpoint.peers = endpoints;
   return createSender(
     {
       endpoints: new Dispatcher<Slot, Endpoint>(endpoints),

@@ -78,7 +78,7 @@ export async function sendWithRetries(
     try {
       const reply = await endpoint.client.chat(built.request, context.abortSignal);
       endpoint.limiter.observe(reply.headers);
-      slot.done();
+      slot.done(true);
       endpoint.reachable();
       const extracted = built.read(reply.body);
       endpoint.succeeded();
@@ -109,24 +109,25 @@ export async function sendWithRetries(
         attempt -= 1;
         continue;
       }
-      // Some things about the endpoint will not change by retrying: stop before every image fails.
-      if (error instanceof ConnectionError && error.unknownHost) {
-        return { kind: "unfinished", abort: endpointWrong(error, endpoint, endpoints) };
-      }
-      // A wrong model id would fail every image one by one.
-      if (saysModelMissing(error) && !endpoint.everSucceeded) {
-        return { kind: "unfinished", abort: context.modelMissing(error as ApiError, endpoint) };
-      }
-      if (error instanceof EndpointNotFoundError && !endpoint.everSucceeded) {
-        return { kind: "unfinished", abort: endpointWrong(error, endpoint, endpoints) };
-      }
-      if (error instanceof AuthError) {
-        return {
-          kind: "unfinished",
-          abort: new RunAbortedError(error.code, atEndpoint(error.message, endpoint, endpoints), {
-            cause: error,
-          }),
-        };
+      // Some things about an endpoint will not change by retrying: stop before every image fails,
+      // or, with others to go to, leave that one out.
+      const wrong = settingWrong(error, endpoint, endpoints, context);
+      if (wrong) {
+        if (endpoints.length === 1) return { kind: "unfinished", abort: wrong };
+        endpoint.retire(wrong.message);
+        if (endpoints.every((gate) => gate.down)) {
+          const each = endpoints.map((gate) => `${gate.label}: ${gate.lastProblem}`);
+          return {
+            kind: "unfinished",
+            abort: new RunAbortedError(
+              wrong.code,
+              `no endpoint is left (${each.join("; ")}); nothing more was sent`,
+              { cause: error },
+            ),
+          };
+        }
+        attempt -= 1;
+        continue;
       }
       if (!shouldRetry(error) || attempt > context.retries) {
         // Nothing about one image stops a connection being made: every other image would fail too.
@@ -145,6 +146,31 @@ export async function sendWithRetries(
       if (context.stopSignal.aborted) return { kind: "unfinished" };
     }
   }
+}
+
+/** Why no retry at this endpoint can succeed (a wrong host, route, key or model), or null. */
+function settingWrong(
+  error: unknown,
+  endpoint: Endpoint,
+  endpoints: readonly Endpoint[],
+  context: SendContext,
+): RunAbortedError | null {
+  if (error instanceof ConnectionError && error.unknownHost) {
+    return endpointWrong(error, endpoint, endpoints);
+  }
+  // A wrong model id would fail every image one by one.
+  if (saysModelMissing(error) && !endpoint.everSucceeded) {
+    return context.modelMissing(error as ApiError, endpoint);
+  }
+  if (error instanceof EndpointNotFoundError && !endpoint.everSucceeded) {
+    return endpointWrong(error, endpoint, endpoints);
+  }
+  if (error instanceof AuthError) {
+    return new RunAbortedError(error.code, atEndpoint(error.message, endpoint, endpoints), {
+      cause: error,
+    });
+  }
+  return null;
 }
 
 /** With several endpoints, a message about one says which. */
@@ -177,7 +203,9 @@ function unreachable(
   endpoints: readonly Endpoint[],
 ): RunAbortedError {
   if (endpoints.length > 1) {
-    const each = endpoints.map((endpoint) => `${endpoint.label}: ${endpoint.lastProblem}`);
+    const each = endpoints.map(
+      (endpoint) => `${endpoint.label}: ${endpoint.lastProblem || error.message}`,
+    );
     return new RunAbortedError(
       "endpoint_unreachable",
       `every endpoint stopped answering (${each.join("; ")}); check that the servers are up, then rerun to resume`,

@@ -6,7 +6,12 @@ import { ConcurrencyClimb } from "../src/auto-concurrency.js";
  * taking `latency` × in-flight / `batch` once the batch is full. Returns the figures it chose and
  * the answers a second over the last half of the time.
  */
-function simulate(batch: number, latency: number, seconds: number, max = 256) {
+function simulate(batch: number, latency: number, seconds: number, max = 256, spread = 0) {
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
   const climb = new ConcurrencyClimb(max, 0);
   const figures: number[] = [climb.limit];
   let now = 0;
@@ -15,8 +20,10 @@ function simulate(batch: number, latency: number, seconds: number, max = 256) {
   climb.inFlight(climb.limit, now);
   while (now < seconds * 1000) {
     const inFlight = climb.limit;
-    const took = latency * Math.max(1, inFlight / batch);
-    now += took / inFlight;
+    const mean = latency * Math.max(1, inFlight / batch);
+    // Captions differ in length: each answer takes from (1 - spread) to (1 + spread) of the mean.
+    const took = mean * (1 - spread + 2 * spread * random());
+    now += mean / inFlight;
     climb.inFlight(inFlight, now);
     if (now > half) answers += 1;
     const next = climb.answered(took, now);
@@ -33,6 +40,13 @@ describe("ConcurrencyClimb (-c auto)", () => {
     expect(final).toBeLessThanOrEqual(48);
     // Nearly the server's 48 a second once settled.
     expect(throughput).toBeGreaterThan(0.9 * 48);
+  });
+
+  it("is not thrown by answers whose latencies vary fivefold, as captions of different lengths do", () => {
+    const { final, throughput } = simulate(24, 700, 90, 256, 0.7);
+    expect(final).toBeGreaterThanOrEqual(24);
+    expect(final).toBeLessThanOrEqual(64);
+    expect(throughput).toBeGreaterThan(0.85 * (24 / 0.7));
   });
 
   it("holds where a small batch is already full, rather than queueing more", () => {

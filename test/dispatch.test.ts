@@ -24,8 +24,8 @@ function endpoint(label: string, concurrency: number, changes: string[] = []): E
     listed: null,
     several: true,
     aloneThreshold: 10,
-    onChange: (_endpoint, up, reason) =>
-      changes.push(up ? `${label} up` : `${label} down: ${reason}`),
+    onChange: (_endpoint, change, reason) =>
+      changes.push(change === "up" ? `${label} up` : `${label} ${change}: ${reason}`),
   });
 }
 
@@ -61,6 +61,7 @@ describe("Dispatcher over endpoints", () => {
     const changes: string[] = [];
     const a = endpoint("a:1", 4, changes);
     const b = endpoint("b:1", 4, changes);
+    a.peers = b.peers = [a, b];
     const dispatcher = new Dispatcher<Slot, Endpoint>([a, b]);
     expect(a.noReply(refused())).toBe(true);
     expect(a.down).toBe(true);
@@ -84,8 +85,32 @@ describe("Dispatcher over endpoints", () => {
     expect(later.filter((gate) => gate === a).length).toBeGreaterThan(1);
   });
 
+  it("judges the last endpoint up as if it were alone: many refusals, not one", () => {
+    const a = endpoint("a:1", 4);
+    const b = endpoint("b:1", 4);
+    a.peers = b.peers = [a, b];
+    expect(a.noReply(refused())).toBe(true);
+    for (let i = 1; i < 10; i += 1) expect(b.noReply(refused())).toBe(false);
+    expect(b.noReply(refused())).toBe(true);
+  });
+
+  it("leaves out for good an endpoint whose setting is wrong, seating nothing for it", async () => {
+    const changes: string[] = [];
+    const a = endpoint("a:1", 4, changes);
+    const b = endpoint("b:1", 4, changes);
+    const dispatcher = new Dispatcher<Slot, Endpoint>([a, b]);
+    a.retire("HTTP 401: bad key");
+    expect([a.down, a.retired, a.capacity()]).toEqual([true, true, 0]);
+    expect(changes).toEqual(["a:1 retired: HTTP 401: bad key"]);
+    const got: Endpoint[] = [];
+    for (let i = 0; i < 3; i += 1) void dispatcher.acquire().then((x) => x && got.push(x.gate));
+    await vi.advanceTimersByTimeAsync(RETRY_DOWN_MS * 2);
+    expect(got.every((gate) => gate === b)).toBe(true);
+  });
+
   it("takes an endpoint out after three requests in a row without a reply, not after one", () => {
     const a = endpoint("a:1", 4);
+    a.peers = [a, endpoint("b:1", 4)];
     const timeout = new TimeoutError("timeout", "no reply");
     expect(a.noReply(timeout)).toBe(false);
     expect(a.noReply(timeout)).toBe(false);

@@ -112,6 +112,19 @@ describe("several endpoints", () => {
     expect(c.requests.length).toBe(60 - kept.length);
   }, 60_000);
 
+  it("leaves out an endpoint whose key is refused and captions everything on the other", async () => {
+    const images = await makeDistinctImages(dir, 30);
+    const good = await serve({ latencyMs: 20 });
+    const locked = await serve({ apiKey: "sk-someone-else-000" });
+    const result = await run(["photos", "-o", "out.csv", "-c", "2", ...urls(locked, good)]);
+    expect(result.code, result.stderr).toBe(0);
+    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    expect(result.stderr).toMatch(
+      new RegExp(`${label(locked)} is left out for the rest of the run \\(.*401`),
+    );
+    expect(result.stderr).not.toContain(TEST_KEY);
+  }, 60_000);
+
   it("reads endpoints from a config file, each key from the variable it names", async () => {
     const images = await makeDistinctImages(dir, 20);
     const first = await serve({ apiKey: "sk-first-0000000000" });
@@ -124,7 +137,12 @@ describe("several endpoints", () => {
       ],
     };
     await writeFile(path.join(dir, "cluster.json"), JSON.stringify(config));
-    const env = { FIRST_KEY: "sk-first-0000000000", SECOND_KEY: "sk-second-111111111" };
+    // A base URL exported in the shell does not replace the file's list.
+    const env = {
+      FIRST_KEY: "sk-first-0000000000",
+      SECOND_KEY: "sk-second-111111111",
+      MINICPM_BASE_URL: "http://127.0.0.1:9/v1",
+    };
     const result = await run(["photos", "-o", "out.csv", "--config", "cluster.json"], env);
     expect(result.code, result.stderr).toBe(0);
     const rows = await readCsv(path.join(dir, "out.csv"));

@@ -27,8 +27,8 @@ export interface EndpointParts {
    */
   several: boolean;
   aloneThreshold: number;
-  /** Told when it is taken out (with why) and when it answers again. */
-  onChange?: (endpoint: Endpoint, up: boolean, reason: string) => void;
+  /** Told when it is taken out (with why), when it answers again, and when it is out for good. */
+  onChange?: (endpoint: Endpoint, change: "down" | "up" | "retired", reason: string) => void;
 }
 
 /**
@@ -48,7 +48,10 @@ export class Endpoint implements Gate<Slot> {
   #captioned = false;
   #downUntil: number | null = null;
   #probing = false;
+  #retired = false;
   #listener: () => void = () => {};
+  /** The run's endpoints, this one among them: the last one up is judged as if alone. */
+  peers: readonly Endpoint[] = [];
   /** Why it was taken out, for the message when every endpoint is. */
   lastProblem = "";
 
@@ -63,9 +66,14 @@ export class Endpoint implements Gate<Slot> {
     this.listed = parts.listed;
   }
 
-  /** Taken out: not answering, waiting for its next try. */
+  /** Taken out: not answering and waiting for its next try, or out for good. */
   get down(): boolean {
-    return this.#downUntil !== null;
+    return this.#downUntil !== null || this.#retired;
+  }
+
+  /** Out for the rest of the run: its key, model or route is wrong. */
+  get retired(): boolean {
+    return this.#retired;
   }
 
   /** Whether it has answered any request of this run with a caption. */
@@ -74,6 +82,7 @@ export class Endpoint implements Gate<Slot> {
   }
 
   readyAt(now: number): number {
+    if (this.#retired) return Number.POSITIVE_INFINITY;
     if (this.#downUntil !== null) {
       if (this.#probing) return Number.POSITIVE_INFINITY;
       return Math.max(this.#downUntil, this.limiter.readyAt(now));
@@ -91,7 +100,9 @@ export class Endpoint implements Gate<Slot> {
   }
 
   capacity(): number {
-    return this.limiter.capacity();
+    // Out, it seats nothing but the image its probe will carry.
+    if (this.#retired) return 0;
+    return this.#downUntil === null ? this.limiter.capacity() : 1;
   }
 
   listen(listener: () => void): void {
@@ -105,7 +116,16 @@ export class Endpoint implements Gate<Slot> {
     if (this.#downUntil === null) return;
     this.#downUntil = null;
     this.#probing = false;
-    this.#parts.onChange?.(this, true, "");
+    this.#parts.onChange?.(this, "up", "");
+    this.#listener();
+  }
+
+  /** Leaves it out for the rest of the run, for a reason no retry changes. */
+  retire(reason: string): void {
+    if (this.#retired) return;
+    this.#retired = true;
+    this.lastProblem = reason;
+    this.#parts.onChange?.(this, "retired", reason);
     this.#listener();
   }
 
@@ -117,7 +137,8 @@ export class Endpoint implements Gate<Slot> {
   /** A request got no reply at all. True when that takes the endpoint out. */
   noReply(error: unknown): boolean {
     const refused = error instanceof ConnectionError && error.refused;
-    if (!this.#parts.several) {
+    const alone = !this.#parts.several || !this.peers.some((peer) => peer !== this && !peer.down);
+    if (alone) {
       // Alone, only a refused connection says the server is gone; a reset or a timeout says it
       // is there but struggling, and is retried like any other transient failure.
       if (!refused) {
@@ -139,7 +160,7 @@ export class Endpoint implements Gate<Slot> {
     this.#downUntil = performance.now() + RETRY_DOWN_MS;
     this.#probing = false;
     this.lastProblem = reason;
-    if (wasUp) this.#parts.onChange?.(this, false, reason);
+    if (wasUp) this.#parts.onChange?.(this, "down", reason);
     this.#listener();
   }
 }

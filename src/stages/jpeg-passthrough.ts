@@ -58,8 +58,32 @@ function profileText(tag: Buffer): string {
   return text;
 }
 
-/** APP0 (JFIF: pixel density) and APP14 (Adobe: whether the data is YCbCr) decide decoding. */
-const KEPT_APP = new Set([0xe0, 0xee]);
+/**
+ * The segment kept of an APPn or COM: JFIF's APP0 without its thumbnail (a thumbnail can show
+ * what a crop cut away), and Adobe's APP14, which says whether the data is YCbCr. Null drops it.
+ */
+function keptApp(marker: number, segment: Uint8Array): Uint8Array | null {
+  const id = Buffer.from(segment.subarray(4, 10)).toString("latin1");
+  if (marker === 0xe0 && id.startsWith("JFIF\0") && segment.length >= 18) {
+    const jfif = Buffer.from(segment.subarray(0, 18));
+    jfif.writeUInt16BE(16, 2);
+    jfif[16] = 0;
+    jfif[17] = 0;
+    return jfif;
+  }
+  if (marker === 0xee && id.startsWith("Adobe")) return segment;
+  return null;
+}
+
+/** Frames every decoder reads: baseline (SOF0) and 8-bit extended Huffman (SOF1). */
+function plainFrame(marker: number, segment: Uint8Array): boolean {
+  return (marker === 0xc0 || marker === 0xc1) && segment[4] === 8;
+}
+
+/** SOF markers: C0–CF but DHT (C4), JPG (C8) and DAC (CC). */
+function isFrame(marker: number): boolean {
+  return marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+}
 
 /**
  * The same JPEG without its metadata: EXIF (GPS, camera serials), XMP, IPTC, comments and every
@@ -72,6 +96,7 @@ export function stripJpegMetadata(bytes: Uint8Array): Buffer | null {
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return null;
   const kept: Uint8Array[] = [bytes.subarray(0, 2)];
   let at = 2;
+  let frames = 0;
   for (;;) {
     // Markers may be padded with any number of 0xFF bytes.
     if (bytes[at] !== 0xff) return null;
@@ -89,11 +114,19 @@ export function stripJpegMetadata(bytes: Uint8Array): Buffer | null {
     const end = at + length;
     if (length < 2 || end > bytes.length) return null;
     const segment = bytes.subarray(at - 2, end);
-    const metadata = (marker >= 0xe0 && marker <= 0xef && !KEPT_APP.has(marker)) || marker === 0xfe;
-    if (!metadata) kept.push(segment);
+    if (marker >= 0xe0 && marker <= 0xef) {
+      const app = keptApp(marker, segment);
+      if (app) kept.push(app);
+    } else if (marker !== 0xfe) {
+      // Arithmetic-coded, lossless, progressive or 12-bit frames: not every server decodes them.
+      if (isFrame(marker) && !plainFrame(marker, segment)) return null;
+      if (isFrame(marker)) frames += 1;
+      kept.push(segment);
+    }
     at = end;
     if (marker === 0xda) break;
   }
+  if (frames !== 1) return null;
   // The entropy-coded scan runs to EOI; a 0xFF in it is followed by 0x00 (stuffing) or a restart
   // marker. Any other marker here means more than one scan, which is not walked.
   const scanStart = at;

@@ -116,6 +116,27 @@ describe("JPEG sent as it is", () => {
     expect(sentBytes(shrunk.dataUrl).toString("latin1")).not.toContain("PhoneCo");
   });
 
+  it("keeps JFIF without its thumbnail, and drops other APP0 segments", async () => {
+    const { file } = await cameraJpeg();
+    // A JFIF APP0 with a 2×1 thumbnail ("SECRET" as its six RGB bytes), and a JFXX one.
+    const jfif = Buffer.concat([
+      Buffer.from([0xff, 0xe0, 0x00, 0x16]),
+      Buffer.from("JFIF\0", "latin1"),
+      Buffer.from([1, 2, 0, 0, 1, 0, 1, 2, 1]),
+      Buffer.from("SECRET", "latin1"),
+    ]);
+    const jfxxText = Buffer.from("JFXX\0\x10THUMBJFXX", "latin1");
+    const jfxx = Buffer.concat([Buffer.from([0xff, 0xe0, 0x00, jfxxText.length + 2]), jfxxText]);
+    const withThumbs = Buffer.concat([file.subarray(0, 2), jfif, jfxx, file.subarray(2)]);
+    const stripped = stripJpegMetadata(withThumbs);
+    expect(stripped).not.toBeNull();
+    const text = stripped?.toString("latin1") ?? "";
+    expect(text).toContain("JFIF");
+    expect(text).not.toContain("SECRET");
+    expect(text).not.toContain("THUMBJFXX");
+    expect((await rawPixels(stripped ?? Buffer.alloc(0))).equals(await rawPixels(file))).toBe(true);
+  });
+
   it("walks only whole single-scan JPEGs, leaving the rest to the decoder", async () => {
     const { file } = await cameraJpeg();
     const stripped = stripJpegMetadata(file);
