@@ -5,7 +5,7 @@ import { Parser } from "yargs/helpers";
 import { createClient, type FetchLike } from "./client.js";
 import {
   type CaptionConfig,
-  DEFAULT_BASE_URL,
+  isHostedApi,
   resolveConfig,
   SETTING_SPECS,
   type SettingSpec,
@@ -457,7 +457,7 @@ function chooseKey(config: CaptionConfig, reporter: Reporter, env: NodeJS.Proces
     keyFor(
       endpoint.baseUrl,
       endpoint.apiKey ??
-        (sharedKey.openAi && endpoint.baseUrl === DEFAULT_BASE_URL ? undefined : sharedKey.key),
+        (sharedKey.openAi && isHostedApi(endpoint.baseUrl) ? undefined : sharedKey.key),
     ),
   );
   for (const each of keys) reporter.setSecret(each.apiKey);

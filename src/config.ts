@@ -439,7 +439,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     envSource.apiKey === "OPENAI_API_KEY" &&
     input.flags.apiKey === undefined &&
     merged.apiKey === envValues.apiKey &&
-    baseUrl === DEFAULT_BASE_URL;
+    isHostedApi(baseUrl);
   return {
     baseUrl,
     endpoints,
@@ -476,6 +476,15 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
         .find((layer) => typeof layer.values.jsonSchema === "string")
         ?.describe("jsonSchema") ?? SETTING_SPECS.jsonSchema.flag,
   };
+}
+
+/** Whether a base URL is the hosted MiniCPM API, however it is written (scheme, port, case). */
+export function isHostedApi(baseUrl: string): boolean {
+  try {
+    return new URL(baseUrl).hostname.toLowerCase() === new URL(DEFAULT_BASE_URL).hostname;
+  } catch {
+    return false;
+  }
 }
 
 /** Accepts a base URL pasted with the route on the end, and drops trailing slashes. */

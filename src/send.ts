@@ -78,9 +78,10 @@ export async function sendWithRetries(
     try {
       const reply = await endpoint.client.chat(built.request, context.abortSignal);
       endpoint.limiter.observe(reply.headers);
-      slot.done(true);
       endpoint.reachable();
       const extracted = built.read(reply.body);
+      // Only a caption's latency says how long captions take (-c auto learns from it).
+      slot.done(true);
       endpoint.succeeded();
       return { kind: "captioned", reply, extracted, attempts: attempt, endpoint };
     } catch (error) {
@@ -97,8 +98,10 @@ export async function sendWithRetries(
       else slot.done();
 
       const silent = error instanceof ConnectionError || error instanceof TimeoutError;
+      // A host name that does not resolve is a setting to fix, not a server that is down.
+      const misnamed = error instanceof ConnectionError && error.unknownHost;
       if (!silent) endpoint.reachable();
-      else if (endpoint.noReply(error)) {
+      else if (!misnamed && endpoint.noReply(error)) {
         if (endpoints.every((gate) => gate.down)) {
           return {
             kind: "unfinished",
@@ -114,17 +117,24 @@ export async function sendWithRetries(
       const wrong = settingWrong(error, endpoint, endpoints, context);
       if (wrong) {
         if (endpoints.length === 1) return { kind: "unfinished", abort: wrong };
-        endpoint.retire(wrong.message);
-        if (endpoints.every((gate) => gate.down)) {
+        endpoint.retire(wrong.message, wrong.code);
+        if (endpoints.every((gate) => gate.retired)) {
           const each = endpoints.map((gate) => `${gate.label}: ${gate.lastProblem}`);
+          const codes = new Set(endpoints.map((gate) => gate.retiredFor));
+          // One reason everywhere (a model no server has) is reported as that; a mix is not.
+          const code = codes.size === 1 ? wrong.code : "no_endpoint_left";
           return {
             kind: "unfinished",
             abort: new RunAbortedError(
-              wrong.code,
+              code,
               `no endpoint is left (${each.join("; ")}); nothing more was sent`,
               { cause: error },
             ),
           };
+        }
+        // The endpoints left are merely down: the last ones are judged as if alone, at once.
+        if (endpoints.every((gate) => gate.down)) {
+          for (const gate of endpoints) gate.revive();
         }
         attempt -= 1;
         continue;

@@ -99,13 +99,31 @@ describe("Dispatcher over endpoints", () => {
     const a = endpoint("a:1", 4, changes);
     const b = endpoint("b:1", 4, changes);
     const dispatcher = new Dispatcher<Slot, Endpoint>([a, b]);
-    a.retire("HTTP 401: bad key");
+    a.retire("HTTP 401: bad key", "auth_failed");
     expect([a.down, a.retired, a.capacity()]).toEqual([true, true, 0]);
     expect(changes).toEqual(["a:1 retired: HTTP 401: bad key"]);
     const got: Endpoint[] = [];
     for (let i = 0; i < 3; i += 1) void dispatcher.acquire().then((x) => x && got.push(x.gate));
     await vi.advanceTimersByTimeAsync(RETRY_DOWN_MS * 2);
     expect(got.every((gate) => gate === b)).toBe(true);
+  });
+
+  it("a probe that fails short of the lone rule leaves the last endpoint in, not stuck out", async () => {
+    const a = endpoint("a:1", 2);
+    const b = endpoint("b:1", 2);
+    a.peers = b.peers = [a, b];
+    expect(a.noReply(refused())).toBe(true);
+    b.retire("HTTP 401", "auth_failed");
+    // With b out for good, a is the last one: judged as if alone from here.
+    a.revive();
+    expect(a.down).toBe(false);
+    const dispatcher = new Dispatcher<Slot, Endpoint>([a, b]);
+    const got: Endpoint[] = [];
+    void dispatcher.acquire().then((x) => x && got.push(x.gate));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(got).toEqual([a]);
+    expect(a.noReply(refused())).toBe(false);
+    expect(a.down).toBe(false);
   });
 
   it("takes an endpoint out after three requests in a row without a reply, not after one", () => {

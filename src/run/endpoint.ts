@@ -110,6 +110,15 @@ export class Endpoint implements Gate<Slot> {
     this.limiter.listen(listener);
   }
 
+  /** Back in, untried: the others are out for good, so this one is now judged as if alone. */
+  revive(): void {
+    if (this.#retired || this.#downUntil === null) return;
+    this.#downUntil = null;
+    this.#probing = false;
+    this.#failures = 0;
+    this.#listener();
+  }
+
   /** A reply came (any status): the server is there. */
   reachable(): void {
     this.#failures = 0;
@@ -120,10 +129,14 @@ export class Endpoint implements Gate<Slot> {
     this.#listener();
   }
 
+  /** The code of the error that retired it, or null. */
+  retiredFor: string | null = null;
+
   /** Leaves it out for the rest of the run, for a reason no retry changes. */
-  retire(reason: string): void {
+  retire(reason: string, code: string): void {
     if (this.#retired) return;
     this.#retired = true;
+    this.retiredFor = code;
     this.lastProblem = reason;
     this.#parts.onChange?.(this, "retired", reason);
     this.#listener();
@@ -141,12 +154,21 @@ export class Endpoint implements Gate<Slot> {
     if (alone) {
       // Alone, only a refused connection says the server is gone; a reset or a timeout says it
       // is there but struggling, and is retried like any other transient failure.
+      // A probe that failed short of that leaves it in, to be retried like any request.
+      const keep = () => {
+        if (this.#downUntil !== null) {
+          this.#downUntil = null;
+          this.#probing = false;
+          this.#listener();
+        }
+        return false;
+      };
       if (!refused) {
         this.#failures = 0;
-        return false;
+        return keep();
       }
       this.#failures += 1;
-      if (this.#failures < this.#parts.aloneThreshold) return false;
+      if (this.#failures < this.#parts.aloneThreshold) return keep();
     } else {
       this.#failures += 1;
       if (!refused && !this.#probing && this.#failures < SILENT_IN_A_ROW) return false;
