@@ -461,7 +461,8 @@ function chooseKey(config: CaptionConfig, reporter: Reporter, env: NodeJS.Proces
     ),
   );
   for (const each of keys) reporter.setSecret(each.apiKey);
-  if (key.trial || keys.some((each) => each.trial)) {
+  const trial = key.trial || keys.some((each) => each.trial);
+  if (trial) {
     const openai = env.OPENAI_API_KEY ? " (OPENAI_API_KEY is never sent to the hosted API)" : "";
     reporter.say(`${TRIAL_KEY_NOTICE}${openai}`, "warn");
   }
@@ -470,7 +471,7 @@ function chooseKey(config: CaptionConfig, reporter: Reporter, env: NodeJS.Proces
     ...endpoint,
     apiKey: keys[index]?.apiKey,
   }));
-  return { ...key, trial: key.trial || keys.some((each) => each.trial), endpoints };
+  return { ...key, trial, endpoints };
 }
 
 /** A refusal of the trial key is about the trial, not about a key the user gave. */

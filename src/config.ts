@@ -435,22 +435,15 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   const baseUrl = normaliseBaseUrl(endpoints?.[0]?.baseUrl ?? merged.baseUrl ?? DEFAULT_BASE_URL);
   // A key exported for OpenAI itself is never sent to the hosted MiniCPM API: it is only the
   // fallback for servers named by a base URL of the user's own.
-  const foreignKey =
+  const openAi =
     envSource.apiKey === "OPENAI_API_KEY" &&
     input.flags.apiKey === undefined &&
-    merged.apiKey === envValues.apiKey &&
-    isHostedApi(baseUrl);
+    merged.apiKey === envValues.apiKey;
   return {
     baseUrl,
     endpoints,
-    sharedKey: {
-      key: merged.apiKey || undefined,
-      openAi:
-        envSource.apiKey === "OPENAI_API_KEY" &&
-        input.flags.apiKey === undefined &&
-        merged.apiKey === envValues.apiKey,
-    },
-    apiKey: foreignKey ? undefined : merged.apiKey || undefined,
+    sharedKey: { key: merged.apiKey || undefined, openAi },
+    apiKey: openAi && isHostedApi(baseUrl) ? undefined : merged.apiKey || undefined,
     model,
     prompt,
     maxTokens: merged.maxTokens ?? defaultMaxTokens(model),
@@ -588,10 +581,14 @@ function endpointsOf(
   if (baseUrl !== undefined) {
     problems.push(`${where}: baseUrl and endpoints name the servers twice; keep one of them`);
   }
-  return (endpoints as Record<string, unknown>[]).map((entry) => ({
-    ...(entry as unknown as EndpointOptions),
-    baseUrl: normaliseBaseUrl(entry.baseUrl as string),
-  }));
+  return (endpoints as Record<string, unknown>[]).map((entry) => {
+    const variable = typeof entry.apiKey === "string" ? KEY_VARIABLE.exec(entry.apiKey)?.[1] : null;
+    return {
+      ...(entry as unknown as EndpointOptions),
+      baseUrl: normaliseBaseUrl(entry.baseUrl as string),
+      ...(variable ? { apiKey: env[variable] } : {}),
+    };
+  });
 }
 
 function validateLayer(layer: SettingsLayer, problems: string[]): Settings {
@@ -670,12 +667,15 @@ function show(value: unknown): string {
   return typeof value === "string" ? `"${value}"` : (JSON.stringify(value) ?? String(value));
 }
 
+/** An endpoint's `apiKey` that names an environment variable: `$NAME` or `${NAME}`. */
+const KEY_VARIABLE = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/;
+
 /** The keys an entry of `endpoints` may have. */
 export const ENDPOINT_KEYS = ["baseUrl", "apiKey", "model", "concurrency", "rpm"] as const;
 
 /**
  * What is wrong with a list of endpoints, each problem naming the entry (`endpoints[1].rpm: …`).
- * With `env`, an apiKey of the form `$NAME` is read from that variable and replaced in place.
+ * With `env`, an apiKey of the form `$NAME` must name a variable that is set.
  */
 export function checkEndpoints(value: unknown, env?: NodeJS.ProcessEnv): string[] {
   if (!Array.isArray(value) || value.length === 0) {
@@ -701,18 +701,11 @@ export function checkEndpoints(value: unknown, env?: NodeJS.ProcessEnv): string[
       }
     }
     if (fields.baseUrl === undefined) problems.push(`${where}.baseUrl: missing`);
-    const named =
-      typeof fields.apiKey === "string"
-        ? /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(fields.apiKey)
-        : null;
-    if (env && named?.[1]) {
-      const variable = named[1];
-      const key = env[variable];
-      if (key) fields.apiKey = key;
-      else
-        problems.push(
-          `${where}.apiKey: names the environment variable ${variable}, which is not set`,
-        );
+    const named = typeof fields.apiKey === "string" ? KEY_VARIABLE.exec(fields.apiKey) : null;
+    if (env && named?.[1] && !env[named[1]]) {
+      problems.push(
+        `${where}.apiKey: names the environment variable ${named[1]}, which is not set`,
+      );
     }
     for (const key of ENDPOINT_KEYS) {
       if (fields[key] === undefined) continue;

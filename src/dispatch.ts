@@ -18,8 +18,8 @@ export interface Gate<S> {
   listen(listener: () => void): void;
 }
 
-interface Waiter<G, S> {
-  resolve: (admitted: { gate: G; slot: S } | null) => void;
+interface Waiter<T> {
+  resolve: (value: T | null) => void;
   signal: AbortSignal | undefined;
   onAbort: () => void;
 }
@@ -31,11 +31,12 @@ interface Waiter<G, S> {
  */
 export class Dispatcher<S, G extends Gate<S> = Gate<S>> {
   readonly gates: readonly G[];
-  readonly #waiters: Waiter<G, S>[] = [];
+  readonly #waiters: Waiter<{ gate: G; slot: S }>[] = [];
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Number.POSITIVE_INFINITY;
   #seated = 0;
-  readonly #seatWaiters: Waiter<true, true>[] = [];
+  /** Waiting for a seat; each is handed the function that gives it back. */
+  readonly #seatWaiters: Waiter<() => void>[] = [];
 
   constructor(gates: readonly G[]) {
     this.gates = gates;
@@ -50,17 +51,8 @@ export class Dispatcher<S, G extends Gate<S> = Gate<S>> {
   seat(signal?: AbortSignal): Promise<(() => void) | null> {
     if (signal?.aborted) return Promise.resolve(null);
     return new Promise((resolve) => {
-      const waiter: Waiter<true, true> = {
-        resolve: (seated) => {
-          if (!seated) return resolve(null);
-          let open = true;
-          resolve(() => {
-            if (!open) return;
-            open = false;
-            this.#seated -= 1;
-            this.#pump();
-          });
-        },
+      const waiter: Waiter<() => void> = {
+        resolve,
         signal,
         onAbort: () => {
           const index = this.#seatWaiters.indexOf(waiter);
@@ -78,7 +70,7 @@ export class Dispatcher<S, G extends Gate<S> = Gate<S>> {
   acquire(signal?: AbortSignal): Promise<{ gate: G; slot: S } | null> {
     if (signal?.aborted) return Promise.resolve(null);
     return new Promise((resolve) => {
-      const waiter: Waiter<G, S> = {
+      const waiter: Waiter<{ gate: G; slot: S }> = {
         resolve,
         signal,
         onAbort: () => {
@@ -102,7 +94,13 @@ export class Dispatcher<S, G extends Gate<S> = Gate<S>> {
       if (!waiter) break;
       waiter.signal?.removeEventListener("abort", waiter.onAbort);
       this.#seated += 1;
-      waiter.resolve({ gate: true, slot: true });
+      let open = true;
+      waiter.resolve(() => {
+        if (!open) return;
+        open = false;
+        this.#seated -= 1;
+        this.#pump();
+      });
     }
     while (this.#waiters.length > 0) {
       const now = performance.now();
