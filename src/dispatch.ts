@@ -49,39 +49,30 @@ export class Dispatcher<S, G extends Gate<S> = Gate<S>> {
    * can be sent; its requests then wait here for slots (and their pace) one by one.
    */
   seat(signal?: AbortSignal): Promise<(() => void) | null> {
-    if (signal?.aborted) return Promise.resolve(null);
-    return new Promise((resolve) => {
-      const waiter: Waiter<() => void> = {
-        resolve,
-        signal,
-        onAbort: () => {
-          const index = this.#seatWaiters.indexOf(waiter);
-          if (index !== -1) this.#seatWaiters.splice(index, 1);
-          resolve(null);
-        },
-      };
-      this.#seatWaiters.push(waiter);
-      signal?.addEventListener("abort", waiter.onAbort, { once: true });
-      this.#pump();
-    });
+    return this.#wait(this.#seatWaiters, signal);
   }
 
   /** Waits for a slot on some gate; resolves null if `signal` aborts first. */
   acquire(signal?: AbortSignal): Promise<{ gate: G; slot: S } | null> {
+    return this.#wait(this.#waiters, signal);
+  }
+
+  /** Joins `queue` until the pump hands over a value, or `signal` aborts (null). */
+  #wait<T>(queue: Waiter<T>[], signal: AbortSignal | undefined): Promise<T | null> {
     if (signal?.aborted) return Promise.resolve(null);
     return new Promise((resolve) => {
-      const waiter: Waiter<{ gate: G; slot: S }> = {
+      const waiter: Waiter<T> = {
         resolve,
         signal,
         onAbort: () => {
-          const index = this.#waiters.indexOf(waiter);
-          if (index !== -1) this.#waiters.splice(index, 1);
+          const index = queue.indexOf(waiter);
+          if (index !== -1) queue.splice(index, 1);
           resolve(null);
           // A pending wake-up with nobody left to wake would keep the process alive for nothing.
           if (this.#waiters.length === 0) this.#clearTimer();
         },
       };
-      this.#waiters.push(waiter);
+      queue.push(waiter);
       signal?.addEventListener("abort", waiter.onAbort, { once: true });
       this.#pump();
     });
