@@ -436,43 +436,87 @@ try {
     );
   }
 
-  // P3 gateway: a token bucket with no burst allowance, refusing with 429 before any work, as API
-  // gateways do; the CLI starts at -c 64 with no idea of the rate.
+  // P3 gateway: a token bucket refusing with 429 before any work, as API gateways do; the CLI
+  // starts at -c 64 with no idea of the rate. The issue's case is the fake's default bucket (a
+  // second's worth saved up); a bucket with no burst allowance at all is the stress case.
   for (const [burst, headers] of [
-    [1, undefined],
     [20, undefined],
-    [1, "ietf"],
+    [20, "ietf"],
     [20, "openai"],
+    [1, undefined],
+    [1, "ietf"],
   ] as const) {
     const rate = 20;
+    const latency = 100;
     const count = scale(400, 100);
-    const folder = await writeVariants(
-      path.join(work, `p3g${burst}${headers ?? ""}`),
-      small,
-      count,
-    );
+    const name = `p3g${burst}${headers ?? ""}`;
+    const folder = await writeVariants(path.join(work, name), small, count);
     const { fake, arrivals } = await endpoint({
-      latencyMs: 100,
+      latencyMs: latency,
       rateLimit: { perSecond: rate, retryAfter: "1", burst, ...(headers ? { headers } : {}) },
     });
-    const out = path.join(work, `p3g${burst}${headers ?? ""}.csv`);
+    const out = path.join(work, `${name}.csv`);
     await runCli([folder, "-o", out, "-c", "64", "--retries", "30"], work, fake.baseUrl);
-    const limited = fake.requests.filter((r) => r.behavior === "rate-limit").length;
-    // The first 64 requests leave together, before any reply can say anything about the limit.
-    const late = fake.requests.filter((r) => r.index >= 64 && r.behavior === "rate-limit").length;
-    const total = fake.requests.length;
+    const requests = [...fake.requests];
     await fake.close();
+    const limited = requests.filter((r) => r.behavior === "rate-limit");
+    // A 429 leaves as soon as it is decided, a caption after the latency. Requests reaching the
+    // server within 20 ms of the first reply were already on their way: the client could not
+    // have known.
+    const firstReply = Math.min(
+      ...requests.map((r) => r.decidedAt + (r.behavior === "rate-limit" ? 0 : latency)),
+    );
+    const after = requests.filter((r) => r.decidedAt > firstReply + 20);
+    const lateLimited = after.filter((r) => r.behavior === "rate-limit").length;
     const span = ((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0)) / 1000;
     const goodput = (count - 1) / span;
+    const label = `burst ${burst}${headers ? ` ${headers} headers` : ""}`;
+    let baseline = "";
+    if (burst === 1 && !headers) {
+      // What pacing alone reaches against this bucket on this machine: the CLI told a pace of
+      // 18/s (--rpm 1080), under the limit, on a fresh fake.
+      const paced = await endpoint({
+        latencyMs: latency,
+        rateLimit: { perSecond: rate, retryAfter: "1", burst },
+      });
+      await runCli(
+        [folder, "-o", path.join(work, `${name}-paced.csv`), "-c", "64", "--rpm", "1080"],
+        work,
+        paced.fake.baseUrl,
+      );
+      const pacedLimited = paced.fake.requests.filter((r) => r.behavior === "rate-limit").length;
+      await paced.fake.close();
+      const pacedSpan = ((paced.arrivals.at(-1) ?? 0) - (paced.arrivals[0] ?? 0)) / 1000;
+      baseline = `; paced at 18/s instead (--rpm 1080): ${((count - 1) / pacedSpan / rate).toFixed(3)} of the rate, ${pacedLimited} 429s`;
+    }
     record(
       {
-        id: `P3 gateway burst ${burst}${headers ? ` ${headers} headers` : ""}`,
-        name: `rate limit before work: goodput ÷ allowed rate (${rate}/s, burst ${burst}, ${headers ? `${headers} rate-limit headers, ` : ""}Retry-After 1 s, 100 ms, -c 64)`,
+        id: `P3 gateway ${label}`,
+        name: `rate limit before work: goodput ÷ allowed rate (${rate}/s, burst ${burst}, ${headers ? `${headers} rate-limit headers, ` : ""}Retry-After 1 s, ${latency} ms, -c 64)`,
         value: goodput / rate,
         target: "≥ 0.9",
-        detail: `${count} captions in ${span.toFixed(1)} s = ${goodput.toFixed(1)}/s; ${limited} of ${total} requests answered 429, ${late} of them after the opening 64`,
+        detail: `${count} captions in ${span.toFixed(1)} s = ${goodput.toFixed(1)}/s; ${limited.length} of ${requests.length} requests answered 429${baseline}`,
       },
       goodput / rate >= 0.9,
+    );
+    const share = lateLimited / Math.max(1, after.length);
+    record(
+      headers
+        ? {
+            id: `P3 gateway ${label} 429s`,
+            name: "rate-limit headers: 429s after the first reply",
+            value: lateLimited,
+            target: "0",
+            detail: `${lateLimited} of the ${after.length} requests that reached the server more than 20 ms after its first reply; ${limited.length} in all`,
+          }
+        : {
+            id: `P3 gateway ${label} 429s`,
+            name: "share of the requests after the first Retry-After answered 429",
+            value: share,
+            target: "≤ 0.10",
+            detail: `${lateLimited} of the ${after.length} requests that reached the server more than 20 ms after its first 429`,
+          },
+      headers ? lateLimited === 0 : share <= 0.1,
     );
   }
 

@@ -169,6 +169,35 @@ describe("several endpoints", () => {
     );
   }, 60_000);
 
+  it("holds each endpoint to its own concurrency and rpm from the config", async () => {
+    const images = await makeDistinctImages(dir, 60);
+    const narrow = await serve({ latencyMs: 80 });
+    const wide = await serve({ latencyMs: 80 });
+    const paced = await serve({ latencyMs: 10 });
+    const config = {
+      concurrency: 3,
+      endpoints: [
+        { baseUrl: narrow.baseUrl, concurrency: 1 },
+        { baseUrl: wide.baseUrl, concurrency: 6 },
+        // One start every 200 ms at most, however fast it answers.
+        { baseUrl: paced.baseUrl, rpm: 300 },
+      ],
+    };
+    await writeFile(path.join(dir, "three.json"), JSON.stringify(config));
+    const result = await run(["photos", "-o", "out.csv", "--config", "three.json"]);
+    expect(result.code, result.stderr).toBe(0);
+    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    expect(narrow.maxInFlight).toBe(1);
+    expect(wide.maxInFlight).toBeGreaterThan(3);
+    expect(wide.maxInFlight).toBeLessThanOrEqual(6);
+    // The paced one, the fastest server, took the fewest: its rpm held it back.
+    expect(paced.requests.length).toBeLessThan(wide.requests.length);
+    const gaps = paced.requests
+      .slice(1)
+      .map((r, i) => r.decidedAt - (paced.requests[i] as { decidedAt: number }).decidedAt);
+    expect(Math.min(...gaps)).toBeGreaterThan(150);
+  }, 60_000);
+
   it("refuses a base URL given twice, and a bad entry, naming them", async () => {
     await makeDistinctImages(dir, 1);
     const twice = await run([
@@ -223,6 +252,26 @@ describe("-c auto", () => {
     expect(figures.at(-1)).toBeGreaterThanOrEqual(12);
     expect(figures.at(-1)).toBeLessThanOrEqual(24);
     expect(server.maxInFlight).toBeLessThanOrEqual(64);
+  }, 60_000);
+
+  it("never goes past --max-concurrency, however large the batch", async () => {
+    const images = await makeDistinctImages(dir, 160);
+    const server = await serve({ latencyMs: 100, batch: 64 });
+    const result = await run([
+      "photos",
+      "-o",
+      "out.csv",
+      "-c",
+      "auto",
+      "--max-concurrency",
+      "10",
+      ...urls(server),
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    // It starts at 8 and would double to 16 and beyond on a batch of 64.
+    expect(server.maxInFlight).toBeGreaterThan(8);
+    expect(server.maxInFlight).toBeLessThanOrEqual(10);
   }, 60_000);
 
   it("refuses a concurrency that is neither a number nor auto, saying both are allowed", async () => {

@@ -118,6 +118,26 @@ describe("the model of a run", () => {
     expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(40);
   });
 
+  it("goes on when /models answers a web page instead of JSON", async () => {
+    await serve({ modelsReply: "html" });
+    await makeDistinctImages(dir, 3);
+    const result = await run(["photos", "-o", "out.csv", "-m", "thinking"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).not.toMatch(/does not list|did you mean/);
+    const rows = await readCsv(path.join(dir, "out.csv"));
+    expect(rows.map((row) => row.model)).toEqual(Array(3).fill("MiniCPM-V-4.6-Thinking"));
+  });
+
+  it("gives up on a /models that never answers after a short wait, and captions", async () => {
+    await serve({ modelsReply: "hang" });
+    await makeDistinctImages(dir, 3);
+    const result = await run(["photos", "-o", "out.csv", "--timeout", "60"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(3);
+    // The check's own short wait, not the run's 60 s request timeout, let it go on.
+    expect(fake?.modelListings).toBe(1);
+  }, 30_000);
+
   it("takes an untagged id for the :latest one Ollama lists", async () => {
     await serve({ models: [{ id: "openbmb/minicpm-v4.6:latest" }, { id: "llama3.2:latest" }] });
     await makeDistinctImages(dir, 1);

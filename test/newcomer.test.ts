@@ -364,6 +364,31 @@ describe("the shared trial key", () => {
     expect(local.code).toBe(0);
     expect(local.stderr).not.toMatch(/trial key/);
   });
+
+  it("among several endpoints, OPENAI_API_KEY goes to the user's own and never to the hosted API", async () => {
+    await makeDistinctImages(dir, 12);
+    fake = await startFakeEndpoint({ apiKey: TRIAL_KEY });
+    const own = await startFakeEndpoint({ apiKey: "sk-openai-secret" });
+    try {
+      const result = await runHosted(
+        ["photos", "-o", "out.csv", "--base-url", DEFAULT_BASE_URL, "--base-url", own.baseUrl],
+        { OPENAI_API_KEY: "sk-openai-secret" },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      expect(fake.requests.length).toBeGreaterThan(0);
+      expect(own.requests.length).toBeGreaterThan(0);
+      expect(fake.requests.every((r) => r.headers.authorization === `Bearer ${TRIAL_KEY}`)).toBe(
+        true,
+      );
+      expect(own.requests.every((r) => r.headers.authorization === "Bearer sk-openai-secret")).toBe(
+        true,
+      );
+      expect(result.stderr).toMatch(/OPENAI_API_KEY is never sent to the hosted API/);
+      expect(result.stderr).not.toContain("sk-openai-secret");
+    } finally {
+      await own.close();
+    }
+  });
 });
 
 describe("messages", () => {

@@ -72,6 +72,8 @@ export interface RecordedRequest {
   /** The request's `frequency_penalty`, if it sent one. */
   frequencyPenalty: number | null;
   behavior: Behavior["kind"] | FaultKind;
+  /** When its body was in and the answer decided (`performance.now()`): a 429 leaves then. */
+  decidedAt: number;
 }
 
 export interface FakeEndpointOptions {
@@ -117,6 +119,11 @@ export interface FakeEndpointOptions {
   models?: { id: string; owned_by?: string; created?: number }[];
   /** GET /models answers 404, as servers without the route do. */
   noModels?: boolean;
+  /**
+   * GET /models answers 200 with an HTML page (a web UI's catch-all route), or never answers at
+   * all (a proxy that holds the request open).
+   */
+  modelsReply?: "html" | "hang";
   /** A chat request for a model /models does not list gets 404 model_not_found, as vLLM answers. */
   rejectUnknownModel?: boolean;
   /**
@@ -714,6 +721,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
       responseFormat: analysis.responseFormat,
       frequencyPenalty: analysis.frequencyPenalty ?? null,
       behavior: "ok",
+      decidedAt: performance.now(),
     };
 
     if (!isChat) {
@@ -726,6 +734,12 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
           req.headers.authorization !== `Bearer ${options.apiKey}`
         ) {
           sendJson(res, 401, errorEnvelope("Incorrect API key provided", "invalid_request_error"));
+        } else if (options.modelsReply === "hang") {
+          // Held open until the client gives up or the fake closes.
+          return;
+        } else if (options.modelsReply === "html") {
+          res.writeHead(200, { "content-type": "text/html" });
+          res.end("<!doctype html><title>Web UI</title><p>Sign in</p>");
         } else if (options.noModels) {
           sendJson(
             res,
