@@ -18,6 +18,7 @@ import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
 import { redactSecret } from "./redact.js";
+import type { ScaleContext } from "./scale/commands.js";
 import { watchSignals } from "./signals.js";
 import type { HfMetadataFormat } from "./sinks/hf-metadata-sink.js";
 import {
@@ -183,6 +184,106 @@ const CAPTION_FLAGS: readonly FlagSpec[] = [
   ...OUTPUT_SWITCHES,
 ];
 
+/** The settings flags named, in the table's order. */
+function namedSettingFlags(names: readonly string[]): FlagSpec[] {
+  return [...settingFlags("run"), ...settingFlags("endpoint")].filter((flag) =>
+    names.includes(flag.name),
+  );
+}
+const REDIS_FLAG: FlagSpec = {
+  name: "redis",
+  describe: "Redis URL (env CAPTION_REDIS_URL)",
+  defaultDescription: "redis://127.0.0.1:6379",
+};
+const QUEUE_FLAG: FlagSpec = { name: "queue", basic: true, describe: "The queue's name" };
+/** `caption enqueue`: what shapes the captions, fixed for the whole queue. */
+const ENQUEUE_FLAGS: readonly FlagSpec[] = [
+  QUEUE_FLAG,
+  {
+    name: "out",
+    basic: true,
+    describe: "Folder for shards and their captions, on storage every worker sees",
+  },
+  {
+    name: "shard-size",
+    number: true,
+    describe: "Images per shard (one job)",
+    defaultDescription: "1000",
+  },
+  { name: "retry-failed", boolean: true, describe: "Put failed shards back in the queue" },
+  REDIS_FLAG,
+  ...namedSettingFlags([
+    "model",
+    "prompt",
+    "prompt-file",
+    "max-tokens",
+    "temperature",
+    "max-pixels",
+    "max-side",
+    "image-format",
+    "json-schema",
+    "rpm",
+  ]),
+  ...ENDPOINT_SWITCHES,
+  ...OUTPUT_SWITCHES.filter((flag) =>
+    ["tags", "reject-flagged", "prefix", "suffix"].includes(flag.name),
+  ),
+];
+/** `caption worker`: where to send and how hard; what to ask comes from the queue. */
+const WORKER_FLAGS: readonly FlagSpec[] = [
+  QUEUE_FLAG,
+  {
+    name: "shards-at-once",
+    number: true,
+    describe: "Shards captioned at once (each with its own -c)",
+    defaultDescription: "1",
+  },
+  {
+    name: "stall-seconds",
+    number: true,
+    describe: "How long a killed worker's shard waits before another worker takes it",
+    defaultDescription: "30",
+  },
+  { name: "until-empty", boolean: true, describe: "Exit once the queue has nothing left to do" },
+  REDIS_FLAG,
+  ...namedSettingFlags([
+    "base-url",
+    "api-key",
+    "concurrency",
+    "max-concurrency",
+    "rpm",
+    "retries",
+    "timeout",
+  ]),
+  ...ENDPOINT_SWITCHES,
+];
+const STATUS_FLAGS: readonly FlagSpec[] = [
+  QUEUE_FLAG,
+  REDIS_FLAG,
+  { name: "json", boolean: true, describe: "Print the status once, as JSON" },
+];
+const MERGE_FLAGS: readonly FlagSpec[] = [
+  { name: "output", alias: "o", basic: true, describe: "OUT: the merged .csv or .jsonl" },
+  {
+    name: "partial",
+    boolean: true,
+    describe: "Merge the finished shards even though others are not finished",
+  },
+  {
+    name: "csv-formula-guard",
+    boolean: true,
+    describe: "Quote captions starting with = + - @ for spreadsheets",
+  },
+];
+const FLAGS_OF_COMMAND: Record<string, readonly FlagSpec[]> = {
+  enqueue: ENQUEUE_FLAGS,
+  worker: WORKER_FLAGS,
+  status: STATUS_FLAGS,
+  merge: MERGE_FLAGS,
+  check: ENDPOINT_FLAGS,
+  models: ENDPOINT_FLAGS,
+};
+
 /** Flag names (camel-cased by yargs) that are settings rather than run switches. */
 const SETTING_FLAGS = Object.keys(SETTING_SPECS) as (keyof Settings)[];
 
@@ -202,7 +303,7 @@ function addFlags<T>(y: Argv<T>, flags: readonly FlagSpec[]): Argv<T> {
     flags.filter((flag) => !flag.basic).map((flag) => flag.name),
     "More options:",
   );
-  return y.conflicts("quiet", "verbose");
+  return flags.some((flag) => flag.name === "quiet") ? y.conflicts("quiet", "verbose") : y;
 }
 
 /** Every name and alias a command's flags can be written with, for "did you mean" suggestions. */
@@ -284,6 +385,54 @@ export async function main(
         job = () => runModels(args as Record<string, unknown>, context, reporter);
       },
     )
+    .command(
+      "enqueue <inputs..>",
+      "Many machines: split the images into shards on a BullMQ queue (Redis)",
+      (y) => addFlags(y, ENQUEUE_FLAGS).positional("inputs", { type: "string", array: true }),
+      (args) => {
+        job = async () =>
+          (await import("./scale/commands.js")).runEnqueue(
+            args as Record<string, unknown>,
+            scaleContext(context, reporter),
+          );
+      },
+    )
+    .command(
+      "worker",
+      "Many machines: caption the queue's shards, one at a time, until stopped",
+      (y) => addFlags(y, WORKER_FLAGS),
+      (args) => {
+        job = async () =>
+          (await import("./scale/commands.js")).runWorker(
+            args as Record<string, unknown>,
+            scaleContext(context, reporter),
+          );
+      },
+    )
+    .command(
+      "status",
+      "Many machines: shards waiting, active, done and failed; images per second",
+      (y) => addFlags(y, STATUS_FLAGS),
+      (args) => {
+        job = async () =>
+          (await import("./scale/commands.js")).runStatus(
+            args as Record<string, unknown>,
+            scaleContext(context, reporter),
+          );
+      },
+    )
+    .command(
+      "merge <dir>",
+      "Many machines: the shards' captions as one OUT, one row per image",
+      (y) => addFlags(y, MERGE_FLAGS).positional("dir", { type: "string" }),
+      (args) => {
+        job = async () =>
+          (await import("./scale/commands.js")).runMerge(
+            args as Record<string, unknown>,
+            scaleContext(context, reporter),
+          );
+      },
+    )
     .example("$0 photos/ -o captions.csv", "Caption a folder (hosted API)")
     .example("$0 'shots/**/*.png' -o out.jsonl", "Caption a glob")
     .example("$0 photos/ -o c.csv --config vllm", "Use a bundled config")
@@ -300,7 +449,7 @@ export async function main(
     .fail((message, error) => {
       // yargs reports its own parse problems as a YError; anything else came from our handlers.
       if (error && error.name !== "YError") throw error;
-      const flags = argv[0] === "check" || argv[0] === "models" ? ENDPOINT_FLAGS : CAPTION_FLAGS;
+      const flags = FLAGS_OF_COMMAND[argv[0] ?? ""] ?? CAPTION_FLAGS;
       throw new UsageError([friendlyUsage(message ?? error?.message ?? "", knownFlags(flags))]);
     });
 
@@ -312,6 +461,21 @@ export async function main(
     reporter.stop();
     return reportError(error, reporter, logFlags.verbose);
   }
+}
+
+/** What the scale-out commands borrow from this one. */
+function scaleContext(context: CliContext, reporter: Reporter): ScaleContext {
+  return {
+    cwd: context.cwd,
+    env: context.env,
+    stdout: context.stdout,
+    fetch: context.fetch,
+    reporter,
+    loadConfig: (args) => loadConfig(args, context, reporter),
+    chooseKey: (config) => chooseKey(config, reporter, context.env),
+    readJsonSchema,
+    nameSetting: flagOf,
+  };
 }
 
 /** Prints what an error that ended the CLI means to the user, and returns its exit code. */

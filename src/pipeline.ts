@@ -164,6 +164,7 @@ async function realSender(
           onWarning: warn,
         }),
         several,
+        budget: options.budgetFor?.(spec),
         // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
         aloneThreshold: Math.max(10, 2 * (spec.concurrency === "auto" ? 8 : spec.concurrency)),
         onChange: (endpoint, change, reason) =>

@@ -75,6 +75,10 @@ export async function sendWithRetries(
       slot.release();
       throw error;
     }
+    if (endpoint.budget && !(await endpoint.budget.take(context.stopSignal))) {
+      slot.release();
+      return { kind: "unfinished" };
+    }
     try {
       const reply = await endpoint.client.chat(built.request, context.abortSignal);
       endpoint.limiter.observe(reply.headers);
@@ -92,8 +96,10 @@ export async function sendWithRetries(
       }
       if (error instanceof ApiError) endpoint.limiter.observe(error.headers);
       const delayMs = retryDelay(attempt, error);
-      if (isSlowDown(error)) slot.congested(delayMs, isMetered(error));
-      else if (error instanceof ConnectionError) slot.release();
+      if (isSlowDown(error)) {
+        slot.congested(delayMs, isMetered(error));
+        if (isMetered(error)) endpoint.budget?.refused(delayMs);
+      } else if (error instanceof ConnectionError) slot.release();
       else if (error instanceof TimeoutError) slot.timedOut();
       else slot.done();
 

@@ -27,8 +27,21 @@ export interface EndpointParts {
    */
   several: boolean;
   aloneThreshold: number;
+  /**
+   * A request budget shared with other processes (workers of one queue against one key): each
+   * request waits for it as well as for the limiter.
+   */
+  budget?: RequestBudget | undefined;
   /** Told when it is taken out (with why), when it answers again, and when it is out for good. */
   onChange?: (endpoint: Endpoint, change: "down" | "up" | "retired", reason: string) => void;
+}
+
+/** Requests per minute shared by every process sending to one endpoint. */
+export interface RequestBudget {
+  /** Resolves true once a request may be sent, false if `signal` aborts first. */
+  take(signal: AbortSignal): Promise<boolean>;
+  /** The server said to wait this long: every process sharing the budget waits too. */
+  refused(waitMs: number): void;
 }
 
 /**
@@ -43,6 +56,7 @@ export class Endpoint implements Gate<Slot> {
   readonly limiter: AdaptiveLimiter;
   readonly protocol: CaptionProtocol;
   readonly listed: string[] | null;
+  readonly budget: RequestBudget | undefined;
   readonly #parts: EndpointParts;
   #failures = 0;
   #captioned = false;
@@ -64,6 +78,7 @@ export class Endpoint implements Gate<Slot> {
     this.limiter = parts.limiter;
     this.protocol = parts.protocol;
     this.listed = parts.listed;
+    this.budget = parts.budget;
   }
 
   /** Taken out: not answering and waiting for its next try, or out for good. */

@@ -20,7 +20,7 @@ import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
 import { SIDECAR_POLICIES, type SidecarOptions, sidecarExtProblem } from "../sinks/sidecar-sink.js";
 import type { XmpNaming } from "../sinks/xmp-sink.js";
 import type { OutputFormat, PrepareOptions } from "../types.js";
-import { endpointLabels } from "./endpoint.js";
+import { endpointLabels, type RequestBudget } from "./endpoint.js";
 
 /** One server of a run; what it leaves out is the run's own setting. */
 export interface EndpointOptions {
@@ -118,6 +118,11 @@ export interface RunOptions {
   timeoutMs?: number | undefined;
   /** @default 1806336 pixels, JPEG */
   prepare?: Partial<PrepareOptions> | undefined;
+  /**
+   * A request budget an endpoint shares with other processes (`caption worker` keeps one in
+   * Redis per endpoint with an rpm). @default none: the limiter alone
+   */
+  budgetFor?: ((endpoint: ResolvedEndpoint) => RequestBudget | undefined) | undefined;
   /** Injectable for tests and instrumentation. @default globalThis.fetch */
   fetch?: FetchLike | undefined;
   /**
@@ -143,6 +148,7 @@ export interface ResolvedRunOptions
       | "prefix"
       | "suffix"
       | "fetch"
+      | "budgetFor"
       | "prepare"
       | "jsonSchema"
       | "endpoints"
@@ -166,6 +172,7 @@ export interface ResolvedRunOptions
   prefix: string | undefined;
   suffix: string | undefined;
   fetch: FetchLike | undefined;
+  budgetFor: RunOptions["budgetFor"];
   prepare: PrepareOptions;
 }
 
@@ -307,6 +314,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
       ...(options.prepare?.quality === undefined ? {} : { quality: options.prepare.quality }),
     },
     fetch: options.fetch,
+    budgetFor: options.budgetFor,
     nameSetting: options.nameSetting ?? byOptionName,
   };
 }

@@ -1,0 +1,296 @@
+import { access } from "node:fs/promises";
+import path from "node:path";
+import type { Redis } from "ioredis";
+import type { FetchLike } from "../client.js";
+import type { CaptionConfig } from "../config.js";
+import { type NameSetting, UsageError } from "../errors.js";
+import { chooseOutputFormat } from "../output-format.js";
+import { captionImages } from "../pipeline.js";
+import type { Reporter } from "../progress.js";
+import type { EndpointOptions } from "../run/options.js";
+import { DEFAULT_SHARD_SIZE, enqueueShards } from "./enqueue.js";
+import { mergeShards } from "./merge.js";
+import {
+  checkQueueName,
+  type QueueSettings,
+  readSettings,
+  runOptionsOf,
+} from "./queue-settings.js";
+import { connectRedis, reachRedis, redisUrlOf } from "./redis.js";
+import { sharedBudget } from "./shared-budget.js";
+import { queueStatus, statusLines } from "./status.js";
+import { startWorker } from "./worker.js";
+
+/** What the scale-out commands borrow from the main CLI: config, keys, schema files. */
+export interface ScaleContext {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  fetch?: FetchLike | undefined;
+  reporter: Reporter;
+  loadConfig: (args: Record<string, unknown>) => CaptionConfig;
+  chooseKey: (config: CaptionConfig) => {
+    apiKey: string | undefined;
+    endpoints: EndpointOptions[] | undefined;
+  };
+  readJsonSchema: (
+    file: string | undefined,
+    from: string,
+  ) => Promise<Record<string, unknown> | undefined>;
+  nameSetting: NameSetting;
+}
+
+async function openRedis(args: Record<string, unknown>, context: ScaleContext): Promise<Redis> {
+  const url = redisUrlOf(args.redis, context.env);
+  await reachRedis(url);
+  const redis = connectRedis(url);
+  // Reported by whoever uses it; an unheard error event would end the process.
+  redis.on("error", () => {});
+  return redis;
+}
+
+function positiveInt(value: unknown, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) {
+    throw new UsageError([
+      `${flag}: expected a whole number of 1 or more, got ${JSON.stringify(value)}`,
+    ]);
+  }
+  return number;
+}
+
+/** `caption enqueue <inputs..> --queue NAME --out DIR`: shards and jobs for the images. */
+export async function runEnqueue(
+  args: Record<string, unknown>,
+  context: ScaleContext,
+): Promise<number> {
+  const queue = checkQueueName(args.queue);
+  if (typeof args.out !== "string" || args.out === "") {
+    throw new UsageError([
+      "--out: required, the folder (on storage every worker sees) where shards and their captions go",
+    ]);
+  }
+  const shardSize = positiveInt(args.shardSize, "--shard-size", DEFAULT_SHARD_SIZE);
+  const config = context.loadConfig(args);
+  const settings: QueueSettings = {
+    dir: path.resolve(context.cwd, args.out),
+    cwd: context.cwd,
+    model: config.model,
+    prompt: config.promptGiven ? config.prompt : undefined,
+    jsonSchema: await context.readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
+    tags: args.tags === true,
+    rejectFlagged: args.rejectFlagged === true,
+    maxTokens: config.maxTokens,
+    temperature: config.temperature,
+    prepare: config.prepare,
+    prefix: typeof args.prefix === "string" ? args.prefix : undefined,
+    suffix: typeof args.suffix === "string" ? args.suffix : undefined,
+    rpm: config.rpm,
+  };
+  const redis = await openRedis(args, context);
+  try {
+    const report = await enqueueShards({
+      queue,
+      redis,
+      inputs: (args.inputs as string[]).map(String),
+      cwd: context.cwd,
+      shardSize,
+      settings,
+      retryFailed: args.retryFailed === true,
+      onWarning: (text) => context.reporter.say(text, "warn"),
+    });
+    const parts = [
+      `${report.newShards} new shards (${report.newImages} images)`,
+      `${report.alreadyQueued} already queued`,
+      `${report.done} done`,
+    ];
+    if (report.readded) parts.push(`${report.readded} added again`);
+    if (report.retried) parts.push(`${report.retried} failed shards retried`);
+    context.reporter.say(
+      `queue ${queue}: ${parts.join(", ")}; ${report.images} images in all → ${path.relative(context.cwd, settings.dir) || "."}`,
+      "info",
+    );
+    return 0;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A path relative to `cwd` when it lies inside it, else as it is. */
+function shownFrom(cwd: string, file: string): string {
+  const relative = path.relative(cwd, file);
+  return relative.startsWith("..") || path.isAbsolute(relative) ? file : relative;
+}
+
+/** `caption worker --queue NAME`: captions shards until stopped (or the queue is empty). */
+export async function runWorker(
+  args: Record<string, unknown>,
+  context: ScaleContext,
+): Promise<number> {
+  const queue = checkQueueName(args.queue);
+  const shardsAtOnce = positiveInt(args.shardsAtOnce, "--shards-at-once", 1);
+  const stallSeconds = positiveInt(args.stallSeconds, "--stall-seconds", 30);
+  const config = context.loadConfig(args);
+  const key = context.chooseKey(config);
+  const redis = await openRedis(args, context);
+  const settings = await readSettings(redis, queue).catch((error: unknown) => {
+    redis.disconnect();
+    throw error;
+  });
+  const reporter = context.reporter;
+  const rpm = settings.rpm ?? config.rpm;
+  const handle = startWorker({
+    queue,
+    redis,
+    dir: settings.dir,
+    shardsAtOnce,
+    stallSeconds,
+    untilEmpty: args.untilEmpty === true,
+    say: (text, level) => reporter.say(text, level),
+    run: async (shard, files, control, onImage) => {
+      const present: string[] = [];
+      for (const file of shard.files) {
+        if (
+          await access(file).then(
+            () => true,
+            () => false,
+          )
+        )
+          present.push(file);
+        else reporter.say(`shard ${shard.id}: ${file} is gone since it was enqueued`, "warn");
+      }
+      return captionImages(
+        {
+          ...runOptionsOf(settings),
+          // Named as from where enqueue ran, so rows read as that run's own would.
+          inputs: (present.length > 0 ? present : shard.files.slice(0, 1)).map((file) =>
+            shownFrom(settings.cwd, file),
+          ),
+          output: files.output,
+          errorsPath: files.errors,
+          format: "jsonl",
+          baseUrl: config.baseUrl,
+          apiKey: key.endpoints ? undefined : key.apiKey,
+          ...(key.endpoints
+            ? { endpoints: key.endpoints.map((endpoint) => ({ ...endpoint, model: undefined })) }
+            : {}),
+          concurrency: config.concurrency,
+          maxConcurrency: config.maxConcurrency,
+          rpm,
+          retries: config.retries,
+          timeoutMs: config.timeoutMs,
+          budgetFor: (endpoint) =>
+            endpoint.rpm ? sharedBudget(redis, queue, endpoint.label, endpoint.rpm) : undefined,
+          ...(context.fetch ? { fetch: context.fetch } : {}),
+          nameSetting: context.nameSetting,
+        },
+        {
+          control,
+          onEvent: (event) => {
+            if (event.type === "captioned" || event.type === "failed") onImage();
+            else if (event.type === "warning")
+              reporter.say(`shard ${shard.id}: ${event.message}`, "warn");
+          },
+        },
+      );
+    },
+  });
+  let stoppedBy: string | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stoppedBy) {
+      reporter.say(`${signal} again: cancelling the requests in flight`, "warn");
+      handle.abort();
+      return;
+    }
+    stoppedBy = signal;
+    reporter.say(
+      `${signal}: finishing the requests in flight, then releasing the shards held (again to cancel them)`,
+      "warn",
+    );
+    handle.stop();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  reporter.say(`worker on queue ${queue}: ${shardsAtOnce} shard(s) at a time`, "info");
+  try {
+    const result = await handle.finished;
+    reporter.say(
+      `worker stopped: ${result.shards} shards done${result.failedShards ? `, ${result.failedShards} failed attempts` : ""}`,
+      "info",
+    );
+    if (stoppedBy) return stoppedBy === "SIGTERM" ? 143 : 130;
+    return 0;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    redis.disconnect();
+  }
+}
+
+/** `caption status --queue NAME`: once as JSON, or live on a terminal. */
+export async function runStatus(
+  args: Record<string, unknown>,
+  context: ScaleContext,
+): Promise<number> {
+  const queue = checkQueueName(args.queue);
+  const redis = await openRedis(args, context);
+  try {
+    if (args.json === true || !context.stdout.isTTY) {
+      const status = await queueStatus(redis, queue);
+      context.stdout.write(
+        args.json === true ? `${JSON.stringify(status)}\n` : `${statusLines(status).join("\n")}\n`,
+      );
+      return 0;
+    }
+    // Live: redrawn every second until Ctrl-C, or until nothing is left to do.
+    let lines = 0;
+    let stop = false;
+    const onSignal = () => {
+      stop = true;
+    };
+    process.once("SIGINT", onSignal);
+    try {
+      while (!stop) {
+        const status = await queueStatus(redis, queue);
+        const text = statusLines(status);
+        context.stdout.write(`${lines ? `\x1b[${lines}F\x1b[J` : ""}${text.join("\n")}\n`);
+        lines = text.length;
+        const { waiting, active, delayed } = status.shards;
+        if (waiting + active + delayed === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    } finally {
+      process.off("SIGINT", onSignal);
+    }
+    return 0;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** `caption merge DIR -o OUT`: the shards' captions as one file. */
+export async function runMerge(
+  args: Record<string, unknown>,
+  context: ScaleContext,
+): Promise<number> {
+  const dir = path.resolve(context.cwd, String(args.dir));
+  if (typeof args.output !== "string" || args.output === "") {
+    throw new UsageError(["-o/--output is required: the CSV or JSONL file to merge into"]);
+  }
+  const output = path.resolve(context.cwd, args.output);
+  const chosen = await chooseOutputFormat(output, undefined);
+  const report = await mergeShards({
+    dir,
+    output,
+    format: chosen.format,
+    partial: args.partial === true,
+    csvFormulaGuard: args.csvFormulaGuard === true,
+  });
+  const shown = path.relative(context.cwd, output) || output;
+  context.reporter.say(
+    `merged ${report.shards} shards: ${report.rows} captions → ${shown}, ${report.failures} failures → ${path.relative(context.cwd, report.errorsPath)}${report.unfinished ? ` (${report.unfinished} unfinished shards left out)` : ""}`,
+    "info",
+  );
+  return report.failures > 0 ? 3 : 0;
+}

@@ -1,0 +1,105 @@
+import path from "node:path";
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { ensureFolder } from "../folders.js";
+import { lockOutput } from "../lock.js";
+import { discoverImages } from "../stages/discover.js";
+import { countEnqueued } from "./progress.js";
+import { fixSettings, type QueueSettings } from "./queue-settings.js";
+import { planShards, readDone, readShards, shardFolder, writeShard } from "./shards.js";
+
+export const DEFAULT_SHARD_SIZE = 1000;
+
+/** How BullMQ treats a shard job: retried with backoff, kept once done so an id stays taken. */
+export const SHARD_JOB_OPTIONS = {
+  attempts: 5,
+  backoff: { type: "exponential", delay: 10_000 },
+  removeOnComplete: false,
+  removeOnFail: false,
+} as const;
+
+export interface EnqueueRequest {
+  queue: string;
+  redis: Redis;
+  inputs: readonly string[];
+  cwd: string;
+  shardSize: number;
+  settings: QueueSettings;
+  /** Put failed shards back in the queue. */
+  retryFailed: boolean;
+  onWarning: (text: string) => void;
+}
+
+export interface EnqueueReport {
+  /** Shards made by this enqueue, and the images in them. */
+  newShards: number;
+  newImages: number;
+  /** Shards from earlier that were not in the queue any more and were added again. */
+  readded: number;
+  /** Shards already in the queue (waiting, active, completed or failed), left as they are. */
+  alreadyQueued: number;
+  /** Failed shards put back by --retry-failed. */
+  retried: number;
+  /** Shards whose output is whole. */
+  done: number;
+  images: number;
+}
+
+/**
+ * Splits the images the inputs hold into shards (only those no shard holds yet), writes their
+ * manifests, and adds a job per shard not yet done. Enqueueing the same inputs again adds
+ * nothing; a grown folder adds shards of its new images only. Enqueues of one DIR run one at a
+ * time (a lock on DIR/shards), so two never shard the same new image twice.
+ */
+export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueReport> {
+  const { settings } = request;
+  const folder = shardFolder(settings.dir);
+  await ensureFolder(folder);
+  await fixSettings(request.redis, request.queue, settings);
+  const lock = await lockOutput(path.join(folder, "enqueue"), request.onWarning);
+  const queue = new Queue(request.queue, { connection: request.redis });
+  try {
+    const discovery = await discoverImages(request.inputs, request.cwd);
+    for (const input of discovery.emptyInputs) request.onWarning(`no images in ${input}`);
+    const existing = await readShards(settings.dir);
+    const fresh = planShards(
+      discovery.tasks.map((task) => task.absPath),
+      existing,
+      request.shardSize,
+    );
+    for (const shard of fresh) await writeShard(settings.dir, shard);
+    const newImages = fresh.reduce((sum, shard) => sum + shard.files.length, 0);
+    if (newImages > 0) await countEnqueued(request.redis, request.queue, newImages);
+    const report: EnqueueReport = {
+      newShards: fresh.length,
+      newImages,
+      readded: 0,
+      alreadyQueued: 0,
+      retried: 0,
+      done: 0,
+      images: [...existing, ...fresh].reduce((sum, shard) => sum + shard.files.length, 0),
+    };
+    for (const shard of [...existing, ...fresh]) {
+      if (await readDone(settings.dir, shard.id)) {
+        report.done += 1;
+        continue;
+      }
+      const job = await queue.getJob(shard.id);
+      if (job) {
+        if (request.retryFailed && (await job.isFailed())) {
+          await job.retry("failed");
+          report.retried += 1;
+        } else {
+          report.alreadyQueued += 1;
+        }
+        continue;
+      }
+      await queue.add("shard", { id: shard.id }, { ...SHARD_JOB_OPTIONS, jobId: shard.id });
+      if (existing.includes(shard)) report.readded += 1;
+    }
+    return report;
+  } finally {
+    await queue.close();
+    await lock.release();
+  }
+}

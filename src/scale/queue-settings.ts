@@ -1,0 +1,128 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { Redis } from "ioredis";
+import { UsageError } from "../errors.js";
+import type { RunOptions } from "../run/options.js";
+import { writeWhole } from "../sinks/write-whole.js";
+import type { PrepareOptions } from "../types.js";
+
+/**
+ * What shapes a queue's captions, fixed when it is first enqueued: every worker captions with
+ * these, whatever its own flags say, so no half of a corpus gets another prompt or model.
+ */
+export interface QueueSettings {
+  /** DIR: shards, their manifests and outputs, on storage every worker sees. */
+  dir: string;
+  /** Rows name images relative to this folder, as a run started there would. */
+  cwd: string;
+  model: string;
+  prompt?: string | undefined;
+  jsonSchema?: Record<string, unknown> | undefined;
+  tags: boolean;
+  rejectFlagged: boolean;
+  maxTokens?: number | undefined;
+  temperature?: number | undefined;
+  prepare: Partial<PrepareOptions>;
+  prefix?: string | undefined;
+  suffix?: string | undefined;
+  /** Requests per minute for all workers together, on each endpoint. */
+  rpm?: number | undefined;
+}
+
+/** The names BullMQ and caption keep under, per queue; a queue name may not hold ":". */
+export function settingsKey(queue: string): string {
+  return `caption:${queue}:settings`;
+}
+
+export function checkQueueName(name: unknown): string {
+  if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,100}$/.test(name)) {
+    throw new UsageError([
+      `--queue: expected a name of letters, digits, ".", "_" or "-", got ${JSON.stringify(name)}`,
+    ]);
+  }
+  return name;
+}
+
+/** The run options a shard's run takes from the queue. */
+export function runOptionsOf(settings: QueueSettings): Partial<RunOptions> {
+  return {
+    cwd: settings.cwd,
+    model: settings.model,
+    prompt: settings.prompt,
+    jsonSchema: settings.jsonSchema,
+    tags: settings.tags,
+    rejectFlagged: settings.rejectFlagged,
+    maxTokens: settings.maxTokens,
+    temperature: settings.temperature,
+    prepare: settings.prepare,
+    prefix: settings.prefix,
+    suffix: settings.suffix,
+  };
+}
+
+/**
+ * Stores the settings with the queue (in Redis, and as DIR/queue.json for `caption merge`), or
+ * checks them against those stored: a second enqueue with other settings is refused, naming
+ * what differs, before anything is added.
+ */
+export async function fixSettings(
+  redis: Redis,
+  queue: string,
+  settings: QueueSettings,
+): Promise<void> {
+  const text = canonical(settings);
+  const stored = await redis.get(settingsKey(queue));
+  if (stored === null) {
+    // Only the first enqueue sets them, even when two start at once.
+    const set = await redis.set(settingsKey(queue), text, "NX");
+    if (set === "OK") {
+      await writeWhole(path.join(settings.dir, "queue.json"), `${text}\n`);
+      return;
+    }
+    return fixSettings(redis, queue, settings);
+  }
+  const before = JSON.parse(stored) as Record<string, unknown>;
+  const now = JSON.parse(text) as Record<string, unknown>;
+  const differ = [...new Set([...Object.keys(before), ...Object.keys(now)])].filter(
+    (key) => JSON.stringify(before[key]) !== JSON.stringify(now[key]),
+  );
+  if (differ.length === 0) return;
+  throw new UsageError(
+    differ.map(
+      (key) =>
+        `--queue ${queue}: was enqueued with ${key} ${JSON.stringify(before[key]) ?? "unset"}, not ${JSON.stringify(now[key]) ?? "unset"}; every shard of a queue is captioned alike (use another --queue for other settings)`,
+    ),
+  );
+}
+
+/** The settings stored with the queue, or a usage error when it was never enqueued. */
+export async function readSettings(redis: Redis, queue: string): Promise<QueueSettings> {
+  const stored = await redis.get(settingsKey(queue));
+  if (stored === null) {
+    throw new UsageError([
+      `--queue ${queue}: nothing was ever enqueued there; run caption enqueue <inputs..> --queue ${queue} --out DIR first`,
+    ]);
+  }
+  return JSON.parse(stored) as QueueSettings;
+}
+
+/** DIR/queue.json, as enqueue left it; null when DIR holds no queue's shards. */
+export async function readSettingsFile(dir: string): Promise<QueueSettings | null> {
+  try {
+    return JSON.parse(await readFile(path.join(dir, "queue.json"), "utf8")) as QueueSettings;
+  } catch {
+    return null;
+  }
+}
+
+/** JSON with sorted keys and nothing undefined, so equal settings are equal text. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) => {
+    if (inner === null || typeof inner !== "object" || Array.isArray(inner)) return inner;
+    return Object.fromEntries(
+      Object.entries(inner as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
+  });
+}

@@ -1,0 +1,132 @@
+import { createHash } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { writeWhole } from "../sinks/write-whole.js";
+
+/**
+ * A shard: a fixed list of images captioned as one job. Its manifest, written once by `caption
+ * enqueue`, is the truth on shared storage; its id is a hash of its list, so the same list is the
+ * same job whoever enqueues it.
+ */
+export interface Shard {
+  id: string;
+  /** Order of creation: merge writes shards in this order, each in its own order. */
+  seq: number;
+  /** Absolute paths, as every worker sees them on the shared storage. */
+  files: string[];
+}
+
+export interface ShardFiles {
+  manifest: string;
+  /** The shard's captions: OUT of its run. */
+  output: string;
+  errors: string;
+  /** Written, whole, once the shard's run ended with every image captioned or reported. */
+  done: string;
+}
+
+export interface ShardDone {
+  captioned: number;
+  failed: number;
+  worker: string;
+  finishedAt: string;
+}
+
+const MANIFEST = /^(shard-[0-9a-f]{16})\.json$/;
+
+export function shardFolder(dir: string): string {
+  return path.join(dir, "shards");
+}
+
+export function shardFiles(dir: string, id: string): ShardFiles {
+  const base = path.join(shardFolder(dir), id);
+  return {
+    manifest: `${base}.json`,
+    output: `${base}.jsonl`,
+    errors: `${base}.errors.jsonl`,
+    done: `${base}.done.json`,
+  };
+}
+
+/** BullMQ job ids may not hold ":" nor be all digits: a prefixed hex digest is neither. */
+export function shardId(files: readonly string[]): string {
+  const hash = createHash("sha256");
+  for (const file of files) hash.update(`${file}\n`);
+  return `shard-${hash.digest("hex").slice(0, 16)}`;
+}
+
+/**
+ * The shards that cover `discovered` beyond what `existing` already holds: each image is in one
+ * shard only, ever. Images are taken in sorted order, so the same new images make the same
+ * shards (and ids) on every machine.
+ */
+export function planShards(
+  discovered: readonly string[],
+  existing: readonly Shard[],
+  shardSize: number,
+): Shard[] {
+  const held = new Set(existing.flatMap((shard) => shard.files));
+  const fresh = [...new Set(discovered)].filter((file) => !held.has(file)).sort();
+  let seq = existing.reduce((most, shard) => Math.max(most, shard.seq), 0);
+  const shards: Shard[] = [];
+  for (let start = 0; start < fresh.length; start += shardSize) {
+    const files = fresh.slice(start, start + shardSize);
+    seq += 1;
+    shards.push({ id: shardId(files), seq, files });
+  }
+  return shards;
+}
+
+/** Every manifest under DIR/shards, in creation order. */
+export async function readShards(dir: string): Promise<Shard[]> {
+  let names: string[];
+  try {
+    names = await readdir(shardFolder(dir));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  const shards: Shard[] = [];
+  for (const name of names) {
+    const match = MANIFEST.exec(name);
+    if (!match) continue;
+    shards.push(await readShard(dir, match[1] as string));
+  }
+  return shards.sort((a, b) => a.seq - b.seq);
+}
+
+export async function readShard(dir: string, id: string): Promise<Shard> {
+  const file = shardFiles(dir, id).manifest;
+  const value: unknown = JSON.parse(await readFile(file, "utf8"));
+  if (!isShard(value) || value.id !== id) {
+    throw new Error(`${file} is not a shard manifest caption wrote`);
+  }
+  return value;
+}
+
+export async function writeShard(dir: string, shard: Shard): Promise<void> {
+  await writeWhole(shardFiles(dir, shard.id).manifest, `${JSON.stringify(shard)}\n`);
+}
+
+export async function readDone(dir: string, id: string): Promise<ShardDone | null> {
+  try {
+    return JSON.parse(await readFile(shardFiles(dir, id).done, "utf8")) as ShardDone;
+  } catch {
+    return null;
+  }
+}
+
+export async function writeDone(dir: string, id: string, done: ShardDone): Promise<void> {
+  await writeWhole(shardFiles(dir, id).done, `${JSON.stringify(done)}\n`);
+}
+
+function isShard(value: unknown): value is Shard {
+  if (typeof value !== "object" || value === null) return false;
+  const shard = value as Record<string, unknown>;
+  return (
+    typeof shard.id === "string" &&
+    typeof shard.seq === "number" &&
+    Array.isArray(shard.files) &&
+    shard.files.every((file) => typeof file === "string")
+  );
+}

@@ -1,0 +1,196 @@
+import { hostname } from "node:os";
+import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import { RunControl } from "../run/control.js";
+import type { RunSummary } from "../run/events.js";
+import { countDone } from "./progress.js";
+import {
+  readDone,
+  readShard,
+  type Shard,
+  type ShardFiles,
+  shardFiles,
+  writeDone,
+} from "./shards.js";
+
+/** Captions one shard into its files; what `caption worker` runs for each job. */
+export type ShardRun = (
+  shard: Shard,
+  files: ShardFiles,
+  control: RunControl,
+  onImage: () => void,
+) => Promise<RunSummary>;
+
+export interface WorkerOptions {
+  queue: string;
+  redis: Redis;
+  dir: string;
+  run: ShardRun;
+  /** Shards captioned at once by this worker. @default 1 */
+  shardsAtOnce: number;
+  /**
+   * How long a shard stays with a worker that stopped renewing it (killed, or cut off from
+   * Redis) before another takes it: BullMQ's lock duration and stall check. @default 30
+   */
+  stallSeconds: number;
+  /** Exit once the queue holds nothing waiting, active or delayed. */
+  untilEmpty: boolean;
+  say: (text: string, level: "info" | "warn" | "error") => void;
+}
+
+export interface WorkerHandle {
+  /** Resolves when the worker has stopped: asked to, or the queue was empty with --until-empty. */
+  finished: Promise<{ shards: number; failedShards: number }>;
+  /** Finish the requests in flight, release the shards held, stop. */
+  stop(): void;
+  /** Cancel the requests in flight too. */
+  abort(): void;
+}
+
+/** Codes of a shard's run that retrying cannot cure: the queue's own settings are wrong. */
+const SETTLED = new Set(["model_not_found", "auth_failed", "trial_key_refused"]);
+
+/**
+ * Takes shards from the queue and captions each with the normal pipeline. A job completes only
+ * once its shard's output is whole (the done file written); a shard stopped by a signal is put
+ * back, untouched in its attempts; one whose run aborted is retried by BullMQ with backoff, and
+ * whoever takes a shard next resumes from the rows already written.
+ */
+export function startWorker(options: WorkerOptions): WorkerHandle {
+  const name = `${hostname()}:${process.pid}`;
+  const running = new Set<RunControl>();
+  let stopping = false;
+  let shards = 0;
+  let failedShards = 0;
+
+  const processor = async (job: Job<{ id: string }>, token?: string) => {
+    const id = job.data.id;
+    if (await readDone(options.dir, id)) return { already: true };
+    const shard = await readShard(options.dir, id);
+    const files = shardFiles(options.dir, id);
+    const control = new RunControl();
+    running.add(control);
+    if (stopping) control.stop();
+    const total = shard.files.length;
+    let finished = 0;
+    let reported = 0;
+    const report = async () => {
+      const fresh = finished - reported;
+      reported = finished;
+      // Progress is for `caption status`; a shard goes on without Redis, so nothing waits on it.
+      await Promise.all([
+        job.updateProgress({ worker: name, done: finished, total }),
+        fresh > 0 ? countDone(options.redis, options.queue, fresh) : null,
+      ]).catch(() => {});
+    };
+    void report();
+    const ticker = setInterval(() => void report(), 500);
+    let summary: RunSummary;
+    try {
+      summary = await options.run(shard, files, control, () => {
+        finished += 1;
+      });
+    } finally {
+      clearInterval(ticker);
+      running.delete(control);
+      await report();
+    }
+    if (summary.aborted) {
+      const text = `shard ${id}: ${summary.aborted.message}`;
+      options.say(text, "error");
+      if (SETTLED.has(summary.aborted.code)) throw new UnrecoverableError(text);
+      throw new Error(text);
+    }
+    if (control.stopSignal.aborted) {
+      // Back in the queue at once, its attempts untouched; the rows written stay for the next.
+      await job.moveToDelayed(Date.now(), token);
+      options.say(`shard ${id}: released (${finished} of ${total} images this time)`, "info");
+      throw new DelayedError();
+    }
+    await writeDone(options.dir, id, {
+      captioned: summary.captioned,
+      failed: summary.failed,
+      worker: name,
+      finishedAt: new Date().toISOString(),
+    });
+    shards += 1;
+    options.say(
+      `shard ${id}: done, ${summary.captioned} captioned, ${summary.failed} failed`,
+      "info",
+    );
+    return { captioned: summary.captioned, failed: summary.failed };
+  };
+
+  const lockMs = options.stallSeconds * 1000;
+  const worker = new Worker(options.queue, processor, {
+    connection: options.redis,
+    concurrency: options.shardsAtOnce,
+    name,
+    lockDuration: lockMs,
+    stalledInterval: lockMs,
+    // A shard whose worker was killed goes to another a few times before it counts as failed.
+    maxStalledCount: 3,
+    autorun: true,
+  });
+  worker.on("failed", (job, error) => {
+    if (!job || error instanceof DelayedError || error.name === "DelayedError") return;
+    failedShards += 1;
+  });
+  let redisLost = false;
+  worker.on("error", (error) => {
+    if (!redisLost) {
+      redisLost = true;
+      options.say(
+        `lost Redis (${error.message}); holding the shards in hand, taking no new ones, reconnecting`,
+        "warn",
+      );
+    }
+  });
+  options.redis.on("ready", () => {
+    if (redisLost) options.say("Redis is back; taking shards again", "info");
+    redisLost = false;
+  });
+
+  let resolveFinished: (value: { shards: number; failedShards: number }) => void = () => {};
+  const finished = new Promise<{ shards: number; failedShards: number }>((resolve) => {
+    resolveFinished = resolve;
+  });
+  let closing: Promise<void> | null = null;
+  const close = () => {
+    closing ??= worker.close().then(() => resolveFinished({ shards, failedShards }));
+    return closing;
+  };
+
+  let idleCheck: NodeJS.Timeout | null = null;
+  if (options.untilEmpty) {
+    const queue = new Queue(options.queue, { connection: options.redis });
+    idleCheck = setInterval(async () => {
+      if (running.size > 0 || stopping) return;
+      try {
+        const counts = await queue.getJobCounts("wait", "active", "delayed", "prioritized");
+        if (Object.values(counts).every((count) => count === 0)) {
+          if (idleCheck) clearInterval(idleCheck);
+          await queue.close();
+          await close();
+        }
+      } catch {
+        // Redis away: try again at the next tick.
+      }
+    }, 1000);
+  }
+
+  return {
+    finished,
+    stop() {
+      stopping = true;
+      if (idleCheck) clearInterval(idleCheck);
+      for (const control of running) control.stop();
+      void close();
+    },
+    abort() {
+      stopping = true;
+      for (const control of running) control.abort();
+      void close();
+    },
+  };
+}

@@ -1,0 +1,336 @@
+/**
+ * Many machines on one BullMQ queue, through the real CLI against the real Redis of the machine:
+ * enqueue, workers (one killed with SIGKILL mid-shard), merge, enqueue again, a grown folder, a
+ * rate limit shared by every worker, SIGTERM releasing a shard, and Redis away.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type FakeEndpoint, startFakeEndpoint } from "./helpers/fake-endpoint.js";
+import { type CliResult, collect, runCli, startCli } from "./helpers/run-cli.js";
+import { makeDistinctImages, makeWorkspace, readCsv } from "./helpers/workspace.js";
+
+const REDIS_URL = "redis://127.0.0.1:6379";
+
+async function redisAnswers(): Promise<boolean> {
+  const probe = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+  });
+  probe.on("error", () => {});
+  try {
+    await probe.connect();
+    return (await probe.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+const available = await redisAnswers();
+if (!available && process.env.CI) {
+  throw new Error(`CI: Redis does not answer at ${REDIS_URL}; .ci/run should have started it`);
+}
+if (!available) console.warn(`skipping the scale-out tests: no Redis answers at ${REDIS_URL}`);
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let fake: FakeEndpoint | null = null;
+let queue: string;
+let redis: Redis;
+
+beforeAll(() => {
+  if (available) redis = new Redis(REDIS_URL);
+});
+afterAll(() => {
+  redis?.disconnect();
+});
+beforeEach(async () => {
+  ({ dir, cleanup } = await makeWorkspace());
+  queue = `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+});
+afterEach(async () => {
+  await fake?.close();
+  fake = null;
+  if (available) {
+    // Every key BullMQ and caption keep for this queue, and nothing else.
+    for (const pattern of [`bull:${queue}:*`, `caption:${queue}:*`, `caption:${queue}`]) {
+      const keys = await redis.keys(pattern);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  }
+  await cleanup();
+});
+
+const run = (args: string[], env: Record<string, string | undefined> = {}) =>
+  runCli(args, { cwd: dir, baseUrl: fake?.baseUrl ?? "", env });
+/** A worker that exits once the queue is empty, with -c 4 unless `args` say otherwise. */
+const worker = (args: string[] = []) =>
+  startCli(
+    [
+      "worker",
+      "--queue",
+      queue,
+      "--until-empty",
+      "--stall-seconds",
+      "2",
+      ...(args.includes("-c") ? [] : ["-c", "4"]),
+      ...args,
+    ],
+    { cwd: dir, baseUrl: fake?.baseUrl ?? "" },
+  );
+
+async function status(): Promise<{
+  shards: Record<string, number>;
+  active: { id: string; worker: string | null; done: number }[];
+  failed: { id: string; reason: string }[];
+  images: { done: number; total: number };
+}> {
+  const result = await run(["status", "--queue", queue, "--json"]);
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout);
+}
+
+async function jobCount(): Promise<number> {
+  const counts = await Promise.all(
+    ["wait", "active", "completed", "failed", "delayed"].map((state) =>
+      state === "wait" || state === "active"
+        ? redis.llen(`bull:${queue}:${state}`)
+        : redis.zcard(`bull:${queue}:${state}`),
+    ),
+  );
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+async function waitFor<T>(what: string, check: () => Promise<T | null>, ms = 30_000): Promise<T> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const value = await check();
+    if (value !== null) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function rowsOf(file: string): Promise<{ path: string; created_at: string }[]> {
+  const text = await readFile(file, "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line)];
+      } catch {
+        return [];
+      }
+    });
+}
+
+describe.skipIf(!available)("many machines on one queue", () => {
+  it("three workers, one killed mid-shard: every image once, the killed shard's rows kept; enqueue again adds nothing, a grown folder only new shards", async () => {
+    fake = await startFakeEndpoint({ latencyMs: 150 });
+    const images = await makeDistinctImages(dir, 240);
+    const enqueued = await run([
+      "enqueue",
+      "photos",
+      "--queue",
+      queue,
+      "--out",
+      "work",
+      "--shard-size",
+      "40",
+    ]);
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    expect(enqueued.stderr).toMatch(/6 new shards \(240 images\)/);
+    expect(await jobCount()).toBe(6);
+
+    // -c 2 against 150 ms: a shard of 40 takes about 3 s, time enough to catch one half done.
+    const victim = worker(["-c", "2"]);
+    const others = [worker(["-c", "2"]), worker(["-c", "2"])];
+    const victimName = `:${victim.pid}`;
+    // Kill the first worker once its shard has some rows written.
+    const held = await waitFor("the victim's shard to be half written", async () => {
+      const now = await status();
+      const shard = now.active.find((entry) => entry.worker?.endsWith(victimName));
+      return shard && shard.done >= 10 ? shard.id : null;
+    });
+    const victimExit = collect(victim);
+    victim.kill("SIGKILL");
+    await victimExit;
+    const before = await rowsOf(path.join(dir, "work", "shards", `${held}.jsonl`));
+    expect(before.length).toBeGreaterThanOrEqual(10);
+    const requestsAtKill = fake.requests.length;
+
+    const results: CliResult[] = await Promise.all(others.map(collect));
+    for (const result of results) expect(result.code, result.stderr).toBe(0);
+    // The killed shard was taken over and finished, from where it stood.
+    const after = await rowsOf(path.join(dir, "work", "shards", `${held}.jsonl`));
+    for (const row of before) {
+      expect(after).toContainEqual(
+        expect.objectContaining({ path: row.path, created_at: row.created_at }),
+      );
+    }
+    // Only what the killed worker had in flight was sent again: at most its -c 2.
+    expect(fake.requests.length).toBeLessThanOrEqual(240 + 2);
+    expect(requestsAtKill).toBeLessThan(240);
+
+    const merged = await run(["merge", "work", "-o", "all.csv"]);
+    expect(merged.code, merged.stderr).toBe(0);
+    const rows = await readCsv(path.join(dir, "all.csv"));
+    expect(rows.map((row) => row.path).sort()).toEqual([...images].sort());
+    expect(new Set(rows.map((row) => row.path)).size).toBe(240);
+    // Stable: shards in the order made, each by path, so the file is sorted here.
+    expect(rows.map((row) => row.path)).toEqual([...rows.map((row) => row.path)].sort());
+
+    const again = await run([
+      "enqueue",
+      "photos",
+      "--queue",
+      queue,
+      "--out",
+      "work",
+      "--shard-size",
+      "40",
+    ]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/0 new shards \(0 images\), 0 already queued, 6 done/);
+    expect(await jobCount()).toBe(6);
+
+    await makeDistinctImages(dir, 30, "more");
+    const grown = await run([
+      "enqueue",
+      "photos",
+      "more",
+      "--queue",
+      queue,
+      "--out",
+      "work",
+      "--shard-size",
+      "40",
+    ]);
+    expect(grown.code, grown.stderr).toBe(0);
+    expect(grown.stderr).toMatch(/1 new shards \(30 images\)/);
+    expect(await jobCount()).toBe(7);
+    const manifests = (await readdir(path.join(dir, "work", "shards"))).filter((name) =>
+      /^shard-[0-9a-f]{16}\.json$/.test(name),
+    );
+    expect(manifests).toHaveLength(7);
+  }, 120_000);
+
+  it("workers share one endpoint's rate limit through Redis: together under it, few 429s", async () => {
+    fake = await startFakeEndpoint({
+      latencyMs: 50,
+      rateLimit: { perSecond: 20, retryAfter: "1" },
+    });
+    await makeDistinctImages(dir, 150);
+    const enqueued = await run([
+      "enqueue",
+      "photos",
+      "--queue",
+      queue,
+      "--out",
+      "work",
+      "--shard-size",
+      "25",
+      "--rpm",
+      "1200",
+    ]);
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    const results = await Promise.all(
+      [worker(["-c", "8"]), worker(["-c", "8"]), worker(["-c", "8"])].map(collect),
+    );
+    for (const result of results) expect(result.code, result.stderr).toBe(0);
+    const limited = fake.requests.filter((r) => r.behavior === "rate-limit").length;
+    const accepted = fake.requests.filter((r) => r.behavior !== "rate-limit");
+    expect(accepted.length).toBe(150);
+    expect(limited / fake.requests.length).toBeLessThan(0.05);
+    // Three workers alone would each send 20/s; together they kept to the one limit.
+    const times = accepted.map((r) => r.decidedAt);
+    const span = (Math.max(...times) - Math.min(...times)) / 1000;
+    expect(149 / span).toBeLessThan(20 * 1.1);
+  }, 120_000);
+
+  it("SIGTERM finishes the requests in flight and puts the shard back; another worker finishes it", async () => {
+    fake = await startFakeEndpoint({ latencyMs: 100 });
+    await makeDistinctImages(dir, 60);
+    await run(["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-size", "60"]);
+    const first = worker();
+    const firstExit = collect(first);
+    const held = await waitFor("a shard under way", async () => {
+      const shard = (await status()).active[0];
+      return shard && shard.done >= 8 ? shard.id : null;
+    });
+    first.kill("SIGTERM");
+    const stopped = await firstExit;
+    expect(stopped.code).toBe(143);
+    expect(stopped.stderr).toMatch(new RegExp(`shard ${held}: released`));
+    const back = await status();
+    expect((back.shards.waiting ?? 0) + (back.shards.delayed ?? 0)).toBe(1);
+    expect(back.failed).toEqual([]);
+    const kept = await rowsOf(path.join(dir, "work", "shards", `${held}.jsonl`));
+    expect(kept.length).toBeGreaterThanOrEqual(8);
+
+    const second = await collect(worker());
+    expect(second.code, second.stderr).toBe(0);
+    // Nothing in flight was cut off, so nothing was asked twice.
+    expect(fake.requests.length).toBe(60);
+    const merged = await run(["merge", "work", "-o", "all.jsonl"]);
+    expect(merged.code, merged.stderr).toBe(0);
+    const lines = (await readFile(path.join(dir, "all.jsonl"), "utf8")).trim().split("\n");
+    expect(lines).toHaveLength(60);
+  }, 120_000);
+
+  it("refuses other settings for a queue, and a merge of unfinished shards without --partial", async () => {
+    fake = await startFakeEndpoint();
+    await makeDistinctImages(dir, 5);
+    const first = await run([
+      "enqueue",
+      "photos",
+      "--queue",
+      queue,
+      "--out",
+      "work",
+      "--prompt",
+      "Describe it.",
+    ]);
+    expect(first.code, first.stderr).toBe(0);
+    const other = await run([
+      "enqueue",
+      "photos",
+      "--queue",
+      queue,
+      "--out",
+      "work",
+      "--prompt",
+      "Tag it.",
+    ]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(
+      /--queue .*: was enqueued with prompt "Describe it\.", not "Tag it\."/,
+    );
+    const early = await run(["merge", "work", "-o", "all.csv"]);
+    expect(early.code).toBe(2);
+    expect(early.stderr).toMatch(/1 of 1 shards are not finished yet .*--partial/);
+    const partial = await run(["merge", "work", "-o", "all.csv", "--partial"]);
+    expect(partial.code, partial.stderr).toBe(0);
+    expect(await readCsv(path.join(dir, "all.csv"))).toHaveLength(0);
+  }, 60_000);
+});
+
+describe("Redis away", () => {
+  it("says so and exits 1 when Redis does not answer at start", async () => {
+    ({ dir, cleanup } = await makeWorkspace());
+    const result = await runCli(["worker", "--queue", "q", "--redis", "redis://127.0.0.1:9"], {
+      cwd: dir,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /cannot reach Redis at redis:\/\/127\.0\.0\.1:9 \(.*ECONNREFUSED.*\); start it \(redis-server\) or point --redis or CAPTION_REDIS_URL at it/,
+    );
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});
