@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
+import { Redis } from "ioredis";
 import sharp from "sharp";
 import { DEFAULT_MAX_PIXELS } from "../src/config.js";
 import { prepareImage, targetSize } from "../src/stages/prepare.js";
@@ -25,6 +26,9 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = path.join(ROOT, "bin", "caption.cjs");
 const QUICK = process.env.BENCH_QUICK === "1";
 const scale = (full: number, quick: number) => (QUICK ? quick : full);
+/** BENCH_ONLY=P3,P11 measures only those figures (for trying one, not for the README's table). */
+const ONLY = process.env.BENCH_ONLY?.split(",").map((id) => id.trim());
+const wanted = (id: string) => !ONLY || ONLY.includes(id);
 
 interface Figure {
   id: string;
@@ -149,6 +153,37 @@ async function runCli(args: string[], cwd: string, baseUrl: string): Promise<Mea
   return result;
 }
 
+/** Whether the local Redis answers, for P11. */
+async function redisAnswers(): Promise<boolean> {
+  const probe = new Redis("redis://127.0.0.1:6379", {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  probe.on("error", () => {});
+  try {
+    await probe.connect();
+    return (await probe.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** Every key of a bench queue, BullMQ's and caption's. */
+async function dropQueue(queue: string): Promise<void> {
+  const redis = new Redis("redis://127.0.0.1:6379");
+  try {
+    for (const pattern of [`bull:${queue}:*`, `caption:${queue}:*`]) {
+      const keys = await redis.keys(pattern);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /** An endpoint that records when each request it lets through arrived. */
 async function endpoint(
   options: FakeEndpointOptions,
@@ -216,7 +251,7 @@ try {
   const thumb = await photoLike(160, 120);
 
   // P6 first: it needs nothing but the photo.
-  {
+  if (wanted("P6")) {
     const file = path.join(work, "photo.jpg");
     await writeFile(file, photo);
     const image = await prepareImage(file, { maxPixels: DEFAULT_MAX_PIXELS, imageFormat: "jpeg" });
@@ -244,7 +279,7 @@ try {
   // P10: the resampling kernel and encoder settings, judged by the pixels the model sees: each
   // candidate's decoded image against an ideal resize (Lanczos-3 from the full decode, no JPEG
   // loss), at the size sent and at half that (a model's slices); time is one image at a time.
-  {
+  if (wanted("P10")) {
     const { width, height } = targetSize(4000, 3000, DEFAULT_MAX_PIXELS);
     const ideal = await sharp(photo)
       .resize({ width, height, fit: "fill", kernel: "lanczos3", fastShrinkOnLoad: false })
@@ -315,7 +350,7 @@ try {
   }
 
   // P1: the CLI against an instant endpoint vs the bare prepare loop, same files, same parallelism.
-  {
+  if (wanted("P1")) {
     const count = scale(96, 24);
     const folder = await writeVariants(path.join(work, "p1"), photo, count);
     const { fake } = await endpoint({});
@@ -363,40 +398,41 @@ try {
   }
 
   // P2: a slow endpoint and small images: does the CLI keep -c requests in flight all the time?
-  for (const concurrency of [8, 32, 128]) {
-    const waves = 10;
-    const count = concurrency * waves;
-    const latency = 500;
-    const folder = await writeVariants(path.join(work, `p2-${concurrency}`), thumb, count);
-    const { fake, arrivals } = await endpoint({ latencyMs: latency });
-    await runCli(
-      [folder, "-o", path.join(work, `p2-${concurrency}.csv`), "-c", String(concurrency)],
-      work,
-      fake.baseUrl,
-    );
-    await fake.close();
-    const ideal = concurrency / (latency / 1000);
-    const first = arrivals[0] ?? 0;
-    const whole = count / (((arrivals.at(-1) ?? 0) + latency - first) / 1000);
-    // Steady state: requests started between the end of the first wave and the start of the
-    // last, which leaves out filling the pipeline at the start and draining it at the end.
-    const from = first + latency;
-    const to = first + (waves - 1) * latency;
-    const steady = arrivals.filter((t) => t >= from && t < to).length / ((to - from) / 1000);
-    record(
-      {
-        id: `P2 c=${concurrency}`,
-        name: `latency hiding: steady throughput ÷ (concurrency ÷ latency), 500 ms endpoint, -c ${concurrency}`,
-        value: steady / ideal,
-        target: "≥ 0.95",
-        detail: `${steady.toFixed(1)}/s steady, ideal ${ideal.toFixed(0)}/s; the whole run of ${count} images including start and drain: ${(whole / ideal).toFixed(3)}`,
-      },
-      steady / ideal >= 0.95,
-    );
-  }
+  if (wanted("P2"))
+    for (const concurrency of [8, 32, 128]) {
+      const waves = 10;
+      const count = concurrency * waves;
+      const latency = 500;
+      const folder = await writeVariants(path.join(work, `p2-${concurrency}`), thumb, count);
+      const { fake, arrivals } = await endpoint({ latencyMs: latency });
+      await runCli(
+        [folder, "-o", path.join(work, `p2-${concurrency}.csv`), "-c", String(concurrency)],
+        work,
+        fake.baseUrl,
+      );
+      await fake.close();
+      const ideal = concurrency / (latency / 1000);
+      const first = arrivals[0] ?? 0;
+      const whole = count / (((arrivals.at(-1) ?? 0) + latency - first) / 1000);
+      // Steady state: requests started between the end of the first wave and the start of the
+      // last, which leaves out filling the pipeline at the start and draining it at the end.
+      const from = first + latency;
+      const to = first + (waves - 1) * latency;
+      const steady = arrivals.filter((t) => t >= from && t < to).length / ((to - from) / 1000);
+      record(
+        {
+          id: `P2 c=${concurrency}`,
+          name: `latency hiding: steady throughput ÷ (concurrency ÷ latency), 500 ms endpoint, -c ${concurrency}`,
+          value: steady / ideal,
+          target: "≥ 0.95",
+          detail: `${steady.toFixed(1)}/s steady, ideal ${ideal.toFixed(0)}/s; the whole run of ${count} images including start and drain: ${(whole / ideal).toFixed(3)}`,
+        },
+        steady / ideal >= 0.95,
+      );
+    }
 
   // P3: a rate-limited endpoint, the CLI started far above what it allows.
-  {
+  if (wanted("P3")) {
     const rate = 40;
     const count = scale(1000, 200);
     const folder = await writeVariants(path.join(work, "p3"), small, count);
@@ -439,89 +475,90 @@ try {
   // P3 gateway: a token bucket refusing with 429 before any work, as API gateways do; the CLI
   // starts at -c 64 with no idea of the rate. The issue's case is the fake's default bucket (a
   // second's worth saved up); a bucket with no burst allowance at all is the stress case.
-  for (const [burst, headers] of [
-    [20, undefined],
-    [20, "ietf"],
-    [20, "openai"],
-    [1, undefined],
-    [1, "ietf"],
-  ] as const) {
-    const rate = 20;
-    const latency = 100;
-    const count = scale(400, 100);
-    const name = `p3g${burst}${headers ?? ""}`;
-    const folder = await writeVariants(path.join(work, name), small, count);
-    const { fake, arrivals } = await endpoint({
-      latencyMs: latency,
-      rateLimit: { perSecond: rate, retryAfter: "1", burst, ...(headers ? { headers } : {}) },
-    });
-    const out = path.join(work, `${name}.csv`);
-    await runCli([folder, "-o", out, "-c", "64", "--retries", "30"], work, fake.baseUrl);
-    const requests = [...fake.requests];
-    await fake.close();
-    const limited = requests.filter((r) => r.behavior === "rate-limit");
-    // A 429 leaves as soon as it is decided, a caption after the latency. Requests reaching the
-    // server within 20 ms of the first reply were already on their way: the client could not
-    // have known.
-    const firstReply = Math.min(
-      ...requests.map((r) => r.decidedAt + (r.behavior === "rate-limit" ? 0 : latency)),
-    );
-    const after = requests.filter((r) => r.decidedAt > firstReply + 20);
-    const lateLimited = after.filter((r) => r.behavior === "rate-limit").length;
-    const span = ((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0)) / 1000;
-    const goodput = (count - 1) / span;
-    const label = `burst ${burst}${headers ? ` ${headers} headers` : ""}`;
-    let baseline = "";
-    if (burst === 1 && !headers) {
-      // What pacing alone reaches against this bucket on this machine: the CLI told a pace of
-      // 18/s (--rpm 1080), under the limit, on a fresh fake.
-      const paced = await endpoint({
+  if (wanted("P3"))
+    for (const [burst, headers] of [
+      [20, undefined],
+      [20, "ietf"],
+      [20, "openai"],
+      [1, undefined],
+      [1, "ietf"],
+    ] as const) {
+      const rate = 20;
+      const latency = 100;
+      const count = scale(400, 100);
+      const name = `p3g${burst}${headers ?? ""}`;
+      const folder = await writeVariants(path.join(work, name), small, count);
+      const { fake, arrivals } = await endpoint({
         latencyMs: latency,
-        rateLimit: { perSecond: rate, retryAfter: "1", burst },
+        rateLimit: { perSecond: rate, retryAfter: "1", burst, ...(headers ? { headers } : {}) },
       });
-      await runCli(
-        [folder, "-o", path.join(work, `${name}-paced.csv`), "-c", "64", "--rpm", "1080"],
-        work,
-        paced.fake.baseUrl,
+      const out = path.join(work, `${name}.csv`);
+      await runCli([folder, "-o", out, "-c", "64", "--retries", "30"], work, fake.baseUrl);
+      const requests = [...fake.requests];
+      await fake.close();
+      const limited = requests.filter((r) => r.behavior === "rate-limit");
+      // A 429 leaves as soon as it is decided, a caption after the latency. Requests reaching the
+      // server within 20 ms of the first reply were already on their way: the client could not
+      // have known.
+      const firstReply = Math.min(
+        ...requests.map((r) => r.decidedAt + (r.behavior === "rate-limit" ? 0 : latency)),
       );
-      const pacedLimited = paced.fake.requests.filter((r) => r.behavior === "rate-limit").length;
-      await paced.fake.close();
-      const pacedSpan = ((paced.arrivals.at(-1) ?? 0) - (paced.arrivals[0] ?? 0)) / 1000;
-      baseline = `; paced at 18/s instead (--rpm 1080): ${((count - 1) / pacedSpan / rate).toFixed(3)} of the rate, ${pacedLimited} 429s`;
+      const after = requests.filter((r) => r.decidedAt > firstReply + 20);
+      const lateLimited = after.filter((r) => r.behavior === "rate-limit").length;
+      const span = ((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0)) / 1000;
+      const goodput = (count - 1) / span;
+      const label = `burst ${burst}${headers ? ` ${headers} headers` : ""}`;
+      let baseline = "";
+      if (burst === 1 && !headers) {
+        // What pacing alone reaches against this bucket on this machine: the CLI told a pace of
+        // 18/s (--rpm 1080), under the limit, on a fresh fake.
+        const paced = await endpoint({
+          latencyMs: latency,
+          rateLimit: { perSecond: rate, retryAfter: "1", burst },
+        });
+        await runCli(
+          [folder, "-o", path.join(work, `${name}-paced.csv`), "-c", "64", "--rpm", "1080"],
+          work,
+          paced.fake.baseUrl,
+        );
+        const pacedLimited = paced.fake.requests.filter((r) => r.behavior === "rate-limit").length;
+        await paced.fake.close();
+        const pacedSpan = ((paced.arrivals.at(-1) ?? 0) - (paced.arrivals[0] ?? 0)) / 1000;
+        baseline = `; paced at 18/s instead (--rpm 1080): ${((count - 1) / pacedSpan / rate).toFixed(3)} of the rate, ${pacedLimited} 429s`;
+      }
+      record(
+        {
+          id: `P3 gateway ${label}`,
+          name: `rate limit before work: goodput ÷ allowed rate (${rate}/s, burst ${burst}, ${headers ? `${headers} rate-limit headers, ` : ""}Retry-After 1 s, ${latency} ms, -c 64)`,
+          value: goodput / rate,
+          target: "≥ 0.9",
+          detail: `${count} captions in ${span.toFixed(1)} s = ${goodput.toFixed(1)}/s; ${limited.length} of ${requests.length} requests answered 429${baseline}`,
+        },
+        goodput / rate >= 0.9,
+      );
+      const share = lateLimited / Math.max(1, after.length);
+      record(
+        headers
+          ? {
+              id: `P3 gateway ${label} 429s`,
+              name: "rate-limit headers: 429s after the first reply",
+              value: lateLimited,
+              target: "0",
+              detail: `${lateLimited} of the ${after.length} requests that reached the server more than 20 ms after its first reply; ${limited.length} in all`,
+            }
+          : {
+              id: `P3 gateway ${label} 429s`,
+              name: "share of the requests after the first Retry-After answered 429",
+              value: share,
+              target: "≤ 0.10",
+              detail: `${lateLimited} of the ${after.length} requests that reached the server more than 20 ms after its first 429`,
+            },
+        headers ? lateLimited === 0 : share <= 0.1,
+      );
     }
-    record(
-      {
-        id: `P3 gateway ${label}`,
-        name: `rate limit before work: goodput ÷ allowed rate (${rate}/s, burst ${burst}, ${headers ? `${headers} rate-limit headers, ` : ""}Retry-After 1 s, ${latency} ms, -c 64)`,
-        value: goodput / rate,
-        target: "≥ 0.9",
-        detail: `${count} captions in ${span.toFixed(1)} s = ${goodput.toFixed(1)}/s; ${limited.length} of ${requests.length} requests answered 429${baseline}`,
-      },
-      goodput / rate >= 0.9,
-    );
-    const share = lateLimited / Math.max(1, after.length);
-    record(
-      headers
-        ? {
-            id: `P3 gateway ${label} 429s`,
-            name: "rate-limit headers: 429s after the first reply",
-            value: lateLimited,
-            target: "0",
-            detail: `${lateLimited} of the ${after.length} requests that reached the server more than 20 ms after its first reply; ${limited.length} in all`,
-          }
-        : {
-            id: `P3 gateway ${label} 429s`,
-            name: "share of the requests after the first Retry-After answered 429",
-            value: share,
-            target: "≤ 0.10",
-            detail: `${lateLimited} of the ${after.length} requests that reached the server more than 20 ms after its first 429`,
-          },
-      headers ? lateLimited === 0 : share <= 0.1,
-    );
-  }
 
   // P8: two endpoints, one with twice the latency of the other: the faster should take two thirds.
-  {
+  if (wanted("P8")) {
     const count = scale(600, 120);
     const folder = await writeVariants(path.join(work, "p8"), thumb, count);
     const fast = await endpoint({ latencyMs: 250 });
@@ -563,47 +600,48 @@ try {
 
   // P9: -c auto against batching servers (B requests at full speed, time shared beyond), against
   // the fixed default of 8 on the same server: the evidence for what the default should be.
-  for (const [batch, count] of [
-    [24, scale(1000, 200)],
-    [4, scale(240, 60)],
-  ] as const) {
-    const latency = 500;
-    const ceiling = batch / (latency / 1000);
-    const folder = await writeVariants(path.join(work, `p9-${batch}`), thumb, count);
-    const runs: Record<string, { goodput: number; median: number; timeouts: number }> = {};
-    for (const concurrency of ["auto", "8"]) {
-      const { fake, arrivals } = await endpoint({ latencyMs: latency, batch });
-      const out = path.join(work, `p9-${batch}-${concurrency}.csv`);
-      await runCli([folder, "-o", out, "-c", concurrency], work, fake.baseUrl);
-      await fake.close();
-      const rows = parse(await readFile(out), { columns: true }) as Record<string, string>[];
-      const latencies = rows.map((row) => Number(row.latency_ms)).sort((a, b) => a - b);
-      const busy = ((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0) + latency) / 1000;
-      const timeouts = arrivals.length - rows.length;
-      runs[concurrency] = {
-        goodput: rows.length / busy,
-        median: latencies[Math.floor(latencies.length / 2)] ?? 0,
-        timeouts,
-      };
+  if (wanted("P9"))
+    for (const [batch, count] of [
+      [24, scale(1000, 200)],
+      [4, scale(240, 60)],
+    ] as const) {
+      const latency = 500;
+      const ceiling = batch / (latency / 1000);
+      const folder = await writeVariants(path.join(work, `p9-${batch}`), thumb, count);
+      const runs: Record<string, { goodput: number; median: number; timeouts: number }> = {};
+      for (const concurrency of ["auto", "8"]) {
+        const { fake, arrivals } = await endpoint({ latencyMs: latency, batch });
+        const out = path.join(work, `p9-${batch}-${concurrency}.csv`);
+        await runCli([folder, "-o", out, "-c", concurrency], work, fake.baseUrl);
+        await fake.close();
+        const rows = parse(await readFile(out), { columns: true }) as Record<string, string>[];
+        const latencies = rows.map((row) => Number(row.latency_ms)).sort((a, b) => a - b);
+        const busy = ((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0) + latency) / 1000;
+        const timeouts = arrivals.length - rows.length;
+        runs[concurrency] = {
+          goodput: rows.length / busy,
+          median: latencies[Math.floor(latencies.length / 2)] ?? 0,
+          timeouts,
+        };
+      }
+      const auto = runs.auto ?? { goodput: 0, median: 0, timeouts: 0 };
+      const fixed = runs["8"] ?? { goodput: 0, median: 0, timeouts: 0 };
+      record(
+        {
+          id: `P9 auto B=${batch}`,
+          name: `-c auto: goodput ÷ the server's ${ceiling}/s (batch ${batch}, 500 ms, ${count} images)`,
+          value: auto.goodput / ceiling,
+          target: `≥ 0.85, median latency ≤ 2 × 500 ms${batch === 4 ? ", no timeouts" : ""}`,
+          detail: `${auto.goodput.toFixed(1)}/s, median latency ${auto.median} ms, ${auto.timeouts} requests re-sent; fixed -c 8 on the same server: ${fixed.goodput.toFixed(1)}/s (${(fixed.goodput / ceiling).toFixed(3)}), median ${fixed.median} ms`,
+        },
+        auto.goodput / ceiling >= 0.85 &&
+          auto.median <= 2 * latency &&
+          (batch !== 4 || auto.timeouts === 0),
+      );
     }
-    const auto = runs.auto ?? { goodput: 0, median: 0, timeouts: 0 };
-    const fixed = runs["8"] ?? { goodput: 0, median: 0, timeouts: 0 };
-    record(
-      {
-        id: `P9 auto B=${batch}`,
-        name: `-c auto: goodput ÷ the server's ${ceiling}/s (batch ${batch}, 500 ms, ${count} images)`,
-        value: auto.goodput / ceiling,
-        target: `≥ 0.85, median latency ≤ 2 × 500 ms${batch === 4 ? ", no timeouts" : ""}`,
-        detail: `${auto.goodput.toFixed(1)}/s, median latency ${auto.median} ms, ${auto.timeouts} requests re-sent; fixed -c 8 on the same server: ${fixed.goodput.toFixed(1)}/s (${(fixed.goodput / ceiling).toFixed(3)}), median ${fixed.median} ms`,
-      },
-      auto.goodput / ceiling >= 0.85 &&
-        auto.median <= 2 * latency &&
-        (batch !== 4 || auto.timeouts === 0),
-    );
-  }
 
   // P4: peak memory of the CLI at -c 32 on 12 MP JPEGs, for a small and a ten times larger folder.
-  {
+  if (wanted("P4")) {
     const { fake } = await endpoint({});
     const peaks: number[] = [];
     // The decode cost is what P1 measures; here a plainer 4000×3000 JPEG keeps 10k files on disk small.
@@ -688,7 +726,7 @@ try {
   }
 
   // P5 and P4's third figure: resuming over 100k finished rows.
-  {
+  if (wanted("P5")) {
     const count = scale(100_000, 10_000);
     const tiny = await sharp({
       create: { width: 8, height: 8, channels: 3, background: "#808080" },
@@ -747,8 +785,75 @@ try {
     await rm(path.join(work, "p5"), { recursive: true, force: true });
   }
 
+  // P11: many machines: 1, 2 and 4 workers on one BullMQ queue, against a 500 ms endpoint with a
+  // fixed -c per worker. Latency-bound, so the two cores are not what limits it.
+  if (wanted("P11") && (await redisAnswers())) {
+    const latency = 500;
+    const perWorker = 8;
+    const shardSize = 80;
+    const rates: Record<number, number> = {};
+    for (const workers of [1, 2, 4]) {
+      const count = scale(320, 80) * workers;
+      const folder = await writeVariants(path.join(work, `p11-${workers}`), thumb, count);
+      const queue = `bench-${process.pid}-${workers}`;
+      const { fake, arrivals } = await endpoint({ latencyMs: latency });
+      await runCli(
+        [
+          "enqueue",
+          folder,
+          "--queue",
+          queue,
+          "--out",
+          path.join(work, `p11-${workers}-out`),
+          "--shard-size",
+          String(shardSize),
+        ],
+        work,
+        fake.baseUrl,
+      );
+      const runs = await Promise.all(
+        Array.from({ length: workers }, () =>
+          measure(
+            process.execPath,
+            [CLI, "worker", "--queue", queue, "--until-empty", "-c", String(perWorker), "--quiet"],
+            { cwd: work, env: cliEnv(fake.baseUrl) },
+          ),
+        ),
+      );
+      await fake.close();
+      await dropQueue(queue);
+      for (const run of runs) {
+        if (run.code !== 0) throw new Error(`caption worker exited ${run.code}: ${run.stderr}`);
+      }
+      const span = ((arrivals.at(-1) ?? 0) + latency - (arrivals[0] ?? 0)) / 1000;
+      rates[workers] = count / span;
+      log(
+        `P11 ${workers} workers: ${count} images in ${span.toFixed(1)} s = ${rates[workers]?.toFixed(1)}/s (ideal ${(workers * perWorker * 1000) / latency}/s)`,
+      );
+    }
+    const one = rates[1] ?? 1;
+    for (const [workers, target] of [
+      [2, 1.85],
+      [4, 3.6],
+    ] as const) {
+      const ratio = (rates[workers] ?? 0) / one;
+      record(
+        {
+          id: `P11 ${workers} workers`,
+          name: `many machines: throughput of ${workers} workers ÷ of one (BullMQ on Redis, ${latency} ms endpoint, -c ${perWorker} each, shards of ${shardSize})`,
+          value: ratio,
+          target: `≥ ${target}`,
+          detail: `${rates[workers]?.toFixed(1)} vs ${one.toFixed(1)} images/s, first request to last answer; one worker's ideal is ${(perWorker * 1000) / latency}/s`,
+        },
+        ratio >= target,
+      );
+    }
+  } else if (wanted("P11")) {
+    log("P11 skipped: no Redis answers at 127.0.0.1:6379");
+  }
+
   // P7: the same job done the way a user would without this tool.
-  if (ensurePeerTools()) {
+  if (wanted("P7") && ensurePeerTools()) {
     const count = scale(80, 12);
     const folder = await writeVariants(path.join(work, "p7"), photo, count);
     const { fake } = await endpoint({});
@@ -811,7 +916,13 @@ const results = {
   seconds: Math.round((performance.now() - benchStarted) / 1000),
   figures,
 };
-await writeFile(path.join(ROOT, "bench", "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+// A partial run (BENCH_ONLY) prints its figures but leaves the whole run's file alone.
+if (!ONLY) {
+  await writeFile(
+    path.join(ROOT, "bench", "results.json"),
+    `${JSON.stringify(results, null, 2)}\n`,
+  );
+}
 const table = [
   `Machine: ${machine}${QUICK ? " — QUICK MODE, not for figures" : ""}; bench took ${results.seconds} s`,
   "",
