@@ -3,7 +3,9 @@
  * enqueue, workers (one killed with SIGKILL mid-shard), merge, enqueue again, a grown folder, a
  * rate limit shared by every worker, SIGTERM releasing a shard, and Redis away.
  */
-import { readdir, readFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdir, readdir, readFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -14,7 +16,11 @@ import { makeDistinctImages, makeWorkspace, readCsv } from "./helpers/workspace.
 const REDIS_URL = "redis://127.0.0.1:6379";
 
 async function redisAnswers(): Promise<boolean> {
-  const probe = new Redis(REDIS_URL, {
+  return answers(REDIS_URL);
+}
+
+async function answers(url: string): Promise<boolean> {
+  const probe = new Redis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
@@ -29,6 +35,18 @@ async function redisAnswers(): Promise<boolean> {
   } finally {
     probe.disconnect();
   }
+}
+
+/** A loopback port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
 }
 
 const available = await redisAnswers();
@@ -283,6 +301,127 @@ describe.skipIf(!available)("many machines on one queue", () => {
     const lines = (await readFile(path.join(dir, "all.jsonl"), "utf8")).trim().split("\n");
     expect(lines).toHaveLength(60);
   }, 120_000);
+
+  it("a wrong key fails the shard, not each image: status gives the reason, the worker stops, --retry-failed puts it back", async () => {
+    fake = await startFakeEndpoint({ apiKey: "sk-the-right-one-0000" });
+    await makeDistinctImages(dir, 30);
+    await run(["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-size", "10"]);
+    const wrong = await collect(worker());
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/rejected the API key/);
+    expect(wrong.stderr).toMatch(/every shard would fail alike/);
+    // One shard tried, the others left waiting; no image was asked more than once.
+    expect(fake.requests.length).toBeLessThanOrEqual(4);
+    const failed = await status();
+    expect(failed.failed).toHaveLength(1);
+    expect(failed.failed[0]?.reason).toMatch(/rejected the API key/);
+    expect(failed.shards.waiting).toBe(2);
+
+    const retried = await run([
+      "enqueue",
+      "photos",
+      "--queue",
+      queue,
+      "--out",
+      "work",
+      "--retry-failed",
+    ]);
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(retried.stderr).toMatch(/1 failed shards retried/);
+    const right = await collect(
+      startCli(["worker", "--queue", queue, "--until-empty", "--stall-seconds", "2"], {
+        cwd: dir,
+        baseUrl: fake.baseUrl,
+        env: { MINICPM_API_KEY: "sk-the-right-one-0000" },
+      }),
+    );
+    expect(right.code, right.stderr).toBe(0);
+    const merged = await run(["merge", "work", "-o", "all.csv"]);
+    expect(merged.code, merged.stderr).toBe(0);
+    expect(await readCsv(path.join(dir, "all.csv"))).toHaveLength(30);
+    expect(merged.stderr).not.toContain("sk-the-right-one");
+  }, 60_000);
+
+  it("a worker that loses Redis mid-shard keeps the shard, reconnects, and finishes", async () => {
+    // A Redis of its own, so stopping it leaves the machine's alone; it keeps its data on disk
+    // across the restart, as a production Redis would.
+    const port = await freePort();
+    const data = path.join(dir, "redis-data");
+    await mkdir(data);
+    const startRedis = () =>
+      spawn(
+        "redis-server",
+        [
+          "--port",
+          String(port),
+          "--bind",
+          "127.0.0.1",
+          "--dir",
+          data,
+          "--appendonly",
+          "yes",
+          "--save",
+          "",
+        ],
+        { stdio: "ignore" },
+      );
+    let server = startRedis();
+    const url = `redis://127.0.0.1:${port}`;
+    await waitFor("its Redis", async () => ((await answers(url)) ? true : null));
+    fake = await startFakeEndpoint({ latencyMs: 150 });
+    await makeDistinctImages(dir, 40);
+    const enqueued = await run([
+      "enqueue",
+      "photos",
+      "--queue",
+      queue,
+      "--out",
+      "work",
+      "--shard-size",
+      "20",
+      "--redis",
+      url,
+    ]);
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    const child = startCli(
+      [
+        "worker",
+        "--queue",
+        queue,
+        "--until-empty",
+        "--stall-seconds",
+        "5",
+        "-c",
+        "2",
+        "--redis",
+        url,
+      ],
+      { cwd: dir, baseUrl: fake.baseUrl },
+    );
+    const exit = collect(child);
+    await waitFor("the first shard under way", async () =>
+      fake && fake.requests.length >= 4 ? true : null,
+    );
+    server.kill("SIGKILL");
+    await new Promise((resolve) => server.once("exit", resolve));
+    const during = fake.requests.length;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // The shard in hand went on without Redis.
+    expect(fake.requests.length).toBeGreaterThan(during);
+    server = startRedis();
+    try {
+      const result = await exit;
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(/lost Redis/);
+      expect(result.stderr).toMatch(/Redis is back/);
+      expect(fake.requests.length).toBe(40);
+      const merged = await run(["merge", "work", "-o", "all.csv"]);
+      expect(merged.code, merged.stderr).toBe(0);
+      expect(await readCsv(path.join(dir, "all.csv"))).toHaveLength(40);
+    } finally {
+      server.kill("SIGKILL");
+    }
+  }, 90_000);
 
   it("refuses other settings for a queue, and a merge of unfinished shards without --partial", async () => {
     fake = await startFakeEndpoint();

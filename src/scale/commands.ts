@@ -219,6 +219,13 @@ export async function runWorker(
       `worker stopped: ${result.shards} shards done${result.failedShards ? `, ${result.failedShards} failed attempts` : ""}`,
       "info",
     );
+    if (result.settled) {
+      reporter.say(
+        `worker stopped: every shard would fail alike; fix that, then caption enqueue --retry-failed and start the workers again`,
+        "error",
+      );
+      return 1;
+    }
     if (stoppedBy) return stoppedBy === "SIGTERM" ? 143 : 130;
     return 0;
   } finally {

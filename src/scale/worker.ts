@@ -38,9 +38,16 @@ export interface WorkerOptions {
   say: (text: string, level: "info" | "warn" | "error") => void;
 }
 
+export interface WorkerResult {
+  shards: number;
+  failedShards: number;
+  /** Why the worker stopped by itself (a wrong key or model fails every shard), if it did. */
+  settled: string | null;
+}
+
 export interface WorkerHandle {
   /** Resolves when the worker has stopped: asked to, or the queue was empty with --until-empty. */
-  finished: Promise<{ shards: number; failedShards: number }>;
+  finished: Promise<WorkerResult>;
   /** Finish the requests in flight, release the shards held, stop. */
   stop(): void;
   /** Cancel the requests in flight too. */
@@ -48,7 +55,13 @@ export interface WorkerHandle {
 }
 
 /** Codes of a shard's run that retrying cannot cure: the queue's own settings are wrong. */
-const SETTLED = new Set(["model_not_found", "auth_failed", "trial_key_refused"]);
+const SETTLED = new Set([
+  "model_not_found",
+  "auth_rejected",
+  "trial_key_refused",
+  "endpoint_wrong",
+  "no_endpoint_left",
+]);
 
 /**
  * Takes shards from the queue and captions each with the normal pipeline. A job completes only
@@ -60,6 +73,8 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
   const name = `${hostname()}:${process.pid}`;
   const running = new Set<RunControl>();
   let stopping = false;
+  /** Why this worker stopped by itself: a setting that fails every shard. */
+  let settled: string | null = null;
   let shards = 0;
   let failedShards = 0;
 
@@ -98,7 +113,12 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     if (summary.aborted) {
       const text = `shard ${id}: ${summary.aborted.message}`;
       options.say(text, "error");
-      if (SETTLED.has(summary.aborted.code)) throw new UnrecoverableError(text);
+      if (SETTLED.has(summary.aborted.code)) {
+        // Every other shard would fail alike: this worker stops rather than fail them one by one.
+        settled = text;
+        stopAll();
+        throw new UnrecoverableError(text);
+      }
       throw new Error(text);
     }
     if (control.stopSignal.aborted) {
@@ -151,13 +171,13 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     redisLost = false;
   });
 
-  let resolveFinished: (value: { shards: number; failedShards: number }) => void = () => {};
-  const finished = new Promise<{ shards: number; failedShards: number }>((resolve) => {
+  let resolveFinished: (value: WorkerResult) => void = () => {};
+  const finished = new Promise<WorkerResult>((resolve) => {
     resolveFinished = resolve;
   });
   let closing: Promise<void> | null = null;
   const close = () => {
-    closing ??= worker.close().then(() => resolveFinished({ shards, failedShards }));
+    closing ??= worker.close().then(() => resolveFinished({ shards, failedShards, settled }));
     return closing;
   };
 
@@ -179,14 +199,16 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     }, 1000);
   }
 
+  function stopAll(): void {
+    stopping = true;
+    if (idleCheck) clearInterval(idleCheck);
+    for (const control of running) control.stop();
+    void close();
+  }
+
   return {
     finished,
-    stop() {
-      stopping = true;
-      if (idleCheck) clearInterval(idleCheck);
-      for (const control of running) control.stop();
-      void close();
-    },
+    stop: stopAll,
     abort() {
       stopping = true;
       for (const control of running) control.abort();
