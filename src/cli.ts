@@ -264,6 +264,11 @@ const STATUS_FLAGS: readonly FlagSpec[] = [
 ];
 const MERGE_FLAGS: readonly FlagSpec[] = [
   { name: "output", alias: "o", basic: true, describe: "OUT: the merged .csv or .jsonl" },
+  ...OUTPUT_SWITCHES.filter((flag) =>
+    ["sidecar", "sidecar-policy", "sidecar-join", "hf-metadata", "xmp", "xmp-naming"].includes(
+      flag.name,
+    ),
+  ),
   {
     name: "partial",
     boolean: true,
@@ -475,6 +480,11 @@ function scaleContext(context: CliContext, reporter: Reporter): ScaleContext {
     chooseKey: (config) => chooseKey(config, reporter, context.env),
     readJsonSchema,
     nameSetting: flagOf,
+    datasetOutputs: (args) => ({
+      sidecar: sidecarOptions(args),
+      hfMetadata: hfMetadataFormat(args.hfMetadata),
+      xmp: xmpNaming(args.xmp, args.xmpNaming),
+    }),
   };
 }
 

@@ -9,7 +9,7 @@ import { captionImages } from "../pipeline.js";
 import type { Reporter } from "../progress.js";
 import type { EndpointOptions } from "../run/options.js";
 import { DEFAULT_SHARD_SIZE, enqueueShards } from "./enqueue.js";
-import { mergeShards } from "./merge.js";
+import { type DatasetOutputs, mergeShards } from "./merge.js";
 import {
   checkQueueName,
   type QueueSettings,
@@ -38,6 +38,8 @@ export interface ScaleContext {
     from: string,
   ) => Promise<Record<string, unknown> | undefined>;
   nameSetting: NameSetting;
+  /** The --sidecar, --hf-metadata and --xmp flags, checked as the main command checks them. */
+  datasetOutputs: (args: Record<string, unknown>) => DatasetOutputs;
 }
 
 async function openRedis(args: Record<string, unknown>, context: ScaleContext): Promise<Redis> {
@@ -282,21 +284,35 @@ export async function runMerge(
   context: ScaleContext,
 ): Promise<number> {
   const dir = path.resolve(context.cwd, String(args.dir));
-  if (typeof args.output !== "string" || args.output === "") {
-    throw new UsageError(["-o/--output is required: the CSV or JSONL file to merge into"]);
+  const outputs = context.datasetOutputs(args);
+  const given = typeof args.output === "string" && args.output !== "";
+  if (!given && !outputs.sidecar && !outputs.hfMetadata && !outputs.xmp) {
+    throw new UsageError([
+      "-o/--output is required (or --sidecar, --hf-metadata, --xmp): the CSV or JSONL file to merge into",
+    ]);
   }
-  const output = path.resolve(context.cwd, args.output);
-  const chosen = await chooseOutputFormat(output, undefined);
+  const output = given ? path.resolve(context.cwd, String(args.output)) : undefined;
+  const format = output ? (await chooseOutputFormat(output, undefined)).format : "jsonl";
   const report = await mergeShards({
     dir,
     output,
-    format: chosen.format,
+    format,
+    outputs,
+    nameSetting: context.nameSetting,
     partial: args.partial === true,
     csvFormulaGuard: args.csvFormulaGuard === true,
   });
-  const shown = path.relative(context.cwd, output) || output;
+  const into = [
+    output ? path.relative(context.cwd, output) || output : null,
+    outputs.sidecar ? "sidecars" : null,
+    outputs.xmp ? "XMP sidecars" : null,
+    outputs.hfMetadata ? "metadata files" : null,
+  ].filter(Boolean);
+  const errors = report.errorsPath
+    ? ` → ${path.relative(context.cwd, report.errorsPath)}`
+    : " (not written without -o)";
   context.reporter.say(
-    `merged ${report.shards} shards: ${report.rows} captions → ${shown}, ${report.failures} failures → ${path.relative(context.cwd, report.errorsPath)}${report.unfinished ? ` (${report.unfinished} unfinished shards left out)` : ""}`,
+    `merged ${report.shards} shards: ${report.rows} captions → ${into.join(", ")}, ${report.failures} failures${errors}${report.unfinished ? ` (${report.unfinished} unfinished shards left out)` : ""}`,
     "info",
   );
   return report.failures > 0 ? 3 : 0;

@@ -5,7 +5,7 @@ import { ensureFolder } from "../folders.js";
 import { lockOutput } from "../lock.js";
 import { discoverImages } from "../stages/discover.js";
 import { countEnqueued } from "./progress.js";
-import { fixSettings, type QueueSettings } from "./queue-settings.js";
+import { addEnqueuedInputs, fixSettings, type QueueSettings } from "./queue-settings.js";
 import { planShards, readDone, readShards, shardFolder, writeShard } from "./shards.js";
 
 export const DEFAULT_SHARD_SIZE = 1000;
@@ -60,6 +60,10 @@ export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueRep
   const queue = new Queue(request.queue, { connection: request.redis });
   try {
     const discovery = await discoverImages(request.inputs, request.cwd);
+    await addEnqueuedInputs(
+      settings.dir,
+      request.inputs.map((input) => path.resolve(request.cwd, input)),
+    );
     for (const input of discovery.emptyInputs) request.onWarning(`no images in ${input}`);
     const existing = await readShards(settings.dir);
     const fresh = planShards(

@@ -1,19 +1,36 @@
 import { randomBytes } from "node:crypto";
 import { readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
+import type { NameSetting } from "../errors.js";
 import { UsageError } from "../errors.js";
 import { defaultErrorsPath } from "../output-format.js";
 import { compileSchema } from "../prompts/structured.js";
 import { TAGS_SCHEMA } from "../prompts/tags.js";
+import type { RecordedCaption } from "../sinks/beside-image-sink.js";
+import { type HfMetadataFormat, HfMetadataSink } from "../sinks/hf-metadata-sink.js";
+import { type SidecarOptions, SidecarSink } from "../sinks/sidecar-sink.js";
+import { combineSinks, type Sink } from "../sinks/sink.js";
+import { removeStaleTemporaries } from "../sinks/write-whole.js";
+import { type XmpNaming, XmpSink } from "../sinks/xmp-sink.js";
 import type { CaptionRecord, FailureRecord, OutputFormat } from "../types.js";
 import { openCaptionWriter, openJsonlWriter, type RecordWriter } from "../writers/index.js";
-import { readSettingsFile } from "./queue-settings.js";
+import { type QueueSettings, readEnqueuedInputs, readSettingsFile } from "./queue-settings.js";
 import { readDone, readShards, shardFiles } from "./shards.js";
+
+/** The dataset outputs a merge may also write, as a run would beside the images. */
+export interface DatasetOutputs {
+  sidecar?: SidecarOptions | undefined;
+  hfMetadata?: HfMetadataFormat | undefined;
+  xmp?: XmpNaming | undefined;
+}
 
 export interface MergeRequest {
   dir: string;
-  output: string;
+  /** OUT; none when only dataset outputs are asked for. */
+  output: string | undefined;
   format: OutputFormat;
+  outputs: DatasetOutputs;
+  nameSetting: NameSetting;
   /** Merge what the finished shards hold even though others are not finished. */
   partial: boolean;
   csvFormulaGuard: boolean;
@@ -25,7 +42,7 @@ export interface MergeReport {
   unfinished: number;
   rows: number;
   failures: number;
-  errorsPath: string;
+  errorsPath: string | null;
 }
 
 /**
@@ -55,9 +72,10 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
   const answer = schema === undefined ? undefined : compileSchema(schema, "caption");
   const properties = answer && !("problems" in answer) ? answer.properties : [];
 
-  const errorsPath = defaultErrorsPath(request.output);
-  const rowsTemp = temporaryBeside(request.output);
-  const errorsTemp = temporaryBeside(errorsPath);
+  const output = request.output ?? null;
+  const errorsPath = output ? defaultErrorsPath(output) : null;
+  const rowsTemp = output ? temporaryBeside(output) : null;
+  const errorsTemp = errorsPath ? temporaryBeside(errorsPath) : null;
   let rows: RecordWriter<CaptionRecord> | null = null;
   let errors: RecordWriter<FailureRecord> | null = null;
   const report: MergeReport = {
@@ -67,12 +85,15 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
     failures: 0,
     errorsPath,
   };
+  const captioned = new Map<string, CaptionRecord>();
   try {
-    rows = await openCaptionWriter(rowsTemp, request.format, {
-      properties,
-      csvFormulaGuard: request.csvFormulaGuard,
-    });
-    errors = await openJsonlWriter<FailureRecord>(errorsTemp);
+    if (rowsTemp && errorsTemp) {
+      rows = await openCaptionWriter(rowsTemp, request.format, {
+        properties,
+        csvFormulaGuard: request.csvFormulaGuard,
+      });
+      errors = await openJsonlWriter<FailureRecord>(errorsTemp);
+    }
     const seen = new Set<string>();
     for (const shard of finished) {
       const files = shardFiles(request.dir, shard.id);
@@ -81,26 +102,66 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
         // An image is in one shard only; a row twice in one output would be a bug, not data.
         if (seen.has(record.path)) continue;
         seen.add(record.path);
-        await rows.write(record);
+        captioned.set(record.path, record);
+        await rows?.write(record);
         report.rows += 1;
       }
       for (const failure of byPath(await readRecords<FailureRecord>(files.errors))) {
         if (seen.has(failure.path)) continue;
         seen.add(failure.path);
-        await errors.write(failure);
+        await errors?.write(failure);
         report.failures += 1;
       }
     }
-    await rows.close();
-    await errors.close();
-    await rename(rowsTemp, request.output);
-    await rename(errorsTemp, errorsPath);
+    await rows?.close();
+    await errors?.close();
+    if (output && rowsTemp && errorsPath && errorsTemp) {
+      await rename(rowsTemp, output);
+      await rename(errorsTemp, errorsPath);
+    }
+    await writeDatasetOutputs(request, settings, captioned);
     return report;
   } finally {
     await rows?.close().catch(() => {});
     await errors?.close().catch(() => {});
-    await rm(rowsTemp, { force: true });
-    await rm(errorsTemp, { force: true });
+    if (rowsTemp) await rm(rowsTemp, { force: true });
+    if (errorsTemp) await rm(errorsTemp, { force: true });
+  }
+}
+
+/**
+ * Sidecars, XMP and Hugging Face metadata for the merged captions, through the same sinks a run
+ * writes them with: each completes what it lacks from the record (here, the merged rows) without
+ * a request, leaves what it already holds, and never clobbers a file the user wrote.
+ */
+async function writeDatasetOutputs(
+  request: MergeRequest,
+  settings: QueueSettings,
+  captioned: Map<string, CaptionRecord>,
+): Promise<void> {
+  const { sidecar, hfMetadata, xmp } = request.outputs;
+  if (!sidecar && !hfMetadata && !xmp) return;
+  const recorded: RecordedCaption = async (imagePath) => {
+    const row = captioned.get(imagePath);
+    return row ? { ...row, prompt_hash: row.prompt_hash ?? null } : undefined;
+  };
+  const sinks: Sink[] = [];
+  if (sidecar) sinks.push(new SidecarSink(sidecar, recorded));
+  if (xmp) sinks.push(new XmpSink(xmp, recorded, false, request.nameSetting));
+  if (hfMetadata) {
+    const inputs = (await readEnqueuedInputs(request.dir)) ?? [];
+    sinks.push(new HfMetadataSink(inputs, settings.cwd, hfMetadata, recorded));
+  }
+  const sink = combineSinks(sinks);
+  const tasks = [...captioned.keys()].map((imagePath) => ({
+    path: imagePath,
+    absPath: path.resolve(settings.cwd, imagePath),
+  }));
+  try {
+    await removeStaleTemporaries(tasks.map((task) => path.dirname(task.absPath)));
+    await sink.open(tasks);
+  } finally {
+    await sink.close();
   }
 }
 

@@ -115,6 +115,27 @@ export async function readSettingsFile(dir: string): Promise<QueueSettings | nul
   }
 }
 
+/**
+ * The inputs every enqueue of DIR was given, as absolute paths, in DIR/inputs.json: the folder
+ * inputs are where `caption merge --hf-metadata` writes each metadata file, as a run would.
+ */
+export async function addEnqueuedInputs(dir: string, inputs: readonly string[]): Promise<void> {
+  const known = (await readEnqueuedInputs(dir)) ?? [];
+  const all = [...new Set([...known, ...inputs])];
+  if (all.length !== known.length) {
+    await writeWhole(path.join(dir, "inputs.json"), `${JSON.stringify(all)}\n`);
+  }
+}
+
+export async function readEnqueuedInputs(dir: string): Promise<string[] | null> {
+  try {
+    const value: unknown = JSON.parse(await readFile(path.join(dir, "inputs.json"), "utf8"));
+    return Array.isArray(value) ? value.filter((item) => typeof item === "string") : null;
+  } catch {
+    return null;
+  }
+}
+
 /** JSON with sorted keys and nothing undefined, so equal settings are equal text. */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, inner: unknown) => {
