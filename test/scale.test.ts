@@ -493,6 +493,14 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(other.stderr).toMatch(
       /--queue .*: was enqueued with prompt "Describe it\.", not "Tag it\."/,
     );
+    // Piped, status prints its lines once.
+    const shown = await run(["status", "--queue", queue]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(
+      new RegExp(
+        `^queue ${queue}: 1 shards waiting, 0 active, 0 completed, 0 failed\nimages: 0 of 5 done`,
+      ),
+    );
     const early = await run(["merge", "work", "-o", "all.csv"]);
     expect(early.code).toBe(2);
     expect(early.stderr).toMatch(/1 of 1 shards are not finished yet .*--partial/);
