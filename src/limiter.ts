@@ -11,6 +11,11 @@ export interface LimiterOptions {
   rpm?: number | undefined;
   /** Reported whenever the allowed concurrency changes. */
   onChange?: (allowed: number) => void;
+  /**
+   * A budget shared with other processes paces metered limits for all of them (`caption
+   * worker`): this limiter then learns no pace of its own from them, which would be its share.
+   */
+  sharedPace?: boolean;
 }
 
 /** A permit to send one request; say how it went when it is over. */
@@ -46,6 +51,7 @@ export class AdaptiveLimiter implements Gate<Slot> {
   readonly #max: number;
   readonly #interval: number;
   readonly #onChange: ((allowed: number) => void) | undefined;
+  readonly #sharedPace: boolean;
   #allowed: number;
   #active = 0;
   #pausedUntil = 0;
@@ -86,6 +92,7 @@ export class AdaptiveLimiter implements Gate<Slot> {
     }
     this.#interval = options.rpm ? 60_000 / options.rpm : 0;
     this.#onChange = options.onChange;
+    this.#sharedPace = options.sharedPace ?? false;
   }
 
   /** Requests allowed in flight right now. */
@@ -209,8 +216,8 @@ export class AdaptiveLimiter implements Gate<Slot> {
    * episode, from a full second of sending when there is one.
    */
   #metered(now: number, pauseMs: number, startedAt: number): void {
-    // The server's own headers already set the pace; only the refused request waits.
-    if (this.#told) return;
+    // The server's own headers, or the shared budget, set the pace; only the refused request waits.
+    if (this.#told || this.#sharedPace) return;
     const accepted = this.#acceptedSince(now - 1000);
     if (this.#pace === null) {
       this.#pausedUntil = Math.max(this.#pausedUntil, now + pauseMs);

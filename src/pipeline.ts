@@ -137,6 +137,7 @@ async function realSender(
         : null;
       const verdict = checkModel(spec.model, listed, spec.baseUrl);
       if (verdict) warn(verdict.warning);
+      const budget = options.budgetFor?.(spec);
       return new Endpoint({
         label: spec.label,
         baseUrl: spec.baseUrl,
@@ -147,6 +148,7 @@ async function realSender(
           concurrency: spec.concurrency,
           maxConcurrency: options.maxConcurrency,
           rpm: spec.rpm,
+          sharedPace: budget !== undefined,
           // The live line shows one figure: a single endpoint's.
           ...(several
             ? {}
@@ -164,7 +166,7 @@ async function realSender(
           onWarning: warn,
         }),
         several,
-        budget: options.budgetFor?.(spec),
+        budget,
         // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
         aloneThreshold: Math.max(10, 2 * (spec.concurrency === "auto" ? 8 : spec.concurrency)),
         onChange: (endpoint, change, reason) =>

@@ -82,6 +82,7 @@ export async function sendWithRetries(
     try {
       const reply = await endpoint.client.chat(built.request, context.abortSignal);
       endpoint.limiter.observe(reply.headers);
+      endpoint.budget?.observe?.(reply.headers);
       endpoint.reachable();
       const extracted = built.read(reply.body);
       // Only a caption's latency says how long captions take (-c auto learns from it).
@@ -94,7 +95,10 @@ export async function sendWithRetries(
         slot.release();
         return { kind: "unfinished" };
       }
-      if (error instanceof ApiError) endpoint.limiter.observe(error.headers);
+      if (error instanceof ApiError) {
+        endpoint.limiter.observe(error.headers);
+        endpoint.budget?.observe?.(error.headers);
+      }
       const delayMs = retryDelay(attempt, error);
       if (isSlowDown(error)) {
         slot.congested(delayMs, isMetered(error));

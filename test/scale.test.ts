@@ -280,6 +280,28 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(149 / span).toBeLessThan(20 * 1.1);
   }, 120_000);
 
+  it("workers with no --rpm learn the limit together from the 429s: under it, few 429s", async () => {
+    fake = await startFakeEndpoint({
+      latencyMs: 50,
+      rateLimit: { perSecond: 20, retryAfter: "1" },
+    });
+    await makeDistinctImages(dir, 200);
+    await run(["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-size", "25"]);
+    const results = await Promise.all(
+      [worker(["-c", "8"]), worker(["-c", "8"]), worker(["-c", "8"])].map(collect),
+    );
+    for (const result of results) expect(result.code, result.stderr).toBe(0);
+    const limited = fake.requests.filter((r) => r.behavior === "rate-limit").length;
+    const accepted = fake.requests.filter((r) => r.behavior !== "rate-limit");
+    expect(accepted.length).toBe(200);
+    // Each learning alone, they refuse one another's share: about 11 % 429s here, at 13/s.
+    expect(limited / fake.requests.length).toBeLessThan(0.09);
+    const times = accepted.map((r) => r.decidedAt);
+    const rate = 199 / ((Math.max(...times) - Math.min(...times)) / 1000);
+    expect(rate).toBeLessThan(20 * 1.1);
+    expect(rate).toBeGreaterThan(20 * 0.7);
+  }, 120_000);
+
   it("SIGTERM finishes the requests in flight and puts the shard back; another worker finishes it", async () => {
     fake = await startFakeEndpoint({ latencyMs: 100 });
     await makeDistinctImages(dir, 60);

@@ -42,6 +42,8 @@ export interface RequestBudget {
   take(signal: AbortSignal): Promise<boolean>;
   /** The server said to wait this long: every process sharing the budget waits too. */
   refused(waitMs: number): void;
+  /** A reply's rate-limit headers, which may give the rate for every process. */
+  observe?(headers: Headers | null | undefined): void;
 }
 
 /**

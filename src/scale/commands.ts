@@ -7,6 +7,7 @@ import { type NameSetting, UsageError } from "../errors.js";
 import { chooseOutputFormat } from "../output-format.js";
 import { captionImages } from "../pipeline.js";
 import type { Reporter } from "../progress.js";
+import type { RequestBudget } from "../run/endpoint.js";
 import type { EndpointOptions } from "../run/options.js";
 import { DEFAULT_SHARD_SIZE, enqueueShards } from "./enqueue.js";
 import { type DatasetOutputs, mergeShards } from "./merge.js";
@@ -142,6 +143,16 @@ export async function runWorker(
   });
   const reporter = context.reporter;
   const rpm = settings.rpm ?? config.rpm;
+  // One budget per endpoint for the worker's life, shared by its shards and with other workers.
+  const known = new Map<string, RequestBudget>();
+  const budgets = (label: string, endpointRpm: number | undefined) => {
+    let budget = known.get(label);
+    if (!budget) {
+      budget = sharedBudget(redis, queue, label, endpointRpm);
+      known.set(label, budget);
+    }
+    return budget;
+  };
   const handle = startWorker({
     queue,
     redis,
@@ -182,8 +193,7 @@ export async function runWorker(
           rpm,
           retries: config.retries,
           timeoutMs: config.timeoutMs,
-          budgetFor: (endpoint) =>
-            endpoint.rpm ? sharedBudget(redis, queue, endpoint.label, endpoint.rpm) : undefined,
+          budgetFor: (endpoint) => budgets(endpoint.label, endpoint.rpm),
           ...(context.fetch ? { fetch: context.fetch } : {}),
           nameSetting: context.nameSetting,
         },
