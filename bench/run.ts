@@ -4,7 +4,7 @@
  * and prints a table. BENCH_QUICK=1 runs smaller sets (for trying the bench, not for figures).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -850,6 +850,66 @@ try {
     }
   } else if (wanted("P11")) {
     log("P11 skipped: no Redis answers at 127.0.0.1:6379");
+  }
+
+  // P12: caption report over a long OUT: rows made by a script, naming a few hundred distinct
+  // images many times over, as a 100,000-image dataset with repeated photos would.
+  if (wanted("P12")) {
+    const distinct = scale(300, 50);
+    const folder = await writeVariants(path.join(work, "p12"), small, distinct);
+    const files = (await readdir(folder)).sort();
+    const peaks: Record<number, number> = {};
+    const times: Record<number, number> = {};
+    const sizes = [scale(10_000, 2_000), scale(100_000, 20_000)];
+    for (const rows of sizes) {
+      const out = path.join(work, `p12-${rows}.csv`);
+      const lines = [CAPTION_COLUMNS.join(",")];
+      for (let i = 0; i < rows; i += 1) {
+        const file = files[i % files.length] as string;
+        const caption = `A photo of a harbour at dusk, number ${i}, with boats, gulls and a lighthouse on the rocks.`;
+        lines.push(
+          [
+            `p12/${file}`,
+            caption,
+            "MiniCPM-V-4.6-Instruct",
+            "gpu1:8000",
+            320,
+            240,
+            180,
+            40 + (i % 60),
+            1,
+            400 + (i % 900),
+            "false",
+            i % 97 === 0 ? "repetition" : "",
+            "2026-12-02T00:00:00.000Z",
+            "",
+            "p",
+          ].join(","),
+        );
+      }
+      await writeFile(out, `${lines.join("\n")}\n`);
+      // Thumbnails of the first size are kept for the second: make them afresh each time.
+      await rm(path.join(work, `p12-${rows}.report_files`), { recursive: true, force: true });
+      const result = await measure(process.execPath, [CLI, "report", out, "--quiet"], {
+        cwd: work,
+      });
+      if (result.code !== 0)
+        throw new Error(`caption report exited ${result.code}: ${result.stderr}`);
+      peaks[rows] = result.peakRssMb;
+      times[rows] = result.wallMs;
+    }
+    const [few, many] = sizes as [number, number];
+    const ratio = (peaks[many] ?? 0) / (peaks[few] ?? 1);
+    record(
+      {
+        id: "P12 report memory",
+        name: `report: peak RSS making the page for ${many} rows ÷ for ${few} (${distinct} distinct images)`,
+        value: ratio,
+        target: "≤ 1.2 (flat)",
+        detail: `${peaks[few]?.toFixed(0)} MiB in ${((times[few] ?? 0) / 1000).toFixed(1)} s for ${few} rows; ${peaks[many]?.toFixed(0)} MiB in ${((times[many] ?? 0) / 1000).toFixed(1)} s for ${many}`,
+      },
+      ratio <= 1.2,
+    );
   }
 
   // P7: the same job done the way a user would without this tool.

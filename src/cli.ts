@@ -211,6 +211,18 @@ const ENQUEUE_FLAGS: readonly FlagSpec[] = [
     defaultDescription: "1000",
   },
   { name: "retry-failed", boolean: true, describe: "Put failed shards back in the queue" },
+  {
+    name: "shard-attempts",
+    number: true,
+    describe: "Tries of a shard whose own files fail (a damaged output, a full disk)",
+    defaultDescription: "5",
+  },
+  {
+    name: "shard-backoff",
+    number: true,
+    describe: "Seconds before a failed shard's first retry, doubling after",
+    defaultDescription: "10",
+  },
   REDIS_FLAG,
   ...namedSettingFlags([
     "model",
@@ -280,7 +292,18 @@ const MERGE_FLAGS: readonly FlagSpec[] = [
     describe: "Quote captions starting with = + - @ for spreadsheets",
   },
 ];
+const REPORT_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "output",
+    alias: "o",
+    basic: true,
+    describe: "The page to write",
+    defaultDescription: "<OUT stem>.report.html beside OUT",
+  },
+  { name: "errors", describe: "The run's errors file", defaultDescription: "beside OUT" },
+];
 const FLAGS_OF_COMMAND: Record<string, readonly FlagSpec[]> = {
+  report: REPORT_FLAGS,
   enqueue: ENQUEUE_FLAGS,
   worker: WORKER_FLAGS,
   status: STATUS_FLAGS,
@@ -436,6 +459,19 @@ export async function main(
             args as Record<string, unknown>,
             scaleContext(context, reporter),
           );
+      },
+    )
+    .command(
+      "report <out>",
+      "Write an HTML page showing every image of OUT beside its caption, to review a run",
+      (y) => addFlags(y, REPORT_FLAGS).positional("out", { type: "string" }),
+      (args) => {
+        job = async () =>
+          (await import("./report/command.js")).runReport(args as Record<string, unknown>, {
+            cwd: context.cwd,
+            stderr: context.stderr,
+            reporter,
+          });
       },
     )
     .example("$0 photos/ -o captions.csv", "Caption a folder (hosted API)")

@@ -28,6 +28,11 @@ export function runWasAbandoned(): boolean {
   return gaveUp;
 }
 
+/** Says this process gave up on work that may never return (a worker cut off from Redis). */
+export function abandonRun(): void {
+  gaveUp = true;
+}
+
 export function watchSignals(control: RunControl, say: (text: string) => void): SignalWatch {
   let stoppedBy: NodeJS.Signals | null = null;
   let draining = false;

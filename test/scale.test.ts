@@ -4,7 +4,7 @@
  * rate limit shared by every worker, SIGTERM releasing a shard, and Redis away.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
 import { Redis } from "ioredis";
@@ -80,11 +80,19 @@ beforeEach(async () => {
   queue = `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 });
 afterEach(async () => {
+  const port = fake?.port;
   await fake?.close();
   fake = null;
   if (available) {
-    // Every key BullMQ and caption keep for this queue, and nothing else.
-    for (const pattern of [`bull:${queue}:*`, `caption:${queue}:*`, `caption:${queue}`]) {
+    // Every key BullMQ and caption keep for this queue and this test's endpoint, nothing else.
+    const patterns = [
+      `bull:${queue}:*`,
+      `bull:${queue}-other:*`,
+      `caption:${queue}:*`,
+      `caption:${queue}-other:*`,
+    ];
+    if (port) patterns.push(`caption:budget:127.0.0.1:${port}:*`);
+    for (const pattern of patterns) {
       const keys = await redis.keys(pattern);
       if (keys.length > 0) await redis.del(...keys);
     }
@@ -332,7 +340,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(lines).toHaveLength(60);
   }, 120_000);
 
-  it("a wrong key fails the shard, not each image: status gives the reason, the worker stops, --retry-failed puts it back", async () => {
+  it("a wrong key at one worker puts the shard back for others and stops that worker, no attempt used", async () => {
     fake = await startFakeEndpoint({ apiKey: "sk-the-right-one-0000" });
     await makeDistinctImages(dir, 30);
     await run(["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-size", "10"]);
@@ -340,24 +348,12 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/rejected the API key/);
     expect(wrong.stderr).toMatch(/every shard would fail alike/);
-    // One shard tried, the others left waiting; no image was asked more than once.
+    // One shard tried, and given back; no image was asked more than once.
     expect(fake.requests.length).toBeLessThanOrEqual(4);
-    const failed = await status();
-    expect(failed.failed).toHaveLength(1);
-    expect(failed.failed[0]?.reason).toMatch(/rejected the API key/);
-    expect(failed.shards.waiting).toBe(2);
+    const after = await status();
+    expect(after.failed).toEqual([]);
+    expect((after.shards.waiting ?? 0) + (after.shards.delayed ?? 0)).toBe(3);
 
-    const retried = await run([
-      "enqueue",
-      "photos",
-      "--queue",
-      queue,
-      "--out",
-      "work",
-      "--retry-failed",
-    ]);
-    expect(retried.code, retried.stderr).toBe(0);
-    expect(retried.stderr).toMatch(/1 failed shards retried/);
     const right = await collect(
       startCli(["worker", "--queue", queue, "--until-empty", "--stall-seconds", "2"], {
         cwd: dir,
@@ -369,7 +365,67 @@ describe.skipIf(!available)("many machines on one queue", () => {
     const merged = await run(["merge", "work", "-o", "all.csv"]);
     expect(merged.code, merged.stderr).toBe(0);
     expect(await readCsv(path.join(dir, "all.csv"))).toHaveLength(30);
-    expect(merged.stderr).not.toContain("sk-the-right-one");
+    expect(merged.stderr + right.stderr).not.toContain("sk-the-right-one");
+  }, 60_000);
+
+  it("a shard whose own output is damaged fails with its reason, and --retry-failed gives it its attempts again", async () => {
+    fake = await startFakeEndpoint();
+    await makeDistinctImages(dir, 10);
+    await run(["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-attempts", "1"]);
+    const id = (await readdir(path.join(dir, "work", "shards")))
+      .find((name) => name.endsWith(".json"))
+      ?.replace(/\.json$/, "");
+    const output = path.join(dir, "work", "shards", `${id}.jsonl`);
+    // Damage in the middle of the file, not a torn last line: not the worker's to guess at.
+    await writeFile(
+      output,
+      `{"path":"photos/img-0000.jpg"}\nnot json at all\n{"path":"photos/img-0001.jpg"}\n`,
+    );
+    const failing = await collect(worker());
+    expect(failing.code, failing.stderr).toBe(0);
+    const failed = await status();
+    expect(failed.failed).toHaveLength(1);
+    expect(failed.failed[0]?.reason).toContain(`${id}.jsonl`);
+    expect(fake.requests.length).toBe(0);
+
+    await rm(output);
+    const retried = await run([
+      "enqueue",
+      "photos",
+      "--queue",
+      queue,
+      "--out",
+      "work",
+      "--retry-failed",
+    ]);
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(retried.stderr).toMatch(/1 failed shards retried/);
+    const done = await collect(worker());
+    expect(done.code, done.stderr).toBe(0);
+    expect((await status()).shards.completed).toBe(1);
+  }, 60_000);
+
+  it("an image deleted after enqueue is a failure row, not lost; a DIR belongs to one queue", async () => {
+    fake = await startFakeEndpoint();
+    await makeDistinctImages(dir, 6);
+    await run(["enqueue", "photos", "--queue", queue, "--out", "work"]);
+    await rm(path.join(dir, "photos", "img-0002.jpg"));
+    const done = await collect(worker());
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toMatch(/1 images are gone since they were enqueued/);
+    const merged = await run(["merge", "work", "-o", "all.csv"]);
+    expect(merged.code).toBe(3);
+    expect(await readCsv(path.join(dir, "all.csv"))).toHaveLength(5);
+    const errors = (await readFile(path.join(dir, "all.errors.jsonl"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    expect(errors).toEqual([
+      expect.objectContaining({ path: "photos/img-0002.jpg", code: "file_missing" }),
+    ]);
+    const other = await run(["enqueue", "photos", "--queue", `${queue}-other`, "--out", "work"]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain(`holds the shards of queue ${queue}`);
   }, 60_000);
 
   it.skipIf(!redisServer)(

@@ -1,15 +1,20 @@
-import { access } from "node:fs/promises";
 import path from "node:path";
 import type { Redis } from "ioredis";
 import type { FetchLike } from "../client.js";
 import type { CaptionConfig } from "../config.js";
-import { type NameSetting, UsageError } from "../errors.js";
+import { type NameSetting, RunAbortedError, UsageError } from "../errors.js";
 import { chooseOutputFormat } from "../output-format.js";
 import { captionImages } from "../pipeline.js";
 import type { Reporter } from "../progress.js";
 import type { RequestBudget } from "../run/endpoint.js";
-import type { EndpointOptions } from "../run/options.js";
-import { DEFAULT_SHARD_SIZE, enqueueShards } from "./enqueue.js";
+import type { EndpointOptions, ResolvedEndpoint } from "../run/options.js";
+import { abandonRun } from "../signals.js";
+import {
+  DEFAULT_ATTEMPTS,
+  DEFAULT_BACKOFF_SECONDS,
+  DEFAULT_SHARD_SIZE,
+  enqueueShards,
+} from "./enqueue.js";
 import { type DatasetOutputs, mergeShards } from "./merge.js";
 import {
   checkQueueName,
@@ -77,6 +82,7 @@ export async function runEnqueue(
   const shardSize = positiveInt(args.shardSize, "--shard-size", DEFAULT_SHARD_SIZE);
   const config = context.loadConfig(args);
   const settings: QueueSettings = {
+    queue,
     dir: path.resolve(context.cwd, args.out),
     cwd: context.cwd,
     model: config.model,
@@ -101,6 +107,8 @@ export async function runEnqueue(
       shardSize,
       settings,
       retryFailed: args.retryFailed === true,
+      attempts: positiveInt(args.shardAttempts, "--shard-attempts", DEFAULT_ATTEMPTS),
+      backoffSeconds: positiveInt(args.shardBackoff, "--shard-backoff", DEFAULT_BACKOFF_SECONDS),
       onWarning: (text) => context.reporter.say(text, "warn"),
     });
     const parts = [
@@ -137,7 +145,7 @@ export async function runWorker(
   const config = context.loadConfig(args);
   const key = context.chooseKey(config);
   const redis = await openRedis(args, context);
-  const settings = await readSettings(redis, queue).catch((error: unknown) => {
+  const settings = await waitForSettings(redis, queue, context.reporter).catch((error: unknown) => {
     redis.disconnect();
     throw error;
   });
@@ -145,11 +153,11 @@ export async function runWorker(
   const rpm = settings.rpm ?? config.rpm;
   // One budget per endpoint for the worker's life, shared by its shards and with other workers.
   const known = new Map<string, RequestBudget>();
-  const budgets = (label: string, endpointRpm: number | undefined) => {
-    let budget = known.get(label);
+  const budgets = (endpoint: ResolvedEndpoint) => {
+    let budget = known.get(endpoint.label);
     if (!budget) {
-      budget = sharedBudget(redis, queue, label, endpointRpm);
-      known.set(label, budget);
+      budget = sharedBudget(redis, endpoint, endpoint.rpm);
+      known.set(endpoint.label, budget);
     }
     return budget;
   };
@@ -161,25 +169,13 @@ export async function runWorker(
     stallSeconds,
     untilEmpty: args.untilEmpty === true,
     say: (text, level) => reporter.say(text, level),
-    run: async (shard, files, control, onImage) => {
-      const present: string[] = [];
-      for (const file of shard.files) {
-        if (
-          await access(file).then(
-            () => true,
-            () => false,
-          )
-        )
-          present.push(file);
-        else reporter.say(`shard ${shard.id}: ${file} is gone since it was enqueued`, "warn");
-      }
+    displayPath: (file) => shownFrom(settings.cwd, file),
+    run: async (shard, present, files, control, onImage) => {
       return captionImages(
         {
           ...runOptionsOf(settings),
           // Named as from where enqueue ran, so rows read as that run's own would.
-          inputs: (present.length > 0 ? present : shard.files.slice(0, 1)).map((file) =>
-            shownFrom(settings.cwd, file),
-          ),
+          inputs: present.map((file) => shownFrom(settings.cwd, file)),
           output: files.output,
           errorsPath: files.errors,
           format: "jsonl",
@@ -193,7 +189,7 @@ export async function runWorker(
           rpm,
           retries: config.retries,
           timeoutMs: config.timeoutMs,
-          budgetFor: (endpoint) => budgets(endpoint.label, endpoint.rpm),
+          budgetFor: budgets,
           ...(context.fetch ? { fetch: context.fetch } : {}),
           nameSetting: context.nameSetting,
         },
@@ -209,10 +205,16 @@ export async function runWorker(
     },
   });
   let stoppedBy: string | null = null;
+  let forced: () => void = () => {};
+  const forcedStop = new Promise<null>((resolve) => {
+    forced = () => resolve(null);
+  });
   const onSignal = (signal: NodeJS.Signals) => {
     if (stoppedBy) {
       reporter.say(`${signal} again: cancelling the requests in flight`, "warn");
       handle.abort();
+      // Releasing a shard needs Redis; without it the shard's lock expires and another takes it.
+      setTimeout(forced, 3000).unref();
       return;
     }
     stoppedBy = signal;
@@ -226,7 +228,15 @@ export async function runWorker(
   process.on("SIGTERM", onSignal);
   reporter.say(`worker on queue ${queue}: ${shardsAtOnce} shard(s) at a time`, "info");
   try {
-    const result = await handle.finished;
+    const result = await Promise.race([handle.finished, forcedStop]);
+    if (!result) {
+      abandonRun();
+      reporter.say(
+        "stopped without releasing the shards held: another worker takes them once their lock expires",
+        "warn",
+      );
+      return stoppedBy === "SIGTERM" ? 143 : 130;
+    }
     reporter.say(
       `worker stopped: ${result.shards} shards done${result.failedShards ? `, ${result.failedShards} failed attempts` : ""}`,
       "info",
@@ -247,6 +257,33 @@ export async function runWorker(
   }
 }
 
+/**
+ * The queue's settings; a worker started before the first enqueue waits for them (saying so
+ * once) rather than exit, so workers and enqueue may start in any order.
+ */
+async function waitForSettings(
+  redis: Redis,
+  queue: string,
+  reporter: Reporter,
+): Promise<QueueSettings> {
+  let said = false;
+  for (;;) {
+    try {
+      return await readSettings(redis, queue);
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      if (!said) {
+        reporter.say(
+          `queue ${queue} is empty so far: waiting for caption enqueue … --queue ${queue}`,
+          "warn",
+        );
+        said = true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+}
+
 /** `caption status --queue NAME`: once as JSON, or live on a terminal. */
 export async function runStatus(
   args: Record<string, unknown>,
@@ -254,9 +291,12 @@ export async function runStatus(
 ): Promise<number> {
   const queue = checkQueueName(args.queue);
   const redis = await openRedis(args, context);
+  // A Redis that goes away during a look is an error, not a wait.
+  const look = () => withTimeout(queueStatus(redis, queue), 10_000, "Redis stopped answering");
   try {
+    await readSettings(redis, queue);
     if (args.json === true || !context.stdout.isTTY) {
-      const status = await queueStatus(redis, queue);
+      const status = await look();
       context.stdout.write(
         args.json === true ? `${JSON.stringify(status)}\n` : `${statusLines(status).join("\n")}\n`,
       );
@@ -271,7 +311,7 @@ export async function runStatus(
     process.once("SIGINT", onSignal);
     try {
       while (!stop) {
-        const status = await queueStatus(redis, queue);
+        const status = await look();
         const text = statusLines(status);
         context.stdout.write(`${lines ? `\x1b[${lines}F\x1b[J` : ""}${text.join("\n")}\n`);
         lines = text.length;
@@ -286,6 +326,20 @@ export async function runStatus(
   } finally {
     redis.disconnect();
   }
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, why: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new RunAbortedError("redis_unreachable", `${why} (no answer within ${ms / 1000} s)`),
+        ),
+      ms,
+    );
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** `caption merge DIR -o OUT`: the shards' captions as one file. */
@@ -325,5 +379,11 @@ export async function runMerge(
     `merged ${report.shards} shards: ${report.rows} captions → ${into.join(", ")}, ${report.failures} failures${errors}${report.unfinished ? ` (${report.unfinished} unfinished shards left out)` : ""}`,
     "info",
   );
-  return report.failures > 0 ? 3 : 0;
+  if (report.unaccounted > 0) {
+    context.reporter.say(
+      `${report.unaccounted} images of finished shards have neither a caption nor a failure row; remove those shards' .done.json files and enqueue again to caption them`,
+      "warn",
+    );
+  }
+  return report.failures > 0 || report.unaccounted > 0 ? 3 : 0;
 }

@@ -4,19 +4,26 @@ import type { Redis } from "ioredis";
 import { ensureFolder } from "../folders.js";
 import { lockOutput } from "../lock.js";
 import { discoverImages } from "../stages/discover.js";
-import { countEnqueued } from "./progress.js";
+import { setEnqueued } from "./progress.js";
 import { addEnqueuedInputs, fixSettings, type QueueSettings } from "./queue-settings.js";
 import { planShards, readDone, readShards, shardFolder, writeShard } from "./shards.js";
 
 export const DEFAULT_SHARD_SIZE = 1000;
 
-/** How BullMQ treats a shard job: retried with backoff, kept once done so an id stays taken. */
-export const SHARD_JOB_OPTIONS = {
-  attempts: 5,
-  backoff: { type: "exponential", delay: 10_000 },
-  removeOnComplete: false,
-  removeOnFail: false,
-} as const;
+/**
+ * How BullMQ treats a shard job: a failure of the shard's own (its output damaged, a disk full)
+ * retried with exponential backoff, and kept once finished so its id stays taken.
+ */
+export function shardJobOptions(attempts: number, backoffSeconds: number) {
+  return {
+    attempts,
+    backoff: { type: "exponential", delay: backoffSeconds * 1000 },
+    removeOnComplete: false,
+    removeOnFail: false,
+  } as const;
+}
+export const DEFAULT_ATTEMPTS = 5;
+export const DEFAULT_BACKOFF_SECONDS = 10;
 
 export interface EnqueueRequest {
   queue: string;
@@ -27,6 +34,8 @@ export interface EnqueueRequest {
   settings: QueueSettings;
   /** Put failed shards back in the queue. */
   retryFailed: boolean;
+  attempts: number;
+  backoffSeconds: number;
   onWarning: (text: string) => void;
 }
 
@@ -73,7 +82,13 @@ export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueRep
     );
     for (const shard of fresh) await writeShard(settings.dir, shard);
     const newImages = fresh.reduce((sum, shard) => sum + shard.files.length, 0);
-    if (newImages > 0) await countEnqueued(request.redis, request.queue, newImages);
+    const all = [...existing, ...fresh];
+    // Counted from the manifests, the truth, each time: a flushed Redis gets it right again.
+    await setEnqueued(
+      request.redis,
+      request.queue,
+      all.reduce((sum, shard) => sum + shard.files.length, 0),
+    );
     const report: EnqueueReport = {
       newShards: fresh.length,
       newImages,
@@ -91,14 +106,19 @@ export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueRep
       const job = await queue.getJob(shard.id);
       if (job) {
         if (request.retryFailed && (await job.isFailed())) {
-          await job.retry("failed");
+          // With all its attempts again: it failed for a reason the user has now fixed.
+          await job.retry("failed", { resetAttemptsMade: true, resetAttemptsStarted: true });
           report.retried += 1;
         } else {
           report.alreadyQueued += 1;
         }
         continue;
       }
-      await queue.add("shard", { id: shard.id }, { ...SHARD_JOB_OPTIONS, jobId: shard.id });
+      await queue.add(
+        "shard",
+        { id: shard.id },
+        { ...shardJobOptions(request.attempts, request.backoffSeconds), jobId: shard.id },
+      );
       if (existing.includes(shard)) report.readded += 1;
     }
     return report;

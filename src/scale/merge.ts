@@ -43,6 +43,8 @@ export interface MergeReport {
   rows: number;
   failures: number;
   errorsPath: string | null;
+  /** Images of finished shards with neither a caption nor a failure (should be none). */
+  unaccounted: number;
 }
 
 /**
@@ -84,7 +86,12 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
     rows: 0,
     failures: 0,
     errorsPath,
+    unaccounted: 0,
   };
+  // Held for the dataset outputs only: with just OUT, rows stream through a shard at a time.
+  const wantOutputs = Boolean(
+    request.outputs.sidecar || request.outputs.hfMetadata || request.outputs.xmp,
+  );
   const captioned = new Map<string, CaptionRecord>();
   try {
     if (rowsTemp && errorsTemp) {
@@ -94,24 +101,29 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
       });
       errors = await openJsonlWriter<FailureRecord>(errorsTemp);
     }
-    const seen = new Set<string>();
     for (const shard of finished) {
       const files = shardFiles(request.dir, shard.id);
-      const captions = byPath(await readRecords<CaptionRecord>(files.output));
-      for (const record of captions) {
-        // An image is in one shard only; a row twice in one output would be a bug, not data.
+      // An image is in one shard only, so each shard is deduplicated on its own.
+      const seen = new Set<string>();
+      for (const record of byPath(await readRecords<CaptionRecord>(files.output))) {
         if (seen.has(record.path)) continue;
         seen.add(record.path);
-        captioned.set(record.path, record);
+        if (wantOutputs) captioned.set(record.path, record);
         await rows?.write(record);
         report.rows += 1;
       }
-      for (const failure of byPath(await readRecords<FailureRecord>(files.errors))) {
+      const failures = [
+        ...(await readRecords<FailureRecord>(files.errors)),
+        ...(await readRecords<FailureRecord>(files.missing)),
+      ];
+      for (const failure of byPath(failures)) {
         if (seen.has(failure.path)) continue;
         seen.add(failure.path);
         await errors?.write(failure);
         report.failures += 1;
       }
+      // Every image of a finished shard has a row or a failure; one with neither is said.
+      report.unaccounted += Math.max(0, shard.files.length - seen.size);
     }
     await rows?.close();
     await errors?.close();

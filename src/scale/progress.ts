@@ -19,8 +19,8 @@ export async function countDone(redis: Redis, queue: string, images: number): Pr
 }
 
 /** Images in all shards enqueued so far. */
-export async function countEnqueued(redis: Redis, queue: string, images: number): Promise<void> {
-  await redis.incrby(totalKey(queue), images);
+export async function setEnqueued(redis: Redis, queue: string, images: number): Promise<void> {
+  await redis.set(totalKey(queue), String(images));
 }
 
 export interface QueueProgress {

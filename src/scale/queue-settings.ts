@@ -11,6 +11,8 @@ import type { PrepareOptions } from "../types.js";
  * these, whatever its own flags say, so no half of a corpus gets another prompt or model.
  */
 export interface QueueSettings {
+  /** The queue DIR's shards belong to: one DIR, one queue. */
+  queue: string;
   /** DIR: shards, their manifests and outputs, on storage every worker sees. */
   dir: string;
   /** Rows name images relative to this folder, as a run started there would. */
@@ -71,6 +73,12 @@ export async function fixSettings(
   settings: QueueSettings,
 ): Promise<void> {
   const text = canonical(settings);
+  const inDir = await readSettingsFile(settings.dir);
+  if (inDir && inDir.queue !== queue) {
+    throw new UsageError([
+      `--out ${settings.dir}: holds the shards of queue ${inDir.queue ?? "(unnamed)"}; give --queue ${inDir.queue} to add to it, or another --out for queue ${queue}`,
+    ]);
+  }
   const stored = await redis.get(settingsKey(queue));
   if (stored === null) {
     // Only the first enqueue sets them, even when two start at once.

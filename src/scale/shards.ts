@@ -21,6 +21,8 @@ export interface ShardFiles {
   /** The shard's captions: OUT of its run. */
   output: string;
   errors: string;
+  /** Images gone since they were enqueued, as failures (the run's errors file is its own). */
+  missing: string;
   /** Written, whole, once the shard's run ended with every image captioned or reported. */
   done: string;
 }
@@ -44,6 +46,7 @@ export function shardFiles(dir: string, id: string): ShardFiles {
     manifest: `${base}.json`,
     output: `${base}.jsonl`,
     errors: `${base}.errors.jsonl`,
+    missing: `${base}.missing.jsonl`,
     done: `${base}.done.json`,
   };
 }

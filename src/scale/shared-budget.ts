@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { readRateHeaders } from "../rate-headers.js";
@@ -9,6 +10,8 @@ const PACE_REFRESH_MS = 500;
 const PROBE_PER_SECOND = 0.02;
 /** Just under a rate the headers give: requests that leave evenly spaced do not all arrive so. */
 const TOLD_MARGIN = 0.97;
+/** A pace learned is forgotten after an hour without a refusal to renew it. */
+const PACE_KEPT_S = 3600;
 
 /**
  * One endpoint's request budget, shared by every worker of a queue through Redis, so ten workers
@@ -24,11 +27,15 @@ const TOLD_MARGIN = 0.97;
  */
 export function sharedBudget(
   redis: Redis,
-  queue: string,
-  endpointLabel: string,
+  endpoint: { label: string; apiKey: string | undefined },
   rpm: number | undefined,
 ): RequestBudget {
-  const prefix = `caption:${queue}:endpoint:${endpointLabel}`;
+  // One budget per endpoint and key, whatever queue its workers serve: a gateway limits the key.
+  const keyHash = createHash("sha256")
+    .update(endpoint.apiKey ?? "")
+    .digest("hex")
+    .slice(0, 12);
+  const prefix = `caption:budget:${endpoint.label}:${keyHash}`;
   // A shard goes on while Redis is away: nothing here may wait for it to come back.
   const ready = () => redis.status === "ready";
   const limiterFor = (perSecond: number) => {
@@ -129,7 +136,10 @@ export function sharedBudget(
       if (told_ !== null && Math.abs(told_ - base) / base < 0.01) return;
       told_ = base;
       redis
+        .multi()
         .hset(`${prefix}:pace`, { base: String(base), since: String(Date.now()), told: "1" })
+        .expire(`${prefix}:pace`, PACE_KEPT_S)
+        .exec()
         .then(() => {
           readAt = 0;
         })
@@ -163,11 +173,11 @@ export function sharedBudget(
     );
     const current = learned?.perSecond ?? Number.POSITIVE_INFINITY;
     const base = Math.max(1, Math.min(current, accepted) * 0.95);
-    await redis.hset(`${prefix}:pace`, {
-      base: String(base),
-      since: String(Date.now()),
-      told: "0",
-    });
+    await redis
+      .multi()
+      .hset(`${prefix}:pace`, { base: String(base), since: String(Date.now()), told: "0" })
+      .expire(`${prefix}:pace`, PACE_KEPT_S)
+      .exec();
     readAt = 0;
   }
 }

@@ -1,8 +1,11 @@
+import { access, rm } from "node:fs/promises";
 import { hostname } from "node:os";
-import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from "bullmq";
+import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { RunControl } from "../run/control.js";
 import type { RunSummary } from "../run/events.js";
+import { writeWhole } from "../sinks/write-whole.js";
+import type { FailureRecord } from "../types.js";
 import { countDone } from "./progress.js";
 import {
   readDone,
@@ -13,9 +16,10 @@ import {
   writeDone,
 } from "./shards.js";
 
-/** Captions one shard into its files; what `caption worker` runs for each job. */
+/** Captions these images of a shard (those still there) into its files. */
 export type ShardRun = (
   shard: Shard,
+  present: string[],
   files: ShardFiles,
   control: RunControl,
   onImage: () => void,
@@ -26,6 +30,8 @@ export interface WorkerOptions {
   redis: Redis;
   dir: string;
   run: ShardRun;
+  /** How rows name an image of a shard (relative to where enqueue ran). */
+  displayPath: (file: string) => string;
   /** Shards captioned at once by this worker. @default 1 */
   shardsAtOnce: number;
   /**
@@ -36,6 +42,31 @@ export interface WorkerOptions {
   /** Exit once the queue holds nothing waiting, active or delayed. */
   untilEmpty: boolean;
   say: (text: string, level: "info" | "warn" | "error") => void;
+}
+
+/** A shard another worker's run still holds the lock of waits this long before it is tried again. */
+const LOCKED_DELAY_MS = 10_000;
+/** How long a worker whose endpoints are all down leaves the queue alone. */
+const RESTING_MS = 30_000;
+const CONNECTION_TROUBLE =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|Connection is closed|connect/i;
+
+function missingRecord(displayed: string): FailureRecord {
+  return {
+    path: displayed,
+    code: "file_missing",
+    message: "the file is gone since it was enqueued; restore it and enqueue again",
+    attempts: 0,
+    status: null,
+    created_at: new Date().toISOString(),
+  };
+}
+
+function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 export interface WorkerResult {
@@ -54,7 +85,13 @@ export interface WorkerHandle {
   abort(): void;
 }
 
-/** Codes of a shard's run that retrying cannot cure: the queue's own settings are wrong. */
+/**
+ * Aborts that are about the shard's own files: retried by BullMQ with backoff, and failed in the
+ * end. Every other abort is about this worker (its endpoints, its key, a lock another worker
+ * holds): the shard goes back for another worker without using an attempt.
+ */
+const SHARD_OWN = new Set(["output_unreadable", "output_write_failed", "errors_not_writable"]);
+/** Worker-local aborts that no retry by this worker can cure: it stops. */
 const SETTLED = new Set([
   "model_not_found",
   "auth_rejected",
@@ -83,6 +120,22 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     if (await readDone(options.dir, id)) return { already: true };
     const shard = await readShard(options.dir, id);
     const files = shardFiles(options.dir, id);
+    // An image deleted since it was enqueued is reported, as a failure of its own, not lost.
+    const present: string[] = [];
+    const missing: FailureRecord[] = [];
+    for (const file of shard.files) {
+      if (await exists(file)) present.push(file);
+      else missing.push(missingRecord(options.displayPath(file)));
+    }
+    if (missing.length > 0) {
+      await writeWhole(files.missing, missing.map((row) => `${JSON.stringify(row)}\n`).join(""));
+      options.say(
+        `shard ${id}: ${missing.length} images are gone since they were enqueued`,
+        "warn",
+      );
+    } else {
+      await rm(files.missing, { force: true });
+    }
     const control = new RunControl();
     running.add(control);
     if (stopping) control.stop();
@@ -100,45 +153,61 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     };
     void report();
     const ticker = setInterval(() => void report(), 500);
-    let summary: RunSummary;
+    let summary: RunSummary | null = null;
     try {
-      summary = await options.run(shard, files, control, () => {
-        finished += 1;
-      });
+      if (present.length > 0) {
+        summary = await options.run(shard, present, files, control, () => {
+          finished += 1;
+        });
+      }
     } finally {
       clearInterval(ticker);
       running.delete(control);
       await report();
     }
-    if (summary.aborted) {
-      const text = `shard ${id}: ${summary.aborted.message}`;
+    const aborted = summary?.aborted ?? null;
+    if (aborted) {
+      const text = `shard ${id}: ${aborted.message}`;
       options.say(text, "error");
-      if (SETTLED.has(summary.aborted.code)) {
-        // Every other shard would fail alike: this worker stops rather than fail them one by one.
+      if (SHARD_OWN.has(aborted.code)) throw new Error(text);
+      // Back in the queue for another worker, its attempts untouched.
+      const delay = aborted.code === "output_locked" ? LOCKED_DELAY_MS : 0;
+      await job.moveToDelayed(Date.now() + delay, token);
+      if (SETTLED.has(aborted.code)) {
+        // Every shard would fail alike here: this worker stops rather than fail them one by one.
         settled = text;
         stopAll();
-        throw new UnrecoverableError(text);
+      } else if (aborted.code === "endpoint_unreachable" && !stopping) {
+        // Its servers are down: leave the shards to others for a while, then try again.
+        options.say(
+          `taking no shard for ${RESTING_MS / 1000} s: this worker's endpoints are down`,
+          "warn",
+        );
+        void worker.pause(true).catch(() => {});
+        setTimeout(() => {
+          if (!stopping) worker.resume();
+        }, RESTING_MS).unref();
       }
-      throw new Error(text);
+      throw new DelayedError();
     }
-    if (control.stopSignal.aborted) {
+    const incomplete = summary !== null && (summary.unfinished > 0 || summary.errorsFileProblem);
+    if (control.stopSignal.aborted || incomplete) {
       // Back in the queue at once, its attempts untouched; the rows written stay for the next.
       await job.moveToDelayed(Date.now(), token);
       options.say(`shard ${id}: released (${finished} of ${total} images this time)`, "info");
       throw new DelayedError();
     }
+    const captioned = summary?.captioned ?? 0;
+    const failed = (summary?.failed ?? 0) + missing.length;
     await writeDone(options.dir, id, {
-      captioned: summary.captioned,
-      failed: summary.failed,
+      captioned,
+      failed,
       worker: name,
       finishedAt: new Date().toISOString(),
     });
     shards += 1;
-    options.say(
-      `shard ${id}: done, ${summary.captioned} captioned, ${summary.failed} failed`,
-      "info",
-    );
-    return { captioned: summary.captioned, failed: summary.failed };
+    options.say(`shard ${id}: done, ${captioned} captioned, ${failed} failed`, "info");
+    return { captioned, failed };
   };
 
   const lockMs = options.stallSeconds * 1000;
@@ -158,6 +227,11 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
   });
   let redisLost = false;
   worker.on("error", (error) => {
+    if (!CONNECTION_TROUBLE.test(error.message)) {
+      // A job another worker took over meanwhile cannot be completed here: it is done there.
+      options.say(`BullMQ: ${error.message}`, "warn");
+      return;
+    }
     if (!redisLost) {
       redisLost = true;
       options.say(

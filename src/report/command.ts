@@ -1,0 +1,66 @@
+import path from "node:path";
+import { UsageError } from "../errors.js";
+import { statOrNull } from "../folders.js";
+import { defaultErrorsPath, formatFromContent, formatFromName } from "../output-format.js";
+import type { Reporter } from "../progress.js";
+import { writeReport } from "./write-report.js";
+
+export interface ReportContext {
+  cwd: string;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  reporter: Reporter;
+}
+
+/** Where the page goes when -o is not given: beside OUT, named after it. */
+export function defaultPagePath(output: string): string {
+  const parsed = path.parse(output);
+  return path.join(parsed.dir, `${parsed.name}.report.html`);
+}
+
+/** `caption report OUT [-o page.html]`: a page to look at every image beside its caption. */
+export async function runReport(
+  args: Record<string, unknown>,
+  context: ReportContext,
+): Promise<number> {
+  const given = String(args.out ?? "");
+  const output = path.resolve(context.cwd, given);
+  if (!(await statOrNull(output))?.isFile()) {
+    throw new UsageError([`${given}: no such file; name the OUT (-o) of a caption run`]);
+  }
+  const format = (await formatFromContent(output)) ?? formatFromName(output) ?? "csv";
+  const page = path.resolve(
+    context.cwd,
+    typeof args.output === "string" && args.output !== "" ? args.output : defaultPagePath(output),
+  );
+  if (!page.endsWith(".html") && !page.endsWith(".htm")) {
+    throw new UsageError([
+      `-o/--output: expected a .html file, got ${JSON.stringify(args.output)}`,
+    ]);
+  }
+  const errorsPath =
+    typeof args.errors === "string"
+      ? path.resolve(context.cwd, args.errors)
+      : defaultErrorsPath(output);
+  const live = context.stderr.isTTY === true;
+  const result = await writeReport({
+    output,
+    format,
+    errorsPath,
+    page,
+    cwd: context.cwd,
+    onProgress: live
+      ? (rows, thumbs) =>
+          context.stderr.write(
+            `\r\x1b[Kreport: ${rows} rows, ${thumbs.made + thumbs.reused} thumbnails${thumbs.failed ? `, ${thumbs.failed} unreadable` : ""}`,
+          )
+      : undefined,
+  });
+  if (live) context.stderr.write("\r\x1b[K");
+  const shown = path.relative(context.cwd, page) || page;
+  const { summary } = result;
+  context.reporter.say(
+    `report: ${summary.captioned} captioned, ${summary.failed} failed, ${summary.flaggedRows} flagged → ${shown} (thumbnails in ${path.relative(context.cwd, result.thumbnails) || result.thumbnails}: ${result.made} made, ${result.reused} kept${result.unreadable ? `, ${result.unreadable} images unreadable` : ""})`,
+    "info",
+  );
+  return 0;
+}

@@ -1,0 +1,48 @@
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { parse } from "csv-parse";
+import type { OutputFormat } from "../types.js";
+
+/**
+ * The records of OUT (or the errors file) one at a time, as objects keyed by column, streamed so
+ * that a file of 100,000 rows is never held whole. A torn last line (a run killed mid-write) is
+ * skipped, as resume skips it; `onBad` hears of any other line that is not a record.
+ */
+export async function* readRecords(
+  file: string,
+  format: OutputFormat,
+  onBad: (line: number) => void = () => {},
+): AsyncGenerator<Record<string, unknown>> {
+  if (format === "csv") {
+    const parser = createReadStream(file).pipe(
+      parse({ columns: true, relax_column_count: true, skip_empty_lines: true, bom: true }),
+    );
+    for await (const record of parser) yield record as Record<string, unknown>;
+    return;
+  }
+  const lines = createInterface({
+    input: createReadStream(file),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  });
+  let number = 0;
+  let pendingBad: number | null = null;
+  for await (const line of lines) {
+    number += 1;
+    if (line.trim() === "") continue;
+    // A bad line is only reported once a good one follows: the last may be a torn write.
+    if (pendingBad !== null) {
+      onBad(pendingBad);
+      pendingBad = null;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      pendingBad = number;
+      continue;
+    }
+    if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+      yield value as Record<string, unknown>;
+    }
+  }
+}

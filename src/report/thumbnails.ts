@@ -1,0 +1,78 @@
+import { createHash } from "node:crypto";
+import { rename, rm, stat } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import path from "node:path";
+import sharp from "sharp";
+
+/** The longest side of a thumbnail, in pixels: twice a grid cell, for sharp screens. */
+export const THUMB_SIDE = 240;
+
+/**
+ * Makes the page's thumbnails with sharp, a few at once, each image once however many rows name
+ * it (copies share their twin's). `add` waits while the queue is full, so a caller streaming
+ * 100,000 rows holds no more than a few dozen images' work at a time.
+ */
+export class ThumbnailMaker {
+  readonly #folder: string;
+  readonly #parallel: number;
+  readonly #queued = new Set<string>();
+  readonly #running = new Set<Promise<void>>();
+  made = 0;
+  failed = 0;
+  reused = 0;
+
+  constructor(folder: string, parallel = Math.max(2, availableParallelism())) {
+    this.#folder = folder;
+    this.#parallel = parallel;
+  }
+
+  /** The thumbnail's file name for an image (its content hash when known), made if missing. */
+  async add(absPath: string, sha256: string | null): Promise<string> {
+    const key = sha256 && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : hashOf(absPath);
+    const name = `${key.slice(0, 32)}.webp`;
+    if (this.#queued.has(name)) return name;
+    this.#queued.add(name);
+    while (this.#running.size >= this.#parallel * 4) await Promise.race(this.#running);
+    const job = this.#make(absPath, path.join(this.#folder, name)).finally(() => {
+      this.#running.delete(job);
+    });
+    this.#running.add(job);
+    return name;
+  }
+
+  /** Waits for every thumbnail asked for. */
+  async finish(): Promise<void> {
+    await Promise.all(this.#running);
+  }
+
+  async #make(source: string, target: string): Promise<void> {
+    // Kept from an earlier report of the same run: the same bytes make the same thumbnail.
+    if (
+      await stat(target).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      this.reused += 1;
+      return;
+    }
+    const temporary = `${target}.${process.pid}.tmp`;
+    try {
+      await sharp(source, { failOn: "none" })
+        .rotate()
+        .resize(THUMB_SIDE, THUMB_SIDE, { fit: "inside", withoutEnlargement: true })
+        .webp({ quality: 70 })
+        .toFile(temporary);
+      await rename(temporary, target);
+      this.made += 1;
+    } catch {
+      // Gone, or not an image sharp reads: the page shows a placeholder for it.
+      await rm(temporary, { force: true });
+      this.failed += 1;
+    }
+  }
+}
+
+function hashOf(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}

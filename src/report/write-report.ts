@@ -1,0 +1,187 @@
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import type { OutputFormat } from "../types.js";
+import { PAGE_SCRIPT, PAGE_STYLE } from "./page-assets.js";
+import { readRecords } from "./read-records.js";
+import {
+  countFailure,
+  countRow,
+  emptyReportSummary,
+  type ReportSummary,
+  reportFailureOf,
+  reportRowOf,
+  scriptSafeJson,
+} from "./report-data.js";
+import { ThumbnailMaker } from "./thumbnails.js";
+
+export interface ReportRequest {
+  /** OUT of a run, and its format. */
+  output: string;
+  format: OutputFormat;
+  /** The errors file beside OUT; absent is no failure. */
+  errorsPath: string;
+  /** The page to write. */
+  page: string;
+  /** Rows name images relative to this folder (where the run ran). */
+  cwd: string;
+  onProgress?: (rows: number, thumbnails: ThumbnailMaker) => void;
+}
+
+export interface ReportResult {
+  summary: ReportSummary;
+  /** The folder beside the page holding its thumbnails. */
+  thumbnails: string;
+  made: number;
+  reused: number;
+  unreadable: number;
+}
+
+/** The folder of thumbnails beside a page, as browsers name one saved with its files. */
+export function thumbnailFolder(page: string): string {
+  const parsed = path.parse(page);
+  return path.join(parsed.dir, `${parsed.name}_files`);
+}
+
+/**
+ * Writes one self-contained HTML page (its script and style inline, no network at view time)
+ * over OUT and its errors file, with thumbnails in a folder beside it. Rows stream from OUT to the
+ * page as they are read, so memory stays flat however long OUT is; the page is written to a
+ * temporary name and renamed, so it is whole or absent.
+ */
+export async function writeReport(request: ReportRequest): Promise<ReportResult> {
+  const folder = thumbnailFolder(request.page);
+  await mkdir(folder, { recursive: true });
+  const thumbnails = new ThumbnailMaker(folder);
+  const summary = emptyReportSummary();
+  const temporary = path.join(
+    path.dirname(request.page),
+    `.${path.basename(request.page)}.${randomBytes(4).toString("hex")}.tmp`,
+  );
+  const out = createWriteStream(temporary);
+  const write = async (text: string) => {
+    if (!out.write(text)) await once(out, "drain");
+  };
+  const pageDir = path.dirname(path.resolve(request.page));
+  const folderName = path.basename(folder);
+  try {
+    await write(head(path.basename(request.output)));
+    await write('<script type="application/json" id="rows">[');
+    let rows = 0;
+    for await (const record of readRecords(request.output, request.format)) {
+      const row = reportRowOf(record);
+      if (!row) continue;
+      const absPath = path.resolve(request.cwd, row.path);
+      const sha256 = typeof record.sha256 === "string" ? record.sha256 : null;
+      const thumb = `${folderName}/${await thumbnails.add(absPath, sha256)}`;
+      countRow(summary, { ...row, thumb });
+      // Short keys: at 100,000 rows the page's size is mostly these.
+      const shown = {
+        p: row.path,
+        c: row.caption,
+        w: row.width,
+        h: row.height,
+        pt: row.promptTokens,
+        ct: row.completionTokens,
+        l: row.latencyMs,
+        f: row.flags,
+        k: row.copy,
+        t: thumb,
+        o: linkTo(pageDir, absPath),
+      };
+      await write(`${rows > 0 ? "," : ""}\n${scriptSafeJson(shown)}`);
+      rows += 1;
+      if (rows % 500 === 0) request.onProgress?.(rows, thumbnails);
+    }
+    await write("]</script>\n");
+    await write('<script type="application/json" id="failures">[');
+    let failures = 0;
+    if (
+      await stat(request.errorsPath).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      for await (const record of readRecords(request.errorsPath, "jsonl")) {
+        const failure = reportFailureOf(record);
+        if (!failure) continue;
+        countFailure(summary, failure);
+        const shown = {
+          p: failure.path,
+          c: failure.code,
+          m: failure.message,
+          o: linkTo(pageDir, path.resolve(request.cwd, failure.path)),
+        };
+        await write(`${failures > 0 ? "," : ""}\n${scriptSafeJson(shown)}`);
+        failures += 1;
+      }
+    }
+    await write("]</script>\n");
+    await thumbnails.finish();
+    request.onProgress?.(rows, thumbnails);
+    await write(
+      `<script type="application/json" id="summary">${scriptSafeJson(summary)}</script>\n`,
+    );
+    await write(`<script>${PAGE_SCRIPT}</script>\n</body>\n</html>\n`);
+    out.end();
+    await once(out, "finish");
+    await rename(temporary, request.page);
+  } catch (error) {
+    out.destroy();
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  return {
+    summary,
+    thumbnails: folder,
+    made: thumbnails.made,
+    reused: thumbnails.reused,
+    unreadable: thumbnails.failed,
+  };
+}
+
+/**
+ * A relative link from the page to an image, every segment percent-encoded: a path from OUT is
+ * untrusted text, and one spelt like `javascript:…` must stay a file name.
+ */
+function linkTo(pageDir: string, absPath: string): string {
+  const relative = path.relative(pageDir, absPath).split(path.sep);
+  return ["."]
+    .concat(relative.map((segment) => (segment === ".." ? ".." : encodeURIComponent(segment))))
+    .join("/");
+}
+
+function head(title: string): string {
+  const safeTitle = title.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<title>caption report: ${safeTitle}</title>
+<style>${PAGE_STYLE}</style>
+</head>
+<body>
+<header>
+  <h1>caption report: <span id="title"></span></h1>
+  <div id="counts"></div>
+  <div class="charts"><figure><figcaption>Latency (ms)</figcaption><div id="latency-chart"></div></figure><figure><figcaption>Caption length (characters)</figcaption><div id="length-chart"></div></figure></div>
+  <div class="controls">
+    <input id="search" type="search" placeholder="Search captions and paths" aria-label="Search captions and paths">
+    <select id="filter" aria-label="Show">
+      <option value="all">all captioned</option>
+      <option value="flagged">flagged</option>
+      <option value="truncated">truncated</option>
+      <option value="failed">failed</option>
+    </select>
+    <span id="shown"></span>
+  </div>
+</header>
+<main id="grid"></main>
+<nav id="pager"></nav>
+<section id="failures-section"><h2>Failures</h2><table id="failures-table"><thead><tr><th>file</th><th>code</th><th>message</th></tr></thead><tbody></tbody></table></section>
+`;
+}
