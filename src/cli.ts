@@ -269,10 +269,13 @@ const WORKER_FLAGS: readonly FlagSpec[] = [
   ]),
   ...ENDPOINT_SWITCHES,
 ];
+/** How much is printed: every command has these. */
+const LOG_SWITCHES = ENDPOINT_SWITCHES.filter((flag) => flag.name !== "config");
 const STATUS_FLAGS: readonly FlagSpec[] = [
   QUEUE_FLAG,
   REDIS_FLAG,
   { name: "json", boolean: true, describe: "Print the status once, as JSON" },
+  ...LOG_SWITCHES,
 ];
 const MERGE_FLAGS: readonly FlagSpec[] = [
   { name: "output", alias: "o", basic: true, describe: "OUT: the merged .csv or .jsonl" },
@@ -291,6 +294,7 @@ const MERGE_FLAGS: readonly FlagSpec[] = [
     boolean: true,
     describe: "Quote captions starting with = + - @ for spreadsheets",
   },
+  ...LOG_SWITCHES,
 ];
 const REPORT_FLAGS: readonly FlagSpec[] = [
   {
@@ -301,6 +305,7 @@ const REPORT_FLAGS: readonly FlagSpec[] = [
     defaultDescription: "<OUT stem>.report.html beside OUT",
   },
   { name: "errors", describe: "The run's errors file", defaultDescription: "beside OUT" },
+  ...LOG_SWITCHES,
 ];
 const FLAGS_OF_COMMAND: Record<string, readonly FlagSpec[]> = {
   report: REPORT_FLAGS,
