@@ -4,13 +4,15 @@
  * filtering, the failures listed, and a hostile caption shown as text without running.
  */
 import { existsSync } from "node:fs";
-import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
+  countFailure,
   countRow,
   emptyReportSummary,
+  reportFailureOf,
   reportRowOf,
   scriptSafeJson,
 } from "../src/report/report-data.js";
@@ -26,7 +28,9 @@ if (!CHROMIUM && process.env.CI) {
 }
 if (!CHROMIUM) console.warn("skipping the browser test of caption report: no /usr/bin/chromium");
 
-const HOSTILE = `<img src=x onerror="window.__pwned='img'"><script>window.__pwned='script'</script>`;
+const HOSTILE = `<img src=x onerror="alert(1);window.__pwned='img'"><script>alert(2);window.__pwned='script'</script><!-- \u2028`;
+/** Where the browser test leaves its screenshot for a person to look at (not in git). */
+const SCREENSHOT = fileURLToPath(new URL("../test-results/report.png", import.meta.url));
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -82,6 +86,21 @@ describe("the data a page is built from", () => {
     expect(reportRowOf({ caption: "no path" })).toBeNull();
   });
 
+  it("reads failures, and counts codes named like Object's own keys as any other", () => {
+    const summary = emptyReportSummary();
+    for (const code of ["__proto__", "constructor", "timeout", "timeout"]) {
+      const failure = reportFailureOf({ path: "x.jpg", code, message: "m" });
+      if (failure) countFailure(summary, failure);
+    }
+    expect(Object.entries(summary.failedByCode).sort()).toEqual([
+      ["__proto__", 1],
+      ["constructor", 1],
+      ["timeout", 2],
+    ]);
+    expect(summary.failed).toBe(4);
+    expect(reportFailureOf({ code: "x" })).toBeNull();
+  });
+
   it("writes JSON no caption can break out of a script element with", () => {
     const text = scriptSafeJson({ c: "</script><script>alert(1)</script><!-- \u2028" });
     expect(text).not.toMatch(/<|>|\u2028/);
@@ -118,11 +137,17 @@ describe("caption report", () => {
         baseUrl: fake.baseUrl,
       });
       expect(run.code, run.stderr).toBe(3);
-      const report = await runCli(["report", "out.csv", "-o", "review.html"], { cwd: dir });
+      // A page in another folder, with a name a URL must encode: its links still lead home.
+      await mkdir(path.join(dir, "pages"));
+      const report = await runCli(["report", "out.csv", "-o", "pages/review #1.html"], {
+        cwd: dir,
+      });
       expect(report.code, report.stderr).toBe(0);
-      expect(report.stderr).toMatch(/report: 14 captioned, 1 failed, 0 flagged → review\.html/);
-      expect((await readdir(path.join(dir, "review_files"))).length).toBe(14);
-      const html = await readFile(path.join(dir, "review.html"), "utf8");
+      expect(report.stderr).toMatch(
+        /report: 14 captioned, 1 failed, 0 flagged → pages\/review #1\.html/,
+      );
+      expect((await readdir(path.join(dir, "pages", "review #1_files"))).length).toBe(14);
+      const html = await readFile(path.join(dir, "pages", "review #1.html"), "utf8");
       expect(html).not.toContain("<script>window.__pwned");
 
       const { chromium } = await import("playwright-core");
@@ -139,7 +164,7 @@ describe("caption report", () => {
         });
         const requests: string[] = [];
         page.on("request", (request) => requests.push(request.url()));
-        await page.goto(pathToFileURL(path.join(dir, "review.html")).href);
+        await page.goto(pathToFileURL(path.join(dir, "pages", "review #1.html")).href);
         await page.waitForSelector("#grid .card");
         expect(await page.locator("#grid .card").count()).toBe(14);
         const shownPaths = await page.locator("#grid .card .path").allTextContents();
@@ -149,7 +174,9 @@ describe("caption report", () => {
           .poll(() => page.locator("#grid .caption", { hasText: "onerror=" }).count())
           .toBe(1);
         expect(await page.evaluate("typeof window.__pwned")).toBe("undefined");
-        expect(await page.locator("#grid img[onerror], #grid script").count()).toBe(0);
+        // Nothing was injected anywhere: no handler attribute, no script but the page's own four.
+        expect(await page.locator("[onerror]").count()).toBe(0);
+        expect(await page.locator("script").count()).toBe(4);
         expect(dialogs).toEqual([]);
         // Every image is lazily loaded from the folder beside the page, and nothing else is asked.
         await page.waitForFunction(
@@ -175,11 +202,12 @@ describe("caption report", () => {
         await expect.poll(() => page.locator("#grid .card.failed").count()).toBe(1);
         await page.selectOption("#filter", "all");
 
-        const shot = path.join(dir, "review.png");
-        await page.screenshot({ path: shot, fullPage: false });
-        expect((await readFile(shot)).subarray(1, 4).toString()).toBe("PNG");
-        // CAPTION_SCREENSHOT=path keeps it, for the README.
-        if (process.env.CAPTION_SCREENSHOT) await copyFile(shot, process.env.CAPTION_SCREENSHOT);
+        await mkdir(path.dirname(SCREENSHOT), { recursive: true });
+        await page.screenshot({ path: SCREENSHOT, fullPage: false });
+        expect((await readFile(SCREENSHOT)).subarray(1, 4).toString()).toBe("PNG");
+        // CAPTION_SCREENSHOT=path copies it elsewhere too (the README's is docs/report.png).
+        if (process.env.CAPTION_SCREENSHOT)
+          await copyFile(SCREENSHOT, process.env.CAPTION_SCREENSHOT);
       } finally {
         await browser.close();
       }

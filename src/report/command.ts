@@ -32,15 +32,20 @@ export async function runReport(
     context.cwd,
     typeof args.output === "string" && args.output !== "" ? args.output : defaultPagePath(output),
   );
-  if (!page.endsWith(".html") && !page.endsWith(".htm")) {
+  if (!/\.html?$/i.test(page)) {
     throw new UsageError([
       `-o/--output: expected a .html file, got ${JSON.stringify(args.output)}`,
     ]);
   }
-  const errorsPath =
-    typeof args.errors === "string"
-      ? path.resolve(context.cwd, args.errors)
-      : defaultErrorsPath(output);
+  const errorsGiven = typeof args.errors === "string" && args.errors !== "";
+  const errorsPath = errorsGiven
+    ? path.resolve(context.cwd, String(args.errors))
+    : defaultErrorsPath(output);
+  if (errorsGiven && !(await statOrNull(errorsPath))?.isFile()) {
+    throw new UsageError([
+      `--errors: ${String(args.errors)}: no such file; name the run's errors file`,
+    ]);
+  }
   const live = context.stderr.isTTY === true;
   const result = await writeReport({
     output,
@@ -58,6 +63,18 @@ export async function runReport(
   if (live) context.stderr.write("\r\x1b[K");
   const shown = path.relative(context.cwd, page) || page;
   const { summary } = result;
+  if (result.skipped > 0) {
+    context.reporter.say(
+      `${result.skipped} lines of ${given} or its errors file are no record and were left out`,
+      "warn",
+    );
+  }
+  if (result.unreadable > 0 && result.unreadable >= result.made + result.reused) {
+    context.reporter.say(
+      `no image of ${given} could be read for a thumbnail: run caption report from the folder the run ran in`,
+      "warn",
+    );
+  }
   context.reporter.say(
     `report: ${summary.captioned} captioned, ${summary.failed} failed, ${summary.flaggedRows} flagged → ${shown} (thumbnails in ${path.relative(context.cwd, result.thumbnails) || result.thumbnails}: ${result.made} made, ${result.reused} kept${result.unreadable ? `, ${result.unreadable} images unreadable` : ""})`,
     "info",

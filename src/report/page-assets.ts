@@ -121,11 +121,12 @@ export const PAGE_SCRIPT = `
     var query = search.value.trim().toLowerCase(), mode = filter.value;
     var source = mode === "failed" ? failures : rows;
     matching = source.filter(function (item) {
-      if (mode === "flagged" && !item.f.length) return false;
-      if (mode === "truncated" && item.f.indexOf("truncated") < 0) return false;
+      if (mode === "flagged" && !(item.f && item.f.length)) return false;
+      if (mode === "truncated" && !(item.f && item.f.indexOf("truncated") >= 0)) return false;
       if (!query) return true;
-      var text = mode === "failed" ? item.m + " " + item.c : item.c;
-      return item.p.toLowerCase().indexOf(query) >= 0 || text.toLowerCase().indexOf(query) >= 0;
+      // Lower-cased once per item, not once per keystroke.
+      if (item.s === undefined) item.s = (item.p + " | " + (mode === "failed" ? item.c + " " + item.m : item.c)).toLowerCase();
+      return item.s.indexOf(query) >= 0;
     });
     page = 0;
     render();
@@ -152,12 +153,22 @@ export const PAGE_SCRIPT = `
   function failureTable() {
     var body = document.querySelector("#failures-table tbody");
     if (!failures.length) { document.getElementById("failures-section").appendChild(el("p", "", "No failures.")); return; }
-    failures.forEach(function (failure) {
-      var tr = el("tr");
-      var file = el("td"); var a = el("a", "", failure.p); a.href = failure.o; a.target = "_blank"; a.rel = "noopener"; file.appendChild(a);
-      tr.appendChild(file); tr.appendChild(el("td", "", failure.c)); tr.appendChild(el("td", "", failure.m));
-      body.appendChild(tr);
-    });
+    // A few hundred rows at a time: 100,000 failed files must not freeze the page.
+    var shownRows = 0, more = el("button", "", "");
+    function addRows() {
+      failures.slice(shownRows, shownRows + 200).forEach(function (failure) {
+        var tr = el("tr");
+        var file = el("td"); var a = el("a", "", failure.p); a.href = failure.o; a.target = "_blank"; a.rel = "noopener"; file.appendChild(a);
+        tr.appendChild(file); tr.appendChild(el("td", "", failure.c)); tr.appendChild(el("td", "", failure.m));
+        body.appendChild(tr);
+      });
+      shownRows = Math.min(failures.length, shownRows + 200);
+      more.textContent = "show more (" + (failures.length - shownRows) + " left)";
+      more.hidden = shownRows >= failures.length;
+    }
+    more.addEventListener("click", addRows);
+    document.getElementById("failures-section").appendChild(more);
+    addRows();
   }
 
   counts();

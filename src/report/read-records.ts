@@ -14,10 +14,26 @@ export async function* readRecords(
   onBad: (line: number) => void = () => {},
 ): AsyncGenerator<Record<string, unknown>> {
   if (format === "csv") {
-    const parser = createReadStream(file).pipe(
-      parse({ columns: true, relax_column_count: true, skip_empty_lines: true, bom: true }),
-    );
-    for await (const record of parser) yield record as Record<string, unknown>;
+    const parser = parse({
+      columns: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+      bom: true,
+    });
+    const source = createReadStream(file);
+    // A read error (a permission, a disk) ends the parse with it rather than going unheard.
+    source.on("error", (error) => parser.destroy(error));
+    source.pipe(parser);
+    try {
+      for await (const record of parser) yield record as Record<string, unknown>;
+    } catch (error) {
+      // A quote left open at the end is the last record torn by a kill: the rest is good.
+      if ((error as { code?: string }).code === "CSV_QUOTE_NOT_CLOSED") {
+        onBad(-1);
+        return;
+      }
+      throw error;
+    }
     return;
   }
   const lines = createInterface({

@@ -59,9 +59,10 @@ export function emptyReportSummary(): ReportSummary {
   return {
     captioned: 0,
     failed: 0,
-    failedByCode: {},
+    // No prototype: a code or flag named like one of Object's own keys is counted as any other.
+    failedByCode: Object.create(null) as Record<string, number>,
     copies: 0,
-    flagged: {},
+    flagged: Object.create(null) as Record<string, number>,
     flaggedRows: 0,
     promptTokens: 0,
     completionTokens: 0,

@@ -34,6 +34,8 @@ export interface ReportResult {
   summary: ReportSummary;
   /** The folder beside the page holding its thumbnails. */
   thumbnails: string;
+  /** Lines of OUT or the errors file that were no record (damage, not a torn last line). */
+  skipped: number;
   made: number;
   reused: number;
   unreadable: number;
@@ -65,17 +67,28 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
     if (!out.write(text)) await once(out, "drain");
   };
   const pageDir = path.dirname(path.resolve(request.page));
+  let skipped = 0;
+  const onBad = () => {
+    skipped += 1;
+  };
   const folderName = path.basename(folder);
   try {
     await write(head(path.basename(request.output)));
     await write('<script type="application/json" id="rows">[');
     let rows = 0;
-    for await (const record of readRecords(request.output, request.format)) {
+    let base: string | null = null;
+    for await (const record of readRecords(request.output, request.format, onBad)) {
       const row = reportRowOf(record);
       if (!row) continue;
-      const absPath = path.resolve(request.cwd, row.path);
+      // Rows name images relative to where the run ran: here, or else where OUT is.
+      base ??= (await exists(path.resolve(request.cwd, row.path)))
+        ? request.cwd
+        : (await exists(path.resolve(path.dirname(request.output), row.path)))
+          ? path.dirname(request.output)
+          : request.cwd;
+      const absPath = path.resolve(base, row.path);
       const sha256 = typeof record.sha256 === "string" ? record.sha256 : null;
-      const thumb = `${folderName}/${await thumbnails.add(absPath, sha256)}`;
+      const thumb = `${encodeURIComponent(folderName)}/${await thumbnails.add(absPath, sha256)}`;
       countRow(summary, { ...row, thumb });
       // Short keys: at 100,000 rows the page's size is mostly these.
       const shown = {
@@ -104,7 +117,7 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
         () => false,
       )
     ) {
-      for await (const record of readRecords(request.errorsPath, "jsonl")) {
+      for await (const record of readRecords(request.errorsPath, "jsonl", onBad)) {
         const failure = reportFailureOf(record);
         if (!failure) continue;
         countFailure(summary, failure);
@@ -112,7 +125,7 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
           p: failure.path,
           c: failure.code,
           m: failure.message,
-          o: linkTo(pageDir, path.resolve(request.cwd, failure.path)),
+          o: linkTo(pageDir, path.resolve(base ?? request.cwd, failure.path)),
         };
         await write(`${failures > 0 ? "," : ""}\n${scriptSafeJson(shown)}`);
         failures += 1;
@@ -136,10 +149,18 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
   return {
     summary,
     thumbnails: folder,
+    skipped,
     made: thumbnails.made,
     reused: thumbnails.reused,
     unreadable: thumbnails.failed,
   };
+}
+
+function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
