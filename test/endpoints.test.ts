@@ -226,22 +226,19 @@ describe("several endpoints", () => {
   }, 60_000);
 });
 
+/** A -c auto run of `count` images against a batching server, every image once. */
+async function autoRun(count: number, batch: number, flags: string[]) {
+  const images = await makeDistinctImages(dir, count);
+  const server = await serve({ latencyMs: 100, batch });
+  const result = await run(["photos", "-o", "out.csv", "-c", "auto", ...flags, ...urls(server)]);
+  expect(result.code, result.stderr).toBe(0);
+  expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+  return { server, result };
+}
+
 describe("-c auto", () => {
   it("raises the number in flight on a batching server until the batch is full, and no further", async () => {
-    const images = await makeDistinctImages(dir, 240);
-    const server = await serve({ latencyMs: 100, batch: 12 });
-    const result = await run([
-      "photos",
-      "-o",
-      "out.csv",
-      "-c",
-      "auto",
-      "--log-format",
-      "json",
-      ...urls(server),
-    ]);
-    expect(result.code, result.stderr).toBe(0);
-    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    const { server, result } = await autoRun(240, 12, ["--log-format", "json"]);
     const figures = result.stderr
       .split("\n")
       .filter((line) => line.includes('"event":"concurrency"'))
@@ -255,20 +252,7 @@ describe("-c auto", () => {
   }, 60_000);
 
   it("never goes past --max-concurrency, however large the batch", async () => {
-    const images = await makeDistinctImages(dir, 160);
-    const server = await serve({ latencyMs: 100, batch: 64 });
-    const result = await run([
-      "photos",
-      "-o",
-      "out.csv",
-      "-c",
-      "auto",
-      "--max-concurrency",
-      "10",
-      ...urls(server),
-    ]);
-    expect(result.code, result.stderr).toBe(0);
-    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    const { server } = await autoRun(160, 64, ["--max-concurrency", "10"]);
     // It starts at 8 and would double to 16 and beyond on a batch of 64.
     expect(server.maxInFlight).toBeGreaterThan(8);
     expect(server.maxInFlight).toBeLessThanOrEqual(10);

@@ -102,6 +102,9 @@ afterEach(async () => {
 
 const run = (args: string[], env: Record<string, string | undefined> = {}) =>
   runCli(args, { cwd: dir, baseUrl: fake?.baseUrl ?? "", env });
+/** `caption enqueue` of these inputs on this test's queue, into DIR "work". */
+const enqueue = (inputs: string[], ...flags: string[]) =>
+  run(["enqueue", ...inputs, "--queue", queue, "--out", "work", ...flags]);
 /** A worker that exits once the queue is empty, with -c 4 unless `args` say otherwise. */
 const worker = (args: string[] = []) =>
   startCli(
@@ -168,16 +171,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
   it("three workers, one killed mid-shard: every image once, the killed shard's rows kept; enqueue again adds nothing, a grown folder only new shards", async () => {
     fake = await startFakeEndpoint({ latencyMs: 150 });
     const images = await makeDistinctImages(dir, 240);
-    const enqueued = await run([
-      "enqueue",
-      "photos",
-      "--queue",
-      queue,
-      "--out",
-      "work",
-      "--shard-size",
-      "40",
-    ]);
+    const enqueued = await enqueue(["photos"], "--shard-size", "40");
     expect(enqueued.code, enqueued.stderr).toBe(0);
     expect(enqueued.stderr).toMatch(/6 new shards \(240 images\)/);
     expect(await jobCount()).toBe(6);
@@ -220,32 +214,13 @@ describe.skipIf(!available)("many machines on one queue", () => {
     // Stable: shards in the order made, each by path, so the file is sorted here.
     expect(rows.map((row) => row.path)).toEqual([...rows.map((row) => row.path)].sort());
 
-    const again = await run([
-      "enqueue",
-      "photos",
-      "--queue",
-      queue,
-      "--out",
-      "work",
-      "--shard-size",
-      "40",
-    ]);
+    const again = await enqueue(["photos"], "--shard-size", "40");
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/0 new shards \(0 images\), 0 already queued, 6 done/);
     expect(await jobCount()).toBe(6);
 
     await makeDistinctImages(dir, 30, "more");
-    const grown = await run([
-      "enqueue",
-      "photos",
-      "more",
-      "--queue",
-      queue,
-      "--out",
-      "work",
-      "--shard-size",
-      "40",
-    ]);
+    const grown = await enqueue(["photos", "more"], "--shard-size", "40");
     expect(grown.code, grown.stderr).toBe(0);
     expect(grown.stderr).toMatch(/1 new shards \(30 images\)/);
     expect(await jobCount()).toBe(7);
@@ -261,18 +236,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
       rateLimit: { perSecond: 20, retryAfter: "1" },
     });
     await makeDistinctImages(dir, 150);
-    const enqueued = await run([
-      "enqueue",
-      "photos",
-      "--queue",
-      queue,
-      "--out",
-      "work",
-      "--shard-size",
-      "25",
-      "--rpm",
-      "1200",
-    ]);
+    const enqueued = await enqueue(["photos"], "--shard-size", "25", "--rpm", "1200");
     expect(enqueued.code, enqueued.stderr).toBe(0);
     const results = await Promise.all(
       [worker(["-c", "8"]), worker(["-c", "8"]), worker(["-c", "8"])].map(collect),
@@ -294,7 +258,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
       rateLimit: { perSecond: 20, retryAfter: "1" },
     });
     await makeDistinctImages(dir, 200);
-    await run(["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-size", "25"]);
+    await enqueue(["photos"], "--shard-size", "25");
     const results = await Promise.all(
       [worker(["-c", "8"]), worker(["-c", "8"]), worker(["-c", "8"])].map(collect),
     );
@@ -313,7 +277,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
   it("SIGTERM finishes the requests in flight and puts the shard back; another worker finishes it", async () => {
     fake = await startFakeEndpoint({ latencyMs: 100 });
     await makeDistinctImages(dir, 60);
-    await run(["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-size", "60"]);
+    await enqueue(["photos"], "--shard-size", "60");
     const first = worker();
     const firstExit = collect(first);
     const held = await waitFor("a shard under way", async () => {
@@ -343,7 +307,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
   it("a wrong key at one worker puts the shard back for others and stops that worker, no attempt used", async () => {
     fake = await startFakeEndpoint({ apiKey: "sk-the-right-one-0000" });
     await makeDistinctImages(dir, 30);
-    await run(["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-size", "10"]);
+    await enqueue(["photos"], "--shard-size", "10");
     const wrong = await collect(worker());
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/rejected the API key/);
@@ -371,7 +335,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
   it("a shard whose own output is damaged fails with its reason, and --retry-failed gives it its attempts again", async () => {
     fake = await startFakeEndpoint();
     await makeDistinctImages(dir, 10);
-    await run(["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-attempts", "1"]);
+    await enqueue(["photos"], "--shard-attempts", "1");
     const id = (await readdir(path.join(dir, "work", "shards")))
       .find((name) => name.endsWith(".json"))
       ?.replace(/\.json$/, "");
@@ -389,15 +353,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(fake.requests.length).toBe(0);
 
     await rm(output);
-    const retried = await run([
-      "enqueue",
-      "photos",
-      "--queue",
-      queue,
-      "--out",
-      "work",
-      "--retry-failed",
-    ]);
+    const retried = await enqueue(["photos"], "--retry-failed");
     expect(retried.code, retried.stderr).toBe(0);
     expect(retried.stderr).toMatch(/1 failed shards retried/);
     const done = await collect(worker());
@@ -408,7 +364,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
   it("an image deleted after enqueue is a failure row, not lost; a DIR belongs to one queue", async () => {
     fake = await startFakeEndpoint();
     await makeDistinctImages(dir, 6);
-    await run(["enqueue", "photos", "--queue", queue, "--out", "work"]);
+    await enqueue(["photos"]);
     await rm(path.join(dir, "photos", "img-0002.jpg"));
     const done = await collect(worker());
     expect(done.code, done.stderr).toBe(0);
@@ -458,18 +414,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
       await waitFor("its Redis", async () => ((await answers(url)) ? true : null));
       fake = await startFakeEndpoint({ latencyMs: 150 });
       await makeDistinctImages(dir, 40);
-      const enqueued = await run([
-        "enqueue",
-        "photos",
-        "--queue",
-        queue,
-        "--out",
-        "work",
-        "--shard-size",
-        "20",
-        "--redis",
-        url,
-      ]);
+      const enqueued = await enqueue(["photos"], "--shard-size", "20", "--redis", url);
       expect(enqueued.code, enqueued.stderr).toBe(0);
       const child = startCli(
         [
@@ -517,7 +462,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
     fake = await startFakeEndpoint();
     const images = await makeDistinctImages(dir, 12);
     await writeFile(path.join(dir, "photos", "img-0003.txt"), "my own words");
-    await run(["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-size", "5"]);
+    await enqueue(["photos"], "--shard-size", "5");
     const done = await collect(worker());
     expect(done.code, done.stderr).toBe(0);
     const merged = await run(["merge", "work", "--sidecar", "--hf-metadata"]);
@@ -546,27 +491,9 @@ describe.skipIf(!available)("many machines on one queue", () => {
   it("refuses other settings for a queue, and a merge of unfinished shards without --partial", async () => {
     fake = await startFakeEndpoint();
     await makeDistinctImages(dir, 5);
-    const first = await run([
-      "enqueue",
-      "photos",
-      "--queue",
-      queue,
-      "--out",
-      "work",
-      "--prompt",
-      "Describe it.",
-    ]);
+    const first = await enqueue(["photos"], "--prompt", "Describe it.");
     expect(first.code, first.stderr).toBe(0);
-    const other = await run([
-      "enqueue",
-      "photos",
-      "--queue",
-      queue,
-      "--out",
-      "work",
-      "--prompt",
-      "Tag it.",
-    ]);
+    const other = await enqueue(["photos"], "--prompt", "Tag it.");
     expect(other.code).toBe(2);
     expect(other.stderr).toMatch(
       /--queue .*: was enqueued with prompt "Describe it\.", not "Tag it\."/,
