@@ -15,6 +15,7 @@ import type { Slot } from "./limiter.js";
 import { saysModelMissing } from "./models.js";
 import { retryDelay, serverRequestedDelay, shouldRetry } from "./retry.js";
 import type { Endpoint } from "./run/endpoint.js";
+import { sleep } from "./sleep.js";
 import type { ExtractedCaption } from "./stages/request.js";
 
 export type SendOutcome =
@@ -252,17 +253,4 @@ function endpointWrong(
     `${atEndpoint(error.message, endpoint, endpoints)}; nothing was captioned`,
     { cause: error },
   );
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

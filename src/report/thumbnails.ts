@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
-import { rename, rm, stat } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import sharp from "sharp";
+import { statOrNull } from "../folders.js";
+import { temporaryPath } from "../sinks/write-whole.js";
 
 /** The longest side of a thumbnail, in pixels: twice a grid cell, for sharp screens. */
 export const THUMB_SIDE = 240;
@@ -47,16 +49,11 @@ export class ThumbnailMaker {
 
   async #make(source: string, target: string): Promise<void> {
     // Kept from an earlier report of the same run: the same bytes make the same thumbnail.
-    if (
-      await stat(target).then(
-        () => true,
-        () => false,
-      )
-    ) {
+    if (await statOrNull(target)) {
       this.reused += 1;
       return;
     }
-    const temporary = `${target}.${process.pid}.tmp`;
+    const temporary = temporaryPath(target);
     try {
       await sharp(source, { failOn: "none" })
         .rotate()

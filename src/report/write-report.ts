@@ -1,11 +1,12 @@
-import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
+import { statOrNull } from "../folders.js";
+import { readRecords } from "../read-records.js";
+import { temporaryPath } from "../sinks/write-whole.js";
 import type { OutputFormat } from "../types.js";
 import { PAGE_SCRIPT, PAGE_STYLE } from "./page-assets.js";
-import { readRecords } from "./read-records.js";
 import {
   countFailure,
   countRow,
@@ -58,10 +59,7 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
   await mkdir(folder, { recursive: true });
   const thumbnails = new ThumbnailMaker(folder);
   const summary = emptyReportSummary();
-  const temporary = path.join(
-    path.dirname(request.page),
-    `.${path.basename(request.page)}.${randomBytes(4).toString("hex")}.tmp`,
-  );
+  const temporary = temporaryPath(request.page);
   const out = createWriteStream(temporary);
   const write = async (text: string) => {
     if (!out.write(text)) await once(out, "drain");
@@ -81,9 +79,9 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
       const row = reportRowOf(record);
       if (!row) continue;
       // Rows name images relative to where the run ran: here, or else where OUT is.
-      base ??= (await exists(path.resolve(request.cwd, row.path)))
+      base ??= (await statOrNull(path.resolve(request.cwd, row.path)))
         ? request.cwd
-        : (await exists(path.resolve(path.dirname(request.output), row.path)))
+        : (await statOrNull(path.resolve(path.dirname(request.output), row.path)))
           ? path.dirname(request.output)
           : request.cwd;
       const absPath = path.resolve(base, row.path);
@@ -111,12 +109,7 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
     await write("]</script>\n");
     await write('<script type="application/json" id="failures">[');
     let failures = 0;
-    if (
-      await stat(request.errorsPath).then(
-        () => true,
-        () => false,
-      )
-    ) {
+    if (await statOrNull(request.errorsPath)) {
       for await (const record of readRecords(request.errorsPath, "jsonl", onBad)) {
         const failure = reportFailureOf(record);
         if (!failure) continue;
@@ -154,13 +147,6 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
     reused: thumbnails.reused,
     unreadable: thumbnails.failed,
   };
-}
-
-function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
 }
 
 /**

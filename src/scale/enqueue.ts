@@ -81,24 +81,22 @@ export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueRep
       request.shardSize,
     );
     for (const shard of fresh) await writeShard(settings.dir, shard);
-    const newImages = fresh.reduce((sum, shard) => sum + shard.files.length, 0);
     const all = [...existing, ...fresh];
-    // Counted from the manifests, the truth, each time: a flushed Redis gets it right again.
-    await setEnqueued(
-      request.redis,
-      request.queue,
-      all.reduce((sum, shard) => sum + shard.files.length, 0),
-    );
+    const earlier = new Set(existing.map((shard) => shard.id));
+    const imagesIn = (shards: readonly { files: string[] }[]) =>
+      shards.reduce((sum, shard) => sum + shard.files.length, 0);
     const report: EnqueueReport = {
       newShards: fresh.length,
-      newImages,
+      newImages: imagesIn(fresh),
       readded: 0,
       alreadyQueued: 0,
       retried: 0,
       done: 0,
-      images: [...existing, ...fresh].reduce((sum, shard) => sum + shard.files.length, 0),
+      images: imagesIn(all),
     };
-    for (const shard of [...existing, ...fresh]) {
+    // Counted from the manifests, the truth, each time: a flushed Redis gets it right again.
+    await setEnqueued(request.redis, request.queue, report.images);
+    for (const shard of all) {
       if (await readDone(settings.dir, shard.id)) {
         report.done += 1;
         continue;
@@ -119,7 +117,7 @@ export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueRep
         { id: shard.id },
         { ...shardJobOptions(request.attempts, request.backoffSeconds), jobId: shard.id },
       );
-      if (existing.includes(shard)) report.readded += 1;
+      if (earlier.has(shard.id)) report.readded += 1;
     }
     return report;
   } finally {

@@ -1,16 +1,17 @@
-import { randomBytes } from "node:crypto";
-import { readFile, rename, rm } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { NameSetting } from "../errors.js";
 import { UsageError } from "../errors.js";
+import { statOrNull } from "../folders.js";
 import { defaultErrorsPath } from "../output-format.js";
 import { compileSchema } from "../prompts/structured.js";
 import { TAGS_SCHEMA } from "../prompts/tags.js";
+import { readRecords } from "../read-records.js";
 import type { RecordedCaption } from "../sinks/beside-image-sink.js";
 import { type HfMetadataFormat, HfMetadataSink } from "../sinks/hf-metadata-sink.js";
 import { type SidecarOptions, SidecarSink } from "../sinks/sidecar-sink.js";
 import { combineSinks, type Sink } from "../sinks/sink.js";
-import { removeStaleTemporaries } from "../sinks/write-whole.js";
+import { removeStaleTemporaries, temporaryPath } from "../sinks/write-whole.js";
 import { type XmpNaming, XmpSink } from "../sinks/xmp-sink.js";
 import type { CaptionRecord, FailureRecord, OutputFormat } from "../types.js";
 import { openCaptionWriter, openJsonlWriter, type RecordWriter } from "../writers/index.js";
@@ -76,8 +77,8 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
 
   const output = request.output ?? null;
   const errorsPath = output ? defaultErrorsPath(output) : null;
-  const rowsTemp = output ? temporaryBeside(output) : null;
-  const errorsTemp = errorsPath ? temporaryBeside(errorsPath) : null;
+  const rowsTemp = output ? temporaryPath(output) : null;
+  const errorsTemp = errorsPath ? temporaryPath(errorsPath) : null;
   let rows: RecordWriter<CaptionRecord> | null = null;
   let errors: RecordWriter<FailureRecord> | null = null;
   const report: MergeReport = {
@@ -105,7 +106,7 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
       const files = shardFiles(request.dir, shard.id);
       // An image is in one shard only, so each shard is deduplicated on its own.
       const seen = new Set<string>();
-      for (const record of byPath(await readRecords<CaptionRecord>(files.output))) {
+      for (const record of byPath(await recordsOf<CaptionRecord>(files.output))) {
         if (seen.has(record.path)) continue;
         seen.add(record.path);
         if (wantOutputs) captioned.set(record.path, record);
@@ -113,8 +114,8 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
         report.rows += 1;
       }
       const failures = [
-        ...(await readRecords<FailureRecord>(files.errors)),
-        ...(await readRecords<FailureRecord>(files.missing)),
+        ...(await recordsOf<FailureRecord>(files.errors)),
+        ...(await recordsOf<FailureRecord>(files.missing)),
       ];
       for (const failure of byPath(failures)) {
         if (seen.has(failure.path)) continue;
@@ -177,34 +178,14 @@ async function writeDatasetOutputs(
   }
 }
 
-/** A shard's JSONL rows; a torn last line (a worker killed mid-write) is not a row. */
-async function readRecords<T>(file: string): Promise<T[]> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
+/** A shard's JSONL rows, none when it has no such file; a torn last line is no row. */
+async function recordsOf<T>(file: string): Promise<T[]> {
+  if (!(await statOrNull(file))?.isFile()) return [];
   const records: T[] = [];
-  for (const line of text.split("\n")) {
-    if (line.trim() === "") continue;
-    try {
-      records.push(JSON.parse(line) as T);
-    } catch {
-      // Torn by a kill; the shard's next run captioned that image again.
-    }
-  }
+  for await (const record of readRecords(file, "jsonl")) records.push(record as T);
   return records;
 }
 
 function byPath<T extends { path: string }>(records: T[]): T[] {
   return records.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-}
-
-function temporaryBeside(file: string): string {
-  return path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${randomBytes(4).toString("hex")}.tmp`,
-  );
 }

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { readRateHeaders } from "../rate-headers.js";
 import type { RequestBudget } from "../run/endpoint.js";
+import { sleep } from "../sleep.js";
 
 /** How often a worker rereads the pace the workers learned together. */
 const PACE_REFRESH_MS = 500;
@@ -180,17 +181,4 @@ export function sharedBudget(
       .exec();
     readAt = 0;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    const done = (value: boolean) => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      resolve(value);
-    };
-    const onAbort = () => done(false);
-    const timer = setTimeout(() => done(true), ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

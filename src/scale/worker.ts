@@ -1,7 +1,8 @@
-import { access, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
+import { statOrNull } from "../folders.js";
 import { RunControl } from "../run/control.js";
 import type { RunSummary } from "../run/events.js";
 import { writeWhole } from "../sinks/write-whole.js";
@@ -62,13 +63,6 @@ function missingRecord(displayed: string): FailureRecord {
   };
 }
 
-function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
-}
-
 export interface WorkerResult {
   shards: number;
   failedShards: number;
@@ -124,7 +118,7 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     const present: string[] = [];
     const missing: FailureRecord[] = [];
     for (const file of shard.files) {
-      if (await exists(file)) present.push(file);
+      if (await statOrNull(file)) present.push(file);
       else missing.push(missingRecord(options.displayPath(file)));
     }
     if (missing.length > 0) {

@@ -6,6 +6,17 @@ import path from "node:path";
 const TEMPORARY = /^\..+\.[0-9a-f]{8}\.tmp$/;
 
 /**
+ * A name beside `file` to write it under before the rename: hidden, so discovery never takes it
+ * for an image, and of the shape removeStaleTemporaries sweeps.
+ */
+export function temporaryPath(file: string): string {
+  return path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${randomBytes(4).toString("hex")}.tmp`,
+  );
+}
+
+/**
  * Writes `file` to a temporary file beside it and renames that over it: a crash leaves the old
  * text or the new, never half. A file that exists keeps its permissions, and a symlink keeps
  * pointing where it did: it is its target that is replaced.
@@ -16,10 +27,7 @@ export async function writeWhole(file: string, text: string): Promise<void> {
     (info) => info.mode & 0o7777,
     () => null,
   );
-  const temporary = path.join(
-    path.dirname(target),
-    `.${path.basename(target)}.${randomBytes(4).toString("hex")}.tmp`,
-  );
+  const temporary = temporaryPath(target);
   try {
     await writeFile(temporary, text, { flag: "wx" });
     if (mode !== null) await chmod(temporary, mode);

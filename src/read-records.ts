@@ -1,7 +1,7 @@
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { parse } from "csv-parse";
-import type { OutputFormat } from "../types.js";
+import type { OutputFormat } from "./types.js";
 
 /**
  * The records of OUT (or the errors file) one at a time, as objects keyed by column, streamed so
