@@ -697,9 +697,9 @@ try {
       work,
       fake.baseUrl,
       capSeconds,
-      {
-        MALLOC_ARENA_MAX: "2",
-      },
+      // glibc's own limit, eight arenas a core: the CLI leaves a limit the user set alone, so
+      // this is the run without the cap it sets itself (bin/malloc-arenas.cjs).
+      { MALLOC_ARENA_MAX: String(8 * os.availableParallelism()) },
     );
     await rm(floorFolder, { recursive: true, force: true });
     await fake.close();
@@ -710,7 +710,7 @@ try {
         name: `memory: peak RSS at -c 32 on 4000×3000 JPEGs, ${sizes[1]} files`,
         value: many,
         target: "≤ 300 MiB",
-        detail: `${notes.join("; ")}. Floor: the bare sharp loop alone peaks at ${floor.peakRssMb.toFixed(0)} MiB; with MALLOC_ARENA_MAX=2 the CLI peaks at ${arena.peakRssMb.toFixed(0)} MiB`,
+        detail: `${notes.join("; ")}. Floor: the bare sharp loop alone peaks at ${floor.peakRssMb.toFixed(0)} MiB; without its cap on malloc arenas the CLI peaks at ${arena.peakRssMb.toFixed(0)} MiB`,
       },
       many <= 300,
     );
