@@ -17,7 +17,7 @@ import { resolveModel, servedModels } from "./models.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
-import { redactSecret } from "./redact.js";
+import { redactSecret, urlCredentials } from "./redact.js";
 import type { ScaleContext } from "./scale/commands.js";
 import { watchSignals } from "./signals.js";
 import type { HfMetadataFormat } from "./sinks/hf-metadata-sink.js";
@@ -565,7 +565,11 @@ const OPTION_FLAGS: Record<string, string> = {
 
 /** The flag that sets a library option, for messages that tell the user what to change. */
 const flagOf = (option: string): string =>
-  OPTION_FLAGS[option] ?? (SETTING_SPECS as Record<string, SettingSpec>)[option]?.flag ?? option;
+  /^endpoints\[\d+\]\.apiKey$/.test(option)
+    ? `${option} in the config file (or the variable it names)`
+    : (OPTION_FLAGS[option] ??
+      (SETTING_SPECS as Record<string, SettingSpec>)[option]?.flag ??
+      option);
 
 /**
  * The library names its options in what it reports ("concurrency: …"); on the command line the
@@ -660,6 +664,9 @@ function loadConfig(
   }
   if (problems.length > 0 || !config) throw new UsageError(problems);
   reporter.setSecret(config.apiKey);
+  for (const url of [config.baseUrl, ...(config.endpoints ?? []).map((each) => each.baseUrl)]) {
+    for (const credential of urlCredentials(url)) reporter.setSecret(credential);
+  }
   return config;
 }
 
@@ -967,6 +974,8 @@ function endpointClients(args: Record<string, unknown>, context: CliContext, rep
   }));
 }
 
+const MODELS_COMMAND_TIMEOUT_MS = 15_000;
+
 /** `caption models`: the ids `GET {base}/models` lists, one a line, with owner and date. */
 async function runModels(
   args: Record<string, unknown>,
@@ -976,7 +985,10 @@ async function runModels(
   const servers = endpointClients(args, context, reporter);
   let answered = true;
   for (const { config, baseUrl, client } of servers) {
-    const { body, problem } = await client.models(config.timeoutMs);
+    // A list is a quick answer: a server that has not given one in a few seconds will not.
+    const { body, problem } = await client.models(
+      Math.min(config.timeoutMs, MODELS_COMMAND_TIMEOUT_MS),
+    );
     const models = servedModels(body);
     if (models === null) {
       reporter.say(

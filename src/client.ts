@@ -167,6 +167,11 @@ export function createClient(options: ClientOptions): ChatClient {
         return { body: null, problem: `${url} answered something that is not JSON` };
       }
     } catch (error) {
+      // The transport wraps the signal's reason; fetch throws it as it is.
+      const reason = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+      if (reason instanceof Error && reason.name === "TimeoutError") {
+        return { body: null, problem: `${url} gave no answer within ${timeoutMs / 1000} s` };
+      }
       return {
         body: null,
         problem: `could not reach ${url}: ${clean(describeNetworkError(error))}`,
@@ -294,6 +299,7 @@ function describeNetworkError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   // fetch wraps the system's error in a TypeError; node:http throws it as it is.
   const cause = error.cause instanceof Error ? error.cause : error;
+  // A system error's code is a name (ECONNREFUSED); a DOMException's is a number, and means nothing.
   const code = (cause as NodeJS.ErrnoException).code;
-  return code ? `${code} (${cause.message})` : cause.message;
+  return typeof code === "string" && code ? `${code} (${cause.message})` : cause.message;
 }

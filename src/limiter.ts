@@ -2,6 +2,12 @@ import { AUTO_MAX, ConcurrencyClimb } from "./auto-concurrency.js";
 import { Dispatcher, type Gate } from "./dispatch.js";
 import { readRateHeaders } from "./rate-headers.js";
 
+/**
+ * Why the allowed concurrency moved: `-c auto` measuring, an overload (429 or 503) cutting it,
+ * the climb back after one, or a timeout under `-c auto`.
+ */
+export type ConcurrencyCause = "auto" | "overload" | "recovery" | "timeout";
+
 export interface LimiterOptions {
   /** The most requests in flight at once (`-c`), or "auto": found by measuring, up to `max`. */
   concurrency: number | "auto";
@@ -10,7 +16,7 @@ export interface LimiterOptions {
   /** Requests per minute at most (`--rpm`); unlimited when undefined. */
   rpm?: number | undefined;
   /** Reported whenever the allowed concurrency changes. */
-  onChange?: (allowed: number) => void;
+  onChange?: (allowed: number, cause: ConcurrencyCause) => void;
   /**
    * A budget shared with other processes paces metered limits for all of them (`caption
    * worker`): this limiter then learns no pace of its own from them, which would be its share.
@@ -50,7 +56,7 @@ export interface Slot {
 export class AdaptiveLimiter implements Gate<Slot> {
   readonly #max: number;
   readonly #interval: number;
-  readonly #onChange: ((allowed: number) => void) | undefined;
+  readonly #onChange: ((allowed: number, cause: ConcurrencyCause) => void) | undefined;
   readonly #sharedPace: boolean;
   #allowed: number;
   #active = 0;
@@ -169,11 +175,11 @@ export class AdaptiveLimiter implements Gate<Slot> {
           if (climb && captioned) {
             const now = performance.now();
             const next = climb.answered(now - startedAt, now);
-            if (next !== null) this.#setAllowed(next);
+            if (next !== null) this.#setAllowed(next, "auto");
           }
           // Additive increase: about +1 per round trip's worth of successes.
           if (!climb && this.#allowed < this.#max) {
-            this.#setAllowed(Math.min(this.#max, this.#allowed + 1 / this.#allowed));
+            this.#setAllowed(Math.min(this.#max, this.#allowed + 1 / this.#allowed), "recovery");
           }
           if (this.#pace === null || this.#slowStart || this.#told) return;
           // Per success, so about that share of the pace a second: 10 % while the limit is
@@ -195,7 +201,7 @@ export class AdaptiveLimiter implements Gate<Slot> {
           if (startedAt > this.#decreasedAt) {
             this.#decreasedAt = now;
             const next = climb ? climb.congested(now) : null;
-            this.#setAllowed(next ?? Math.max(1, this.#allowed / 2));
+            this.#setAllowed(next ?? Math.max(1, this.#allowed / 2), "overload");
           }
         }),
       release: () => finish(() => {}),
@@ -205,7 +211,7 @@ export class AdaptiveLimiter implements Gate<Slot> {
           if (!climb || startedAt <= this.#decreasedAt) return;
           this.#decreasedAt = now;
           const next = climb.congested(now);
-          if (next !== null) this.#setAllowed(next);
+          if (next !== null) this.#setAllowed(next, "timeout");
         }),
     };
   }
@@ -273,10 +279,10 @@ export class AdaptiveLimiter implements Gate<Slot> {
     this.#listener();
   }
 
-  #setAllowed(value: number): void {
+  #setAllowed(value: number, cause: ConcurrencyCause): void {
     const before = Math.floor(this.#allowed);
     this.#allowed = value;
-    if (Math.floor(value) !== before) this.#onChange?.(Math.floor(value));
+    if (Math.floor(value) !== before) this.#onChange?.(Math.floor(value), cause);
   }
 }
 

@@ -12,6 +12,18 @@ export function resolveModel(model: string): string {
   return MODEL_ALIASES[model.trim().toLowerCase()] ?? model;
 }
 
+/**
+ * The id to ask a server for: the one given, or, when the server does not list it but lists a
+ * short name that stands for it (a server that calls its model `omni`), that name.
+ */
+export function servedIdFor(model: string, listed: readonly string[] | null): string {
+  if (!listed || listedAs(model, listed)) return model;
+  const alias = Object.keys(MODEL_ALIASES).find(
+    (name) => MODEL_ALIASES[name] === model && listed.includes(name),
+  );
+  return alias ?? model;
+}
+
 /** Ollama lists `name:latest` and answers to `name` alone: an untagged id matches its :latest. */
 function listedAs(requested: string, ids: readonly string[]): boolean {
   return (

@@ -2,10 +2,11 @@ import { availableParallelism } from "node:os";
 import { createClient } from "./client.js";
 import { DuplicateTracker } from "./dedupe.js";
 import { Dispatcher } from "./dispatch.js";
-import { AdaptiveLimiter, type Slot } from "./limiter.js";
-import { checkModel, modelMissing, servedModels } from "./models.js";
+import { AdaptiveLimiter, type ConcurrencyCause, type Slot } from "./limiter.js";
+import { checkModel, modelMissing, servedIdFor, servedModels } from "./models.js";
 import { captionProtocol } from "./prompts/protocol.js";
 import { variesByFile } from "./prompts/template.js";
+import { urlCredentials } from "./redact.js";
 import { RunControl } from "./run/control.js";
 import { Endpoint, RETRY_DOWN_MS } from "./run/endpoint.js";
 import type { RunEvent, RunSummary } from "./run/events.js";
@@ -64,7 +65,10 @@ export async function captionImages(
     sink,
     control,
     onEvent: hooks.onEvent,
-    secrets: options.endpoints.map((endpoint) => endpoint.apiKey),
+    secrets: options.endpoints.flatMap((endpoint) => [
+      endpoint.apiKey,
+      ...urlCredentials(endpoint.baseUrl),
+    ]),
     preview: dryRun,
   });
   // Every endpoint is in the count, those that answered nothing too.
@@ -129,21 +133,27 @@ async function realSender(
         baseUrl: spec.baseUrl,
         apiKey: spec.apiKey,
         timeoutMs: options.timeoutMs,
-        nameSetting: options.nameSetting,
+        // A refused key names where this endpoint's key came from.
+        nameSetting: (option) => options.nameSetting(option === "apiKey" ? spec.keyOption : option),
         ...(options.fetch ? { fetch: options.fetch } : {}),
       });
       const listed = anythingToSend
         ? servedModels((await client.models(MODEL_LIST_TIMEOUT_MS)).body)
         : null;
-      const verdict = checkModel(spec.model, listed, spec.baseUrl);
+      const ids = listed?.map((model) => model.id) ?? null;
+      const model = servedIdFor(spec.model, ids);
+      if (model !== spec.model) {
+        warn(`${spec.baseUrl} lists ${model}, not ${spec.model}: asking it for ${model}`);
+      }
+      const verdict = checkModel(model, listed, spec.baseUrl);
       if (verdict) warn(verdict.warning);
       const budget = options.budgetFor?.(spec);
       return new Endpoint({
         label: spec.label,
         baseUrl: spec.baseUrl,
-        model: spec.model,
+        model,
         client,
-        listed: listed?.map((model) => model.id) ?? null,
+        listed: ids,
         limiter: new AdaptiveLimiter({
           concurrency: spec.concurrency,
           maxConcurrency: options.maxConcurrency,
@@ -152,10 +162,13 @@ async function realSender(
           // The live line shows one figure: a single endpoint's.
           ...(several
             ? {}
-            : { onChange: (allowed: number) => state.emit({ type: "concurrency", allowed }) }),
+            : {
+                onChange: (allowed: number, cause: ConcurrencyCause) =>
+                  state.emit({ type: "concurrency", allowed, cause }),
+              }),
         }),
         protocol: captionProtocol({
-          model: spec.model,
+          model,
           template: options.template,
           maxTokens: options.maxTokens,
           temperature: options.temperature,
@@ -169,14 +182,18 @@ async function realSender(
         budget,
         // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
         aloneThreshold: Math.max(10, 2 * (spec.concurrency === "auto" ? 8 : spec.concurrency)),
-        onChange: (endpoint, change, reason) =>
+        onChange: (endpoint, change, reason) => {
+          if (change === "up")
+            return warn(`${endpoint.label} answers again; it takes images again`);
+          const others = endpoint.peers.some((peer) => peer !== endpoint && !peer.down);
+          // Alone, or the last one up: the run stops for want of an endpoint, and says so.
+          const rest = others ? "; its images go to the other endpoints" : "";
           warn(
-            change === "up"
-              ? `${endpoint.label} answers again; it takes images again`
-              : change === "down"
-                ? `${endpoint.label} stopped answering (${reason}); its images go to the other endpoints, and it is tried again in ${RETRY_DOWN_MS / 1000} s`
-                : `${endpoint.label} is left out for the rest of the run (${reason}); its images go to the other endpoints`,
-          ),
+            change === "down"
+              ? `${endpoint.label} stopped answering (${reason})${rest}${others ? `, and it is tried again in ${RETRY_DOWN_MS / 1000} s` : ""}`
+              : `${endpoint.label} is left out for the rest of the run (${reason})${rest}`,
+          );
+        },
       });
     }),
   );

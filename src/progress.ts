@@ -1,3 +1,4 @@
+import type { ConcurrencyCause } from "./limiter.js";
 import { redactSecret } from "./redact.js";
 import type { RunEvent, RunSummary } from "./run/events.js";
 
@@ -133,9 +134,14 @@ export class Reporter {
         break;
       case "concurrency":
         if (this.#json && !this.#options.quiet) {
-          this.#writeJson({ event: "concurrency", level: "info", allowed: event.allowed });
+          this.#writeJson({
+            event: "concurrency",
+            level: "info",
+            allowed: event.allowed,
+            cause: event.cause,
+          });
         } else if (this.#options.verbose) {
-          this.say(`the server is rate limiting: ${event.allowed} requests in flight allowed now`);
+          this.say(concurrencyLine(event.allowed, event.cause));
         }
         break;
       case "prepared":
@@ -300,4 +306,17 @@ export function summaryLine(
         : `; failures are listed in ${errorsPath}`;
   const lead = summary.aborted ? "stopped early: " : summary.stopped ? "interrupted: " : "";
   return `${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate} → ${output}${failures}${empty}`;
+}
+
+function concurrencyLine(allowed: number, cause: ConcurrencyCause): string {
+  switch (cause) {
+    case "auto":
+      return `-c auto: ${allowed} requests in flight`;
+    case "timeout":
+      return `-c auto: ${allowed} requests in flight, after a timeout`;
+    case "overload":
+      return `the server is overloaded or rate limiting: ${allowed} requests in flight allowed now`;
+    case "recovery":
+      return `${allowed} requests in flight allowed again`;
+  }
 }

@@ -20,3 +20,25 @@ export function redactSecret(
   if (encoded !== secret) out = out.split(encoded).join(MASK);
   return out;
 }
+
+/**
+ * The credential a base URL carries in its user-info part (`https://user:token@host`), as written
+ * and decoded, to be masked like a key: the URL is shown in messages, the credential must not be.
+ * A user name alone is taken for a token only when it is long enough to be one.
+ */
+export function urlCredentials(url: string): string[] {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return [];
+  }
+  const written = parsed.password || (parsed.username.length >= 8 ? parsed.username : "");
+  if (!written) return [];
+  try {
+    const decoded = decodeURIComponent(written);
+    return decoded === written ? [written] : [written, decoded];
+  } catch {
+    return [written];
+  }
+}

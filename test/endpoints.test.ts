@@ -101,6 +101,13 @@ describe("several endpoints", () => {
     const result = await run(["photos", "-o", "out.csv", "-c", "2", ...urls(a, b)]);
     expect(result.code, result.stderr).toBe(1);
     expect(result.stderr).toMatch(/every endpoint stopped answering .*rerun to resume/);
+    // The first down hands its images to the other; the last has no other to hand them to.
+    const downs = result.stderr
+      .split("\n")
+      .filter((line) => /^caption: 127\.0\.0\.1:\d+ stopped answering/.test(line));
+    expect(downs).toHaveLength(2);
+    expect(downs[0]).toMatch(/its images go to the other endpoints, and it is tried again in 30 s/);
+    expect(downs[1]).not.toMatch(/other endpoints|tried again/);
     const kept = await readCsv(path.join(dir, "out.csv"));
     expect(kept.length).toBeGreaterThan(0);
     expect(kept.length).toBeLessThan(60);
@@ -110,6 +117,30 @@ describe("several endpoints", () => {
     expect(rerun.code, rerun.stderr).toBe(0);
     expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
     expect(c.requests.length).toBe(60 - kept.length);
+  }, 60_000);
+
+  it("a lone endpoint that refuses connections is not said to hand its images to others", async () => {
+    await makeDistinctImages(dir, 4);
+    const result = await run(["photos", "-o", "out.csv", "--base-url", "http://127.0.0.1:1/v1"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/127\.0\.0\.1:1 stopped answering/);
+    expect(result.stderr).not.toMatch(/other endpoints/);
+  }, 60_000);
+
+  it("names the config entry whose key was refused, not the run's own key", async () => {
+    await makeDistinctImages(dir, 6);
+    const good = await serve();
+    const locked = await serve({ apiKey: "sk-someone-else-000" });
+    const config = {
+      endpoints: [{ baseUrl: good.baseUrl }, { baseUrl: locked.baseUrl, apiKey: "$LOCKED_KEY" }],
+    };
+    await writeFile(path.join(dir, "two.json"), JSON.stringify(config));
+    const result = await run(["photos", "-o", "out.csv", "--config", "two.json"], {
+      LOCKED_KEY: "sk-wrong-key-123456",
+    });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/check endpoints\[1\]\.apiKey in the config file/);
+    expect(result.stderr).not.toContain("sk-wrong-key-123456");
   }, 60_000);
 
   it("leaves out an endpoint whose key is refused and captions everything on the other", async () => {
@@ -249,6 +280,12 @@ describe("-c auto", () => {
     expect(figures.at(-1)).toBeGreaterThanOrEqual(12);
     expect(figures.at(-1)).toBeLessThanOrEqual(24);
     expect(server.maxInFlight).toBeLessThanOrEqual(64);
+  }, 60_000);
+
+  it("says under -v what -c auto chose, never that a server that sent no 429 is rate limiting", async () => {
+    const { result } = await autoRun(120, 24, ["-v"]);
+    expect(result.stderr).toMatch(/-c auto: 16 requests in flight/);
+    expect(result.stderr).not.toMatch(/rate limiting/);
   }, 60_000);
 
   it("never goes past --max-concurrency, however large the batch", async () => {

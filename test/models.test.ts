@@ -50,6 +50,34 @@ describe("caption models", () => {
     expect(result.stderr).toMatch(/serves 3 models/);
   });
 
+  it("gives up on a /models that never answers within 15 s at most, and says so plainly", async () => {
+    await serve({ modelsReply: "hang" });
+    const result = await run(["models", "--timeout", "2"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/\/models gave no answer within 2 s/);
+    expect(result.stderr).not.toMatch(/\b23\b/);
+  });
+
+  it("never shows a password written in the base URL", async () => {
+    await serve({ models: SEVERAL });
+    const withPassword = (fake?.baseUrl ?? "").replace("http://", "http://user:sk-URLSECRET42@");
+    const listed = await runCli(["models", "--base-url", withPassword], { cwd: dir });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stderr).toMatch(/serves 3 models/);
+    await makeDistinctImages(dir, 1);
+    const wrong = await runCli(
+      ["photos", "-o", "out.csv", "--base-url", withPassword, "-m", "nope"],
+      {
+        cwd: dir,
+      },
+    );
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/does not serve nope/);
+    for (const result of [listed, wrong]) {
+      expect(result.stdout + result.stderr).not.toContain("sk-URLSECRET42");
+    }
+  });
+
   it("says so, exit 1, when the endpoint has no /models", async () => {
     await serve({ noModels: true });
     const result = await run(["models"]);
@@ -137,6 +165,17 @@ describe("the model of a run", () => {
     // The check's own short wait, not the run's 60 s request timeout, let it go on.
     expect(fake?.modelListings).toBe(1);
   }, 30_000);
+
+  it("asks for a short name the server itself lists rather than the id it stands for", async () => {
+    await serve({ models: [{ id: "omni" }, { id: "llava" }] });
+    await makeDistinctImages(dir, 2);
+    const result = await run(["photos", "-o", "out.csv", "-m", "omni"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/lists omni, not MiniCPM-o-4\.5: asking it for omni/);
+    const rows = await readCsv(path.join(dir, "out.csv"));
+    expect(rows.map((row) => row.model)).toEqual(["omni", "omni"]);
+    expect(fake?.requests.map((request) => request.model)).toEqual(["omni", "omni"]);
+  });
 
   it("takes an untagged id for the :latest one Ollama lists", async () => {
     await serve({ models: [{ id: "openbmb/minicpm-v4.6:latest" }, { id: "llama3.2:latest" }] });

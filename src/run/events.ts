@@ -1,4 +1,5 @@
 import type { RunAbortedError } from "../errors.js";
+import type { ConcurrencyCause } from "../limiter.js";
 import type { CaptionRecord, FailureRecord, PreparedImage } from "../types.js";
 
 /** What a run reports as it goes; the CLI's reporter is one listener. */
@@ -20,7 +21,7 @@ export type RunEvent =
   | { type: "unfinished"; path: string }
   | { type: "warning"; message: string }
   /** The server rate-limited us and the allowed concurrency changed (or grew back). */
-  | { type: "concurrency"; allowed: number };
+  | { type: "concurrency"; allowed: number; cause: ConcurrencyCause };
 
 export interface RunSummary {
   /** Images found in the inputs. */

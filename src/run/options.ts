@@ -40,6 +40,8 @@ export interface ResolvedEndpoint {
   rpm: number | undefined;
   /** `host:port`: the rows' `endpoint` column. */
   label: string;
+  /** The option its key came from, for messages: `apiKey`, or `endpoints[i].apiKey`. */
+  keyOption: string;
 }
 
 /** What `captionImages` takes. Only `inputs` and `output` are required; the rest have defaults. */
@@ -321,7 +323,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
 
 function resolveEndpoints(
   endpoints: RunOptions["endpoints"],
-  run: Omit<ResolvedEndpoint, "label">,
+  run: Omit<ResolvedEndpoint, "label" | "keyOption">,
 ): ResolvedEndpoint[] {
   const entries = endpoints ?? [{ baseUrl: run.baseUrl }];
   const baseUrls = entries.map((entry) => normaliseBaseUrl(entry.baseUrl));
@@ -333,5 +335,6 @@ function resolveEndpoints(
     concurrency: entry.concurrency ?? run.concurrency,
     rpm: entry.rpm ?? run.rpm,
     label: labels[index] ?? "",
+    keyOption: entry.apiKey !== undefined && endpoints ? `endpoints[${index}].apiKey` : "apiKey",
   }));
 }
