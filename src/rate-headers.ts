@@ -33,13 +33,21 @@ function openAiForm(headers: Headers): RateHeaders | null {
 }
 
 function ietfForm(headers: Headers): RateHeaders | null {
-  const policy = headers.get("ratelimit-policy");
+  // The older drafts put the quota first, bare (`100;w=60`), in RateLimit-Policy or after the
+  // limit in RateLimit-Limit (`100, 100;w=60`); the current one names it (`"default";q=100;w=60`).
+  const policy = headers.get("ratelimit-policy") ?? headers.get("ratelimit-limit");
   const state = headers.get("ratelimit");
   let perSecond: number | null = null;
-  if (policy) {
-    const quota = param(policy, "q");
-    const window = param(policy, "w");
-    if (quota !== null && window !== null && window > 0) perSecond = quota / window;
+  let shortest = Number.POSITIVE_INFINITY;
+  for (const item of policy?.split(",") ?? []) {
+    const quota = param(item, "q") ?? bareQuota(item);
+    const window = param(item, "w");
+    if (quota === null || window === null || window <= 0 || window > shortest) continue;
+    // The shortest window paces; a daily quota would only crawl (its end comes as a 429 or a
+    // spent state). Of two policies over one window, the stricter.
+    const rate = quota / window;
+    perSecond = window < shortest ? rate : Math.min(perSecond ?? rate, rate);
+    shortest = window;
   }
   let remaining: number | null = null;
   let resetSeconds: number | null = null;
@@ -56,6 +64,12 @@ function ietfForm(headers: Headers): RateHeaders | null {
       ? resetSeconds * 1000
       : null;
   return { perSecond, waitMs };
+}
+
+/** The bare number an older draft's policy item starts with (`100;w=60`). */
+function bareQuota(item: string): number | null {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(?:;|$)/.exec(item);
+  return match ? Number(match[1]) : null;
 }
 
 /** `name=value` among a structured field's parameters (`"default";q=100;w=60`). */

@@ -37,6 +37,26 @@ describe("rate-limit headers", () => {
       { perSecond: 100 / 60, waitMs: null },
     ],
     [
+      "an older draft's policy, its quota bare",
+      { "ratelimit-policy": "100;w=60", "ratelimit-remaining": "40", "ratelimit-reset": "20" },
+      { perSecond: 100 / 60, waitMs: null },
+    ],
+    [
+      "an older draft's limit with its policies after it: the shortest window",
+      { "ratelimit-limit": "10, 10;w=1, 300;w=60", "ratelimit-remaining": "9" },
+      { perSecond: 10, waitMs: null },
+    ],
+    [
+      "several IETF policies: the shortest window paces, not the daily quota",
+      { "ratelimit-policy": '"day";q=1000;w=86400, "burst";q=20;w=1, "other";q=15;w=1' },
+      { perSecond: 15, waitMs: null },
+    ],
+    [
+      "an older draft's limit with no window: no rate, only a wait when spent",
+      { "ratelimit-limit": "10", "ratelimit-remaining": "0", "ratelimit-reset": "2" },
+      { perSecond: null, waitMs: 2000 },
+    ],
+    [
       "the IETF state alone, spent",
       { ratelimit: '"default";r=0;t=2' },
       { perSecond: null, waitMs: 2000 },
