@@ -735,6 +735,10 @@ async function runCaption(
     config.output ?? path.join(recordRoot ?? context.cwd, ".caption", "captions.jsonl");
   const chosen = await chooseOutputFormat(output, config.format);
   if (chosen.warning) reporter.say(chosen.warning, "warn");
+  const concurrencies = [config.concurrency, ...(config.endpoints ?? []).map((e) => e.concurrency)];
+  if (config.maxConcurrency !== undefined && !concurrencies.includes("auto")) {
+    reporter.say("--max-concurrency only bounds -c auto; this run's -c is fixed", "warn");
+  }
   const errorsPath = config.errors ?? defaultErrorsPath(output);
   if (path.resolve(errorsPath) === path.resolve(output)) {
     throw new UsageError(["--errors: the errors file must not be OUT itself; pick another path"]);

@@ -295,6 +295,35 @@ describe("-c auto", () => {
     expect(server.maxInFlight).toBeLessThanOrEqual(10);
   }, 60_000);
 
+  it("warns that --max-concurrency does nothing beside a fixed -c, and only then", async () => {
+    await makeDistinctImages(dir, 3);
+    const server = await serve();
+    const fixed = await run([
+      "photos",
+      "-o",
+      "a.csv",
+      "-c",
+      "4",
+      "--max-concurrency",
+      "16",
+      ...urls(server),
+    ]);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(fixed.stderr).toMatch(/--max-concurrency only bounds -c auto/);
+    const auto = await run([
+      "photos",
+      "-o",
+      "b.csv",
+      "-c",
+      "auto",
+      "--max-concurrency",
+      "16",
+      ...urls(server),
+    ]);
+    expect(auto.code, auto.stderr).toBe(0);
+    expect(auto.stderr).not.toMatch(/--max-concurrency only/);
+  });
+
   it("refuses a concurrency that is neither a number nor auto, saying both are allowed", async () => {
     await makeDistinctImages(dir, 1);
     const result = await run(["photos", "-o", "out.csv", "-c", "lots"]);
