@@ -13,7 +13,7 @@ import {
 } from "./config.js";
 import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
 import { describeErrno, errnoOf, folderInputs } from "./folders.js";
-import { resolveModel, servedModels } from "./models.js";
+import { MODEL_LIST_TIMEOUT_MS, resolveModel, servedIdFor, servedModels } from "./models.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
@@ -1023,11 +1023,14 @@ async function runCheck(
   reporter: Reporter,
 ): Promise<number> {
   let answered = true;
-  for (const { config, baseUrl, model, trial, apiKey, client } of endpointClients(
+  for (const { config, baseUrl, model: given, trial, apiKey, client } of endpointClients(
     args,
     context,
     reporter,
   )) {
+    // As a run would: a server that lists a short name itself is asked for that name.
+    const listed = servedModels((await client.models(MODEL_LIST_TIMEOUT_MS)).body);
+    const model = servedIdFor(given, listed?.map((each) => each.id) ?? null);
     const request = buildTextRequest("Introduce yourself in one sentence.", {
       model,
       maxTokens: config.maxTokens,

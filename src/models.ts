@@ -1,6 +1,9 @@
 import { ApiError, ModelNotFoundError, RunAbortedError, UsageError } from "./errors.js";
 import { closestName } from "./suggest.js";
 
+/** How long a run's (or `check`'s) look at `/models` may take: a list comes fast or not at all. */
+export const MODEL_LIST_TIMEOUT_MS = 5_000;
+
 /** Short names for the seed models; rows record the id they stand for. */
 export const MODEL_ALIASES: Readonly<Record<string, string>> = {
   instruct: "MiniCPM-V-4.6-Instruct",

@@ -3,7 +3,13 @@ import { createClient } from "./client.js";
 import { DuplicateTracker } from "./dedupe.js";
 import { Dispatcher } from "./dispatch.js";
 import { AdaptiveLimiter, type ConcurrencyCause, type Slot } from "./limiter.js";
-import { checkModel, modelMissing, servedIdFor, servedModels } from "./models.js";
+import {
+  checkModel,
+  MODEL_LIST_TIMEOUT_MS,
+  modelMissing,
+  servedIdFor,
+  servedModels,
+} from "./models.js";
 import { captionProtocol } from "./prompts/protocol.js";
 import { variesByFile } from "./prompts/template.js";
 import { urlCredentials } from "./redact.js";
@@ -21,7 +27,6 @@ import { openOutputs } from "./sinks/index.js";
 import { withSharpForRuns } from "./stages/prepare.js";
 
 /** Long enough for a server on the far side of the world, short enough not to hold a run up. */
-const MODEL_LIST_TIMEOUT_MS = 5_000;
 
 export { RunControl } from "./run/control.js";
 export type { RunEvent, RunSummary } from "./run/events.js";
@@ -182,7 +187,11 @@ async function realSender(
         budget,
         // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
         aloneThreshold: Math.max(10, 2 * (spec.concurrency === "auto" ? 8 : spec.concurrency)),
-        onChange: (endpoint, change, reason) => {
+        onChange: (endpoint, change, why) => {
+          // Failures name their endpoint among several; this line already does.
+          const reason = why.startsWith(`${endpoint.label}: `)
+            ? why.slice(endpoint.label.length + 2)
+            : why;
           if (change === "up")
             return warn(`${endpoint.label} answers again; it takes images again`);
           const others = endpoint.peers.some((peer) => peer !== endpoint && !peer.down);

@@ -141,7 +141,8 @@ export class Reporter {
             cause: event.cause,
           });
         } else if (this.#options.verbose) {
-          this.say(concurrencyLine(event.allowed, event.cause));
+          const line = concurrencyLine(event.allowed, event.cause);
+          if (line) this.say(line);
         }
         break;
       case "prepared":
@@ -308,15 +309,17 @@ export function summaryLine(
   return `${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate} → ${output}${failures}${empty}`;
 }
 
-function concurrencyLine(allowed: number, cause: ConcurrencyCause): string {
+/** The line -v shows; the climb back after an overload, one step a round trip, is JSON's only. */
+function concurrencyLine(allowed: number, cause: ConcurrencyCause): string | null {
+  const requests = `${allowed} ${allowed === 1 ? "request" : "requests"} in flight`;
   switch (cause) {
     case "auto":
-      return `-c auto: ${allowed} requests in flight`;
+      return `-c auto: ${requests}`;
     case "timeout":
-      return `-c auto: ${allowed} requests in flight, after a timeout`;
+      return `-c auto: ${requests}, after a timeout`;
     case "overload":
-      return `the server is overloaded or rate limiting: ${allowed} requests in flight allowed now`;
+      return `the server is overloaded or rate limiting: ${requests} allowed now`;
     case "recovery":
-      return `${allowed} requests in flight allowed again`;
+      return null;
   }
 }

@@ -153,6 +153,8 @@ describe("several endpoints", () => {
     expect(result.stderr).toMatch(
       new RegExp(`${label(locked)} is left out for the rest of the run \\(.*401`),
     );
+    // Named once, at the start of its line, not again inside the reason.
+    expect(result.stderr).not.toContain(`(${label(locked)}: `);
     expect(result.stderr).not.toContain(TEST_KEY);
   }, 60_000);
 

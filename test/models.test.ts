@@ -177,6 +177,14 @@ describe("the model of a run", () => {
     expect(fake?.requests.map((request) => request.model)).toEqual(["omni", "omni"]);
   });
 
+  it("check asks for the short name a server lists, as a run does", async () => {
+    await serve({ models: [{ id: "omni" }, { id: "llava" }], inspectImages: true });
+    const result = await run(["check", "-m", "omni"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/answered as omni in/);
+    expect(fake?.requests.map((request) => request.model)).toEqual(["omni"]);
+  });
+
   it("takes an untagged id for the :latest one Ollama lists", async () => {
     await serve({ models: [{ id: "openbmb/minicpm-v4.6:latest" }, { id: "llama3.2:latest" }] });
     await makeDistinctImages(dir, 1);
