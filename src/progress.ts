@@ -306,7 +306,10 @@ export function summaryLine(
         ? `; the errors file ${errorsPath} could not be written (${summary.errorsFileProblem}), so the failures are only in the lines above`
         : `; failures are listed in ${errorsPath}`;
   const lead = summary.aborted ? "stopped early: " : summary.stopped ? "interrupted: " : "";
-  return `${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate} → ${output}${failures}${empty}`;
+  // A run stopped before its first caption has written no OUT to point at.
+  const written = !summary.aborted || summary.captioned + summary.alreadyDone > 0;
+  const where = written ? ` → ${output}` : `; nothing was written to ${output}`;
+  return `${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate}${where}${failures}${empty}`;
 }
 
 /** The line -v shows; the climb back after an overload, one step a round trip, is JSON's only. */

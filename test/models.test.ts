@@ -2,6 +2,7 @@
  * Models by name through the real CLI: `caption models`, the aliases, and a wrong model id found
  * before the first image (or at the first answer) instead of failing every image one by one.
  */
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -138,6 +139,8 @@ describe("the model of a run", () => {
       /says the model MiniCPM-V-4\.6-Thinkin does not exist \(HTTP 404: The model `MiniCPM-V-4\.6-Thinkin` does not exist\.\)/,
     );
     expect(result.stderr).not.toMatch(/failed photos/);
+    expect(result.stderr).toMatch(/stopped early: 0 captioned.*; nothing was written to out\.csv/);
+    expect(existsSync(path.join(dir, "out.csv"))).toBe(false);
     expect(fake?.requests.length).toBeLessThanOrEqual(4);
 
     // Without /models nothing else changes: the right id captions as always.
