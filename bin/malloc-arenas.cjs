@@ -13,7 +13,8 @@ const ARENAS = 2;
  * without koffi's binary for this platform, or when the user chose for themselves through
  * MALLOC_ARENA_MAX or GLIBC_TUNABLES.
  */
-function limitMallocArenas(env = process.env) {
+function limitMallocArenas() {
+  const { env } = process;
   if (process.platform !== "linux") return false;
   if (env.MALLOC_ARENA_MAX !== undefined || /arena_max/.test(env.GLIBC_TUNABLES ?? "")) {
     return false;

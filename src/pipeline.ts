@@ -187,20 +187,16 @@ async function realSender(
         budget,
         // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
         aloneThreshold: Math.max(10, 2 * (spec.concurrency === "auto" ? 8 : spec.concurrency)),
-        onChange: (endpoint, change, why) => {
-          // Failures name their endpoint among several; this line already does.
-          const reason = why.startsWith(`${endpoint.label}: `)
-            ? why.slice(endpoint.label.length + 2)
-            : why;
+        onChange: (endpoint, change, reason) => {
           if (change === "up")
             return warn(`${endpoint.label} answers again; it takes images again`);
+          // Alone, or the last one up, it hands nothing on: the run stops and says why.
           const others = endpoint.peers.some((peer) => peer !== endpoint && !peer.down);
-          // Alone, or the last one up: the run stops for want of an endpoint, and says so.
-          const rest = others ? "; its images go to the other endpoints" : "";
+          const handOver = others ? "; its images go to the other endpoints" : "";
           warn(
             change === "down"
-              ? `${endpoint.label} stopped answering (${reason})${rest}${others ? `, and it is tried again in ${RETRY_DOWN_MS / 1000} s` : ""}`
-              : `${endpoint.label} is left out for the rest of the run (${reason})${rest}`,
+              ? `${endpoint.label} stopped answering (${reason})${others ? `${handOver}, and it is tried again in ${RETRY_DOWN_MS / 1000} s` : ""}`
+              : `${endpoint.label} is left out for the rest of the run (${reason})${handOver}`,
           );
         },
       });

@@ -37,18 +37,15 @@ function ietfForm(headers: Headers): RateHeaders | null {
   // limit in RateLimit-Limit (`100, 100;w=60`); the current one names it (`"default";q=100;w=60`).
   const policy = headers.get("ratelimit-policy") ?? headers.get("ratelimit-limit");
   const state = headers.get("ratelimit");
-  let perSecond: number | null = null;
-  let shortest = Number.POSITIVE_INFINITY;
-  for (const item of policy?.split(",") ?? []) {
-    const quota = param(item, "q") ?? bareQuota(item);
-    const window = param(item, "w");
-    if (quota === null || window === null || window <= 0 || window > shortest) continue;
-    // The shortest window paces; a daily quota would only crawl (its end comes as a 429 or a
-    // spent state). Of two policies over one window, the stricter.
-    const rate = quota / window;
-    perSecond = window < shortest ? rate : Math.min(perSecond ?? rate, rate);
-    shortest = window;
-  }
+  // The shortest window paces; a daily quota would only crawl (its end comes as a 429 or a spent
+  // state). Of two policies over one window, the stricter.
+  const pacing = (policy?.split(",") ?? [])
+    .map((item) => ({ quota: param(item, "q") ?? bareQuota(item), window: param(item, "w") }))
+    .filter((each): each is { quota: number; window: number } => {
+      return each.quota !== null && each.window !== null && each.window > 0;
+    })
+    .sort((a, b) => a.window - b.window || a.quota - b.quota)[0];
+  const perSecond = pacing ? pacing.quota / pacing.window : null;
   let remaining: number | null = null;
   let resetSeconds: number | null = null;
   if (state) {

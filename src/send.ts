@@ -125,7 +125,7 @@ export async function sendWithRetries(
       }
       // Some things about an endpoint will not change by retrying: stop before every image fails,
       // or, with others to go to, leave that one out.
-      const wrong = settingWrong(error, endpoint, endpoints, context);
+      const wrong = settingWrong(error, endpoint, context);
       if (wrong) {
         if (endpoints.length === 1) return { kind: "unfinished", abort: wrong };
         endpoint.retire(wrong.message, wrong.code);
@@ -173,30 +173,22 @@ export async function sendWithRetries(
 function settingWrong(
   error: unknown,
   endpoint: Endpoint,
-  endpoints: readonly Endpoint[],
   context: SendContext,
 ): RunAbortedError | null {
   if (error instanceof ConnectionError && error.unknownHost) {
-    return endpointWrong(error, endpoint, endpoints);
+    return endpointWrong(error);
   }
   // A wrong model id would fail every image one by one.
   if (saysModelMissing(error) && !endpoint.everSucceeded) {
     return context.modelMissing(error as ApiError, endpoint);
   }
   if (error instanceof EndpointNotFoundError && !endpoint.everSucceeded) {
-    return endpointWrong(error, endpoint, endpoints);
+    return endpointWrong(error);
   }
   if (error instanceof AuthError) {
-    return new RunAbortedError(error.code, atEndpoint(error.message, endpoint, endpoints), {
-      cause: error,
-    });
+    return new RunAbortedError(error.code, error.message, { cause: error });
   }
   return null;
-}
-
-/** With several endpoints, a message about one says which. */
-function atEndpoint(message: string, endpoint: Endpoint, endpoints: readonly Endpoint[]): string {
-  return endpoints.length > 1 ? `${endpoint.label}: ${message}` : message;
 }
 
 /** A server that names a wait of a second or more is metering a rate, not shedding a spike. */
@@ -243,14 +235,9 @@ function unreachable(
   );
 }
 
-function endpointWrong(
-  error: ApiError,
-  endpoint: Endpoint,
-  endpoints: readonly Endpoint[],
-): RunAbortedError {
-  return new RunAbortedError(
-    "endpoint_wrong",
-    `${atEndpoint(error.message, endpoint, endpoints)}; nothing was captioned`,
-    { cause: error },
-  );
+/** Alone, this ends the run; among several, the endpoint's label is put before it where shown. */
+function endpointWrong(error: ApiError): RunAbortedError {
+  return new RunAbortedError("endpoint_wrong", `${error.message}; nothing was captioned`, {
+    cause: error,
+  });
 }
