@@ -521,6 +521,7 @@ function scaleContext(context: CliContext, reporter: Reporter): ScaleContext {
     chooseKey: (config) => chooseKey(config, reporter, context.env),
     readJsonSchema,
     nameSetting: flagOf,
+    namesFor: flagsFor,
     datasetOutputs: (args) => ({
       sidecar: sidecarOptions(args),
       hfMetadata: hfMetadataFormat(args.hfMetadata),
@@ -565,11 +566,21 @@ const OPTION_FLAGS: Record<string, string> = {
 
 /** The flag that sets a library option, for messages that tell the user what to change. */
 const flagOf = (option: string): string =>
-  /^endpoints\[\d+\]\.apiKey$/.test(option)
-    ? `${option} in the config file (or the variable it names)`
-    : (OPTION_FLAGS[option] ??
-      (SETTING_SPECS as Record<string, SettingSpec>)[option]?.flag ??
-      option);
+  OPTION_FLAGS[option] ?? (SETTING_SPECS as Record<string, SettingSpec>)[option]?.flag ?? option;
+
+/**
+ * flagOf for a run of this config. Every endpoint gets a key of its own from `chooseKey`, but only
+ * the config file's entries that name one have a key the user set there; the rest have the run's.
+ */
+function flagsFor(config: CaptionConfig): (option: string) => string {
+  return (option) => {
+    const entry = /^endpoints\[(\d+)\]\.apiKey$/.exec(option);
+    if (!entry) return flagOf(option);
+    return config.endpoints?.[Number(entry[1])]?.apiKey !== undefined
+      ? `${option} in the config file (or the variable it names)`
+      : flagOf("apiKey");
+  };
+}
 
 /**
  * The library names its options in what it reports ("concurrency: …"); on the command line the
@@ -803,7 +814,7 @@ async function runCaption(
         prefix: typeof args.prefix === "string" ? args.prefix : undefined,
         suffix: typeof args.suffix === "string" ? args.suffix : undefined,
         ...(context.fetch ? { fetch: context.fetch } : {}),
-        nameSetting: flagOf,
+        nameSetting: flagsFor(config),
       },
       { onEvent, control },
     );

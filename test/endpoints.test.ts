@@ -155,6 +155,9 @@ describe("several endpoints", () => {
     );
     // Named once, at the start of its line, not again inside the reason.
     expect(result.stderr).not.toContain(`(${label(locked)}: `);
+    // No config file: the key to check is the run's own.
+    expect(result.stderr).toMatch(/check MINICPM_API_KEY or --api-key/);
+    expect(result.stderr).not.toMatch(/endpoints\[\d\]\.apiKey/);
     expect(result.stderr).not.toContain(TEST_KEY);
   }, 60_000);
 

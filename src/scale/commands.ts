@@ -44,6 +44,8 @@ export interface ScaleContext {
     from: string,
   ) => Promise<Record<string, unknown> | undefined>;
   nameSetting: NameSetting;
+  /** nameSetting for a run of this config, naming the config entries whose keys it set. */
+  namesFor: (config: CaptionConfig) => NameSetting;
   /** The --sidecar, --hf-metadata and --xmp flags, checked as the main command checks them. */
   datasetOutputs: (args: Record<string, unknown>) => DatasetOutputs;
 }
@@ -191,7 +193,7 @@ export async function runWorker(
           timeoutMs: config.timeoutMs,
           budgetFor: budgets,
           ...(context.fetch ? { fetch: context.fetch } : {}),
-          nameSetting: context.nameSetting,
+          nameSetting: context.namesFor(config),
         },
         {
           control,
