@@ -13,14 +13,15 @@ const INFLATED = 2;
 const HOLD_WINDOWS = 12;
 const CUT = 0.7;
 
-type Phase = "climb" | "hold" | "probe";
+type Phase = "climb" | "descend" | "hold" | "probe";
 
 /**
  * `-c auto`: finds the number of requests in flight that gives the most throughput for the least
  * latency, by measurement. A batching server (vLLM, SGLang) answers more per second as more are
  * in flight until its batch is full, then only slower; it never says 429. So the figure doubles
  * while each doubling brings clearly more captions a second, then settles on the smallest figure
- * that gave nearly the best; it cuts back when latency more than doubles over the lowest seen,
+ * that gave nearly the best (halving below the start while that costs no throughput, for a batch
+ * smaller than the start); it cuts back when latency more than doubles over the lowest seen,
  * on a timeout and on a rate limit, and now and then tries a larger figure again.
  *
  * Latency alone misleads on such a server (each extra sequence slows every decoding step a little
@@ -129,9 +130,25 @@ export class ConcurrencyClimb {
         }
         return this.#set(Math.min(this.#max, figure * 2), now, latency);
       }
+      const keep = this.#settled(figure) ?? figure;
+      // Nothing gained even on the first doubling: the batch may be smaller than where the climb
+      // started, and every figure tried so far only queues. Halve while that costs nothing.
+      if (keep === this.#smallestTried() && keep > 1) {
+        this.#phase = "descend";
+        return this.#set(Math.floor(keep / 2), now, latency);
+      }
       this.#phase = "hold";
       this.#holding = 0;
-      return this.#set(this.#settled(figure) ?? figure, now, latency);
+      return this.#set(keep, now, latency);
+    }
+    if (this.#phase === "descend") {
+      const best = Math.max(...this.#seen.values());
+      if (throughput >= best * NEAR_BEST && figure > 1) {
+        return this.#set(Math.floor(figure / 2), now, latency);
+      }
+      this.#phase = "hold";
+      this.#holding = 0;
+      return this.#set(this.#settled(Number.POSITIVE_INFINITY) ?? figure, now, latency);
     }
     if (this.#phase === "probe") {
       const before = this.#seen.get(this.#before) ?? 0;
@@ -161,6 +178,10 @@ export class ConcurrencyClimb {
       .filter(([figure, throughput]) => figure <= upTo && throughput >= best * NEAR_BEST)
       .map(([figure]) => figure);
     return good.length > 0 ? Math.min(...good) : null;
+  }
+
+  #smallestTried(): number {
+    return Math.min(...this.#seen.keys());
   }
 
   #bestBelow(figure: number): number | null {

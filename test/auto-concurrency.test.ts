@@ -55,6 +55,12 @@ describe("ConcurrencyClimb (-c auto)", () => {
     expect(throughput).toBeGreaterThan(0.95 * 8);
   });
 
+  it("comes down below where it starts to a batch of 2, where more would only queue", () => {
+    const { final, throughput } = simulate(2, 500, 60);
+    expect(final).toBe(2);
+    expect(throughput).toBeGreaterThan(0.95 * 4);
+  });
+
   it("goes up to the maximum when throughput keeps rising, and no further", () => {
     const { final, figures } = simulate(10_000, 200, 30, 100);
     expect(final).toBe(100);
