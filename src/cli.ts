@@ -5,6 +5,7 @@ import { Parser } from "yargs/helpers";
 import { createClient, type FetchLike } from "./client.js";
 import {
   type CaptionConfig,
+  defaultConcurrency,
   isHostedApi,
   resolveConfig,
   SETTING_SPECS,
@@ -746,7 +747,9 @@ async function runCaption(
     config.output ?? path.join(recordRoot ?? context.cwd, ".caption", "captions.jsonl");
   const chosen = await chooseOutputFormat(output, config.format);
   if (chosen.warning) reporter.say(chosen.warning, "warn");
-  const concurrencies = [config.concurrency, ...(config.endpoints ?? []).map((e) => e.concurrency)];
+  const concurrencies = (config.endpoints ?? [{ baseUrl: config.baseUrl }]).map(
+    (e) => e.concurrency ?? config.concurrency ?? defaultConcurrency(e.baseUrl),
+  );
   if (config.maxConcurrency !== undefined && !concurrencies.includes("auto")) {
     reporter.say("--max-concurrency only bounds -c auto; this run's -c is fixed", "warn");
   }

@@ -32,7 +32,8 @@ export interface CaptionConfig {
   prompt: string;
   maxTokens: number;
   temperature: number | undefined;
-  concurrency: number | "auto";
+  /** Unset: each endpoint's default (`defaultConcurrency`). */
+  concurrency: number | "auto" | undefined;
   maxConcurrency: number | undefined;
   rpm: number | undefined;
   retries: number;
@@ -152,7 +153,7 @@ export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
     alias: "c",
     kind: { type: "int", min: 1, max: 1024, or: ["auto"] },
     describe: "Requests in flight at once, or auto: found by measuring the server",
-    shownDefault: "8",
+    shownDefault: "auto; 8 for the hosted API",
     basic: true,
     scope: "run",
   },
@@ -448,7 +449,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     prompt,
     maxTokens: merged.maxTokens ?? defaultMaxTokens(model),
     temperature: merged.temperature,
-    concurrency: merged.concurrency ?? SETTING_DEFAULTS.concurrency,
+    concurrency: merged.concurrency,
     maxConcurrency: merged.maxConcurrency,
     rpm: merged.rpm,
     retries: merged.retries ?? SETTING_DEFAULTS.retries,
@@ -469,6 +470,16 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
         .find((layer) => typeof layer.values.jsonSchema === "string")
         ?.describe("jsonSchema") ?? SETTING_SPECS.jsonSchema.flag,
   };
+}
+
+/**
+ * `-c` when none is given: measured (`auto`) for the servers a user names, which batch (vLLM,
+ * SGLang), queue (llama.cpp, Ollama) or rate-limit with 429s, all of which `auto` reads; a fixed 8
+ * for the hosted API, whose limits are not published and whose trial key is shared, and which
+ * from one client looks unbounded, so `auto` would climb to `--max-concurrency` there (bench P13).
+ */
+export function defaultConcurrency(baseUrl: string): number | "auto" {
+  return isHostedApi(baseUrl) ? SETTING_DEFAULTS.concurrency : "auto";
 }
 
 /** Whether a base URL is the hosted MiniCPM API, however it is written (scheme, port, case). */

@@ -7,6 +7,7 @@ import {
   DEFAULT_MAX_PIXELS,
   DEFAULT_MODEL,
   DEFAULT_PROMPT,
+  defaultConcurrency,
   EXAMPLE_CONFIG_DIR,
   exampleConfigNames,
   resolveConfig,
@@ -38,13 +39,17 @@ describe("resolveConfig", () => {
       baseUrl: DEFAULT_BASE_URL,
       model: DEFAULT_MODEL,
       prompt: DEFAULT_PROMPT,
-      concurrency: 8,
       retries: 5,
       timeoutMs: 120_000,
       maxTokens: 512,
       prepare: { maxPixels: DEFAULT_MAX_PIXELS, imageFormat: "jpeg" },
     });
     expect(DEFAULT_MAX_PIXELS).toBe(1_806_336);
+    // No -c: each endpoint's own default, measured for a server the user names, 8 for the hosted API.
+    expect(config.concurrency).toBeUndefined();
+    expect(defaultConcurrency(DEFAULT_BASE_URL)).toBe(8);
+    expect(defaultConcurrency("HTTPS://API.MODELBEST.CN:443/v1")).toBe(8);
+    expect(defaultConcurrency("http://127.0.0.1:8000/v1")).toBe("auto");
   });
 
   it("layers defaults < config file < env < flags", async () => {

@@ -263,10 +263,10 @@ describe("several endpoints", () => {
 });
 
 /** A -c auto run of `count` images against a batching server, every image once. */
-async function autoRun(count: number, batch: number, flags: string[]) {
+async function autoRun(count: number, batch: number, flags: string[], auto = ["-c", "auto"]) {
   const images = await makeDistinctImages(dir, count);
   const server = await serve({ latencyMs: 100, batch });
-  const result = await run(["photos", "-o", "out.csv", "-c", "auto", ...flags, ...urls(server)]);
+  const result = await run(["photos", "-o", "out.csv", ...auto, ...flags, ...urls(server)]);
   expect(result.code, result.stderr).toBe(0);
   expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
   return { server, result };
@@ -291,6 +291,12 @@ describe("-c auto", () => {
     const { result } = await autoRun(120, 24, ["-v"]);
     expect(result.stderr).toMatch(/-c auto: 16 requests in flight/);
     expect(result.stderr).not.toMatch(/rate limiting/);
+  }, 60_000);
+
+  it("is what a run without -c gets from a server the user names", async () => {
+    const { server, result } = await autoRun(120, 24, ["-v"], []);
+    expect(result.stderr).toMatch(/-c auto: 16 requests in flight/);
+    expect(server.maxInFlight).toBeGreaterThan(8);
   }, 60_000);
 
   it("never goes past --max-concurrency, however large the batch", async () => {

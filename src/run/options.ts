@@ -4,6 +4,7 @@ import type { FetchLike } from "../client.js";
 import {
   checkEndpoints,
   checkSetting,
+  defaultConcurrency,
   defaultMaxTokens,
   normaliseBaseUrl,
   SETTING_DEFAULTS,
@@ -107,7 +108,8 @@ export interface RunOptions {
   temperature?: number | undefined;
   /**
    * Requests in flight at once, and so images held in memory at once; "auto" finds the figure
-   * that gives the most throughput, by measuring each endpoint. @default 8
+   * that gives the most throughput, by measuring each endpoint.
+   * @default "auto", or 8 for the hosted API (`defaultConcurrency`)
    */
   concurrency?: number | "auto" | undefined;
   /** With concurrency "auto", the most in flight at once per endpoint. @default 256 */
@@ -267,7 +269,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   // An explicit format is taken as given (the CLI has already held it against OUT's name).
   const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
   const model = resolveModel(options.model ?? SETTING_DEFAULTS.model);
-  const concurrency = options.concurrency ?? SETTING_DEFAULTS.concurrency;
+  const concurrency = options.concurrency;
   const endpoints = resolveEndpoints(options.endpoints, {
     baseUrl: options.baseUrl ?? SETTING_DEFAULTS.baseUrl,
     apiKey: options.apiKey,
@@ -304,7 +306,8 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     rejectFlagged: options.rejectFlagged ?? false,
     maxTokens: options.maxTokens ?? defaultMaxTokens(model),
     temperature: options.temperature,
-    concurrency,
+    concurrency:
+      concurrency ?? endpoints[0]?.concurrency ?? defaultConcurrency(SETTING_DEFAULTS.baseUrl),
     maxConcurrency: options.maxConcurrency ?? AUTO_MAX,
     rpm: options.rpm,
     retries: options.retries ?? SETTING_DEFAULTS.retries,
@@ -323,7 +326,9 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
 
 function resolveEndpoints(
   endpoints: RunOptions["endpoints"],
-  run: Omit<ResolvedEndpoint, "label" | "keyOption">,
+  run: Omit<ResolvedEndpoint, "label" | "keyOption" | "concurrency"> & {
+    concurrency: number | "auto" | undefined;
+  },
 ): ResolvedEndpoint[] {
   const entries = endpoints ?? [{ baseUrl: run.baseUrl }];
   const baseUrls = entries.map((entry) => normaliseBaseUrl(entry.baseUrl));
@@ -332,7 +337,8 @@ function resolveEndpoints(
     baseUrl: baseUrls[index] ?? run.baseUrl,
     apiKey: entry.apiKey ?? run.apiKey,
     model: entry.model === undefined ? run.model : resolveModel(entry.model),
-    concurrency: entry.concurrency ?? run.concurrency,
+    concurrency:
+      entry.concurrency ?? run.concurrency ?? defaultConcurrency(baseUrls[index] ?? run.baseUrl),
     rpm: entry.rpm ?? run.rpm,
     label: labels[index] ?? "",
     keyOption: entry.apiKey !== undefined && endpoints ? `endpoints[${index}].apiKey` : "apiKey",

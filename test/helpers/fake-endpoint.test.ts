@@ -260,4 +260,26 @@ describe("fake endpoint", () => {
     await expect(post(faulty, chatBody("hi"))).rejects.toThrow();
     expect(faulty.requests[0]?.behavior).toBe("reset");
   });
+
+  it("in batching mode shares its time beyond the batch, and slows each answer with the batch's size", async () => {
+    const timed = async (endpoint: FakeEndpoint, count: number) => {
+      const started = performance.now();
+      const statuses = await Promise.all(
+        Array.from({ length: count }, async () => {
+          const res = await post(endpoint, chatBody("hi"));
+          await res.arrayBuffer();
+          return { status: res.status, ms: performance.now() - started };
+        }),
+      );
+      expect(statuses.every((answer) => answer.status === 200)).toBe(true);
+      return Math.min(...statuses.map((answer) => answer.ms));
+    };
+    // Timers never fire early, so only lower bounds are asserted: each needs its full share of work.
+    const flat = await start({ latencyMs: 200, batch: 2 });
+    expect(await timed(flat, 4)).toBeGreaterThanOrEqual(390); // 4 sharing 2 lanes: twice as long
+    const slowing = await start({ latencyMs: 200, batch: 4, slowdown: 0.5 });
+    expect(await timed(slowing, 1)).toBeGreaterThanOrEqual(195);
+    expect(await timed(slowing, 4)).toBeGreaterThanOrEqual(490); // 1 + 0.5 × 3 = 2.5 times
+    await expect(startFakeEndpoint({ slowdown: 0.1 })).rejects.toThrow(/needs batch/);
+  });
 });

@@ -132,6 +132,14 @@ export interface FakeEndpointOptions {
    * batch. It never answers 429: more than it batches only waits longer.
    */
   batch?: number;
+  /**
+   * With `batch`: how much each further request in the batch slows every answer, as a share of
+   * the latency (0.03: a full batch of 24 answers 1.69 times slower than one request alone). A
+   * continuous-batching server works this way, each extra sequence making every decoding step a
+   * little longer, so latency rises well before the batch is full while throughput still does.
+   * @default 0
+   */
+  slowdown?: number;
   /** Port on 127.0.0.1 (default 0, i.e. any free port); only the standalone CLI needs a fixed one. */
   port?: number;
 }
@@ -329,9 +337,13 @@ function sendJson(
 
 /**
  * Processor sharing over at most `batch` lanes: each job needs its latency's worth of work, done
- * at full speed while no more than `batch` are in, else at batch / in-flight of it.
+ * at full speed while no more than `batch` are in, else at batch / in-flight of it; `slowdown`
+ * makes the speed of each lane fall with the number of lanes busy.
  */
-function batchingWaiter(batch: number): (res: ServerResponse, ms: number) => Promise<boolean> {
+function batchingWaiter(
+  batch: number,
+  slowdown: number,
+): (res: ServerResponse, ms: number) => Promise<boolean> {
   interface Job {
     remaining: number;
     finish: (answered: boolean) => void;
@@ -339,7 +351,10 @@ function batchingWaiter(batch: number): (res: ServerResponse, ms: number) => Pro
   const jobs = new Set<Job>();
   let advancedAt = performance.now();
   let timer: NodeJS.Timeout | null = null;
-  const rate = () => Math.min(1, batch / Math.max(1, jobs.size));
+  const rate = () => {
+    const busy = Math.min(batch, Math.max(1, jobs.size));
+    return Math.min(1, batch / Math.max(1, jobs.size)) / (1 + slowdown * (busy - 1));
+  };
   const advance = () => {
     const now = performance.now();
     const done = (now - advancedAt) * rate();
@@ -422,7 +437,12 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   if (options.batch !== undefined && !(options.batch >= 1)) {
     throw new RangeError(`batch must be at least 1, got ${options.batch}`);
   }
-  const wait = options.batch === undefined ? waitWhileOpen : batchingWaiter(options.batch);
+  const slowdown = options.slowdown ?? 0;
+  if (!(slowdown >= 0) || (slowdown > 0 && options.batch === undefined)) {
+    throw new RangeError(`slowdown must be ≥ 0 and needs batch, got ${options.slowdown}`);
+  }
+  const wait =
+    options.batch === undefined ? waitWhileOpen : batchingWaiter(options.batch, slowdown);
   const defaultLatency = options.latencyMs ?? 0;
 
   const requests: RecordedRequest[] = [];
@@ -902,6 +922,7 @@ async function main(): Promise<void> {
       "invalid-json-rate": { type: "string", default: "0" },
       degenerate: { type: "string" },
       batch: { type: "string" },
+      slowdown: { type: "string" },
     },
     strict: true,
   });
@@ -925,6 +946,9 @@ async function main(): Promise<void> {
       : { degenerate: oneOf("--degenerate", values.degenerate, ["loop", "refusal"] as const) }),
     ...(values["api-key"] === undefined ? {} : { apiKey: values["api-key"] }),
     ...(values.batch === undefined ? {} : { batch: parseNumber("--batch", values.batch) }),
+    ...(values.slowdown === undefined
+      ? {}
+      : { slowdown: parseNumber("--slowdown", values.slowdown) }),
     ...(values.rate === undefined
       ? {}
       : { rateLimit: { perSecond: parseNumber("--rate", values.rate) } }),
