@@ -203,6 +203,13 @@ async function runCli(args: string[], cwd: string, baseUrl: string): Promise<Mea
   return result;
 }
 
+/** The bare sharp loop (bench/baseline.ts) as its own process, like the CLI; `decode`: decoding only. */
+function runBaseline(folder: string, concurrency: number, mode?: "decode"): Promise<Measured> {
+  const args = [path.join(ROOT, "bench", "baseline.ts"), folder, String(concurrency)];
+  args.push(String(DEFAULT_MAX_PIXELS), ...(mode ? [mode] : []));
+  return measure(process.execPath, ["--import", "tsx", ...args], { cwd: ROOT });
+}
+
 /** Whether the local Redis answers, for P11. */
 async function redisAnswers(): Promise<boolean> {
   const probe = new Redis("redis://127.0.0.1:6379", {
@@ -426,22 +433,7 @@ try {
     const ours: Measured[] = [];
     // Best of three each: run to run, this machine varies by up to a tenth.
     for (let round = 0; round < 3; round += 1) {
-      baseline.push(
-        await measure(
-          process.execPath,
-          [
-            "--import",
-            "tsx",
-            path.join(ROOT, "bench", "baseline.ts"),
-            folder,
-            "8",
-            String(DEFAULT_MAX_PIXELS),
-          ],
-          {
-            cwd: ROOT,
-          },
-        ),
-      );
+      baseline.push(await runBaseline(folder, 8));
       ours.push(
         await runCli(
           [folder, "-o", path.join(work, `p1-${round}.csv`), "-c", "8"],
@@ -806,18 +798,7 @@ try {
     }
     // The floor under the CLI: the bare sharp loop on the same kind of files, same decoders.
     const floorFolder = await writeVariants(path.join(work, "p4-floor"), plain, scale(300, 60));
-    const floor = await measure(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        path.join(ROOT, "bench", "baseline.ts"),
-        floorFolder,
-        String(os.availableParallelism() + 1),
-        String(DEFAULT_MAX_PIXELS),
-      ],
-      { cwd: ROOT },
-    );
+    const floor = await runBaseline(floorFolder, os.availableParallelism() + 1);
     const arena = await measureCapped(
       [floorFolder, "-o", path.join(work, "p4-arena.csv"), "-c", "32"],
       work,
@@ -1123,19 +1104,7 @@ try {
     );
     await fake.close();
     // The most a sharp-based tool could reach: only decoding, at the scale shrink-on-load gives.
-    const decodeOnly = await measure(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        path.join(ROOT, "bench", "baseline.ts"),
-        folder,
-        "8",
-        String(DEFAULT_MAX_PIXELS),
-        "decode",
-      ],
-      { cwd: ROOT },
-    );
+    const decodeOnly = await runBaseline(folder, 8, "decode");
     for (const [name, peer] of [
       ["Python + Pillow + thread pool", pillow],
       ["xargs -P + ImageMagick + curl", magick],
