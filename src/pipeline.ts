@@ -185,8 +185,6 @@ async function realSender(
         }),
         several,
         budget,
-        // A dead endpoint shows up as every worker failing to connect; a flaky one does not.
-        aloneThreshold: Math.max(10, 2 * (spec.concurrency === "auto" ? 8 : spec.concurrency)),
         onChange: (endpoint, change, reason) => {
           if (change === "up")
             return warn(`${endpoint.label} answers again; it takes images again`);

@@ -23,7 +23,6 @@ function endpoint(label: string, concurrency: number, changes: string[] = []): E
     protocol: {} as CaptionProtocol,
     listed: null,
     several: true,
-    aloneThreshold: 10,
     onChange: (_endpoint, change, reason) =>
       changes.push(change === "up" ? `${label} up` : `${label} ${change}: ${reason}`),
   });
@@ -92,6 +91,27 @@ describe("Dispatcher over endpoints", () => {
     expect(a.noReply(refused())).toBe(true);
     for (let i = 1; i < 10; i += 1) expect(b.noReply(refused())).toBe(false);
     expect(b.noReply(refused())).toBe(true);
+  });
+
+  it("ends a lone endpoint after twice its allowance in refusals, the allowance as it is now", () => {
+    const limiter = new AdaptiveLimiter({ concurrency: 40 });
+    const lone = new Endpoint({
+      label: "a:1",
+      baseUrl: "http://a:1/v1",
+      model: "m",
+      client: {} as ChatClient,
+      limiter,
+      protocol: {} as CaptionProtocol,
+      listed: null,
+      several: false,
+    });
+    lone.peers = [lone];
+    // A 503 halves what may be in flight, and so what a dead server would have refused.
+    limiter.start(performance.now()).congested(0, false);
+    const allowed = limiter.capacity();
+    expect(allowed).toBe(20);
+    for (let i = 1; i < 2 * allowed; i += 1) expect(lone.noReply(refused())).toBe(false);
+    expect(lone.noReply(refused())).toBe(true);
   });
 
   it("leaves out for good an endpoint whose setting is wrong, seating nothing for it", async () => {

@@ -23,10 +23,10 @@ export interface EndpointParts {
   /**
    * With several endpoints one is taken out at its first refused connection, or after a few
    * requests in a row without a reply, and tried again later. Alone, it is out (and the run
-   * over) only after `aloneThreshold` refused connections in a row: there is nowhere else to go.
+   * over) only after refused connections in a row enough for each request in flight to have
+   * been refused twice (`aloneThreshold`): there is nowhere else to go.
    */
   several: boolean;
-  aloneThreshold: number;
   /**
    * A request budget shared with other processes (workers of one queue against one key): each
    * request waits for it as well as for the limiter.
@@ -185,7 +185,7 @@ export class Endpoint implements Gate<Slot> {
         return keep();
       }
       this.#failures += 1;
-      if (this.#failures < this.#parts.aloneThreshold) return keep();
+      if (this.#failures < aloneThreshold(this.limiter.capacity())) return keep();
     } else {
       this.#failures += 1;
       if (!refused && !this.#probing && this.#failures < SILENT_IN_A_ROW) return false;
@@ -202,6 +202,15 @@ export class Endpoint implements Gate<Slot> {
     if (wasUp) this.#parts.onChange?.(this, "down", reason);
     this.#listener();
   }
+}
+
+/**
+ * Refused connections in a row that end a run with one endpoint. A dead server shows up as every
+ * request in flight failing to connect, and again on its retry; a flaky one does not. What may be
+ * in flight is the limiter's allowance now, which under `-c auto` moves.
+ */
+function aloneThreshold(allowed: number): number {
+  return Math.max(10, 2 * allowed);
 }
 
 /**

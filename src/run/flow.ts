@@ -35,31 +35,35 @@ export async function runFlow<T>(
       await intake.take(task);
     }
   };
+  // One image, taken and sent in a frame of its own: a sender waiting for its next seat then
+  // holds nothing of the last image (a suspended async function keeps its locals, and with
+  // `-c auto` up to --max-concurrency senders wait, each of which would keep one).
+  const sendOne = async (seat: T | null): Promise<boolean> => {
+    const work = await queue.shift();
+    if (!work) {
+      if (seat !== null) send.release(seat);
+      return false;
+    }
+    // Once a stop is asked for, prepared images are left for the next run, not sent.
+    if (seat === null) {
+      work.settle(state.unfinished(work.task));
+      return true;
+    }
+    try {
+      work.settle(await send.send(work));
+    } catch (error) {
+      // Copies waiting on this image must not wait forever.
+      work.settle(state.unfinished(work.task));
+      throw error;
+    } finally {
+      send.release(seat);
+    }
+    return true;
+  };
   // Each sender takes a seat before it takes an image, so no more images are held prepared than
   // the endpoints let in flight (and the queue's few).
   const sender = async () => {
-    for (;;) {
-      const seat = control.stopSignal.aborted ? null : await send.admit();
-      const work = await queue.shift();
-      if (!work) {
-        if (seat !== null) send.release(seat);
-        return;
-      }
-      // Once a stop is asked for, prepared images are left for the next run, not sent.
-      if (seat === null) {
-        work.settle(state.unfinished(work.task));
-        continue;
-      }
-      try {
-        work.settle(await send.send(work));
-      } catch (error) {
-        // Copies waiting on this image must not wait forever.
-        work.settle(state.unfinished(work.task));
-        throw error;
-      } finally {
-        send.release(seat);
-      }
-    }
+    while (await sendOne(control.stopSignal.aborted ? null : await send.admit())) {}
   };
   const senders = Promise.all(
     Array.from({ length: Math.min(shape.senders, tasks.length) }, () => sender()),

@@ -156,9 +156,10 @@ export interface ResolvedRunOptions
       | "prepare"
       | "jsonSchema"
       | "endpoints"
+      | "concurrency"
     >
   > {
-  /** At least one: `endpoints`, or the one `baseUrl` names. */
+  /** At least one: `endpoints`, or the one `baseUrl` names; each with its own concurrency. */
   endpoints: ResolvedEndpoint[];
   /** The prompt, checked. */
   template: PromptTemplate;
@@ -269,12 +270,11 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   // An explicit format is taken as given (the CLI has already held it against OUT's name).
   const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
   const model = resolveModel(options.model ?? SETTING_DEFAULTS.model);
-  const concurrency = options.concurrency;
   const endpoints = resolveEndpoints(options.endpoints, {
     baseUrl: options.baseUrl ?? SETTING_DEFAULTS.baseUrl,
     apiKey: options.apiKey,
     model,
-    concurrency,
+    concurrency: options.concurrency,
     rpm: options.rpm,
   });
   return {
@@ -306,8 +306,6 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     rejectFlagged: options.rejectFlagged ?? false,
     maxTokens: options.maxTokens ?? defaultMaxTokens(model),
     temperature: options.temperature,
-    concurrency:
-      concurrency ?? endpoints[0]?.concurrency ?? defaultConcurrency(SETTING_DEFAULTS.baseUrl),
     maxConcurrency: options.maxConcurrency ?? AUTO_MAX,
     rpm: options.rpm,
     retries: options.retries ?? SETTING_DEFAULTS.retries,
