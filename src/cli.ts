@@ -570,13 +570,18 @@ const flagOf = (option: string): string =>
   OPTION_FLAGS[option] ?? (SETTING_SPECS as Record<string, SettingSpec>)[option]?.flag ?? option;
 
 /**
- * flagOf for a run of this config. Every endpoint gets a key of its own from `chooseKey`, but only
- * the config file's entries that name one have a key the user set there; the rest have the run's.
+ * flagOf for a run of this config: a setting the config file or a variable gave is named where it
+ * lives, since a flag would only mend this run. Every endpoint gets a key of its own from
+ * `chooseKey`, but only the config file's entries that name one have a key the user set there;
+ * the rest have the run's.
  */
 function flagsFor(config: CaptionConfig): (option: string) => string {
   return (option) => {
     const entry = /^endpoints\[(\d+)\]\.apiKey$/.exec(option);
-    if (!entry) return flagOf(option);
+    if (!entry) {
+      const key = option === "timeoutMs" ? "timeout" : option;
+      return config.settingFrom[key as keyof Settings] ?? flagOf(option);
+    }
     return config.endpoints?.[Number(entry[1])]?.apiKey !== undefined
       ? `${option} in the config file (or the variable it names)`
       : flagOf("apiKey");

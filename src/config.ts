@@ -48,6 +48,11 @@ export interface CaptionConfig {
   jsonSchema: string | undefined;
   /** Where the schema file was named ("--json-schema", "caption.json: jsonSchema"), for messages. */
   jsonSchemaFrom: string;
+  /**
+   * Where each setting that a config file or a variable gave lives, as a message asking for a
+   * change names it: "model in caption.json", "MINICPM_BASE_URL". A flag's, or a default, is absent.
+   */
+  settingFrom: Partial<Record<keyof Settings, string>>;
 }
 
 /** The settings that may come from a config file, the environment or flags. */
@@ -268,6 +273,11 @@ const SETTING_KEYS = Object.keys(SETTING_SPECS) as (keyof Settings)[];
 export interface SettingsLayer {
   /** Shown before each problem: "--concurrency", "caption.json: concurrency", "MINICPM_BASE_URL". */
   describe: (key: keyof Settings) => string;
+  /**
+   * Where a message that asks for a change sends the user ("baseUrl in caption.json"); a flag's
+   * layer has none, since the flag is how every message names a setting anyway.
+   */
+  locate?: (key: keyof Settings) => string;
   /** Relative paths in this layer are relative to this folder. */
   baseDir: string;
   values: Record<string, unknown>;
@@ -346,6 +356,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     if (values) {
       layers.push({
         describe: (key) => `${shown}: ${key}`,
+        locate: (key) => `${key} in ${shown}`,
         baseDir: path.dirname(file),
         values,
       });
@@ -366,6 +377,11 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   }
   const envLayer: SettingsLayer = {
     describe: (key) => envSource[key] ?? key,
+    // A key is as often given by the flag, which the message has always offered as well.
+    locate: (key) =>
+      key === "apiKey"
+        ? `${envSource[key]} or ${SETTING_SPECS.apiKey.flag}`
+        : (envSource[key] ?? key),
     baseDir: input.cwd,
     values: envValues,
   };
@@ -378,6 +394,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
 
   const merged: Settings = {};
   let promptFrom: { layer: SettingsLayer; key: "prompt" | "promptFile" } | null = null;
+  const settingFrom: Partial<Record<keyof Settings, string>> = {};
   // Like the prompt, the servers come from the most specific layer that names any: one base URL,
   // several (`--base-url` repeated), or a config file's `endpoints`; but see below.
   let endpoints: EndpointOptions[] | undefined;
@@ -388,6 +405,10 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     const exported = layer === envLayer && endpoints !== undefined;
     if (listed !== null && !exported) endpoints = listed;
     const valid = validateLayer(layer, problems);
+    for (const key of Object.keys(valid) as (keyof Settings)[]) {
+      if (layer.locate) settingFrom[key] = layer.locate(key);
+      else delete settingFrom[key];
+    }
     // The prompt comes from the most specific layer that sets either form of it.
     if (valid.prompt !== undefined) promptFrom = { layer, key: "prompt" };
     else if (valid.promptFile !== undefined) promptFrom = { layer, key: "promptFile" };
@@ -463,6 +484,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     format: merged.format,
     errors: resolvePath("errors"),
     promptGiven: promptFrom !== null,
+    settingFrom,
     jsonSchema: resolvePath("jsonSchema"),
     jsonSchemaFrom:
       [...layers]

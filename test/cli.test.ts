@@ -425,6 +425,40 @@ describe("what a message tells the user to change", () => {
     expect(key.stderr).toMatch(/check MINICPM_API_KEY or --api-key/);
   });
 
+  it("names a setting where it lives when the config file or a variable gave it", async () => {
+    fake = await startFakeEndpoint({ apiKey: TEST_KEY, respond: outOfTokens });
+    await copyFixtures(dir, "images");
+    await writeFile(
+      path.join(dir, "run.json"),
+      JSON.stringify({ baseUrl: fake.baseUrl, maxTokens: 64 }),
+    );
+    const fromFile = await runCli(["images/names", "-o", "file.jsonl", "--config", "run.json"], {
+      cwd: dir,
+    });
+    expect(fromFile.code).toBe(3);
+    const [failure] = await readJsonl(path.join(dir, "file.errors.jsonl"));
+    expect(String(failure?.message)).toMatch(/raise maxTokens in run\.json \(/);
+
+    // A flag given for this run is named as the flag, whatever the file says.
+    const fromFlag = await runCli(
+      ["images/names", "-o", "flag.jsonl", "--config", "run.json", "--max-tokens", "64"],
+      { cwd: dir },
+    );
+    const [flagged] = await readJsonl(path.join(dir, "flag.errors.jsonl"));
+    expect(fromFlag.code).toBe(3);
+    expect(String(flagged?.message)).toMatch(/raise --max-tokens \(/);
+
+    // A server that is gone, named by the exported variable.
+    const gone = await startFakeEndpoint({});
+    await gone.close();
+    const dead = await runCli(["images/names", "-o", "dead.jsonl", "--retries", "0"], {
+      cwd: dir,
+      baseUrl: gone.baseUrl,
+    });
+    expect(dead.code).toBe(1);
+    expect(dead.stderr).toMatch(/check MINICPM_BASE_URL and that the server is up/);
+  });
+
   it("names options in the library, where there are no flags", async () => {
     fake = await startFakeEndpoint({ respond: outOfTokens });
     await copyFixtures(dir, "images");
