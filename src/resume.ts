@@ -169,6 +169,7 @@ async function scanCsvQuickly(
   let rows = -1;
   let last: string[] | null = null;
   let header: string[] = [];
+  let read: (record: string[]) => StoredCaption = rowReader([]);
   const source = createReadStream(path, { highWaterMark: 1 << 20 });
   const parser = source.pipe(parse({ relax_column_count: true }));
   source.on("error", (error) => parser.destroy(error));
@@ -177,10 +178,11 @@ async function scanCsvQuickly(
       if (rows === -1) {
         if (!acceptableHeader(record, columns)) throw TORN;
         header = record;
+        read = rowReader(header);
       } else if (record.length !== header.length) {
         throw TORN;
       } else {
-        onRow(fromFields(record, header));
+        onRow(read(record));
       }
       last = record;
       rows += 1;
@@ -233,6 +235,7 @@ async function scanCsv(
   let goodEnd = 0;
   let sawHeader = false;
   let header: string[] = [];
+  let read: (record: string[]) => StoredCaption = rowReader([]);
   // The newest record is held back until we know it was not torn by a crash.
   let pending: { record: string[]; end: number; line: number } | null = null;
   const commit = () => {
@@ -244,7 +247,7 @@ async function scanCsv(
         `has ${pending.record.length} fields, not ${header.length}`,
       );
     }
-    onRow(fromFields(pending.record, header));
+    onRow(read(pending.record));
     rows += 1;
     goodEnd = pending.end;
     pending = null;
@@ -274,6 +277,7 @@ async function scanCsv(
           );
         }
         header = record;
+        read = rowReader(header);
         goodEnd = info.bytes;
         continue;
       }
@@ -341,30 +345,53 @@ async function scanJsonl(path: string, onRow: (row: StoredCaption) => void): Pro
 const KEY = ["path", "file_name"] as const;
 const TEXT = ["caption", "text"] as const;
 
-function fromFields(record: string[], columns: readonly string[]): StoredCaption {
-  const field = (name: string) => record[columns.indexOf(name)] ?? "";
-  const named = (names: readonly string[]) => names.find((name) => columns.includes(name)) ?? "";
-  const flags = field("flags");
-  const answer = columns.filter((name) => !(CAPTION_COLUMNS as readonly string[]).includes(name));
-  const tags = field("tags");
-  return {
-    path: field(named(KEY)),
-    sha256: field("sha256") || null,
-    caption: field(named(TEXT)),
-    model: field("model"),
-    width: Number(field("width")),
-    height: Number(field("height")),
-    truncated: field("truncated") === "true",
-    flags: flags === "" ? [] : flags.split(", "),
-    ...(columns[0] === "path" && answer.length > 0
-      ? {
-          data: Object.fromEntries(
-            answer.map((name) => [name.replace(/^data\./, ""), field(name)]),
-          ),
-        }
-      : {}),
-    ...(columns.includes("tags") ? { tags: tags === "" ? [] : tags.split(", ") } : {}),
-    prompt_hash: field("prompt_hash") || null,
+/**
+ * Reads rows under one CSV header. Where each field lies is worked out once per header, not once
+ * per row: a resume reads every row of OUT, 100,000 or more.
+ */
+function rowReader(columns: readonly string[]): (record: string[]) => StoredCaption {
+  const at = (name: string) => columns.indexOf(name);
+  const named = (names: readonly string[]) =>
+    at(names.find((name) => columns.includes(name)) ?? "");
+  const [key, text, sha256, model, width, height, truncated, flags, tags, promptHash] = [
+    named(KEY),
+    named(TEXT),
+    at("sha256"),
+    at("model"),
+    at("width"),
+    at("height"),
+    at("truncated"),
+    at("flags"),
+    at("tags"),
+    at("prompt_hash"),
+  ];
+  const answer =
+    columns[0] === "path"
+      ? columns
+          .map((name, index) => ({ name: name.replace(/^data\./, ""), index }))
+          .filter(
+            ({ index }) => !(CAPTION_COLUMNS as readonly string[]).includes(columns[index] ?? ""),
+          )
+      : [];
+  return (record) => {
+    const field = (index: number) => (index < 0 ? "" : (record[index] ?? ""));
+    const flagText = field(flags);
+    const tagText = field(tags);
+    return {
+      path: field(key),
+      sha256: field(sha256) || null,
+      caption: field(text),
+      model: field(model),
+      width: Number(field(width)),
+      height: Number(field(height)),
+      truncated: field(truncated) === "true",
+      flags: flagText === "" ? [] : flagText.split(", "),
+      ...(answer.length > 0
+        ? { data: Object.fromEntries(answer.map(({ name, index }) => [name, field(index)])) }
+        : {}),
+      ...(tags >= 0 ? { tags: tagText === "" ? [] : tagText.split(", ") } : {}),
+      prompt_hash: field(promptHash) || null,
+    };
   };
 }
 
