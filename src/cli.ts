@@ -695,8 +695,7 @@ function chooseKey(config: CaptionConfig, reporter: Reporter, env: NodeJS.Proces
   const keys = (config.endpoints ?? []).map((endpoint) =>
     keyFor(
       endpoint.baseUrl,
-      endpoint.apiKey ??
-        (sharedKey.openAi && isHostedApi(endpoint.baseUrl) ? undefined : sharedKey.key),
+      endpoint.apiKey ?? (isHostedApi(endpoint.baseUrl) ? sharedKey.hostedKey : sharedKey.key),
     ),
   );
   for (const each of keys) reporter.setSecret(each.apiKey);
@@ -991,7 +990,7 @@ function endpointClients(args: Record<string, unknown>, context: CliContext, rep
       baseUrl: server.baseUrl,
       apiKey: server.apiKey,
       timeoutMs: config.timeoutMs,
-      nameSetting: flagOf,
+      nameSetting: flagsFor(config),
       ...(context.fetch ? { fetch: context.fetch } : {}),
     }),
   }));

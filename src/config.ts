@@ -25,8 +25,11 @@ export interface CaptionConfig {
   baseUrl: string;
   /** Several servers (`--base-url` repeated, or the config file's `endpoints`); else undefined. */
   endpoints: EndpointOptions[] | undefined;
-  /** The key for endpoints that name none, and whether it is OPENAI_API_KEY (never sent to the hosted API). */
-  sharedKey: { key: string | undefined; openAi: boolean };
+  /**
+   * The key for endpoints that name none, and the one the hosted API gets: never OPENAI_API_KEY,
+   * which is only for servers of the user's own (so a config file's key, if it holds one).
+   */
+  sharedKey: { key: string | undefined; hostedKey: string | undefined };
   apiKey: string | undefined;
   model: string;
   prompt: string;
@@ -277,7 +280,7 @@ export interface SettingsLayer {
    * Where a message that asks for a change sends the user ("baseUrl in caption.json"); a flag's
    * layer has none, since the flag is how every message names a setting anyway.
    */
-  locate?: (key: keyof Settings) => string;
+  locate?: (key: keyof Settings | "endpoints") => string;
   /** Relative paths in this layer are relative to this folder. */
   baseDir: string;
   values: Record<string, unknown>;
@@ -348,18 +351,21 @@ function locateConfigFile(
 export function resolveConfig(input: ResolveInput): CaptionConfig {
   const problems: string[] = [];
   const layers: SettingsLayer[] = [];
+  let fileLayer: SettingsLayer | undefined;
 
   if (input.configFile !== undefined) {
     const exampleDir = input.exampleConfigDir ?? EXAMPLE_CONFIG_DIR;
     const { file, shown, named } = locateConfigFile(input.configFile, input.cwd, exampleDir);
     const values = readConfigFile(file, shown, problems, exampleDir, named);
     if (values) {
-      layers.push({
+      fileLayer = {
         describe: (key) => `${shown}: ${key}`,
-        locate: (key) => `${key} in ${shown}`,
+        // An example config given by name lives in the installed package: a flag is the mend.
+        ...(named ? {} : { locate: (key: string) => `${key} in ${shown}` }),
         baseDir: path.dirname(file),
         values,
-      });
+      };
+      layers.push(fileLayer);
     }
   }
   // MINICPM_* first, then the OPENAI_* names other OpenAI-compatible tools read; an empty
@@ -381,7 +387,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     locate: (key) =>
       key === "apiKey"
         ? `${envSource[key]} or ${SETTING_SPECS.apiKey.flag}`
-        : (envSource[key] ?? key),
+        : ((key === "endpoints" ? undefined : envSource[key]) ?? key),
     baseDir: input.cwd,
     values: envValues,
   };
@@ -406,8 +412,14 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     if (listed !== null && !exported) endpoints = listed;
     const valid = validateLayer(layer, problems);
     for (const key of Object.keys(valid) as (keyof Settings)[]) {
+      // An exported base URL the file's list of servers overrules is not what the run used.
+      if (key === "baseUrl" && exported) continue;
       if (layer.locate) settingFrom[key] = layer.locate(key);
       else delete settingFrom[key];
+    }
+    if (listed && !exported && layer.values.endpoints !== undefined) {
+      if (layer.locate) settingFrom.baseUrl = layer.locate("endpoints");
+      else delete settingFrom.baseUrl;
     }
     // The prompt comes from the most specific layer that sets either form of it.
     if (valid.prompt !== undefined) promptFrom = { layer, key: "prompt" };
@@ -461,11 +473,18 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     envSource.apiKey === "OPENAI_API_KEY" &&
     input.flags.apiKey === undefined &&
     merged.apiKey === envValues.apiKey;
+  // What the hosted API gets instead: a key the config file holds, which the variable outranked.
+  const fileKey = typeof fileLayer?.values.apiKey === "string" ? fileLayer.values.apiKey : "";
+  const hostedKey = (openAi ? fileKey : merged.apiKey) || undefined;
+  if (openAi && isHostedApi(baseUrl)) {
+    if (hostedKey && fileLayer?.locate) settingFrom.apiKey = fileLayer.locate("apiKey");
+    else delete settingFrom.apiKey;
+  }
   return {
     baseUrl,
     endpoints,
-    sharedKey: { key: merged.apiKey || undefined, openAi },
-    apiKey: openAi && isHostedApi(baseUrl) ? undefined : merged.apiKey || undefined,
+    sharedKey: { key: merged.apiKey || undefined, hostedKey },
+    apiKey: isHostedApi(baseUrl) ? hostedKey : merged.apiKey || undefined,
     model,
     prompt,
     maxTokens: merged.maxTokens ?? defaultMaxTokens(model),

@@ -457,6 +457,27 @@ describe("what a message tells the user to change", () => {
     });
     expect(dead.code).toBe(1);
     expect(dead.stderr).toMatch(/check MINICPM_BASE_URL and that the server is up/);
+
+    // The file's list of servers overrules the exported variable, so the list is what to check.
+    await writeFile(
+      path.join(dir, "list.json"),
+      JSON.stringify({ endpoints: [{ baseUrl: gone.baseUrl }] }),
+    );
+    const listed = await runCli(
+      ["images/names", "-o", "list.jsonl", "--retries", "0", "--config", "list.json"],
+      { cwd: dir, baseUrl: fake.baseUrl },
+    );
+    expect(listed.code).toBe(1);
+    expect(listed.stderr).toMatch(/check endpoints in list\.json and that the server is up/);
+
+    // An example config given by name lives in the package: the flag is what to change.
+    const example = await runCli(
+      ["images/names", "-o", "example.jsonl", "--config", "hosted-minicpm-thinking"],
+      { cwd: dir, baseUrl: fake.baseUrl },
+    );
+    expect(example.code).toBe(3);
+    const [fromExample] = await readJsonl(path.join(dir, "example.errors.jsonl"));
+    expect(String(fromExample?.message)).toMatch(/raise --max-tokens \(/);
   });
 
   it("names options in the library, where there are no flags", async () => {

@@ -188,6 +188,24 @@ describe("resolveConfig", () => {
     ).toBe("http://openai-env/v1");
   });
 
+  it("gives the hosted API a config file's key, not an exported OPENAI_API_KEY that outranks it", async () => {
+    await writeFile(path.join(dir, "key.json"), JSON.stringify({ apiKey: "sk-file" }));
+    const env = { OPENAI_API_KEY: "sk-openai" };
+    const hosted = resolveConfig({ flags: {}, env, cwd: dir, configFile: "key.json" });
+    expect(hosted).toMatchObject({ baseUrl: DEFAULT_BASE_URL, apiKey: "sk-file" });
+    expect(hosted.settingFrom.apiKey).toBe("apiKey in key.json");
+    // A server of the user's own still gets the variable, which outranks the file.
+    const own = resolveConfig({
+      flags: { baseUrl: "http://own/v1" },
+      env,
+      cwd: dir,
+      configFile: "key.json",
+    });
+    expect(own.apiKey).toBe("sk-openai");
+    // With no key in the file, the hosted API gets none: the trial key, never OpenAI's.
+    expect(resolveConfig({ flags: {}, env, cwd: dir }).apiKey).toBeUndefined();
+  });
+
   it("prefers MINICPM_ over OPENAI_ variables, each setting on its own, and a flag over both", async () => {
     const both = {
       MINICPM_BASE_URL: "http://minicpm-env/v1",
@@ -266,7 +284,10 @@ describe("--config NAME", () => {
       cwd: dir,
       configFile: path.join(EXAMPLE_CONFIG_DIR, "vllm.json"),
     });
-    expect(byName).toEqual(byPath);
+    // The same settings; only a file the user named is where messages send them to change one.
+    expect({ ...byName, settingFrom: {} }).toEqual({ ...byPath, settingFrom: {} });
+    expect(byName.settingFrom).toEqual({});
+    expect(byPath.settingFrom.model).toBe(`model in ${path.join(EXAMPLE_CONFIG_DIR, "vllm.json")}`);
     expect(byName).toMatchObject({
       baseUrl: "http://localhost:8000/v1",
       model: "openbmb/MiniCPM-V-4.6",

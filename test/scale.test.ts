@@ -333,6 +333,34 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(merged.stderr + right.stderr).not.toContain("sk-the-right-one");
   }, 60_000);
 
+  it("a worker's message about a setting the queue fixed sends the user to enqueue, not to the worker's config", async () => {
+    fake = await startFakeEndpoint({
+      respond: () => ({
+        kind: "ok",
+        content: null,
+        reasoning: "Let me think",
+        finishReason: "length",
+      }),
+    });
+    await makeDistinctImages(dir, 2);
+    await writeFile(path.join(dir, "run.json"), JSON.stringify({ maxTokens: 99 }));
+    expect((await enqueue(["photos"], "--max-tokens", "64")).code).toBe(0);
+    const done = await collect(worker(["--config", "run.json"]));
+    expect(done.code, done.stderr).toBe(0);
+    const shards = path.join(dir, "work", "shards");
+    const errors = (await readdir(shards)).filter((name) => name.endsWith(".errors.jsonl"));
+    const rows = (await Promise.all(errors.map((name) => rowsOf(path.join(shards, name))))).flat();
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(String((row as { message?: unknown }).message)).toMatch(
+        new RegExp(
+          `raise --max-tokens of a new \`caption enqueue\` \\(queue ${queue} keeps its own\\)`,
+        ),
+      );
+    }
+    expect(fake.requests[0]?.body).toMatchObject({ max_tokens: 64 });
+  }, 60_000);
+
   it("a shard whose own output is damaged fails with its reason, and --retry-failed gives it its attempts again", async () => {
     fake = await startFakeEndpoint();
     await makeDistinctImages(dir, 10);

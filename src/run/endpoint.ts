@@ -23,8 +23,8 @@ export interface EndpointParts {
   /**
    * With several endpoints one is taken out at its first refused connection, or after a few
    * requests in a row without a reply, and tried again later. Alone, it is out (and the run
-   * over) only after refused connections in a row enough for each request in flight to have
-   * been refused twice (`aloneThreshold`): there is nowhere else to go.
+   * over) only after twice as many refused connections in a row as its limiter lets in flight
+   * (`aloneThreshold`): there is nowhere else to go.
    */
   several: boolean;
   /**
@@ -206,8 +206,9 @@ export class Endpoint implements Gate<Slot> {
 
 /**
  * Refused connections in a row that end a run with one endpoint. A dead server shows up as every
- * request in flight failing to connect, and again on its retry; a flaky one does not. What may be
- * in flight is the limiter's allowance now, which under `-c auto` moves.
+ * request in flight failing to connect, and again on its retry; a flaky one does not. The bound
+ * on what is in flight is the limiter's allowance as it is now, which under `-c auto` moves; when
+ * fewer are in flight, an image out of retries ends the run first.
  */
 function aloneThreshold(allowed: number): number {
   return Math.max(10, 2 * allowed);

@@ -130,6 +130,16 @@ export async function runEnqueue(
   }
 }
 
+/** What shapes the captions is the queue's, fixed at enqueue: a worker's own config cannot mend it. */
+const QUEUE_FIXED = new Set(["model", "prompt", "jsonSchema", "tags", "maxTokens", "temperature"]);
+
+function queueNames(queue: string, flags: NameSetting, names: NameSetting): NameSetting {
+  return (option) =>
+    QUEUE_FIXED.has(option)
+      ? `${flags(option)} of a new \`caption enqueue\` (queue ${queue} keeps its own)`
+      : names(option);
+}
+
 /** A path relative to `cwd` when it lies inside it, else as it is. */
 function shownFrom(cwd: string, file: string): string {
   const relative = path.relative(cwd, file);
@@ -193,7 +203,7 @@ export async function runWorker(
           timeoutMs: config.timeoutMs,
           budgetFor: budgets,
           ...(context.fetch ? { fetch: context.fetch } : {}),
-          nameSetting: context.namesFor(config),
+          nameSetting: queueNames(queue, context.nameSetting, context.namesFor(config)),
         },
         {
           control,
