@@ -40,6 +40,9 @@ describe("example configs", async () => {
       cwd: CONFIG_DIR,
       configFile: path.join(CONFIG_DIR, file),
     });
-    expect(resolveConfig({ flags: {}, env: {}, cwd: "/", configFile: name })).toEqual(byPath);
+    const byName = resolveConfig({ flags: {}, env: {}, cwd: "/", configFile: name });
+    // The same settings; messages name a flag for the package's copy, the file for one given by path.
+    expect({ ...byName, settingFrom: {} }).toEqual({ ...byPath, settingFrom: {} });
+    expect(byName.settingFrom).toEqual({});
   });
 });
