@@ -367,14 +367,14 @@ function rowReader(columns: readonly string[]): (record: string[]) => StoredCapt
   ];
   const answer =
     columns[0] === "path"
-      ? columns
-          .map((name, index) => ({ name: name.replace(/^data\./, ""), index }))
-          .filter(
-            ({ index }) => !(CAPTION_COLUMNS as readonly string[]).includes(columns[index] ?? ""),
-          )
+      ? columns.flatMap((name, index) =>
+          (CAPTION_COLUMNS as readonly string[]).includes(name)
+            ? []
+            : [{ name: name.replace(/^data\./, ""), index }],
+        )
       : [];
   return (record) => {
-    const field = (index: number) => (index < 0 ? "" : (record[index] ?? ""));
+    const field = (index: number) => record[index] ?? "";
     const flagText = field(flags);
     const tagText = field(tags);
     return {

@@ -130,13 +130,15 @@ export async function runEnqueue(
   }
 }
 
-/** What shapes the captions is the queue's, fixed at enqueue: a worker's own config cannot mend it. */
-const QUEUE_FIXED = new Set(["model", "prompt", "jsonSchema", "tags", "maxTokens", "temperature"]);
-
-function queueNames(queue: string, flags: NameSetting, names: NameSetting): NameSetting {
+/**
+ * What shapes the captions is the queue's (`runOptionsOf`), fixed at enqueue: a worker's own
+ * config cannot mend it, a new queue can.
+ */
+function queueNames(settings: QueueSettings, flags: NameSetting, names: NameSetting): NameSetting {
+  const fixed = new Set(Object.keys(runOptionsOf(settings)));
   return (option) =>
-    QUEUE_FIXED.has(option)
-      ? `${flags(option)} of a new \`caption enqueue\` (queue ${queue} keeps its own)`
+    fixed.has(option)
+      ? `${flags(option)} of a new \`caption enqueue\` (queue ${settings.queue} keeps its own)`
       : names(option);
 }
 
@@ -203,7 +205,7 @@ export async function runWorker(
           timeoutMs: config.timeoutMs,
           budgetFor: budgets,
           ...(context.fetch ? { fetch: context.fetch } : {}),
-          nameSetting: queueNames(queue, context.nameSetting, context.namesFor(config)),
+          nameSetting: queueNames(settings, context.nameSetting, context.namesFor(config)),
         },
         {
           control,
