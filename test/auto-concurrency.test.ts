@@ -6,7 +6,14 @@ import { ConcurrencyClimb } from "../src/auto-concurrency.js";
  * taking `latency` × in-flight / `batch` once the batch is full. Returns the figures it chose and
  * the answers a second over the last half of the time.
  */
-function simulate(batch: number, latency: number, seconds: number, max = 256, spread = 0) {
+function simulate(
+  batch: number | ((now: number) => number),
+  latency: number,
+  seconds: number,
+  max = 256,
+  spread = 0,
+) {
+  const batchAt = typeof batch === "number" ? () => batch : batch;
   let seed = 7;
   const random = () => {
     seed = (seed * 1664525 + 1013904223) >>> 0;
@@ -20,7 +27,7 @@ function simulate(batch: number, latency: number, seconds: number, max = 256, sp
   climb.inFlight(climb.limit, now);
   while (now < seconds * 1000) {
     const inFlight = climb.limit;
-    const mean = latency * Math.max(1, inFlight / batch);
+    const mean = latency * Math.max(1, inFlight / batchAt(now));
     // Captions differ in length: each answer takes from (1 - spread) to (1 + spread) of the mean.
     const took = mean * (1 - spread + 2 * spread * random());
     now += mean / inFlight;
@@ -59,6 +66,14 @@ describe("ConcurrencyClimb (-c auto)", () => {
     const { final, throughput } = simulate(2, 500, 60);
     expect(final).toBe(2);
     expect(throughput).toBeGreaterThan(0.95 * 4);
+  });
+
+  it("comes back down when the server starts to queue: latency inflates at the same throughput", () => {
+    // A batch of 24, until another client takes three quarters of the server half-way through.
+    const { figures, final, throughput } = simulate((now) => (now < 30_000 ? 24 : 6), 500, 60);
+    expect(Math.max(...figures)).toBeGreaterThanOrEqual(24);
+    expect(final).toBeLessThanOrEqual(12);
+    expect(throughput).toBeGreaterThan(0.9 * 12);
   });
 
   it("goes up to the maximum when throughput keeps rising, and no further", () => {

@@ -59,6 +59,13 @@ describe("caption models", () => {
     expect(result.stderr).not.toMatch(/\b23\b/);
   });
 
+  it("gives up after 15 s with the default --timeout of two minutes", async () => {
+    await serve({ modelsReply: "hang" });
+    const result = await run(["models"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/\/models gave no answer within 15 s/);
+  }, 40_000);
+
   it("never shows a password written in the base URL", async () => {
     await serve({ models: SEVERAL });
     const withPassword = (fake?.baseUrl ?? "").replace("http://", "http://user:sk-URLSECRET42@");
