@@ -1030,6 +1030,74 @@ try {
     log("P11 skipped: no Redis answers at 127.0.0.1:6379");
   }
 
+  // P14: small shards. A worker takes its next shard while the last images of the one before are
+  // in flight, so shards of a few images (a slow model's work split finely) leave no slot empty
+  // at their boundaries. 1 and 4 workers at -c 4 over 5-image shards, against a 500 ms endpoint.
+  if (wanted("P14") && (await redisAnswers())) {
+    const latency = 500;
+    const perWorker = 4;
+    const shardSize = 5;
+    for (const workers of [1, 4]) {
+      const count = scale(160, 20) * workers;
+      const folder = await writeVariants(path.join(work, `p14-${workers}`), thumb, count);
+      const queue = `bench-${process.pid}-p14-${workers}`;
+      const { fake, arrivals } = await endpoint({ latencyMs: latency });
+      await runCli(
+        [
+          "enqueue",
+          folder,
+          "--queue",
+          queue,
+          "--out",
+          path.join(work, `p14-${workers}-out`),
+          "--shard-size",
+          String(shardSize),
+        ],
+        work,
+        fake.baseUrl,
+      );
+      // The requests in flight at the endpoint, sampled while the workers run.
+      let samples = 0;
+      let inFlight = 0;
+      const sampler = setInterval(() => {
+        if (arrivals.length === 0 || arrivals.length >= count) return;
+        samples += 1;
+        inFlight += fake.inFlight;
+      }, 10);
+      const runs = await Promise.all(
+        Array.from({ length: workers }, () =>
+          measure(
+            process.execPath,
+            [CLI, "worker", "--queue", queue, "--until-empty", "-c", String(perWorker), "--quiet"],
+            { cwd: work, env: cliEnv(fake.baseUrl) },
+          ),
+        ),
+      );
+      clearInterval(sampler);
+      const most = fake.maxInFlight;
+      await fake.close();
+      await dropQueue(queue);
+      for (const run of runs) {
+        if (run.code !== 0) throw new Error(`caption worker exited ${run.code}: ${run.stderr}`);
+      }
+      const span = ((arrivals.at(-1) ?? 0) + latency - (arrivals[0] ?? 0)) / 1000;
+      const rate = count / span;
+      const bound = (workers * perWorker * 1000) / latency;
+      record(
+        {
+          id: `P14 ${workers} ${workers === 1 ? "worker" : "workers"}`,
+          name: `small shards: images/s of ${workers} ${workers === 1 ? "worker" : "workers"} at -c ${perWorker} over ${shardSize}-image shards ÷ their bound (${latency} ms endpoint)`,
+          value: rate / bound,
+          target: "≥ 0.9",
+          detail: `${count} images in ${span.toFixed(1)} s = ${rate.toFixed(1)}/s, bound ${bound}/s; ${(inFlight / Math.max(1, samples)).toFixed(1)} requests in flight on average, ${most} at most`,
+        },
+        rate / bound >= 0.9,
+      );
+    }
+  } else if (wanted("P14")) {
+    log("P14 skipped: no Redis answers at 127.0.0.1:6379");
+  }
+
   // P12: caption report over a long OUT: rows made by a script, naming a few hundred distinct
   // images many times over, as a 100,000-image dataset with repeated photos would.
   if (wanted("P12")) {

@@ -53,6 +53,8 @@ export class ConcurrencyClimb {
   #holding = 0;
   /** The figure a probe started from, to go back to if it gained nothing. */
   #before = 0;
+  /** The most it may set while the server's context (KV cache) bounds it; see capAt. */
+  #ceiling = Number.POSITIVE_INFINITY;
 
   constructor(max: number, now: number, start: number = AUTO_START) {
     this.#max = Math.max(1, max);
@@ -99,6 +101,21 @@ export class ConcurrencyClimb {
     this.#phase = "hold";
     this.#holding = 0;
     return this.#set(next, now, this.#roundTrip());
+  }
+
+  /**
+   * The server ran out of the context its requests share at more than `ceiling` in flight: no
+   * figure above it is tried until the limiter raises it again. `cut` also brings the figure
+   * down to it now, and holds there, as after a timeout.
+   */
+  capAt(ceiling: number, now: number, cut = true): number | null {
+    this.#ceiling = Math.max(1, ceiling);
+    if (!cut) return null;
+    this.#phase = "hold";
+    this.#holding = 0;
+    // What was measured above the ceiling cannot be had: it must not pull the figure back up.
+    for (const tried of [...this.#seen.keys()]) if (tried > this.#ceiling) this.#seen.delete(tried);
+    return this.#set(Math.min(this.#limit, this.#ceiling), now, this.#roundTrip());
   }
 
   #decide(throughput: number, latency: number, now: number): number | null {
@@ -195,8 +212,9 @@ export class ConcurrencyClimb {
 
   /** Starts the next window; returns the figure when it changed. */
   #set(next: number, now: number, roundTrip: number): number | null {
-    const changed = next !== this.#limit;
-    this.#limit = Math.max(1, next);
+    const bounded = Math.max(1, Math.min(next, this.#ceiling));
+    const changed = bounded !== this.#limit;
+    this.#limit = bounded;
     // The requests in flight were started under the old figure: measure once they are back.
     this.#measureFrom = changed ? now + roundTrip : now;
     this.#answers = 0;

@@ -5,6 +5,7 @@ import { Parser } from "yargs/helpers";
 import { createClient, type FetchLike } from "./client.js";
 import {
   type CaptionConfig,
+  DEFAULT_MODEL,
   defaultConcurrency,
   isHostedApi,
   resolveConfig,
@@ -14,7 +15,8 @@ import {
 } from "./config.js";
 import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
 import { describeErrno, errnoOf, folderInputs } from "./folders.js";
-import { MODEL_LIST_TIMEOUT_MS, resolveModel, servedIdFor, servedModels } from "./models.js";
+import { familyOfListed, listedIdOf, MODEL_FAMILIES } from "./model-families.js";
+import { chooseModel, MODEL_LIST_TIMEOUT_MS, type ServedModel, servedModels } from "./models.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
@@ -413,7 +415,7 @@ export async function main(
     )
     .command(
       "models",
-      "List the model ids the endpoint serves",
+      "List the model ids the endpoint serves, and the short name (-m) of each",
       (y) => addFlags(y, ENDPOINT_FLAGS),
       (args) => {
         job = () => runModels(args as Record<string, unknown>, context, reporter);
@@ -983,7 +985,7 @@ function endpointClients(args: Record<string, unknown>, context: CliContext, rep
   return servers.map((server) => ({
     config,
     baseUrl: server.baseUrl,
-    model: resolveModel(server.model ?? config.model),
+    model: server.model ?? config.model,
     trial: key.trial,
     apiKey: server.apiKey,
     client: createClient({
@@ -998,7 +1000,10 @@ function endpointClients(args: Record<string, unknown>, context: CliContext, rep
 
 const MODELS_COMMAND_TIMEOUT_MS = 15_000;
 
-/** `caption models`: the ids `GET {base}/models` lists, one a line, with owner and date. */
+/**
+ * `caption models`: the ids `GET {base}/models` lists, one a line, with owner and date, and the
+ * short name (`-m`) each answers to.
+ */
 async function runModels(
   args: Record<string, unknown>,
   context: CliContext,
@@ -1028,11 +1033,25 @@ async function runModels(
           : `\t${new Date(model.created * 1000).toISOString().slice(0, 10)}`;
       // With several servers each line says whose it is.
       const whose = servers.length > 1 ? `${baseUrl}\t` : "";
-      context.stdout.write(`${whose}${model.id}${owner}${created}\n`);
+      const family = familyNote(model.id, models);
+      context.stdout.write(`${whose}${model.id}${owner}${created}${family ? `\t${family}` : ""}\n`);
     }
     reporter.say(`${baseUrl} serves ${models.length} ${models.length === 1 ? "model" : "models"}`);
   }
   return exitCodeOf({ answered });
+}
+
+/**
+ * Which short name a listed id answers to: "(instruct, the default)", "(thinking)"; or, for one
+ * of a family that another listed id answers for, which one that is. Null for other models.
+ */
+function familyNote(id: string, models: readonly ServedModel[]): string | null {
+  const ids = models.map((model) => model.id);
+  const picked = MODEL_FAMILIES.find((family) => listedIdOf(family, ids) === id);
+  if (picked) return `(${picked.alias}${picked.alias === DEFAULT_MODEL ? ", the default" : ""})`;
+  const member = familyOfListed(id);
+  if (!member) return null;
+  return `(of the ${member.alias} family; -m ${member.alias} asks for ${listedIdOf(member, ids)})`;
 }
 
 async function runCheck(
@@ -1041,14 +1060,25 @@ async function runCheck(
   reporter: Reporter,
 ): Promise<number> {
   let answered = true;
+  let refused = false;
   for (const { config, baseUrl, model: given, trial, apiKey, client } of endpointClients(
     args,
     context,
     reporter,
   )) {
-    // As a run would: a server that lists a short name itself is asked for that name.
+    // As a run would: the id this server lists of the family asked for, or the run's refusal.
     const listed = servedModels((await client.models(MODEL_LIST_TIMEOUT_MS)).body);
-    const model = servedIdFor(given, listed?.map((each) => each.id) ?? null);
+    let model: string;
+    try {
+      const choice = chooseModel(given, listed, baseUrl, flagsFor(config)("model"));
+      if (choice.warning) reporter.say(choice.warning, "warn");
+      model = choice.model;
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      for (const problem of error.problems) reporter.say(asFlags(problem), "error");
+      refused = true;
+      continue;
+    }
     const request = buildTextRequest("Introduce yourself in one sentence.", {
       model,
       maxTokens: config.maxTokens,
@@ -1066,5 +1096,6 @@ async function runCheck(
       answered = false;
     }
   }
-  return exitCodeOf({ answered });
+  // A model the server does not serve is the run's usage error too.
+  return refused ? EXIT.usage : exitCodeOf({ answered });
 }

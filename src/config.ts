@@ -2,14 +2,15 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./errors.js";
-import { resolveModel } from "./models.js";
+import { DEFAULT_FAMILY } from "./model-families.js";
 import { parseTemplate } from "./prompts/template.js";
 import type { EndpointOptions } from "./run/options.js";
 import { closestName } from "./suggest.js";
 import type { ImageFormat, OutputFormat, PrepareOptions } from "./types.js";
 
 export const DEFAULT_BASE_URL = "https://api.modelbest.cn/v1";
-export const DEFAULT_MODEL = "MiniCPM-V-4.6-Instruct";
+/** A family, not an id: each server is asked for the id it serves of it. */
+export const DEFAULT_MODEL = DEFAULT_FAMILY;
 export const DEFAULT_PROMPT =
   "Describe this image in one detailed paragraph: the main subject, the setting, notable objects, " +
   "colours, and any legible text. Reply with the description only.";
@@ -141,7 +142,7 @@ export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
     flag: "--model",
     alias: "m",
     kind: { type: "string" },
-    describe: "Model id, or instruct, thinking, omni for the MiniCPM ones",
+    describe: "Model id, or instruct, thinking, omni, v4.5 for the MiniCPM families",
     shownDefault: DEFAULT_MODEL,
     basic: true,
     scope: "endpoint",
@@ -457,7 +458,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
 
   if (problems.length > 0) throw new UsageError(problems);
 
-  const model = resolveModel(merged.model ?? DEFAULT_MODEL);
+  const model = merged.model ?? DEFAULT_MODEL;
   const resolvePath = (key: "output" | "errors" | "jsonSchema"): string | undefined => {
     for (let i = layers.length - 1; i >= 0; i -= 1) {
       const layer = layers[i];

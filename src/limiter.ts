@@ -4,9 +4,10 @@ import { readRateHeaders } from "./rate-headers.js";
 
 /**
  * Why the allowed concurrency moved: `-c auto` measuring, an overload (429 or 503) cutting it,
- * the climb back after one, or a timeout under `-c auto`.
+ * the climb back after one, a timeout under `-c auto`, or the server running out of the context
+ * (KV cache) its requests in flight share.
  */
-export type ConcurrencyCause = "auto" | "overload" | "recovery" | "timeout";
+export type ConcurrencyCause = "auto" | "overload" | "recovery" | "timeout" | "context";
 
 export interface LimiterOptions {
   /** The most requests in flight at once (`-c`), or "auto": found by measuring, up to `max`. */
@@ -17,6 +18,11 @@ export interface LimiterOptions {
   rpm?: number | undefined;
   /** Reported whenever the allowed concurrency changes. */
   onChange?: (allowed: number, cause: ConcurrencyCause) => void;
+  /**
+   * Reported at each cut for running out of context: the figure in flight when it happened and
+   * the one allowed from then on.
+   */
+  onOverflow?: (from: number, to: number) => void;
   /**
    * A budget shared with other processes paces metered limits for all of them (`caption
    * worker`): this limiter then learns no pace of its own from them, which would be its share.
@@ -41,6 +47,12 @@ export interface Slot {
   release(): void;
   /** No answer within the timeout: as much a sign of too many in flight as a 429. */
   timedOut(): void;
+  /**
+   * The server ran out of the context its requests in flight share. Cuts the allowance (once for
+   * all the requests that fail together) and returns whether this request was alone, with no
+   * other of this run started or in flight while it was: then fewer at once cannot help it.
+   */
+  overflowed(): boolean;
 }
 
 /**
@@ -85,6 +97,16 @@ export class AdaptiveLimiter implements Gate<Slot> {
 
   /** With `-c auto`, what sets `allowed` instead of AIMD. */
   readonly #climb: ConcurrencyClimb | null;
+  readonly #onOverflow: ((from: number, to: number) => void) | undefined;
+  /** Requests started so far: a request that saw no other start was alone while it ran. */
+  #startCount = 0;
+  /**
+   * After the server ran out of context: the most allowed in flight, raised by one after each
+   * `#ceilingHold` captions without another overflow. Null when none has happened.
+   */
+  #ceiling: number | null = null;
+  #ceilingHold = 0;
+  #ceilingLeft = 0;
 
   constructor(options: LimiterOptions) {
     if (options.concurrency === "auto") {
@@ -98,6 +120,7 @@ export class AdaptiveLimiter implements Gate<Slot> {
     }
     this.#interval = options.rpm ? 60_000 / options.rpm : 0;
     this.#onChange = options.onChange;
+    this.#onOverflow = options.onOverflow;
     this.#sharedPace = options.sharedPace ?? false;
   }
 
@@ -154,12 +177,18 @@ export class AdaptiveLimiter implements Gate<Slot> {
     this.#starts.push(now);
     prune(this.#starts, now);
     this.#active += 1;
+    this.#startCount += 1;
     this.#climb?.inFlight(this.#active, now);
-    return this.#slot(now);
+    return this.#slot(now, this.#active === 1 ? this.#startCount : null);
   }
 
-  #slot(startedAt: number): Slot {
+  /**
+   * `aloneFrom`: the start count when this request started with nothing else in flight, or null
+   * when it did not.
+   */
+  #slot(startedAt: number, aloneFrom: number | null): Slot {
     let open = true;
+    const activeAtStart = this.#active;
     const finish = (update: () => void) => {
       if (!open) return;
       open = false;
@@ -172,14 +201,16 @@ export class AdaptiveLimiter implements Gate<Slot> {
     return {
       done: (captioned = false) =>
         finish(() => {
+          if (captioned) this.#heldUnderCeiling();
           if (climb && captioned) {
             const now = performance.now();
             const next = climb.answered(now - startedAt, now);
             if (next !== null) this.#setAllowed(next, "auto");
           }
           // Additive increase: about +1 per round trip's worth of successes.
-          if (!climb && this.#allowed < this.#max) {
-            this.#setAllowed(Math.min(this.#max, this.#allowed + 1 / this.#allowed), "recovery");
+          const top = Math.min(this.#max, this.#ceiling ?? this.#max);
+          if (!climb && this.#allowed < top) {
+            this.#setAllowed(Math.min(top, this.#allowed + 1 / this.#allowed), "recovery");
           }
           if (this.#pace === null || this.#slowStart || this.#told) return;
           // Per success, so about that share of the pace a second: 10 % while the limit is
@@ -213,7 +244,37 @@ export class AdaptiveLimiter implements Gate<Slot> {
           const next = climb.congested(now);
           if (next !== null) this.#setAllowed(next, "timeout");
         }),
+      overflowed: () => {
+        const alone = aloneFrom !== null && aloneFrom === this.#startCount;
+        finish(() => {
+          if (alone || startedAt <= this.#decreasedAt) return;
+          const now = performance.now();
+          this.#decreasedAt = now;
+          // What was in flight when the cache ran out: every request of that batch fails at once,
+          // so the figure is the most seen while this one ran, not what is left when it returns.
+          const from = Math.max(activeAtStart, Math.min(this.allowed, this.#active + 1));
+          const to = Math.max(1, Math.min(from - 1, Math.floor(from * OVERFLOW_CUT)));
+          // Each repeat holds the ceiling twice as long before the next careful step up.
+          this.#ceilingHold = this.#ceilingHold === 0 ? OVERFLOW_HOLD : this.#ceilingHold * 2;
+          this.#ceilingLeft = this.#ceilingHold;
+          this.#ceiling = to;
+          climb?.capAt(to, now);
+          this.#setAllowed(Math.min(this.#allowed, to), "context");
+          this.#onOverflow?.(from, to);
+        });
+        return alone;
+      },
     };
+  }
+
+  /** A caption under a ceiling: after enough of them, one more in flight is allowed. */
+  #heldUnderCeiling(): void {
+    if (this.#ceiling === null || this.#ceiling >= this.#max) return;
+    this.#ceilingLeft -= 1;
+    if (this.#ceilingLeft > 0) return;
+    this.#ceiling += 1;
+    this.#ceilingLeft = this.#ceilingHold;
+    this.#climb?.capAt(this.#ceiling, performance.now(), false);
   }
 
   /**
@@ -287,6 +348,10 @@ export class AdaptiveLimiter implements Gate<Slot> {
 }
 
 const SLOW_START_STEP_MS = 250;
+/** Out of context, a quarter fewer in flight (at least one fewer): the cache held nearly that. */
+const OVERFLOW_CUT = 0.75;
+/** Captions under the ceiling an overflow sets before one more in flight is tried. */
+const OVERFLOW_HOLD = 32;
 const TOLD_MARGIN = 0.97;
 const FAST_PROBE = 0.1;
 const SLOW_PROBE = 0.02;

@@ -48,7 +48,7 @@ export async function lockOutput(
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
     const owner = await readOwner(lockPath);
-    if (!owner || isAlive(owner)) throw lockedError(output, lockPath, owner);
+    if (!owner || (await isAlive(owner))) throw lockedError(output, lockPath, owner);
     // The run that held it crashed: its process is gone from this very machine.
     await rm(held, { recursive: true, force: true });
     try {
@@ -89,14 +89,29 @@ async function readOwner(lockPath: string): Promise<LockOwner | null> {
   }
 }
 
-function isAlive(owner: LockOwner): boolean {
+async function isAlive(owner: LockOwner): Promise<boolean> {
   if (owner.host !== hostname()) return true;
   try {
     process.kill(owner.pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+  // kill(pid, 0) succeeds on a zombie: a run killed with -9 lingers as one until its parent reaps
+  // it, for seconds where PID 1 reaps late (a container without --init), and it writes no more.
+  return !(await isZombie(owner.pid));
+}
+
+/** Linux's word on a process: Z (zombie) or X (dead) is gone. No /proc (macOS): not known. */
+async function isZombie(pid: number): Promise<boolean> {
+  let stat: string;
+  try {
+    stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return false;
+  }
+  // "pid (comm) state …": comm may itself hold ") ", so the state follows the last one.
+  const state = stat.slice(stat.lastIndexOf(")") + 2).charAt(0);
+  return state === "Z" || state === "X";
 }
 
 function lockedError(output: string, lockPath: string, owner: LockOwner | null): RunAbortedError {

@@ -1,13 +1,14 @@
 import { availableParallelism } from "node:os";
 import { createClient } from "./client.js";
+import { contextAdvice } from "./context-overflow.js";
 import { DuplicateTracker } from "./dedupe.js";
 import { Dispatcher } from "./dispatch.js";
 import { AdaptiveLimiter, type ConcurrencyCause, type Slot } from "./limiter.js";
 import {
-  checkModel,
+  chooseModel,
   MODEL_LIST_TIMEOUT_MS,
   modelMissing,
-  servedIdFor,
+  olderIdsOf,
   servedModels,
 } from "./models.js";
 import { captionProtocol } from "./prompts/protocol.js";
@@ -120,9 +121,9 @@ export async function captionImages(
 }
 
 /**
- * The senders of a real run, after one short look at what each server lists: a wrong model id is
- * a usage error before the first image rather than a failure for every image. No list is no
- * verdict.
+ * The senders of a real run, after one short look at what each server lists: the id it serves of
+ * the family asked for, and a wrong model id a usage error before the first image rather than a
+ * failure for every image. No list is no verdict.
  */
 async function realSender(
   options: ResolvedRunOptions,
@@ -132,6 +133,8 @@ async function realSender(
 ) {
   const several = options.endpoints.length > 1;
   const warn = (message: string) => state.emit({ type: "warning", message });
+  /** What each endpoint's model list says of its context, by label. */
+  const contextTokens = new Map<string, number | null>();
   const endpoints = await Promise.all(
     options.endpoints.map(async (spec) => {
       const client = createClient({
@@ -146,13 +149,33 @@ async function realSender(
         ? servedModels((await client.models(MODEL_LIST_TIMEOUT_MS)).body)
         : null;
       const ids = listed?.map((model) => model.id) ?? null;
-      const model = servedIdFor(spec.model, ids);
-      if (model !== spec.model) {
-        warn(`${spec.baseUrl} lists ${model}, not ${spec.model}: asking it for ${model}`);
-      }
-      const verdict = checkModel(model, listed, spec.baseUrl);
-      if (verdict) warn(verdict.warning);
+      const { model, warning } = chooseModel(
+        spec.model,
+        listed,
+        spec.baseUrl,
+        options.nameSetting("model"),
+      );
+      if (warning) warn(warning);
+      // For the advice when an image does not fit: the one model a llama.cpp server lists is
+      // the one it serves, whatever the run asked for.
+      const served = listed?.find((each) => each.id === model) ?? listed?.[0];
+      contextTokens.set(
+        spec.label,
+        listed?.length === 1 || served?.id === model ? (served?.contextTokens ?? null) : null,
+      );
       const budget = options.budgetFor?.(spec);
+      const protocolFor = (id: string) =>
+        captionProtocol({
+          model: id,
+          template: options.template,
+          maxTokens: options.maxTokens,
+          temperature: options.temperature,
+          answer: options.answer,
+          tags: options.tags,
+          sidecarExt: options.sidecar?.ext ?? ".txt",
+          nameSetting: options.nameSetting,
+          onWarning: warn,
+        });
       return new Endpoint({
         label: spec.label,
         baseUrl: spec.baseUrl,
@@ -164,6 +187,7 @@ async function realSender(
           maxConcurrency: options.maxConcurrency,
           rpm: spec.rpm,
           sharedPace: budget !== undefined,
+          onOverflow: (from: number, to: number) => state.overflowed(spec.label, from, to),
           // The live line shows one figure: a single endpoint's.
           ...(several
             ? {}
@@ -172,22 +196,19 @@ async function realSender(
                   state.emit({ type: "concurrency", allowed, cause }),
               }),
         }),
-        protocol: captionProtocol({
-          model,
-          template: options.template,
-          maxTokens: options.maxTokens,
-          temperature: options.temperature,
-          answer: options.answer,
-          tags: options.tags,
-          sidecarExt: options.sidecar?.ext ?? ".txt",
-          nameSetting: options.nameSetting,
-          onWarning: warn,
-        }),
+        protocol: protocolFor(model),
+        // With no list to choose from, the family's older ids are what a server may call it.
+        ...(ids === null ? { olderModels: { ids: olderIdsOf(model), protocolFor } } : {}),
         several,
         budget,
         onChange: (endpoint, change, reason) => {
           if (change === "up")
             return warn(`${endpoint.label} answers again; it takes images again`);
+          if (change === "model") {
+            return warn(
+              `${endpoint.baseUrl} lists no models and says ${reason} does not exist: asking it for ${endpoint.model}, of the same family`,
+            );
+          }
           // Alone, or the last one up, it hands nothing on: the run stops and says why.
           const others = endpoint.peers.some((peer) => peer !== endpoint && !peer.down);
           const handOver = others ? "; its images go to the other endpoints" : "";
@@ -201,6 +222,7 @@ async function realSender(
     }),
   );
   for (const endpoint of endpoints) endpoint.peers = endpoints;
+  const advised = new Set<Endpoint>();
   return createSender(
     {
       endpoints: new Dispatcher<Slot, Endpoint>(endpoints),
@@ -211,6 +233,22 @@ async function realSender(
       rejectFlagged: options.rejectFlagged,
       modelMissing: (error, endpoint) =>
         modelMissing(error, endpoint.model, endpoint.listed, endpoint.baseUrl),
+      onContextExceeded: (error, endpoint) => {
+        // Said once an endpoint: every image that does not fit fails the same way.
+        if (advised.has(endpoint)) return;
+        advised.add(endpoint);
+        warn(
+          contextAdvice(
+            error,
+            {
+              maxTokens: options.maxTokens,
+              contextTokens: contextTokens.get(endpoint.label) ?? null,
+              endpoint: endpoint.label,
+            },
+            options.nameSetting,
+          ),
+        );
+      },
     },
     state,
     prepare,

@@ -167,6 +167,7 @@ export class Reporter {
         failed: summary.failed,
         unfinished: summary.unfinished,
         empty_inputs: summary.emptyInputs,
+        context_overflows: summary.contextOverflows,
         elapsed_ms: summary.elapsedMs,
       });
     } else {
@@ -296,6 +297,11 @@ export function summaryLine(
       `by endpoint: ${byEndpoint.map(([label, count]) => `${label} ${count}`).join(", ")}`,
     );
   }
+  for (const [label, { from, to, times }] of Object.entries(summary.contextOverflows)) {
+    parts.push(
+      `concurrency at ${label} came down from ${from} to ${to} (it ran out of context ${times === 1 ? "once" : `${times} times`}; those images were sent again)`,
+    );
+  }
   if (summary.alreadyDone > 0) parts.push(`${summary.alreadyDone} already done`);
   if (summary.unfinished > 0) parts.push(`${summary.unfinished} left for the next run`);
   const rate = seconds > 0 ? ` (${(summary.captioned / seconds).toFixed(1)} images/s)` : "";
@@ -322,6 +328,8 @@ function concurrencyLine(allowed: number, cause: ConcurrencyCause): string | nul
       return `-c auto: ${requests}, after a timeout`;
     case "overload":
       return `the server is overloaded or rate limiting: ${requests} allowed now`;
+    case "context":
+      return `the server ran out of context (KV cache) for its requests in flight: ${requests} allowed now`;
     case "recovery":
       return null;
   }

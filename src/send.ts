@@ -1,4 +1,5 @@
 import { type ChatReply, RequestCancelledError } from "./client.js";
+import { ContextExceededError, contextOverflowOf } from "./context-overflow.js";
 import type { Dispatcher } from "./dispatch.js";
 import {
   ApiError,
@@ -44,7 +45,16 @@ export interface SendContext {
   nameSetting: NameSetting;
   /** The run's end when an answer says the model does not exist. */
   modelMissing: (error: ApiError, endpoint: Endpoint) => RunAbortedError;
+  /** Told of each image that does not fit the endpoint's context even alone. */
+  onContextExceeded?: ((error: ContextExceededError, endpoint: Endpoint) => void) | undefined;
 }
+
+/**
+ * Re-sends after the server ran out of shared context that cost no attempt. Each comes with a
+ * cut in what is in flight, so a run reaches one at a time long before this; it only bounds a
+ * server that says so whatever is in flight.
+ */
+const FREE_OVERFLOW_RETRIES = 16;
 
 /** Turns a 2xx reply into a caption, or throws the ApiError that says why it is not one. */
 export type ReplyReader = (body: unknown) => ExtractedCaption;
@@ -65,10 +75,12 @@ export async function sendWithRetries(
   context: SendContext,
 ): Promise<SendOutcome> {
   const endpoints = context.endpoints.gates;
+  let overflows = 0;
   for (let attempt = 1; ; attempt += 1) {
     const admission = await context.endpoints.acquire(context.stopSignal);
     if (!admission) return { kind: "unfinished" };
     const { gate: endpoint, slot } = admission;
+    const sentModel = endpoint.model;
     let built: Awaited<ReturnType<RequestFor>>;
     try {
       built = await requestFor(endpoint);
@@ -100,6 +112,30 @@ export async function sendWithRetries(
         endpoint.limiter.observe(error.headers);
         endpoint.budget?.observe?.(error.headers);
       }
+      // Out of context is the server's capacity, not this image's fault: fewer in flight there,
+      // and the image again at no cost to its attempts, unless nothing else was in flight.
+      const overflow = contextOverflowOf(error);
+      if (overflow !== null) {
+        endpoint.reachable();
+        let alone = true;
+        if (overflow.kind === "alone") slot.done();
+        else alone = slot.overflowed();
+        if (alone) {
+          const exceeded = new ContextExceededError(
+            error as ApiError,
+            overflow.kind === "alone" ? overflow : { requestTokens: null, contextTokens: null },
+            overflow.kind === "alone" ? "said" : "measured",
+          );
+          context.onContextExceeded?.(exceeded, endpoint);
+          return { kind: "failed", error: exceeded, attempts: attempt, endpoint };
+        }
+        if (overflows < FREE_OVERFLOW_RETRIES && !context.stopSignal.aborted) {
+          overflows += 1;
+          context.onRetry(label, attempt, 0, error);
+          attempt -= 1;
+          continue;
+        }
+      }
       const delayMs = retryDelay(attempt, error);
       if (isSlowDown(error)) {
         slot.congested(delayMs, isMetered(error));
@@ -120,6 +156,12 @@ export async function sendWithRetries(
           };
         }
         // Handed to the endpoints still answering, at once and as the same attempt.
+        attempt -= 1;
+        continue;
+      }
+      // A server with no model list at an older revision of the guide knows the family by an
+      // older id: the image goes again, as the same attempt, asking for that one.
+      if (saysModelMissing(error) && endpoint.tryOlderModel(sentModel)) {
         attempt -= 1;
         continue;
       }

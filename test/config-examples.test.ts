@@ -3,6 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { exampleConfigNames, resolveConfig } from "../src/config.js";
+import { isFamilyAlias } from "../src/model-families.js";
 
 const CONFIG_DIR = fileURLToPath(new URL("../config/", import.meta.url));
 
@@ -30,6 +31,19 @@ describe("example configs", async () => {
     expect(config.baseUrl).toMatch(/^https?:\/\/.+\/v1$/);
     expect(config.model).not.toBe("");
   });
+
+  it.each(files.filter((file) => file.startsWith("hosted-")))(
+    "%s names its model by family, so the provider renaming its ids does not break it",
+    (file) => {
+      const config = resolveConfig({
+        flags: {},
+        env: {},
+        cwd: "/",
+        configFile: path.join(CONFIG_DIR, file),
+      });
+      expect(isFamilyAlias(config.model), config.model).toBe(true);
+    },
+  );
 
   it.each(files)("%s loads by its name too, from any folder", (file) => {
     const name = file.replace(/\.json$/, "");

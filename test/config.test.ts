@@ -45,6 +45,8 @@ describe("resolveConfig", () => {
       prepare: { maxPixels: DEFAULT_MAX_PIXELS, imageFormat: "jpeg" },
     });
     expect(DEFAULT_MAX_PIXELS).toBe(1_806_336);
+    // A family, not an id: which id it is depends on what the server lists (issue 21).
+    expect(config.model).toBe("instruct");
     // No -c: each endpoint's own default, measured for a server the user names, 8 for the hosted API.
     expect(config.concurrency).toBeUndefined();
     expect(defaultConcurrency(DEFAULT_BASE_URL)).toBe(8);
@@ -159,6 +161,15 @@ describe("resolveConfig", () => {
   });
 
   it("gives Thinking models a bigger token budget", () => {
+    expect(resolveConfig({ flags: { model: "thinking" }, env: {}, cwd: dir }).maxTokens).toBe(2048);
+    expect(
+      resolveConfig({
+        flags: { model: "MiniCPM-V-4.6-1.3B-think-0506_tau2_rl" },
+        env: {},
+        cwd: dir,
+      }).maxTokens,
+    ).toBe(2048);
+    expect(resolveConfig({ flags: { model: "omni" }, env: {}, cwd: dir }).maxTokens).toBe(512);
     expect(
       resolveConfig({ flags: { model: "MiniCPM-V-4.6-Thinking" }, env: {}, cwd: dir }).maxTokens,
     ).toBe(2048);
@@ -295,7 +306,7 @@ describe("--config NAME", () => {
     });
     expect(
       resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "hosted-minicpm-thinking" }),
-    ).toMatchObject({ model: "MiniCPM-V-4.6-Thinking", maxTokens: 2048, timeoutMs: 300_000 });
+    ).toMatchObject({ model: "thinking", maxTokens: 2048, timeoutMs: 300_000 });
     // Env and flags still sit above it.
     expect(
       resolveConfig({

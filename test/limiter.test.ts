@@ -146,6 +146,53 @@ describe("AdaptiveLimiter", () => {
     expect(granted).toHaveLength(4);
   });
 
+  it("out of context: a quarter fewer in flight once for the batch, held there, then one more at a time", async () => {
+    const overflows: [number, number][] = [];
+    const limiter = new AdaptiveLimiter({
+      concurrency: 4,
+      onOverflow: (from, to) => overflows.push([from, to]),
+    });
+    const first = request(limiter, 4);
+    await vi.advanceTimersByTimeAsync(0);
+    // The whole batch fails together: one cut, and none of them was alone.
+    expect(first.granted.map((slot) => slot.overflowed())).toEqual([false, false, false, false]);
+    expect(limiter.allowed).toBe(3);
+    expect(overflows).toEqual([[4, 3]]);
+    // Unlike after a 429, successes do not climb back to where the cache ran out...
+    const slots: Slot[] = [];
+    const settle = async (captions: number) => {
+      for (let i = 0; i < captions; i += 1) {
+        request(limiter, 1).pending[0]?.then((slot) => slots.push(slot as Slot));
+        await vi.advanceTimersByTimeAsync(1);
+        slots.shift()?.done(true);
+      }
+    };
+    await settle(31);
+    expect(limiter.allowed).toBe(3);
+    // ...until 32 captions in a row fitted: then one more is tried.
+    await settle(10);
+    expect(limiter.allowed).toBe(4);
+    // Running out again there holds the lower figure twice as long.
+    const again = request(limiter, 4);
+    await vi.advanceTimersByTimeAsync(0);
+    for (const slot of again.granted) slot.overflowed();
+    expect(limiter.allowed).toBe(3);
+    await settle(63);
+    expect(limiter.allowed).toBe(3);
+  });
+
+  it("out of context with nothing else in flight: the request was alone", async () => {
+    const limiter = new AdaptiveLimiter({ concurrency: 4 });
+    const slot = await limiter.acquire();
+    expect(slot?.overflowed()).toBe(true);
+    expect(limiter.allowed).toBe(4);
+    // Another start while it ran: not alone, whatever is in flight when it returns.
+    const first = await limiter.acquire();
+    const second = await limiter.acquire();
+    second?.done(true);
+    expect(first?.overflowed()).toBe(false);
+  });
+
   it("gives a waiter null when its signal aborts", async () => {
     const limiter = new AdaptiveLimiter({ concurrency: 1 });
     const controller = new AbortController();

@@ -39,16 +39,35 @@ const SEVERAL = [
 ];
 
 describe("caption models", () => {
-  it("lists the ids the endpoint serves, one a line, with owner and date", async () => {
+  it("lists the ids the endpoint serves, one a line, with owner, date and the short name", async () => {
     await serve({ models: SEVERAL });
     const result = await run(["models"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.trimEnd().split("\n")).toEqual([
-      "MiniCPM-V-4.6-Instruct\tvllm\t2026-05-28",
-      "MiniCPM-V-4.6-Thinking\tvllm",
+      "MiniCPM-V-4.6-Instruct\tvllm\t2026-05-28\t(instruct, the default)",
+      "MiniCPM-V-4.6-Thinking\tvllm\t(thinking)",
       "Qwen2.5-VL-7B-Instruct\tvllm",
     ]);
     expect(result.stderr).toMatch(/serves 3 models/);
+  });
+
+  it("names the family of a self-hosted server's ids, and which one its short name asks for", async () => {
+    await serve({
+      models: [
+        { id: "openbmb/minicpm-v4.6:latest" },
+        { id: "MiniCPM-V-4.6-Instruct" },
+        { id: "openbmb/minicpm-v4.6-thinking:latest" },
+        { id: "llama3.2:latest" },
+      ],
+    });
+    const result = await run(["models"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.trimEnd().split("\n")).toEqual([
+      "openbmb/minicpm-v4.6:latest\t(of the instruct family; -m instruct asks for MiniCPM-V-4.6-Instruct)",
+      "MiniCPM-V-4.6-Instruct\t(instruct, the default)",
+      "openbmb/minicpm-v4.6-thinking:latest\t(thinking)",
+      "llama3.2:latest",
+    ]);
   });
 
   it("gives up on a /models that never answers within 15 s at most, and says so plainly", async () => {
@@ -112,6 +131,23 @@ describe("the model of a run", () => {
     }
     // The Thinking alias gets the Thinking budget.
     expect((fake?.requests[1]?.body as { max_tokens?: number } | undefined)?.max_tokens).toBe(2048);
+  });
+
+  it("asks a self-hosted server for the name it gives the family, with no -m or a short name", async () => {
+    await serve({
+      models: [{ id: "openbmb/MiniCPM-V-4.6" }, { id: "openbmb/MiniCPM-V-4.6-Thinking" }],
+      rejectUnknownModel: true,
+    });
+    await makeDistinctImages(dir, 1);
+    for (const [out, args, id] of [
+      ["default.csv", [], "openbmb/MiniCPM-V-4.6"],
+      ["thinking.csv", ["-m", "thinking"], "openbmb/MiniCPM-V-4.6-Thinking"],
+    ] as const) {
+      const result = await run(["photos", "-o", out, ...args]);
+      expect(result.code, result.stderr).toBe(0);
+      const [row] = await readCsv(path.join(dir, out));
+      expect(row?.model).toBe(id);
+    }
   });
 
   it("refuses a model id the endpoint does not list, exit 2 with the closest ids, before any image", async () => {
@@ -179,7 +215,7 @@ describe("the model of a run", () => {
   it("asks for a short name the server itself lists rather than the id it stands for", async () => {
     await serve({ models: [{ id: "omni" }, { id: "llava" }] });
     await makeDistinctImages(dir, 2);
-    const result = await run(["photos", "-o", "out.csv", "-m", "omni"]);
+    const result = await run(["photos", "-o", "out.csv", "-m", "MiniCPM-o-4.5"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/lists omni, not MiniCPM-o-4\.5: asking it for omni/);
     const rows = await readCsv(path.join(dir, "out.csv"));

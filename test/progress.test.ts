@@ -195,6 +195,7 @@ const summaryBase: RunSummary = {
   emptyInputs: [],
   flagged: {},
   byEndpoint: {},
+  contextOverflows: {},
 };
 
 describe("summaryLine", () => {

@@ -281,6 +281,42 @@ describe("--json-schema", () => {
     for (const request of requests.slice(1)) expect(request.responseFormat).toBeUndefined();
   });
 
+  it("re-sends without response_format a request refused after the run already fell back", async () => {
+    // The first image's refusal comes back at once; the others' requests, already built with
+    // response_format, are refused only after the run has decided to stop sending it.
+    const refusal = {
+      error: {
+        message: "response_format type json_schema is not supported by this server",
+        type: "invalid_request_error",
+        param: null,
+        code: null,
+      },
+    };
+    await serve({
+      respond: (record) =>
+        record.responseFormat === undefined
+          ? undefined
+          : { kind: "status", status: 400, body: refusal, latencyMs: record.index === 0 ? 0 : 400 },
+    });
+    await makeDistinctImages(dir, 4);
+    const result = await run([
+      "photos",
+      "-o",
+      "out.csv",
+      "--json-schema",
+      await writeSchema(),
+      "-c",
+      "4",
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(4);
+    const requests = fake?.requests ?? [];
+    const refused = requests.filter((request) => request.responseFormat !== undefined);
+    // Each image was sent with response_format at most once.
+    expect(refused.length).toBeLessThanOrEqual(4);
+    expect(requests.length - refused.length).toBe(4);
+  });
+
   it("falls back once for the run when the server ignores response_format and answers prose", async () => {
     await serve({ responseFormat: "ignore" });
     await makeDistinctImages(dir, 3);

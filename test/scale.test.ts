@@ -1,7 +1,8 @@
 /**
  * Many machines on one BullMQ queue, through the real CLI against the real Redis of the machine:
  * enqueue, workers (one killed with SIGKILL mid-shard), merge, enqueue again, a grown folder, a
- * rate limit shared by every worker, SIGTERM releasing a shard, and Redis away.
+ * rate limit shared by every worker, SIGTERM releasing a shard, Redis away, the done count after a
+ * kill, and the next shard taken while the last images of one are in flight.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -9,7 +10,11 @@ import { createServer } from "node:net";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type FakeEndpoint, startFakeEndpoint } from "./helpers/fake-endpoint.js";
+import {
+  type FakeEndpoint,
+  type RecordedRequest,
+  startFakeEndpoint,
+} from "./helpers/fake-endpoint.js";
 import { type CliResult, collect, runCli, startCli } from "./helpers/run-cli.js";
 import { makeDistinctImages, makeWorkspace, readCsv } from "./helpers/workspace.js";
 
@@ -167,6 +172,32 @@ async function rowsOf(file: string): Promise<{ path: string; created_at: string 
     });
 }
 
+/** Rows in all the shards' outputs of DIR "work", as a worker left them. */
+async function rowsOnDisk(): Promise<number> {
+  const shards = path.join(dir, "work", "shards");
+  const names = await readdir(shards).catch(() => []);
+  const outputs = names.filter((name) => /^shard-[0-9a-f]{16}\.jsonl$/.test(name));
+  const counts = await Promise.all(outputs.map((name) => rowsOf(path.join(shards, name))));
+  return counts.reduce((sum, rows) => sum + rows.length, 0);
+}
+
+/** Images the fake was asked for more than once (told apart by their bytes). */
+function sentAgain(endpoint: FakeEndpoint): number {
+  const times = new Map<string, number>();
+  for (const request of endpoint.requests) {
+    const key = request.image?.sha256 ?? "";
+    times.set(key, (times.get(key) ?? 0) + 1);
+  }
+  return [...times.values()].filter((count) => count > 1).length;
+}
+
+/** The image a request asks about, from a prompt of "Describe {stem}.", and its shard of 5. */
+function imageOf(request: RecordedRequest): { stem: string; shard: number } | null {
+  const stem = /Describe (img-(\d{4}))\./.exec(request.prompt ?? "");
+  if (!stem?.[1] || !stem[2]) return null;
+  return { stem: stem[1], shard: Math.floor(Number(stem[2]) / 5) };
+}
+
 describe.skipIf(!available)("many machines on one queue", () => {
   it("three workers, one killed mid-shard: every image once, the killed shard's rows kept; enqueue again adds nothing, a grown folder only new shards", async () => {
     fake = await startFakeEndpoint({ latencyMs: 150 });
@@ -305,6 +336,136 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(lines).toHaveLength(60);
   }, 120_000);
 
+  it("kill -9 of a worker between its progress updates: status counts done as the rows merge writes; at most its -c 4 requests are sent again", async () => {
+    fake = await startFakeEndpoint({ latencyMs: 150 });
+    await makeDistinctImages(dir, 40);
+    await enqueue(["photos"], "--shard-size", "20");
+    const victim = worker();
+    const victimExit = collect(victim);
+    await waitFor("the victim's first rows", async () => ((await rowsOnDisk()) >= 6 ? true : null));
+    // Frozen, it holds rows on disk its last progress update did not count: killed then.
+    await waitFor("rows the victim wrote and had not counted yet", async () => {
+      victim.kill("SIGSTOP");
+      const onDisk = await rowsOnDisk();
+      const counted = (await status()).images.done;
+      if (onDisk > counted && onDisk < 40) return true;
+      victim.kill("SIGCONT");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return null;
+    });
+    victim.kill("SIGKILL");
+    await victimExit;
+
+    const taker = await collect(worker());
+    expect(taker.code, taker.stderr).toBe(0);
+    const merged = await run(["merge", "work", "-o", "all.csv"]);
+    expect(merged.code, merged.stderr).toBe(0);
+    expect(await readCsv(path.join(dir, "all.csv"))).toHaveLength(40);
+    expect((await status()).images).toMatchObject({ done: 40, total: 40 });
+    // Every image asked once, but those the killed worker had out: at most its -c 4.
+    expect(sentAgain(fake)).toBeLessThanOrEqual(4);
+    expect(fake.requests.length).toBeLessThanOrEqual(40 + 4);
+  }, 120_000);
+
+  it("a worker takes its next shard while the last images of the one before are in flight, never more than its -c at once", async () => {
+    /** Shard by shard, the images with a request out now. */
+    const out = new Map<string, number>();
+    /** Shards whose request went out while the shard before still had one out. */
+    const overlapped = new Set<number>();
+    fake = await startFakeEndpoint({
+      latencyMs: 100,
+      respond: (request) => {
+        const image = imageOf(request);
+        if (!image) return undefined;
+        if ([...out.values()].includes(image.shard - 1)) overlapped.add(image.shard);
+        out.set(image.stem, image.shard);
+        // A shard's first image is slow: the last of its shard in flight, long after the rest.
+        return image.stem.endsWith("0") || image.stem.endsWith("5")
+          ? { kind: "ok", latencyMs: 2000 }
+          : undefined;
+      },
+      caption: (request) => {
+        const image = imageOf(request);
+        if (image) out.delete(image.stem);
+        return `A small test image named ${image?.stem ?? "unknown"}, plain and square.`;
+      },
+    });
+    await makeDistinctImages(dir, 15);
+    const enqueued = await enqueue(["photos"], "--shard-size", "5", "--prompt", "Describe {stem}.");
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    const done = await collect(worker());
+    expect(done.code, done.stderr).toBe(0);
+    // The second and the third shard were sent while the one before was still out.
+    expect([...overlapped].sort()).toEqual([1, 2]);
+    expect(fake.maxInFlight).toBeLessThanOrEqual(4);
+    expect(fake.requests).toHaveLength(15);
+    expect((await status()).images).toMatchObject({ done: 15, total: 15 });
+  }, 60_000);
+
+  it("a worker killed while it holds two shards costs at most its -c 4 requests", async () => {
+    let slow = true;
+    const out = new Map<string, number>();
+    fake = await startFakeEndpoint({
+      latencyMs: 100,
+      respond: (request) => {
+        const image = imageOf(request);
+        if (!image) return undefined;
+        out.set(image.stem, image.shard);
+        // The first shard's first image, and every image of the next, are slow: killed then,
+        // the worker has its first shard's last image out and as many of the next as -c leaves.
+        const held = image.stem === "img-0000" || image.shard === 1;
+        return slow && held ? { kind: "ok", latencyMs: 60_000 } : undefined;
+      },
+      caption: (request) => {
+        const image = imageOf(request);
+        if (image) out.delete(image.stem);
+        return `A small test image named ${image?.stem ?? "unknown"}, plain and square.`;
+      },
+    });
+    await makeDistinctImages(dir, 15);
+    await enqueue(["photos"], "--shard-size", "5", "--prompt", "Describe {stem}.");
+    const victim = worker();
+    const victimExit = collect(victim);
+    const outOf = (shard: number) => [...out.values()].filter((of) => of === shard).length;
+    await waitFor("the next shard's requests beside the first's last", async () =>
+      outOf(0) === 1 && outOf(1) >= 3 ? true : null,
+    );
+    // Room for one more, if the worker would take it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const atKill = fake.inFlight;
+    victim.kill("SIGKILL");
+    await victimExit;
+    slow = false;
+    expect(atKill).toBeLessThanOrEqual(4);
+
+    const taker = await collect(worker());
+    expect(taker.code, taker.stderr).toBe(0);
+    expect(sentAgain(fake)).toBeLessThanOrEqual(4);
+    expect(fake.requests.length).toBeLessThanOrEqual(15 + 4);
+    const merged = await run(["merge", "work", "-o", "all.csv"]);
+    expect(merged.code, merged.stderr).toBe(0);
+    expect(await readCsv(path.join(dir, "all.csv"))).toHaveLength(15);
+    expect((await status()).images).toMatchObject({ done: 15, total: 15 });
+  }, 120_000);
+
+  it("SIGINT puts the shard back as waiting, and status says so, not delayed", async () => {
+    fake = await startFakeEndpoint({ latencyMs: 100 });
+    await makeDistinctImages(dir, 40);
+    await enqueue(["photos"], "--shard-size", "40");
+    const first = worker();
+    const firstExit = collect(first);
+    await waitFor("a shard under way", async () => ((await rowsOnDisk()) >= 4 ? true : null));
+    first.kill("SIGINT");
+    const stopped = await firstExit;
+    expect(stopped.code).toBe(130);
+    expect(stopped.stderr).toMatch(/released/);
+    const back = await status();
+    expect(back.shards).toMatchObject({ waiting: 1, delayed: 0, failed: 0 });
+    const shown = await run(["status", "--queue", queue]);
+    expect(shown.stdout).toMatch(/: 1 shards waiting, 0 active, 0 completed, 0 failed\n/);
+    expect(shown.stdout).not.toMatch(/delayed|retrying/);
+  }, 60_000);
+
   it("a wrong key at one worker puts the shard back for others and stops that worker, no attempt used", async () => {
     fake = await startFakeEndpoint({ apiKey: "sk-the-right-one-0000" });
     await makeDistinctImages(dir, 30);
@@ -313,6 +474,11 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/rejected the API key/);
     expect(wrong.stderr).toMatch(/every shard would fail alike/);
+    // What it advises is a command that works as written (with the key fixed).
+    const advised = /then start the worker again \((caption worker --queue \S+) …\)/.exec(
+      wrong.stderr,
+    )?.[1];
+    expect(advised, wrong.stderr).toBe(`caption worker --queue ${queue}`);
     // One shard tried, and given back; no image was asked more than once.
     expect(fake.requests.length).toBeLessThanOrEqual(4);
     const after = await status();
@@ -320,7 +486,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect((after.shards.waiting ?? 0) + (after.shards.delayed ?? 0)).toBe(3);
 
     const right = await collect(
-      startCli(["worker", "--queue", queue, "--until-empty", "--stall-seconds", "2"], {
+      startCli([...(advised ?? "").split(" ").slice(1), "--until-empty", "--stall-seconds", "2"], {
         cwd: dir,
         baseUrl: fake.baseUrl,
         env: { MINICPM_API_KEY: "sk-the-right-one-0000" },

@@ -61,6 +61,8 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
   };
   const sendsFormat = (variant: RequestVariant) =>
     options.answer !== undefined && !formatOff && !variant.plain;
+  /** The requests built with response_format, as long as anyone holds them. */
+  const withFormat = new WeakSet<Uint8Array>();
 
   return {
     async request(image, task, variant) {
@@ -68,7 +70,9 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
       const prompt = options.answer
         ? `${options.template.render(values)}\n\n${schemaInstruction(options.answer)}`
         : options.template.render(values);
-      return encodeCaptionRequest(image.dataUrl, {
+      const format =
+        options.answer && sendsFormat(variant) ? responseFormat(options.answer) : undefined;
+      const body = encodeCaptionRequest(image.dataUrl, {
         model: options.model,
         prompt,
         maxTokens: options.maxTokens,
@@ -76,9 +80,10 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
           ? Math.min(2, (options.temperature ?? SERVER_DEFAULT_TEMPERATURE) + HOTTER_BY)
           : options.temperature,
         frequencyPenalty: variant.penalize ? PENALTY : undefined,
-        responseFormat:
-          options.answer && sendsFormat(variant) ? responseFormat(options.answer) : undefined,
+        responseFormat: format,
       });
+      if (format !== undefined) withFormat.add(body);
+      return body;
     },
 
     read(body, variant) {
@@ -97,9 +102,10 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
       return answerOf(options.answer, options.tags, extracted, value);
     },
 
-    mayRefuseFormat(error, variant) {
+    mayRefuseFormat(error, request) {
       return (
-        sendsFormat(variant) &&
+        request !== null &&
+        withFormat.has(request) &&
         error instanceof ApiError &&
         error.status === 400 &&
         !(error instanceof InvalidJsonError)

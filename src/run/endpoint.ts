@@ -18,6 +18,12 @@ export interface EndpointParts {
   client: ChatClient;
   limiter: AdaptiveLimiter;
   protocol: CaptionProtocol;
+  /**
+   * Older ids of the model's family to try, in turn, when the server lists no models and says
+   * the one asked for does not exist (a server at an earlier revision of the provider's guide),
+   * and how to build the protocol for each.
+   */
+  olderModels?: { ids: readonly string[]; protocolFor: (model: string) => CaptionProtocol };
   /** The ids its `/models` listed, for "did you mean"; null when it lists none. */
   listed: string[] | null;
   /**
@@ -32,8 +38,15 @@ export interface EndpointParts {
    * request waits for it as well as for the limiter.
    */
   budget?: RequestBudget | undefined;
-  /** Told when it is taken out (with why), when it answers again, and when it is out for good. */
-  onChange?: (endpoint: Endpoint, change: "down" | "up" | "retired", reason: string) => void;
+  /**
+   * Told when it is taken out (with why), when it answers again, when it is out for good, and
+   * when it is asked for another id of the model's family (the reason names the one refused).
+   */
+  onChange?: (
+    endpoint: Endpoint,
+    change: "down" | "up" | "retired" | "model",
+    reason: string,
+  ) => void;
 }
 
 /** Requests per minute shared by every process sending to one endpoint. */
@@ -53,13 +66,14 @@ export interface RequestBudget {
 export class Endpoint implements Gate<Slot> {
   readonly label: string;
   readonly baseUrl: string;
-  readonly model: string;
   readonly client: ChatClient;
   readonly limiter: AdaptiveLimiter;
-  readonly protocol: CaptionProtocol;
   readonly listed: string[] | null;
   readonly budget: RequestBudget | undefined;
   readonly #parts: EndpointParts;
+  #model: string;
+  #protocol: CaptionProtocol;
+  #olderModels: string[];
   #failures = 0;
   #captioned = false;
   #downUntil: number | null = null;
@@ -75,12 +89,40 @@ export class Endpoint implements Gate<Slot> {
     this.#parts = parts;
     this.label = parts.label;
     this.baseUrl = parts.baseUrl;
-    this.model = parts.model;
+    this.#model = parts.model;
     this.client = parts.client;
     this.limiter = parts.limiter;
-    this.protocol = parts.protocol;
+    this.#protocol = parts.protocol;
+    this.#olderModels = [...(parts.olderModels?.ids ?? [])];
     this.listed = parts.listed;
     this.budget = parts.budget;
+  }
+
+  /** The model id it is asked for now. */
+  get model(): string {
+    return this.#model;
+  }
+
+  /** How its requests are built and its replies read, for the model asked for now. */
+  get protocol(): CaptionProtocol {
+    return this.#protocol;
+  }
+
+  /**
+   * The server said `refused` does not exist: asks for the family's next older id instead. True
+   * when there is one to try now (or another request already moved on from `refused`); false
+   * when none is left, or when it has answered a caption as it is (then that model was right).
+   */
+  tryOlderModel(refused: string): boolean {
+    if (refused !== this.#model) return true;
+    if (this.#captioned) return false;
+    const next = this.#olderModels.shift();
+    const build = this.#parts.olderModels?.protocolFor;
+    if (next === undefined || build === undefined) return false;
+    this.#model = next;
+    this.#protocol = build(next);
+    this.#parts.onChange?.(this, "model", refused);
+    return true;
   }
 
   /** Taken out: not answering and waiting for its next try, or out for good. */

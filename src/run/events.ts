@@ -50,6 +50,11 @@ export interface RunSummary {
   flagged: Record<string, number>;
   /** Images each endpoint answered (copies aside), by `host:port`. */
   byEndpoint: Record<string, number>;
+  /**
+   * Endpoints that ran out of the context their requests in flight share, by `host:port`: the
+   * figure in flight the first time, the lowest it was cut to, and how many times it happened.
+   */
+  contextOverflows: Record<string, { from: number; to: number; times: number }>;
 }
 
 export function emptySummary(): RunSummary {
@@ -69,5 +74,6 @@ export function emptySummary(): RunSummary {
     emptyInputs: [],
     flagged: {},
     byEndpoint: {},
+    contextOverflows: {},
   };
 }

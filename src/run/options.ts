@@ -11,7 +11,6 @@ import {
   type Settings,
 } from "../config.js";
 import { byOptionName, type NameSetting, UsageError } from "../errors.js";
-import { resolveModel } from "../models.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../output-format.js";
 import { promptHash } from "../prompts/protocol.js";
 import { type AnswerSchema, compileSchema } from "../prompts/structured.js";
@@ -89,7 +88,11 @@ export interface RunOptions {
   endpoints?: readonly EndpointOptions[] | undefined;
   /** Sent as a Bearer token; self-hosted servers often need none. */
   apiKey?: string | undefined;
-  /** @default "MiniCPM-V-4.6-Instruct" */
+  /**
+   * A model id, or a MiniCPM family (`instruct`, `thinking`, `omni`, `v4.5`): asked for by the id
+   * each server lists of it.
+   * @default "instruct"
+   */
   model?: string | undefined;
   /**
    * May hold placeholders filled per image ({stem}, {folder}, {existing}…; see PLACEHOLDERS).
@@ -269,7 +272,8 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   const output = path.resolve(cwd, options.output);
   // An explicit format is taken as given (the CLI has already held it against OUT's name).
   const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
-  const model = resolveModel(options.model ?? SETTING_DEFAULTS.model);
+  // An alias stays one: which id it means depends on what each server lists.
+  const model = options.model ?? SETTING_DEFAULTS.model;
   const endpoints = resolveEndpoints(options.endpoints, {
     baseUrl: options.baseUrl ?? SETTING_DEFAULTS.baseUrl,
     apiKey: options.apiKey,
@@ -334,7 +338,7 @@ function resolveEndpoints(
   return entries.map((entry, index) => ({
     baseUrl: baseUrls[index] ?? run.baseUrl,
     apiKey: entry.apiKey ?? run.apiKey,
-    model: entry.model === undefined ? run.model : resolveModel(entry.model),
+    model: entry.model ?? run.model,
     concurrency:
       entry.concurrency ?? run.concurrency ?? defaultConcurrency(baseUrls[index] ?? run.baseUrl),
     rpm: entry.rpm ?? run.rpm,

@@ -33,6 +33,8 @@ export interface SendStageOptions {
   rejectFlagged: boolean;
   /** The run's end when an answer says the model does not exist (models.ts). */
   modelMissing: (error: ApiError, endpoint: Endpoint) => RunAbortedError;
+  /** Told of each image that does not fit an endpoint's context even alone. */
+  onContextExceeded?: SendContext["onContextExceeded"];
 }
 
 /** A caption that came back, with what the checks found in it. */
@@ -67,6 +69,7 @@ export function createSender(
     onRetry: (path, attempt, delayMs, error) => state.retrying(path, attempt, delayMs, error),
     nameSetting: options.nameSetting,
     modelMissing: options.modelMissing,
+    onContextExceeded: options.onContextExceeded,
   };
 
   const send = async (work: PreparedWork): Promise<ImageOutcome> => {
@@ -79,14 +82,17 @@ export function createSender(
     let refusal: { error: unknown; protocol: CaptionProtocol } | null = null;
     /** A degenerate answer kept while a penalised retry is tried: the one kept if that fails. */
     let first: Answer | null = null;
+    /** The bytes of the last request built, for what it carried when its answer comes back. */
+    let lastRequest: Uint8Array | null = null;
     for (;;) {
       const sent = variant;
       const sentImage = image;
       const outcome = await sendWithRetries(
-        async (endpoint) => ({
-          request: await endpoint.protocol.request(sentImage, task, sent),
-          read: (body) => endpoint.protocol.read(body, sent),
-        }),
+        async (endpoint) => {
+          const request = await endpoint.protocol.request(sentImage, task, sent);
+          lastRequest = request;
+          return { request, read: (body) => endpoint.protocol.read(body, sent) };
+        },
         task.path,
         context,
       );
@@ -112,7 +118,7 @@ export function createSender(
             continue;
           }
         }
-        if (protocol.mayRefuseFormat(error, variant)) {
+        if (protocol.mayRefuseFormat(error, lastRequest)) {
           refusal = { error, protocol };
           retry(`${messageOf(error)}; sending it again without response_format`);
           variant = { ...variant, plain: true };

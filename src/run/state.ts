@@ -113,6 +113,14 @@ export class RunState {
     this.summary.preparedBytes += image.bytes;
   }
 
+  /** An endpoint ran out of shared context with `from` in flight; `to` are allowed now. */
+  overflowed(endpoint: string, from: number, to: number): void {
+    const seen = this.summary.contextOverflows[endpoint];
+    this.summary.contextOverflows[endpoint] = seen
+      ? { from: seen.from, to: Math.min(seen.to, to), times: seen.times + 1 }
+      : { from, to, times: 1 };
+  }
+
   retrying(path: string, attempt: number, delayMs: number, error: unknown): void {
     this.#emit({ type: "retrying", path, attempt, delayMs, reason: messageOf(error) });
   }

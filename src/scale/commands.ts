@@ -184,7 +184,7 @@ export async function runWorker(
     untilEmpty: args.untilEmpty === true,
     say: (text, level) => reporter.say(text, level),
     displayPath: (file) => shownFrom(settings.cwd, file),
-    run: async (shard, present, files, control, onImage) => {
+    run: async (shard, present, files, control, watch) => {
       return captionImages(
         {
           ...runOptionsOf(settings),
@@ -203,15 +203,15 @@ export async function runWorker(
           rpm,
           retries: config.retries,
           timeoutMs: config.timeoutMs,
-          budgetFor: budgets,
+          budgetFor: (endpoint) => watch.budget(endpoint, budgets(endpoint)),
           ...(context.fetch ? { fetch: context.fetch } : {}),
           nameSetting: queueNames(settings, context.nameSetting, context.namesFor(config)),
         },
         {
           control,
           onEvent: (event) => {
-            if (event.type === "captioned" || event.type === "failed") onImage();
-            else if (event.type === "warning")
+            watch.onEvent(event);
+            if (event.type === "warning")
               reporter.say(`shard ${shard.id}: ${event.message}`, "warn");
           },
         },
@@ -256,8 +256,9 @@ export async function runWorker(
       "info",
     );
     if (result.settled) {
+      // The shard it tried went back to the queue, not to the failed ones: nothing to enqueue.
       reporter.say(
-        `worker stopped: every shard would fail alike; fix that, then caption enqueue --retry-failed and start the workers again`,
+        `worker stopped: every shard would fail alike here; the shard is back in the queue, its attempts untouched: fix that, then start the worker again (caption worker --queue ${queue} …)`,
         "error",
       );
       return 1;

@@ -4,7 +4,7 @@ import type { Redis } from "ioredis";
 import { ensureFolder } from "../folders.js";
 import { lockOutput } from "../lock.js";
 import { discoverImages } from "../stages/discover.js";
-import { setEnqueued } from "./progress.js";
+import { seedShardDone, setEnqueued } from "./progress.js";
 import { addEnqueuedInputs, fixSettings, type QueueSettings } from "./queue-settings.js";
 import { planShards, readDone, readShards, shardFolder, writeShard } from "./shards.js";
 
@@ -97,8 +97,11 @@ export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueRep
     // Counted from the manifests, the truth, each time: a flushed Redis gets it right again.
     await setEnqueued(request.redis, request.queue, report.images);
     for (const shard of all) {
-      if (await readDone(settings.dir, shard.id)) {
+      const done = await readDone(settings.dir, shard.id);
+      if (done) {
         report.done += 1;
+        // A Redis emptied since still counts what the finished shards hold.
+        await seedShardDone(request.redis, request.queue, shard.id, done.captioned + done.failed);
         continue;
       }
       const job = await queue.getJob(shard.id);

@@ -2,11 +2,9 @@ import { rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { NameSetting } from "../errors.js";
 import { UsageError } from "../errors.js";
-import { statOrNull } from "../folders.js";
 import { defaultErrorsPath } from "../output-format.js";
 import { compileSchema } from "../prompts/structured.js";
 import { TAGS_SCHEMA } from "../prompts/tags.js";
-import { readRecords } from "../read-records.js";
 import type { RecordedCaption } from "../sinks/beside-image-sink.js";
 import { type HfMetadataFormat, HfMetadataSink } from "../sinks/hf-metadata-sink.js";
 import { type SidecarOptions, SidecarSink } from "../sinks/sidecar-sink.js";
@@ -16,7 +14,7 @@ import { type XmpNaming, XmpSink } from "../sinks/xmp-sink.js";
 import type { CaptionRecord, FailureRecord, OutputFormat } from "../types.js";
 import { openCaptionWriter, openJsonlWriter, type RecordWriter } from "../writers/index.js";
 import { type QueueSettings, readEnqueuedInputs, readSettingsFile } from "./queue-settings.js";
-import { readDone, readShards, shardFiles } from "./shards.js";
+import { readDone, readShardRecords, readShards, shardFiles } from "./shards.js";
 
 /** The dataset outputs a merge may also write, as a run would beside the images. */
 export interface DatasetOutputs {
@@ -103,28 +101,19 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
       errors = await openJsonlWriter<FailureRecord>(errorsTemp);
     }
     for (const shard of finished) {
-      const files = shardFiles(request.dir, shard.id);
-      // An image is in one shard only, so each shard is deduplicated on its own.
-      const seen = new Set<string>();
-      for (const record of byPath(await recordsOf<CaptionRecord>(files.output))) {
-        if (seen.has(record.path)) continue;
-        seen.add(record.path);
+      const held = await readShardRecords(shardFiles(request.dir, shard.id));
+      for (const record of held.rows) {
         if (wantOutputs) captioned.set(record.path, record);
         await rows?.write(record);
-        report.rows += 1;
       }
-      const failures = [
-        ...(await recordsOf<FailureRecord>(files.errors)),
-        ...(await recordsOf<FailureRecord>(files.missing)),
-      ];
-      for (const failure of byPath(failures)) {
-        if (seen.has(failure.path)) continue;
-        seen.add(failure.path);
-        await errors?.write(failure);
-        report.failures += 1;
-      }
+      for (const failure of held.failures) await errors?.write(failure);
+      report.rows += held.rows.length;
+      report.failures += held.failures.length;
       // Every image of a finished shard has a row or a failure; one with neither is said.
-      report.unaccounted += Math.max(0, shard.files.length - seen.size);
+      report.unaccounted += Math.max(
+        0,
+        shard.files.length - held.rows.length - held.failures.length,
+      );
     }
     await rows?.close();
     await errors?.close();
@@ -176,16 +165,4 @@ async function writeDatasetOutputs(
   } finally {
     await sink.close();
   }
-}
-
-/** A shard's JSONL rows, none when it has no such file; a torn last line is no row. */
-async function recordsOf<T>(file: string): Promise<T[]> {
-  if (!(await statOrNull(file))?.isFile()) return [];
-  const records: T[] = [];
-  for await (const record of readRecords(file, "jsonl")) records.push(record as T);
-  return records;
-}
-
-function byPath<T extends { path: string }>(records: T[]): T[] {
-  return records.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

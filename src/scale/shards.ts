@@ -1,7 +1,10 @@
 import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import { statOrNull } from "../folders.js";
+import { readRecords } from "../read-records.js";
 import { writeWhole } from "../sinks/write-whole.js";
+import type { CaptionRecord, FailureRecord } from "../types.js";
 
 /**
  * A shard: a fixed list of images captioned as one job. Its manifest, written once by `caption
@@ -28,7 +31,9 @@ export interface ShardFiles {
 }
 
 export interface ShardDone {
+  /** Images of the shard with a caption row, over every worker that ran it. */
   captioned: number;
+  /** Images with a failure row and no caption. */
   failed: number;
   worker: string;
   finishedAt: string;
@@ -132,4 +137,45 @@ function isShard(value: unknown): value is Shard {
     Array.isArray(shard.files) &&
     shard.files.every((file) => typeof file === "string")
   );
+}
+
+/**
+ * What a shard's files hold, one record an image, each list by path: its captions, and the
+ * failures (of its last run, and images gone since enqueue) of images without one. Merge writes
+ * exactly these, and the done count is theirs.
+ */
+export async function readShardRecords(
+  files: ShardFiles,
+): Promise<{ rows: CaptionRecord[]; failures: FailureRecord[] }> {
+  // An image is in one shard only, so each shard is deduplicated on its own.
+  const seen = new Set<string>();
+  const rows: CaptionRecord[] = [];
+  for (const record of byPath(await recordsOf<CaptionRecord>(files.output))) {
+    if (seen.has(record.path)) continue;
+    seen.add(record.path);
+    rows.push(record);
+  }
+  const failures: FailureRecord[] = [];
+  const failed = [
+    ...(await recordsOf<FailureRecord>(files.errors)),
+    ...(await recordsOf<FailureRecord>(files.missing)),
+  ];
+  for (const failure of byPath(failed)) {
+    if (seen.has(failure.path)) continue;
+    seen.add(failure.path);
+    failures.push(failure);
+  }
+  return { rows, failures };
+}
+
+/** A shard's JSONL rows, none when it has no such file; a torn last line is no row. */
+async function recordsOf<T>(file: string): Promise<T[]> {
+  if (!(await statOrNull(file))?.isFile()) return [];
+  const records: T[] = [];
+  for await (const record of readRecords(file, "jsonl")) records.push(record as T);
+  return records;
+}
+
+function byPath<T extends { path: string }>(records: T[]): T[] {
+  return records.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

@@ -1,6 +1,10 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { type QueueProgress, readProgress } from "./progress.js";
+import type { HeldBack } from "./worker.js";
+
+/** Shards looked at one by one (active, failed, delayed): a page, not the whole queue. */
+const LISTED = 100;
 
 export interface QueueStatus {
   queue: string;
@@ -9,6 +13,12 @@ export interface QueueStatus {
   active: { id: string; worker: string | null; done: number; total: number }[];
   /** Failed shards with why, as BullMQ kept it (after its retries). */
   failed: { id: string; reason: string; attempts: number }[];
+  /**
+   * Delayed shards and why: waiting out the backoff after a failure of their own files
+   * ("retrying", with that failure), or for another run to let go of their output ("locked").
+   * A shard given back (SIGINT, SIGTERM, a worker's endpoints or key) is waiting, not delayed.
+   */
+  delayed: { id: string; why: "retrying" | HeldBack; reason: string }[];
   images: QueueProgress;
 }
 
@@ -24,8 +34,9 @@ export async function queueStatus(redis: Redis, name: string): Promise<QueueStat
       "failed",
       "delayed",
     );
-    const active = await queue.getActive(0, 99);
-    const failed = await queue.getFailed(0, 99);
+    const active = await queue.getActive(0, LISTED - 1);
+    const failed = await queue.getFailed(0, LISTED - 1);
+    const delayed = await queue.getDelayed(0, LISTED - 1);
     return {
       queue: name,
       shards: {
@@ -49,6 +60,12 @@ export async function queueStatus(redis: Redis, name: string): Promise<QueueStat
         reason: job.failedReason ?? "",
         attempts: job.attemptsMade,
       })),
+      delayed: delayed.map((job) => {
+        const progress = (job.progress ?? {}) as { heldBack?: HeldBack };
+        return progress.heldBack === "locked"
+          ? { id: String(job.id), why: "locked" as const, reason: "another run writes its output" }
+          : { id: String(job.id), why: "retrying" as const, reason: job.failedReason ?? "" };
+      }),
       images: await readProgress(redis, name),
     };
   } finally {
@@ -59,8 +76,21 @@ export async function queueStatus(redis: Redis, name: string): Promise<QueueStat
 /** The status as lines for a person. */
 export function statusLines(status: QueueStatus): string[] {
   const { shards, images } = status;
+  const locked = status.delayed.filter((shard) => shard.why === "locked").length;
+  // Beyond the page looked at, a delayed shard is taken for the common case: a backoff.
+  const retrying = shards.delayed - locked;
+  const delayed = [
+    retrying > 0 ? `${retrying} delayed (retrying after a failure)` : null,
+    locked > 0 ? `${locked} delayed (another run holds its output)` : null,
+  ].filter(Boolean);
   const lines = [
-    `queue ${status.queue}: ${shards.waiting} shards waiting, ${shards.active} active, ${shards.completed} completed, ${shards.failed} failed${shards.delayed ? `, ${shards.delayed} delayed (retrying)` : ""}`,
+    `queue ${status.queue}: ${[
+      `${shards.waiting} shards waiting`,
+      `${shards.active} active`,
+      `${shards.completed} completed`,
+      `${shards.failed} failed`,
+      ...delayed,
+    ].join(", ")}`,
     `images: ${images.done} of ${images.total} done, ${images.perSecond.toFixed(1)}/s over the last minute`,
   ];
   for (const shard of status.active) {
@@ -68,6 +98,11 @@ export function statusLines(status: QueueStatus): string[] {
   }
   for (const shard of status.failed) {
     lines.push(`  failed ${shard.id} after ${shard.attempts} attempts: ${shard.reason}`);
+  }
+  for (const shard of status.delayed) {
+    lines.push(
+      `  delayed ${shard.id}: ${shard.why === "locked" ? shard.reason : `retrying after: ${shard.reason}`}`,
+    );
   }
   return lines;
 }

@@ -1,21 +1,32 @@
 import { rm } from "node:fs/promises";
 import { hostname } from "node:os";
-import { DelayedError, type Job, Queue, Worker } from "bullmq";
+import { DelayedError, type Job, Queue, WaitingError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { statOrNull } from "../folders.js";
 import { RunControl } from "../run/control.js";
-import type { RunSummary } from "../run/events.js";
+import type { RequestBudget } from "../run/endpoint.js";
+import type { RunEvent, RunSummary } from "../run/events.js";
+import type { ResolvedEndpoint } from "../run/options.js";
 import { writeWhole } from "../sinks/write-whole.js";
 import type { FailureRecord } from "../types.js";
-import { countDone } from "./progress.js";
+import { ShardLanes, ShardTrack } from "./overlap.js";
+import { setShardDone, tickFinished } from "./progress.js";
 import {
   readDone,
   readShard,
+  readShardRecords,
   type Shard,
   type ShardFiles,
   shardFiles,
   writeDone,
 } from "./shards.js";
+
+/** What a worker hears from a shard's run, and the budget it gives the run's requests. */
+export interface ShardWatch {
+  onEvent(event: RunEvent): void;
+  /** The budget of the run's requests to `endpoint`: `shared` (the rpm), in the worker's turn. */
+  budget(endpoint: ResolvedEndpoint, shared: RequestBudget): RequestBudget;
+}
 
 /** Captions these images of a shard (those still there) into its files. */
 export type ShardRun = (
@@ -23,8 +34,11 @@ export type ShardRun = (
   present: string[],
   files: ShardFiles,
   control: RunControl,
-  onImage: () => void,
+  watch: ShardWatch,
 ) => Promise<RunSummary>;
+
+/** Why a shard waits in the delayed set, in its progress for `caption status`. */
+export type HeldBack = "locked";
 
 export interface WorkerOptions {
   queue: string;
@@ -108,12 +122,53 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
   let settled: string | null = null;
   let shards = 0;
   let failedShards = 0;
+  /** Taking no shard for a while: this worker's endpoints are down. */
+  let resting = false;
+
+  const lanes = new ShardLanes(options.shardsAtOnce, (jobs) => {
+    const more = jobs > worker.concurrency;
+    worker.concurrency = Math.max(1, jobs);
+    // BullMQ's loop waits on the shards in hand and sees a raised concurrency only once one
+    // ends; resuming is its own way to wake that loop and take one more now.
+    if (more && !stopping && !resting) {
+      void worker
+        .pause(true)
+        .then(() => (stopping || resting ? undefined : worker.resume()))
+        .catch(() => {});
+    }
+  });
 
   const processor = async (job: Job<{ id: string }>, token?: string) => {
     const id = job.data.id;
-    if (await readDone(options.dir, id)) return { already: true };
+    const already = await readDone(options.dir, id);
+    if (already) {
+      await setShardDone(
+        options.redis,
+        options.queue,
+        id,
+        already.captioned + already.failed,
+      ).catch(() => {});
+      return { already: true };
+    }
     const shard = await readShard(options.dir, id);
     const files = shardFiles(options.dir, id);
+    const track = new ShardTrack(shard.files.length);
+    lanes.join(track);
+    try {
+      return await runShard(job, token, shard, files, track);
+    } finally {
+      lanes.leave(track);
+    }
+  };
+
+  const runShard = async (
+    job: Job<{ id: string }>,
+    token: string | undefined,
+    shard: Shard,
+    files: ShardFiles,
+    track: ShardTrack,
+  ) => {
+    const id = shard.id;
     // An image deleted since it was enqueued is reported, as a failure of its own, not lost.
     const present: string[] = [];
     const missing: FailureRecord[] = [];
@@ -134,25 +189,36 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     running.add(control);
     if (stopping) control.stop();
     const total = shard.files.length;
+    /** Images the shard's files held when this run took its lock; null until it has. */
+    let held: number | null = null;
     let finished = 0;
     let reported = 0;
     const report = async () => {
       const fresh = finished - reported;
       reported = finished;
+      const done = held === null ? null : held + finished;
       // Progress is for `caption status`; a shard goes on without Redis, so nothing waits on it.
       await Promise.all([
-        job.updateProgress({ worker: name, done: finished, total }),
-        fresh > 0 ? countDone(options.redis, options.queue, fresh) : null,
+        job.updateProgress({ worker: name, done: done ?? 0, total }),
+        done === null ? null : setShardDone(options.redis, options.queue, id, done),
+        fresh > 0 ? tickFinished(options.redis, options.queue, fresh) : null,
       ]).catch(() => {});
     };
     void report();
     const ticker = setInterval(() => void report(), 500);
+    const watch: ShardWatch = {
+      onEvent: (event) => {
+        track.observe(event);
+        // Said once the run holds the shard's lock: what its files hold then is the run's start.
+        if (event.type === "discovered") held = event.alreadyDone + missing.length;
+        else if (event.type === "captioned" || event.type === "failed") finished += 1;
+      },
+      budget: (endpoint, shared) => lanes.budget(track, endpoint, shared),
+    };
     let summary: RunSummary | null = null;
     try {
       if (present.length > 0) {
-        summary = await options.run(shard, present, files, control, () => {
-          finished += 1;
-        });
+        summary = await options.run(shard, present, files, control, watch);
       }
     } finally {
       clearInterval(ticker);
@@ -164,9 +230,15 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
       const text = `shard ${id}: ${aborted.message}`;
       options.say(text, "error");
       if (SHARD_OWN.has(aborted.code)) throw new Error(text);
+      if (aborted.code === "output_locked") {
+        // Another run writes its output: tried again a little later, and said so in status.
+        const heldBack: HeldBack = "locked";
+        await job.updateProgress({ worker: name, done: 0, total, heldBack }).catch(() => {});
+        await job.moveToDelayed(Date.now() + LOCKED_DELAY_MS, token);
+        throw new DelayedError();
+      }
       // Back in the queue for another worker, its attempts untouched.
-      const delay = aborted.code === "output_locked" ? LOCKED_DELAY_MS : 0;
-      await job.moveToDelayed(Date.now() + delay, token);
+      await job.moveToWait(token);
       if (SETTLED.has(aborted.code)) {
         // Every shard would fail alike here: this worker stops rather than fail them one by one.
         settled = text;
@@ -177,28 +249,33 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
           `taking no shard for ${RESTING_MS / 1000} s: this worker's endpoints are down`,
           "warn",
         );
+        resting = true;
         void worker.pause(true).catch(() => {});
         setTimeout(() => {
+          resting = false;
           if (!stopping) worker.resume();
         }, RESTING_MS).unref();
       }
-      throw new DelayedError();
+      throw new WaitingError();
     }
     const incomplete = summary !== null && (summary.unfinished > 0 || summary.errorsFileProblem);
     if (control.stopSignal.aborted || incomplete) {
       // Back in the queue at once, its attempts untouched; the rows written stay for the next.
-      await job.moveToDelayed(Date.now(), token);
+      await job.moveToWait(token);
       options.say(`shard ${id}: released (${finished} of ${total} images this time)`, "info");
-      throw new DelayedError();
+      throw new WaitingError();
     }
-    const captioned = summary?.captioned ?? 0;
-    const failed = (summary?.failed ?? 0) + missing.length;
+    // Counted from the files as merge reads them: rows earlier workers wrote are the shard's too.
+    const whole = await readShardRecords(files);
+    const captioned = whole.rows.length;
+    const failed = whole.failures.length;
     await writeDone(options.dir, id, {
       captioned,
       failed,
       worker: name,
       finishedAt: new Date().toISOString(),
     });
+    await setShardDone(options.redis, options.queue, id, captioned + failed).catch(() => {});
     shards += 1;
     options.say(`shard ${id}: done, ${captioned} captioned, ${failed} failed`, "info");
     return { captioned, failed };
@@ -216,7 +293,7 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     autorun: true,
   });
   worker.on("failed", (job, error) => {
-    if (!job || error instanceof DelayedError || error.name === "DelayedError") return;
+    if (!job || error instanceof DelayedError || error instanceof WaitingError) return;
     failedShards += 1;
   });
   let redisLost = false;
@@ -269,6 +346,7 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
 
   function stopAll(): void {
     stopping = true;
+    lanes.stop();
     if (idleCheck) clearInterval(idleCheck);
     for (const control of running) control.stop();
     void close();
@@ -279,6 +357,7 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     stop: stopAll,
     abort() {
       stopping = true;
+      lanes.stop();
       for (const control of running) control.abort();
       void close();
     },

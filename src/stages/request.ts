@@ -74,8 +74,12 @@ export interface RequestVariant {
 export interface CaptionProtocol {
   request(image: PreparedImage, task: ImageTask, variant: RequestVariant): Promise<Uint8Array>;
   read(body: unknown, variant: RequestVariant): ExtractedCaption;
-  /** Whether a failed request carried response_format, so a 400 may be the server refusing it. */
-  mayRefuseFormat(error: unknown, variant: RequestVariant): boolean;
+  /**
+   * Whether `request` (the bytes `request()` built) carried response_format, so that its 400 may
+   * be the server refusing it. Asked of the request itself: one built before the run stopped
+   * sending the format still carries it when its refusal comes back.
+   */
+  mayRefuseFormat(error: unknown, request: Uint8Array | null): boolean;
   /** The same request without response_format was answered: the run stops sending it. */
   formatRefused(error: unknown): void;
 }

@@ -21,6 +21,13 @@ import {
   schemaInPrompt,
   wrappedInProse,
 } from "./fake-answers.js";
+import { type ContextModel, contextBudget, minicpmPromptTokens } from "./fake-context.js";
+import {
+  type GuideRevision,
+  parseRevision,
+  REVISION_MODELS,
+  revisionReply,
+} from "./guide-revisions.js";
 
 export type FaultKind =
   | "429"
@@ -42,7 +49,14 @@ export type Behavior =
       usage?: { prompt_tokens: number; completion_tokens: number } | null;
       latencyMs?: number;
     }
-  | { kind: "status"; status: number; body?: string | object; headers?: Record<string, string> }
+  | {
+      kind: "status";
+      status: number;
+      body?: string | object;
+      headers?: Record<string, string>;
+      /** How long the answer takes (default at once). */
+      latencyMs?: number;
+    }
   | { kind: "rate-limit"; retryAfter?: string; retryAfterMs?: string }
   | { kind: "reset" }
   | { kind: "hang" }
@@ -116,7 +130,15 @@ export interface FakeEndpointOptions {
   /** ...unless the request carries a frequency_penalty, as a penalised retry often fixes it. */
   degenerateUnlessPenalized?: boolean;
   /** What GET /models lists. @default the one FAKE_MODEL_ID */
-  models?: { id: string; owned_by?: string; created?: number }[];
+  models?: {
+    id: string;
+    owned_by?: string;
+    created?: number;
+    /** vLLM's context per request. */
+    max_model_len?: number;
+    /** llama.cpp's details, `n_ctx` among them. */
+    meta?: Record<string, unknown>;
+  }[];
   /** GET /models answers 404, as servers without the route do. */
   noModels?: boolean;
   /**
@@ -126,6 +148,12 @@ export interface FakeEndpointOptions {
   modelsReply?: "html" | "hang";
   /** A chat request for a model /models does not list gets 404 model_not_found, as vLLM answers. */
   rejectUnknownModel?: boolean;
+  /**
+   * The hosted API as this revision of the provider's guide has it (`guide-revisions.ts`): its
+   * ids in /models unless `models` is given, 404 model_not_found for any other, and its Thinking
+   * model's reasoning where that revision puts it.
+   */
+  revision?: GuideRevision;
   /**
    * A batching server, as vLLM and SGLang are: up to `batch` requests are served at full speed,
    * and the server's time is shared among any more, so each answer takes latency × in-flight /
@@ -140,6 +168,12 @@ export interface FakeEndpointOptions {
    * @default 0
    */
   slowdown?: number;
+  /**
+   * A server with this much context (KV cache): each request holds its prompt (MiniCPM-V's image
+   * tokens and its words) and its max_tokens while in service, and past the budget it answers as
+   * llama.cpp or vLLM does (see fake-context.ts).
+   */
+  context?: ContextModel;
   /** Port on 127.0.0.1 (default 0, i.e. any free port); only the standalone CLI needs a fixed one. */
   port?: number;
 }
@@ -431,7 +465,12 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   const faults = [...(options.faults ?? DEFAULT_FAULTS)];
   const script = [...(options.script ?? [])];
   const random = createPrng(options.seed ?? 1);
-  const servedModels = options.models ?? [{ id: FAKE_MODEL_ID }];
+  const revision = options.revision;
+  const servedModels =
+    options.models ??
+    (revision === undefined
+      ? [{ id: FAKE_MODEL_ID }]
+      : REVISION_MODELS[revision].ids.map((id) => ({ id, owned_by: "vllm" })));
   let modelListings = 0;
   const faultRetryAfter = options.retryAfter ?? "0";
   if (options.batch !== undefined && !(options.batch >= 1)) {
@@ -444,6 +483,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   const wait =
     options.batch === undefined ? waitWhileOpen : batchingWaiter(options.batch, slowdown);
   const defaultLatency = options.latencyMs ?? 0;
+  const budget = options.context ? contextBudget(options.context) : null;
 
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
@@ -520,7 +560,21 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
     };
   }
 
-  function okCompletion(record: RecordedRequest, behavior: Behavior & { kind: "ok" }): object {
+  function okCompletion(record: RecordedRequest, given: Behavior & { kind: "ok" }): object {
+    // A revision's Thinking model reasons the way that revision does, unless the test set a reply.
+    const maxTokens = isRecord(record.body) ? record.body.max_tokens : undefined;
+    const behavior =
+      revision !== undefined && given.content === undefined && given.reasoning === undefined
+        ? {
+            ...given,
+            ...revisionReply(
+              revision,
+              record.model,
+              answerFor(record),
+              typeof maxTokens === "number" ? maxTokens : null,
+            ),
+          }
+        : given;
     const content = behavior.content === undefined ? answerFor(record) : behavior.content;
     const message: Record<string, unknown> = { role: "assistant", content };
     if (behavior.reasoning !== undefined) {
@@ -619,14 +673,18 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
     record: RecordedRequest,
     req: IncomingMessage,
     res: ServerResponse,
+    /** Told as the answer leaves, before the client can send another request. */
+    answering: () => void = () => {},
   ): Promise<void> {
     switch (behavior.kind) {
       case "ok": {
         if (!(await wait(res, behavior.latencyMs ?? defaultLatency))) return;
+        answering();
         sendJson(res, 200, okCompletion(record, behavior), rateHeaders());
         return;
       }
       case "status": {
+        if (!(await waitWhileOpen(res, behavior.latencyMs ?? 0))) return;
         const headers = behavior.headers ?? {};
         if (behavior.body === undefined) {
           const message = STATUS_CODES[behavior.status] ?? `HTTP ${behavior.status}`;
@@ -782,6 +840,8 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
     }
 
     let decided: Plan;
+    /** Gives back the context a request held, as its answer leaves. */
+    let release = () => {};
     if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
       decided = statusPlan(
         401,
@@ -793,7 +853,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
         errorEnvelope("We could not parse the JSON body of your request.", "invalid_request_error"),
       );
     } else if (
-      options.rejectUnknownModel &&
+      (options.rejectUnknownModel || revision !== undefined) &&
       !servedModels.some((model) => model.id === analysis.model)
     ) {
       decided = statusPlan(
@@ -825,12 +885,28 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
         behavior: { kind: "rate-limit", retryAfter: options.rateLimit?.retryAfter ?? "1" },
       };
     } else {
-      decided = plan(record);
+      const verdict = budget?.admit({
+        promptTokens: minicpmPromptTokens(
+          analysis.image?.width ?? null,
+          analysis.image?.height ?? null,
+          analysis.prompt,
+        ),
+        maxTokens: isRecord(body) && typeof body.max_tokens === "number" ? body.max_tokens : 512,
+      });
+      if (verdict !== undefined && !verdict.fits) {
+        decided = statusPlan(verdict.status, verdict.body);
+      } else {
+        if (verdict !== undefined) {
+          release = verdict.release;
+          res.once("close", verdict.release);
+        }
+        decided = plan(record);
+      }
     }
 
     record.behavior = decided.label;
     addRecord(record, recordGeneration);
-    await perform(decided.behavior, record, req, res);
+    await perform(decided.behavior, record, req, res, release);
   }
 
   const server = createServer((req, res) => {
@@ -923,6 +999,9 @@ async function main(): Promise<void> {
       degenerate: { type: "string" },
       batch: { type: "string" },
       slowdown: { type: "string" },
+      revision: { type: "string" },
+      context: { type: "string" },
+      "context-server": { type: "string", default: "llama" },
     },
     strict: true,
   });
@@ -945,6 +1024,7 @@ async function main(): Promise<void> {
       ? {}
       : { degenerate: oneOf("--degenerate", values.degenerate, ["loop", "refusal"] as const) }),
     ...(values["api-key"] === undefined ? {} : { apiKey: values["api-key"] }),
+    ...(values.revision === undefined ? {} : { revision: parseRevision(values.revision) }),
     ...(values.batch === undefined ? {} : { batch: parseNumber("--batch", values.batch) }),
     ...(values.slowdown === undefined
       ? {}
@@ -952,6 +1032,14 @@ async function main(): Promise<void> {
     ...(values.rate === undefined
       ? {}
       : { rateLimit: { perSecond: parseNumber("--rate", values.rate) } }),
+    ...(values.context === undefined
+      ? {}
+      : {
+          context: {
+            tokens: parseNumber("--context", values.context),
+            server: oneOf("--context-server", values["context-server"], ["llama", "vllm"] as const),
+          },
+        }),
   });
   process.stdout.write(`${endpoint.baseUrl}\n`);
   const shutdown = (): void => {
