@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import yargs, { type Argv } from "yargs";
 import { Parser } from "yargs/helpers";
@@ -14,9 +13,16 @@ import {
   type Settings,
 } from "./config.js";
 import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
-import { describeErrno, errnoOf, folderInputs } from "./folders.js";
+import { describeErrno, folderInputs } from "./folders.js";
 import { familyOfListed, listedIdOf, MODEL_FAMILIES } from "./model-families.js";
-import { chooseModel, MODEL_LIST_TIMEOUT_MS, type ServedModel, servedModels } from "./models.js";
+import {
+  chooseModel,
+  MODEL_LIST_TIMEOUT_MS,
+  olderIdsOf,
+  type ServedModel,
+  saysModelMissing,
+  servedModels,
+} from "./models.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pipeline.js";
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
@@ -34,6 +40,9 @@ import type { XmpNaming } from "./sinks/xmp-sink.js";
 import { buildTextRequest, extractCaption } from "./stages/request.js";
 import { closestName } from "./suggest.js";
 import { keyFor, TRIAL_KEY_NOTICE, trialKeyRefused } from "./trial-key.js";
+import { recordFolderProblem } from "./trust/links.js";
+import { readLimited } from "./trust/read-limited.js";
+import { forTerminal } from "./trust/text.js";
 
 /** Exit codes, as documented in the README. */
 export const EXIT = {
@@ -164,6 +173,11 @@ const OUTPUT_SWITCHES: readonly FlagSpec[] = [
     describe: "Exit 2 when an input path or glob matches no image",
   },
   {
+    name: "follow-symlinks",
+    boolean: true,
+    describe: "Also walk symlinks to folders outside a folder input (never loops)",
+  },
+  {
     name: "tags",
     boolean: true,
     describe: "Ask for a list of short lowercase tags instead of a caption (a tags column)",
@@ -176,7 +190,7 @@ const OUTPUT_SWITCHES: readonly FlagSpec[] = [
   {
     name: "csv-formula-guard",
     boolean: true,
-    describe: "Quote captions starting with = + - @ for spreadsheets",
+    describe: "Quote every CSV cell (paths too) starting with = + - @ for spreadsheets",
   },
 ];
 
@@ -269,6 +283,7 @@ const WORKER_FLAGS: readonly FlagSpec[] = [
     "rpm",
     "retries",
     "timeout",
+    "max-reply-bytes",
   ]),
   ...ENDPOINT_SWITCHES,
 ];
@@ -295,7 +310,7 @@ const MERGE_FLAGS: readonly FlagSpec[] = [
   {
     name: "csv-formula-guard",
     boolean: true,
-    describe: "Quote captions starting with = + - @ for spreadsheets",
+    describe: "Quote every CSV cell (paths too) starting with = + - @ for spreadsheets",
   },
   ...LOG_SWITCHES,
 ];
@@ -557,6 +572,7 @@ const OPTION_FLAGS: Record<string, string> = {
   output: "-o/--output",
   errorsPath: "--errors",
   strict: "--strict",
+  followSymlinks: "--follow-symlinks",
   tags: "--tags",
   rejectFlagged: "--reject-flagged",
   hfMetadata: "--hf-metadata",
@@ -760,6 +776,14 @@ async function runCaption(
     reporter.say("--max-concurrency only bounds -c auto; this run's -c is fixed", "warn");
   }
   const errorsPath = config.errors ?? defaultErrorsPath(output);
+  if (config.output === undefined) {
+    const linked = await recordFolderProblem([
+      path.dirname(output),
+      output,
+      ...(config.errors === undefined ? [errorsPath] : []),
+    ]);
+    if (linked) throw new UsageError([linked]);
+  }
   if (path.resolve(errorsPath) === path.resolve(output)) {
     throw new UsageError(["--errors: the errors file must not be OUT itself; pick another path"]);
   }
@@ -780,8 +804,9 @@ async function runCaption(
     if (event.type === "discovered") signals.sending();
     reporter.onEvent(event);
     if (dryRun && stdoutOpen && event.type === "prepared") {
+      // A file name is someone else's text: its control characters are shown, not obeyed.
       context.stdout.write(
-        `${event.path}\t${event.image.width}x${event.image.height}\t${event.image.bytes}\n`,
+        `${forTerminal(event.path)}\t${event.image.width}x${event.image.height}\t${event.image.bytes}\n`,
       );
     }
   };
@@ -797,6 +822,7 @@ async function runCaption(
         overwrite,
         dryRun,
         strict: args.strict === true,
+        followSymlinks: args.followSymlinks === true,
         baseUrl: config.baseUrl,
         // Several endpoints carry their keys each; the first's must not become the others'.
         apiKey: key.endpoints ? undefined : key.apiKey,
@@ -813,6 +839,7 @@ async function runCaption(
         rpm: config.rpm,
         retries: config.retries,
         timeoutMs: config.timeoutMs,
+        maxReplyBytes: config.maxReplyBytes,
         prepare: config.prepare,
         csvFormulaGuard: args.csvFormulaGuard === true,
         sidecar,
@@ -884,15 +911,17 @@ async function readJsonSchema(
   from: string,
 ): Promise<Record<string, unknown> | undefined> {
   if (file === undefined) return undefined;
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    const code = errnoOf(error);
-    const why =
-      code === "ENOENT" ? "no such file" : code === "EISDIR" ? "a folder" : describeErrno(code);
+  const read = await readLimited(file);
+  if (!read.ok && read.reason !== "unreadable") {
+    // A folder, a device, a pipe or a huge file: refused before more than the cap is read.
+    throw new UsageError([`${from} ${file}: ${read.problem}; name a JSON Schema file`]);
+  }
+  if (!read.ok) {
+    const code = read.errno;
+    const why = code === "ENOENT" ? "no such file" : describeErrno(code ?? read.problem);
     throw new UsageError([`${from}: cannot read ${file} (${why}); name a JSON Schema file`]);
   }
+  const { text } = read;
   let schema: unknown;
   try {
     schema = JSON.parse(text);
@@ -992,6 +1021,7 @@ function endpointClients(args: Record<string, unknown>, context: CliContext, rep
       baseUrl: server.baseUrl,
       apiKey: server.apiKey,
       timeoutMs: config.timeoutMs,
+      maxReplyBytes: config.maxReplyBytes,
       nameSetting: flagsFor(config),
       ...(context.fetch ? { fetch: context.fetch } : {}),
     }),
@@ -1026,7 +1056,7 @@ async function runModels(
       continue;
     }
     for (const model of models) {
-      const owner = model.ownedBy ? `\t${model.ownedBy}` : "";
+      const owner = model.ownedBy ? `\t${forTerminal(model.ownedBy)}` : "";
       const created =
         model.created === null
           ? ""
@@ -1034,7 +1064,10 @@ async function runModels(
       // With several servers each line says whose it is.
       const whose = servers.length > 1 ? `${baseUrl}\t` : "";
       const family = familyNote(model.id, models);
-      context.stdout.write(`${whose}${model.id}${owner}${created}${family ? `\t${family}` : ""}\n`);
+      // What a server lists is its text, shown rather than obeyed.
+      context.stdout.write(
+        `${whose}${forTerminal(model.id)}${owner}${created}${family ? `\t${forTerminal(family)}` : ""}\n`,
+      );
     }
     reporter.say(`${baseUrl} serves ${models.length} ${models.length === 1 ? "model" : "models"}`);
   }
@@ -1079,15 +1112,34 @@ async function runCheck(
       refused = true;
       continue;
     }
-    const request = buildTextRequest("Introduce yourself in one sentence.", {
-      model,
-      maxTokens: config.maxTokens,
-      temperature: config.temperature,
-    });
+    // With no list to choose from, the family's older ids are what the server may call it.
+    const older = listed === null ? olderIdsOf(model) : [];
+    const ask = () =>
+      client.chat(
+        buildTextRequest("Introduce yourself in one sentence.", {
+          model,
+          maxTokens: config.maxTokens,
+          temperature: config.temperature,
+        }),
+      );
     try {
-      const reply = await client.chat(request);
+      let reply: Awaited<ReturnType<typeof ask>>;
+      for (;;) {
+        try {
+          reply = await ask();
+          break;
+        } catch (error) {
+          const next = older.shift();
+          if (!saysModelMissing(error) || next === undefined) throw error;
+          reporter.say(
+            `${baseUrl} lists no models and says ${model} does not exist: asking it for ${next}, of the same family`,
+            "warn",
+          );
+          model = next;
+        }
+      }
       const { caption } = extractCaption(reply.body, flagOf);
-      context.stdout.write(`${redactSecret(caption, apiKey)}\n`);
+      context.stdout.write(`${forTerminal(redactSecret(caption, apiKey))}\n`);
       reporter.say(`${baseUrl} answered as ${model} in ${reply.latencyMs} ms`);
     } catch (error) {
       const message =

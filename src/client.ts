@@ -7,11 +7,19 @@ import {
   InvalidResponseError,
   ModelNotFoundError,
   type NameSetting,
+  ReplyTooLargeError,
   TimeoutError,
 } from "./errors.js";
 import { CONNECT_TIMEOUT, httpTransport, type Transport } from "./http-transport.js";
 import { redactSecret } from "./redact.js";
 import { snippet } from "./snippet.js";
+import {
+  DEFAULT_MAX_REPLY_BYTES,
+  declaredLength,
+  ReplyTooLarge,
+  readCapped,
+} from "./trust/reply-limit.js";
+import { describeBody, formatCap } from "./trust/text.js";
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
@@ -26,6 +34,11 @@ export interface ClientOptions {
   fetch?: FetchLike;
   /** How messages name the timeout and the key. @default their option names */
   nameSetting?: NameSetting | undefined;
+  /**
+   * The most bytes of a reply body read; a larger one fails the request (`reply_too_large`)
+   * without the rest being received. @default 4 MiB
+   */
+  maxReplyBytes?: number | undefined;
 }
 
 export interface ChatReply {
@@ -57,14 +70,22 @@ export class RequestCancelledError extends Error {
 export function createClient(options: ClientOptions): ChatClient {
   const url = `${options.baseUrl}/chat/completions`;
   const injected = options.fetch;
+  const maxBytes = options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES;
   // node:http unless a fetch is injected (tests, instrumentation): it costs far less per request.
-  const send: Transport = injected
+  const transport: Transport = injected
     ? async (target, init) => {
         const response = await injected(target, init);
-        const text = await response.text();
-        return { status: response.status, ok: response.ok, headers: response.headers, text };
+        const declared = declaredLength(response.headers.get("content-length"));
+        if (declared !== null && declared > maxBytes) {
+          await response.body?.cancel().catch(() => {});
+          throw new ReplyTooLarge(maxBytes, response.status, declared);
+        }
+        const bytes = await readCapped(response.body, maxBytes, response.status);
+        const text = bytes.toString("utf8");
+        return { status: response.status, ok: response.ok, headers: response.headers, text, bytes };
       }
     : httpTransport;
+  const send: Transport = (target, init) => transport(target, { ...init, maxBytes });
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
   const clean = (text: string) => redactSecret(text, options.apiKey);
@@ -92,7 +113,7 @@ export function createClient(options: ClientOptions): ChatClient {
       const { text } = response;
       const latencyMs = Math.round(performance.now() - started);
       if (!response.ok) {
-        const message = clean(serverMessage(text));
+        const message = clean(serverMessage(text, response.bytes));
         // The server's own code is the surest sign of a wrong model, whatever the wording.
         if (serverCode(text) === "model_not_found") {
           throw new ModelNotFoundError("model_not_found", `HTTP ${response.status}: ${message}`, {
@@ -111,13 +132,14 @@ export function createClient(options: ClientOptions): ChatClient {
       } catch (cause) {
         throw new InvalidResponseError(
           "invalid_response",
-          `HTTP ${response.status} reply is not JSON: ${clean(bodySnippet(text))}`,
+          `HTTP ${response.status} reply is not JSON: ${clean(describeBody(response.bytes) ?? bodySnippet(text))}`,
           { status: response.status, headers: response.headers, cause },
         );
       }
       return { body, status: response.status, headers: response.headers, latencyMs };
     } catch (error) {
       if (error instanceof ApiError) throw error;
+      if (error instanceof ReplyTooLarge) throw tooLarge(error);
       if (timedOut) {
         throw new TimeoutError(
           "timeout",
@@ -155,7 +177,7 @@ export function createClient(options: ClientOptions): ChatClient {
       });
       const { text } = response;
       if (!response.ok) {
-        const message = clean(serverMessage(text));
+        const message = clean(serverMessage(text, response.bytes));
         return {
           body: null,
           problem: `${url} answered HTTP ${response.status}${message ? `: ${message}` : ""}`,
@@ -167,6 +189,8 @@ export function createClient(options: ClientOptions): ChatClient {
         return { body: null, problem: `${url} answered something that is not JSON` };
       }
     } catch (error) {
+      if (error instanceof ReplyTooLarge)
+        return { body: null, problem: `${url}: ${tooLarge(error).message}` };
       // The transport wraps the signal's reason; fetch throws it as it is.
       const reason = error instanceof Error && error.cause instanceof Error ? error.cause : error;
       if (reason instanceof Error && reason.name === "TimeoutError") {
@@ -177,6 +201,17 @@ export function createClient(options: ClientOptions): ChatClient {
         problem: `could not reach ${url}: ${clean(describeNetworkError(error))}`,
       };
     }
+  }
+
+  /** A body past the cap, in words that name the cap and the setting that raises it. */
+  function tooLarge(error: ReplyTooLarge): ReplyTooLargeError {
+    const size = error.declared === null ? "" : ` (it declared ${error.declared} bytes)`;
+    const setting = (options.nameSetting ?? byOptionName)("maxReplyBytes");
+    return new ReplyTooLargeError(
+      "reply_too_large",
+      `the HTTP ${error.status} reply was larger than ${formatCap(error.limit)}${size}, the most read of one: the rest was not received, and it is not asked again (raise ${setting} if this server's replies are really that large)`,
+      { cause: error },
+    );
   }
 
   return { chat, models };
@@ -216,8 +251,13 @@ function hostOf(url: string): string {
   }
 }
 
-/** The human part of an error body, whichever envelope the server uses. */
-export function serverMessage(text: string): string {
+/**
+ * The human part of an error body, whichever envelope the server uses; a binary or compressed
+ * body is described ("a binary reply of 1234 bytes (gzip)"), never quoted.
+ */
+export function serverMessage(text: string, bytes?: Uint8Array): string {
+  const binary = bytes === undefined ? null : describeBody(bytes);
+  if (binary !== null) return binary;
   try {
     const parsed: unknown = JSON.parse(text);
     const found = findMessage(parsed);

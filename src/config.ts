@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./errors.js";
@@ -6,6 +6,9 @@ import { DEFAULT_FAMILY } from "./model-families.js";
 import { parseTemplate } from "./prompts/template.js";
 import type { EndpointOptions } from "./run/options.js";
 import { closestName } from "./suggest.js";
+import { readLimitedSync } from "./trust/read-limited.js";
+import { DEFAULT_MAX_REPLY_BYTES } from "./trust/reply-limit.js";
+import { formatCap } from "./trust/text.js";
 import type { ImageFormat, OutputFormat, PrepareOptions } from "./types.js";
 
 export const DEFAULT_BASE_URL = "https://api.modelbest.cn/v1";
@@ -42,6 +45,8 @@ export interface CaptionConfig {
   rpm: number | undefined;
   retries: number;
   timeoutMs: number;
+  /** The most bytes of a reply body read; a larger one is refused unread. */
+  maxReplyBytes: number;
   prepare: PrepareOptions;
   output: string | undefined;
   format: OutputFormat | undefined;
@@ -73,6 +78,7 @@ export interface Settings {
   rpm?: number;
   retries?: number;
   timeout?: number;
+  maxReplyBytes?: number;
   maxPixels?: number;
   maxSide?: number;
   imageFormat?: ImageFormat;
@@ -190,6 +196,13 @@ export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
     kind: { type: "number", min: 0, max: 86_400, exclusiveMin: true },
     describe: "Seconds to wait for each reply before retrying",
     shownDefault: "120",
+    scope: "endpoint",
+  },
+  maxReplyBytes: {
+    flag: "--max-reply-bytes",
+    kind: { type: "int", min: 1024, max: 256 * 1024 * 1024 },
+    describe: "Refuse a reply body larger than this many bytes, unread (a server gone wrong)",
+    shownDefault: `${DEFAULT_MAX_REPLY_BYTES} (${formatCap(DEFAULT_MAX_REPLY_BYTES)})`,
     scope: "endpoint",
   },
   maxConcurrency: {
@@ -435,14 +448,16 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
       promptFrom.layer.baseDir,
       promptFrom.layer.values.promptFile as string,
     );
-    try {
-      prompt = readFileSync(file, "utf8").trim();
-      if (prompt === "")
-        problems.push(`${promptFrom.layer.describe("promptFile")}: ${file} is empty`);
-    } catch (error) {
-      problems.push(
-        `${promptFrom.layer.describe("promptFile")}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
-      );
+    const where = promptFrom.layer.describe("promptFile");
+    const read = readLimitedSync(file);
+    if (read.ok) {
+      prompt = read.text.trim();
+      if (prompt === "") problems.push(`${where}: ${file} is empty`);
+    } else if (read.reason === "unreadable") {
+      problems.push(`${where}: cannot read ${file} (${read.errno ?? read.problem})`);
+    } else {
+      // A device, a pipe, a folder or a huge file: refused before more than the cap is read.
+      problems.push(`${where} ${String(promptFrom.layer.values.promptFile)}: ${read.problem}`);
     }
   }
   if (promptFrom?.key === "prompt" && prompt.trim() === "") {
@@ -495,6 +510,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     rpm: merged.rpm,
     retries: merged.retries ?? SETTING_DEFAULTS.retries,
     timeoutMs: Math.round((merged.timeout ?? SETTING_DEFAULTS.timeoutSeconds) * 1000),
+    maxReplyBytes: merged.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
     prepare: {
       maxPixels: merged.maxPixels ?? SETTING_DEFAULTS.maxPixels,
       maxSide: merged.maxSide,
@@ -549,11 +565,13 @@ function readConfigFile(
   exampleDir: string,
   named: boolean,
 ): Record<string, unknown> | null {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
+  const read = readLimitedSync(file);
+  if (!read.ok && read.reason !== "unreadable") {
+    problems.push(`--config ${shown}: ${read.problem}`);
+    return null;
+  }
+  if (!read.ok) {
+    const code = read.errno;
     const names = exampleConfigNames(exampleDir);
     const list = names.length > 0 ? names.join(", ") : "none found";
     if (named && code === "ENOENT") {
@@ -570,13 +588,13 @@ function readConfigFile(
         ? `; the example config of that name is --config ${example}`
         : "";
     problems.push(
-      `--config: cannot read ${shown} (${code === "ENOENT" ? "no such file" : (code ?? String(error))})${hint}`,
+      `--config: cannot read ${shown} (${code === "ENOENT" ? "no such file" : (code ?? read.problem)})${hint}`,
     );
     return null;
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(read.text);
   } catch (error) {
     problems.push(`${shown}: not valid JSON (${(error as Error).message})`);
     return null;

@@ -11,7 +11,13 @@ import { ApiError, CaptionError, type NameSetting } from "./errors.js";
  */
 export type ContextOverflow =
   | { kind: "shared" }
-  | { kind: "alone"; requestTokens: number | null; contextTokens: number | null };
+  | {
+      kind: "alone";
+      requestTokens: number | null;
+      contextTokens: number | null;
+      /** The request's tokens are its prompt's alone (llama.cpp counts no answer in them). */
+      promptOnly: boolean;
+    };
 
 /**
  * The servers' own words. Quoted from the messages they send:
@@ -44,7 +50,12 @@ export function contextOverflowOf(error: unknown): ContextOverflow | null {
   if (error.status !== 400 && error.status !== 413) return null;
   const llama = LLAMA_ALONE.exec(message);
   if (llama) {
-    return { kind: "alone", requestTokens: Number(llama[1]), contextTokens: Number(llama[2]) };
+    return {
+      kind: "alone",
+      requestTokens: Number(llama[1]),
+      contextTokens: Number(llama[2]),
+      promptOnly: true,
+    };
   }
   if (!ABOUT_CONTEXT.test(message) || !TOO_MUCH.test(message)) return null;
   const limit = CONTEXT_LIMIT.exec(message);
@@ -53,6 +64,7 @@ export function contextOverflowOf(error: unknown): ContextOverflow | null {
     kind: "alone",
     requestTokens: numberIn(requested),
     contextTokens: numberIn(limit),
+    promptOnly: false,
   };
 }
 
@@ -66,23 +78,25 @@ export class ContextExceededError extends ApiError {
   override name = "ContextExceededError";
   readonly requestTokens: number | null;
   readonly contextTokens: number | null;
+  readonly promptOnly: boolean;
 
   constructor(
     cause: ApiError,
-    sizes: { requestTokens: number | null; contextTokens: number | null },
+    sizes: { requestTokens: number | null; contextTokens: number | null; promptOnly: boolean },
     alone: "said" | "measured",
   ) {
     const why =
       alone === "said"
-        ? "this request alone is larger than the server's context"
-        : "the server ran out of context with only this request in flight";
-    super("context_exceeded", `${cause.message} (${why}; it is not retried)`, {
+        ? "this request alone is larger than the server's context; it is not retried"
+        : "the server ran out of context each time this request was the only one of this process in flight, after waits; unless other clients of the server hold its context, the image does not fit";
+    super("context_exceeded", `${cause.message} (${why})`, {
       status: cause.status,
       headers: cause.headers,
       cause,
     });
     this.requestTokens = sizes.requestTokens;
     this.contextTokens = sizes.contextTokens;
+    this.promptOnly = sizes.promptOnly;
   }
 }
 
@@ -96,8 +110,16 @@ export function contextAdvice(
   name: NameSetting,
 ): string {
   const sizes: string[] = [];
-  if (error.requestTokens !== null) sizes.push(`a request of ${error.requestTokens} tokens`);
+  if (error.requestTokens !== null) {
+    sizes.push(`a ${error.promptOnly ? "prompt" : "request"} of ${error.requestTokens} tokens`);
+  }
   sizes.push(`max_tokens ${known.maxTokens}`);
+  // A prompt that alone fills the context leaves nothing a smaller answer could free.
+  const promptTooLarge =
+    error.promptOnly &&
+    error.requestTokens !== null &&
+    error.contextTokens !== null &&
+    error.requestTokens >= error.contextTokens;
   const has =
     error.contextTokens !== null
       ? ` (it has ${error.contextTokens} tokens for a request)`
@@ -107,7 +129,7 @@ export function contextAdvice(
   return (
     `${known.endpoint} has too little context for one image at a time${has}: ${sizes.join(", ")}. ` +
     `Images that do not fit fail (context_exceeded) rather than being retried. Ways out: a smaller ${name("maxSide")} (fewer image tokens), ` +
-    `a smaller ${name("maxTokens")}, or more context on the server: llama-server's -c (shared by its -np/--parallel slots, so fewer slots leave each more), vLLM's --max-model-len`
+    `${promptTooLarge ? "" : `a smaller ${name("maxTokens")}, `}or more context on the server: llama-server's -c (shared by its -np/--parallel slots, so fewer slots leave each more), vLLM's --max-model-len`
   );
 }
 

@@ -30,6 +30,14 @@ export class UsageError extends CaptionError {
   }
 }
 
+/**
+ * The server lists models and none of the one asked for: usage, exit 2, before any image. A
+ * worker given it by its queue stops rather than fail every shard alike.
+ */
+export class ModelNotServedError extends UsageError {
+  override name = "ModelNotServedError";
+}
+
 /** An image that could not be read or encoded. Fails that image only. */
 export class ImageError extends CaptionError {
   override name = "ImageError";
@@ -117,6 +125,13 @@ export class ModelNotFoundError extends ApiError {
 /** No complete reply within the per-attempt timeout. */
 export class TimeoutError extends ApiError {
   override name = "TimeoutError";
+}
+/**
+ * A reply body past the cap (`maxReplyBytes`), refused without reading the rest: a server that
+ * sends that much would send it again, so the image fails at once (`reply_too_large`).
+ */
+export class ReplyTooLargeError extends ApiError {
+  override name = "ReplyTooLargeError";
 }
 /** A 200 reply that is not a usable chat completion (not JSON, no choices). */
 export class InvalidResponseError extends ApiError {

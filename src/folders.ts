@@ -1,5 +1,5 @@
 import type { Stats } from "node:fs";
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import path from "node:path";
 
 /**
@@ -50,12 +50,6 @@ export async function statOrNull(file: string): Promise<Stats | null> {
   }
 }
 
-/** A regular file's text, or null when there is none (missing, a folder, a pipe). */
-export async function readFileOrNull(file: string): Promise<string | null> {
-  if (!(await statOrNull(file))?.isFile()) return null;
-  return readFile(file, "utf8");
-}
-
 /** The inputs that are folders, as absolute paths, in the order given. */
 export async function folderInputs(inputs: readonly string[], cwd: string): Promise<string[]> {
   const folders: string[] = [];
@@ -91,6 +85,8 @@ export function describeErrno(code: string): string {
     ENOTDIR: "a part of the path is a file, not a folder",
     EISDIR: "it is a folder",
     EDQUOT: "disk quota exceeded",
+    ENAMETOOLONG: "a file name longer than the file system allows (255 bytes)",
+    ESYMLINK: "it is a symlink, and the run never writes through one",
   };
   const text = words[code];
   return text ? `${code}: ${text}` : code;

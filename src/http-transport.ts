@@ -1,12 +1,15 @@
 import http from "node:http";
 import https from "node:https";
+import { DEFAULT_MAX_REPLY_BYTES, declaredLength, ReplyTooLarge } from "./trust/reply-limit.js";
 
-/** What the client needs of an HTTP exchange: the status, the headers and the body as text. */
+/** What the client needs of an HTTP exchange: the status, the headers and the body. */
 export interface Exchanged {
   status: number;
   ok: boolean;
   headers: Headers;
   text: string;
+  /** The body as received, for telling a binary one from text. */
+  bytes: Uint8Array;
 }
 
 export interface ExchangeInit {
@@ -14,6 +17,11 @@ export interface ExchangeInit {
   headers: Record<string, string>;
   body?: string | Uint8Array;
   signal: AbortSignal;
+  /**
+   * The most bytes of the body read: a larger one (declared or received) fails the exchange with
+   * ReplyTooLarge and its connection is destroyed. @default DEFAULT_MAX_REPLY_BYTES
+   */
+  maxBytes?: number;
 }
 
 export type Transport = (url: string, init: ExchangeInit) => Promise<Exchanged>;
@@ -44,6 +52,7 @@ export const httpTransport: Transport = (url, init) => exchange(new URL(url), in
 function exchange(url: URL, init: ExchangeInit): Promise<Exchanged> {
   const secure = url.protocol === "https:";
   const body = init.body === undefined ? undefined : Buffer.from(init.body);
+  const maxBytes = init.maxBytes ?? DEFAULT_MAX_REPLY_BYTES;
   return new Promise<Exchanged>((resolve, reject) => {
     if (init.signal.aborted) return reject(abortError(init.signal));
     const request = (secure ? https : http).request(
@@ -57,20 +66,40 @@ function exchange(url: URL, init: ExchangeInit): Promise<Exchanged> {
         },
       },
       (response) => {
+        const status = response.statusCode ?? 0;
+        const declared = declaredLength(response.headers["content-length"]);
+        if (declared !== null && declared > maxBytes) {
+          fail(new ReplyTooLarge(maxBytes, status, declared));
+          request.destroy();
+          return;
+        }
         const chunks: Buffer[] = [];
-        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        let received = 0;
+        response.on("data", (chunk: Buffer) => {
+          received += chunk.length;
+          // Past the cap the connection goes, and with it whatever the server still meant to send.
+          if (received > maxBytes) {
+            fail(new ReplyTooLarge(maxBytes, status, null));
+            request.destroy();
+            return;
+          }
+          chunks.push(chunk);
+        });
         response.on("error", fail);
         response.on("aborted", () =>
           fail(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" })),
         );
         response.on("end", () => {
+          if (settled) return;
+          settled = true;
           init.signal.removeEventListener("abort", onAbort);
-          const status = response.statusCode ?? 0;
+          const bytes = Buffer.concat(chunks);
           resolve({
             status,
             ok: status >= 200 && status < 300,
             headers: toHeaders(response.headers),
-            text: Buffer.concat(chunks).toString("utf8"),
+            text: bytes.toString("utf8"),
+            bytes,
           });
         });
       },

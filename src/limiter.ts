@@ -19,8 +19,8 @@ export interface LimiterOptions {
   /** Reported whenever the allowed concurrency changes. */
   onChange?: (allowed: number, cause: ConcurrencyCause) => void;
   /**
-   * Reported at each cut for running out of context: the figure in flight when it happened and
-   * the one allowed from then on.
+   * Reported at each cut for running out of context: the figure allowed before it and the one
+   * allowed from then on.
    */
   onOverflow?: (from: number, to: number) => void;
   /**
@@ -48,11 +48,10 @@ export interface Slot {
   /** No answer within the timeout: as much a sign of too many in flight as a 429. */
   timedOut(): void;
   /**
-   * The server ran out of the context its requests in flight share. Cuts the allowance (once for
-   * all the requests that fail together) and returns whether this request was alone, with no
-   * other of this run started or in flight while it was: then fewer at once cannot help it.
+   * The server ran out of the context its requests in flight share: the allowance is cut, once
+   * for all the requests that fail together.
    */
-  overflowed(): boolean;
+  overflowed(): void;
 }
 
 /**
@@ -98,8 +97,6 @@ export class AdaptiveLimiter implements Gate<Slot> {
   /** With `-c auto`, what sets `allowed` instead of AIMD. */
   readonly #climb: ConcurrencyClimb | null;
   readonly #onOverflow: ((from: number, to: number) => void) | undefined;
-  /** Requests started so far: a request that saw no other start was alone while it ran. */
-  #startCount = 0;
   /**
    * After the server ran out of context: the most allowed in flight, raised by one after each
    * `#ceilingHold` captions without another overflow. Null when none has happened.
@@ -177,16 +174,11 @@ export class AdaptiveLimiter implements Gate<Slot> {
     this.#starts.push(now);
     prune(this.#starts, now);
     this.#active += 1;
-    this.#startCount += 1;
     this.#climb?.inFlight(this.#active, now);
-    return this.#slot(now, this.#active === 1 ? this.#startCount : null);
+    return this.#slot(now);
   }
 
-  /**
-   * `aloneFrom`: the start count when this request started with nothing else in flight, or null
-   * when it did not.
-   */
-  #slot(startedAt: number, aloneFrom: number | null): Slot {
+  #slot(startedAt: number): Slot {
     let open = true;
     const activeAtStart = this.#active;
     const finish = (update: () => void) => {
@@ -244,26 +236,25 @@ export class AdaptiveLimiter implements Gate<Slot> {
           const next = climb.congested(now);
           if (next !== null) this.#setAllowed(next, "timeout");
         }),
-      overflowed: () => {
-        const alone = aloneFrom !== null && aloneFrom === this.#startCount;
+      overflowed: () =>
         finish(() => {
-          if (alone || startedAt <= this.#decreasedAt) return;
-          const now = performance.now();
-          this.#decreasedAt = now;
+          if (startedAt <= this.#decreasedAt) return;
+          const before = this.allowed;
           // What was in flight when the cache ran out: every request of that batch fails at once,
           // so the figure is the most seen while this one ran, not what is left when it returns.
-          const from = Math.max(activeAtStart, Math.min(this.allowed, this.#active + 1));
-          const to = Math.max(1, Math.min(from - 1, Math.floor(from * OVERFLOW_CUT)));
+          const inFlight = Math.max(activeAtStart, Math.min(before, this.#active + 1));
+          if (inFlight <= 1 && before <= 1) return;
+          const now = performance.now();
+          this.#decreasedAt = now;
+          const to = Math.max(1, Math.min(inFlight - 1, Math.floor(inFlight * OVERFLOW_CUT)));
           // Each repeat holds the ceiling twice as long before the next careful step up.
           this.#ceilingHold = this.#ceilingHold === 0 ? OVERFLOW_HOLD : this.#ceilingHold * 2;
           this.#ceilingLeft = this.#ceilingHold;
           this.#ceiling = to;
           climb?.capAt(to, now);
           this.#setAllowed(Math.min(this.#allowed, to), "context");
-          this.#onOverflow?.(from, to);
-        });
-        return alone;
-      },
+          this.#onOverflow?.(before, Math.min(before, to));
+        }),
     };
   }
 

@@ -1,5 +1,5 @@
-import { ApiError, ModelNotFoundError, RunAbortedError, UsageError } from "./errors.js";
-import { familyNamed, isFamilyAlias, listedIdOf } from "./model-families.js";
+import { ApiError, ModelNotFoundError, ModelNotServedError, RunAbortedError } from "./errors.js";
+import { familyNamed, isFamilyAlias, listedIdOf, MODEL_FAMILIES } from "./model-families.js";
 import { closestName } from "./suggest.js";
 
 /** How long a run's (or `check`'s) look at `/models` may take: a list comes fast or not at all. */
@@ -59,12 +59,16 @@ export function chooseModel(
   const asked =
     family && alias ? `the ${family.alias} model (${family.ids.join(", ")})` : requested;
   if (ids.length === 1) {
+    // A family stands for whatever the server calls its one model: rows record what answered.
+    // An id the user typed is sent as typed.
+    const only = ids[0] ?? fallback;
+    const model = family && alias ? only : requested;
     return {
-      model: fallback,
-      warning: `${baseUrl} lists only the model ${ids[0]}, not ${asked}; going on, since servers that list one model (llama.cpp's) answer whatever is asked`,
+      model,
+      warning: `${baseUrl} lists only the model ${only}, not ${asked}; going on${model === only ? `, asking it for ${only}` : ""}, since servers that list one model (llama.cpp's) answer whatever is asked`,
     };
   }
-  throw new UsageError([`${setting}: ${notServed(requested, ids, baseUrl, asked)}`]);
+  throw new ModelNotServedError([`${setting}: ${notServed(requested, ids, baseUrl, asked)}`]);
 }
 
 /**
@@ -137,7 +141,16 @@ function notServed(
   baseUrl: string,
   asked = requested,
 ): string {
-  const near = suggestModels(requested, ids);
+  // A misspelt short name (`instrcut`) is answered with the short name, which this list serves.
+  const alias = familyNamed(requested)
+    ? null
+    : closestName(
+        requested,
+        MODEL_FAMILIES.filter((family) => listedIdOf(family, ids) !== null).map(
+          (family) => family.alias,
+        ),
+      );
+  const near = [...(alias ? [alias] : []), ...suggestModels(requested, ids)].slice(0, 3);
   const hint = near.length > 0 ? ` (did you mean ${near.join(" or ")}?)` : "";
   return `${baseUrl} does not serve ${asked}${hint}; it serves ${ids.join(", ")}`;
 }

@@ -3,6 +3,7 @@ import { createClient } from "./client.js";
 import { contextAdvice } from "./context-overflow.js";
 import { DuplicateTracker } from "./dedupe.js";
 import { Dispatcher } from "./dispatch.js";
+import { RunAbortedError } from "./errors.js";
 import { AdaptiveLimiter, type ConcurrencyCause, type Slot } from "./limiter.js";
 import {
   chooseModel,
@@ -84,7 +85,11 @@ export async function captionImages(
     const { tasks, finished } = await findWork(
       options.inputs,
       options.cwd,
-      options.strict ?? false,
+      {
+        strict: options.strict,
+        followSymlinks: options.followSymlinks,
+        nameSetting: options.nameSetting,
+      },
       sink,
       state,
     );
@@ -141,6 +146,7 @@ async function realSender(
         baseUrl: spec.baseUrl,
         apiKey: spec.apiKey,
         timeoutMs: options.timeoutMs,
+        maxReplyBytes: options.maxReplyBytes,
         // A refused key names where this endpoint's key came from.
         nameSetting: (option) => options.nameSetting(option === "apiKey" ? spec.keyOption : option),
         ...(options.fetch ? { fetch: options.fetch } : {}),
@@ -231,8 +237,18 @@ async function realSender(
       nameSetting: options.nameSetting,
       promptHash: options.promptHash,
       rejectFlagged: options.rejectFlagged,
-      modelMissing: (error, endpoint) =>
-        modelMissing(error, endpoint.model, endpoint.listed, endpoint.baseUrl),
+      modelMissing: (error, endpoint) => {
+        const ended = modelMissing(error, endpoint.model, endpoint.listed, endpoint.baseUrl);
+        if (endpoint.refusedModels.length === 0) return ended;
+        // Each id of the family it tried was refused, not only the last.
+        return new RunAbortedError(
+          ended.code,
+          `${ended.message.replace(/; nothing more was sent$/, "")}; it refused ${endpoint.refusedModels.join(" and ")} before it; nothing more was sent`,
+          { cause: error },
+        );
+      },
+      onOverflowRetry: (endpoint) =>
+        state.resentForContext(endpoint.label, endpoint.limiter.allowed),
       onContextExceeded: (error, endpoint) => {
         // Said once an endpoint: every image that does not fit fails the same way.
         if (advised.has(endpoint)) return;

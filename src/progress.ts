@@ -1,6 +1,7 @@
 import type { ConcurrencyCause } from "./limiter.js";
 import { redactSecret } from "./redact.js";
-import type { RunEvent, RunSummary } from "./run/events.js";
+import type { ContextOverflows, RunEvent, RunSummary } from "./run/events.js";
+import { forTerminal } from "./trust/text.js";
 
 export type LogFormat = "text" | "json";
 export type Level = "info" | "warn" | "error";
@@ -182,9 +183,14 @@ export class Reporter {
     this.#clearLine();
   }
 
+  /**
+   * A text line: a file name or a server's words in it may hold control characters (an ESC
+   * sequence that recolours or rewrites the screen), shown escaped (`\x1b`). JSON lines escape
+   * them already, and keep names exact.
+   */
   #writeLine(text: string): void {
     this.#clearLine();
-    this.#write(`${redactSecret(text, this.#secrets)}\n`);
+    this.#write(`${forTerminal(redactSecret(text, this.#secrets))}\n`);
     this.#draw();
   }
 
@@ -297,10 +303,8 @@ export function summaryLine(
       `by endpoint: ${byEndpoint.map(([label, count]) => `${label} ${count}`).join(", ")}`,
     );
   }
-  for (const [label, { from, to, times }] of Object.entries(summary.contextOverflows)) {
-    parts.push(
-      `concurrency at ${label} came down from ${from} to ${to} (it ran out of context ${times === 1 ? "once" : `${times} times`}; those images were sent again)`,
-    );
+  for (const [label, overflow] of Object.entries(summary.contextOverflows)) {
+    parts.push(contextLine(label, overflow));
   }
   if (summary.alreadyDone > 0) parts.push(`${summary.alreadyDone} already done`);
   if (summary.unfinished > 0) parts.push(`${summary.unfinished} left for the next run`);
@@ -316,6 +320,16 @@ export function summaryLine(
   const written = !summary.aborted || summary.captioned + summary.alreadyDone > 0;
   const where = written ? ` → ${output}` : `; nothing was written to ${output}`;
   return `${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate}${where}${failures}${empty}`;
+}
+
+/** What a run says of an endpoint that ran out of context: how far it came down, and what it cost. */
+function contextLine(label: string, overflow: ContextOverflows): string {
+  const { from, to, times, resent } = overflow;
+  const cuts = times === 1 ? "once" : `${times} times`;
+  const again = `${resent} ${resent === 1 ? "request" : "requests"} sent again`;
+  return times === 0
+    ? `${label} ran out of context (${again})`
+    : `concurrency at ${label} came down from ${from} to ${to} (it ran out of context ${cuts}; ${again})`;
 }
 
 /** The line -v shows; the climb back after an overload, one step a round trip, is JSON's only. */

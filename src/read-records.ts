@@ -2,6 +2,7 @@ import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { parse } from "csv-parse";
 import type { OutputFormat } from "./types.js";
+import { unguardFormula } from "./writers/csv.js";
 
 /**
  * The records of OUT (or the errors file) one at a time, as objects keyed by column, streamed so
@@ -14,8 +15,15 @@ export async function* readRecords(
   onBad: (line: number) => void = () => {},
 ): AsyncGenerator<Record<string, unknown>> {
   if (format === "csv") {
+    // OUT's cells may be guarded (--csv-formula-guard): each is read as it was before. Other CSV
+    // files (Hugging Face metadata) are never guarded, and are read exactly as they are.
+    let out = false;
     const parser = parse({
-      columns: true,
+      columns: (header: string[]) => {
+        const names = header.map(unguardFormula);
+        out = names[0] === "path";
+        return names;
+      },
       relax_column_count: true,
       skip_empty_lines: true,
       bom: true,
@@ -25,7 +33,9 @@ export async function* readRecords(
     source.on("error", (error) => parser.destroy(error));
     source.pipe(parser);
     try {
-      for await (const record of parser) yield record as Record<string, unknown>;
+      for await (const record of parser as AsyncIterable<Record<string, unknown>>) {
+        yield out ? unguarded(record) : record;
+      }
     } catch (error) {
       // A quote left open at the end is the last record torn by a kill: the rest is good.
       if ((error as { code?: string }).code === "CSV_QUOTE_NOT_CLOSED") {
@@ -61,4 +71,11 @@ export async function* readRecords(
       yield value as Record<string, unknown>;
     }
   }
+}
+
+function unguarded(record: Record<string, unknown>): Record<string, unknown> {
+  for (const [name, value] of Object.entries(record)) {
+    if (typeof value === "string") record[name] = unguardFormula(value);
+  }
+  return record;
 }

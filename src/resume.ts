@@ -3,7 +3,7 @@ import { stat, truncate } from "node:fs/promises";
 import { parse } from "csv-parse";
 import { RunAbortedError, UsageError } from "./errors.js";
 import type { OutputFormat } from "./types.js";
-import { CAPTION_COLUMNS } from "./writers/index.js";
+import { CAPTION_COLUMNS, unguardFormula } from "./writers/index.js";
 
 export interface FinishedWork {
   /** Paths already captioned in OUT. */
@@ -176,8 +176,8 @@ async function scanCsvQuickly(
   try {
     for await (const record of parser as AsyncIterable<string[]>) {
       if (rows === -1) {
-        if (!acceptableHeader(record, columns)) throw TORN;
-        header = record;
+        header = record.map(unguardFormula);
+        if (!acceptableHeader(header, columns)) throw TORN;
         read = rowReader(header);
       } else if (record.length !== header.length) {
         throw TORN;
@@ -269,14 +269,14 @@ async function scanCsv(
         if (info.bytes === size && !(await endsWithNewline(path, size))) {
           return { rows, goodEnd: 0 };
         }
-        if (!acceptableHeader(record, columns)) {
+        header = record.map(unguardFormula);
+        if (!acceptableHeader(header, columns)) {
           throw damaged(
             path,
             "the header",
             `is "${record.join(",")}"; a header of this tool starts with "${columns[0]}" and uses only "${columns.join(",")}"`,
           );
         }
-        header = record;
         read = rowReader(header);
         goodEnd = info.bytes;
         continue;
@@ -373,21 +373,25 @@ function rowReader(columns: readonly string[]): (record: string[]) => StoredCapt
             : [{ name: name.replace(/^data\./, ""), index }],
         )
       : [];
+  // OUT's text cells may be guarded (--csv-formula-guard): read as they were before it. The Hugging
+  // Face metadata files are never guarded, so their cells are read exactly as they are.
+  const shown = columns[0] === "path" ? unguardFormula : (cell: string) => cell;
   return (record) => {
     const field = (index: number) => record[index] ?? "";
-    const flagText = field(flags);
-    const tagText = field(tags);
+    const textOf = (index: number) => shown(record[index] ?? "");
+    const flagText = textOf(flags);
+    const tagText = textOf(tags);
     return {
-      path: field(key),
+      path: textOf(key),
       sha256: field(sha256) || null,
-      caption: field(text),
-      model: field(model),
+      caption: textOf(text),
+      model: textOf(model),
       width: Number(field(width)),
       height: Number(field(height)),
       truncated: field(truncated) === "true",
       flags: flagText === "" ? [] : flagText.split(", "),
       ...(answer.length > 0
-        ? { data: Object.fromEntries(answer.map(({ name, index }) => [name, field(index)])) }
+        ? { data: Object.fromEntries(answer.map(({ name, index }) => [name, textOf(index)])) }
         : {}),
       ...(tags >= 0 ? { tags: tagText === "" ? [] : tagText.split(", ") } : {}),
       prompt_hash: field(promptHash) || null,

@@ -6,12 +6,14 @@ import {
   AuthError,
   ConnectionError,
   EndpointNotFoundError,
+  ImageError,
   type NameSetting,
   RateLimitError,
   RunAbortedError,
   ServerError,
   TimeoutError,
 } from "./errors.js";
+import { startRequest } from "./in-flight.js";
 import type { Slot } from "./limiter.js";
 import { saysModelMissing } from "./models.js";
 import { retryDelay, serverRequestedDelay, shouldRetry } from "./retry.js";
@@ -47,6 +49,8 @@ export interface SendContext {
   modelMissing: (error: ApiError, endpoint: Endpoint) => RunAbortedError;
   /** Told of each image that does not fit the endpoint's context even alone. */
   onContextExceeded?: ((error: ContextExceededError, endpoint: Endpoint) => void) | undefined;
+  /** Told of each request sent again, at no cost to its attempts, after the server ran out of context. */
+  onOverflowRetry?: ((endpoint: Endpoint) => void) | undefined;
 }
 
 /**
@@ -55,6 +59,12 @@ export interface SendContext {
  * server that says so whatever is in flight.
  */
 const FREE_OVERFLOW_RETRIES = 16;
+/**
+ * Out of context with nothing else of this process in flight there: sent again this many times,
+ * after a wait that doubles from ALONE_WAIT_MS, before the image is taken not to fit.
+ */
+const ALONE_TRIES = 2;
+const ALONE_WAIT_MS = 1_000;
 
 /** Turns a 2xx reply into a caption, or throws the ApiError that says why it is not one. */
 export type ReplyReader = (body: unknown) => ExtractedCaption;
@@ -76,6 +86,8 @@ export async function sendWithRetries(
 ): Promise<SendOutcome> {
   const endpoints = context.endpoints.gates;
   let overflows = 0;
+  /** Out of context with nothing else of this process in flight: see ALONE_TRIES. */
+  let lonely = 0;
   for (let attempt = 1; ; attempt += 1) {
     const admission = await context.endpoints.acquire(context.stopSignal);
     if (!admission) return { kind: "unfinished" };
@@ -86,14 +98,25 @@ export async function sendWithRetries(
       built = await requestFor(endpoint);
     } catch (error) {
       slot.release();
+      // A request this image cannot have (an {existing} sidecar refused): it fails alone, unsent.
+      if (error instanceof ImageError) {
+        return { kind: "failed", error, attempts: attempt - 1, endpoint };
+      }
       throw error;
     }
     if (endpoint.budget && !(await endpoint.budget.take(context.stopSignal))) {
       slot.release();
       return { kind: "unfinished" };
     }
+    const sent = startRequest(endpoint.baseUrl);
+    /** Whether it was this process's only request to that server while it ran. */
+    let soleRequest = false;
+    const ended = () => {
+      soleRequest = sent.alone;
+      sent.end();
+    };
     try {
-      const reply = await endpoint.client.chat(built.request, context.abortSignal);
+      const reply = await endpoint.client.chat(built.request, context.abortSignal).finally(ended);
       endpoint.limiter.observe(reply.headers);
       endpoint.budget?.observe?.(reply.headers);
       endpoint.reachable();
@@ -117,13 +140,19 @@ export async function sendWithRetries(
       const overflow = contextOverflowOf(error);
       if (overflow !== null) {
         endpoint.reachable();
-        let alone = true;
         if (overflow.kind === "alone") slot.done();
-        else alone = slot.overflowed();
-        if (alone) {
+        else slot.overflowed();
+        // Alone in this process, the rest of the server's context may still be another
+        // client's (another run or worker on the same server): a few tries after a wait tell
+        // that from an image that does not fit at all.
+        const alone = overflow.kind === "alone" || soleRequest;
+        if (alone && overflow.kind === "shared") lonely += 1;
+        if (overflow.kind === "alone" || lonely > ALONE_TRIES) {
           const exceeded = new ContextExceededError(
             error as ApiError,
-            overflow.kind === "alone" ? overflow : { requestTokens: null, contextTokens: null },
+            overflow.kind === "alone"
+              ? overflow
+              : { requestTokens: null, contextTokens: null, promptOnly: false },
             overflow.kind === "alone" ? "said" : "measured",
           );
           context.onContextExceeded?.(exceeded, endpoint);
@@ -131,7 +160,11 @@ export async function sendWithRetries(
         }
         if (overflows < FREE_OVERFLOW_RETRIES && !context.stopSignal.aborted) {
           overflows += 1;
-          context.onRetry(label, attempt, 0, error);
+          const waitMs = alone ? ALONE_WAIT_MS * 2 ** (lonely - 1) : 0;
+          context.onOverflowRetry?.(endpoint);
+          context.onRetry(label, attempt, waitMs, error);
+          if (waitMs > 0) await sleep(waitMs, context.stopSignal);
+          if (context.stopSignal.aborted) return { kind: "unfinished" };
           attempt -= 1;
           continue;
         }

@@ -2,8 +2,14 @@
 export interface ImageTask {
   /** The path written to OUT: relative to the working directory for relative inputs, POSIX separators. */
   path: string;
-  /** Absolute path on disk. */
+  /** Absolute path on disk, as discovery found it (through any file symlink, not resolved). */
   absPath: string;
+  /**
+   * The real path of the folder input the image was found in (or of the linked folder it was
+   * found through, under `followSymlinks`); null or absent for an image named as a file or a
+   * glob. What the run reads beside the image as text must lie inside it.
+   */
+  root?: string | null | undefined;
 }
 
 export type ImageFormat = "jpeg" | "png";

@@ -71,6 +71,13 @@ describe.each(GUIDE_REVISIONS)("the hosted API of the guide's %s revision", (rev
     expect(switches.length).toBe(sentModels().indexOf(served.instruct));
   });
 
+  it("check answers with no model list too, trying the family's ids as a run does", async () => {
+    await serve({ revision, noModels: true });
+    const result = await run(["check"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain(`answered as ${served.instruct}`);
+  });
+
   it("resolves thinking, omni and v4.5 where the revision serves them", async () => {
     await serve({ revision });
     await makeDistinctImages(dir, 1);

@@ -178,12 +178,22 @@ describe("chooseModel", () => {
   });
 
   it("only warns when a list of one holds nothing of the family, as llama.cpp lists one file", () => {
+    // A family is asked for by what the server calls its one model, so rows record that.
     expect(chooseModel("thinking", served("qwen2.5-vl-7b-q4.gguf"), BASE)).toEqual({
-      model: "MiniCPM-V-4.6-Thinking",
-      warning: `${BASE} lists only the model qwen2.5-vl-7b-q4.gguf, not the thinking model (MiniCPM-V-4.6-Thinking, MiniCPM-V-4.6-1.3B-think-0506_tau2_rl); going on, since servers that list one model (llama.cpp's) answer whatever is asked`,
+      model: "qwen2.5-vl-7b-q4.gguf",
+      warning: `${BASE} lists only the model qwen2.5-vl-7b-q4.gguf, not the thinking model (MiniCPM-V-4.6-Thinking, MiniCPM-V-4.6-1.3B-think-0506_tau2_rl); going on, asking it for qwen2.5-vl-7b-q4.gguf, since servers that list one model (llama.cpp's) answer whatever is asked`,
     });
+    // An id the user typed is sent as typed.
+    expect(chooseModel("my-model", served("one.gguf"), BASE).model).toBe("my-model");
     expect(chooseModel("whatever", served("one.gguf"), BASE).warning).toMatch(
       /lists only the model one\.gguf, not whatever; going on/,
+    );
+  });
+
+  it("answers a misspelt short name with the short name, where the list serves that family", () => {
+    const list = served(...REVISION_MODELS["2026-07-23"].ids);
+    expect(refusal(() => chooseModel("instrcut", list, BASE))).toMatch(
+      /does not serve instrcut \(did you mean instruct\?\)/,
     );
   });
 

@@ -61,24 +61,28 @@ describe("hangs and silent deaths", () => {
     expect(fake.requests).toHaveLength(0);
   }, 30_000);
 
-  it("refuses a pipe as OUT instead of blocking on it, and reads a prompt from one", async () => {
+  it("refuses a pipe as OUT or as the prompt file instead of blocking on it", async () => {
     await makeDistinctImages(dir, 1);
     execFileSync("mkfifo", [path.join(dir, "pipe.csv")]);
     const asOut = await runWithin(8000, ["photos", "-o", "pipe.csv", "--dry-run"]);
     expect(asOut.signal).toBeNull();
     expect(asOut.code).toBe(2);
     expect(asOut.stderr).toMatch(/-o\/--output: .*pipe\.csv is not a regular file/);
-    // A pipe with a writer is a fine prompt file, as with `--prompt-file <(…)`.
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    // Issue 22: a file named for the run to read is a regular file, so `--prompt-file <(…)` is
+    // refused by name as well (`-p "$(cat …)"` is the way to pipe a prompt in).
     execFileSync("mkfifo", [path.join(dir, "prompt.fifo")]);
-    const child = startCli(["photos", "-o", "o.csv", "--prompt-file", "prompt.fifo"], {
-      cwd: dir,
-      baseUrl: fake.baseUrl,
-    });
-    await writeFile(path.join(dir, "prompt.fifo"), "Name the colour.\n");
-    const piped = await collect(child);
-    expect(piped.code, piped.stderr).toBe(0);
-    expect(fake.requests.map((request) => request.prompt)).toEqual(["Name the colour."]);
+    const asPrompt = await runWithin(8000, [
+      "photos",
+      "-o",
+      "o.csv",
+      "--prompt-file",
+      "prompt.fifo",
+    ]);
+    expect(asPrompt.signal).toBeNull();
+    expect(asPrompt.code).toBe(2);
+    expect(asPrompt.stderr).toMatch(
+      /--prompt-file prompt\.fifo: not a regular file \(a named pipe\)/,
+    );
   }, 30_000);
 
   it("a signal ends a run even when it waits on a file call that never returns", async () => {

@@ -466,6 +466,24 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(shown.stdout).not.toMatch(/delayed|retrying/);
   }, 60_000);
 
+  it("a model the worker's server does not serve puts the shard back and stops that worker, exit 1", async () => {
+    fake = await startFakeEndpoint({
+      models: [{ id: "MiniCPM-V-4.6-1B" }, { id: "MiniCPM-V-4.6-Thinking" }],
+    });
+    await makeDistinctImages(dir, 20);
+    await enqueue(["photos"], "--shard-size", "5", "-m", "MiniCPM-V-4.6-Instruc");
+    const stopped = await collect(worker());
+    expect(stopped.code, stopped.stderr).toBe(1);
+    expect(stopped.stderr).toMatch(/does not serve MiniCPM-V-4\.6-Instruc/);
+    expect(stopped.stderr).toMatch(/every shard would fail alike/);
+    expect(stopped.stderr.match(/worker stopped/g)).toHaveLength(1);
+    // Nothing was sent, no shard failed or used an attempt.
+    expect(fake.requests).toHaveLength(0);
+    const after = await status();
+    expect(after.failed).toEqual([]);
+    expect(after.shards.waiting).toBe(4);
+  }, 60_000);
+
   it("a wrong key at one worker puts the shard back for others and stops that worker, no attempt used", async () => {
     fake = await startFakeEndpoint({ apiKey: "sk-the-right-one-0000" });
     await makeDistinctImages(dir, 30);

@@ -204,7 +204,7 @@ describe("--xmp", () => {
     expect((await exiftool(`${other}.xmp`))[0]?.Description).toMatch(/^A test caption/);
   });
 
-  it("a merged sidecar keeps its permissions, and a symlinked one its link", async () => {
+  it("a merged sidecar keeps its permissions; a symlinked one is skipped with a reason, its target untouched", async () => {
     const [first, second] = await makeDistinctImages(dir, 2);
     const own = path.join(dir, `${first}.xmp`);
     await writeFile(own, DARKTABLE);
@@ -212,10 +212,18 @@ describe("--xmp", () => {
     const elsewhere = path.join(dir, "library.xmp");
     await writeFile(elsewhere, DIGIKAM);
     await symlink(elsewhere, path.join(dir, `${second}.xmp`));
-    expect((await run(["photos", "--xmp"])).code).toBe(0);
+    const result = await run(["photos", "--xmp"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain(
+      `XMP sidecar skipped, left as it is: ${second}.xmp is a symlink, and the run never reads or writes through one`,
+    );
     expect((await stat(own)).mode & 0o777).toBe(0o600);
+    expect((await exiftool(`${first}.xmp`))[0]?.Description).toMatch(/^A test caption/);
+    // The link is not the run's file: it stays a link, and what it points to is not written.
     expect((await lstat(path.join(dir, `${second}.xmp`))).isSymbolicLink()).toBe(true);
-    expect((await exiftool("library.xmp"))[0]?.Description).toMatch(/^A test caption/);
+    expect(await readFile(elsewhere, "utf8")).toBe(DIGIKAM);
+    // Nothing was sent for its sake.
+    expect(fake.requests).toHaveLength(1);
   });
 
   it("a description edited in the photo manager since is kept by later runs", async () => {

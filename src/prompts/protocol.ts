@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { ApiError, EmptyCaptionError, InvalidJsonError, type NameSetting } from "../errors.js";
-import { readFileOrNull } from "../folders.js";
 import { sidecarPath } from "../sinks/sidecar-sink.js";
 import { snippet } from "../snippet.js";
 import {
@@ -11,6 +10,7 @@ import {
   extractCaption,
   type RequestVariant,
 } from "../stages/request.js";
+import { readExisting } from "../trust/existing.js";
 import type { ImageTask, PreparedImage } from "../types.js";
 import {
   type AnswerSchema,
@@ -177,8 +177,8 @@ async function placeholderValues(
     height: String(image.original.height),
   };
   if (template.uses.has("existing")) {
-    const text = await readFileOrNull(sidecarPath(task.absPath, sidecarExt));
-    values.existing = (text ?? "").trim();
+    // Only a regular file of the input's, up to 1 MiB; else the image fails (an ImageError).
+    values.existing = await readExisting(sidecarPath(task.absPath, sidecarExt), task);
   }
   return values;
 }

@@ -98,6 +98,9 @@ export class Endpoint implements Gate<Slot> {
     this.budget = parts.budget;
   }
 
+  /** Ids of the model's family this server said do not exist, before the one asked for now. */
+  readonly refusedModels: string[] = [];
+
   /** The model id it is asked for now. */
   get model(): string {
     return this.#model;
@@ -119,6 +122,7 @@ export class Endpoint implements Gate<Slot> {
     const next = this.#olderModels.shift();
     const build = this.#parts.olderModels?.protocolFor;
     if (next === undefined || build === undefined) return false;
+    this.refusedModels.push(refused);
     this.#model = next;
     this.#protocol = build(next);
     this.#parts.onChange?.(this, "model", refused);

@@ -52,9 +52,17 @@ export interface RunSummary {
   byEndpoint: Record<string, number>;
   /**
    * Endpoints that ran out of the context their requests in flight share, by `host:port`: the
-   * figure in flight the first time, the lowest it was cut to, and how many times it happened.
+   * concurrency allowed before the first cut, the lowest it was cut to, how many times it was
+   * cut, and how many requests were sent again for it at no cost to their attempts.
    */
-  contextOverflows: Record<string, { from: number; to: number; times: number }>;
+  contextOverflows: Record<string, ContextOverflows>;
+}
+
+export interface ContextOverflows {
+  from: number;
+  to: number;
+  times: number;
+  resent: number;
 }
 
 export function emptySummary(): RunSummary {

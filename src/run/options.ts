@@ -19,6 +19,7 @@ import { type PromptTemplate, parseTemplate } from "../prompts/template.js";
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
 import { SIDECAR_POLICIES, type SidecarOptions, sidecarExtProblem } from "../sinks/sidecar-sink.js";
 import type { XmpNaming } from "../sinks/xmp-sink.js";
+import { DEFAULT_MAX_REPLY_BYTES } from "../trust/reply-limit.js";
 import type { OutputFormat, PrepareOptions } from "../types.js";
 import { endpointLabels, type RequestBudget } from "./endpoint.js";
 
@@ -62,6 +63,13 @@ export interface RunOptions {
   dryRun?: boolean | undefined;
   /** Refuse to run when an input holds no image at all (a mistyped glob or folder). @default false */
   strict?: boolean | undefined;
+  /**
+   * Walk symlinks to folders that lead out of a folder input too. Off, such a link is not
+   * followed (and counted in a warning): a folder handed over may link anywhere. Loops are never
+   * followed either way; a symlink to an image file is always read.
+   * @default false
+   */
+  followSymlinks?: boolean | undefined;
   /** OUT is only the record the other outputs are checked against; it asks for no image. */
   recordOnly?: boolean | undefined;
   /** OUT's rows name images relative to this folder rather than as displayed. */
@@ -76,7 +84,7 @@ export interface RunOptions {
   prefix?: string | undefined;
   /** Put after every caption, in every output. */
   suffix?: string | undefined;
-  /** Quote captions a spreadsheet would run as formulas (CSV only). @default false */
+  /** Quote every CSV cell a spreadsheet would run as a formula, paths too (CSV only). @default false */
   csvFormulaGuard?: boolean | undefined;
   /** @default "https://api.modelbest.cn/v1" */
   baseUrl?: string | undefined;
@@ -123,6 +131,8 @@ export interface RunOptions {
   retries?: number | undefined;
   /** Per-attempt timeout in ms. @default 120000 */
   timeoutMs?: number | undefined;
+  /** The most bytes of a reply body read; a larger one fails its image. @default 4 MiB */
+  maxReplyBytes?: number | undefined;
   /** @default 1806336 pixels, JPEG */
   prepare?: Partial<PrepareOptions> | undefined;
   /**
@@ -211,6 +221,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     ["rpm", options.rpm],
     ["retries", options.retries],
     ["timeout", options.timeoutMs === undefined ? undefined : options.timeoutMs / 1000],
+    ["maxReplyBytes", options.maxReplyBytes],
     ["maxPixels", options.prepare?.maxPixels],
     ["maxSide", options.prepare?.maxSide],
     ["imageFormat", options.prepare?.imageFormat],
@@ -291,6 +302,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     overwrite: options.overwrite ?? false,
     dryRun: options.dryRun ?? false,
     strict: options.strict ?? false,
+    followSymlinks: options.followSymlinks ?? false,
     sidecar: options.sidecar,
     hfMetadata: options.hfMetadata,
     xmp: options.xmp,
@@ -314,6 +326,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     rpm: options.rpm,
     retries: options.retries ?? SETTING_DEFAULTS.retries,
     timeoutMs: options.timeoutMs ?? SETTING_DEFAULTS.timeoutSeconds * 1000,
+    maxReplyBytes: options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
     prepare: {
       maxPixels: options.prepare?.maxPixels ?? SETTING_DEFAULTS.maxPixels,
       maxSide: options.prepare?.maxSide,

@@ -35,6 +35,8 @@ export interface SendStageOptions {
   modelMissing: (error: ApiError, endpoint: Endpoint) => RunAbortedError;
   /** Told of each image that does not fit an endpoint's context even alone. */
   onContextExceeded?: SendContext["onContextExceeded"];
+  /** Told of each request sent again after an endpoint ran out of context. */
+  onOverflowRetry?: SendContext["onOverflowRetry"];
 }
 
 /** A caption that came back, with what the checks found in it. */
@@ -70,6 +72,7 @@ export function createSender(
     nameSetting: options.nameSetting,
     modelMissing: options.modelMissing,
     onContextExceeded: options.onContextExceeded,
+    onOverflowRetry: options.onOverflowRetry,
   };
 
   const send = async (work: PreparedWork): Promise<ImageOutcome> => {

@@ -1,8 +1,16 @@
-import { UsageError } from "../errors.js";
+import { type NameSetting, UsageError } from "../errors.js";
 import type { FinishedWork, Sink } from "../sinks/sink.js";
-import { discoverImages } from "../stages/discover.js";
+import { type Discovery, discoverImages } from "../stages/discover.js";
 import type { ImageTask } from "../types.js";
 import type { RunState } from "./state.js";
+
+export interface SourceOptions {
+  /** Fail before anything is sent when an input holds no image. */
+  strict: boolean;
+  /** Follow symlinks to folders out of a folder input (never a loop). */
+  followSymlinks: boolean;
+  nameSetting: NameSetting;
+}
 
 /**
  * The run's work: every image the inputs name, less what the sink already holds. The sink is
@@ -11,18 +19,20 @@ import type { RunState } from "./state.js";
 export async function findWork(
   inputs: readonly string[],
   cwd: string,
-  strict: boolean,
+  options: SourceOptions,
   sink: Sink,
   state: RunState,
 ): Promise<{ tasks: ImageTask[]; finished: FinishedWork }> {
-  const discovery = await discoverImages(inputs, cwd);
-  if (strict && discovery.emptyInputs.length > 0) {
+  const discovery = await discoverImages(inputs, cwd, { followSymlinks: options.followSymlinks });
+  if (options.strict && discovery.emptyInputs.length > 0) {
     throw new UsageError(
       discovery.emptyInputs.map(
         (input) => `strict: ${input} matches no image file; fix the path or pattern`,
       ),
     );
   }
+  const unfollowed = linksWarning(discovery.linksNotFollowed, options.nameSetting);
+  if (unfollowed) state.emit({ type: "warning", message: unfollowed });
   const finished = await sink.open(discovery.tasks);
   const { done, rejected } = finished;
   const settled = (task: ImageTask) => done.has(task.path) || rejected?.has(task.path) === true;
@@ -37,4 +47,32 @@ export async function findWork(
   for (const task of refused)
     await state.failed(state.failureOf(task, rejected?.get(task.path), 0));
   return { tasks, finished };
+}
+
+/** The folder links discovery did not follow, said once, or null when there were none. */
+function linksWarning(
+  { outside, loops }: Discovery["linksNotFollowed"],
+  nameSetting: NameSetting,
+): string | null {
+  const parts: string[] = [];
+  if (outside.length > 0) {
+    parts.push(
+      `${count(outside.length, "symlink")} to a folder outside the input ${outside.length === 1 ? "was" : "were"} not followed (${examples(outside)}); ${nameSetting("followSymlinks")} follows ${outside.length === 1 ? "it" : "them"}`,
+    );
+  }
+  if (loops.length > 0) {
+    parts.push(
+      `${count(loops.length, "symlink")} back to a folder ${loops.length === 1 ? "it is" : "they are"} in ${loops.length === 1 ? "was" : "were"} not followed, as loops never are (${examples(loops)})`,
+    );
+  }
+  return parts.length > 0 ? parts.join("; ") : null;
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+function examples(paths: readonly string[]): string {
+  const shown = paths.slice(0, 3).join(", ");
+  return paths.length > 3 ? `${shown} and ${paths.length - 3} more` : shown;
 }

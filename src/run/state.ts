@@ -3,9 +3,10 @@ import { ApiError, CaptionError, RunAbortedError } from "../errors.js";
 import { describeErrno, errnoOf } from "../folders.js";
 import { redactSecret } from "../redact.js";
 import type { Sink } from "../sinks/sink.js";
+import { redactRecord } from "../trust/keys.js";
 import type { CaptionRecord, FailureRecord, ImageTask, PreparedImage } from "../types.js";
 import type { RunControl } from "./control.js";
-import { emptySummary, type RunEvent, type RunSummary } from "./events.js";
+import { type ContextOverflows, emptySummary, type RunEvent, type RunSummary } from "./events.js";
 
 /**
  * The run's state, owned in one place: the summary's counts, the events that report them, and
@@ -25,7 +26,7 @@ export class RunState {
     sink: Sink;
     control: RunControl;
     onEvent?: ((event: RunEvent) => void) | undefined;
-    /** Masked out of every message kept, in case a server echoes one. */
+    /** Masked out of every caption and message kept, in case a server echoes one. */
     secrets?: readonly (string | undefined)[] | undefined;
     /** A dry run: what is counted is what would be sent; copies would need no request. */
     preview?: boolean | undefined;
@@ -38,7 +39,12 @@ export class RunState {
   }
 
   emit(event: RunEvent): void {
-    this.#emit(event);
+    // What a server said, retold: the reason for a retry, a warning about an endpoint.
+    if (event.type === "retrying") {
+      this.#emit({ ...event, reason: redactSecret(event.reason, this.#secrets) });
+    } else if (event.type === "warning") {
+      this.#emit({ ...event, message: redactSecret(event.message, this.#secrets) });
+    } else this.#emit(event);
   }
 
   discovered(found: number, todo: number, repairedBytes: number, emptyInputs: string[]): void {
@@ -59,9 +65,13 @@ export class RunState {
     this.control.abort();
   }
 
-  /** Keeps a caption; false when no sink could keep it (the run is then aborted). */
-  async captioned(record: CaptionRecord, copyOf: string | null): Promise<boolean> {
+  /**
+   * Keeps a caption; false when no sink could keep it (the run is then aborted). The one place a
+   * caption reaches the sinks and the events: the run's keys are masked out of it here.
+   */
+  async captioned(answered: CaptionRecord, copyOf: string | null): Promise<boolean> {
     if (this.#preview) return true;
+    const record = redactRecord(answered, this.#secrets);
     try {
       await this.#sink.write(record);
     } catch (error) {
@@ -115,14 +125,29 @@ export class RunState {
 
   /** An endpoint ran out of shared context with `from` in flight; `to` are allowed now. */
   overflowed(endpoint: string, from: number, to: number): void {
-    const seen = this.summary.contextOverflows[endpoint];
-    this.summary.contextOverflows[endpoint] = seen
-      ? { from: seen.from, to: Math.min(seen.to, to), times: seen.times + 1 }
-      : { from, to, times: 1 };
+    const seen = this.#overflowsAt(endpoint, from);
+    seen.to = Math.min(seen.to, to);
+    seen.times += 1;
+  }
+
+  /** A request to `endpoint` sent again after it ran out of context, costing no attempt. */
+  resentForContext(endpoint: string, allowed: number): void {
+    this.#overflowsAt(endpoint, allowed).resent += 1;
+  }
+
+  #overflowsAt(endpoint: string, allowed: number): ContextOverflows {
+    const seen = this.summary.contextOverflows[endpoint] ?? {
+      from: allowed,
+      to: allowed,
+      times: 0,
+      resent: 0,
+    };
+    this.summary.contextOverflows[endpoint] = seen;
+    return seen;
   }
 
   retrying(path: string, attempt: number, delayMs: number, error: unknown): void {
-    this.#emit({ type: "retrying", path, attempt, delayMs, reason: messageOf(error) });
+    this.emit({ type: "retrying", path, attempt, delayMs, reason: messageOf(error) });
   }
 
   /** The errors-file row for an image that could not be captioned. */

@@ -9,6 +9,7 @@ import type { Reporter } from "../progress.js";
 import type { RequestBudget } from "../run/endpoint.js";
 import type { EndpointOptions, ResolvedEndpoint } from "../run/options.js";
 import { abandonRun } from "../signals.js";
+import { keyIds } from "../trust/key-id.js";
 import {
   DEFAULT_ATTEMPTS,
   DEFAULT_BACKOFF_SECONDS,
@@ -165,12 +166,20 @@ export async function runWorker(
   });
   const reporter = context.reporter;
   const rpm = settings.rpm ?? config.rpm;
+  // Budgets are named by each key's slow salted hash, worked out once here rather than per request.
+  const keyIdOf = await keyIds(
+    redis,
+    key.endpoints ? key.endpoints.map((endpoint) => endpoint.apiKey) : [key.apiKey],
+  ).catch((error: unknown) => {
+    redis.disconnect();
+    throw error;
+  });
   // One budget per endpoint for the worker's life, shared by its shards and with other workers.
   const known = new Map<string, RequestBudget>();
   const budgets = (endpoint: ResolvedEndpoint) => {
     let budget = known.get(endpoint.label);
     if (!budget) {
-      budget = sharedBudget(redis, endpoint, endpoint.rpm);
+      budget = sharedBudget(redis, endpoint, keyIdOf(endpoint.apiKey), endpoint.rpm);
       known.set(endpoint.label, budget);
     }
     return budget;
@@ -203,6 +212,7 @@ export async function runWorker(
           rpm,
           retries: config.retries,
           timeoutMs: config.timeoutMs,
+          maxReplyBytes: config.maxReplyBytes,
           budgetFor: (endpoint) => watch.budget(endpoint, budgets(endpoint)),
           ...(context.fetch ? { fetch: context.fetch } : {}),
           nameSetting: queueNames(settings, context.nameSetting, context.namesFor(config)),
@@ -251,18 +261,16 @@ export async function runWorker(
       );
       return stoppedBy === "SIGTERM" ? 143 : 130;
     }
-    reporter.say(
-      `worker stopped: ${result.shards} shards done${result.failedShards ? `, ${result.failedShards} failed attempts` : ""}`,
-      "info",
-    );
+    const done = `${result.shards} ${result.shards === 1 ? "shard" : "shards"} done${result.failedShards ? `, ${result.failedShards} failed attempts` : ""}`;
     if (result.settled) {
-      // The shard it tried went back to the queue, not to the failed ones: nothing to enqueue.
+      // What it held went back to the queue, not to the failed ones: nothing to enqueue again.
       reporter.say(
-        `worker stopped: every shard would fail alike here; the shard is back in the queue, its attempts untouched: fix that, then start the worker again (caption worker --queue ${queue} …)`,
+        `worker stopped (${done}): every shard would fail alike here; the shards it held are back in the queue, their attempts untouched: fix that, then start the worker again (caption worker --queue ${queue} …)`,
         "error",
       );
       return 1;
     }
+    reporter.say(`worker stopped: ${done}`, "info");
     if (stoppedBy) return stoppedBy === "SIGTERM" ? 143 : 130;
     return 0;
   } finally {

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { readRateHeaders } from "../rate-headers.js";
@@ -28,15 +27,13 @@ const PACE_KEPT_S = 3600;
  */
 export function sharedBudget(
   redis: Redis,
-  endpoint: { label: string; apiKey: string | undefined },
+  endpoint: { label: string },
+  /** The key's id in Redis names (`trust/key-id.ts`): never the key, nor a fast hash of it. */
+  keyId: string,
   rpm: number | undefined,
 ): RequestBudget {
   // One budget per endpoint and key, whatever queue its workers serve: a gateway limits the key.
-  const keyHash = createHash("sha256")
-    .update(endpoint.apiKey ?? "")
-    .digest("hex")
-    .slice(0, 12);
-  const prefix = `caption:budget:${endpoint.label}:${keyHash}`;
+  const prefix = `caption:budget:${endpoint.label}:${keyId}`;
   // A shard goes on while Redis is away: nothing here may wait for it to come back.
   const ready = () => redis.status === "ready";
   const limiterFor = (perSecond: number) => {

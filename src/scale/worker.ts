@@ -2,6 +2,7 @@ import { rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { DelayedError, type Job, Queue, WaitingError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
+import { ModelNotServedError } from "../errors.js";
 import { statOrNull } from "../folders.js";
 import { RunControl } from "../run/control.js";
 import type { RequestBudget } from "../run/endpoint.js";
@@ -220,6 +221,16 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
       if (present.length > 0) {
         summary = await options.run(shard, present, files, control, watch);
       }
+    } catch (error) {
+      // A setting the queue fixed that this worker's servers refuse before any image (a model
+      // none of them serves): every shard would fail alike, so it goes back and the worker stops.
+      if (!(error instanceof ModelNotServedError)) throw error;
+      const text = `shard ${id}: ${error.problems.join("; ")}`;
+      options.say(text, "error");
+      await job.moveToWait(token);
+      settled = text;
+      stopAll();
+      throw new WaitingError();
     } finally {
       clearInterval(ticker);
       running.delete(control);
@@ -259,7 +270,8 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
       throw new WaitingError();
     }
     const incomplete = summary !== null && (summary.unfinished > 0 || summary.errorsFileProblem);
-    if (control.stopSignal.aborted || incomplete) {
+    // Stopped with every image written, the shard is done: nothing is left for another worker.
+    if (incomplete) {
       // Back in the queue at once, its attempts untouched; the rows written stay for the next.
       await job.moveToWait(token);
       options.say(`shard ${id}: released (${finished} of ${total} images this time)`, "info");

@@ -1,5 +1,8 @@
+import path from "node:path";
 import type { CaptionError } from "../errors.js";
 import type { StoredCaption } from "../resume.js";
+import { besideFiles } from "../trust/links.js";
+import { nameTooLong } from "../trust/names.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import type { FinishedWork, Sink } from "./sink.js";
 
@@ -20,24 +23,36 @@ export type FileState = "free" | "kept" | CaptionError;
  * The part every output kept beside the images shares (caption sidecars, XMP): each image names
  * its own file, two images never share one, and since each file is written after OUT's row, one
  * lost to a crash between the two (or deleted since) is completed from the record at the next
- * start, without a request.
+ * start, without a request. The file goes beside the image as discovery found it, and only a
+ * file the run owns is read or written: one that is a symlink (or not a regular file) is skipped
+ * for this output, said once in a warning, and left as it is; one whose name would pass the file
+ * system's limit fails its image alone (`name_too_long`).
  */
 export abstract class BesideImageSink implements Sink {
   readonly #recorded: RecordedCaption;
   /** Writes nothing, for a dry run that must still skip what a real run would skip. */
   readonly #readOnly: boolean;
+  readonly #onWarning: (message: string) => void;
   readonly #files = new Map<string, string>();
 
-  constructor(recorded: RecordedCaption, readOnly: boolean) {
+  constructor(
+    recorded: RecordedCaption,
+    readOnly: boolean,
+    onWarning: (message: string) => void = () => {},
+  ) {
     this.#recorded = recorded;
     this.#readOnly = readOnly;
+    this.#onWarning = onWarning;
   }
 
+  /** What the file is called in messages: "sidecar", "XMP sidecar". */
+  protected abstract readonly what: string;
   /** The file beside this image. */
   protected abstract fileFor(absPath: string): string;
   /** The failure of an image whose file another image of the run already claimed. */
   protected abstract collision(imagePath: string, owner: string, file: string): CaptionError;
-  protected abstract inspect(file: string, imagePath: string): Promise<FileState>;
+  /** What the file (a regular file when `present`, else missing) says at the start of a run. */
+  protected abstract inspect(file: string, imagePath: string, present: boolean): Promise<FileState>;
   /** Whether the file already carries this caption, as this output would have put it there. */
   protected abstract holds(file: string, caption: string): Promise<boolean>;
   /** Writes the file whole; throws RunAbortedError when it cannot. */
@@ -47,16 +62,30 @@ export abstract class BesideImageSink implements Sink {
     const done = new Set<string>();
     const rejected = new Map<string, CaptionError>();
     const owners = new Map<string, string>();
+    const notOwned = { symlink: [] as string[], special: [] as string[] };
+    const found = await besideFiles(tasks.map((task) => this.fileFor(task.absPath)));
     for (const task of tasks) {
       const file = this.fileFor(task.absPath);
+      const tooLong = nameTooLong(file, this.what);
+      if (tooLong) {
+        rejected.set(task.path, tooLong);
+        continue;
+      }
       const owner = owners.get(file);
       if (owner !== undefined) {
         rejected.set(task.path, this.collision(task.path, owner, file));
         continue;
       }
       owners.set(file, task.path);
+      const kind = found.get(file) ?? "missing";
+      if (kind === "symlink" || kind === "special") {
+        // Not the run's file: this output leaves it, and its image, alone.
+        notOwned[kind].push(path.posix.join(path.posix.dirname(task.path), path.basename(file)));
+        done.add(task.path);
+        continue;
+      }
       this.#files.set(task.path, file);
-      const state = await this.inspect(file, task.path);
+      const state = await this.inspect(file, task.path, kind === "file");
       if (state === "kept") {
         done.add(task.path);
         continue;
@@ -76,6 +105,8 @@ export abstract class BesideImageSink implements Sink {
       }
       done.add(task.path);
     }
+    const skipped = notOwnedWarning(this.what, notOwned);
+    if (skipped) this.#onWarning(skipped);
     return { done, hashes: new Set(), repairedBytes: 0, rejected };
   }
 
@@ -93,4 +124,27 @@ export abstract class BesideImageSink implements Sink {
   async fail(): Promise<void> {}
 
   async close(): Promise<void> {}
+}
+
+/** The files beside images skipped because the run does not own them, said once, or null. */
+function notOwnedWarning(
+  what: string,
+  files: { symlink: string[]; special: string[] },
+): string | null {
+  const total = files.symlink.length + files.special.length;
+  if (total === 0) return null;
+  const list = (names: string[]) =>
+    `${names.slice(0, 3).join(", ")}${names.length > 3 ? ` and ${names.length - 3} more` : ""}`;
+  const parts: string[] = [];
+  if (files.symlink.length > 0) {
+    const one = files.symlink.length === 1;
+    parts.push(
+      `${list(files.symlink)} ${one ? "is a symlink" : "are symlinks"}, and the run never reads or writes through one`,
+    );
+  }
+  if (files.special.length > 0) {
+    const one = files.special.length === 1;
+    parts.push(`${list(files.special)} ${one ? "is not a regular file" : "are not regular files"}`);
+  }
+  return `${total === 1 ? `${what} skipped, left as it is` : `${total} ${what}s skipped, left as they are`}: ${parts.join("; ")}`;
 }

@@ -4,6 +4,7 @@ import { RunAbortedError, UsageError } from "../errors.js";
 import { describeErrno, errnoOf, folderInputs, outputFileProblem, toPosix } from "../folders.js";
 import { readFinishedWork } from "../resume.js";
 import { readAndHash } from "../stages/hash.js";
+import { besideFile } from "../trust/links.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import { openCsvWriter, openJsonlWriter, type RecordWriter } from "../writers/index.js";
 import type { RecordedCaption } from "./beside-image-sink.js";
@@ -75,7 +76,11 @@ export class HfMetadataSink implements Sink {
     }));
     const problems: string[] = [];
     for (const root of this.#roots) {
-      const problem = await outputFileProblem(root.file);
+      // The folder is the user's, the file in it the run's: never appended to through a link.
+      const problem =
+        (await besideFile(root.file)) === "symlink"
+          ? "is a symlink, and the run never writes through one: remove the link (or put a copy of its file in its place) and rerun"
+          : await outputFileProblem(root.file);
       if (problem) problems.push(`hfMetadata: ${root.file} ${problem}`);
     }
     if (problems.length > 0) throw new UsageError(problems);

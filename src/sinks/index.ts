@@ -46,10 +46,21 @@ export function openOutputs(options: OutputsOptions): Sink {
     : new FileSink({ ...options, keepRows });
   const sinks: Sink[] = [record];
   if (options.sidecar) {
-    sinks.push(new SidecarSink(options.sidecar, record.recorded, options.dryRun));
+    sinks.push(
+      new SidecarSink(options.sidecar, record.recorded, options.dryRun, options.onWarning),
+    );
   }
-  if (options.xmp)
-    sinks.push(new XmpSink(options.xmp, record.recorded, options.dryRun, options.nameSetting));
+  if (options.xmp) {
+    sinks.push(
+      new XmpSink(
+        options.xmp,
+        record.recorded,
+        options.dryRun,
+        options.nameSetting,
+        options.onWarning,
+      ),
+    );
+  }
   if (options.hfMetadata) {
     sinks.push(
       new HfMetadataSink(

@@ -1,7 +1,8 @@
 import path from "node:path";
 import { CaptionError, RunAbortedError } from "../errors.js";
-import { describeErrno, errnoOf, readFileOrNull, statOrNull } from "../folders.js";
+import { describeErrno, errnoOf } from "../folders.js";
 import { IMAGE_EXTENSIONS } from "../stages/discover.js";
+import { besideFile, readOwnedText } from "../trust/links.js";
 import {
   BesideImageSink,
   type BesideRecord,
@@ -35,9 +36,15 @@ export interface SidecarOptions {
  */
 export class SidecarSink extends BesideImageSink {
   readonly #options: SidecarOptions;
+  protected readonly what = "sidecar";
 
-  constructor(options: SidecarOptions, recorded: RecordedCaption, readOnly = false) {
-    super(recorded, readOnly);
+  constructor(
+    options: SidecarOptions,
+    recorded: RecordedCaption,
+    readOnly = false,
+    onWarning?: (message: string) => void,
+  ) {
+    super(recorded, readOnly, onWarning);
     this.#options = options;
   }
 
@@ -52,9 +59,9 @@ export class SidecarSink extends BesideImageSink {
     );
   }
 
-  protected async inspect(file: string): Promise<FileState> {
+  protected async inspect(_file: string, _imagePath: string, present: boolean): Promise<FileState> {
     // skip: an existing sidecar is kept as it is, whoever wrote it; nothing is sent for it.
-    return this.#options.policy === "skip" && (await exists(file)) ? "kept" : "free";
+    return this.#options.policy === "skip" && present ? "kept" : "free";
   }
 
   protected async holds(file: string, caption: string): Promise<boolean> {
@@ -74,7 +81,8 @@ export class SidecarSink extends BesideImageSink {
     const caption = oneLine(record.caption);
     const { policy } = this.#options;
     try {
-      if (policy === "skip" && (await exists(file))) return;
+      // Whatever is there now, a link put there since included, is not replaced under skip.
+      if (policy === "skip" && (await besideFile(file)) !== "missing") return;
       const existing = policy === "append" || policy === "prepend" ? await readOrEmpty(file) : "";
       const text =
         existing === ""
@@ -122,10 +130,11 @@ function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, " ").trim();
 }
 
+/** The sidecar's text on one line; a link put there since the run looked is refused, not read. */
 async function readOrEmpty(file: string): Promise<string> {
-  return oneLine((await readFileOrNull(file)) ?? "");
+  return oneLine((await readOwnedText(file)) ?? "");
 }
 
 async function exists(file: string): Promise<boolean> {
-  return (await statOrNull(file))?.isFile() === true;
+  return (await besideFile(file)) === "file";
 }

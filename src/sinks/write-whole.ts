@@ -1,37 +1,40 @@
 import { randomBytes } from "node:crypto";
-import { chmod, readdir, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, lstat, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { symlinkRefused } from "../trust/links.js";
+import { cutUtf8, NAME_MAX_BYTES, nameBytes } from "../trust/names.js";
 
 /** The name of a temporary file of writeWhole: hidden, so discovery never takes it for an image. */
-const TEMPORARY = /^\..+\.[0-9a-f]{8}\.tmp$/;
+const TEMPORARY = /^\..+\.[0-9a-f]{8}\.tmp$/s;
+
+/** What temporaryPath adds around the name it borrows: the dot, and `.<8 hex digits>.tmp`. */
+const TEMPORARY_BYTES = nameBytes(`..${"0".repeat(8)}.tmp`);
 
 /**
  * A name beside `file` to write it under before the rename: hidden, so discovery never takes it
- * for an image, and of the shape removeStaleTemporaries sweeps.
+ * for an image, and of the shape removeStaleTemporaries sweeps. It borrows `file`'s name, cut
+ * (between characters) so the whole stays within the file system's 255 bytes however long that is.
  */
 export function temporaryPath(file: string): string {
-  return path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${randomBytes(4).toString("hex")}.tmp`,
-  );
+  const borrowed = cutUtf8(path.basename(file), NAME_MAX_BYTES - TEMPORARY_BYTES);
+  return path.join(path.dirname(file), `.${borrowed}.${randomBytes(4).toString("hex")}.tmp`);
 }
 
 /**
  * Writes `file` to a temporary file beside it and renames that over it: a crash leaves the old
- * text or the new, never half. A file that exists keeps its permissions, and a symlink keeps
- * pointing where it did: it is its target that is replaced.
+ * text or the new, never half. A file that exists keeps its permissions. A symlink is never
+ * written through: its target could be anyone's file anywhere, so a link there is refused
+ * (`ESYMLINK`) and left as it is (the rename itself would replace a link, never its target).
  */
 export async function writeWhole(file: string, text: string): Promise<void> {
-  const target = await realpath(file).catch(() => file);
-  const mode = await stat(target).then(
-    (info) => info.mode & 0o7777,
-    () => null,
-  );
-  const temporary = temporaryPath(target);
+  const stats = await lstat(file).catch(() => null);
+  if (stats?.isSymbolicLink()) throw symlinkRefused(file);
+  const mode = stats?.isFile() ? stats.mode & 0o7777 : null;
+  const temporary = temporaryPath(file);
   try {
     await writeFile(temporary, text, { flag: "wx" });
     if (mode !== null) await chmod(temporary, mode);
-    await rename(temporary, target);
+    await rename(temporary, file);
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { CaptionError, type NameSetting, RunAbortedError } from "../errors.js";
-import { describeErrno, errnoOf, readFileOrNull } from "../folders.js";
+import { describeErrno, errnoOf } from "../folders.js";
+import { readOwnedText } from "../trust/links.js";
 import {
   BesideImageSink,
   type BesideRecord,
@@ -29,14 +30,16 @@ export class XmpSink extends BesideImageSink {
   readonly #naming: XmpNaming;
 
   readonly #nameSetting: NameSetting;
+  protected readonly what = "XMP sidecar";
 
   constructor(
     naming: XmpNaming,
     recorded: RecordedCaption,
     readOnly: boolean,
     nameSetting: NameSetting,
+    onWarning?: (message: string) => void,
   ) {
-    super(recorded, readOnly);
+    super(recorded, readOnly, onWarning);
     this.#naming = naming;
     this.#nameSetting = nameSetting;
   }
@@ -52,8 +55,8 @@ export class XmpSink extends BesideImageSink {
     );
   }
 
-  protected async inspect(file: string, imagePath: string): Promise<FileState> {
-    const text = await readFileOrNull(file);
+  protected async inspect(file: string, imagePath: string, present: boolean): Promise<FileState> {
+    const text = present ? await readOwnedText(file) : null;
     if (text === null || isPacket(text)) return "free";
     return new CaptionError(
       "xmp_invalid",
@@ -63,7 +66,7 @@ export class XmpSink extends BesideImageSink {
 
   /** One with a description, edited since or not, keeps it: only a missing one is restored. */
   protected async holds(file: string): Promise<boolean> {
-    const text = await readFileOrNull(file);
+    const text = await readOwnedText(file);
     return text !== null && readDescription(text) !== null;
   }
 
@@ -71,7 +74,7 @@ export class XmpSink extends BesideImageSink {
     try {
       await writeWhole(
         file,
-        mergeDescription(await readFileOrNull(file), record.caption, record.tags),
+        mergeDescription(await readOwnedText(file), record.caption, record.tags),
       );
     } catch (error) {
       throw new RunAbortedError(

@@ -1,4 +1,5 @@
 import { DOMImplementation, DOMParser, type Element, XMLSerializer } from "@xmldom/xmldom";
+import { xmlSafe } from "../trust/text.js";
 
 const NS = {
   x: "adobe:ns:meta/",
@@ -26,13 +27,17 @@ const TAG_FIELDS = [
  * the packet. An existing packet is edited in place through an XML DOM: every other property,
  * attribute, namespace and language alternative in it (ratings, labels, a darktable history) is
  * kept as it was. `tags` are added to the tag fields, after any tags already there. Throws when
- * `existing` is not XML with an rdf:RDF in it.
+ * `existing` is not XML with an rdf:RDF in it. What a server sent loses the characters XML 1.0
+ * forbids (a NUL, `\x0b`, U+FFFE, a lone surrogate), which would make every reader reject the file
+ * and the user's rating and tags with it.
  */
 export function mergeDescription(
   existing: string | null,
-  caption: string,
-  tags: readonly string[] = [],
+  answered: string,
+  answeredTags: readonly string[] = [],
 ): string {
+  const caption = xmlSafe(answered);
+  const tags = answeredTags.map(xmlSafe).filter((tag) => tag !== "");
   const document =
     existing === null || existing.trim() === ""
       ? emptyPacket()

@@ -3,6 +3,7 @@ import path from "node:path";
 import fg from "fast-glob";
 import { UsageError } from "../errors.js";
 import { statOrNull, toPosix } from "../folders.js";
+import { folderLinkVerdict, isWithin } from "../trust/links.js";
 import type { ImageTask } from "../types.js";
 
 /** File extensions treated as images when a folder or pattern is expanded (case-insensitive). */
@@ -34,64 +35,108 @@ export interface Discovery {
    * captioned already is not empty.
    */
   emptyInputs: string[];
+  /**
+   * Symlinks to folders that were not followed, as displayed: `outside` lead out of their folder
+   * input (followed with `followSymlinks`), `loops` back to a folder they are in (never followed).
+   */
+  linksNotFollowed: { outside: string[]; loops: string[] };
+}
+
+export interface DiscoverOptions {
+  /**
+   * Follow symlinks to folders out of a folder input too. Loops are never followed.
+   * @default false
+   */
+  followSymlinks?: boolean | undefined;
 }
 
 /**
  * Expands the inputs (folders recursed, files taken as given, anything else a glob pattern) into
  * image tasks. Hidden files and folders are skipped: they hold things like macOS `._x.jpg`
- * resource forks, which are not images despite the name.
+ * resource forks, which are not images despite the name. A folder input is walked without
+ * following a symlink to a folder out of it (`trust/links.ts`), unless `followSymlinks` says so;
+ * a symlink to an image file is taken wherever it leads. Files and patterns are the user's
+ * choice, taken as they are.
  */
-export async function discoverImages(inputs: readonly string[], cwd: string): Promise<Discovery> {
+export async function discoverImages(
+  inputs: readonly string[],
+  cwd: string,
+  options: DiscoverOptions = {},
+): Promise<Discovery> {
+  const followSymlinks = options.followSymlinks ?? false;
   // Keyed by the file's real location, so a file reached through several inputs, a symlink or a
   // symlink loop is still one image.
   const found = new Map<string, ImageTask>();
   const missing: string[] = [];
   const emptyInputs: string[] = [];
+  const linksNotFollowed: Discovery["linksNotFollowed"] = { outside: [], loops: [] };
+  /** Real paths of the folders walked, each with everything under it. */
   const walkedRoots: string[] = [];
   let added = 0;
-  const add = (key: string, absPath: string, input: string) => {
+  const add = (key: string, absPath: string, input: string, root: string | null) => {
     added += 1;
-    if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath });
+    if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath, root });
   };
+
+  const shown = (absPath: string, input: string) => displayPath(absPath, input, cwd);
+  // A link into another folder input leads into a folder walked as that input, not out.
+  const inputRoots: string[] = [];
+  for (const input of inputs) {
+    const absInput = path.resolve(cwd, input);
+    if ((await statOrNull(absInput))?.isDirectory()) inputRoots.push(await realpath(absInput));
+  }
 
   /**
    * Lists a folder from directory entries alone (no stat per file, which is what makes a 100k-file
-   * folder fast). Symlinks are the exception, checked one by one: a link to a folder is walked
-   * unless it leads back into one already walked (a loop, or the same photos twice); a broken
-   * link is kept, so the errors file says what it points to instead of the image vanishing.
+   * folder fast). Symlinks are the exception, checked one by one: a link to a folder inside the
+   * input is not walked again (its folder is walked where it is), one out of it only with
+   * `followSymlinks`, and a loop never; a link to a file is taken if it is named as an image, and
+   * a broken link is kept, so the errors file says what it points to instead of the image
+   * vanishing. `real` is the real path of `absDir`, and the root of what is found under it.
    */
-  const walk = async (absDir: string, input: string): Promise<boolean> => {
-    const real = await realpath(absDir);
-    if (walkedRoots.some((root) => real === root || real.startsWith(`${root}${path.sep}`))) {
-      return false;
-    }
+  const walk = async (absDir: string, real: string, input: string): Promise<void> => {
     walkedRoots.push(real);
     const entries = await fg("**/*", { ...FOLDER_WALK, cwd: absDir });
     for (const entry of entries) {
       const absPath = path.join(absDir, entry.path);
       if (entry.dirent.isSymbolicLink()) {
         const target = await statOrNull(absPath);
-        if (target?.isDirectory()) await walk(absPath, input);
-        else if (isImagePath(entry.path))
-          add(await realpath(absPath).catch(() => absPath), absPath, input);
+        if (target?.isDirectory()) {
+          const realTarget = await realpath(absPath).catch(() => null);
+          if (realTarget === null) continue;
+          // fast-glob follows no link, so the folder holding this one is really under `real`.
+          const folder = path.join(real, path.dirname(entry.path));
+          const verdict = folderLinkVerdict(
+            { target: realTarget, folder },
+            [...walkedRoots, ...inputRoots],
+            followSymlinks,
+          );
+          if (verdict === "follow") await walk(absPath, realTarget, input);
+          else if (verdict === "outside") linksNotFollowed.outside.push(shown(absPath, input));
+          else if (verdict === "loop") linksNotFollowed.loops.push(shown(absPath, input));
+        } else if (isImagePath(entry.path)) {
+          add(await realpath(absPath).catch(() => absPath), absPath, input, real);
+        }
       } else if (!entry.dirent.isDirectory() && isImagePath(entry.path)) {
         // Folders named like images (x.jpg/) are walked by fast-glob, not captioned.
-        add(absPath, absPath, input);
+        add(absPath, absPath, input, real);
       }
     }
-    return true;
   };
 
   for (const input of inputs) {
     const absInput = path.resolve(cwd, input);
     const stats = await statOrNull(absInput);
     if (stats?.isDirectory()) {
-      const before = added;
+      const real = await realpath(absInput);
       // A folder already walked through another input is not empty, just counted once.
-      if ((await walk(absInput, input)) && added === before) emptyInputs.push(input);
+      if (walkedRoots.some((root) => isWithin(real, root))) continue;
+      const before = added;
+      await walk(absInput, real, input);
+      if (added === before) emptyInputs.push(input);
     } else if (stats) {
       // A file named explicitly is taken whatever its extension: the user asked for it.
-      add(await realpath(absInput), absInput, input);
+      add(await realpath(absInput), absInput, input, null);
     } else if (fg.isDynamicPattern(input)) {
       const pattern = await escapeRealFolders(toPosix(input), cwd);
       const entries = await fg(pattern, { ...PATTERN_WALK, cwd, caseSensitiveMatch: false });
@@ -99,7 +144,7 @@ export async function discoverImages(inputs: readonly string[], cwd: string): Pr
       for (const entry of entries) {
         if (!entry.stats || entry.stats.isDirectory() || !isImagePath(entry.path)) continue;
         const absPath = path.resolve(cwd, entry.path);
-        add(await realpath(absPath).catch(() => absPath), absPath, input);
+        add(await realpath(absPath).catch(() => absPath), absPath, input, null);
         matched += 1;
       }
       if (matched === 0) emptyInputs.push(input);
@@ -115,7 +160,7 @@ export async function discoverImages(inputs: readonly string[], cwd: string): Pr
   const tasks = [...found.values()].sort((a, b) =>
     a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
   );
-  return { tasks, emptyInputs };
+  return { tasks, emptyInputs, linksNotFollowed };
 }
 
 const FOLDER_WALK = {

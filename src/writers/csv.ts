@@ -9,20 +9,58 @@ const CSV_OPTIONS = {
   record_delimiter: "\n",
 } as const;
 
+/**
+ * A cell a spreadsheet (Excel, LibreOffice, Google Sheets) runs as a formula starts with `=`, `+`,
+ * `-`, `@`, tab, CR, or a full-width form of the first four. The guard quotes such a start after
+ * any number of quotes (so that it can be undone); what it wrote is quotes, then such a start.
+ */
+const GUARDED = /^'*[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
+const UNGUARD = /^'+[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
+
+/**
+ * `--csv-formula-guard`: a text cell a spreadsheet would run as a formula gets a `'` before it.
+ * So that reading OUT back can undo it exactly, a cell that already starts with quotes and then a
+ * trigger (`'=x`, `''-x`) gets one more too: the guard maps every text to a distinct cell, and
+ * `unguardFormula` takes exactly one quote off every cell of the form quotes-then-trigger.
+ *
+ * The one ambiguity left is a CSV written without the guard (by default, or by an older version)
+ * holding a cell that starts with quotes and then a trigger (a file `'=x.jpg`, a caption `'-'`):
+ * it is read back with one quote fewer, as if it had been guarded. For a path, that image is
+ * captioned again on a rerun (a second row); JSONL is never guarded and never affected.
+ */
+export function guardFormula(text: string): string {
+  return GUARDED.test(text) ? `'${text}` : text;
+}
+
+/** What `guardFormula` was given, from what it wrote; text it leaves alone comes back alone. */
+export function unguardFormula(text: string): string {
+  // A cell rarely starts with a quote: the test of one character keeps reading 100,000 rows cheap.
+  return text.charCodeAt(0) === 0x27 && UNGUARD.test(text) ? text.slice(1) : text;
+}
+
+export interface CsvWriterOptions {
+  /** Guard every text cell, the header's included, with `guardFormula`. */
+  formulaGuard?: boolean;
+}
+
 /** RFC 4180 CSV with the header written once, when the file is new or empty. */
 export async function openCsvWriter<T extends object>(
   path: string,
   columns: readonly string[],
   toRow: (record: T) => Record<string, unknown> = (record) => record as Record<string, unknown>,
+  options: CsvWriterOptions = {},
 ): Promise<RecordWriter<T>> {
   const handle = await open(path, "a+");
   const { size } = await handle.stat();
   // A file begun by an older version keeps its own columns, a subset of today's (see resume.ts).
   const written = size === 0 ? columns : await headerOf(handle);
-  if (size === 0) await handle.write(stringify([[...columns]], CSV_OPTIONS));
+  const cell = options.formulaGuard
+    ? (value: unknown) => (typeof value === "string" ? guardFormula(value) : value)
+    : (value: unknown) => value;
+  if (size === 0) await handle.write(stringify([columns.map(cell)], CSV_OPTIONS));
   return appendingWriter<T>(handle, (record) => {
     const shown = toRow(record);
-    return stringify([written.map((column) => shown[column] ?? "")], CSV_OPTIONS);
+    return stringify([written.map((column) => cell(shown[column] ?? ""))], CSV_OPTIONS);
   });
 }
 
@@ -34,7 +72,7 @@ async function headerOf(handle: FileHandle): Promise<readonly string[]> {
   const { buffer, bytesRead } = await handle.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);
   const line = buffer.subarray(0, bytesRead).toString("utf8").split("\n")[0] ?? "";
   const [header = []] = parse(line) as string[][];
-  return header;
+  return header.map(unguardFormula);
 }
 
 /** The header of a CSV file, or null when there is no file or nothing in it. */

@@ -4,7 +4,7 @@ import { openCsvWriter } from "./csv.js";
 import { openJsonlWriter } from "./jsonl.js";
 import type { RecordWriter } from "./writer.js";
 
-export { openCsvWriter, readCsvHeader } from "./csv.js";
+export { guardFormula, openCsvWriter, readCsvHeader, unguardFormula } from "./csv.js";
 export { openJsonlWriter } from "./jsonl.js";
 export type { RecordWriter } from "./writer.js";
 
@@ -58,8 +58,10 @@ export interface CaptionWriterOptions {
   /** The structured answer's top-level properties, when a JSON Schema was asked for. */
   properties?: readonly string[];
   /**
-   * Prefix captions that a spreadsheet would run as a formula (=, +, -, @ …) with a quote. CSV only;
-   * off by default because datasets need the text unchanged.
+   * Prefix every text cell (the path, the caption, the model, the flags, an answer's columns, the
+   * header) that a spreadsheet would run as a formula (=, +, -, @ …) with a quote, undone wherever
+   * OUT is read back (`guardFormula`). CSV only; off by default because datasets need the text
+   * unchanged.
    */
   csvFormulaGuard?: boolean;
 }
@@ -72,21 +74,14 @@ export function openCaptionWriter(
 ): Promise<RecordWriter<CaptionRecord>> {
   if (format === "jsonl") return openJsonlWriter<CaptionRecord>(path);
   const extra = answerColumns(options.properties ?? []);
-  const guard = options.csvFormulaGuard ? guardFormula : (text: string) => text;
-  return openCsvWriter<CaptionRecord>(path, outColumns(options.properties), (record) => {
-    const row: Record<string, unknown> = {
-      ...record,
-      caption: guard(record.caption),
-      flags: record.flags.join(", "),
-    };
-    for (const { property, column } of extra) row[column] = guard(cellOf(record.data?.[property]));
-    return row;
-  });
-}
-
-/** Characters that make Excel, LibreOffice and Google Sheets treat a cell as a formula. */
-const FORMULA_START = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
-
-export function guardFormula(text: string): string {
-  return FORMULA_START.test(text) ? `'${text}` : text;
+  return openCsvWriter<CaptionRecord>(
+    path,
+    outColumns(options.properties),
+    (record) => {
+      const row: Record<string, unknown> = { ...record, flags: record.flags.join(", ") };
+      for (const { property, column } of extra) row[column] = cellOf(record.data?.[property]);
+      return row;
+    },
+    { formulaGuard: options.csvFormulaGuard === true },
+  );
 }

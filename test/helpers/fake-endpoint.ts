@@ -52,12 +52,23 @@ export type Behavior =
   | {
       kind: "status";
       status: number;
+      /** Bytes (a Uint8Array) are sent as they are: a gzip or binary body. */
       body?: string | object;
       headers?: Record<string, string>;
       /** How long the answer takes (default at once). */
       latencyMs?: number;
     }
   | { kind: "rate-limit"; retryAfter?: string; retryAfterMs?: string }
+  /**
+   * A body of `bytes` spaces, streamed as fast as the client reads, with its content-length
+   * declared or not; `onEnd` is told how much was sent and whether the client took it all.
+   */
+  | {
+      kind: "flood";
+      bytes: number;
+      declareLength?: boolean;
+      onEnd?: (sent: number, finished: boolean) => void;
+    }
   | { kind: "reset" }
   | { kind: "hang" }
   | { kind: "malformed" }
@@ -348,7 +359,7 @@ function send(
   res: ServerResponse,
   status: number,
   contentType: string,
-  body: string,
+  body: string | Uint8Array,
   headers: Record<string, string> = {},
 ): void {
   // The client may have gone away while we were parsing or sleeping; writing then is pointless.
@@ -690,6 +701,8 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
           const message = STATUS_CODES[behavior.status] ?? `HTTP ${behavior.status}`;
           const type = behavior.status >= 500 ? "server_error" : "invalid_request_error";
           sendJson(res, behavior.status, errorEnvelope(message, type), headers);
+        } else if (behavior.body instanceof Uint8Array) {
+          send(res, behavior.status, "application/octet-stream", behavior.body, headers);
         } else if (typeof behavior.body === "string") {
           send(res, behavior.status, guessContentType(behavior.body), behavior.body, headers);
         } else {
@@ -707,6 +720,32 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
           errorEnvelope("Rate limit reached for requests", "requests", "rate_limit_exceeded"),
           headers,
         );
+        return;
+      }
+      case "flood": {
+        answering();
+        res.writeHead(200, {
+          "content-type": "application/json",
+          ...(behavior.declareLength ? { "content-length": String(behavior.bytes) } : {}),
+        });
+        const chunk = Buffer.alloc(64 * 1024, " ");
+        let sent = 0;
+        while (sent < behavior.bytes && !res.destroyed) {
+          const size = Math.min(chunk.length, behavior.bytes - sent);
+          sent += size;
+          if (res.write(size === chunk.length ? chunk : chunk.subarray(0, size))) continue;
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              res.off("drain", done);
+              res.off("close", done);
+              resolve();
+            };
+            res.on("drain", done);
+            res.on("close", done);
+          });
+        }
+        if (!res.destroyed) res.end();
+        behavior.onEnd?.(sent, !res.destroyed);
         return;
       }
       case "reset":

@@ -56,9 +56,50 @@ describe("discoverImages", () => {
     expect(await paths([path.join(dir, "b")])).toEqual([path.join(dir, "b", "5.tif")]);
   });
 
-  it("follows a symlinked folder", async () => {
+  it("does not follow a symlinked folder out of the input, and says which it left", async () => {
     await symlink(path.join(dir, "b"), path.join(dir, "a", "linked"));
-    expect(await paths(["a"])).toContain("a/linked/5.tif");
+    const found = await discoverImages(["a"], dir);
+    expect(found.tasks.map((t) => t.path)).not.toContain("a/linked/5.tif");
+    expect(found.linksNotFollowed).toEqual({ outside: ["a/linked"], loops: [] });
+  });
+
+  it("follows it with followSymlinks, but never a loop back up", async () => {
+    await symlink(path.join(dir, "b"), path.join(dir, "a", "linked"));
+    await symlink("..", path.join(dir, "a", "deep", "up"));
+    await symlink(dir, path.join(dir, "b", "top"));
+    const found = await discoverImages(["a"], dir, { followSymlinks: true });
+    expect(found.tasks.map((t) => t.path)).toEqual([
+      "a/1.jpg",
+      "a/2.JPEG",
+      "a/deep/4.HeIc",
+      "a/deep/er/3.webp",
+      "a/linked/5.tif",
+    ]);
+    // deep/up leads back into the input: walked already, so not said; b/top leads above.
+    expect(found.linksNotFollowed).toEqual({ outside: [], loops: ["a/linked/top"] });
+  });
+
+  it("walks a symlink to a folder inside the same input once, where the folder is", async () => {
+    await symlink(path.join(dir, "a", "deep"), path.join(dir, "a", "alias"));
+    const found = await discoverImages(["a"], dir);
+    expect(found.tasks.map((t) => t.path)).toEqual([
+      "a/1.jpg",
+      "a/2.JPEG",
+      "a/deep/4.HeIc",
+      "a/deep/er/3.webp",
+    ]);
+    expect(found.linksNotFollowed).toEqual({ outside: [], loops: [] });
+  });
+
+  it("gives each image the real path of the folder input it was found in, and none to files and globs", async () => {
+    await symlink(path.join(dir, "b"), path.join(dir, "a", "linked"));
+    const tasks = (await discoverImages(["a", "b/*.tif"], dir, { followSymlinks: true })).tasks;
+    const roots = Object.fromEntries(tasks.map((t) => [t.path, t.root]));
+    expect(roots["a/1.jpg"]).toBe(path.join(dir, "a"));
+    // Found through the link: its root is the linked folder, where its sidecar lives.
+    expect(roots["a/linked/5.tif"]).toBe(path.join(dir, "b"));
+    const named = (await discoverImages(["b/5.tif", "a/*.jpg"], dir)).tasks;
+    expect(named.map((t) => t.root)).toEqual([null, null]);
   });
 
   it("reports every missing input at once, and notes patterns that matched nothing", async () => {
