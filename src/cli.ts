@@ -255,7 +255,7 @@ const ENQUEUE_FLAGS: readonly FlagSpec[] = [
   ]),
   ...ENDPOINT_SWITCHES,
   ...OUTPUT_SWITCHES.filter((flag) =>
-    ["tags", "reject-flagged", "prefix", "suffix"].includes(flag.name),
+    ["tags", "reject-flagged", "prefix", "suffix", "follow-symlinks"].includes(flag.name),
   ),
 ];
 /** `caption worker`: where to send and how hard; what to ask comes from the queue. */

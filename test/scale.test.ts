@@ -5,7 +5,7 @@
  * kill, and the next shard taken while the last images of one are in flight.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
 import { Redis } from "ioredis";
@@ -464,6 +464,19 @@ describe.skipIf(!available)("many machines on one queue", () => {
     const shown = await run(["status", "--queue", queue]);
     expect(shown.stdout).toMatch(/: 1 shards waiting, 0 active, 0 completed, 0 failed\n/);
     expect(shown.stdout).not.toMatch(/delayed|retrying/);
+  }, 60_000);
+
+  it("enqueue walks no folder link out of its input, unless --follow-symlinks", async () => {
+    await makeDistinctImages(dir, 3, "photos");
+    await makeDistinctImages(dir, 2, "elsewhere");
+    await symlink(path.join(dir, "elsewhere"), path.join(dir, "photos", "link"));
+    const plain = await enqueue(["photos"]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).toMatch(/1 symlink to a folder outside the input was not followed/);
+    expect(plain.stderr).toMatch(/3 images in all/);
+    const followed = await enqueue(["photos"], "--follow-symlinks");
+    expect(followed.code, followed.stderr).toBe(0);
+    expect(followed.stderr).toMatch(/5 images in all/);
   }, 60_000);
 
   it("a model the worker's server does not serve puts the shard back and stops that worker, exit 1", async () => {

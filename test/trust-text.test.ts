@@ -48,6 +48,11 @@ describe("forTerminal", () => {
     const plain = "line one\n\tat two — ünïcödé 😀";
     expect(forTerminal(plain)).toBe(plain);
   });
+
+  it("shows the bidirectional overrides that would reorder a name on screen", () => {
+    expect(forTerminal("photo\u202egpj.exe")).toBe("photo\\u202egpj.exe");
+    expect(forTerminal("a\u2066b\u2069")).toBe("a\\u2066b\\u2069");
+  });
 });
 
 describe("describeBody", () => {

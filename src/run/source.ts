@@ -50,7 +50,7 @@ export async function findWork(
 }
 
 /** The folder links discovery did not follow, said once, or null when there were none. */
-function linksWarning(
+export function linksWarning(
   { outside, loops }: Discovery["linksNotFollowed"],
   nameSetting: NameSetting,
 ): string | null {

@@ -110,6 +110,8 @@ export async function runEnqueue(
       shardSize,
       settings,
       retryFailed: args.retryFailed === true,
+      followSymlinks: args.followSymlinks === true,
+      nameSetting: context.nameSetting,
       attempts: positiveInt(args.shardAttempts, "--shard-attempts", DEFAULT_ATTEMPTS),
       backoffSeconds: positiveInt(args.shardBackoff, "--shard-backoff", DEFAULT_BACKOFF_SECONDS),
       onWarning: (text) => context.reporter.say(text, "warn"),

@@ -1,8 +1,10 @@
 import path from "node:path";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { byOptionName, type NameSetting } from "../errors.js";
 import { ensureFolder } from "../folders.js";
 import { lockOutput } from "../lock.js";
+import { linksWarning } from "../run/source.js";
 import { discoverImages } from "../stages/discover.js";
 import { seedShardDone, setEnqueued } from "./progress.js";
 import { addEnqueuedInputs, fixSettings, type QueueSettings } from "./queue-settings.js";
@@ -34,6 +36,10 @@ export interface EnqueueRequest {
   settings: QueueSettings;
   /** Put failed shards back in the queue. */
   retryFailed: boolean;
+  /** Walk symlinks to folders out of a folder input too (never loops). @default false */
+  followSymlinks?: boolean | undefined;
+  /** How a message names a setting (`--follow-symlinks`). */
+  nameSetting?: NameSetting | undefined;
   attempts: number;
   backoffSeconds: number;
   onWarning: (text: string) => void;
@@ -68,7 +74,14 @@ export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueRep
   const lock = await lockOutput(path.join(folder, "enqueue"), request.onWarning);
   const queue = new Queue(request.queue, { connection: request.redis });
   try {
-    const discovery = await discoverImages(request.inputs, request.cwd);
+    const discovery = await discoverImages(request.inputs, request.cwd, {
+      followSymlinks: request.followSymlinks,
+    });
+    const unfollowed = linksWarning(
+      discovery.linksNotFollowed,
+      request.nameSetting ?? byOptionName,
+    );
+    if (unfollowed) request.onWarning(unfollowed);
     await addEnqueuedInputs(
       settings.dir,
       request.inputs.map((input) => path.resolve(request.cwd, input)),

@@ -15,7 +15,12 @@ export function redactRecord(
   const keys = secrets.filter((key): key is string => typeof key === "string" && key.length >= 4);
   if (keys.length === 0) return record;
   const clean = (text: string) => redactSecret(text, keys);
-  const cleaned: CaptionRecord = { ...record, caption: clean(record.caption) };
+  // The model id too: it is what a server listed, and a server chose it.
+  const cleaned: CaptionRecord = {
+    ...record,
+    caption: clean(record.caption),
+    model: clean(record.model),
+  };
   if (record.tags) cleaned.tags = record.tags.map(clean);
   if (record.data) cleaned.data = redactValue(record.data, clean) as Record<string, unknown>;
   return cleaned;

@@ -26,10 +26,12 @@ export function xmlSafe(text: string): string {
 /**
  * Characters a terminal acts on rather than shows: C0 controls but tab and newline (so ESC and the
  * sequences it starts, CR, backspace, bell), DEL and the C1 controls (U+009B is a one-character
- * ESC [ to many terminals).
+ * ESC [ to many terminals), and the bidirectional overrides and isolates, which reorder what
+ * follows them on screen (a name that reads `gpj.exe` backwards).
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
-const TERMINAL_CONTROLS = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/g;
+const TERMINAL_CONTROLS =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
+  /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/g;
 
 /**
  * A line as it may be printed on a terminal: each control character shown as its escape (`\x1b`),
@@ -40,6 +42,7 @@ export function forTerminal(text: string): string {
   return text.replace(TERMINAL_CONTROLS, (char) => {
     const code = char.charCodeAt(0);
     if (code === 0x0d) return "\\r";
+    if (code > 0xff) return `\\u${code.toString(16).padStart(4, "0")}`;
     return `\\x${code.toString(16).padStart(2, "0")}`;
   });
 }
