@@ -1011,7 +1011,11 @@ function endpointClients(args: Record<string, unknown>, context: CliContext, rep
   const servers = key.endpoints ?? [
     { baseUrl: config.baseUrl, apiKey: key.apiKey, model: config.model },
   ];
+  // Whatever a server sends back is masked of every key of the command before it is shown.
+  const secrets = servers.flatMap((server) => [server.apiKey, ...urlCredentials(server.baseUrl)]);
+  const shown = (text: string) => forTerminal(redactSecret(text, secrets));
   return servers.map((server) => ({
+    shown,
     config,
     baseUrl: server.baseUrl,
     model: server.model ?? config.model,
@@ -1041,7 +1045,7 @@ async function runModels(
 ): Promise<number> {
   const servers = endpointClients(args, context, reporter);
   let answered = true;
-  for (const { config, baseUrl, client } of servers) {
+  for (const { config, baseUrl, client, shown } of servers) {
     // A list is a quick answer: a server that has not given one in a few seconds will not.
     const { body, problem } = await client.models(
       Math.min(config.timeoutMs, MODELS_COMMAND_TIMEOUT_MS),
@@ -1056,7 +1060,7 @@ async function runModels(
       continue;
     }
     for (const model of models) {
-      const owner = model.ownedBy ? `\t${forTerminal(model.ownedBy)}` : "";
+      const owner = model.ownedBy ? `\t${shown(model.ownedBy)}` : "";
       const created =
         model.created === null
           ? ""
@@ -1066,7 +1070,7 @@ async function runModels(
       const family = familyNote(model.id, models);
       // What a server lists is its text, shown rather than obeyed.
       context.stdout.write(
-        `${whose}${forTerminal(model.id)}${owner}${created}${family ? `\t${forTerminal(family)}` : ""}\n`,
+        `${whose}${shown(model.id)}${owner}${created}${family ? `\t${shown(family)}` : ""}\n`,
       );
     }
     reporter.say(`${baseUrl} serves ${models.length} ${models.length === 1 ? "model" : "models"}`);
@@ -1094,7 +1098,7 @@ async function runCheck(
 ): Promise<number> {
   let answered = true;
   let refused = false;
-  for (const { config, baseUrl, model: given, trial, apiKey, client } of endpointClients(
+  for (const { config, baseUrl, model: given, trial, client, shown } of endpointClients(
     args,
     context,
     reporter,
@@ -1139,7 +1143,7 @@ async function runCheck(
         }
       }
       const { caption } = extractCaption(reply.body, flagOf);
-      context.stdout.write(`${forTerminal(redactSecret(caption, apiKey))}\n`);
+      context.stdout.write(`${shown(caption)}\n`);
       reporter.say(`${baseUrl} answered as ${model} in ${reply.latencyMs} ms`);
     } catch (error) {
       const message =

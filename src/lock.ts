@@ -1,9 +1,11 @@
-import { readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { lstat, readFile, rm, rmdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import { RunAbortedError } from "./errors.js";
 import { ensureFolder } from "./folders.js";
+import { writeWhole } from "./sinks/write-whole.js";
+import { readNoFollow } from "./trust/links.js";
 
 /** Who holds a lock, written inside the lock folder so a second run can name it. */
 interface LockOwner {
@@ -17,6 +19,7 @@ export interface OutputLock {
 }
 
 const OWNER_FILE = "owner.json";
+const OWNER_LIMIT_BYTES = 4096;
 /** A holder refreshes the lock's mtime every STALE_MS / 2; one that stopped for this long is gone. */
 const STALE_MS = 20_000;
 
@@ -32,6 +35,14 @@ export async function lockOutput(
 ): Promise<OutputLock> {
   const lockPath = `${output}.lock`;
   const held = path.join(lockPath, "held");
+  // OUT's folder may be someone else's: a lock folder that is a link would have the run write
+  // its owner file, and remove things, wherever it leads.
+  if ((await lstat(lockPath).catch(() => null))?.isSymbolicLink()) {
+    throw new RunAbortedError(
+      "output_locked",
+      `${lockPath} is a symlink, and the run keeps its lock only in a folder of its own: remove the link, or name another OUT`,
+    );
+  }
   await ensureFolder(lockPath);
   const options = {
     realpath: false,
@@ -63,7 +74,10 @@ export async function lockOutput(
     host: hostname(),
     startedAt: new Date().toISOString(),
   };
-  await writeFile(path.join(lockPath, OWNER_FILE), `${JSON.stringify(owner)}\n`);
+  // The lock is ours now, and so is what is in its folder: a link planted as owner.json is
+  // removed (the link, not what it leads to), and the owner written whole under its own name.
+  await rm(path.join(lockPath, OWNER_FILE), { force: true });
+  await writeWhole(path.join(lockPath, OWNER_FILE), `${JSON.stringify(owner)}\n`);
   return {
     release: async () => {
       // Owner first, then proper-lockfile's folder, then ours only if empty: a run that took the
@@ -77,7 +91,10 @@ export async function lockOutput(
 
 async function readOwner(lockPath: string): Promise<LockOwner | null> {
   try {
-    const value: unknown = JSON.parse(await readFile(path.join(lockPath, OWNER_FILE), "utf8"));
+    // Never through a link, and never more than an owner's few bytes.
+    const read = await readNoFollow(path.join(lockPath, OWNER_FILE), OWNER_LIMIT_BYTES);
+    if (read.kind !== "text") return null;
+    const value: unknown = JSON.parse(read.text);
     if (typeof value !== "object" || value === null) return null;
     const { pid, host, startedAt } = value as Record<string, unknown>;
     if (typeof pid !== "number" || typeof host !== "string" || typeof startedAt !== "string")

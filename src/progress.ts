@@ -112,7 +112,10 @@ export class Reporter {
         this.#done += 1;
         this.#failed += 1;
         if (this.#json) this.#writeJson({ event: "failed", level: "error", ...event.failure });
-        else this.#writeLine(`caption: failed ${event.failure.path}: ${event.failure.message}`);
+        else
+          this.#writeLine(
+            `caption: failed ${nameForTerminal(event.failure.path)}: ${event.failure.message}`,
+          );
         break;
       case "retrying":
         if (this.#json && !this.#options.quiet) {
@@ -190,7 +193,10 @@ export class Reporter {
    */
   #writeLine(text: string): void {
     this.#clearLine();
-    this.#write(`${forTerminal(redactSecret(text, this.#secrets))}\n`);
+    // A line of a message that spans several is indented, so none can pass for a line of the
+    // tool's own (a file named "x\ncaption: 40 captioned…" would otherwise forge a summary).
+    const shown = forTerminal(redactSecret(text, this.#secrets)).replace(/\n(?!$)/g, "\n  ");
+    this.#write(`${shown}\n`);
     this.#draw();
   }
 
@@ -320,6 +326,11 @@ export function summaryLine(
   const written = !summary.aborted || summary.captioned + summary.alreadyDone > 0;
   const where = written ? ` → ${output}` : `; nothing was written to ${output}`;
   return `${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate}${where}${failures}${empty}`;
+}
+
+/** A file name as one line on a terminal: its newlines and tabs shown escaped, as other controls. */
+function nameForTerminal(name: string): string {
+  return name.replace(/\n/g, "\\n").replace(/\t/g, "\\t");
 }
 
 /** What a run says of an endpoint that ran out of context: how far it came down, and what it cost. */

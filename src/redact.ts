@@ -15,10 +15,15 @@ export function redactSecret(
   }
   // A very short "key" would mask ordinary words; such keys are not real credentials anyway.
   if (secret.length < 4) return text;
-  let out = text.split(secret).join(MASK);
+  // In any letter case: a server or a step after it (tags are lowercased) may change it.
+  let out = text.replace(new RegExp(escapeRegExp(secret), "gi"), MASK);
   const encoded = encodeURIComponent(secret);
-  if (encoded !== secret) out = out.split(encoded).join(MASK);
+  if (encoded !== secret) out = out.replace(new RegExp(escapeRegExp(encoded), "gi"), MASK);
   return out;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /**
@@ -35,10 +40,23 @@ export function urlCredentials(url: string): string[] {
   }
   const written = parsed.password || (parsed.username.length >= 8 ? parsed.username : "");
   if (!written) return [];
+  let decoded = written;
   try {
-    const decoded = decodeURIComponent(written);
-    return decoded === written ? [written] : [written, decoded];
+    decoded = decodeURIComponent(written);
   } catch {
-    return [written];
+    // Not percent-encoding: the written form is the credential.
+  }
+  // The same credential as HTTP Basic auth sends it, which a server may echo back.
+  const user = safeDecode(parsed.username);
+  const basic = (pair: string) => Buffer.from(pair).toString("base64");
+  const sent = parsed.password ? [basic(`${user}:${decoded}`)] : [basic(`${user}:`), basic(user)];
+  return [...new Set([written, decoded, ...sent])];
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }

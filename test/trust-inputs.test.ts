@@ -6,6 +6,7 @@ import {
   rename,
   stat,
   symlink,
+  truncate,
   writeFile,
 } from "node:fs/promises";
 import path from "node:path";
@@ -308,5 +309,92 @@ describe("the record kept beside the images", () => {
     );
     expect(fake.requests).toHaveLength(0);
     expect(await readdir(at("elsewhere"))).toEqual([]);
+  });
+});
+
+describe("what the review of the boundary found", () => {
+  it("a glob's ** descends into no folder link, loops and / among them; a folder it names is entered", async () => {
+    const { inside } = await photosAndOutside();
+    await symlink("..", at("photos", "loop"));
+    await symlink("/", at("photos", "root"));
+    await symlink(at("elsewhere"), at("photos", "linkdir"));
+    const result = await run(["photos/**/*.jpg", "-o", "out.csv", "--sidecar"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(paths(await readCsv(at("out.csv")))).toEqual(inside.sort());
+    expect(await exists(at("elsewhere", "outside.txt"))).toBe(false);
+    // A folder the pattern names is the user's choice, link or not.
+    const named = await run(["photos/linkdir/*.jpg", "-o", "named.csv"]);
+    expect(named.code, named.stderr).toBe(0);
+    expect(paths(await readCsv(at("named.csv")))).toEqual(["photos/linkdir/outside.jpg"]);
+  });
+
+  it("a link planted in OUT's lock folder, or as the lock folder, is never written through", async () => {
+    await makeDistinctImages(dir, 1, "photos");
+    await mkdir(at("mine"));
+    await writeFile(at("mine", "precious"), "precious\n");
+    await mkdir(at("photos", "captions.csv.lock"));
+    await symlink(at("mine", "precious"), at("photos", "captions.csv.lock", "owner.json"));
+    const planted = await run(["photos", "-o", "photos/captions.csv"]);
+    expect(planted.code, planted.stderr).toBe(0);
+    expect(await readFile(at("mine", "precious"), "utf8")).toBe("precious\n");
+
+    await symlink(at("mine"), at("other.csv.lock"));
+    const linked = await run(["photos", "-o", "other.csv"]);
+    expect(linked.code).toBe(1);
+    expect(linked.stderr).toMatch(/other\.csv\.lock is a symlink/);
+    expect(await readdir(at("mine"))).toEqual(["precious"]);
+  });
+
+  it("a sidecar or XMP too large to read fails its image alone, left as it was", async () => {
+    await makeDistinctImages(dir, 3, "photos");
+    // Sparse: the size is what matters, not the disk it takes.
+    const bigText = at("photos", "img-0000.txt");
+    await writeFile(bigText, "");
+    await truncate(bigText, 2 * 1024 * 1024);
+    const bigXmp = at("photos", "img-0001.jpg.xmp");
+    await writeFile(bigXmp, "");
+    await truncate(bigXmp, 20 * 1024 * 1024);
+    const result = await run([
+      "photos",
+      "-o",
+      "out.csv",
+      "--sidecar",
+      "--sidecar-policy",
+      "append",
+      "--xmp",
+    ]);
+    expect(result.code, result.stderr).toBe(3);
+    const codes = (await readJsonl(at("out.errors.jsonl"))).map((failure) => failure.code).sort();
+    expect(codes).toEqual(["sidecar_too_large", "xmp_too_large"]);
+    expect(paths(await readCsv(at("out.csv")))).toEqual(["photos/img-0002.jpg"]);
+    expect((await stat(bigText)).size).toBe(2 * 1024 * 1024);
+    expect((await stat(bigXmp)).size).toBe(20 * 1024 * 1024);
+  });
+
+  it("a file name holding a newline cannot forge a line of the tool's own", async () => {
+    await mkdir(at("photos"));
+    const forged = "x\ncaption: 40 captioned, 0 failed in 0.1 s → out.csv\nz.jpg";
+    await writeFile(at("photos", forged), "not an image");
+    const result = await run(["photos", "-o", "out.csv"]);
+    expect(result.code).toBe(3);
+    for (const line of result.stderr.trimEnd().split("\n")) {
+      expect(line, result.stderr).toMatch(/^(caption: | {2})/);
+    }
+    expect(result.stderr).not.toMatch(/^caption: 40 captioned/m);
+    expect(result.stderr).toContain("x\\ncaption: 40 captioned");
+  });
+
+  it("a name that starts with a quote and a formula character is one row however many reruns", async () => {
+    await makeDistinctImages(dir, 2, "photos");
+    await rename(at("photos", "img-0000.jpg"), at("photos", "'-draft.jpg"));
+    for (let run_ = 0; run_ < 3; run_ += 1) {
+      const result = await run(["photos", "-o", "out.csv"]);
+      expect(result.code, result.stderr).toBe(0);
+    }
+    expect(paths(await readCsv(at("out.csv")))).toEqual([
+      "photos/'-draft.jpg",
+      "photos/img-0001.jpg",
+    ]);
+    expect(fake.requests).toHaveLength(2);
   });
 });

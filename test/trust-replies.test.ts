@@ -139,6 +139,62 @@ describe("a caption that echoes the key", () => {
   }, 60_000);
 });
 
+describe("a key in another shape or place", () => {
+  it("is masked in tags though they are lowercased, whatever the key's case", async () => {
+    await makeDistinctImages(dir, 1);
+    const key = "sk-ABCDEF0123456789xyz";
+    fake = await startFakeEndpoint({
+      apiKey: key,
+      respond: () => ({ kind: "ok", content: JSON.stringify({ tags: ["cat", key] }) }),
+    });
+    const result = await runCli(["photos", "-o", "out.jsonl", "--tags", "--sidecar"], {
+      cwd: dir,
+      baseUrl: fake.baseUrl,
+      env: { MINICPM_API_KEY: key },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const written = [
+      await readFile(path.join(dir, "out.jsonl"), "utf8"),
+      await readFile(path.join(dir, "photos", "img-0000.txt"), "utf8"),
+    ];
+    for (const text of written) expect(text.toLowerCase()).not.toContain(key.toLowerCase());
+    const [row] = await readJsonl(path.join(dir, "out.jsonl"));
+    expect(row?.tags).toEqual(["cat", "[redacted]"]);
+  }, 60_000);
+
+  it("is masked as the Basic auth a base URL's password is sent as, when a server echoes it", async () => {
+    await makeDistinctImages(dir, 1);
+    const password = "sk-UrlPassw0rd99";
+    fake = await startFakeEndpoint({
+      caption: (record) => `auth was ${String(record.headers.authorization)}`,
+    });
+    const baseUrl = fake.baseUrl.replace("http://", `http://u:${password}@`);
+    const result = await runCli(["photos", "-o", "out.csv", "--sidecar"], {
+      cwd: dir,
+      baseUrl,
+      env: { MINICPM_API_KEY: undefined },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const basic = Buffer.from(`u:${password}`).toString("base64");
+    expect(fake.requests[0]?.headers.authorization).toBe(`Basic ${basic}`);
+    const [row] = await readCsv(path.join(dir, "out.csv"));
+    expect(row?.caption).toBe("auth was Basic [redacted]");
+    const sidecar = await readFile(path.join(dir, "photos", "img-0000.txt"), "utf8");
+    expect(sidecar).not.toContain(basic);
+  }, 60_000);
+
+  it("is masked in what caption models shows of a server's list", async () => {
+    fake = await startFakeEndpoint({
+      apiKey: TEST_KEY,
+      models: [{ id: `leak-${TEST_KEY}`, owned_by: `owner-${TEST_KEY}\u001b[31m` }],
+    });
+    const result = await runCli(["models"], { cwd: dir, baseUrl: fake.baseUrl });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("leak-[redacted]\towner-[redacted]\\x1b[31m");
+    expect(result.stdout + result.stderr).not.toContain(TEST_KEY);
+  }, 60_000);
+});
+
 describe("a caption holding what XML forbids", () => {
   it("is written to XMP without it: the file parses, the user's rating and tags kept", async () => {
     const [image] = await makeDistinctImages(dir, 1);

@@ -1,8 +1,10 @@
+import { lstat } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, RunAbortedError } from "../errors.js";
 import { describeErrno, errnoOf } from "../folders.js";
 import { IMAGE_EXTENSIONS } from "../stages/discover.js";
-import { besideFile, readOwnedText } from "../trust/links.js";
+import { besideFile, readOwnedText, SIDECAR_READ_LIMIT } from "../trust/links.js";
+import { formatCap } from "../trust/text.js";
 import {
   BesideImageSink,
   type BesideRecord,
@@ -59,9 +61,20 @@ export class SidecarSink extends BesideImageSink {
     );
   }
 
-  protected async inspect(_file: string, _imagePath: string, present: boolean): Promise<FileState> {
+  protected async inspect(file: string, imagePath: string, present: boolean): Promise<FileState> {
+    const { policy } = this.#options;
     // skip: an existing sidecar is kept as it is, whoever wrote it; nothing is sent for it.
-    return this.#options.policy === "skip" && present ? "kept" : "free";
+    if (policy === "skip" && present) return "kept";
+    if (present && (policy === "append" || policy === "prepend")) {
+      const bytes = (await lstat(file).catch(() => null))?.size ?? 0;
+      if (bytes > SIDECAR_READ_LIMIT) {
+        return new CaptionError(
+          "sidecar_too_large",
+          `${path.basename(file)} beside ${imagePath} holds ${formatCap(bytes)}, more than the ${formatCap(SIDECAR_READ_LIMIT)} a caption sidecar is read up to to ${policy} to it; it was left as it was, fix or move it`,
+        );
+      }
+    }
+    return "free";
   }
 
   protected async holds(file: string, caption: string): Promise<boolean> {
@@ -132,7 +145,7 @@ function oneLine(text: string): string {
 
 /** The sidecar's text on one line; a link put there since the run looked is refused, not read. */
 async function readOrEmpty(file: string): Promise<string> {
-  return oneLine((await readOwnedText(file)) ?? "");
+  return oneLine((await readOwnedText(file, SIDECAR_READ_LIMIT)) ?? "");
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -1,7 +1,8 @@
 import path from "node:path";
 import { CaptionError, type NameSetting, RunAbortedError } from "../errors.js";
 import { describeErrno, errnoOf } from "../folders.js";
-import { readOwnedText } from "../trust/links.js";
+import { readOwnedText, TooLargeToReadError, XMP_READ_LIMIT } from "../trust/links.js";
+import { formatCap } from "../trust/text.js";
 import {
   BesideImageSink,
   type BesideRecord,
@@ -56,7 +57,16 @@ export class XmpSink extends BesideImageSink {
   }
 
   protected async inspect(file: string, imagePath: string, present: boolean): Promise<FileState> {
-    const text = present ? await readOwnedText(file) : null;
+    let text: string | null;
+    try {
+      text = present ? await readOwnedText(file, XMP_READ_LIMIT) : null;
+    } catch (error) {
+      if (!(error instanceof TooLargeToReadError)) throw error;
+      return new CaptionError(
+        "xmp_too_large",
+        `${path.basename(file)} beside ${imagePath} holds ${formatCap(error.bytes)}, more than the ${formatCap(error.limit)} an XMP sidecar is read up to; it was left as it was, fix or move it`,
+      );
+    }
     if (text === null || isPacket(text)) return "free";
     return new CaptionError(
       "xmp_invalid",
@@ -66,7 +76,7 @@ export class XmpSink extends BesideImageSink {
 
   /** One with a description, edited since or not, keeps it: only a missing one is restored. */
   protected async holds(file: string): Promise<boolean> {
-    const text = await readOwnedText(file);
+    const text = await readOwnedText(file, XMP_READ_LIMIT);
     return text !== null && readDescription(text) !== null;
   }
 
@@ -74,7 +84,7 @@ export class XmpSink extends BesideImageSink {
     try {
       await writeWhole(
         file,
-        mergeDescription(await readOwnedText(file), record.caption, record.tags),
+        mergeDescription(await readOwnedText(file, XMP_READ_LIMIT), record.caption, record.tags),
       );
     } catch (error) {
       throw new RunAbortedError(

@@ -55,8 +55,9 @@ export interface DiscoverOptions {
  * image tasks. Hidden files and folders are skipped: they hold things like macOS `._x.jpg`
  * resource forks, which are not images despite the name. A folder input is walked without
  * following a symlink to a folder out of it (`trust/links.ts`), unless `followSymlinks` says so;
- * a symlink to an image file is taken wherever it leads. Files and patterns are the user's
- * choice, taken as they are.
+ * a symlink to an image file is taken wherever it leads. Files are the user's choice, taken as
+ * they are; so is what a pattern names, but its `**` descends into no folder link unless
+ * `followSymlinks` says so.
  */
 export async function discoverImages(
   inputs: readonly string[],
@@ -139,7 +140,14 @@ export async function discoverImages(
       add(await realpath(absInput), absInput, input, null);
     } else if (fg.isDynamicPattern(input)) {
       const pattern = await escapeRealFolders(toPosix(input), cwd);
-      const entries = await fg(pattern, { ...PATTERN_WALK, cwd, caseSensitiveMatch: false });
+      const entries = await fg(pattern, {
+        ...PATTERN_WALK,
+        cwd,
+        caseSensitiveMatch: false,
+        // `**` descends into no folder link unless asked: in someone else's folder a link may
+        // lead anywhere, `/` or a loop among them. A folder the pattern names is still entered.
+        followSymbolicLinks: followSymlinks,
+      });
       let matched = 0;
       for (const entry of entries) {
         if (!entry.stats || entry.stats.isDirectory() || !isImagePath(entry.path)) continue;
@@ -172,12 +180,10 @@ const FOLDER_WALK = {
   suppressErrors: true,
 } as const;
 
-// A pattern is matched by fast-glob through symlinked folders too (it stops at the OS's ELOOP).
 const PATTERN_WALK = {
   onlyFiles: false,
   dot: false,
   stats: true,
-  followSymbolicLinks: true,
   suppressErrors: true,
 } as const;
 

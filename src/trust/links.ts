@@ -150,14 +150,32 @@ export async function readNoFollow(file: string, limit?: number): Promise<NoFoll
   }
 }
 
+/** The most of a caption sidecar read to append or prepend to it: a caption is a line. */
+export const SIDECAR_READ_LIMIT = 1024 * 1024;
+/** The most of an XMP sidecar read to merge into it: a packet with a preview is a few MiB. */
+export const XMP_READ_LIMIT = 16 * 1024 * 1024;
+
+/** The error of a file beside an image too large to read whole (someone else's, gone wrong). */
+export class TooLargeToReadError extends Error {
+  readonly code = "ETOOLARGE";
+  constructor(
+    readonly file: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`${file} holds ${bytes} bytes, more than the ${limit} read of such a file`);
+  }
+}
+
 /**
- * The text of a file the run owns beside an image, for merging: null when it is missing or not a
- * regular file; a symlink (put there since the run looked) is refused, so nothing is merged from
- * or written through it.
+ * The text of a file the run owns beside an image, for merging, up to `limit` bytes: null when it
+ * is missing or not a regular file; a symlink (put there since the run looked) is refused, so
+ * nothing is merged from or written through it; a larger file is refused, not read.
  */
-export async function readOwnedText(file: string): Promise<string | null> {
-  const read = await readNoFollow(file);
+export async function readOwnedText(file: string, limit: number): Promise<string | null> {
+  const read = await readNoFollow(file, limit);
   if (read.kind === "symlink") throw symlinkRefused(file);
+  if (read.kind === "too_large") throw new TooLargeToReadError(file, read.bytes, limit);
   return read.kind === "text" ? read.text : null;
 }
 

@@ -23,13 +23,19 @@ const UNGUARD = /^'+[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
  * trigger (`'=x`, `''-x`) gets one more too: the guard maps every text to a distinct cell, and
  * `unguardFormula` takes exactly one quote off every cell of the form quotes-then-trigger.
  *
- * The one ambiguity left is a CSV written without the guard (by default, or by an older version)
- * holding a cell that starts with quotes and then a trigger (a file `'=x.jpg`, a caption `'-'`):
- * it is read back with one quote fewer, as if it had been guarded. For a path, that image is
- * captioned again on a rerun (a second row); JSONL is never guarded and never affected.
+ * Without the guard, a cell of that form (a file `'=x.jpg`, someone else's folder may hold one)
+ * still gets its one more quote (`quoteQuoted`), so reading back is the same whether the guard was
+ * on or not. Only a CSV written by a version before this one can hold such a cell unquoted: it is
+ * read back with one quote fewer once (that image is captioned again, a second row). JSONL is
+ * never guarded and never affected.
  */
 export function guardFormula(text: string): string {
   return GUARDED.test(text) ? `'${text}` : text;
+}
+
+/** A cell that starts with quotes and then a trigger gets one more, guard or not (see above). */
+export function quoteQuoted(text: string): string {
+  return text.charCodeAt(0) === 0x27 && UNGUARD.test(text) ? `'${text}` : text;
 }
 
 /** What `guardFormula` was given, from what it wrote; text it leaves alone comes back alone. */
@@ -39,7 +45,7 @@ export function unguardFormula(text: string): string {
 }
 
 export interface CsvWriterOptions {
-  /** Guard every text cell, the header's included, with `guardFormula`. */
+  /** Guard every text cell, the header's included, with `guardFormula` (else `quoteQuoted`). */
   formulaGuard?: boolean;
 }
 
@@ -54,9 +60,8 @@ export async function openCsvWriter<T extends object>(
   const { size } = await handle.stat();
   // A file begun by an older version keeps its own columns, a subset of today's (see resume.ts).
   const written = size === 0 ? columns : await headerOf(handle);
-  const cell = options.formulaGuard
-    ? (value: unknown) => (typeof value === "string" ? guardFormula(value) : value)
-    : (value: unknown) => value;
+  const quote = options.formulaGuard ? guardFormula : quoteQuoted;
+  const cell = (value: unknown) => (typeof value === "string" ? quote(value) : value);
   if (size === 0) await handle.write(stringify([columns.map(cell)], CSV_OPTIONS));
   return appendingWriter<T>(handle, (record) => {
     const shown = toRow(record);
