@@ -44,7 +44,7 @@ import { recordFolderProblem } from "./trust/links.js";
 import { readLimited } from "./trust/read-limited.js";
 import { forTerminal } from "./trust/text.js";
 
-/** Exit codes, as documented in the README. */
+/** Exit codes, as docs/failures.md documents them. */
 export const EXIT = {
   ok: 0,
   aborted: 1,
@@ -623,7 +623,7 @@ type Outcome =
   | { summary: RunSummary | null; stoppedBy: NodeJS.Signals | null }
   | { answered: boolean };
 
-/** The one place an outcome becomes an exit code, as the README's table lists them. */
+/** The one place an outcome becomes an exit code, as docs/failures.md's table lists them. */
 function exitCodeOf(outcome: Outcome): number {
   if ("error" in outcome) return outcome.error instanceof UsageError ? EXIT.usage : EXIT.aborted;
   if ("answered" in outcome) return outcome.answered ? EXIT.ok : EXIT.aborted;
@@ -827,6 +827,8 @@ async function runCaption(
         // Several endpoints carry their keys each; the first's must not become the others'.
         apiKey: key.endpoints ? undefined : key.apiKey,
         ...(key.endpoints ? { endpoints: key.endpoints } : {}),
+        // What the command line read, the run reads: nothing else is looked up.
+        env: context.env,
         model: config.model,
         prompt: config.promptGiven ? config.prompt : undefined,
         jsonSchema: await readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
@@ -856,7 +858,12 @@ async function runCaption(
     );
     // If the run never ends after being cancelled, its result no longer matters.
     run.catch(() => {});
-    summary = await Promise.race([run, signals.abandoned.then(() => null)]);
+    // A run that stopped early rejects with what it did: that is the summary to report.
+    const ended = run.catch((error: unknown) => {
+      if (error instanceof RunAbortedError && error.summary) return error.summary;
+      throw error;
+    });
+    summary = await Promise.race([ended, signals.abandoned.then(() => null)]);
   } catch (error) {
     const refused = refusalMessage(error, key.trial, true);
     if (refused) throw new RunAbortedError("trial_key_refused", refused, { cause: error });

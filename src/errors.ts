@@ -1,3 +1,5 @@
+import type { RunSummary } from "./run/events.js";
+
 /**
  * The error tree. Every error the tool raises on purpose is a CaptionError with a stable `code`
  * (written to the errors file) and a message that names the file or flag and what to do next.
@@ -46,6 +48,8 @@ export class ImageError extends CaptionError {
 /** The run cannot go on (key rejected, endpoint unreachable, OUT not writable): exit 1. */
 export class RunAbortedError extends CaptionError {
   override name = "RunAbortedError";
+  /** What the run did before it stopped, when `captionImages` rejects with this error. */
+  summary: RunSummary | null = null;
 }
 
 /** Anything that went wrong talking to the endpoint. */

@@ -78,6 +78,7 @@ export async function captionImages(
     ]),
     preview: dryRun,
   });
+  for (const notice of options.notices) state.emit({ type: "warning", message: notice });
   // Every endpoint is in the count, those that answered nothing too.
   for (const endpoint of options.endpoints) state.summary.byEndpoint[endpoint.label] = 0;
   let neverTaken = 0;
@@ -122,7 +123,14 @@ export async function captionImages(
   } finally {
     await sink.close();
   }
-  return state.finish(neverTaken);
+  const summary = state.finish(neverTaken);
+  // A run that could not go on rejects, so a program cannot take it for one that finished; the
+  // error carries what was done before it stopped.
+  if (summary.aborted) {
+    summary.aborted.summary = summary;
+    throw summary.aborted;
+  }
+  return summary;
 }
 
 /**

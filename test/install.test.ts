@@ -125,6 +125,7 @@ describe("the npm package", () => {
       expect.arrayContaining([
         "package.json",
         "README.md",
+        "docs/options.md",
         "bin/caption.cjs",
         "bin/caption.js",
         "src/bin.ts",

@@ -122,6 +122,66 @@ try {
     expect(stdout).toMatch(/^retries: /m);
   });
 
+  it("loads with require() too, from a CommonJS file", async () => {
+    await makeDistinctImages(app, 1, "cjs-photos");
+    await writeFile(
+      path.join(app, "run.cjs"),
+      `const { captionImages, UsageError } = require("vlm-caption");
+captionImages({ inputs: ["cjs-photos"], output: "cjs.csv", baseUrl: process.argv[2] }).then(
+  (summary) => console.log(JSON.stringify({ captioned: summary.captioned, usage: typeof UsageError })),
+);
+`,
+    );
+    const result = await exec(process.execPath, ["run.cjs", fake.baseUrl], app);
+    expect(JSON.parse(result.stdout)).toEqual({ captioned: 1, usage: "function" });
+  });
+
+  it("reads the CLI's variables, refuses a misspelt option, and rejects a run that stopped early", async () => {
+    await makeDistinctImages(app, 2, "env-photos");
+    const keyed = await startFakeEndpoint({ apiKey: "sk-from-the-environment-1234" });
+    try {
+      await writeFile(
+        path.join(app, "env.js"),
+        `import { captionImages, RunAbortedError, UsageError } from "vlm-caption";
+const found = await captionImages({ inputs: ["env-photos"], output: "env.csv" });
+console.log("captioned", found.captioned);
+try {
+  await captionImages({ inputs: ["env-photos"], output: "x.csv", concurency: 4 });
+} catch (error) {
+  console.log(error instanceof UsageError ? error.problems.join("; ") : String(error));
+}
+try {
+  await captionImages({ inputs: ["env-photos"], output: "wrong.csv", apiKey: "sk-wrong-key-0000" });
+  console.log("resolved");
+} catch (error) {
+  console.log(error instanceof RunAbortedError ? \`aborted \${error.code} \${error.summary?.captioned}\` : String(error));
+}
+`,
+      );
+      const result = await collect(
+        spawn(process.execPath, ["env.js"], {
+          cwd: app,
+          stdio: ["ignore", "pipe", "pipe"],
+          env: {
+            ...process.env,
+            MINICPM_BASE_URL: keyed.baseUrl,
+            MINICPM_API_KEY: "sk-from-the-environment-1234",
+          },
+        }),
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const lines = result.stdout.trim().split("\n");
+      expect(lines[0]).toBe("captioned 2");
+      expect(lines[1]).toBe(
+        "concurency: not an option of captionImages (did you mean concurrency?)",
+      );
+      expect(lines[2]).toBe("aborted auth_rejected 0");
+      expect(keyed.requests.some((request) => request.url.includes("chat"))).toBe(true);
+    } finally {
+      await keyed.close();
+    }
+  });
+
   it("type-checks a TypeScript consumer with moduleResolution nodenext, and catches a wrong option", async () => {
     await mkdir(path.join(app, "node_modules", "@types"), { recursive: true });
     await symlink(

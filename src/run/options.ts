@@ -22,6 +22,7 @@ import type { XmpNaming } from "../sinks/xmp-sink.js";
 import { DEFAULT_MAX_REPLY_BYTES } from "../trust/reply-limit.js";
 import type { OutputFormat, PrepareOptions } from "../types.js";
 import { endpointLabels, type RequestBudget } from "./endpoint.js";
+import { fromEnvironment, unknownOptions } from "./environment.js";
 
 /** One server of a run; what it leaves out is the run's own setting. */
 export interface EndpointOptions {
@@ -86,7 +87,7 @@ export interface RunOptions {
   suffix?: string | undefined;
   /** Quote every CSV cell a spreadsheet would run as a formula, paths too (CSV only). @default false */
   csvFormulaGuard?: boolean | undefined;
-  /** @default "https://api.modelbest.cn/v1" */
+  /** @default `MINICPM_BASE_URL`, else `OPENAI_BASE_URL`, else "https://api.modelbest.cn/v1" */
   baseUrl?: string | undefined;
   /**
    * Several servers for one run, each with its own limiter; work goes to whichever has a free
@@ -94,8 +95,18 @@ export interface RunOptions {
    * `apiKey`, `model`, `concurrency` and `rpm` are the defaults of each.
    */
   endpoints?: readonly EndpointOptions[] | undefined;
-  /** Sent as a Bearer token; self-hosted servers often need none. */
+  /**
+   * Sent as a Bearer token; self-hosted servers often need none.
+   * @default `MINICPM_API_KEY`, else `OPENAI_API_KEY` (never sent to the hosted API), else for the
+   * hosted API the provider's shared trial key
+   */
   apiKey?: string | undefined;
+  /**
+   * Where `baseUrl` and `apiKey` are looked up when they are left out, as the command line looks
+   * them up: `MINICPM_BASE_URL`/`OPENAI_BASE_URL`, `MINICPM_API_KEY`/`OPENAI_API_KEY`.
+   * @default process.env
+   */
+  env?: Readonly<Record<string, string | undefined>> | undefined;
   /**
    * A model id, or a MiniCPM family (`instruct`, `thinking`, `omni`, `v4.5`): asked for by the id
    * each server lists of it.
@@ -170,8 +181,11 @@ export interface ResolvedRunOptions
       | "jsonSchema"
       | "endpoints"
       | "concurrency"
+      | "env"
     >
   > {
+  /** Said as warnings when the run starts (the trial key is in use). */
+  notices: string[];
   /** At least one: `endpoints`, or the one `baseUrl` names; each with its own concurrency. */
   endpoints: ResolvedEndpoint[];
   /** The prompt, checked. */
@@ -199,7 +213,9 @@ export interface ResolvedRunOptions
  * lines name the options, so a program gets the same care as the command line.
  */
 export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRunOptions> {
-  const problems: string[] = [];
+  const problems: string[] = unknownOptions(options);
+  const environment = fromEnvironment(options);
+  problems.push(...environment.problems);
   if (
     !Array.isArray(options.inputs) ||
     options.inputs.length === 0 ||
@@ -285,9 +301,10 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
   // An alias stays one: which id it means depends on what each server lists.
   const model = options.model ?? SETTING_DEFAULTS.model;
+  const baseUrl = options.baseUrl ?? environment.baseUrl ?? SETTING_DEFAULTS.baseUrl;
   const endpoints = resolveEndpoints(options.endpoints, {
-    baseUrl: options.baseUrl ?? SETTING_DEFAULTS.baseUrl,
-    apiKey: options.apiKey,
+    baseUrl,
+    apiKeyFor: (url) => environment.keyFor(url).apiKey,
     model,
     concurrency: options.concurrency,
     rpm: options.rpm,
@@ -311,8 +328,9 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     prefix: options.prefix,
     suffix: options.suffix,
     csvFormulaGuard: options.csvFormulaGuard ?? false,
-    baseUrl: normaliseBaseUrl(options.baseUrl ?? SETTING_DEFAULTS.baseUrl),
+    baseUrl: normaliseBaseUrl(baseUrl),
     apiKey: options.apiKey,
+    notices: environment.notices,
     model,
     prompt: template.text,
     template,
@@ -341,8 +359,10 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
 
 function resolveEndpoints(
   endpoints: RunOptions["endpoints"],
-  run: Omit<ResolvedEndpoint, "label" | "keyOption" | "concurrency"> & {
+  run: Omit<ResolvedEndpoint, "label" | "keyOption" | "concurrency" | "apiKey"> & {
     concurrency: number | "auto" | undefined;
+    /** The key of an endpoint that names none: the run's, or what the environment gives it. */
+    apiKeyFor: (baseUrl: string) => string | undefined;
   },
 ): ResolvedEndpoint[] {
   const entries = endpoints ?? [{ baseUrl: run.baseUrl }];
@@ -350,7 +370,7 @@ function resolveEndpoints(
   const labels = endpointLabels(baseUrls);
   return entries.map((entry, index) => ({
     baseUrl: baseUrls[index] ?? run.baseUrl,
-    apiKey: entry.apiKey ?? run.apiKey,
+    apiKey: entry.apiKey ?? run.apiKeyFor(baseUrls[index] ?? run.baseUrl),
     model: entry.model ?? run.model,
     concurrency:
       entry.concurrency ?? run.concurrency ?? defaultConcurrency(baseUrls[index] ?? run.baseUrl),

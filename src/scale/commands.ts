@@ -196,6 +196,11 @@ export async function runWorker(
     say: (text, level) => reporter.say(text, level),
     displayPath: (file) => shownFrom(settings.cwd, file),
     run: async (shard, present, files, control, watch) => {
+      // A shard's run that stopped early rejects with what it did; the worker reads its reason.
+      const stoppedEarly = (error: unknown) => {
+        if (error instanceof RunAbortedError && error.summary) return error.summary;
+        throw error;
+      };
       return captionImages(
         {
           ...runOptionsOf(settings),
@@ -206,6 +211,7 @@ export async function runWorker(
           format: "jsonl",
           baseUrl: config.baseUrl,
           apiKey: key.endpoints ? undefined : key.apiKey,
+          env: context.env,
           ...(key.endpoints
             ? { endpoints: key.endpoints.map((endpoint) => ({ ...endpoint, model: undefined })) }
             : {}),
@@ -227,7 +233,7 @@ export async function runWorker(
               reporter.say(`shard ${shard.id}: ${event.message}`, "warn");
           },
         },
-      );
+      ).catch(stoppedEarly);
     },
   });
   let stoppedBy: string | null = null;
