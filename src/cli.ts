@@ -28,6 +28,7 @@ import { captionImages, RunControl, type RunEvent, type RunSummary } from "./pip
 import { type LogFormat, Reporter, summaryLine } from "./progress.js";
 import { redactSecret, urlCredentials } from "./redact.js";
 import type { ScaleContext } from "./scale/commands.js";
+import { showConfig } from "./show-config.js";
 import { watchSignals } from "./signals.js";
 import type { HfMetadataFormat } from "./sinks/hf-metadata-sink.js";
 import {
@@ -93,6 +94,8 @@ function settingFlags(scope: SettingSpec["scope"]): FlagSpec[] {
       name: spec.flag.slice(2),
       describe: spec.describe,
       number: spec.kind.type === "int" || spec.kind.type === "number",
+      ...(spec.kind.type === "boolean" ? { boolean: true } : {}),
+      ...(spec.kind.type === "switch" ? { optionalValue: true } : {}),
       ...(spec.alias ? { alias: spec.alias } : {}),
       ...(spec.shownDefault ? { defaultDescription: spec.shownDefault } : {}),
       ...(spec.basic ? { basic: true } : {}),
@@ -120,77 +123,20 @@ const ENDPOINT_SWITCHES: readonly FlagSpec[] = [
   },
 ];
 
+/** Switches of one invocation, which no config file keeps: what to do this time. */
 const OUTPUT_SWITCHES: readonly FlagSpec[] = [
-  {
-    name: "sidecar",
-    basic: true,
-    optionalValue: true,
-    describe: "Also write each caption beside its image as <stem>.txt (or the EXT given)",
-  },
   {
     name: "dry-run",
     boolean: true,
     basic: true,
     describe: "Prepare images and list what would be sent; send nothing",
   },
-  {
-    name: "sidecar-policy",
-    describe: "skip, overwrite, append or prepend: what to do with an existing sidecar",
-    defaultDescription: "skip",
-  },
-  {
-    name: "sidecar-join",
-    describe: "Between old and new text for append/prepend",
-    defaultDescription: '", "',
-  },
-  {
-    name: "hf-metadata",
-    optionalValue: true,
-    describe: "Also write metadata.jsonl (or csv) for Hugging Face datasets in each input folder",
-  },
-  {
-    name: "xmp",
-    boolean: true,
-    describe: "Also merge each caption into an XMP sidecar, for photo managers",
-  },
-  {
-    name: "xmp-naming",
-    describe: "ext: photo.jpg.xmp (digiKam, darktable); stem: photo.xmp (Lightroom)",
-    defaultDescription: "ext",
-  },
-  { name: "prefix", describe: "Put before every caption (a LoRA trigger word)" },
-  { name: "suffix", describe: "Put after every caption" },
   { name: "overwrite", boolean: true, describe: "Discard OUT and caption everything again" },
   {
     name: "resume",
     boolean: true,
     describe: "Skip images already in OUT (--no-resume: like --overwrite)",
     defaultDescription: "true",
-  },
-  {
-    name: "strict",
-    boolean: true,
-    describe: "Exit 2 when an input path or glob matches no image",
-  },
-  {
-    name: "follow-symlinks",
-    boolean: true,
-    describe: "Also walk symlinks to folders outside a folder input (never loops)",
-  },
-  {
-    name: "tags",
-    boolean: true,
-    describe: "Ask for a list of short lowercase tags instead of a caption (a tags column)",
-  },
-  {
-    name: "reject-flagged",
-    boolean: true,
-    describe: "Fail captions flagged as repetition, refusal or truncated, instead of keeping them",
-  },
-  {
-    name: "csv-formula-guard",
-    boolean: true,
-    describe: "Quote every CSV cell (paths too) starting with = + - @ for spreadsheets",
   },
 ];
 
@@ -253,10 +199,8 @@ const ENQUEUE_FLAGS: readonly FlagSpec[] = [
     "json-schema",
     "rpm",
   ]),
+  ...namedSettingFlags(["tags", "reject-flagged", "prefix", "suffix", "follow-symlinks"]),
   ...ENDPOINT_SWITCHES,
-  ...OUTPUT_SWITCHES.filter((flag) =>
-    ["tags", "reject-flagged", "prefix", "suffix", "follow-symlinks"].includes(flag.name),
-  ),
 ];
 /** `caption worker`: where to send and how hard; what to ask comes from the queue. */
 const WORKER_FLAGS: readonly FlagSpec[] = [
@@ -297,20 +241,19 @@ const STATUS_FLAGS: readonly FlagSpec[] = [
 ];
 const MERGE_FLAGS: readonly FlagSpec[] = [
   { name: "output", alias: "o", basic: true, describe: "OUT: the merged .csv or .jsonl" },
-  ...OUTPUT_SWITCHES.filter((flag) =>
-    ["sidecar", "sidecar-policy", "sidecar-join", "hf-metadata", "xmp", "xmp-naming"].includes(
-      flag.name,
-    ),
-  ),
+  ...namedSettingFlags([
+    "sidecar",
+    "sidecar-policy",
+    "sidecar-join",
+    "hf-metadata",
+    "xmp",
+    "xmp-naming",
+    "csv-formula-guard",
+  ]),
   {
     name: "partial",
     boolean: true,
     describe: "Merge the finished shards even though others are not finished",
-  },
-  {
-    name: "csv-formula-guard",
-    boolean: true,
-    describe: "Quote every CSV cell (paths too) starting with = + - @ for spreadsheets",
   },
   ...LOG_SWITCHES,
 ];
@@ -429,6 +372,14 @@ export async function main(
       },
     )
     .command(
+      "config [inputs..]",
+      "Show each setting of a command line, its value and where it came from",
+      (y) => addFlags(y, CAPTION_FLAGS).positional("inputs", { type: "string", array: true }),
+      (args) => {
+        job = () => runShowConfig(args as Record<string, unknown>, context, reporter);
+      },
+    )
+    .command(
       "models",
       "List the model ids the endpoint serves, and the short name (-m) of each",
       (y) => addFlags(y, ENDPOINT_FLAGS),
@@ -540,11 +491,14 @@ function scaleContext(context: CliContext, reporter: Reporter): ScaleContext {
     readJsonSchema,
     nameSetting: flagOf,
     namesFor: flagsFor,
-    datasetOutputs: (args) => ({
-      sidecar: sidecarOptions(args),
-      hfMetadata: hfMetadataFormat(args.hfMetadata),
-      xmp: xmpNaming(args.xmp, args.xmpNaming),
-    }),
+    datasetOutputs: (args) => {
+      const outputs = outputsOfArgs(args);
+      return {
+        sidecar: sidecarOptions(outputs, flagOf),
+        hfMetadata: hfMetadataFormat(outputs, flagOf),
+        xmp: xmpNaming(outputs, flagOf),
+      };
+    },
   };
 }
 
@@ -571,14 +525,11 @@ function reportError(error: unknown, reporter: Reporter, verbose: boolean): numb
 const OPTION_FLAGS: Record<string, string> = {
   output: "-o/--output",
   errorsPath: "--errors",
-  strict: "--strict",
-  followSymlinks: "--follow-symlinks",
-  tags: "--tags",
-  rejectFlagged: "--reject-flagged",
-  hfMetadata: "--hf-metadata",
   timeoutMs: "--timeout",
   overwrite: "--overwrite",
+  // The library's `xmp` is the naming, which --xmp-naming sets; the switch itself is --xmp.
   xmp: "--xmp-naming",
+  xmpOn: "--xmp",
   apiKey: "MINICPM_API_KEY or --api-key",
   inputs: "inputs",
 };
@@ -597,7 +548,7 @@ function flagsFor(config: CaptionConfig): (option: string) => string {
   return (option) => {
     const entry = /^endpoints\[(\d+)\]\.apiKey$/.exec(option);
     if (!entry) {
-      const key = option === "timeoutMs" ? "timeout" : option;
+      const key = option === "timeoutMs" ? "timeout" : option === "xmp" ? "xmpNaming" : option;
       return config.settingFrom[key as keyof Settings] ?? flagOf(option);
     }
     return config.endpoints?.[Number(entry[1])]?.apiKey !== undefined
@@ -747,9 +698,10 @@ async function runCaption(
   reporter: Reporter,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter);
-  const sidecar = sidecarOptions(args);
-  const hfMetadata = hfMetadataFormat(args.hfMetadata);
-  const xmp = xmpNaming(args.xmp, args.xmpNaming);
+  const named = flagsFor(config);
+  const sidecar = sidecarOptions(config.outputs, named);
+  const hfMetadata = hfMetadataFormat(config.outputs, named);
+  const xmp = xmpNaming(config.outputs, named);
   if (!config.output && !sidecar && !hfMetadata && !xmp) {
     throw new UsageError([
       "-o/--output is required (or --sidecar, --hf-metadata, --xmp): where to write the captions, e.g. -o captions.csv",
@@ -821,8 +773,8 @@ async function runCaption(
         errorsPath,
         overwrite,
         dryRun,
-        strict: args.strict === true,
-        followSymlinks: args.followSymlinks === true,
+        strict: config.outputs.strict === true,
+        followSymlinks: config.outputs.followSymlinks === true,
         baseUrl: config.baseUrl,
         // Several endpoints carry their keys each; the first's must not become the others'.
         apiKey: key.endpoints ? undefined : key.apiKey,
@@ -832,8 +784,8 @@ async function runCaption(
         model: config.model,
         prompt: config.promptGiven ? config.prompt : undefined,
         jsonSchema: await readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
-        tags: args.tags === true,
-        rejectFlagged: args.rejectFlagged === true,
+        tags: config.outputs.tags === true,
+        rejectFlagged: config.outputs.rejectFlagged === true,
         maxTokens: config.maxTokens,
         temperature: config.temperature,
         concurrency: config.concurrency,
@@ -843,14 +795,14 @@ async function runCaption(
         timeoutMs: config.timeoutMs,
         maxReplyBytes: config.maxReplyBytes,
         prepare: config.prepare,
-        csvFormulaGuard: args.csvFormulaGuard === true,
+        csvFormulaGuard: config.outputs.csvFormulaGuard === true,
         sidecar,
         recordOnly: config.output === undefined,
         recordRoot,
         hfMetadata,
         xmp,
-        prefix: typeof args.prefix === "string" ? args.prefix : undefined,
-        suffix: typeof args.suffix === "string" ? args.suffix : undefined,
+        prefix: config.outputs.prefix,
+        suffix: config.outputs.suffix,
         ...(context.fetch ? { fetch: context.fetch } : {}),
         nameSetting: flagsFor(config),
       },
@@ -896,15 +848,31 @@ async function runCaption(
   return exitCode;
 }
 
-function xmpNaming(xmp: unknown, naming: unknown): XmpNaming | undefined {
+/** Names a setting in a message: its flag, or where a config file or a variable set it. */
+type Namer = (option: string) => string;
+
+/** The outputs as the command line gave them, for commands that read no config file (merge). */
+function outputsOfArgs(args: Record<string, unknown>): CaptionConfig["outputs"] {
+  const keys = ["sidecar", "sidecarPolicy", "sidecarJoin", "hfMetadata", "xmp", "xmpNaming"];
+  return Object.fromEntries(
+    keys.filter((key) => args[key] !== undefined).map((key) => [key, args[key]]),
+  );
+}
+
+function xmpNaming(outputs: CaptionConfig["outputs"], name: Namer): XmpNaming | undefined {
+  const { xmp, xmpNaming: naming } = outputs;
   if (xmp !== true) {
     if (naming !== undefined)
-      throw new UsageError(["--xmp-naming needs --xmp, e.g. --xmp --xmp-naming stem"]);
+      throw new UsageError([
+        `${name("xmpNaming")} needs ${name("xmpOn")}, e.g. --xmp --xmp-naming stem`,
+      ]);
     return undefined;
   }
   if (naming === undefined || naming === "ext") return "ext";
   if (naming === "stem") return "stem";
-  throw new UsageError([`--xmp-naming: expected ext or stem, got ${JSON.stringify(naming)}`]);
+  throw new UsageError([
+    `${name("xmpNaming")}: expected ext or stem, got ${JSON.stringify(naming)}`,
+  ]);
 }
 
 /** Where the record of a run without -o lives: the first folder input, else the working directory. */
@@ -957,48 +925,57 @@ async function checkHfInputs(inputs: string[], cwd: string, output: string | und
   }
 }
 
-function hfMetadataFormat(value: unknown): HfMetadataFormat | undefined {
-  if (value === undefined) return undefined;
-  if (value === "" || value === "jsonl") return "jsonl";
+function hfMetadataFormat(
+  outputs: CaptionConfig["outputs"],
+  name: Namer,
+): HfMetadataFormat | undefined {
+  const value = outputs.hfMetadata;
+  if (value === undefined || value === false) return undefined;
+  if (value === true || value === "" || value === "jsonl") return "jsonl";
   if (value === "csv") return "csv";
   throw new UsageError([
-    `--hf-metadata: expected jsonl or csv, got ${JSON.stringify(value)} (put --hf-metadata after the inputs)`,
+    `${name("hfMetadata")}: expected jsonl or csv, got ${JSON.stringify(value)} (put --hf-metadata after the inputs)`,
   ]);
 }
 
 /** `--sidecar [EXT]` and its companions, checked together; undefined when no sidecar is asked. */
-function sidecarOptions(args: Record<string, unknown>): SidecarOptions | undefined {
+function sidecarOptions(
+  outputs: CaptionConfig["outputs"],
+  name: Namer,
+): SidecarOptions | undefined {
   const problems: string[] = [];
-  const ext = args.sidecar;
-  const policy = args.sidecarPolicy;
-  const join = args.sidecarJoin;
-  // `--no-sidecar` reads as false: no sidecar, as if the flag were not there.
+  const { sidecar: ext, sidecarPolicy: policy, sidecarJoin: join } = outputs;
+  // `--no-sidecar` (or `"sidecar": false`) reads as false: no sidecar.
   if (ext === undefined || ext === false) {
-    for (const [flag, value] of [
-      ["--sidecar-policy", policy],
-      ["--sidecar-join", join],
+    for (const [key, value] of [
+      ["sidecarPolicy", policy],
+      ["sidecarJoin", join],
     ] as const) {
       if (value !== undefined)
-        problems.push(`${flag} needs --sidecar, e.g. --sidecar .txt ${flag} …`);
+        problems.push(
+          `${name(key)} needs ${name("sidecar")}, e.g. --sidecar .txt ${flagOf(key)} …`,
+        );
     }
     if (problems.length > 0) throw new UsageError(problems);
     return undefined;
   }
-  const chosenExt = ext === "" ? ".txt" : String(ext);
+  const chosenExt = ext === "" || ext === true ? ".txt" : String(ext);
   const extProblem = sidecarExtProblem(chosenExt);
   if (extProblem) {
     problems.push(
-      `--sidecar: ${extProblem}; put --sidecar after the inputs, or give it one (--sidecar .txt)`,
+      `${name("sidecar")}: ${extProblem}; put --sidecar after the inputs, or give it one (--sidecar .txt)`,
     );
   }
   const chosenPolicy = policy ?? "skip";
   if (!SIDECAR_POLICIES.includes(chosenPolicy as SidecarPolicy)) {
     problems.push(
-      `--sidecar-policy: expected one of ${SIDECAR_POLICIES.join(", ")}, got ${JSON.stringify(chosenPolicy)}`,
+      `${name("sidecarPolicy")}: expected one of ${SIDECAR_POLICIES.join(", ")}, got ${JSON.stringify(chosenPolicy)}`,
     );
   }
   if (join !== undefined && chosenPolicy !== "append" && chosenPolicy !== "prepend") {
-    problems.push("--sidecar-join only applies with --sidecar-policy append or prepend");
+    problems.push(
+      `${name("sidecarJoin")} only applies with ${name("sidecarPolicy")} append or prepend`,
+    );
   }
   if (problems.length > 0) throw new UsageError(problems);
   return {
@@ -1096,6 +1073,23 @@ function familyNote(id: string, models: readonly ServedModel[]): string | null {
   const member = familyOfListed(id);
   if (!member) return null;
   return `(of the ${member.alias} family; -m ${member.alias} asks for ${listedIdOf(member, ids)})`;
+}
+
+/** `caption config`: the settings a command line resolves to, each with where it came from. */
+async function runShowConfig(
+  args: Record<string, unknown>,
+  context: CliContext,
+  reporter: Reporter,
+): Promise<number> {
+  const config = loadConfig(args, context, reporter);
+  // As a run would check them: a policy without a sidecar is refused here too.
+  const named = flagsFor(config);
+  sidecarOptions(config.outputs, named);
+  hfMetadataFormat(config.outputs, named);
+  xmpNaming(config.outputs, named);
+  const key = keyFor(config.baseUrl, config.apiKey);
+  context.stdout.write(showConfig(config, { set: key.apiKey !== undefined, trial: key.trial }));
+  return EXIT.ok;
 }
 
 async function runCheck(

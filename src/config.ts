@@ -62,6 +62,15 @@ export interface CaptionConfig {
    * change names it: "model in caption.json", "MINICPM_BASE_URL". A flag's, or a default, is absent.
    */
   settingFrom: Partial<Record<keyof Settings, string>>;
+  /**
+   * The outputs and switches as the layers gave them, checked one by one; how they go together
+   * (a policy needs a sidecar) is the caller's to check, naming each where it lives.
+   */
+  outputs: Pick<Settings, keyof typeof OUTPUT_SPECS>;
+  /** Where each setting's value came from, for `caption config`: a flag, a variable, a file, or none. */
+  origins: Partial<Record<keyof Settings, string>>;
+  /** Every setting some layer gave, checked: what `caption config` shows beside its origin. */
+  values: Settings;
 }
 
 /** The settings that may come from a config file, the environment or flags. */
@@ -86,6 +95,21 @@ export interface Settings {
   output?: string;
   errors?: string;
   jsonSchema?: string;
+  /** `true` (or "" from a bare `--sidecar`) for `.txt`, or the extension; false for none. */
+  sidecar?: string | boolean;
+  sidecarPolicy?: string;
+  sidecarJoin?: string;
+  /** `true` (or "") for jsonl, or "jsonl"/"csv"; false for none. */
+  hfMetadata?: string | boolean;
+  xmp?: boolean;
+  xmpNaming?: string;
+  prefix?: string;
+  suffix?: string;
+  tags?: boolean;
+  rejectFlagged?: boolean;
+  csvFormulaGuard?: boolean;
+  strict?: boolean;
+  followSymlinks?: boolean;
 }
 
 type SettingKind =
@@ -95,7 +119,15 @@ type SettingKind =
   /** A whole number, or one of the words in `or` ("auto"). */
   | { type: "int"; min: number; max: number; or?: readonly string[] }
   | { type: "number"; min: number; max: number; exclusiveMin?: boolean }
-  | { type: "choice"; values: readonly string[] };
+  | { type: "choice"; values: readonly string[] }
+  /** Any text, the empty text included (a prefix may be a comma). */
+  | { type: "text" }
+  | { type: "boolean" }
+  /**
+   * On or off, or on with a value: `--sidecar` alone or `"sidecar": true`, `--sidecar .caption`.
+   * With `values`, the value must be one of them.
+   */
+  | { type: "switch"; values?: readonly string[] };
 
 /** One setting: how it is written on the command line, in --help, and what a valid value is. */
 export interface SettingSpec {
@@ -111,6 +143,95 @@ export interface SettingSpec {
   /** "endpoint" settings serve `caption check` too; "run" ones only captioning. */
   scope: "endpoint" | "run";
 }
+
+/**
+ * What a run writes besides OUT and how it reads captions: flags as before, and keys of a config
+ * file too, so that a cron job keeps its trigger word and its outputs in its config.
+ */
+const OUTPUT_SPECS = {
+  sidecar: {
+    flag: "--sidecar",
+    kind: { type: "switch" },
+    describe: "Also write each caption beside its image as <stem>.txt (or the EXT given)",
+    basic: true,
+    scope: "run",
+  },
+  sidecarPolicy: {
+    flag: "--sidecar-policy",
+    kind: { type: "choice", values: ["skip", "overwrite", "append", "prepend"] },
+    describe: "skip, overwrite, append or prepend: what to do with an existing sidecar",
+    shownDefault: "skip",
+    scope: "run",
+  },
+  sidecarJoin: {
+    flag: "--sidecar-join",
+    kind: { type: "text" },
+    describe: "Between old and new text for append/prepend",
+    shownDefault: '", "',
+    scope: "run",
+  },
+  hfMetadata: {
+    flag: "--hf-metadata",
+    kind: { type: "switch", values: ["jsonl", "csv"] },
+    describe: "Also write metadata.jsonl (or csv) for Hugging Face datasets in each input folder",
+    scope: "run",
+  },
+  xmp: {
+    flag: "--xmp",
+    kind: { type: "boolean" },
+    describe: "Also merge each caption into an XMP sidecar, for photo managers",
+    scope: "run",
+  },
+  xmpNaming: {
+    flag: "--xmp-naming",
+    kind: { type: "choice", values: ["ext", "stem"] },
+    describe: "ext: photo.jpg.xmp (digiKam, darktable); stem: photo.xmp (Lightroom)",
+    shownDefault: "ext",
+    scope: "run",
+  },
+  prefix: {
+    flag: "--prefix",
+    kind: { type: "text" },
+    describe: "Put before every caption (a LoRA trigger word)",
+    scope: "run",
+  },
+  suffix: {
+    flag: "--suffix",
+    kind: { type: "text" },
+    describe: "Put after every caption",
+    scope: "run",
+  },
+  strict: {
+    flag: "--strict",
+    kind: { type: "boolean" },
+    describe: "Exit 2 when an input path or glob matches no image",
+    scope: "run",
+  },
+  followSymlinks: {
+    flag: "--follow-symlinks",
+    kind: { type: "boolean" },
+    describe: "Also walk symlinks to folders outside a folder input (never loops)",
+    scope: "run",
+  },
+  tags: {
+    flag: "--tags",
+    kind: { type: "boolean" },
+    describe: "Ask for a list of short lowercase tags instead of a caption (a tags column)",
+    scope: "run",
+  },
+  rejectFlagged: {
+    flag: "--reject-flagged",
+    kind: { type: "boolean" },
+    describe: "Fail captions flagged as repetition, refusal or truncated, instead of keeping them",
+    scope: "run",
+  },
+  csvFormulaGuard: {
+    flag: "--csv-formula-guard",
+    kind: { type: "boolean" },
+    describe: "Quote every CSV cell (paths too) starting with = + - @ for spreadsheets",
+    scope: "run",
+  },
+} as const satisfies Partial<Record<keyof Settings, SettingSpec>>;
 
 /**
  * The one table of settings: it drives the flags and their help, the config file's keys, the
@@ -265,6 +386,7 @@ export const SETTING_SPECS: Record<keyof Settings, SettingSpec> = {
     describe: "Ask for JSON matching this schema file; its properties become columns",
     scope: "run",
   },
+  ...OUTPUT_SPECS,
 };
 
 /** The defaults of the settings that have one, shared by the config layer and the library. */
@@ -415,6 +537,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   const merged: Settings = {};
   let promptFrom: { layer: SettingsLayer; key: "prompt" | "promptFile" } | null = null;
   const settingFrom: Partial<Record<keyof Settings, string>> = {};
+  const origins: Partial<Record<keyof Settings, string>> = {};
   // Like the prompt, the servers come from the most specific layer that names any: one base URL,
   // several (`--base-url` repeated), or a config file's `endpoints`; but see below.
   let endpoints: EndpointOptions[] | undefined;
@@ -426,6 +549,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     if (listed !== null && !exported) endpoints = listed;
     const valid = validateLayer(layer, problems);
     for (const key of Object.keys(valid) as (keyof Settings)[]) {
+      if (!(key === "baseUrl" && exported)) origins[key] = layer.describe(key);
       // An exported base URL the file's list of servers overrules is not what the run used.
       if (key === "baseUrl" && exported) continue;
       if (layer.locate) settingFrom[key] = layer.locate(key);
@@ -521,6 +645,13 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     errors: resolvePath("errors"),
     promptGiven: promptFrom !== null,
     settingFrom,
+    outputs: Object.fromEntries(
+      (Object.keys(OUTPUT_SPECS) as (keyof typeof OUTPUT_SPECS)[])
+        .filter((key) => merged[key] !== undefined)
+        .map((key) => [key, merged[key]]),
+    ),
+    origins,
+    values: merged,
     jsonSchema: resolvePath("jsonSchema"),
     jsonSchemaFrom:
       [...layers]
@@ -725,6 +856,20 @@ function checkValue(raw: unknown, kind: SettingKind): string | null {
       return typeof raw === "string" && kind.values.includes(raw)
         ? null
         : `expected one of ${kind.values.join(", ")}, got ${show(raw)}`;
+    case "text":
+      return typeof raw === "string" ? null : `expected text, got ${show(raw)}`;
+    case "boolean":
+      return typeof raw === "boolean" ? null : `expected true or false, got ${show(raw)}`;
+    case "switch": {
+      if (typeof raw === "boolean" || raw === "") return null;
+      if (typeof raw === "string" && (kind.values === undefined || kind.values.includes(raw))) {
+        return null;
+      }
+      // Named as the command line writes it; a config file may also say true or false.
+      return kind.values
+        ? `expected ${kind.values.join(" or ")}, got ${show(raw)}`
+        : `expected a value, true or false, got ${show(raw)}`;
+    }
   }
 }
 

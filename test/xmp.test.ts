@@ -181,7 +181,7 @@ describe("--xmp", () => {
       [["photos", "--xmp-naming", "stem"], /--xmp-naming needs --xmp/],
       [
         ["photos", "--xmp", "--xmp-naming", "lightroom"],
-        /--xmp-naming: expected ext or stem, got "lightroom"/,
+        /--xmp-naming: expected one of ext, stem, got "lightroom"/,
       ],
     ] as const) {
       const result = await run([...args]);
