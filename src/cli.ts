@@ -13,6 +13,7 @@ import {
   type Settings,
 } from "./config.js";
 import { AuthError, CaptionError, RunAbortedError, UsageError } from "./errors.js";
+import { EXIT, exitCodeOf } from "./exit-codes.js";
 import { describeErrno, folderInputs } from "./folders.js";
 import { familyOfListed, listedIdOf, MODEL_FAMILIES } from "./model-families.js";
 import {
@@ -44,16 +45,6 @@ import { keyFor, TRIAL_KEY_NOTICE, trialKeyRefused } from "./trial-key.js";
 import { recordFolderProblem } from "./trust/links.js";
 import { readLimited } from "./trust/read-limited.js";
 import { forTerminal } from "./trust/text.js";
-
-/** Exit codes, as docs/failures.md documents them. */
-export const EXIT = {
-  ok: 0,
-  aborted: 1,
-  usage: 2,
-  someFailed: 3,
-  interrupted: 130,
-  terminated: 143,
-} as const;
 
 export interface CliContext {
   cwd: string;
@@ -566,25 +557,6 @@ function asFlags(problem: string): string {
     const flag = flagOf(key);
     return flag === key ? whole : `${flag}:`;
   });
-}
-
-/** How a command ended: an error, a run (null when it was abandoned after a signal), a check. */
-type Outcome =
-  | { error: unknown }
-  | { summary: RunSummary | null; stoppedBy: NodeJS.Signals | null }
-  | { answered: boolean };
-
-/** The one place an outcome becomes an exit code, as docs/failures.md's table lists them. */
-function exitCodeOf(outcome: Outcome): number {
-  if ("error" in outcome) return outcome.error instanceof UsageError ? EXIT.usage : EXIT.aborted;
-  if ("answered" in outcome) return outcome.answered ? EXIT.ok : EXIT.aborted;
-  const { summary, stoppedBy } = outcome;
-  // The server's own word that the model id is wrong: as much a usage error as a bad flag.
-  if (summary?.aborted?.code === "model_not_found") return EXIT.usage;
-  if (summary?.aborted) return EXIT.aborted;
-  if (stoppedBy) return stoppedBy === "SIGTERM" ? EXIT.terminated : EXIT.interrupted;
-  if (!summary) return EXIT.interrupted;
-  return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
 }
 
 /** yargs' own messages, reworded to read like every other usage error of the tool. */

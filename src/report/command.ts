@@ -1,5 +1,6 @@
 import path from "node:path";
 import { UsageError } from "../errors.js";
+import { EXIT } from "../exit-codes.js";
 import { statOrNull } from "../folders.js";
 import { defaultErrorsPath, formatFromContent, formatFromName } from "../output-format.js";
 import type { Reporter } from "../progress.js";
@@ -79,5 +80,5 @@ export async function runReport(
     `report: ${summary.captioned} captioned, ${summary.failed} failed, ${summary.flaggedRows} flagged → ${shown} (thumbnails in ${path.relative(context.cwd, result.thumbnails) || result.thumbnails}: ${result.made} made, ${result.reused} kept${result.unreadable ? `, ${result.unreadable} images unreadable` : ""})`,
     "info",
   );
-  return 0;
+  return EXIT.ok;
 }

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { FetchLike } from "../client.js";
 import type { CaptionConfig } from "../config.js";
 import { type NameSetting, RunAbortedError, UsageError } from "../errors.js";
+import { EXIT, exitCodeOf } from "../exit-codes.js";
 import { chooseOutputFormat } from "../output-format.js";
 import { captionImages } from "../pipeline.js";
 import type { Reporter } from "../progress.js";
@@ -127,7 +128,7 @@ export async function runEnqueue(
       `queue ${queue}: ${parts.join(", ")}; ${report.images} images in all → ${path.relative(context.cwd, settings.dir) || "."}`,
       "info",
     );
-    return 0;
+    return EXIT.ok;
   } finally {
     redis.disconnect();
   }
@@ -236,7 +237,7 @@ export async function runWorker(
       ).catch(stoppedEarly);
     },
   });
-  let stoppedBy: string | null = null;
+  let stoppedBy: NodeJS.Signals | null = null;
   let forced: () => void = () => {};
   const forcedStop = new Promise<null>((resolve) => {
     forced = () => resolve(null);
@@ -267,7 +268,7 @@ export async function runWorker(
         "stopped without releasing the shards held: another worker takes them once their lock expires",
         "warn",
       );
-      return stoppedBy === "SIGTERM" ? 143 : 130;
+      return exitCodeOf({ settled: false, stoppedBy: stoppedBy ?? "SIGINT" });
     }
     const done = `${result.shards} ${result.shards === 1 ? "shard" : "shards"} done${result.failedShards ? `, ${result.failedShards} failed attempts` : ""}`;
     if (result.settled) {
@@ -276,11 +277,10 @@ export async function runWorker(
         `worker stopped (${done}): every shard would fail alike here; the shards it held are back in the queue, their attempts untouched: fix that, then start the worker again (caption worker --queue ${queue} …)`,
         "error",
       );
-      return 1;
+      return exitCodeOf({ settled: true, stoppedBy });
     }
     reporter.say(`worker stopped: ${done}`, "info");
-    if (stoppedBy) return stoppedBy === "SIGTERM" ? 143 : 130;
-    return 0;
+    return exitCodeOf({ settled: false, stoppedBy });
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -331,7 +331,7 @@ export async function runStatus(
       context.stdout.write(
         args.json === true ? `${JSON.stringify(status)}\n` : `${statusLines(status).join("\n")}\n`,
       );
-      return 0;
+      return EXIT.ok;
     }
     // Live: redrawn every second until Ctrl-C, or until nothing is left to do.
     let lines = 0;
@@ -353,7 +353,7 @@ export async function runStatus(
     } finally {
       process.off("SIGINT", onSignal);
     }
-    return 0;
+    return EXIT.ok;
   } finally {
     redis.disconnect();
   }
