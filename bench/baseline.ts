@@ -11,7 +11,7 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import pLimit from "p-limit";
 import sharp from "sharp";
-import { targetSize } from "../src/stages/prepare.js";
+import { targetSize } from "../src/prepare/prepare.js";
 
 const [folder = ".", concurrency = "8", maxPixels = "1806336", mode = "prepare"] =
   process.argv.slice(2);

@@ -8,7 +8,7 @@
  * go as low as 1 (the library's floors of 20 would flood a small server) and as high as the same
  * maximum; the rest of their settings are the library's defaults.
  */
-import { AUTO_START, ConcurrencyClimb } from "../src/auto-concurrency.js";
+import { AUTO_START, ConcurrencyClimb } from "../src/send/auto-concurrency.js";
 
 export interface Controller {
   readonly limit: number;

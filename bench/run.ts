@@ -13,11 +13,11 @@ import { stringify } from "csv-stringify/sync";
 import { Redis } from "ioredis";
 import sharp from "sharp";
 import { compiledIsFresh } from "../bin/compiled.js";
-import { AUTO_MAX } from "../src/auto-concurrency.js";
-import { DEFAULT_MAX_PIXELS } from "../src/config.js";
-import { prepareImage, targetSize } from "../src/stages/prepare.js";
-import { buildCaptionRequest } from "../src/stages/request.js";
-import { CAPTION_COLUMNS } from "../src/writers/index.js";
+import { prepareImage, targetSize } from "../src/prepare/prepare.js";
+import { AUTO_MAX } from "../src/send/auto-concurrency.js";
+import { buildCaptionRequest } from "../src/send/request.js";
+import { DEFAULT_MAX_PIXELS } from "../src/settings/resolve.js";
+import { CAPTION_COLUMNS } from "../src/sinks/out-file/writers.js";
 import {
   type FakeEndpoint,
   type FakeEndpointOptions,

@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { createClient } from "../src/client.js";
+import { createClient } from "../src/send/client.js";
 
 const FAKE = fileURLToPath(new URL("../test/helpers/fake-endpoint.ts", import.meta.url));
 const REQUESTS = 1600;

@@ -9,9 +9,9 @@ import { compiledIsFresh } from "./compiled.js";
 const root = new URL("../", import.meta.url);
 
 if (compiledIsFresh(root)) {
-  await import(new URL("dist/bin.js", root).href);
+  await import(new URL("dist/cli/bin.js", root).href);
 } else {
   const { register } = await import("tsx/esm/api");
   register();
-  await import(new URL("src/bin.ts", root).href);
+  await import(new URL("src/cli/bin.ts", root).href);
 }

@@ -14,9 +14,11 @@ function newestSource(dir) {
 /** `root`: the package's folder, as a file URL ending in a slash. */
 export function compiledIsFresh(root) {
   // An installed copy is never edited, and npm unpacks it with src/ a few ms newer than dist/.
-  if (!existsSync(new URL(".git", root))) return existsSync(new URL("dist/bin.js", root));
+  if (!existsSync(new URL(".git", root))) return existsSync(new URL("dist/cli/bin.js", root));
   try {
-    return statSync(new URL("dist/bin.js", root)).mtimeMs >= newestSource(new URL("src/", root));
+    return (
+      statSync(new URL("dist/cli/bin.js", root)).mtimeMs >= newestSource(new URL("src/", root))
+    );
   } catch {
     return false;
   }

@@ -1,17 +1,17 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { ApiError, EmptyCaptionError, InvalidJsonError, type NameSetting } from "../errors.js";
-import { sidecarPath } from "../sinks/sidecar-sink.js";
-import { snippet } from "../snippet.js";
 import {
   type CaptionProtocol,
   type ExtractedCaption,
   encodeCaptionRequest,
   extractCaption,
   type RequestVariant,
-} from "../stages/request.js";
+} from "../send/request.js";
+import { sidecarPath } from "../sinks/sidecar-sink.js";
 import { readExisting } from "../trust/existing.js";
 import type { ImageTask, PreparedImage } from "../types.js";
+import { snippet } from "../util/snippet.js";
 import {
   type AnswerSchema,
   captionOfAnswer,

@@ -1,4 +1,4 @@
-import { closestName } from "../suggest.js";
+import { closestName } from "../util/suggest.js";
 
 /**
  * Prompt templates: `{name}` is filled per image, `{{` and `}}` are literal braces. A template is

@@ -1,9 +1,9 @@
 import path from "node:path";
+import { EXIT } from "../cli/exit-codes.js";
+import type { Reporter } from "../cli/progress.js";
 import { UsageError } from "../errors.js";
-import { EXIT } from "../exit-codes.js";
-import { statOrNull } from "../folders.js";
-import { defaultErrorsPath, formatFromContent, formatFromName } from "../output-format.js";
-import type { Reporter } from "../progress.js";
+import { defaultErrorsPath, formatFromContent, formatFromName } from "../settings/output-format.js";
+import { statOrNull } from "../util/folders.js";
 import { writeReport } from "./write-report.js";
 
 export interface ReportContext {

@@ -3,8 +3,8 @@ import { rename, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import sharp from "sharp";
-import { statOrNull } from "../folders.js";
 import { temporaryPath } from "../sinks/write-whole.js";
+import { statOrNull } from "../util/folders.js";
 
 /** The longest side of a thumbnail, in pixels: twice a grid cell, for sharp screens. */
 export const THUMB_SIDE = 240;

@@ -2,10 +2,10 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
-import { statOrNull } from "../folders.js";
-import { readRecords } from "../read-records.js";
+import { readRecords } from "../sinks/out-file/read.js";
 import { temporaryPath } from "../sinks/write-whole.js";
 import type { OutputFormat } from "../types.js";
+import { statOrNull } from "../util/folders.js";
 import { PAGE_SCRIPT, PAGE_STYLE } from "./page-assets.js";
 import {
   countFailure,

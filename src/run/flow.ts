@@ -1,8 +1,8 @@
+import type { PrepareStage } from "../prepare/stage.js";
+import type { Sender } from "../send/variants.js";
 import type { ImageTask } from "../types.js";
 import type { RunControl } from "./control.js";
 import type { Intake } from "./intake.js";
-import type { PrepareStage } from "./prepare-stage.js";
-import type { Sender } from "./send-stage.js";
 import type { RunState } from "./state.js";
 
 export interface FlowShape {

@@ -1,8 +1,8 @@
-import type { DuplicateTracker, ImageOutcome } from "../dedupe.js";
-import type { StoredCaption } from "../resume.js";
-import { readAndHash } from "../stages/hash.js";
+import type { DuplicateTracker, ImageOutcome } from "../prepare/dedupe.js";
+import { readAndHash } from "../prepare/hash.js";
+import type { Settle } from "../prepare/stage.js";
+import type { StoredCaption } from "../sinks/out-file/scan.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
-import type { Settle } from "./prepare-stage.js";
 import type { RunState } from "./state.js";
 
 export type Produce = (

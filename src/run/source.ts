@@ -1,6 +1,6 @@
+import { type Discovery, discoverImages } from "../discover/discover.js";
 import { type NameSetting, UsageError } from "../errors.js";
 import type { FinishedWork, Sink } from "../sinks/sink.js";
-import { type Discovery, discoverImages } from "../stages/discover.js";
 import type { ImageTask } from "../types.js";
 import type { RunState } from "./state.js";
 

@@ -1,10 +1,10 @@
-import type { ImageOutcome } from "../dedupe.js";
 import { ApiError, CaptionError, RunAbortedError } from "../errors.js";
-import { describeErrno, errnoOf } from "../folders.js";
-import { redactSecret } from "../redact.js";
+import type { ImageOutcome } from "../prepare/dedupe.js";
 import type { Sink } from "../sinks/sink.js";
 import { redactRecord } from "../trust/keys.js";
 import type { CaptionRecord, FailureRecord, ImageTask, PreparedImage } from "../types.js";
+import { describeErrno, errnoOf } from "../util/folders.js";
+import { redactSecret } from "../util/redact.js";
 import type { RunControl } from "./control.js";
 import { type ContextOverflows, emptySummary, type RunEvent, type RunSummary } from "./events.js";
 

@@ -1,15 +1,15 @@
 import path from "node:path";
 import type { Redis } from "ioredis";
-import type { FetchLike } from "../client.js";
-import type { CaptionConfig } from "../config.js";
+import { EXIT, exitCodeOf } from "../cli/exit-codes.js";
+import type { Reporter } from "../cli/progress.js";
+import { abandonRun } from "../cli/signals.js";
 import { type NameSetting, RunAbortedError, UsageError } from "../errors.js";
-import { EXIT, exitCodeOf } from "../exit-codes.js";
-import { chooseOutputFormat } from "../output-format.js";
-import { captionImages } from "../pipeline.js";
-import type { Reporter } from "../progress.js";
-import type { RequestBudget } from "../run/endpoint.js";
-import type { EndpointOptions, ResolvedEndpoint } from "../run/options.js";
-import { abandonRun } from "../signals.js";
+import { captionImages } from "../run/pipeline.js";
+import type { FetchLike } from "../send/client.js";
+import type { RequestBudget } from "../send/endpoint.js";
+import { chooseOutputFormat } from "../settings/output-format.js";
+import type { CaptionConfig } from "../settings/resolve.js";
+import type { EndpointOptions, ResolvedEndpoint } from "../settings/run-options.js";
 import { keyIds } from "../trust/key-id.js";
 import {
   DEFAULT_ATTEMPTS,

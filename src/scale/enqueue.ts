@@ -1,11 +1,11 @@
 import path from "node:path";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { discoverImages } from "../discover/discover.js";
 import { byOptionName, type NameSetting } from "../errors.js";
-import { ensureFolder } from "../folders.js";
-import { lockOutput } from "../lock.js";
 import { linksWarning } from "../run/source.js";
-import { discoverImages } from "../stages/discover.js";
+import { lockOutput } from "../sinks/lock.js";
+import { ensureFolder } from "../util/folders.js";
 import { seedShardDone, setEnqueued } from "./progress.js";
 import { addEnqueuedInputs, fixSettings, type QueueSettings } from "./queue-settings.js";
 import { planShards, readDone, readShards, shardFolder, writeShard } from "./shards.js";

@@ -2,17 +2,21 @@ import { rename, rm } from "node:fs/promises";
 import path from "node:path";
 import type { NameSetting } from "../errors.js";
 import { UsageError } from "../errors.js";
-import { defaultErrorsPath } from "../output-format.js";
 import { compileSchema } from "../prompts/structured.js";
 import { TAGS_SCHEMA } from "../prompts/tags.js";
+import { defaultErrorsPath } from "../settings/output-format.js";
 import type { RecordedCaption } from "../sinks/beside-image-sink.js";
 import { type HfMetadataFormat, HfMetadataSink } from "../sinks/hf-metadata-sink.js";
+import {
+  openCaptionWriter,
+  openJsonlWriter,
+  type RecordWriter,
+} from "../sinks/out-file/writers.js";
 import { type SidecarOptions, SidecarSink } from "../sinks/sidecar-sink.js";
 import { combineSinks, type Sink } from "../sinks/sink.js";
 import { removeStaleTemporaries, temporaryPath } from "../sinks/write-whole.js";
 import { type XmpNaming, XmpSink } from "../sinks/xmp-sink.js";
 import type { CaptionRecord, FailureRecord, OutputFormat } from "../types.js";
-import { openCaptionWriter, openJsonlWriter, type RecordWriter } from "../writers/index.js";
 import { type QueueSettings, readEnqueuedInputs, readSettingsFile } from "./queue-settings.js";
 import { readDone, readShardRecords, readShards, shardFiles } from "./shards.js";
 

@@ -1,7 +1,7 @@
-import { AUTO_START } from "../auto-concurrency.js";
-import type { RequestBudget } from "../run/endpoint.js";
 import type { RunEvent } from "../run/events.js";
-import type { ResolvedEndpoint } from "../run/options.js";
+import { AUTO_START } from "../send/auto-concurrency.js";
+import type { RequestBudget } from "../send/endpoint.js";
+import type { ResolvedEndpoint } from "../settings/run-options.js";
 
 /**
  * One shard's run as its worker follows it, from the run's events and its requests' budget: the

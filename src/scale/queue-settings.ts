@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Redis } from "ioredis";
 import { UsageError } from "../errors.js";
-import type { RunOptions } from "../run/options.js";
+import type { RunOptions } from "../settings/run-options.js";
 import { writeWhole } from "../sinks/write-whole.js";
 import type { PrepareOptions } from "../types.js";
 

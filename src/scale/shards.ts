@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { statOrNull } from "../folders.js";
-import { readRecords } from "../read-records.js";
+import { readRecords } from "../sinks/out-file/read.js";
 import { writeWhole } from "../sinks/write-whole.js";
 import type { CaptionRecord, FailureRecord } from "../types.js";
+import { statOrNull } from "../util/folders.js";
 
 /**
  * A shard: a fixed list of images captioned as one job. Its manifest, written once by `caption

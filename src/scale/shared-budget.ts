@@ -1,8 +1,8 @@
 import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
-import { readRateHeaders } from "../rate-headers.js";
-import type { RequestBudget } from "../run/endpoint.js";
-import { sleep } from "../sleep.js";
+import type { RequestBudget } from "../send/endpoint.js";
+import { readRateHeaders } from "../send/rate-headers.js";
+import { sleep } from "../util/sleep.js";
 
 /** How often a worker rereads the pace the workers learned together. */
 const PACE_REFRESH_MS = 500;

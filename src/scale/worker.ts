@@ -3,13 +3,13 @@ import { hostname } from "node:os";
 import { DelayedError, type Job, Queue, WaitingError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { ModelNotServedError } from "../errors.js";
-import { statOrNull } from "../folders.js";
 import { RunControl } from "../run/control.js";
-import type { RequestBudget } from "../run/endpoint.js";
 import type { RunEvent, RunSummary } from "../run/events.js";
-import type { ResolvedEndpoint } from "../run/options.js";
+import type { RequestBudget } from "../send/endpoint.js";
+import type { ResolvedEndpoint } from "../settings/run-options.js";
 import { writeWhole } from "../sinks/write-whole.js";
 import type { FailureRecord } from "../types.js";
+import { statOrNull } from "../util/folders.js";
 import { ShardLanes, ShardTrack } from "./overlap.js";
 import { setShardDone, tickFinished } from "./progress.js";
 import {

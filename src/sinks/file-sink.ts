@@ -1,15 +1,21 @@
 import { open, rm, unlink } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, type NameSetting, RunAbortedError, UsageError } from "../errors.js";
-import { describeErrno, ensureFolder, errnoOf, outputFileProblem, toPosix } from "../folders.js";
-import { lockOutput, type OutputLock } from "../lock.js";
+import type { CaptionRecord, FailureRecord, ImageTask, OutputFormat } from "../types.js";
+import {
+  describeErrno,
+  ensureFolder,
+  errnoOf,
+  outputFileProblem,
+  toPosix,
+} from "../util/folders.js";
+import { lockOutput, type OutputLock } from "./lock.js";
 import {
   readCaptionsByPath,
   readFinishedWork,
   type StoredCaption,
   storedCaptions,
-} from "../resume.js";
-import type { CaptionRecord, FailureRecord, ImageTask, OutputFormat } from "../types.js";
+} from "./out-file/scan.js";
 import {
   answerColumns,
   openCaptionWriter,
@@ -17,7 +23,7 @@ import {
   outColumns,
   type RecordWriter,
   readCsvHeader,
-} from "../writers/index.js";
+} from "./out-file/writers.js";
 import type { FinishedWork, RecordSink } from "./sink.js";
 
 export interface FileSinkOptions {

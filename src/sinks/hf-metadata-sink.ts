@@ -1,13 +1,19 @@
 import path from "node:path";
 import sharp from "sharp";
 import { RunAbortedError, UsageError } from "../errors.js";
-import { describeErrno, errnoOf, folderInputs, outputFileProblem, toPosix } from "../folders.js";
-import { readFinishedWork } from "../resume.js";
-import { readAndHash } from "../stages/hash.js";
+import { readAndHash } from "../prepare/hash.js";
 import { besideFile } from "../trust/links.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
-import { openCsvWriter, openJsonlWriter, type RecordWriter } from "../writers/index.js";
+import {
+  describeErrno,
+  errnoOf,
+  folderInputs,
+  outputFileProblem,
+  toPosix,
+} from "../util/folders.js";
 import type { RecordedCaption } from "./beside-image-sink.js";
+import { readFinishedWork } from "./out-file/scan.js";
+import { openCsvWriter, openJsonlWriter, type RecordWriter } from "./out-file/writers.js";
 import type { FinishedWork, Sink } from "./sink.js";
 
 export type HfMetadataFormat = "jsonl" | "csv";

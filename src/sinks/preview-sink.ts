@@ -1,5 +1,3 @@
-import { readFinishedWork, storedCaptions } from "../resume.js";
-import { outColumns } from "../writers/index.js";
 import {
   type FileSinkOptions,
   PromptTally,
@@ -7,6 +5,8 @@ import {
   recordKeys,
   refuseSpecialFiles,
 } from "./file-sink.js";
+import { readFinishedWork, storedCaptions } from "./out-file/scan.js";
+import { outColumns } from "./out-file/writers.js";
 import type { RecordSink } from "./sink.js";
 
 /**

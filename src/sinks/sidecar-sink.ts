@@ -1,10 +1,10 @@
 import { lstat } from "node:fs/promises";
 import path from "node:path";
+import { IMAGE_EXTENSIONS } from "../discover/discover.js";
 import { CaptionError, RunAbortedError } from "../errors.js";
-import { describeErrno, errnoOf } from "../folders.js";
-import { IMAGE_EXTENSIONS } from "../stages/discover.js";
 import { besideFile, readOwnedText, SIDECAR_READ_LIMIT } from "../trust/links.js";
 import { formatCap } from "../trust/text.js";
+import { describeErrno, errnoOf } from "../util/folders.js";
 import {
   BesideImageSink,
   type BesideRecord,

@@ -1,8 +1,8 @@
 import path from "node:path";
 import { CaptionError, type NameSetting, RunAbortedError } from "../errors.js";
-import { describeErrno, errnoOf } from "../folders.js";
 import { readOwnedText, TooLargeToReadError, XMP_READ_LIMIT } from "../trust/links.js";
 import { formatCap } from "../trust/text.js";
+import { describeErrno, errnoOf } from "../util/folders.js";
 import {
   BesideImageSink,
   type BesideRecord,

@@ -1,8 +1,8 @@
 import { realpath } from "node:fs/promises";
 import path from "node:path";
 import { ImageError } from "../errors.js";
-import { describeErrno, errnoOf } from "../folders.js";
 import type { ImageTask } from "../types.js";
+import { describeErrno, errnoOf } from "../util/folders.js";
 import { isWithin, readNoFollow } from "./links.js";
 
 /**

@@ -1,5 +1,5 @@
-import { redactSecret } from "../redact.js";
 import type { CaptionRecord } from "../types.js";
+import { redactSecret } from "../util/redact.js";
 
 /**
  * A caption record with every occurrence of the run's keys replaced by `[redacted]`: in the

@@ -1,7 +1,7 @@
 import { constants } from "node:fs";
 import { lstat, open, readdir } from "node:fs/promises";
 import path from "node:path";
-import { errnoOf } from "../folders.js";
+import { errnoOf } from "../util/folders.js";
 
 /**
  * Where a run follows symlinks and where it does not, decided here once for every stage. A

@@ -1,0 +1,45 @@
+import { UsageError } from "../errors.js";
+import type { RunSummary } from "../run/events.js";
+
+/** Exit codes, as docs/failures.md documents them. */
+export const EXIT = {
+  ok: 0,
+  aborted: 1,
+  usage: 2,
+  someFailed: 3,
+  interrupted: 130,
+  terminated: 143,
+} as const;
+
+/**
+ * How a command ended: an error; a run (null when it was abandoned after a signal); a check of a
+ * server; a worker (settled: it stopped by itself, for a reason every shard would share).
+ */
+export type Outcome =
+  | { error: unknown }
+  | { summary: RunSummary | null; stoppedBy: NodeJS.Signals | null }
+  | { answered: boolean }
+  | { settled: boolean; stoppedBy: NodeJS.Signals | null };
+
+/** The one place an outcome becomes an exit code, as docs/failures.md's table lists them. */
+export function exitCodeOf(outcome: Outcome): number {
+  if ("error" in outcome) return outcome.error instanceof UsageError ? EXIT.usage : EXIT.aborted;
+  if ("answered" in outcome) return outcome.answered ? EXIT.ok : EXIT.aborted;
+  if ("settled" in outcome) {
+    if (outcome.settled) return EXIT.aborted;
+    return signalCode(outcome.stoppedBy) ?? EXIT.ok;
+  }
+  const { summary, stoppedBy } = outcome;
+  // The server's own word that the model id is wrong: as much a usage error as a bad flag.
+  if (summary?.aborted?.code === "model_not_found") return EXIT.usage;
+  if (summary?.aborted) return EXIT.aborted;
+  if (stoppedBy) return signalCode(stoppedBy) ?? EXIT.interrupted;
+  if (!summary) return EXIT.interrupted;
+  return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
+}
+
+/** 128 + the signal's number, for the two signals a run stops on; null for none. */
+function signalCode(signal: NodeJS.Signals | null): number | null {
+  if (signal === null) return null;
+  return signal === "SIGTERM" ? EXIT.terminated : EXIT.interrupted;
+}

@@ -1,0 +1,69 @@
+import {
+  type CaptionConfig,
+  defaultConcurrency,
+  SETTING_SPECS,
+  type Settings,
+} from "../settings/resolve.js";
+
+/** A prompt or a long path is shown this far, then "…": the line is for reading, not copying. */
+const SHOWN_CHARACTERS = 60;
+
+/**
+ * `caption config`: every setting of a command line, its value and where it came from (a flag, a
+ * variable, a config file and its key, or the default), as `git config --show-origin` does. The
+ * first thing to look at when a cron job does something unexpected. A key is never shown, only
+ * whether one is set and where.
+ */
+export function showConfig(
+  config: CaptionConfig,
+  keySet: { set: boolean; trial: boolean },
+): string {
+  const rows = (Object.keys(SETTING_SPECS) as (keyof Settings)[]).map((key) => {
+    const spec = SETTING_SPECS[key];
+    const given = config.values[key];
+    let from = config.origins[key] ?? "default";
+    if (key === "baseUrl" && config.endpoints) {
+      from = config.settingFrom.baseUrl ?? from;
+      const urls = config.endpoints.map((endpoint) => endpoint.baseUrl).join(", ");
+      return [spec.flag, shown(`${config.endpoints.length} endpoints: ${urls}`), from] as const;
+    }
+    if (key === "prompt" && given === undefined && config.values.promptFile !== undefined) {
+      return [spec.flag, "(from --prompt-file)", config.origins.promptFile ?? from] as const;
+    }
+    if (key === "apiKey") {
+      const value = keySet.trial
+        ? "(the hosted API's shared trial key)"
+        : keySet.set
+          ? "(set)"
+          : "(none)";
+      return [spec.flag, value, from] as const;
+    }
+    if (given !== undefined) return [spec.flag, shown(given), from] as const;
+    return [spec.flag, defaultOf(key, config), from] as const;
+  });
+  const widths = [0, 1].map((column) =>
+    Math.max(...rows.map((row) => row[column]?.length ?? 0), column === 0 ? 7 : 5),
+  );
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, column) => (column < 2 ? cell.padEnd(widths[column] ?? 0) : cell))
+      .join("  ")
+      .trimEnd();
+  return `${[line(["setting", "value", "from"]), ...rows.map(line)].join("\n")}\n`;
+}
+
+/** What a setting left at its default comes to for this command line, as far as it is known. */
+function defaultOf(key: keyof Settings, config: CaptionConfig): string {
+  const spec = SETTING_SPECS[key];
+  if (key === "concurrency") return String(defaultConcurrency(config.baseUrl));
+  if (key === "maxTokens") return String(config.maxTokens);
+  if (spec.kind.type === "boolean") return "false";
+  if (spec.kind.type === "switch") return "off";
+  return spec.shownDefault ?? "(none)";
+}
+
+function shown(value: unknown): string {
+  const text = typeof value === "string" ? JSON.stringify(value) : String(value);
+  const flat = text.replace(/\s+/g, " ");
+  return flat.length > SHOWN_CHARACTERS ? `${flat.slice(0, SHOWN_CHARACTERS - 1)}…` : flat;
+}

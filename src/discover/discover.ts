@@ -1,0 +1,210 @@
+import { realpath } from "node:fs/promises";
+import path from "node:path";
+import fg from "fast-glob";
+import { UsageError } from "../errors.js";
+import { folderLinkVerdict, isWithin } from "../trust/links.js";
+import type { ImageTask } from "../types.js";
+import { statOrNull, toPosix } from "../util/folders.js";
+
+/** File extensions treated as images when a folder or pattern is expanded (case-insensitive). */
+export const IMAGE_EXTENSIONS = [
+  "jpg",
+  "jpeg",
+  "png",
+  "webp",
+  "gif",
+  "tif",
+  "tiff",
+  "avif",
+  "heic",
+  "heif",
+] as const;
+
+const EXTENSION_SET = new Set<string>(IMAGE_EXTENSIONS);
+
+export function isImagePath(file: string): boolean {
+  return EXTENSION_SET.has(path.extname(file).slice(1).toLowerCase());
+}
+
+export interface Discovery {
+  /** Every image found, once each, sorted by path. */
+  tasks: ImageTask[];
+  /**
+   * Inputs that hold no image at all: a glob that matched nothing, a folder without images. Most
+   * likely a typo, so the run warns (and fails under --strict); a folder whose images are all
+   * captioned already is not empty.
+   */
+  emptyInputs: string[];
+  /**
+   * Symlinks to folders that were not followed, as displayed: `outside` lead out of their folder
+   * input (followed with `followSymlinks`), `loops` back to a folder they are in (never followed).
+   */
+  linksNotFollowed: { outside: string[]; loops: string[] };
+}
+
+export interface DiscoverOptions {
+  /**
+   * Follow symlinks to folders out of a folder input too. Loops are never followed.
+   * @default false
+   */
+  followSymlinks?: boolean | undefined;
+}
+
+/**
+ * Expands the inputs (folders recursed, files taken as given, anything else a glob pattern) into
+ * image tasks. Hidden files and folders are skipped: they hold things like macOS `._x.jpg`
+ * resource forks, which are not images despite the name. A folder input is walked without
+ * following a symlink to a folder out of it (`trust/links.ts`), unless `followSymlinks` says so;
+ * a symlink to an image file is taken wherever it leads. Files are the user's choice, taken as
+ * they are; so is what a pattern names, but its `**` descends into no folder link unless
+ * `followSymlinks` says so.
+ */
+export async function discoverImages(
+  inputs: readonly string[],
+  cwd: string,
+  options: DiscoverOptions = {},
+): Promise<Discovery> {
+  const followSymlinks = options.followSymlinks ?? false;
+  // Keyed by the file's real location, so a file reached through several inputs, a symlink or a
+  // symlink loop is still one image.
+  const found = new Map<string, ImageTask>();
+  const missing: string[] = [];
+  const emptyInputs: string[] = [];
+  const linksNotFollowed: Discovery["linksNotFollowed"] = { outside: [], loops: [] };
+  /** Real paths of the folders walked, each with everything under it. */
+  const walkedRoots: string[] = [];
+  let added = 0;
+  const add = (key: string, absPath: string, input: string, root: string | null) => {
+    added += 1;
+    if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath, root });
+  };
+
+  const shown = (absPath: string, input: string) => displayPath(absPath, input, cwd);
+  // A link into another folder input leads into a folder walked as that input, not out.
+  const inputRoots: string[] = [];
+  for (const input of inputs) {
+    const absInput = path.resolve(cwd, input);
+    if ((await statOrNull(absInput))?.isDirectory()) inputRoots.push(await realpath(absInput));
+  }
+
+  /**
+   * Lists a folder from directory entries alone (no stat per file, which is what makes a 100k-file
+   * folder fast). Symlinks are the exception, checked one by one: a link to a folder inside the
+   * input is not walked again (its folder is walked where it is), one out of it only with
+   * `followSymlinks`, and a loop never; a link to a file is taken if it is named as an image, and
+   * a broken link is kept, so the errors file says what it points to instead of the image
+   * vanishing. `real` is the real path of `absDir`, and the root of what is found under it.
+   */
+  const walk = async (absDir: string, real: string, input: string): Promise<void> => {
+    walkedRoots.push(real);
+    const entries = await fg("**/*", { ...FOLDER_WALK, cwd: absDir });
+    for (const entry of entries) {
+      const absPath = path.join(absDir, entry.path);
+      if (entry.dirent.isSymbolicLink()) {
+        const target = await statOrNull(absPath);
+        if (target?.isDirectory()) {
+          const realTarget = await realpath(absPath).catch(() => null);
+          if (realTarget === null) continue;
+          // fast-glob follows no link, so the folder holding this one is really under `real`.
+          const folder = path.join(real, path.dirname(entry.path));
+          const verdict = folderLinkVerdict(
+            { target: realTarget, folder },
+            [...walkedRoots, ...inputRoots],
+            followSymlinks,
+          );
+          if (verdict === "follow") await walk(absPath, realTarget, input);
+          else if (verdict === "outside") linksNotFollowed.outside.push(shown(absPath, input));
+          else if (verdict === "loop") linksNotFollowed.loops.push(shown(absPath, input));
+        } else if (isImagePath(entry.path)) {
+          add(await realpath(absPath).catch(() => absPath), absPath, input, real);
+        }
+      } else if (!entry.dirent.isDirectory() && isImagePath(entry.path)) {
+        // Folders named like images (x.jpg/) are walked by fast-glob, not captioned.
+        add(absPath, absPath, input, real);
+      }
+    }
+  };
+
+  for (const input of inputs) {
+    const absInput = path.resolve(cwd, input);
+    const stats = await statOrNull(absInput);
+    if (stats?.isDirectory()) {
+      const real = await realpath(absInput);
+      // A folder already walked through another input is not empty, just counted once.
+      if (walkedRoots.some((root) => isWithin(real, root))) continue;
+      const before = added;
+      await walk(absInput, real, input);
+      if (added === before) emptyInputs.push(input);
+    } else if (stats) {
+      // A file named explicitly is taken whatever its extension: the user asked for it.
+      add(await realpath(absInput), absInput, input, null);
+    } else if (fg.isDynamicPattern(input)) {
+      const pattern = await escapeRealFolders(toPosix(input), cwd);
+      const entries = await fg(pattern, {
+        ...PATTERN_WALK,
+        cwd,
+        caseSensitiveMatch: false,
+        // `**` descends into no folder link unless asked: in someone else's folder a link may
+        // lead anywhere, `/` or a loop among them. A folder the pattern names is still entered.
+        followSymbolicLinks: followSymlinks,
+      });
+      let matched = 0;
+      for (const entry of entries) {
+        if (!entry.stats || entry.stats.isDirectory() || !isImagePath(entry.path)) continue;
+        const absPath = path.resolve(cwd, entry.path);
+        add(await realpath(absPath).catch(() => absPath), absPath, input, null);
+        matched += 1;
+      }
+      if (matched === 0) emptyInputs.push(input);
+    } else {
+      missing.push(input);
+    }
+  }
+  if (missing.length > 0) {
+    throw new UsageError(
+      missing.map((input) => `input not found: ${input} (not a file, a folder or a glob pattern)`),
+    );
+  }
+  const tasks = [...found.values()].sort((a, b) =>
+    a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
+  );
+  return { tasks, emptyInputs, linksNotFollowed };
+}
+
+const FOLDER_WALK = {
+  onlyFiles: false,
+  dot: false,
+  objectMode: true,
+  followSymbolicLinks: false,
+  // Unreadable folders are skipped rather than ending the whole run.
+  suppressErrors: true,
+} as const;
+
+const PATTERN_WALK = {
+  onlyFiles: false,
+  dot: false,
+  stats: true,
+  suppressErrors: true,
+} as const;
+
+/**
+ * Escapes the leading segments of a pattern that name folders that really exist, so that
+ * `Photos (2023)/*.jpg` matches inside "Photos (2023)" instead of reading the brackets as a group.
+ */
+async function escapeRealFolders(pattern: string, cwd: string): Promise<string> {
+  const segments = pattern.split("/");
+  let folder = pattern.startsWith("/") ? "/" : cwd;
+  for (let i = 0; i < segments.length - 1; i += 1) {
+    const segment = segments[i] ?? "";
+    folder = path.join(folder, segment);
+    if (!fg.isDynamicPattern(segment)) continue;
+    if (!(await statOrNull(folder))?.isDirectory()) break;
+    segments[i] = fg.escapePath(segment);
+  }
+  return segments.join("/");
+}
+
+/** Relative inputs give paths relative to the working directory, absolute inputs absolute paths. */
+function displayPath(absPath: string, input: string, cwd: string): string {
+  return toPosix(path.isAbsolute(input) ? absPath : path.relative(cwd, absPath));
+}

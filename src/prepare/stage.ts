@@ -1,0 +1,80 @@
+import pLimit, { type LimitFunction } from "p-limit";
+import { BoundedQueue } from "../run/queue.js";
+import type { RunState } from "../run/state.js";
+import type { FailureRecord, ImageTask, PreparedImage, PrepareOptions } from "../types.js";
+import type { ImageOutcome } from "./dedupe.js";
+import { prepareImage } from "./prepare.js";
+
+export type Settle = (outcome: ImageOutcome) => void;
+
+/** An image prepared and waiting for a sender, with the hook that tells its copies how it ended. */
+export interface PreparedWork {
+  task: ImageTask;
+  sha256: string;
+  image: PreparedImage;
+  settle: Settle;
+}
+
+/**
+ * The decoder pool and the bounded queue after it. Room in the queue is reserved before an image
+ * is decoded, so at most `decoders` images are prepared ahead of the ones being sent: memory is
+ * bounded by concurrency plus decoders, whatever the folder size.
+ */
+export class PrepareStage {
+  readonly queue: BoundedQueue<PreparedWork>;
+  readonly #slots: LimitFunction;
+  readonly #options: PrepareOptions;
+  readonly #state: RunState;
+
+  constructor(options: PrepareOptions, decoders: number, state: RunState) {
+    this.#options = options;
+    this.#state = state;
+    this.#slots = pLimit(decoders);
+    this.queue = new BoundedQueue<PreparedWork>(decoders);
+  }
+
+  /** Decodes and encodes one image within the pool; a failure comes back as its errors row. */
+  async prepare(
+    task: ImageTask,
+    maxPixels: number,
+    bytes?: Buffer,
+  ): Promise<PreparedImage | FailureRecord> {
+    try {
+      const image = await this.#slots(() =>
+        prepareImage(task.absPath, { ...this.#options, maxPixels }, bytes),
+      );
+      this.#state.prepared(task, image);
+      return image;
+    } catch (error) {
+      return this.#state.failureOf(task, error, 0);
+    }
+  }
+
+  /** Prepares one image and queues it for a sender; `settle` hears how it ended otherwise. */
+  produce = async (
+    task: ImageTask,
+    sha256: string,
+    bytes: Buffer | undefined,
+    settle: Settle,
+  ): Promise<void> => {
+    const state = this.#state;
+    if (!(await this.queue.reserve())) {
+      settle(state.unfinished(task));
+      return;
+    }
+    // Room came free because a stop is draining the queue: decoding now would be thrown away.
+    if (state.control.stopSignal.aborted) {
+      this.queue.cancel();
+      settle(state.unfinished(task));
+      return;
+    }
+    const image = await this.prepare(task, this.#options.maxPixels, bytes);
+    if (!("dataUrl" in image)) {
+      this.queue.cancel();
+      await state.failed(image);
+      settle({ kind: "failed", failure: image });
+      return;
+    }
+    this.queue.push({ task, sha256, image, settle });
+  };
+}

@@ -1,0 +1,318 @@
+import {
+  ApiError,
+  AuthError,
+  ConnectionError,
+  EndpointNotFoundError,
+  ImageError,
+  type NameSetting,
+  RateLimitError,
+  RunAbortedError,
+  ServerError,
+  TimeoutError,
+} from "../errors.js";
+import { sleep } from "../util/sleep.js";
+import { type ChatReply, RequestCancelledError } from "./client.js";
+import { ContextExceededError, contextOverflowOf } from "./context-overflow.js";
+import type { Dispatcher } from "./dispatch.js";
+import type { Endpoint } from "./endpoint.js";
+import { startRequest } from "./in-flight.js";
+import type { Slot } from "./limiter.js";
+import { saysModelMissing } from "./models.js";
+import type { ExtractedCaption } from "./request.js";
+import { retryDelay, serverRequestedDelay, shouldRetry } from "./retry.js";
+
+export type SendOutcome =
+  | {
+      kind: "captioned";
+      reply: ChatReply;
+      extracted: ExtractedCaption;
+      attempts: number;
+      endpoint: Endpoint;
+    }
+  | { kind: "failed"; error: unknown; attempts: number; endpoint: Endpoint }
+  /** Ended without a result: the run is stopping, or `abort` says why it must. */
+  | { kind: "unfinished"; abort?: RunAbortedError };
+
+export interface SendContext {
+  /** The run's endpoints: each attempt goes to whichever can take it soonest. */
+  endpoints: Dispatcher<Slot, Endpoint>;
+  retries: number;
+  /** Once aborted, no new attempt starts and waits end early. */
+  stopSignal: AbortSignal;
+  /** Cancels requests in flight. */
+  abortSignal: AbortSignal;
+  /** Told before each wait for another attempt at the request for `label`. */
+  onRetry: (label: string, attempt: number, delayMs: number, error: unknown) => void;
+  /** How the message of an unreachable endpoint names the base URL. */
+  nameSetting: NameSetting;
+  /** The run's end when an answer says the model does not exist. */
+  modelMissing: (error: ApiError, endpoint: Endpoint) => RunAbortedError;
+  /** Told of each image that does not fit the endpoint's context even alone. */
+  onContextExceeded?: ((error: ContextExceededError, endpoint: Endpoint) => void) | undefined;
+  /** Told of each request sent again, at no cost to its attempts, after the server ran out of context. */
+  onOverflowRetry?: ((endpoint: Endpoint) => void) | undefined;
+}
+
+/**
+ * Re-sends after the server ran out of shared context that cost no attempt. Each comes with a
+ * cut in what is in flight, so a run reaches one at a time long before this; it only bounds a
+ * server that says so whatever is in flight.
+ */
+const FREE_OVERFLOW_RETRIES = 16;
+/**
+ * Out of context with nothing else of this process in flight there: sent again this many times,
+ * after a wait that doubles from ALONE_WAIT_MS, before the image is taken not to fit.
+ */
+const ALONE_TRIES = 2;
+const ALONE_WAIT_MS = 1_000;
+
+/** Turns a 2xx reply into a caption, or throws the ApiError that says why it is not one. */
+export type ReplyReader = (body: unknown) => ExtractedCaption;
+
+/** The request for one endpoint (its model, its protocol's state) and how to read its reply. */
+export type RequestFor = (
+  endpoint: Endpoint,
+) => Promise<{ request: object | Uint8Array; read: ReplyReader }>;
+
+/**
+ * Sends one caption request, retrying what may be transient, until it succeeds or cannot. Each
+ * attempt goes to whichever endpoint can take it first; an attempt that finds its endpoint gone
+ * (and so takes it out) is handed to the others without counting against the retries.
+ */
+export async function sendWithRetries(
+  requestFor: RequestFor,
+  label: string,
+  context: SendContext,
+): Promise<SendOutcome> {
+  const endpoints = context.endpoints.gates;
+  let overflows = 0;
+  /** Out of context with nothing else of this process in flight: see ALONE_TRIES. */
+  let lonely = 0;
+  for (let attempt = 1; ; attempt += 1) {
+    const admission = await context.endpoints.acquire(context.stopSignal);
+    if (!admission) return { kind: "unfinished" };
+    const { gate: endpoint, slot } = admission;
+    const sentModel = endpoint.model;
+    let built: Awaited<ReturnType<RequestFor>>;
+    try {
+      built = await requestFor(endpoint);
+    } catch (error) {
+      slot.release();
+      // A request this image cannot have (an {existing} sidecar refused): it fails alone, unsent.
+      if (error instanceof ImageError) {
+        return { kind: "failed", error, attempts: attempt - 1, endpoint };
+      }
+      throw error;
+    }
+    if (endpoint.budget && !(await endpoint.budget.take(context.stopSignal))) {
+      slot.release();
+      return { kind: "unfinished" };
+    }
+    const sent = startRequest(endpoint.baseUrl);
+    /** Whether it was this process's only request to that server while it ran. */
+    let soleRequest = false;
+    const ended = () => {
+      soleRequest = sent.alone;
+      sent.end();
+    };
+    try {
+      const reply = await endpoint.client.chat(built.request, context.abortSignal).finally(ended);
+      endpoint.limiter.observe(reply.headers);
+      endpoint.budget?.observe?.(reply.headers);
+      endpoint.reachable();
+      const extracted = built.read(reply.body);
+      // Only a caption's latency says how long captions take (-c auto learns from it).
+      slot.done(true);
+      endpoint.succeeded();
+      return { kind: "captioned", reply, extracted, attempts: attempt, endpoint };
+    } catch (error) {
+      // Settling a slot twice is a no-op, so a reply that failed extraction stays `done`.
+      if (error instanceof RequestCancelledError) {
+        slot.release();
+        return { kind: "unfinished" };
+      }
+      if (error instanceof ApiError) {
+        endpoint.limiter.observe(error.headers);
+        endpoint.budget?.observe?.(error.headers);
+      }
+      // Out of context is the server's capacity, not this image's fault: fewer in flight there,
+      // and the image again at no cost to its attempts, unless nothing else was in flight.
+      const overflow = contextOverflowOf(error);
+      if (overflow !== null) {
+        endpoint.reachable();
+        if (overflow.kind === "alone") slot.done();
+        else slot.overflowed();
+        // Alone in this process, the rest of the server's context may still be another
+        // client's (another run or worker on the same server): a few tries after a wait tell
+        // that from an image that does not fit at all.
+        const alone = overflow.kind === "alone" || soleRequest;
+        if (alone && overflow.kind === "shared") lonely += 1;
+        if (overflow.kind === "alone" || lonely > ALONE_TRIES) {
+          const exceeded = new ContextExceededError(
+            error as ApiError,
+            overflow.kind === "alone"
+              ? overflow
+              : { requestTokens: null, contextTokens: null, promptOnly: false },
+            overflow.kind === "alone" ? "said" : "measured",
+          );
+          context.onContextExceeded?.(exceeded, endpoint);
+          return { kind: "failed", error: exceeded, attempts: attempt, endpoint };
+        }
+        if (overflows < FREE_OVERFLOW_RETRIES && !context.stopSignal.aborted) {
+          overflows += 1;
+          const waitMs = alone ? ALONE_WAIT_MS * 2 ** (lonely - 1) : 0;
+          context.onOverflowRetry?.(endpoint);
+          context.onRetry(label, attempt, waitMs, error);
+          if (waitMs > 0) await sleep(waitMs, context.stopSignal);
+          if (context.stopSignal.aborted) return { kind: "unfinished" };
+          attempt -= 1;
+          continue;
+        }
+      }
+      const delayMs = retryDelay(attempt, error);
+      if (isSlowDown(error)) {
+        slot.congested(delayMs, isMetered(error));
+        if (isMetered(error)) endpoint.budget?.refused(delayMs);
+      } else if (error instanceof ConnectionError) slot.release();
+      else if (error instanceof TimeoutError) slot.timedOut();
+      else slot.done();
+
+      const silent = error instanceof ConnectionError || error instanceof TimeoutError;
+      // A host name that does not resolve is a setting to fix, not a server that is down.
+      const misnamed = error instanceof ConnectionError && error.unknownHost;
+      if (!silent) endpoint.reachable();
+      else if (!misnamed && endpoint.noReply(error)) {
+        if (endpoints.every((gate) => gate.down)) {
+          return {
+            kind: "unfinished",
+            abort: unreachable(error as ApiError, attempt, label, true, context, endpoints),
+          };
+        }
+        // Handed to the endpoints still answering, at once and as the same attempt.
+        attempt -= 1;
+        continue;
+      }
+      // A server with no model list at an older revision of the guide knows the family by an
+      // older id: the image goes again, as the same attempt, asking for that one.
+      if (saysModelMissing(error) && endpoint.tryOlderModel(sentModel)) {
+        attempt -= 1;
+        continue;
+      }
+      // Some things about an endpoint will not change by retrying: stop before every image fails,
+      // or, with others to go to, leave that one out.
+      const wrong = settingWrong(error, endpoint, context);
+      if (wrong) {
+        if (endpoints.length === 1) return { kind: "unfinished", abort: wrong };
+        endpoint.retire(wrong.message, wrong.code);
+        if (endpoints.every((gate) => gate.retired)) {
+          const each = endpoints.map((gate) => `${gate.label}: ${gate.lastProblem}`);
+          const codes = new Set(endpoints.map((gate) => gate.retiredFor));
+          // One reason everywhere (a model no server has) is reported as that; a mix is not.
+          const code = codes.size === 1 ? wrong.code : "no_endpoint_left";
+          return {
+            kind: "unfinished",
+            abort: new RunAbortedError(
+              code,
+              `no endpoint is left (${each.join("; ")}); nothing more was sent`,
+              { cause: error },
+            ),
+          };
+        }
+        // The endpoints left are merely down: the last ones are judged as if alone, at once.
+        if (endpoints.every((gate) => gate.down)) {
+          for (const gate of endpoints) gate.revive();
+        }
+        attempt -= 1;
+        continue;
+      }
+      if (!shouldRetry(error) || attempt > context.retries) {
+        // Nothing about one image stops a connection being made: every other image would fail too.
+        if (error instanceof ConnectionError && error.refused) {
+          return {
+            kind: "unfinished",
+            abort: unreachable(error, attempt, label, false, context, endpoints),
+          };
+        }
+        return { kind: "failed", error, attempts: attempt, endpoint };
+      }
+      // Once a stop is asked for, no new attempts: the image is left for the next run.
+      if (context.stopSignal.aborted) return { kind: "unfinished" };
+      context.onRetry(label, attempt, delayMs, error);
+      await sleep(delayMs, context.stopSignal);
+      if (context.stopSignal.aborted) return { kind: "unfinished" };
+    }
+  }
+}
+
+/** Why no retry at this endpoint can succeed (a wrong host, route, key or model), or null. */
+function settingWrong(
+  error: unknown,
+  endpoint: Endpoint,
+  context: SendContext,
+): RunAbortedError | null {
+  if (error instanceof ConnectionError && error.unknownHost) {
+    return endpointWrong(error);
+  }
+  // A wrong model id would fail every image one by one.
+  if (saysModelMissing(error) && !endpoint.everSucceeded) {
+    return context.modelMissing(error as ApiError, endpoint);
+  }
+  if (error instanceof EndpointNotFoundError && !endpoint.everSucceeded) {
+    return endpointWrong(error);
+  }
+  if (error instanceof AuthError) {
+    return new RunAbortedError(error.code, error.message, { cause: error });
+  }
+  return null;
+}
+
+/** A server that names a wait of a second or more is metering a rate, not shedding a spike. */
+function isMetered(error: unknown): boolean {
+  const asked = error instanceof ApiError ? serverRequestedDelay(error.headers) : null;
+  return asked !== null && asked >= 1000;
+}
+
+/** The server asks every client to back off, not just this request to be retried. */
+function isSlowDown(error: unknown): boolean {
+  if (error instanceof RateLimitError) return true;
+  return (
+    error instanceof ServerError &&
+    error.status === 503 &&
+    error.headers?.has("retry-after") === true
+  );
+}
+
+function unreachable(
+  error: ApiError,
+  attempt: number,
+  label: string,
+  breaker: boolean,
+  context: SendContext,
+  endpoints: readonly Endpoint[],
+): RunAbortedError {
+  if (endpoints.length > 1) {
+    const each = endpoints.map(
+      (endpoint) => `${endpoint.label}: ${endpoint.lastProblem || error.message}`,
+    );
+    return new RunAbortedError(
+      "endpoint_unreachable",
+      `every endpoint stopped answering (${each.join("; ")}); check that the servers are up, then rerun to resume`,
+      { cause: error },
+    );
+  }
+  const where = breaker
+    ? "many requests in a row failed to connect"
+    : `after ${attempt} ${attempt === 1 ? "attempt" : "attempts"} on ${label}`;
+  return new RunAbortedError(
+    "endpoint_unreachable",
+    `${error.message} (${where}); check ${context.nameSetting("baseUrl")} and that the server is up, then rerun to resume`,
+    { cause: error },
+  );
+}
+
+/** Alone, this ends the run; among several, the endpoint's label is put before it where shown. */
+function endpointWrong(error: ApiError): RunAbortedError {
+  return new RunAbortedError("endpoint_wrong", `${error.message}; nothing was captioned`, {
+    cause: error,
+  });
+}

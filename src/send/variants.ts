@@ -1,0 +1,217 @@
+import {
+  ApiError,
+  CaptionError,
+  EmptyCaptionError,
+  type NameSetting,
+  type RunAbortedError,
+} from "../errors.js";
+import type { ImageOutcome } from "../prepare/dedupe.js";
+import type { PreparedWork, PrepareStage } from "../prepare/stage.js";
+import { type CaptionFlag, captionFlags, RETRY_FLAGS } from "../prompts/degenerate.js";
+import { messageOf, type RunState } from "../run/state.js";
+import type { CaptionRecord, PreparedImage } from "../types.js";
+import { snippet } from "../util/snippet.js";
+import { type SendContext, type SendOutcome, sendWithRetries } from "./attempts.js";
+import type { Dispatcher } from "./dispatch.js";
+import type { Endpoint } from "./endpoint.js";
+import type { Slot } from "./limiter.js";
+import type { CaptionProtocol, RequestVariant } from "./request.js";
+
+/** A 413 means the body was too big: the image is sent once more at this fraction of its pixels. */
+const SHRINK_ON_413 = 1 / 4;
+
+export interface SendStageOptions {
+  /** The run's endpoints, each with its client, limiter, model and protocol. */
+  endpoints: Dispatcher<Slot, Endpoint>;
+  /** Turns the model's caption into the one kept (a trigger word before it, say). */
+  decorate: (caption: string) => string;
+  retries: number;
+  nameSetting: NameSetting;
+  /** Recorded in each row: which prompt made it. */
+  promptHash: string;
+  /** Flagged captions become failures instead of rows. */
+  rejectFlagged: boolean;
+  /** The run's end when an answer says the model does not exist (models.ts). */
+  modelMissing: (error: ApiError, endpoint: Endpoint) => RunAbortedError;
+  /** Told of each image that does not fit an endpoint's context even alone. */
+  onContextExceeded?: SendContext["onContextExceeded"];
+  /** Told of each request sent again after an endpoint ran out of context. */
+  onOverflowRetry?: SendContext["onOverflowRetry"];
+}
+
+/** A caption that came back, with what the checks found in it. */
+interface Answer {
+  outcome: SendOutcome & { kind: "captioned" };
+  flags: CaptionFlag[];
+}
+
+/** What the flow needs of a run's senders: room to send one more image, then its sending. */
+export interface Sender<T> {
+  /** Waits for a seat before an image is taken off the queue; null once the run is stopping. */
+  admit(): Promise<T | null>;
+  send(work: PreparedWork): Promise<ImageOutcome>;
+  /** The seat's image is done, or none came for it (the queue ran dry). */
+  release(seat: T): void;
+}
+
+/**
+ * The senders' half of a run: the endpoints' limiters shared by every request, and for each
+ * prepared image the request, its retries, one smaller try after a 413, and the row it earned.
+ */
+export function createSender(
+  options: SendStageOptions,
+  state: RunState,
+  prepare: PrepareStage,
+): Sender<() => void> {
+  const context: SendContext = {
+    endpoints: options.endpoints,
+    retries: options.retries,
+    stopSignal: state.control.stopSignal,
+    abortSignal: state.control.abortSignal,
+    onRetry: (path, attempt, delayMs, error) => state.retrying(path, attempt, delayMs, error),
+    nameSetting: options.nameSetting,
+    modelMissing: options.modelMissing,
+    onContextExceeded: options.onContextExceeded,
+    onOverflowRetry: options.onOverflowRetry,
+  };
+
+  const send = async (work: PreparedWork): Promise<ImageOutcome> => {
+    const { task } = work;
+    let image = work.image;
+    let variant: RequestVariant = { penalize: false, plain: false };
+    let shrunk = false;
+    let attempts = 0;
+    /** A 400 to a request with response_format, waiting to see if the same without it works. */
+    let refusal: { error: unknown; protocol: CaptionProtocol } | null = null;
+    /** A degenerate answer kept while a penalised retry is tried: the one kept if that fails. */
+    let first: Answer | null = null;
+    /** The bytes of the last request built, for what it carried when its answer comes back. */
+    let lastRequest: Uint8Array | null = null;
+    for (;;) {
+      const sent = variant;
+      const sentImage = image;
+      const outcome = await sendWithRetries(
+        async (endpoint) => {
+          const request = await endpoint.protocol.request(sentImage, task, sent);
+          lastRequest = request;
+          return { request, read: (body) => endpoint.protocol.read(body, sent) };
+        },
+        task.path,
+        context,
+      );
+      if (outcome.kind === "unfinished") {
+        if (outcome.abort) state.abort(outcome.abort);
+        return state.unfinished(task);
+      }
+      attempts += outcome.attempts;
+      const retry = (reason: string) =>
+        state.emit({ type: "retrying", path: task.path, attempt: attempts, delayMs: 0, reason });
+      if (outcome.kind === "failed") {
+        const { error } = outcome;
+        const { protocol } = outcome.endpoint;
+        // The penalised retry failed (a server that refuses frequency_penalty, say): keep the first.
+        if (first) return keep(work, first, image, attempts);
+        if (!shrunk && error instanceof ApiError && error.status === 413) {
+          const maxPixels = Math.max(1024, Math.floor(image.width * image.height * SHRINK_ON_413));
+          retry(`${messageOf(error)}; sending it again at ${maxPixels} pixels`);
+          const smaller = await prepare.prepare(task, maxPixels);
+          shrunk = true;
+          if ("dataUrl" in smaller) {
+            image = smaller;
+            continue;
+          }
+        }
+        if (protocol.mayRefuseFormat(error, lastRequest)) {
+          refusal = { error, protocol };
+          retry(`${messageOf(error)}; sending it again without response_format`);
+          variant = { ...variant, plain: true };
+          continue;
+        }
+        if (error instanceof EmptyCaptionError && !error.outOfTokens && !variant.penalize) {
+          retry(`${messageOf(error)}; asking again with a penalty on repetition`);
+          variant = { ...variant, penalize: true };
+          continue;
+        }
+        const failure = state.failureOf(task, error, attempts);
+        await state.failed(failure);
+        return { kind: "failed", failure };
+      }
+      if (refusal !== null) {
+        refusal.protocol.formatRefused(refusal.error);
+        refusal = null;
+      }
+      const answer: Answer = {
+        outcome,
+        flags: captionFlags(outcome.extracted.caption, outcome.extracted.truncated),
+      };
+      if (!variant.penalize && answer.flags.some((flag) => RETRY_FLAGS.has(flag))) {
+        first = answer;
+        retry(
+          `the caption looks like ${answer.flags.join(" and ")}; asking again with a penalty on repetition`,
+        );
+        variant = { ...variant, penalize: true };
+        continue;
+      }
+      return keep(work, answer, image, attempts);
+    }
+  };
+
+  return {
+    admit: () => options.endpoints.seat(state.control.stopSignal),
+    send,
+    release: (seat) => seat(),
+  };
+
+  /** The row an answer earns, or its failure when flagged captions are refused. */
+  async function keep(
+    work: PreparedWork,
+    answer: Answer,
+    image: PreparedImage,
+    attempts: number,
+  ): Promise<ImageOutcome> {
+    const { task, sha256 } = work;
+    const { reply, extracted, endpoint } = answer.outcome;
+    if (options.rejectFlagged && answer.flags.length > 0) {
+      const error = new CaptionError(
+        "flagged",
+        `the caption was flagged (${answer.flags.join(", ")}) and flagged captions are refused; it is retried on the next run: ${snippet(extracted.caption)}`,
+      );
+      const failure = state.failureOf(task, error, attempts);
+      await state.failed(failure);
+      return { kind: "failed", failure };
+    }
+    const record: CaptionRecord = {
+      path: task.path,
+      caption: options.decorate(extracted.caption),
+      model: endpoint.model,
+      endpoint: endpoint.label,
+      width: image.width,
+      height: image.height,
+      prompt_tokens: extracted.usage.promptTokens,
+      completion_tokens: extracted.usage.completionTokens,
+      attempts,
+      latency_ms: reply.latencyMs,
+      truncated: extracted.truncated,
+      flags: answer.flags,
+      created_at: new Date().toISOString(),
+      sha256,
+      prompt_hash: options.promptHash,
+      ...(extracted.data ? { data: extracted.data } : {}),
+      ...(extracted.tags ? { tags: extracted.tags } : {}),
+    };
+    if (!(await state.captioned(record, null))) return state.unfinished(task);
+    return { kind: "captioned", stored: record };
+  }
+}
+
+/** A dry run's sender: counts each prepared image as one that would be sent. */
+export function previewSender(state: RunState): Sender<true> {
+  return {
+    admit: async () => (state.control.stopSignal.aborted ? null : true),
+    send: async (work) => {
+      state.previewed(work.image);
+      return { kind: "dry" };
+    },
+    release: () => {},
+  };
+}

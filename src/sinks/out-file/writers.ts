@@ -1,0 +1,87 @@
+import { cellOf } from "../../prompts/structured.js";
+import type { CaptionRecord, OutputFormat } from "../../types.js";
+import { openCsvWriter } from "./csv.js";
+import { openJsonlWriter } from "./jsonl.js";
+import type { RecordWriter } from "./writer.js";
+
+export { guardFormula, openCsvWriter, readCsvHeader, unguardFormula } from "./csv.js";
+export { openJsonlWriter } from "./jsonl.js";
+export type { RecordWriter } from "./writer.js";
+
+/** The columns of OUT every run has, in order; a structured answer adds its own after them. */
+export const CAPTION_COLUMNS = [
+  "path",
+  "caption",
+  "model",
+  "endpoint",
+  "width",
+  "height",
+  "prompt_tokens",
+  "completion_tokens",
+  "attempts",
+  "latency_ms",
+  "truncated",
+  "flags",
+  "created_at",
+  "sha256",
+  "prompt_hash",
+] as const satisfies readonly (keyof CaptionRecord)[];
+
+/**
+ * A structured answer's property as a CSV column: its own name, unless that is one of OUT's own
+ * columns (then `data.<name>`). A `caption` property is the caption column itself.
+ */
+export function answerColumns(
+  properties: readonly string[],
+): { property: string; column: string }[] {
+  const taken = new Set<string>([...CAPTION_COLUMNS, ...properties]);
+  return properties
+    .filter((property) => property !== "caption")
+    .map((property) => {
+      if (!(CAPTION_COLUMNS as readonly string[]).includes(property)) {
+        return { property, column: property };
+      }
+      // `data.` again until the name is free: a property may itself be called "data.path".
+      let column = `data.${property}`;
+      while (taken.has(column)) column = `data.${column}`;
+      taken.add(column);
+      return { property, column };
+    });
+}
+
+/** OUT's columns for a run whose answers have these properties (none for plain captions). */
+export function outColumns(properties: readonly string[] = []): string[] {
+  return [...CAPTION_COLUMNS, ...answerColumns(properties).map((entry) => entry.column)];
+}
+
+export interface CaptionWriterOptions {
+  /** The structured answer's top-level properties, when a JSON Schema was asked for. */
+  properties?: readonly string[];
+  /**
+   * Prefix every text cell (the path, the caption, the model, the flags, an answer's columns, the
+   * header) that a spreadsheet would run as a formula (=, +, -, @ …) with a quote, undone wherever
+   * OUT is read back (`guardFormula`). CSV only; off by default because datasets need the text
+   * unchanged.
+   */
+  csvFormulaGuard?: boolean;
+}
+
+/** Opens OUT for appending in the given format. */
+export function openCaptionWriter(
+  path: string,
+  format: OutputFormat,
+  options: CaptionWriterOptions = {},
+): Promise<RecordWriter<CaptionRecord>> {
+  if (format === "jsonl") return openJsonlWriter<CaptionRecord>(path);
+  const extra = answerColumns(options.properties ?? []);
+  return openCsvWriter<CaptionRecord>(
+    path,
+    outColumns(options.properties),
+    (record) => {
+      const row: Record<string, unknown> = { ...record, flags: record.flags.join(", ") };
+      for (const { property, column } of extra) row[column] = cellOf(record.data?.[property]);
+      return row;
+    },
+    { formulaGuard: options.csvFormulaGuard === true },
+  );
+}

@@ -1,0 +1,121 @@
+/**
+ * Every setting of a run in a config file (issue 23: a cron job keeps its trigger word and its
+ * outputs there), and `caption config`, which shows what a command line resolves to and where
+ * each value came from. Through the real CLI against the fake endpoint.
+ */
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { runCli, TEST_KEY } from "../helpers/run-cli.js";
+import { makeDistinctImages, makeWorkspace, readCsv } from "../helpers/workspace.js";
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let fake: FakeEndpoint;
+beforeEach(async () => {
+  ({ dir, cleanup } = await makeWorkspace());
+  fake = await startFakeEndpoint();
+});
+afterEach(async () => {
+  await fake.close();
+  await cleanup();
+});
+
+const run = (args: string[], env: Record<string, string | undefined> = {}) =>
+  runCli(args, { cwd: dir, baseUrl: fake.baseUrl, env });
+const writeConfig = (settings: object) =>
+  writeFile(path.join(dir, "run.json"), JSON.stringify(settings));
+
+describe("a config file", () => {
+  it("holds the outputs and switches too: prefix, sidecar and its policy, XMP, strict", async () => {
+    await makeDistinctImages(dir, 2);
+    await writeFile(path.join(dir, "photos", "img-0000.txt"), "old text\n");
+    await writeConfig({
+      prefix: "ohwx, ",
+      sidecar: true,
+      sidecarPolicy: "overwrite",
+      xmp: true,
+      xmpNaming: "stem",
+      strict: true,
+    });
+    const result = await run(["photos", "-o", "out.csv", "--config", "run.json"]);
+    expect(result.code, result.stderr).toBe(0);
+    const rows = await readCsv(path.join(dir, "out.csv"));
+    for (const row of rows) expect(row.caption).toMatch(/^ohwx, A test caption/);
+    const sidecar = await readFile(path.join(dir, "photos", "img-0000.txt"), "utf8");
+    expect(sidecar).toMatch(/^ohwx, A test caption/);
+    expect(await readFile(path.join(dir, "photos", "img-0001.xmp"), "utf8")).toContain("ohwx, ");
+    // strict from the file: a folder with no image is an error, as --strict makes it.
+    const strict = await run(["photos", "empty-*.png", "-o", "out.csv", "--config", "run.json"]);
+    expect(strict.code).toBe(2);
+    expect(strict.stderr).toMatch(/empty-\*\.png matches no image file/);
+  });
+
+  it("a flag outranks the file, --no-sidecar included", async () => {
+    await makeDistinctImages(dir, 1);
+    await writeConfig({ sidecar: ".caption", prefix: "file: " });
+    const result = await run([
+      "photos",
+      "-o",
+      "out.csv",
+      "--config",
+      "run.json",
+      "--prefix",
+      "flag: ",
+      "--no-sidecar",
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect((await readCsv(path.join(dir, "out.csv")))[0]?.caption).toMatch(/^flag: /);
+    await expect(readFile(path.join(dir, "photos", "img-0000.caption"), "utf8")).rejects.toThrow();
+  });
+
+  it("names a bad value or combination where it lives, exit 2, before anything is sent", async () => {
+    await makeDistinctImages(dir, 1);
+    await writeConfig({ tags: "yes", hfMetadata: "parquet" });
+    const bad = await run(["photos", "-o", "out.csv", "--config", "run.json"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/run\.json: tags: expected true or false, got "yes"/);
+    expect(bad.stderr).toMatch(/run\.json: hfMetadata: expected jsonl or csv, got "parquet"/);
+    await writeConfig({ sidecarPolicy: "append" });
+    const alone = await run(["photos", "-o", "out.csv", "--config", "run.json"]);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toMatch(/sidecarPolicy in run\.json needs --sidecar/);
+    expect(fake.requests).toHaveLength(0);
+  });
+});
+
+describe("caption config", () => {
+  it("shows each setting's value and where it came from: flag, variable, file or default", async () => {
+    await writeConfig({ concurrency: 4, prefix: "ohwx, ", sidecar: true });
+    const result = await run(["config", "--config", "run.json", "--max-tokens", "300"], {
+      MINICPM_API_KEY: TEST_KEY,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const rows = new Map(
+      result.stdout
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((line) => {
+          const [flag = "", ...rest] = line.split(/\s{2,}/);
+          return [flag, rest] as const;
+        }),
+    );
+    expect(rows.get("--concurrency")).toEqual(["4", "run.json: concurrency"]);
+    expect(rows.get("--prefix")).toEqual(['"ohwx, "', "run.json: prefix"]);
+    expect(rows.get("--max-tokens")).toEqual(["300", "--max-tokens"]);
+    expect(rows.get("--base-url")?.[1]).toBe("MINICPM_BASE_URL");
+    expect(rows.get("--api-key")).toEqual(["(set)", "MINICPM_API_KEY"]);
+    expect(rows.get("--retries")).toEqual(["5", "default"]);
+    expect(rows.get("--tags")).toEqual(["false", "default"]);
+    expect(result.stdout).not.toContain(TEST_KEY);
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  it("refuses what a run would refuse, exit 2", async () => {
+    const result = await run(["config", "--sidecar-policy", "append"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--sidecar-policy needs --sidecar/);
+  });
+});
