@@ -16,7 +16,7 @@ import { compiledIsFresh } from "../bin/compiled.js";
 import { prepareImage, targetSize } from "../src/prepare/prepare.js";
 import { AUTO_MAX } from "../src/send/auto-concurrency.js";
 import { buildCaptionRequest } from "../src/send/request.js";
-import { DEFAULT_MAX_PIXELS } from "../src/settings/resolve.js";
+import { DEFAULT_MAX_PIXELS } from "../src/settings/defaults.js";
 import { CAPTION_COLUMNS } from "../src/sinks/out-file/writers.js";
 import {
   type FakeEndpoint,

@@ -7,13 +7,9 @@ export { type CaptionFlag, captionFlags } from "./prompts/degenerate.js";
 export { firstJsonObject } from "./prompts/structured.js";
 export { TAGS_PROMPT, TAGS_SCHEMA } from "./prompts/tags.js";
 export { PLACEHOLDERS, parseTemplate } from "./prompts/template.js";
-export {
-  captionImages,
-  RunControl,
-  type RunEvent,
-  type RunOptions,
-  type RunSummary,
-} from "./run/pipeline.js";
+export { RunControl } from "./run/control.js";
+export type { RunEvent, RunSummary } from "./run/events.js";
+export { captionImages } from "./run/pipeline.js";
 export {
   type ChatClient,
   type ClientOptions,
@@ -22,7 +18,10 @@ export {
 } from "./send/client.js";
 export { buildCaptionRequest, extractCaption } from "./send/request.js";
 export { retryDelay, shouldRetry } from "./send/retry.js";
-export { type CaptionConfig, DEFAULT_MAX_PIXELS, resolveConfig } from "./settings/resolve.js";
+export { DEFAULT_MAX_PIXELS } from "./settings/defaults.js";
+export type { EndpointOptions } from "./settings/endpoints.js";
+export { type CaptionConfig, resolveConfig } from "./settings/resolve.js";
+export type { RunOptions } from "./settings/run-options.js";
 export { readFinishedWork } from "./sinks/out-file/scan.js";
 export { CAPTION_COLUMNS, openCaptionWriter, type RecordWriter } from "./sinks/out-file/writers.js";
 export type * from "./types.js";

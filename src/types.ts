@@ -45,7 +45,7 @@ export interface Usage {
 }
 
 /**
- * A row of OUT: one captioned image. The writers choose the columns (writers/index.ts); a
+ * A row of OUT: one captioned image. The writers choose the columns (sinks/out-file/writers.ts); a
  * structured answer's properties become columns of their own in CSV.
  */
 export interface CaptionRecord {

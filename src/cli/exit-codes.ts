@@ -13,18 +13,21 @@ export const EXIT = {
 
 /**
  * How a command ended: an error; a run (null when it was abandoned after a signal); a check of a
- * server; a worker (settled: it stopped by itself, for a reason every shard would share).
+ * server; a merge; a worker (settled: it stopped by itself, for a reason every shard would share).
  */
 export type Outcome =
   | { error: unknown }
   | { summary: RunSummary | null; stoppedBy: NodeJS.Signals | null }
   | { answered: boolean }
+  /** A merge: every image of the finished shards has its caption. */
+  | { mergedAll: boolean }
   | { settled: boolean; stoppedBy: NodeJS.Signals | null };
 
 /** The one place an outcome becomes an exit code, as docs/failures.md's table lists them. */
 export function exitCodeOf(outcome: Outcome): number {
   if ("error" in outcome) return outcome.error instanceof UsageError ? EXIT.usage : EXIT.aborted;
   if ("answered" in outcome) return outcome.answered ? EXIT.ok : EXIT.aborted;
+  if ("mergedAll" in outcome) return outcome.mergedAll ? EXIT.ok : EXIT.someFailed;
   if ("settled" in outcome) {
     if (outcome.settled) return EXIT.aborted;
     return signalCode(outcome.stoppedBy) ?? EXIT.ok;

@@ -1,7 +1,8 @@
-import type { ContextOverflows, RunEvent, RunSummary } from "../run/events.js";
-import type { ConcurrencyCause } from "../send/limiter.js";
+import type { RunEvent, RunSummary } from "../run/events.js";
 import { forTerminal } from "../trust/text.js";
 import { redactSecret } from "../util/redact.js";
+import { concurrencyLine } from "./concurrency-line.js";
+import { progressLine } from "./live-line.js";
 
 export type LogFormat = "text" | "json";
 export type Level = "info" | "warn" | "error";
@@ -238,124 +239,7 @@ export class Reporter {
   }
 }
 
-/**
- * Columns kept free at the end of the live line: the terminal echoes Ctrl-C as "^C" after it, and
- * a line that then wraps leaves its first half on screen where clearing cannot reach it.
- */
-const ECHO_MARGIN = 3;
-
-/** The live line, cut to fit a terminal `width` columns wide. */
-export function progressLine(
-  state: { done: number; todo: number; alreadyDone: number; failed: number; seconds: number },
-  width: number,
-): string {
-  const { done, todo, alreadyDone, failed, seconds } = state;
-  const rate = seconds > 0 ? done / seconds : 0;
-  const eta = rate > 0 ? formatDuration((todo - done) / rate) : "?";
-  const earlier = alreadyDone > 0 ? ` (${alreadyDone + done}/${alreadyDone + todo} in all)` : "";
-  const text = `caption: ${done}/${todo} done${earlier}, ${failed} failed, ${rate.toFixed(1)} images/s, ETA ${eta}`;
-  return text.slice(0, Math.max(1, width - ECHO_MARGIN));
-}
-
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
-  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
-}
-
-/** What a run did, in one line (without the "caption: " prefix). */
-export function summaryLine(
-  summary: RunSummary,
-  output: string,
-  errorsPath: string,
-  dryRun: boolean,
-): string {
-  const seconds = summary.elapsedMs / 1000;
-  const empty =
-    summary.emptyInputs.length > 0
-      ? `; warning: ${summary.emptyInputs.join(", ")} ${summary.emptyInputs.length === 1 ? "matches" : "match"} no image file (a typo? --strict makes this an error)`
-      : "";
-  if (dryRun) {
-    const failed = summary.failed > 0 ? `, ${summary.failed} could not be prepared` : "";
-    return `dry run: ${summary.prepared} images would be sent (${formatBytes(summary.preparedBytes)} after resizing)${failed}, ${summary.alreadyDone} already in ${output}; nothing was sent${empty}`;
-  }
-  if (summary.found === 0) return `no images found in the inputs; nothing to do${empty}`;
-  if (summary.alreadyDone === summary.found) {
-    return `nothing to do: all ${summary.found} images are already in ${output}${empty}`;
-  }
-  const captioned =
-    summary.copies > 0
-      ? `${summary.captioned} captioned (${summary.copies} as copies of identical files)`
-      : `${summary.captioned} captioned`;
-  const parts = [captioned, `${summary.failed} failed`];
-  const flagged = Object.entries(summary.flagged);
-  if (flagged.length > 0) {
-    parts.push(
-      `flagged: ${flagged.map(([flag, count]) => `${count} ${flag}`).join(", ")} (see the flags column)`,
-    );
-  }
-  const byEndpoint = Object.entries(summary.byEndpoint);
-  if (byEndpoint.length > 1) {
-    parts.push(
-      `by endpoint: ${byEndpoint.map(([label, count]) => `${label} ${count}`).join(", ")}`,
-    );
-  }
-  for (const [label, overflow] of Object.entries(summary.contextOverflows)) {
-    parts.push(contextLine(label, overflow));
-  }
-  if (summary.alreadyDone > 0) parts.push(`${summary.alreadyDone} already done`);
-  if (summary.unfinished > 0) parts.push(`${summary.unfinished} left for the next run`);
-  const rate = seconds > 0 ? ` (${(summary.captioned / seconds).toFixed(1)} images/s)` : "";
-  const failures =
-    summary.failed === 0
-      ? ""
-      : summary.errorsFileProblem
-        ? `; the errors file ${errorsPath} could not be written (${summary.errorsFileProblem}), so the failures are only in the lines above`
-        : `; failures are listed in ${errorsPath}`;
-  const lead = summary.aborted ? "stopped early: " : summary.stopped ? "interrupted: " : "";
-  // A run stopped before its first caption has written no OUT to point at.
-  const written = !summary.aborted || summary.captioned + summary.alreadyDone > 0;
-  const where = written ? ` → ${output}` : `; nothing was written to ${output}`;
-  return `${lead}${parts.join(", ")} in ${formatDuration(seconds)}${rate}${where}${failures}${empty}`;
-}
-
 /** A file name as one line on a terminal: its newlines and tabs shown escaped, as other controls. */
 function nameForTerminal(name: string): string {
   return name.replace(/\n/g, "\\n").replace(/\t/g, "\\t");
-}
-
-/** What a run says of an endpoint that ran out of context: how far it came down, and what it cost. */
-function contextLine(label: string, overflow: ContextOverflows): string {
-  const { from, to, times, resent } = overflow;
-  const cuts = times === 1 ? "once" : `${times} times`;
-  const again = `${resent} ${resent === 1 ? "request" : "requests"} sent again`;
-  return times === 0
-    ? `${label} ran out of context (${again})`
-    : `concurrency at ${label} came down from ${from} to ${to} (it ran out of context ${cuts}; ${again})`;
-}
-
-/** The line -v shows; the climb back after an overload, one step a round trip, is JSON's only. */
-function concurrencyLine(allowed: number, cause: ConcurrencyCause): string | null {
-  const requests = `${allowed} ${allowed === 1 ? "request" : "requests"} in flight`;
-  switch (cause) {
-    case "auto":
-      return `-c auto: ${requests}`;
-    case "timeout":
-      return `-c auto: ${requests}, after a timeout`;
-    case "overload":
-      return `the server is overloaded or rate limiting: ${requests} allowed now`;
-    case "context":
-      return `the server ran out of context (KV cache) for its requests in flight: ${requests} allowed now`;
-    case "recovery":
-      return null;
-  }
 }

@@ -1,4 +1,4 @@
-import type { StoredCaption } from "../sinks/out-file/scan.js";
+import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
 import type { FailureRecord } from "../types.js";
 
 /** How the work on one distinct image ended. */

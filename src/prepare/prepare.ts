@@ -2,15 +2,9 @@ import { readFile } from "node:fs/promises";
 import sharp, { type FailOnOptions, type Metadata } from "sharp";
 import { ImageError } from "../errors.js";
 import type { PreparedImage, PrepareOptions } from "../types.js";
-import {
-  classifyImageError,
-  findFileProblem,
-  MAX_INPUT_PIXELS,
-  unsupportedFormatError,
-} from "./image-errors.js";
+import { findFileProblem } from "./file-problems.js";
+import { classifyImageError, MAX_INPUT_PIXELS, unsupportedFormatError } from "./image-errors.js";
 import { sendableAsIs, stripJpegMetadata } from "./jpeg-passthrough.js";
-
-export { MAX_INPUT_PIXELS } from "./image-errors.js";
 
 /**
  * "error" rather than sharp's stricter default "warning": truncated files and broken headers still

@@ -8,9 +8,9 @@ import {
   extractCaption,
   type RequestVariant,
 } from "../send/request.js";
-import { sidecarPath } from "../sinks/sidecar-sink.js";
 import { readExisting } from "../trust/existing.js";
 import type { ImageTask, PreparedImage } from "../types.js";
+import { sidecarPath } from "../util/sidecar-path.js";
 import { snippet } from "../util/snippet.js";
 import {
   type AnswerSchema,

@@ -1,5 +1,5 @@
 import type { RunAbortedError } from "../errors.js";
-import type { ConcurrencyCause } from "../send/limiter.js";
+import type { ConcurrencyCause } from "../send/limiter-options.js";
 import type { CaptionRecord, FailureRecord, PreparedImage } from "../types.js";
 
 /** What a run reports as it goes; the CLI's reporter is one listener. */

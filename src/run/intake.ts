@@ -1,7 +1,7 @@
 import type { DuplicateTracker, ImageOutcome } from "../prepare/dedupe.js";
 import { readAndHash } from "../prepare/hash.js";
 import type { Settle } from "../prepare/stage.js";
-import type { StoredCaption } from "../sinks/out-file/scan.js";
+import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
 import type { RunState } from "./state.js";
 

@@ -1,6 +1,6 @@
 import type { RunEvent } from "../run/events.js";
 import { AUTO_START } from "../send/auto-concurrency.js";
-import type { RequestBudget } from "../send/endpoint.js";
+import type { RequestBudget } from "../send/request-budget.js";
 import type { ResolvedEndpoint } from "../settings/run-options.js";
 
 /**

@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
-import type { RequestBudget } from "../send/endpoint.js";
 import { readRateHeaders } from "../send/rate-headers.js";
+import type { RequestBudget } from "../send/request-budget.js";
 import { sleep } from "../util/sleep.js";
 
 /** How often a worker rereads the pace the workers learned together. */

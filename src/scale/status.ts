@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { type QueueProgress, readProgress } from "./progress.js";
-import type { HeldBack } from "./worker.js";
+import type { HeldBack } from "./shard-job.js";
 
 /** Shards looked at one by one (active, failed, delayed): a page, not the whole queue. */
 const LISTED = 100;

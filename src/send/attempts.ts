@@ -1,57 +1,15 @@
-import {
-  ApiError,
-  AuthError,
-  ConnectionError,
-  EndpointNotFoundError,
-  ImageError,
-  type NameSetting,
-  RateLimitError,
-  RunAbortedError,
-  ServerError,
-  TimeoutError,
-} from "../errors.js";
+import { ApiError, ConnectionError, ImageError, RunAbortedError, TimeoutError } from "../errors.js";
 import { sleep } from "../util/sleep.js";
-import { type ChatReply, RequestCancelledError } from "./client.js";
+import { RequestCancelledError } from "./client.js";
 import { ContextExceededError, contextOverflowOf } from "./context-overflow.js";
-import type { Dispatcher } from "./dispatch.js";
 import type { Endpoint } from "./endpoint.js";
+import { settingWrong, unreachable } from "./endpoint-aborts.js";
 import { startRequest } from "./in-flight.js";
-import type { Slot } from "./limiter.js";
 import { saysModelMissing } from "./models.js";
 import type { ExtractedCaption } from "./request.js";
-import { retryDelay, serverRequestedDelay, shouldRetry } from "./retry.js";
-
-export type SendOutcome =
-  | {
-      kind: "captioned";
-      reply: ChatReply;
-      extracted: ExtractedCaption;
-      attempts: number;
-      endpoint: Endpoint;
-    }
-  | { kind: "failed"; error: unknown; attempts: number; endpoint: Endpoint }
-  /** Ended without a result: the run is stopping, or `abort` says why it must. */
-  | { kind: "unfinished"; abort?: RunAbortedError };
-
-export interface SendContext {
-  /** The run's endpoints: each attempt goes to whichever can take it soonest. */
-  endpoints: Dispatcher<Slot, Endpoint>;
-  retries: number;
-  /** Once aborted, no new attempt starts and waits end early. */
-  stopSignal: AbortSignal;
-  /** Cancels requests in flight. */
-  abortSignal: AbortSignal;
-  /** Told before each wait for another attempt at the request for `label`. */
-  onRetry: (label: string, attempt: number, delayMs: number, error: unknown) => void;
-  /** How the message of an unreachable endpoint names the base URL. */
-  nameSetting: NameSetting;
-  /** The run's end when an answer says the model does not exist. */
-  modelMissing: (error: ApiError, endpoint: Endpoint) => RunAbortedError;
-  /** Told of each image that does not fit the endpoint's context even alone. */
-  onContextExceeded?: ((error: ContextExceededError, endpoint: Endpoint) => void) | undefined;
-  /** Told of each request sent again, at no cost to its attempts, after the server ran out of context. */
-  onOverflowRetry?: ((endpoint: Endpoint) => void) | undefined;
-}
+import { retryDelay, shouldRetry } from "./retry.js";
+import type { SendContext, SendOutcome } from "./send-context.js";
+import { isMetered, isSlowDown } from "./slow-down.js";
 
 /**
  * Re-sends after the server ran out of shared context that cost no attempt. Each comes with a
@@ -242,77 +200,4 @@ export async function sendWithRetries(
       if (context.stopSignal.aborted) return { kind: "unfinished" };
     }
   }
-}
-
-/** Why no retry at this endpoint can succeed (a wrong host, route, key or model), or null. */
-function settingWrong(
-  error: unknown,
-  endpoint: Endpoint,
-  context: SendContext,
-): RunAbortedError | null {
-  if (error instanceof ConnectionError && error.unknownHost) {
-    return endpointWrong(error);
-  }
-  // A wrong model id would fail every image one by one.
-  if (saysModelMissing(error) && !endpoint.everSucceeded) {
-    return context.modelMissing(error as ApiError, endpoint);
-  }
-  if (error instanceof EndpointNotFoundError && !endpoint.everSucceeded) {
-    return endpointWrong(error);
-  }
-  if (error instanceof AuthError) {
-    return new RunAbortedError(error.code, error.message, { cause: error });
-  }
-  return null;
-}
-
-/** A server that names a wait of a second or more is metering a rate, not shedding a spike. */
-function isMetered(error: unknown): boolean {
-  const asked = error instanceof ApiError ? serverRequestedDelay(error.headers) : null;
-  return asked !== null && asked >= 1000;
-}
-
-/** The server asks every client to back off, not just this request to be retried. */
-function isSlowDown(error: unknown): boolean {
-  if (error instanceof RateLimitError) return true;
-  return (
-    error instanceof ServerError &&
-    error.status === 503 &&
-    error.headers?.has("retry-after") === true
-  );
-}
-
-function unreachable(
-  error: ApiError,
-  attempt: number,
-  label: string,
-  breaker: boolean,
-  context: SendContext,
-  endpoints: readonly Endpoint[],
-): RunAbortedError {
-  if (endpoints.length > 1) {
-    const each = endpoints.map(
-      (endpoint) => `${endpoint.label}: ${endpoint.lastProblem || error.message}`,
-    );
-    return new RunAbortedError(
-      "endpoint_unreachable",
-      `every endpoint stopped answering (${each.join("; ")}); check that the servers are up, then rerun to resume`,
-      { cause: error },
-    );
-  }
-  const where = breaker
-    ? "many requests in a row failed to connect"
-    : `after ${attempt} ${attempt === 1 ? "attempt" : "attempts"} on ${label}`;
-  return new RunAbortedError(
-    "endpoint_unreachable",
-    `${error.message} (${where}); check ${context.nameSetting("baseUrl")} and that the server is up, then rerun to resume`,
-    { cause: error },
-  );
-}
-
-/** Alone, this ends the run; among several, the endpoint's label is put before it where shown. */
-function endpointWrong(error: ApiError): RunAbortedError {
-  return new RunAbortedError("endpoint_wrong", `${error.message}; nothing was captioned`, {
-    cause: error,
-  });
 }

@@ -2,7 +2,6 @@ import {
   ApiError,
   byOptionName,
   ConnectionError,
-  EndpointNotFoundError,
   errorFromStatus,
   InvalidResponseError,
   ModelNotFoundError,
@@ -18,8 +17,16 @@ import {
 } from "../trust/reply-limit.js";
 import { describeBody, formatCap } from "../trust/text.js";
 import { redactSecret } from "../util/redact.js";
-import { snippet } from "../util/snippet.js";
-import { CONNECT_TIMEOUT, httpTransport, type Transport } from "./http-transport.js";
+import { httpTransport, type Transport } from "./http-transport.js";
+import {
+  describeNetworkError,
+  hostOf,
+  networkCode,
+  originOf,
+  REFUSED_CODES,
+} from "./network-errors.js";
+import { aboutModel, routeNotFound } from "./route-not-found.js";
+import { bodySnippet, serverCode, serverMessage } from "./server-message.js";
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
@@ -215,131 +222,4 @@ export function createClient(options: ClientOptions): ChatClient {
   }
 
   return { chat, models };
-}
-
-/**
- * vLLM, SGLang and Ollama serve the OpenAI routes under /v1 only, so a base URL without it meets a
- * 404 on every request; say what the URL most likely should have been.
- */
-function routeNotFound(baseUrl: string, message: string, headers: Headers): EndpointNotFoundError {
-  const hint = /\/v1$/.test(baseUrl)
-    ? "check the base URL: it must be the part before /chat/completions"
-    : `did you mean ${baseUrl}/v1?`;
-  return new EndpointNotFoundError(
-    "endpoint_not_found",
-    `${baseUrl}/chat/completions answered HTTP 404 (${message || "not found"}): no chat-completions route there; ${hint}`,
-    { status: 404, headers },
-  );
-}
-
-/** Whether a 404's message is about the model, not the route; the URL echoed in it does not count. */
-function aboutModel(message: string, url: string): boolean {
-  let text = message;
-  try {
-    text = text.split(new URL(url).pathname).join(" ");
-  } catch {
-    // An unparsable URL never reaches here; fetch would have refused it.
-  }
-  return /\bmodels?\b/i.test(text.split(url).join(" "));
-}
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).hostname;
-  } catch {
-    return url;
-  }
-}
-
-/**
- * The human part of an error body, whichever envelope the server uses; a binary or compressed
- * body is described ("a binary reply of 1234 bytes (gzip)"), never quoted.
- */
-export function serverMessage(text: string, bytes?: Uint8Array): string {
-  const binary = bytes === undefined ? null : describeBody(bytes);
-  if (binary !== null) return binary;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    const found = findMessage(parsed);
-    if (found) return oneLine(found);
-  } catch {
-    // Not JSON: a proxy's HTML page or plain text.
-  }
-  const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];
-  if (title) return `non-JSON reply: ${oneLine(title)}`;
-  return bodySnippet(text);
-}
-
-/** `error.code` (or a flat `code`) of an error body, when it is a string. */
-function serverCode(text: string): string | null {
-  try {
-    const parsed = JSON.parse(text) as { code?: unknown; error?: { code?: unknown } } | null;
-    const code = parsed?.error?.code ?? parsed?.code;
-    return typeof code === "string" ? code : null;
-  } catch {
-    return null;
-  }
-}
-
-function findMessage(value: unknown): string | null {
-  if (typeof value === "string") return value;
-  if (typeof value !== "object" || value === null) return null;
-  const record = value as Record<string, unknown>;
-  // OpenAI/vLLM/llama.cpp/Ollama nest under `error`; SGLang and FastAPI use flat fields.
-  return (
-    findMessage(record.error) ??
-    (typeof record.message === "string" ? record.message : null) ??
-    (typeof record.detail === "string" ? record.detail : null)
-  );
-}
-
-/** A body's text without its HTML tags (proxies answer with pages), as one short line. */
-function bodySnippet(text: string): string {
-  return snippet(text.replace(/<[^>]*>/g, " "), 200, "(empty body)");
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
-}
-
-function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return url;
-  }
-}
-
-/** Errors that mean no connection was made at all. */
-const REFUSED_CODES = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EADDRNOTAVAIL",
-  "UND_ERR_CONNECT_TIMEOUT",
-  CONNECT_TIMEOUT,
-]);
-
-/** The errno-style code behind a fetch failure, looking through undici's wrapping. */
-function networkCode(error: unknown): string | null {
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current instanceof Error; depth += 1) {
-    const code = (current as NodeJS.ErrnoException).code;
-    if (typeof code === "string") return code;
-    // Happy-eyeballs connects to several addresses and reports an AggregateError of them all.
-    if (current instanceof AggregateError) current = current.errors[0];
-    else current = current.cause;
-  }
-  return null;
-}
-
-function describeNetworkError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  // fetch wraps the system's error in a TypeError; node:http throws it as it is.
-  const cause = error.cause instanceof Error ? error.cause : error;
-  // A system error's code is a name (ECONNREFUSED); a DOMException's is a number, and means nothing.
-  const code = (cause as NodeJS.ErrnoException).code;
-  return typeof code === "string" && code ? `${code} (${cause.message})` : cause.message;
 }

@@ -1,8 +1,10 @@
 import { ConnectionError } from "../errors.js";
 import type { ChatClient } from "./client.js";
 import type { Gate } from "./dispatch.js";
-import type { AdaptiveLimiter, Slot } from "./limiter.js";
+import type { AdaptiveLimiter } from "./limiter.js";
 import type { CaptionProtocol } from "./request.js";
+import type { RequestBudget } from "./request-budget.js";
+import type { Slot } from "./slot.js";
 
 /** How long an endpoint that stopped answering is left alone before one request tries it again. */
 export const RETRY_DOWN_MS = 30_000;
@@ -47,16 +49,6 @@ export interface EndpointParts {
     change: "down" | "up" | "retired" | "model",
     reason: string,
   ) => void;
-}
-
-/** Requests per minute shared by every process sending to one endpoint. */
-export interface RequestBudget {
-  /** Resolves true once a request may be sent, false if `signal` aborts first. */
-  take(signal: AbortSignal): Promise<boolean>;
-  /** The server said to wait this long: every process sharing the budget waits too. */
-  refused(waitMs: number): void;
-  /** A reply's rate-limit headers, which may give the rate for every process. */
-  observe?(headers: Headers | null | undefined): void;
 }
 
 /**
@@ -258,21 +250,4 @@ export class Endpoint implements Gate<Slot> {
  */
 function aloneThreshold(allowed: number): number {
   return Math.max(10, 2 * allowed);
-}
-
-/**
- * What rows and the summary call an endpoint: its host and port (the scheme's port when the URL
- * names none). Endpoints that share both are told apart by their paths.
- */
-export function endpointLabels(baseUrls: readonly string[]): string[] {
-  const hostPort = baseUrls.map((baseUrl) => {
-    const url = new URL(baseUrl);
-    const port = url.port || (url.protocol === "https:" ? "443" : "80");
-    return `${url.hostname}:${port}`;
-  });
-  return hostPort.map((label, index) =>
-    hostPort.indexOf(label) === hostPort.lastIndexOf(label)
-      ? label
-      : `${label}${new URL(baseUrls[index] ?? "").pathname}`,
-  );
 }

@@ -1,58 +1,9 @@
 import { AUTO_MAX, ConcurrencyClimb } from "./auto-concurrency.js";
 import { Dispatcher, type Gate } from "./dispatch.js";
+import type { ConcurrencyCause, LimiterOptions } from "./limiter-options.js";
+import { MeteredPace } from "./pace.js";
 import { readRateHeaders } from "./rate-headers.js";
-
-/**
- * Why the allowed concurrency moved: `-c auto` measuring, an overload (429 or 503) cutting it,
- * the climb back after one, a timeout under `-c auto`, or the server running out of the context
- * (KV cache) its requests in flight share.
- */
-export type ConcurrencyCause = "auto" | "overload" | "recovery" | "timeout" | "context";
-
-export interface LimiterOptions {
-  /** The most requests in flight at once (`-c`), or "auto": found by measuring, up to `max`. */
-  concurrency: number | "auto";
-  /** With "auto", the most it may reach (`--max-concurrency`). @default 256 */
-  maxConcurrency?: number | undefined;
-  /** Requests per minute at most (`--rpm`); unlimited when undefined. */
-  rpm?: number | undefined;
-  /** Reported whenever the allowed concurrency changes. */
-  onChange?: (allowed: number, cause: ConcurrencyCause) => void;
-  /**
-   * Reported at each cut for running out of context: the figure allowed before it and the one
-   * allowed from then on.
-   */
-  onOverflow?: (from: number, to: number) => void;
-  /**
-   * A budget shared with other processes paces metered limits for all of them (`caption
-   * worker`): this limiter then learns no pace of its own from them, which would be its share.
-   */
-  sharedPace?: boolean;
-}
-
-/** A permit to send one request; say how it went when it is over. */
-export interface Slot {
-  /**
-   * The server answered (with anything but a rate limit); `captioned` when it was a success, the
-   * only answers whose latency says how long a caption takes.
-   */
-  done(captioned?: boolean): void;
-  /**
-   * The server said to slow down (429, or 503 with Retry-After), asking for this many ms of quiet.
-   * `metered` says it named a wait of a second or more itself, the mark of a real rate limit
-   * rather than a passing overload.
-   */
-  congested(pauseMs: number, metered: boolean): void;
-  /** No answer to learn from (connection error, cancelled). */
-  release(): void;
-  /** No answer within the timeout: as much a sign of too many in flight as a 429. */
-  timedOut(): void;
-  /**
-   * The server ran out of the context its requests in flight share: the allowance is cut, once
-   * for all the requests that fail together.
-   */
-  overflowed(): void;
-}
+import type { Slot } from "./slot.js";
 
 /**
  * One gate shared by every request of a run. It lets at most `allowed` requests be in flight,
@@ -77,22 +28,8 @@ export class AdaptiveLimiter implements Gate<Slot> {
   #listener: () => void = () => {};
   /** Its own queue, for a caller that waits on this limiter alone. */
   #queue: Dispatcher<Slot, AdaptiveLimiter> | null = null;
-  /** Start times of the requests of the last two seconds, and of those refused with a limit. */
-  readonly #starts: number[] = [];
-  readonly #refused: number[] = [];
-  /** Requests per second to start at; null until the server first meters a rate. */
-  #pace: number | null = null;
-  /** Doubling the pace until the server says where its limit is. */
-  #slowStart = false;
-  /** The pace comes from the server's rate-limit headers. */
-  #told = false;
-  /** When the first metered limit came, and whether a full second of sending preceded it. */
-  #firstLimit: { at: number; full: boolean } | null = null;
-  /** Probing faster after slow start, until a limit is met at a steady pace. */
-  #narrowing = false;
-  #paceChangedAt = 0;
-  /** Since when requests have been started without a pause: a window is full after a second. */
-  #sendingSince = Number.NEGATIVE_INFINITY;
+  /** The pace a server that meters a rate is met with, learnt from its limits and headers. */
+  readonly #pace = new MeteredPace();
 
   /** With `-c auto`, what sets `allowed` instead of AIMD. */
   readonly #climb: ConcurrencyClimb | null;
@@ -154,25 +91,11 @@ export class AdaptiveLimiter implements Gate<Slot> {
   }
 
   start(now: number): Slot {
-    if (this.#pace === null && this.#firstLimit !== null) {
-      const { at, full } = this.#firstLimit;
-      this.#pace = Math.max(1, this.#acceptedSince(at - 1000));
-      this.#slowStart = !full;
-      this.#paceChangedAt = now;
-      this.#sendingSince = now;
-    }
-    // Slow start doubles on the clock, not per success: at a low pace successes are rare.
-    if (this.#pace !== null && this.#slowStart && now - this.#paceChangedAt >= SLOW_START_STEP_MS) {
-      this.#pace *= 2;
-      this.#paceChangedAt = now;
-    }
-    const interval = Math.max(this.#interval, this.#pace ? 1000 / this.#pace : 0);
+    const interval = Math.max(this.#interval, this.#pace.intervalAt(now));
     // From now, not from when this start was due: a late timer must not bunch the next start
     // up against this one, which a strict limiter would refuse.
     if (interval > 0) this.#nextStart = now + interval;
-    if (this.#sendingSince === Number.NEGATIVE_INFINITY) this.#sendingSince = now;
-    this.#starts.push(now);
-    prune(this.#starts, now);
+    this.#pace.started(now);
     this.#active += 1;
     this.#climb?.inFlight(this.#active, now);
     return this.#slot(now);
@@ -204,22 +127,18 @@ export class AdaptiveLimiter implements Gate<Slot> {
           if (!climb && this.#allowed < top) {
             this.#setAllowed(Math.min(top, this.#allowed + 1 / this.#allowed), "recovery");
           }
-          if (this.#pace === null || this.#slowStart || this.#told) return;
-          // Per success, so about that share of the pace a second: 10 % while the limit is
-          // only known to lie between two paces, then 2 %.
-          this.#pace += this.#narrowing ? FAST_PROBE : SLOW_PROBE;
+          this.#pace.answered();
         }),
       congested: (pauseMs, metered) =>
         finish(() => {
           const now = performance.now();
-          this.#refused.push(startedAt);
-          prune(this.#refused, now);
+          this.#pace.refused(startedAt, now);
           if (metered) {
             this.#metered(now, pauseMs, startedAt);
             return;
           }
           this.#pausedUntil = Math.max(this.#pausedUntil, now + pauseMs);
-          this.#sendingSince = this.#pausedUntil;
+          this.#pace.resumesAt(this.#pausedUntil);
           // Requests sent before the last cut were sent at the old rate: one cut per episode.
           if (startedAt > this.#decreasedAt) {
             this.#decreasedAt = now;
@@ -275,40 +194,16 @@ export class AdaptiveLimiter implements Gate<Slot> {
    */
   #metered(now: number, pauseMs: number, startedAt: number): void {
     // The server's own headers, or the shared budget, set the pace; only the refused request waits.
-    if (this.#told || this.#sharedPace) return;
-    const accepted = this.#acceptedSince(now - 1000);
-    if (this.#pace === null) {
+    if (this.#pace.told || this.#sharedPace) return;
+    if (!this.#pace.known) {
       this.#pausedUntil = Math.max(this.#pausedUntil, now + pauseMs);
-      // The rest of a burst is refused within moments of the first refusal: what got through
-      // is counted once the pause is over, not at the first refusal.
-      if (this.#firstLimit === null) {
-        this.#firstLimit = { at: now, full: now - this.#sendingSince >= 1000 };
-      }
+      this.#pace.firstLimit(now);
       this.#decreasedAt = now;
       return;
     }
     if (startedAt <= this.#decreasedAt) return;
     this.#decreasedAt = now;
-    const seconds = Math.min(1, Math.max(0.25, (now - this.#sendingSince) / 1000));
-    // A little under what got through, so timer jitter does not spend the next token too early.
-    const measured = (accepted / seconds) * PACE_MARGIN;
-    if (this.#slowStart) {
-      // Half the pace was still accepted a step ago, so the limit lies above that, whatever a
-      // second spent mostly below the limit measured.
-      this.#slowStart = false;
-      this.#narrowing = true;
-      this.#pace = Math.max(1, this.#pace / 2, Math.min(this.#pace, measured));
-      return;
-    }
-    this.#narrowing = false;
-    this.#pace = Math.max(1, Math.min(this.#pace, measured));
-  }
-
-  /** Requests started since `since` that no limit refused (those still in flight included). */
-  #acceptedSince(since: number): number {
-    const started = this.#starts.filter((t) => t > since).length;
-    const refused = this.#refused.filter((t) => t > since).length;
-    return Math.max(0, started - refused);
+    this.#pace.limited(now);
   }
 
   /**
@@ -318,13 +213,7 @@ export class AdaptiveLimiter implements Gate<Slot> {
   observe(headers: Headers | null | undefined): void {
     const told = readRateHeaders(headers);
     if (!told) return;
-    if (told.perSecond !== null && told.perSecond > 0) {
-      this.#told = true;
-      // Just under the quota: requests that leave evenly spaced do not all arrive so.
-      this.#pace = told.perSecond * TOLD_MARGIN;
-      this.#slowStart = false;
-      this.#narrowing = false;
-    }
+    if (told.perSecond !== null && told.perSecond > 0) this.#pace.setByServer(told.perSecond);
     if (told.waitMs !== null) {
       this.#nextStart = Math.max(this.#nextStart, performance.now() + told.waitMs);
     }
@@ -338,17 +227,7 @@ export class AdaptiveLimiter implements Gate<Slot> {
   }
 }
 
-const SLOW_START_STEP_MS = 250;
 /** Out of context, a quarter fewer in flight (at least one fewer): the cache held nearly that. */
 const OVERFLOW_CUT = 0.75;
 /** Captions under the ceiling an overflow sets before one more in flight is tried. */
 const OVERFLOW_HOLD = 32;
-const TOLD_MARGIN = 0.97;
-const FAST_PROBE = 0.1;
-const SLOW_PROBE = 0.02;
-const PACE_MARGIN = 1;
-
-/** Drops times older than two seconds: the windows look back one. */
-function prune(times: number[], now: number): void {
-  while ((times[0] ?? now) < now - 2000) times.shift();
-}

@@ -22,7 +22,7 @@ export function shouldRetry(error: unknown): boolean {
   const verdict = error.headers?.get("x-should-retry");
   if (verdict === "true") return true;
   if (verdict === "false") return false;
-  // An empty caption is asked again once, with a penalty, by the sender (run/send-stage.ts).
+  // An empty caption is asked again once, with a penalty, by the sender (send/variants.ts).
   if (error instanceof EmptyCaptionError) return false;
   return (
     error instanceof RateLimitError ||

@@ -11,11 +11,12 @@ import { type CaptionFlag, captionFlags, RETRY_FLAGS } from "../prompts/degenera
 import { messageOf, type RunState } from "../run/state.js";
 import type { CaptionRecord, PreparedImage } from "../types.js";
 import { snippet } from "../util/snippet.js";
-import { type SendContext, type SendOutcome, sendWithRetries } from "./attempts.js";
+import { sendWithRetries } from "./attempts.js";
 import type { Dispatcher } from "./dispatch.js";
 import type { Endpoint } from "./endpoint.js";
-import type { Slot } from "./limiter.js";
 import type { CaptionProtocol, RequestVariant } from "./request.js";
+import type { SendContext, SendOutcome } from "./send-context.js";
+import type { Slot } from "./slot.js";
 
 /** A 413 means the body was too big: the image is sent once more at this fraction of its pixels. */
 const SHRINK_ON_413 = 1 / 4;

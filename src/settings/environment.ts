@@ -1,6 +1,8 @@
 import { closestName } from "../util/suggest.js";
-import { checkSetting, ENV_VARIABLES, isHostedApi } from "./resolve.js";
+import { checkSetting } from "./check.js";
+import { isHostedApi } from "./defaults.js";
 import type { RunOptions } from "./run-options.js";
+import { ENV_VARIABLES } from "./table.js";
 import { keyFor, TRIAL_KEY_NOTICE } from "./trial-key.js";
 
 /**
@@ -86,7 +88,7 @@ export function fromEnvironment(
     const name = names.find((candidate) => env[candidate]);
     return name === undefined ? undefined : { name, value: env[name] ?? "" };
   };
-  const base = options.baseUrl === undefined ? first(ENV_VARIABLES.baseUrl) : undefined;
+  const base = options.baseUrl === undefined ? first(ENV_VARIABLES.baseUrl ?? []) : undefined;
   if (base) {
     const problem = checkSetting("baseUrl", base.value);
     if (problem) problems.push(`${base.name}: ${problem}`);

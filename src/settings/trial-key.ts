@@ -1,4 +1,4 @@
-import { DEFAULT_BASE_URL } from "./resolve.js";
+import { DEFAULT_BASE_URL } from "./defaults.js";
 
 /**
  * The free public key the provider publishes in its API guide "for trying the service", so that a

@@ -3,7 +3,7 @@ import type { CaptionError } from "../errors.js";
 import { besideFiles } from "../trust/links.js";
 import { nameTooLong } from "../trust/names.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
-import type { StoredCaption } from "./out-file/scan.js";
+import type { StoredCaption } from "./out-file/stored-caption.js";
 import type { FinishedWork, Sink } from "./sink.js";
 
 /** The row the run's record (OUT) holds for a path, if any. */

@@ -2,20 +2,11 @@ import { open, rm, unlink } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, type NameSetting, RunAbortedError, UsageError } from "../errors.js";
 import type { CaptionRecord, FailureRecord, ImageTask, OutputFormat } from "../types.js";
-import {
-  describeErrno,
-  ensureFolder,
-  errnoOf,
-  outputFileProblem,
-  toPosix,
-} from "../util/folders.js";
+import { describeErrno, ensureFolder, errnoOf, outputFileProblem } from "../util/folders.js";
 import { lockOutput, type OutputLock } from "./lock.js";
-import {
-  readCaptionsByPath,
-  readFinishedWork,
-  type StoredCaption,
-  storedCaptions,
-} from "./out-file/scan.js";
+import { storedCaptions } from "./out-file/lookup.js";
+import { readFinishedWork } from "./out-file/scan.js";
+import type { StoredCaption } from "./out-file/stored-caption.js";
 import {
   answerColumns,
   openCaptionWriter,
@@ -24,6 +15,9 @@ import {
   type RecordWriter,
   readCsvHeader,
 } from "./out-file/writers.js";
+import { PromptTally } from "./prompt-tally.js";
+import { type RecordKeys, recordKeys } from "./record-keys.js";
+import { type RecordedRows, recordedRows } from "./recorded-rows.js";
 import type { FinishedWork, RecordSink } from "./sink.js";
 
 export interface FileSinkOptions {
@@ -232,79 +226,5 @@ async function probeErrorsFile(errorsPath: string): Promise<void> {
       `cannot create the errors file ${errorsPath} (${describeErrno(errnoOf(error))}); choose an errors file you can write`,
       { cause: error },
     );
-  }
-}
-
-export interface RecordKeys {
-  learn(tasks: readonly ImageTask[]): void;
-  /** The record's key for a displayed path: itself, or relative to the record's root. */
-  key(displayPath: string): string;
-}
-
-export function recordKeys(root: string | undefined): RecordKeys {
-  const keys = new Map<string, string>();
-  return {
-    learn(tasks) {
-      if (root === undefined) return;
-      for (const task of tasks) {
-        keys.set(task.path, toPosix(path.relative(root, task.absPath)));
-      }
-    },
-    key: (displayPath) => keys.get(displayPath) ?? displayPath,
-  };
-}
-
-export interface RecordedRows {
-  /** The row OUT held for an image when the run began. */
-  get(imagePath: string): Promise<StoredCaption | undefined>;
-  /** A row collector for the scan that reads OUT anyway, so OUT is not read a second time. */
-  keep(): (row: StoredCaption) => void;
-}
-
-/** The rows OUT holds by path: kept from the resume scan, or read on the first question. */
-export function recordedRows(
-  output: string,
-  format: OutputFormat,
-  keys: RecordKeys,
-  columns: readonly string[],
-): RecordedRows {
-  let byPath: Promise<Map<string, StoredCaption>> | null = null;
-  return {
-    async get(imagePath) {
-      byPath ??= readCaptionsByPath(output, format, columns);
-      return (await byPath).get(keys.key(imagePath));
-    },
-    keep() {
-      const rows = new Map<string, StoredCaption>();
-      byPath = Promise.resolve(rows);
-      return (row) => rows.set(row.path, row);
-    },
-  };
-}
-
-/**
- * Counts OUT's rows by the prompt that made them, so a rerun with another prompt (or schema) says
- * so once: mixing two prompts in one dataset is usually a mistake. Rows from before prompts were
- * told apart say nothing either way.
- */
-export class PromptTally {
-  readonly #current: string | undefined;
-  #other = 0;
-  #same = 0;
-
-  constructor(current: string | undefined) {
-    this.#current = current;
-  }
-
-  count(hash: string | null): void {
-    if (this.#current === undefined || hash === null || hash === "") return;
-    if (hash === this.#current) this.#same += 1;
-    else this.#other += 1;
-  }
-
-  warning(output: string, name: NameSetting): string | null {
-    if (this.#other === 0) return null;
-    const rows = `${this.#other} ${this.#other === 1 ? "row" : "rows"}`;
-    return `${rows} of ${output} were made with another prompt or schema than this run's${this.#same > 0 ? ` (${this.#same} with this one)` : ""}; new captions will differ in kind. Write them to another output to keep the two apart, or set ${name("overwrite")} to redo them all`;
   }
 }

@@ -1,12 +1,10 @@
-import {
-  type FileSinkOptions,
-  PromptTally,
-  recordedRows,
-  recordKeys,
-  refuseSpecialFiles,
-} from "./file-sink.js";
-import { readFinishedWork, storedCaptions } from "./out-file/scan.js";
+import { type FileSinkOptions, refuseSpecialFiles } from "./file-sink.js";
+import { storedCaptions } from "./out-file/lookup.js";
+import { readFinishedWork } from "./out-file/scan.js";
 import { outColumns } from "./out-file/writers.js";
+import { PromptTally } from "./prompt-tally.js";
+import { recordKeys } from "./record-keys.js";
+import { recordedRows } from "./recorded-rows.js";
 import type { RecordSink } from "./sink.js";
 
 /**

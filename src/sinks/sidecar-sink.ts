@@ -5,6 +5,7 @@ import { CaptionError, RunAbortedError } from "../errors.js";
 import { besideFile, readOwnedText, SIDECAR_READ_LIMIT } from "../trust/links.js";
 import { formatCap } from "../trust/text.js";
 import { describeErrno, errnoOf } from "../util/folders.js";
+import { sidecarPath } from "../util/sidecar-path.js";
 import {
   BesideImageSink,
   type BesideRecord,
@@ -131,11 +132,6 @@ export function sidecarExtProblem(ext: string): string | null {
     return `"${ext}" is the extension of images or XMP sidecars; captions would overwrite them`;
   }
   return null;
-}
-
-export function sidecarPath(imagePath: string, ext: string): string {
-  const dir = path.dirname(imagePath);
-  return path.join(dir, `${path.basename(imagePath, path.extname(imagePath))}${ext}`);
 }
 
 /** Line breaks inside a caption become spaces: trainers read one line. */

@@ -1,6 +1,6 @@
 import type { CaptionError } from "../errors.js";
 import type { CaptionRecord, FailureRecord, ImageTask } from "../types.js";
-import type { StoredCaption } from "./out-file/scan.js";
+import type { StoredCaption } from "./out-file/stored-caption.js";
 
 /** What a sink already holds from earlier runs: what a rerun need not caption again. */
 export interface FinishedWork {

@@ -1,7 +1,9 @@
 import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { formatDuration, Reporter, summaryLine } from "../../src/cli/progress.js";
-import type { RunSummary } from "../../src/run/pipeline.js";
+import { Reporter } from "../../src/cli/progress.js";
+import { summaryLine } from "../../src/cli/summary-line.js";
+import { formatDuration } from "../../src/cli/units.js";
+import type { RunSummary } from "../../src/run/events.js";
 
 function stream(isTTY: boolean) {
   const out = new PassThrough() as PassThrough & { isTTY?: boolean; columns?: number };

@@ -1,14 +1,12 @@
 import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { discoverImages, isImagePath } from "../../src/discover/discover.js";
 import { UsageError } from "../../src/errors.js";
-import { makeWorkspace } from "../helpers/workspace.js";
+import { useWorkspace } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
+const ws = useWorkspace();
 beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
   for (const file of [
     "a/1.jpg",
     "a/2.JPEG",
@@ -20,14 +18,13 @@ beforeEach(async () => {
     "a/deep/4.HeIc",
     "b/5.tif",
   ]) {
-    await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
-    await writeFile(path.join(dir, file), "");
+    await mkdir(path.dirname(path.join(ws.dir, file)), { recursive: true });
+    await writeFile(path.join(ws.dir, file), "");
   }
 });
-afterEach(() => cleanup());
 
 const paths = async (inputs: string[]) =>
-  (await discoverImages(inputs, dir)).tasks.map((t) => t.path);
+  (await discoverImages(inputs, ws.dir)).tasks.map((t) => t.path);
 
 describe("discoverImages", () => {
   it("recurses folders, matches extensions case-insensitively and skips hidden files", async () => {
@@ -44,7 +41,7 @@ describe("discoverImages", () => {
   });
 
   it("lists a file matched by several inputs once", async () => {
-    expect(await paths(["a", "./a/1.jpg", "a/**/*.jpg", path.join(dir, "a", "1.jpg")])).toEqual([
+    expect(await paths(["a", "./a/1.jpg", "a/**/*.jpg", path.join(ws.dir, "a", "1.jpg")])).toEqual([
       "a/1.jpg",
       "a/2.JPEG",
       "a/deep/4.HeIc",
@@ -53,21 +50,21 @@ describe("discoverImages", () => {
   });
 
   it("writes absolute paths for absolute inputs", async () => {
-    expect(await paths([path.join(dir, "b")])).toEqual([path.join(dir, "b", "5.tif")]);
+    expect(await paths([path.join(ws.dir, "b")])).toEqual([path.join(ws.dir, "b", "5.tif")]);
   });
 
   it("does not follow a symlinked folder out of the input, and says which it left", async () => {
-    await symlink(path.join(dir, "b"), path.join(dir, "a", "linked"));
-    const found = await discoverImages(["a"], dir);
+    await symlink(path.join(ws.dir, "b"), path.join(ws.dir, "a", "linked"));
+    const found = await discoverImages(["a"], ws.dir);
     expect(found.tasks.map((t) => t.path)).not.toContain("a/linked/5.tif");
     expect(found.linksNotFollowed).toEqual({ outside: ["a/linked"], loops: [] });
   });
 
   it("follows it with followSymlinks, but never a loop back up", async () => {
-    await symlink(path.join(dir, "b"), path.join(dir, "a", "linked"));
-    await symlink("..", path.join(dir, "a", "deep", "up"));
-    await symlink(dir, path.join(dir, "b", "top"));
-    const found = await discoverImages(["a"], dir, { followSymlinks: true });
+    await symlink(path.join(ws.dir, "b"), path.join(ws.dir, "a", "linked"));
+    await symlink("..", path.join(ws.dir, "a", "deep", "up"));
+    await symlink(ws.dir, path.join(ws.dir, "b", "top"));
+    const found = await discoverImages(["a"], ws.dir, { followSymlinks: true });
     expect(found.tasks.map((t) => t.path)).toEqual([
       "a/1.jpg",
       "a/2.JPEG",
@@ -80,8 +77,8 @@ describe("discoverImages", () => {
   });
 
   it("walks a symlink to a folder inside the same input once, where the folder is", async () => {
-    await symlink(path.join(dir, "a", "deep"), path.join(dir, "a", "alias"));
-    const found = await discoverImages(["a"], dir);
+    await symlink(path.join(ws.dir, "a", "deep"), path.join(ws.dir, "a", "alias"));
+    const found = await discoverImages(["a"], ws.dir);
     expect(found.tasks.map((t) => t.path)).toEqual([
       "a/1.jpg",
       "a/2.JPEG",
@@ -92,21 +89,21 @@ describe("discoverImages", () => {
   });
 
   it("gives each image the real path of the folder input it was found in, and none to files and globs", async () => {
-    await symlink(path.join(dir, "b"), path.join(dir, "a", "linked"));
-    const tasks = (await discoverImages(["a", "b/*.tif"], dir, { followSymlinks: true })).tasks;
+    await symlink(path.join(ws.dir, "b"), path.join(ws.dir, "a", "linked"));
+    const tasks = (await discoverImages(["a", "b/*.tif"], ws.dir, { followSymlinks: true })).tasks;
     const roots = Object.fromEntries(tasks.map((t) => [t.path, t.root]));
-    expect(roots["a/1.jpg"]).toBe(path.join(dir, "a"));
+    expect(roots["a/1.jpg"]).toBe(path.join(ws.dir, "a"));
     // Found through the link: its root is the linked folder, where its sidecar lives.
-    expect(roots["a/linked/5.tif"]).toBe(path.join(dir, "b"));
-    const named = (await discoverImages(["b/5.tif", "a/*.jpg"], dir)).tasks;
+    expect(roots["a/linked/5.tif"]).toBe(path.join(ws.dir, "b"));
+    const named = (await discoverImages(["b/5.tif", "a/*.jpg"], ws.dir)).tasks;
     expect(named.map((t) => t.root)).toEqual([null, null]);
   });
 
   it("reports every missing input at once, and notes patterns that matched nothing", async () => {
-    await expect(discoverImages(["nope", "a", "gone.jpg"], dir)).rejects.toThrow(UsageError);
-    const error = await discoverImages(["nope", "gone.jpg"], dir).catch((e: UsageError) => e);
+    await expect(discoverImages(["nope", "a", "gone.jpg"], ws.dir)).rejects.toThrow(UsageError);
+    const error = await discoverImages(["nope", "gone.jpg"], ws.dir).catch((e: UsageError) => e);
     expect((error as UsageError).problems).toHaveLength(2);
-    const found = await discoverImages(["a", "c/*.png"], dir);
+    const found = await discoverImages(["a", "c/*.png"], ws.dir);
     expect(found.emptyInputs).toEqual(["c/*.png"]);
   });
 

@@ -1,23 +1,14 @@
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { runCli, TEST_KEY } from "../helpers/run-cli.js";
-import { copyFixtures, makeWorkspace, readCsv, readJsonl } from "../helpers/workspace.js";
+import { copyFixtures, readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
 
 const FIXTURE_IMAGE_COUNT = 11;
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
-afterEach(async () => {
-  await fake?.close();
-  fake = null;
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 
 async function countImages(folder: string): Promise<number> {
   const entries = await readdir(folder, { recursive: true, withFileTypes: true });
@@ -26,14 +17,14 @@ async function countImages(folder: string): Promise<number> {
 
 describe("captioning a folder", () => {
   it("writes one row per image, then a rerun sends nothing and says so", async () => {
-    await copyFixtures(dir, "images");
-    expect(await countImages(path.join(dir, "images"))).toBe(FIXTURE_IMAGE_COUNT);
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    await copyFixtures(ws.dir, "images");
+    expect(await countImages(path.join(ws.dir, "images"))).toBe(FIXTURE_IMAGE_COUNT);
+    await fake.start({ apiKey: TEST_KEY });
 
-    const first = await runCli(["images", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    const first = await runCli(["images", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(first.stderr).not.toMatch(/at .*\.ts:\d+/);
     expect(first.code).toBe(0);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows).toHaveLength(FIXTURE_IMAGE_COUNT);
     expect(new Set(rows.map((r) => r.path)).size).toBe(FIXTURE_IMAGE_COUNT);
     expect(rows.map((r) => r.path)).toContain("images/nested/deeper/inner.png");
@@ -50,19 +41,22 @@ describe("captioning a folder", () => {
     expect([rotated?.width, rotated?.height]).toEqual(["200", "300"]);
     expect(fake.requests).toHaveLength(FIXTURE_IMAGE_COUNT);
     expect(first.stderr).toMatch(/11 captioned, 0 failed/);
-    await expect(stat(path.join(dir, "out.errors.jsonl"))).rejects.toThrow();
+    await expect(stat(path.join(ws.dir, "out.errors.jsonl"))).rejects.toThrow();
 
     fake.resetStats();
-    const second = await runCli(["images", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    const second = await runCli(["images", "-o", "out.csv"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
     expect(second.code).toBe(0);
     expect(fake.requests).toHaveLength(0);
     expect(second.stderr).toMatch(/nothing to do: all 11 images are already in out\.csv/);
-    expect(await readCsv(path.join(dir, "out.csv"))).toEqual(rows);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toEqual(rows);
   });
 
   it("sends what the endpoint contract asks for: model, prompt, max_tokens and a resized JPEG data URL", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint();
+    await copyFixtures(ws.dir, "images");
+    await fake.start();
     const result = await runCli(
       [
         "images/photo.jpg",
@@ -77,7 +71,7 @@ describe("captioning a folder", () => {
         "--max-pixels",
         "40000",
       ],
-      { cwd: dir, baseUrl: fake.baseUrl },
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
     );
     expect(result.code).toBe(0);
     const [request] = fake.requests;
@@ -89,7 +83,7 @@ describe("captioning a folder", () => {
     expect(request?.image?.mime).toBe("image/jpeg");
     const { width, height } = request?.image ?? {};
     expect((width ?? 0) * (height ?? 0)).toBeLessThanOrEqual(40_000);
-    const [row] = await readJsonl(path.join(dir, "out.jsonl"));
+    const [row] = await readJsonl(path.join(ws.dir, "out.jsonl"));
     expect(row).toMatchObject({
       path: "images/photo.jpg",
       model: "my-model",
@@ -100,8 +94,8 @@ describe("captioning a folder", () => {
   });
 
   it("keeps the caption free of reasoning from a Thinking model", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint({
+    await copyFixtures(ws.dir, "images");
+    await fake.start({
       script: [
         {
           kind: "ok",
@@ -114,27 +108,27 @@ describe("captioning a folder", () => {
     const result = await runCli(
       ["images/photo.jpg", "images/grey.png", "images/alpha.png", "-o", "out.csv", "-c", "1"],
       {
-        cwd: dir,
+        cwd: ws.dir,
         baseUrl: fake.baseUrl,
       },
     );
     expect(result.code).toBe(0);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((r) => r.caption).sort()).toEqual([
       "A colourful gradient.",
       "A gradient photo.",
       "A grey square.",
     ]);
     expect(rows.find((r) => r.caption === "A grey square.")?.truncated).toBe("true");
-    expect(await readFile(path.join(dir, "out.csv"), "utf8")).not.toMatch(
+    expect(await readFile(path.join(ws.dir, "out.csv"), "utf8")).not.toMatch(
       /REASONING|Looking closely|hmm/,
     );
   });
 
   it("round-trips captions and file names with commas, quotes, newlines and unicode through a CSV parser", async () => {
-    await copyFixtures(dir, "images");
+    await copyFixtures(ws.dir, "images");
     const captions = new Map<string, string>();
-    fake = await startFakeEndpoint({
+    await fake.start({
       caption: (req) => {
         const text = `Line one, with "quotes"\nline two 🎉 ünïcødé; =1+2 ${req.image?.sha256.slice(0, 6)}`;
         captions.set(req.image?.sha256 ?? "", text);
@@ -142,11 +136,11 @@ describe("captioning a folder", () => {
       },
     });
     const result = await runCli(["images/names", "-o", "out.csv"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(0);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((r) => r.path).sort()).toEqual([
       'images/names/comma, "quoted" and ünïcødé 🎉.jpg',
       "images/names/space in name.png",
@@ -155,44 +149,44 @@ describe("captioning a folder", () => {
   });
 
   it("writes JSONL when asked with --format", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint();
+    await copyFixtures(ws.dir, "images");
+    await fake.start();
     const result = await runCli(["images", "-o", "captions.txt", "--format", "jsonl"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(0);
-    const rows = await readJsonl(path.join(dir, "captions.txt"));
+    const rows = await readJsonl(path.join(ws.dir, "captions.txt"));
     expect(rows).toHaveLength(FIXTURE_IMAGE_COUNT);
     expect(rows[0]).toHaveProperty("prompt_tokens");
   });
 
   it("--overwrite starts fresh", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint();
-    await runCli(["images", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    await copyFixtures(ws.dir, "images");
+    await fake.start();
+    await runCli(["images", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     fake.resetStats();
     const again = await runCli(["images", "-o", "out.csv", "--overwrite"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(again.code).toBe(0);
     expect(fake.requests).toHaveLength(FIXTURE_IMAGE_COUNT);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(FIXTURE_IMAGE_COUNT);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(FIXTURE_IMAGE_COUNT);
   });
 
   it("accepts glob patterns and explicit files, and captions a file matched twice once", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint();
+    await copyFixtures(ws.dir, "images");
+    await fake.start();
     const result = await runCli(
       ["images/**/*.PNG", "images/grey.png", "images/*.jpg", "-o", "out.csv"],
       {
-        cwd: dir,
+        cwd: ws.dir,
         baseUrl: fake.baseUrl,
       },
     );
     expect(result.code).toBe(0);
-    const paths = (await readCsv(path.join(dir, "out.csv"))).map((r) => r.path).sort();
+    const paths = (await readCsv(path.join(ws.dir, "out.csv"))).map((r) => r.path).sort();
     expect(paths).toEqual([
       "images/UPPER.JPG",
       "images/alpha.png",
@@ -208,16 +202,16 @@ describe("captioning a folder", () => {
 
 describe("failures", () => {
   it("lists a corrupt image in the errors file and exits 3, captioning the rest", async () => {
-    await copyFixtures(dir, "images");
-    await copyFixtures(dir, "broken");
-    fake = await startFakeEndpoint();
+    await copyFixtures(ws.dir, "images");
+    await copyFixtures(ws.dir, "broken");
+    await fake.start();
     const result = await runCli(["images", "broken", "-o", "out.csv"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(3);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(FIXTURE_IMAGE_COUNT);
-    const failures = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(FIXTURE_IMAGE_COUNT);
+    const failures = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failures.map((f) => f.path).sort()).toEqual([
       "broken/corrupt.jpg",
       "broken/empty.jpg",
@@ -237,8 +231,8 @@ describe("failures", () => {
   });
 
   it("fails an image the server refuses with a 4xx, with the server's message, and retries it next run", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint({
+    await copyFixtures(ws.dir, "images");
+    await fake.start({
       script: [
         {
           kind: "status",
@@ -250,30 +244,30 @@ describe("failures", () => {
     const first = await runCli(
       ["images/photo.jpg", "images/grey.png", "-o", "out.csv", "-c", "1"],
       {
-        cwd: dir,
+        cwd: ws.dir,
         baseUrl: fake.baseUrl,
       },
     );
     expect(first.code).toBe(3);
-    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const [failure] = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failure).toMatchObject({ code: "http_400", status: 400, attempts: 1 });
     expect(failure?.message).toMatch(/image could not be decoded/);
     expect(fake.requests).toHaveLength(2);
 
     const second = await runCli(["images/photo.jpg", "images/grey.png", "-o", "out.csv"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(second.code).toBe(0);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(2);
-    await expect(stat(path.join(dir, "out.errors.jsonl"))).rejects.toThrow();
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(2);
+    await expect(stat(path.join(ws.dir, "out.errors.jsonl"))).rejects.toThrow();
   });
 
   it("stops at once with exit 1 when the key is rejected, without printing the key", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint({ apiKey: "the-right-key", latencyMs: 50 });
+    await copyFixtures(ws.dir, "images");
+    await fake.start({ apiKey: "the-right-key", latencyMs: 50 });
     const result = await runCli(["images", "-o", "out.csv", "-c", "4"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(1);
@@ -283,35 +277,37 @@ describe("failures", () => {
     expect(new Set(fake.requests.map((r) => r.image?.sha256)).size).toBe(fake.requests.length);
     expect(result.stderr).toMatch(/rejected the API key \(HTTP 401/);
     expect(`${result.stdout}${result.stderr}`).not.toContain(TEST_KEY);
-    const errorsFile = await readFile(path.join(dir, "out.errors.jsonl"), "utf8").catch(() => "");
+    const errorsFile = await readFile(path.join(ws.dir, "out.errors.jsonl"), "utf8").catch(
+      () => "",
+    );
     expect(errorsFile).not.toContain(TEST_KEY);
   });
 
   it("retries a hung request after --timeout and captions it", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint({ script: [{ kind: "hang" }] });
+    await copyFixtures(ws.dir, "images");
+    await fake.start({ script: [{ kind: "hang" }] });
     const result = await runCli(["images/photo.jpg", "-o", "out.csv", "--timeout", "0.5", "-v"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(0);
     expect(result.stderr).toMatch(/retrying images\/photo\.jpg .*no complete reply within 0\.5 s/);
-    const [row] = await readCsv(path.join(dir, "out.csv"));
+    const [row] = await readCsv(path.join(ws.dir, "out.csv"));
     expect(row?.attempts).toBe("2");
   });
 
   it("fails an image whose requests all time out, as a timeout row", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint({ respond: () => ({ kind: "hang" }) });
+    await copyFixtures(ws.dir, "images");
+    await fake.start({ respond: () => ({ kind: "hang" }) });
     const result = await runCli(
       ["images/photo.jpg", "-o", "out.csv", "--timeout", "0.3", "--retries", "1"],
       {
-        cwd: dir,
+        cwd: ws.dir,
         baseUrl: fake.baseUrl,
       },
     );
     expect(result.code).toBe(3);
-    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const [failure] = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failure).toMatchObject({ path: "images/photo.jpg", code: "timeout", attempts: 2 });
   });
 
@@ -328,9 +324,9 @@ describe("failures", () => {
       [["x", "-o", "o.csv", "--bogus"], /--bogus: no such flag/],
       [["x", "-o", "o.csv", "--config", "nope.json"], /--config: cannot read nope\.json/],
     ];
-    await writeFile(path.join(dir, "x"), "");
+    await writeFile(path.join(ws.dir, "x"), "");
     for (const [args, message] of cases) {
-      const result = await runCli(args, { cwd: dir, baseUrl: "http://127.0.0.1:9/v1" });
+      const result = await runCli(args, { cwd: ws.dir, baseUrl: "http://127.0.0.1:9/v1" });
       expect(result.code, args.join(" ")).toBe(2);
       expect(result.stderr, args.join(" ")).toMatch(message);
       expect(result.stderr).not.toMatch(/\n\s+at /);
@@ -340,7 +336,7 @@ describe("failures", () => {
 
 describe("other commands", () => {
   it("--help prints the usage", async () => {
-    const result = await runCli(["--help"], { cwd: dir });
+    const result = await runCli(["--help"], { cwd: ws.dir });
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/caption <inputs\.\.> -o OUT/);
     expect(result.stdout).toMatch(/--concurrency/);
@@ -348,10 +344,10 @@ describe("other commands", () => {
   });
 
   it("--dry-run lists what would be sent and sends nothing", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint();
+    await copyFixtures(ws.dir, "images");
+    await fake.start();
     const result = await runCli(["images", "-o", "out.csv", "--dry-run"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(0);
@@ -365,12 +361,12 @@ describe("other commands", () => {
     expect(result.stderr).toMatch(
       /dry run: 11 images would be sent \([\d.]+ [KM]B after resizing\)/,
     );
-    await expect(stat(path.join(dir, "out.csv"))).rejects.toThrow();
+    await expect(stat(path.join(ws.dir, "out.csv"))).rejects.toThrow();
   });
 
   it("check sends one text-only request and prints the reply and latency", async () => {
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
-    const result = await runCli(["check"], { cwd: dir, baseUrl: fake.baseUrl });
+    await fake.start({ apiKey: TEST_KEY });
+    const result = await runCli(["check"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(result.code).toBe(0);
     expect(result.stdout.trim()).toBe("ready");
     expect(result.stderr).toMatch(/answered as MiniCPM-V-4\.6-Instruct in \d+ ms/);
@@ -378,7 +374,7 @@ describe("other commands", () => {
     expect(fake.requests[0]?.image).toBeNull();
 
     const rejected = await runCli(["check", "--api-key", "wrong-key-123"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(rejected.code).toBe(1);
@@ -396,20 +392,20 @@ describe("what a message tells the user to change", () => {
   });
 
   it("names flags on the command line: the errors file, a damaged OUT, a rejected key", async () => {
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY, respond: outOfTokens });
-    await copyFixtures(dir, "images");
+    await fake.start({ apiKey: TEST_KEY, respond: outOfTokens });
+    await copyFixtures(ws.dir, "images");
     const run = await runCli(["images/names", "-o", "out.jsonl"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(run.code).toBe(3);
-    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const [failure] = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failure?.code).toBe("truncated_thinking");
     expect(String(failure?.message)).toMatch(/raise --max-tokens \(/);
 
-    await writeFile(path.join(dir, "out.jsonl"), '{"oops": 1}\n');
+    await writeFile(path.join(ws.dir, "out.jsonl"), '{"oops": 1}\n');
     const damaged = await runCli(["images", "-o", "out.jsonl"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(damaged.code).toBe(2);
@@ -418,7 +414,7 @@ describe("what a message tells the user to change", () => {
     );
 
     const key = await runCli(["images", "-o", "other.jsonl", "--api-key", "wrong-key-123"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(key.code).toBe(1);
@@ -426,33 +422,33 @@ describe("what a message tells the user to change", () => {
   });
 
   it("names a setting where it lives when the config file or a variable gave it", async () => {
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY, respond: outOfTokens });
-    await copyFixtures(dir, "images");
+    await fake.start({ apiKey: TEST_KEY, respond: outOfTokens });
+    await copyFixtures(ws.dir, "images");
     await writeFile(
-      path.join(dir, "run.json"),
+      path.join(ws.dir, "run.json"),
       JSON.stringify({ baseUrl: fake.baseUrl, maxTokens: 64 }),
     );
     const fromFile = await runCli(["images/names", "-o", "file.jsonl", "--config", "run.json"], {
-      cwd: dir,
+      cwd: ws.dir,
     });
     expect(fromFile.code).toBe(3);
-    const [failure] = await readJsonl(path.join(dir, "file.errors.jsonl"));
+    const [failure] = await readJsonl(path.join(ws.dir, "file.errors.jsonl"));
     expect(String(failure?.message)).toMatch(/raise maxTokens in run\.json \(/);
 
     // A flag given for this run is named as the flag, whatever the file says.
     const fromFlag = await runCli(
       ["images/names", "-o", "flag.jsonl", "--config", "run.json", "--max-tokens", "64"],
-      { cwd: dir },
+      { cwd: ws.dir },
     );
-    const [flagged] = await readJsonl(path.join(dir, "flag.errors.jsonl"));
+    const [flagged] = await readJsonl(path.join(ws.dir, "flag.errors.jsonl"));
     expect(fromFlag.code).toBe(3);
     expect(String(flagged?.message)).toMatch(/raise --max-tokens \(/);
 
     // A server that is gone, named by the exported variable.
-    const gone = await startFakeEndpoint({});
+    const gone = await fake.startAnother({});
     await gone.close();
     const dead = await runCli(["images/names", "-o", "dead.jsonl", "--retries", "0"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: gone.baseUrl,
     });
     expect(dead.code).toBe(1);
@@ -460,12 +456,12 @@ describe("what a message tells the user to change", () => {
 
     // The file's list of servers overrules the exported variable, so the list is what to check.
     await writeFile(
-      path.join(dir, "list.json"),
+      path.join(ws.dir, "list.json"),
       JSON.stringify({ endpoints: [{ baseUrl: gone.baseUrl }] }),
     );
     const listed = await runCli(
       ["images/names", "-o", "list.jsonl", "--retries", "0", "--config", "list.json"],
-      { cwd: dir, baseUrl: fake.baseUrl },
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
     );
     expect(listed.code).toBe(1);
     expect(listed.stderr).toMatch(/check endpoints in list\.json and that the server is up/);
@@ -473,21 +469,21 @@ describe("what a message tells the user to change", () => {
     // An example config given by name lives in the package: the flag is what to change.
     const example = await runCli(
       ["images/names", "-o", "example.jsonl", "--config", "hosted-minicpm-thinking"],
-      { cwd: dir, baseUrl: fake.baseUrl },
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
     );
     expect(example.code).toBe(3);
-    const [fromExample] = await readJsonl(path.join(dir, "example.errors.jsonl"));
+    const [fromExample] = await readJsonl(path.join(ws.dir, "example.errors.jsonl"));
     expect(String(fromExample?.message)).toMatch(/raise --max-tokens \(/);
   });
 
   it("names options in the library, where there are no flags", async () => {
-    fake = await startFakeEndpoint({ respond: outOfTokens });
-    await copyFixtures(dir, "images");
+    await fake.start({ respond: outOfTokens });
+    await copyFixtures(ws.dir, "images");
     const { captionImages } = await import("../../src/index.js");
-    const errorsPath = path.join(dir, "lib.errors.jsonl");
+    const errorsPath = path.join(ws.dir, "lib.errors.jsonl");
     const summary = await captionImages({
       inputs: ["images/names"],
-      cwd: dir,
+      cwd: ws.dir,
       output: "lib.jsonl",
       errorsPath,
       baseUrl: fake.baseUrl,
@@ -496,9 +492,14 @@ describe("what a message tells the user to change", () => {
     expect(summary.failed).toBeGreaterThan(0);
     const [failure] = await readJsonl(errorsPath);
     expect(String(failure?.message)).toMatch(/raise maxTokens \(/);
-    await writeFile(path.join(dir, "lib.jsonl"), '{"oops": 1}\n');
+    await writeFile(path.join(ws.dir, "lib.jsonl"), '{"oops": 1}\n');
     await expect(
-      captionImages({ inputs: ["images"], cwd: dir, output: "lib.jsonl", baseUrl: fake.baseUrl }),
+      captionImages({
+        inputs: ["images"],
+        cwd: ws.dir,
+        output: "lib.jsonl",
+        baseUrl: fake.baseUrl,
+      }),
     ).rejects.toThrow(/or set overwrite to start a fresh one/);
   });
 });

@@ -5,32 +5,23 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { runCli, TEST_KEY } from "../helpers/run-cli.js";
-import { makeDistinctImages, makeWorkspace, readCsv } from "../helpers/workspace.js";
+import { makeDistinctImages, readCsv, useWorkspace } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-  fake = await startFakeEndpoint();
-});
-afterEach(async () => {
-  await fake.close();
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint();
 
 const run = (args: string[], env: Record<string, string | undefined> = {}) =>
-  runCli(args, { cwd: dir, baseUrl: fake.baseUrl, env });
+  runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl, env });
 const writeConfig = (settings: object) =>
-  writeFile(path.join(dir, "run.json"), JSON.stringify(settings));
+  writeFile(path.join(ws.dir, "run.json"), JSON.stringify(settings));
 
 describe("a config file", () => {
   it("holds the outputs and switches too: prefix, sidecar and its policy, XMP, strict", async () => {
-    await makeDistinctImages(dir, 2);
-    await writeFile(path.join(dir, "photos", "img-0000.txt"), "old text\n");
+    await makeDistinctImages(ws.dir, 2);
+    await writeFile(path.join(ws.dir, "photos", "img-0000.txt"), "old text\n");
     await writeConfig({
       prefix: "ohwx, ",
       sidecar: true,
@@ -41,11 +32,11 @@ describe("a config file", () => {
     });
     const result = await run(["photos", "-o", "out.csv", "--config", "run.json"]);
     expect(result.code, result.stderr).toBe(0);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     for (const row of rows) expect(row.caption).toMatch(/^ohwx, A test caption/);
-    const sidecar = await readFile(path.join(dir, "photos", "img-0000.txt"), "utf8");
+    const sidecar = await readFile(path.join(ws.dir, "photos", "img-0000.txt"), "utf8");
     expect(sidecar).toMatch(/^ohwx, A test caption/);
-    expect(await readFile(path.join(dir, "photos", "img-0001.xmp"), "utf8")).toContain("ohwx, ");
+    expect(await readFile(path.join(ws.dir, "photos", "img-0001.xmp"), "utf8")).toContain("ohwx, ");
     // strict from the file: a folder with no image is an error, as --strict makes it.
     const strict = await run(["photos", "empty-*.png", "-o", "out.csv", "--config", "run.json"]);
     expect(strict.code).toBe(2);
@@ -53,7 +44,7 @@ describe("a config file", () => {
   });
 
   it("a flag outranks the file, --no-sidecar included", async () => {
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     await writeConfig({ sidecar: ".caption", prefix: "file: " });
     const result = await run([
       "photos",
@@ -66,12 +57,14 @@ describe("a config file", () => {
       "--no-sidecar",
     ]);
     expect(result.code, result.stderr).toBe(0);
-    expect((await readCsv(path.join(dir, "out.csv")))[0]?.caption).toMatch(/^flag: /);
-    await expect(readFile(path.join(dir, "photos", "img-0000.caption"), "utf8")).rejects.toThrow();
+    expect((await readCsv(path.join(ws.dir, "out.csv")))[0]?.caption).toMatch(/^flag: /);
+    await expect(
+      readFile(path.join(ws.dir, "photos", "img-0000.caption"), "utf8"),
+    ).rejects.toThrow();
   });
 
   it("names a bad value or combination where it lives, exit 2, before anything is sent", async () => {
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     await writeConfig({ tags: "yes", hfMetadata: "parquet" });
     const bad = await run(["photos", "-o", "out.csv", "--config", "run.json"]);
     expect(bad.code).toBe(2);

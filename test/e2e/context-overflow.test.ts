@@ -9,13 +9,13 @@ import { mkdir, readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorFromStatus } from "../../src/errors.js";
 import { contextOverflowOf } from "../../src/send/context-overflow.js";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { runCli } from "../helpers/run-cli.js";
 import { writeVariedPhotos } from "../helpers/varied-photos.js";
-import { makeDistinctImages, makeWorkspace, readCsv, readJsonl } from "../helpers/workspace.js";
+import { makeDistinctImages, readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
 
 const error = (status: number, message: string) => errorFromStatus(status, message, new Headers());
 
@@ -80,28 +80,19 @@ describe("contextOverflowOf", () => {
 });
 
 describe("a run against a server that runs out of context", () => {
-  let dir = "";
-  let cleanup: () => Promise<void> = async () => {};
-  let fake: FakeEndpoint | null = null;
+  const ws = useWorkspace();
+  const fake = useFakeEndpoint("manual");
 
-  beforeEach(async () => {
-    ({ dir, cleanup } = await makeWorkspace());
-  });
-  afterEach(async () => {
-    await fake?.close();
-    fake = null;
-    await cleanup();
-  });
-
-  const run = (args: string[]) => runCli(args, { cwd: dir, baseUrl: fake?.baseUrl ?? "" });
+  const run = (args: string[]) =>
+    runCli(args, { cwd: ws.dir, baseUrl: fake.current?.baseUrl ?? "" });
 
   it("brings what is in flight down and captions every image, saying how far it came down", async () => {
     // Each small image costs 64 image tokens, its words and 512 of answer: three fit in 2000.
-    fake = await startFakeEndpoint({ latencyMs: 150, context: { tokens: 2000 } });
-    const images = await makeDistinctImages(dir, 16);
+    await fake.start({ latencyMs: 150, context: { tokens: 2000 } });
+    const images = await makeDistinctImages(ws.dir, 16);
     const result = await run(["photos", "-o", "out.csv", "-c", "4"]);
     expect(result.code, result.stderr).toBe(0);
-    expect((await readCsv(path.join(dir, "out.csv"))).map((row) => row.path).sort()).toEqual(
+    expect((await readCsv(path.join(ws.dir, "out.csv"))).map((row) => row.path).sort()).toEqual(
       images.sort(),
     );
     expect(result.stderr).toMatch(
@@ -110,7 +101,7 @@ describe("a run against a server that runs out of context", () => {
     const refused = fake.requests.filter((request) => request.behavior === "status");
     expect(refused.length).toBeGreaterThan(0);
     // A refused image cost none of its attempts: every row says so.
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.every((row) => row.attempts === "1")).toBe(true);
     // Once down, it stays below the figure that ran out for the rest of this short run.
     const lastRefusal = Math.max(...refused.map((request) => request.index));
@@ -118,23 +109,23 @@ describe("a run against a server that runs out of context", () => {
   });
 
   it("finds its way under the default concurrency too", async () => {
-    fake = await startFakeEndpoint({ latencyMs: 150, context: { tokens: 2000 } });
-    await makeDistinctImages(dir, 24);
+    await fake.start({ latencyMs: 150, context: { tokens: 2000 } });
+    await makeDistinctImages(ws.dir, 24);
     const result = await run(["photos", "-o", "out.csv"]);
     expect(result.code, result.stderr).toBe(0);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(24);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(24);
     expect(result.stderr).toMatch(/came down from \d+ to [1-3] \(it ran out of context/);
   });
 
   it("fails an image too large for the context alone at once, and explains it once", async () => {
     // llama.cpp's 400: the prompt alone is larger than the context.
-    fake = await startFakeEndpoint({ context: { tokens: 60 } });
-    await makeDistinctImages(dir, 5);
+    await fake.start({ context: { tokens: 60 } });
+    await makeDistinctImages(ws.dir, 5);
     const result = await run(["photos", "-o", "out.csv", "-c", "2"]);
     expect(result.code, result.stderr).toBe(3);
     // One request an image: nothing retried.
     expect(fake.requests).toHaveLength(5);
-    const failures = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const failures = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failures).toHaveLength(5);
     for (const failure of failures) expect(failure.code).toBe("context_exceeded");
     const advice = result.stderr.match(/has too little context for one image at a time/g) ?? [];
@@ -151,14 +142,14 @@ describe("a run against a server that runs out of context", () => {
   it("fails an image that runs out of context alone, after two waits rather than six attempts", async () => {
     // Its prompt fits, but not with its 512 tokens of answer: llama.cpp's 500 even alone. The
     // model list says how much context there is, as llama.cpp's does.
-    fake = await startFakeEndpoint({
+    await fake.start({
       context: { tokens: 300 },
       models: [{ id: "tiny-vlm", owned_by: "llamacpp", meta: { n_ctx: 300 } }],
     });
-    await makeDistinctImages(dir, 2);
+    await makeDistinctImages(ws.dir, 2);
     const result = await run(["photos", "-o", "out.csv", "-c", "1"]);
     expect(result.code, result.stderr).toBe(3);
-    const failures = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const failures = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failures).toHaveLength(2);
     for (const failure of failures) {
       expect(failure.code).toBe("context_exceeded");
@@ -174,32 +165,32 @@ describe("a run against a server that runs out of context", () => {
   it("captions every image when two runs share a server whose context holds one request", async () => {
     // Each run is alone in its process; the other run holds the context. Before, each image
     // refused that way failed at once as too large.
-    fake = await startFakeEndpoint({ latencyMs: 300, context: { tokens: 700 } });
-    await makeDistinctImages(dir, 4, "one");
-    await makeDistinctImages(dir, 4, "two");
+    await fake.start({ latencyMs: 300, context: { tokens: 700 } });
+    await makeDistinctImages(ws.dir, 4, "one");
+    await makeDistinctImages(ws.dir, 4, "two");
     const [first, second] = await Promise.all([
       run(["one", "-o", "one.csv", "-c", "1"]),
       run(["two", "-o", "two.csv", "-c", "1"]),
     ]);
     expect(first.code, first.stderr).toBe(0);
     expect(second.code, second.stderr).toBe(0);
-    expect(await readCsv(path.join(dir, "one.csv"))).toHaveLength(4);
-    expect(await readCsv(path.join(dir, "two.csv"))).toHaveLength(4);
+    expect(await readCsv(path.join(ws.dir, "one.csv"))).toHaveLength(4);
+    expect(await readCsv(path.join(ws.dir, "two.csv"))).toHaveLength(4);
     const refused = fake.requests.filter((request) => request.behavior === "status");
     expect(refused.length).toBeGreaterThan(0);
     expect(first.stderr + second.stderr).toMatch(/ran out of context \(\d+ requests? sent again\)/);
   });
 
   it("says the same of vLLM's words, naming its sizes", async () => {
-    fake = await startFakeEndpoint({ context: { tokens: 400, server: "vllm" } });
-    await makeDistinctImages(dir, 3);
+    await fake.start({ context: { tokens: 400, server: "vllm" } });
+    await makeDistinctImages(ws.dir, 3);
     const result = await run(["photos", "-o", "out.csv", "-c", "1"]);
     expect(result.code, result.stderr).toBe(3);
     expect(fake.requests).toHaveLength(3);
     expect(result.stderr).toMatch(/it has 400 tokens for a request/);
     expect(result.stderr).toMatch(/a request of \d+ tokens/);
     expect(result.stderr).toMatch(/a smaller --max-tokens/);
-    const failures = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const failures = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     for (const failure of failures) expect(failure.code).toBe("context_exceeded");
   });
 });
@@ -222,17 +213,15 @@ async function freePort(): Promise<number> {
 }
 
 describe.skipIf(!havePeer)("a run against the real llama.cpp server (MiniCPM-V pair)", () => {
-  let dir = "";
-  let cleanup: () => Promise<void> = async () => {};
+  const ws = useWorkspace({ scope: "all" });
   let server: ChildProcess | null = null;
   let baseUrl = "";
   let log = "";
 
   beforeAll(async () => {
-    ({ dir, cleanup } = await makeWorkspace());
-    await writeVariedPhotos(path.join(dir, "photos"), 40);
+    await writeVariedPhotos(path.join(ws.dir, "photos"), 40);
     const port = await freePort();
-    log = path.join(dir, "llama.log");
+    log = path.join(ws.dir, "llama.log");
     await mkdir(path.dirname(log), { recursive: true });
     // Its defaults, as start.sh gives them: 4 slots sharing one KV cache of 4096 tokens.
     server = spawn("bash", ["-c", `exec "$0" minicpmv ${port} > "${log}" 2>&1`, PEER], {
@@ -251,11 +240,10 @@ describe.skipIf(!havePeer)("a run against the real llama.cpp server (MiniCPM-V p
 
   afterAll(async () => {
     server?.kill("SIGTERM");
-    await cleanup();
   });
 
   const run = (args: string[]) =>
-    runCli(args, { cwd: dir, baseUrl, env: { MINICPM_API_KEY: "k-peer" } });
+    runCli(args, { cwd: ws.dir, baseUrl, env: { MINICPM_API_KEY: "k-peer" } });
 
   it.each([
     ["-c 4", ["-c", "4"], 4],
@@ -266,7 +254,7 @@ describe.skipIf(!havePeer)("a run against the real llama.cpp server (MiniCPM-V p
       const out = `out-${start}.csv`;
       const result = await run(["photos", "-o", out, ...flags]);
       expect(result.code, result.stderr).toBe(0);
-      const rows = await readCsv(path.join(dir, out));
+      const rows = await readCsv(path.join(ws.dir, out));
       expect(rows).toHaveLength(40);
       // The first four photos in flight are large (nine slices each, about 700 prompt tokens)
       // and each answer runs to 512 tokens: together more than the 4096 the server has.

@@ -6,38 +6,21 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse } from "csv-parse/sync";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  type FakeEndpoint,
-  type FakeEndpointOptions,
-  startFakeEndpoint,
-} from "../helpers/fake-endpoint.js";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { runCli } from "../helpers/run-cli.js";
-import { makeDistinctImages, makeWorkspace, readCsv, readJsonl } from "../helpers/workspace.js";
+import { makeDistinctImages, readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
-afterEach(async () => {
-  await fake?.close();
-  fake = null;
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 
-async function serve(options: FakeEndpointOptions): Promise<void> {
-  await fake?.close();
-  fake = await startFakeEndpoint(options);
-}
-const run = (args: string[]) => runCli(args, { cwd: dir, baseUrl: fake?.baseUrl ?? "" });
-const requests = () => fake?.requests ?? [];
+const run = (args: string[]) => runCli(args, { cwd: ws.dir, baseUrl: fake.current?.baseUrl ?? "" });
+const requests = () => fake.current?.requests ?? [];
 
 describe("degenerate captions", () => {
   it("asks a looping caption again once with a frequency penalty, and keeps the clean answer unflagged", async () => {
-    await serve({ degenerate: "loop", degenerateUnlessPenalized: true });
-    await makeDistinctImages(dir, 1);
+    await fake.start({ degenerate: "loop", degenerateUnlessPenalized: true });
+    await makeDistinctImages(ws.dir, 1);
     const result = await run(["photos", "-o", "out.csv", "--temperature", "0.3"]);
     expect(result.code, result.stderr).toBe(0);
     expect(requests()).toHaveLength(2);
@@ -47,7 +30,7 @@ describe("degenerate captions", () => {
       (request) => (request.body as { temperature: number }).temperature,
     );
     expect(temperatures[1]).toBeGreaterThan(temperatures[0] ?? 0);
-    const [row] = await readCsv(path.join(dir, "out.csv"));
+    const [row] = await readCsv(path.join(ws.dir, "out.csv"));
     expect(row?.caption).toMatch(/^A test caption/);
     expect(row?.flags).toBe("");
     expect(row?.attempts).toBe("2");
@@ -55,14 +38,14 @@ describe("degenerate captions", () => {
   });
 
   it("keeps a caption that stays a loop, flagged in OUT, in the metadata and in the summary", async () => {
-    await serve({ degenerate: "loop" });
-    await makeDistinctImages(dir, 2);
+    await fake.start({ degenerate: "loop" });
+    await makeDistinctImages(ws.dir, 2);
     const result = await run(["photos", "-o", "out.jsonl", "--hf-metadata", "csv"]);
     expect(result.code, result.stderr).toBe(0);
     expect(requests()).toHaveLength(4);
-    const rows = await readJsonl(path.join(dir, "out.jsonl"));
+    const rows = await readJsonl(path.join(ws.dir, "out.jsonl"));
     expect(rows.map((row) => row.flags)).toEqual([["repetition"], ["repetition"]]);
-    const metadata = parse(await readFile(path.join(dir, "photos", "metadata.csv"), "utf8"), {
+    const metadata = parse(await readFile(path.join(ws.dir, "photos", "metadata.csv"), "utf8"), {
       columns: true,
     }) as Record<string, string>[];
     expect(metadata.map((row) => row.flags)).toEqual(["repetition", "repetition"]);
@@ -70,55 +53,55 @@ describe("degenerate captions", () => {
   });
 
   it("flags a refusal, and --reject-flagged fails it so the next run asks again", async () => {
-    await serve({ degenerate: "refusal" });
-    await makeDistinctImages(dir, 2);
+    await fake.start({ degenerate: "refusal" });
+    await makeDistinctImages(ws.dir, 2);
     const rejected = await run(["photos", "-o", "out.csv", "--reject-flagged"]);
     expect(rejected.code).toBe(3);
-    const failures = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const failures = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failures.map((failure) => failure.code)).toEqual(["flagged", "flagged"]);
     expect(String(failures[0]?.message)).toMatch(/flagged \(refusal\).*I'm sorry/);
     expect(failures[0]?.attempts).toBe(2);
 
-    await serve({});
+    await fake.start({});
     const again = await run(["photos", "-o", "out.csv", "--reject-flagged"]);
     expect(again.code, again.stderr).toBe(0);
     expect(requests()).toHaveLength(2);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((row) => row.flags)).toEqual(["", ""]);
 
-    await serve({ degenerate: "refusal" });
-    await makeDistinctImages(dir, 3);
+    await fake.start({ degenerate: "refusal" });
+    await makeDistinctImages(ws.dir, 3);
     const kept = await run(["photos", "-o", "out.csv"]);
     expect(kept.code).toBe(0);
-    const flagged = (await readCsv(path.join(dir, "out.csv"))).filter((row) => row.flags !== "");
+    const flagged = (await readCsv(path.join(ws.dir, "out.csv"))).filter((row) => row.flags !== "");
     expect(flagged.map((row) => row.flags)).toEqual(["refusal"]);
   });
 
   it("asks an empty caption again once with a penalty, then fails it", async () => {
-    await serve({ respond: () => ({ kind: "ok", content: "  " }) });
-    await makeDistinctImages(dir, 1);
+    await fake.start({ respond: () => ({ kind: "ok", content: "  " }) });
+    await makeDistinctImages(ws.dir, 1);
     const result = await run(["photos", "-o", "out.csv"]);
     expect(result.code).toBe(3);
     expect(requests()).toHaveLength(2);
     expect(requests()[1]?.frequencyPenalty).toBeGreaterThan(0);
-    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const [failure] = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failure?.code).toBe("empty_caption");
     expect(failure?.attempts).toBe(2);
   });
 
   it("marks a reply cut at max_tokens as truncated without asking again", async () => {
-    await serve({
+    await fake.start({
       respond: () => ({
         kind: "ok",
         content: "A lighthouse on a rocky point, its",
         finishReason: "length",
       }),
     });
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     const result = await run(["photos", "-o", "out.csv"]);
     expect(result.code).toBe(0);
     expect(requests()).toHaveLength(1);
-    const [row] = await readCsv(path.join(dir, "out.csv"));
+    const [row] = await readCsv(path.join(ws.dir, "out.csv"));
     expect(row?.flags).toBe("truncated");
     expect(row?.truncated).toBe("true");
     expect(result.stderr).toMatch(/flagged: 1 truncated/);

@@ -1,35 +1,27 @@
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import type { FakeEndpoint } from "../helpers/fake-endpoint.js";
 import { collect, runCli, startCli, TEST_KEY } from "../helpers/run-cli.js";
 import {
   expectOneRowEach,
   makeDistinctImages,
-  makeWorkspace,
   readCsv,
   readJsonl,
+  useWorkspace,
   waitFor,
   waitForRows,
 } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
-afterEach(async () => {
-  await fake?.close();
-  fake = null;
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 
 /** Starts `caption photos -o out.csv -c N` against `server`; `done` is its result to come. */
 function startRun(server: FakeEndpoint, concurrency: number) {
   const child = startCli(["photos", "-o", "out.csv", "-c", String(concurrency)], {
-    cwd: dir,
+    cwd: ws.dir,
     baseUrl: server.baseUrl,
   });
   return { child, done: collect(child) };
@@ -37,8 +29,8 @@ function startRun(server: FakeEndpoint, concurrency: number) {
 
 describe("endpoint faults", () => {
   it("soaks 200 images through 30 % faults of every kind: each captioned exactly once, exit 0", async () => {
-    const images = await makeDistinctImages(dir, 200);
-    fake = await startFakeEndpoint({
+    const images = await makeDistinctImages(ws.dir, 200);
+    await fake.start({
       faultRate: 0.3,
       faults: ["429", "500", "503", "reset", "hang", "malformed", "html502", "empty-choices"],
       seed: 2026,
@@ -47,14 +39,14 @@ describe("endpoint faults", () => {
     const result = await runCli(
       ["photos", "-o", "out.jsonl", "-c", "16", "--retries", "15", "--timeout", "0.5"],
       {
-        cwd: dir,
+        cwd: ws.dir,
         baseUrl: fake.baseUrl,
       },
     );
     expect(result.code).toBe(0);
     expect(result.stderr).toMatch(/200 captioned, 0 failed/);
     expect(result.stderr).not.toMatch(/Warning/);
-    const rows = await readJsonl(path.join(dir, "out.jsonl"));
+    const rows = await readJsonl(path.join(ws.dir, "out.jsonl"));
     expectOneRowEach(rows, images);
     const faults = fake.requests.filter((r) => r.behavior !== "ok");
     expect(faults.length).toBeGreaterThan(40);
@@ -64,12 +56,12 @@ describe("endpoint faults", () => {
   }, 120_000);
 
   it("stops early with exit 1 when the endpoint is down, without failing every image; a rerun resumes", async () => {
-    const images = await makeDistinctImages(dir, 60);
-    const gone = await startFakeEndpoint();
+    const images = await makeDistinctImages(ws.dir, 60);
+    const gone = await fake.startAnother();
     const deadUrl = gone.baseUrl;
     await gone.close();
     const result = await runCli(["photos", "-o", "out.csv", "-c", "4"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: deadUrl,
     });
     expect(result.code).toBe(1);
@@ -77,23 +69,23 @@ describe("endpoint faults", () => {
       /could not reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED.*many requests in a row failed to connect.*rerun to resume/,
     );
     expect(result.stderr).not.toMatch(/failed photos\//);
-    await expect(stat(path.join(dir, "out.errors.jsonl"))).rejects.toThrow();
+    await expect(stat(path.join(ws.dir, "out.errors.jsonl"))).rejects.toThrow();
 
-    fake = await startFakeEndpoint();
-    const rerun = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    await fake.start();
+    const rerun = await runCli(["photos", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(rerun.code).toBe(0);
-    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
   }, 60_000);
 
   it("backs off when the endpoint rate-limits, instead of hammering it", async () => {
-    const images = await makeDistinctImages(dir, 150);
-    fake = await startFakeEndpoint({ rateLimit: { perSecond: 30, retryAfter: "1" } });
+    const images = await makeDistinctImages(ws.dir, 150);
+    await fake.start({ rateLimit: { perSecond: 30, retryAfter: "1" } });
     const result = await runCli(["photos", "-o", "out.csv", "-c", "32", "--retries", "20"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(0);
-    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
     const limited = fake.requests.filter(
       (r) => r.behavior === "rate-limit" || r.behavior === "429",
     ).length;
@@ -102,9 +94,9 @@ describe("endpoint faults", () => {
   }, 60_000);
 
   it("sends nothing while a 429's Retry-After lasts, and on SIGINT does not sit it out", async () => {
-    await makeDistinctImages(dir, 6);
+    await makeDistinctImages(ws.dir, 6);
     let answered = 0;
-    const server = await startFakeEndpoint({
+    const server = await fake.start({
       // The first request is answered slowly; the second, sent meanwhile, is told to wait 40 s.
       respond: () => {
         answered += 1;
@@ -113,8 +105,7 @@ describe("endpoint faults", () => {
         return undefined;
       },
     });
-    fake = server;
-    const out = path.join(dir, "out.csv");
+    const out = path.join(ws.dir, "out.csv");
     const { child, done } = startRun(server, 2);
     await waitFor(() => server.requests.length >= 2);
     await waitForRows(out, 1);
@@ -132,15 +123,15 @@ describe("endpoint faults", () => {
   }, 15_000);
 
   it("never has more requests in flight than -c", async () => {
-    await makeDistinctImages(dir, 40);
-    fake = await startFakeEndpoint({ latencyMs: 60 });
+    await makeDistinctImages(ws.dir, 40);
+    await fake.start({ latencyMs: 60 });
     for (const [concurrency, out] of [
       [5, "five.csv"],
       [1, "one.csv"],
     ] as const) {
       fake.resetStats();
       const result = await runCli(["photos", "-o", out, "-c", String(concurrency)], {
-        cwd: dir,
+        cwd: ws.dir,
         baseUrl: fake.baseUrl,
       });
       expect(result.code).toBe(0);
@@ -149,44 +140,50 @@ describe("endpoint faults", () => {
   }, 30_000);
 
   it("sends an image refused with 413 once more at a quarter of the pixels", async () => {
-    await makeDistinctImages(dir, 1, "photos", 1200);
-    fake = await startFakeEndpoint({
+    await makeDistinctImages(ws.dir, 1, "photos", 1200);
+    await fake.start({
       script: [
         { kind: "status", status: 413, body: { error: { message: "Request Entity Too Large" } } },
       ],
     });
-    const result = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    const result = await runCli(["photos", "-o", "out.csv"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
     expect(result.code).toBe(0);
     const [first, second] = fake.requests;
     const pixels = (r: typeof first) => (r?.image?.width ?? 0) * (r?.image?.height ?? 0);
     expect(pixels(first)).toBe(1200 * 1200);
     expect(pixels(second)).toBeLessThanOrEqual(pixels(first) / 4);
-    const [row] = await readCsv(path.join(dir, "out.csv"));
+    const [row] = await readCsv(path.join(ws.dir, "out.csv"));
     expect(Number(row?.width) * Number(row?.height)).toBe(pixels(second));
   });
 
   it("fails an image after a second 413 instead of shrinking forever", async () => {
-    await makeDistinctImages(dir, 1, "photos", 600);
-    fake = await startFakeEndpoint({ respond: () => ({ kind: "status", status: 413 }) });
-    const result = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    await makeDistinctImages(ws.dir, 1, "photos", 600);
+    await fake.start({ respond: () => ({ kind: "status", status: 413 }) });
+    const result = await runCli(["photos", "-o", "out.csv"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
     expect(result.code).toBe(3);
     expect(fake.requests).toHaveLength(2);
-    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const [failure] = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failure).toMatchObject({ code: "http_413", status: 413 });
   });
 });
 
 describe("bad surroundings", () => {
   it("fails only the image whose connection keeps being reset, not the run", async () => {
-    await makeDistinctImages(dir, 3);
-    fake = await startFakeEndpoint({ script: [{ kind: "reset" }, { kind: "reset" }] });
+    await makeDistinctImages(ws.dir, 3);
+    await fake.start({ script: [{ kind: "reset" }, { kind: "reset" }] });
     const result = await runCli(["photos", "-o", "out.csv", "-c", "1", "--retries", "1"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(3);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(2);
-    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(2);
+    const [failure] = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failure).toMatchObject({
       path: "photos/img-0000.jpg",
       code: "connection_failed",
@@ -195,11 +192,11 @@ describe("bad surroundings", () => {
   });
 
   it("says so in one line when OUT cannot be read, is a folder, or the errors file cannot be replaced", async () => {
-    await makeDistinctImages(dir, 1);
-    fake = await startFakeEndpoint();
-    await mkdir(path.join(dir, "folder.csv"));
-    await mkdir(path.join(dir, "errs.jsonl"));
-    await writeFile(path.join(dir, "afile"), "");
+    await makeDistinctImages(ws.dir, 1);
+    await fake.start();
+    await mkdir(path.join(ws.dir, "folder.csv"));
+    await mkdir(path.join(ws.dir, "errs.jsonl"));
+    await writeFile(path.join(ws.dir, "afile"), "");
     // A folder where a file belongs is a usage error (2); a place that cannot be written aborts (1).
     const cases: [string[], RegExp, number][] = [
       [["-o", "folder.csv"], /-o\/--output: .*folder\.csv is a folder; name a file inside it/, 2],
@@ -207,7 +204,7 @@ describe("bad surroundings", () => {
       [["-o", "afile/out.csv"], /cannot create .*afile\/out\.csv or its lock beside it/, 1],
     ];
     for (const [args, message, code] of cases) {
-      const result = await runCli(["photos", ...args], { cwd: dir, baseUrl: fake.baseUrl });
+      const result = await runCli(["photos", ...args], { cwd: ws.dir, baseUrl: fake.baseUrl });
       expect(result.code, args.join(" ")).toBe(code);
       expect(result.stderr).toMatch(message);
       expect(result.stderr).not.toMatch(/internal error|\n\s+at /);
@@ -215,23 +212,23 @@ describe("bad surroundings", () => {
   });
 
   it("matches glob patterns under folders whose names hold brackets", async () => {
-    await makeDistinctImages(dir, 2, "Photos (2023) [best]");
-    fake = await startFakeEndpoint();
+    await makeDistinctImages(ws.dir, 2, "Photos (2023) [best]");
+    await fake.start();
     const result = await runCli(["Photos (2023) [best]/*.jpg", "-o", "out.csv"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(0);
-    expect((await readCsv(path.join(dir, "out.csv"))).map((r) => r.path).sort()).toEqual([
+    expect((await readCsv(path.join(ws.dir, "out.csv"))).map((r) => r.path).sort()).toEqual([
       "Photos (2023) [best]/img-0000.jpg",
       "Photos (2023) [best]/img-0001.jpg",
     ]);
   });
 
   it("stops quietly when the reader of --dry-run output goes away", async () => {
-    await makeDistinctImages(dir, 30);
+    await makeDistinctImages(ws.dir, 30);
     const child = startCli(["photos", "-o", "out.csv", "--dry-run", "-c", "1"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: "http://127.0.0.1:9/v1",
     });
     const done = collect(child);
@@ -244,9 +241,9 @@ describe("bad surroundings", () => {
 
 describe("crash safety", () => {
   it("survives SIGKILL at several random points: one row per image, at most about -c resent per crash", async () => {
-    const images = await makeDistinctImages(dir, 80);
-    fake = await startFakeEndpoint({ latencyMs: 25 });
-    const out = path.join(dir, "out.csv");
+    const images = await makeDistinctImages(ws.dir, 80);
+    await fake.start({ latencyMs: 25 });
+    const out = path.join(ws.dir, "out.csv");
     const concurrency = 4;
     let crashes = 0;
     let seed = 42;
@@ -267,7 +264,7 @@ describe("crash safety", () => {
       expect((await readFile(out, "utf8")).startsWith("path,caption,")).toBe(true);
     }
     const rerun = await runCli(["photos", "-o", "out.csv", "-c", String(concurrency)], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(rerun.code).toBe(0);
@@ -279,16 +276,16 @@ describe("crash safety", () => {
   }, 120_000);
 
   it("repairs a row torn by a crash and captions that image again", async () => {
-    const images = await makeDistinctImages(dir, 3);
-    fake = await startFakeEndpoint();
-    const out = path.join(dir, "out.csv");
+    const images = await makeDistinctImages(ws.dir, 3);
+    await fake.start();
+    const out = path.join(ws.dir, "out.csv");
     expect(
-      (await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl })).code,
+      (await runCli(["photos", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl })).code,
     ).toBe(0);
     const whole = await readFile(out, "utf8");
     await writeFile(out, whole.slice(0, whole.length - 20));
     fake.resetStats();
-    const rerun = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    const rerun = await runCli(["photos", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(rerun.code).toBe(0);
     expect(rerun.stderr).toMatch(/repaired the output/);
     expect(fake.requests).toHaveLength(1);
@@ -301,10 +298,9 @@ describe("crash safety", () => {
   ] as const)(
     "on %s finishes the requests in flight, flushes OUT and exits %i; a rerun completes",
     async (signal, code) => {
-      const images = await makeDistinctImages(dir, 30);
-      const server = await startFakeEndpoint({ latencyMs: 300 });
-      fake = server;
-      const out = path.join(dir, "out.csv");
+      const images = await makeDistinctImages(ws.dir, 30);
+      const server = await fake.start({ latencyMs: 300 });
+      const out = path.join(ws.dir, "out.csv");
       const { child, done } = startRun(server, 3);
       await waitFor(() => server.inFlight >= 3);
       child.kill(signal);
@@ -319,12 +315,12 @@ describe("crash safety", () => {
       expect(rows.length).toBe(server.requests.length);
       expect(rows.length).toBeLessThan(images.length);
       const rerun = await runCli(["photos", "-o", "out.csv", "-c", "8"], {
-        cwd: dir,
+        cwd: ws.dir,
         baseUrl: server.baseUrl,
       });
       expect(rerun.code).toBe(0);
       expectOneRowEach(await readCsv(out), images);
-      await expect(stat(path.join(dir, "out.errors.jsonl"))).rejects.toThrow();
+      await expect(stat(path.join(ws.dir, "out.errors.jsonl"))).rejects.toThrow();
     },
     30_000,
   );
@@ -332,11 +328,14 @@ describe("crash safety", () => {
 
 describe("cron safety", () => {
   it("refuses a second run on the same OUT at once, naming the first", async () => {
-    await makeDistinctImages(dir, 30);
-    fake = await startFakeEndpoint({ latencyMs: 100 });
+    await makeDistinctImages(ws.dir, 30);
+    await fake.start({ latencyMs: 100 });
     const { child: first, done: firstDone } = startRun(fake, 2);
-    await waitForRows(path.join(dir, "out.csv"), 1);
-    const second = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    await waitForRows(path.join(ws.dir, "out.csv"), 1);
+    const second = await runCli(["photos", "-o", "out.csv"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(
       new RegExp(
@@ -345,29 +344,29 @@ describe("cron safety", () => {
     );
     const firstResult = await firstDone;
     expect(firstResult.code).toBe(0);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(30);
-    expect((await readdir(dir)).filter((f) => f.endsWith(".lock"))).toEqual([]);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(30);
+    expect((await readdir(ws.dir)).filter((f) => f.endsWith(".lock"))).toEqual([]);
   }, 30_000);
 
   it("takes over the lock of a run that was killed", async () => {
-    const images = await makeDistinctImages(dir, 20);
-    fake = await startFakeEndpoint({ latencyMs: 50 });
+    const images = await makeDistinctImages(ws.dir, 20);
+    await fake.start({ latencyMs: 50 });
     const { child, done } = startRun(fake, 2);
-    await waitForRows(path.join(dir, "out.csv"), 2);
+    await waitForRows(path.join(ws.dir, "out.csv"), 2);
     child.kill("SIGKILL");
     await done;
-    expect((await stat(path.join(dir, "out.csv.lock"))).isDirectory()).toBe(true);
-    const rerun = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    expect((await stat(path.join(ws.dir, "out.csv.lock"))).isDirectory()).toBe(true);
+    const rerun = await runCli(["photos", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(rerun.code).toBe(0);
-    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
   });
 
   it("--quiet prints only the failures and the summary", async () => {
-    await makeDistinctImages(dir, 5);
-    await writeFile(path.join(dir, "photos", "broken.jpg"), "not a jpeg");
-    fake = await startFakeEndpoint({ script: [{ kind: "status", status: 500 }] });
+    await makeDistinctImages(ws.dir, 5);
+    await writeFile(path.join(ws.dir, "photos", "broken.jpg"), "not a jpeg");
+    await fake.start({ script: [{ kind: "status", status: 500 }] });
     const result = await runCli(["photos", "-o", "out.csv", "-q", "-c", "1"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(3);
@@ -379,11 +378,11 @@ describe("cron safety", () => {
   });
 
   it("--log-format json writes one JSON object per line for log collectors", async () => {
-    await makeDistinctImages(dir, 3);
-    await writeFile(path.join(dir, "photos", "broken.jpg"), "");
-    fake = await startFakeEndpoint();
+    await makeDistinctImages(ws.dir, 3);
+    await writeFile(path.join(ws.dir, "photos", "broken.jpg"), "");
+    await fake.start();
     const result = await runCli(["photos", "-o", "out.csv", "--log-format", "json"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(3);
@@ -405,7 +404,7 @@ describe("cron safety", () => {
     });
 
     const usage = await runCli(["photos", "--log-format", "json"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(usage.code).toBe(2);
@@ -418,9 +417,9 @@ describe("cron safety", () => {
 
 describe("secrets", () => {
   it("never shows the key, even when the server echoes it in messages and URLs", async () => {
-    await makeDistinctImages(dir, 4);
+    await makeDistinctImages(ws.dir, 4);
     const encoded = encodeURIComponent(TEST_KEY);
-    fake = await startFakeEndpoint({
+    await fake.start({
       script: [
         {
           kind: "status",
@@ -442,12 +441,12 @@ describe("secrets", () => {
       ["check"],
       ["check", "--api-key", "sk-other-secret-value", "--base-url", `${fake.baseUrl}`],
     ]) {
-      const result = await runCli(args, { cwd: dir, baseUrl: fake.baseUrl });
+      const result = await runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl });
       outputs.push(result.stdout, result.stderr);
     }
-    const files = await readdir(dir, { recursive: true });
+    const files = await readdir(ws.dir, { recursive: true });
     for (const file of files) {
-      const full = path.join(dir, String(file));
+      const full = path.join(ws.dir, String(file));
       if ((await stat(full)).isFile() && !String(file).endsWith(".jpg"))
         outputs.push(await readFile(full, "utf8"));
     }
@@ -461,25 +460,27 @@ describe("secrets", () => {
 
 describe("CSV formula guard", () => {
   it("leaves captions as they are by default and quotes formula-like ones with --csv-formula-guard", async () => {
-    await makeDistinctImages(dir, 4);
+    await makeDistinctImages(ws.dir, 4);
     const captions = ['=HYPERLINK("http://x")', "+1 sunny day", "-a dash", "@mention a cat"];
     let n = 0;
-    const server = await startFakeEndpoint({ caption: () => captions[n++ % 4] ?? "" });
-    fake = server;
-    await runCli(["photos", "-o", "plain.csv", "-c", "1"], { cwd: dir, baseUrl: server.baseUrl });
-    n = 0;
-    await runCli(["photos", "-o", "guarded.csv", "-c", "1", "--csv-formula-guard"], {
-      cwd: dir,
+    const server = await fake.start({ caption: () => captions[n++ % 4] ?? "" });
+    await runCli(["photos", "-o", "plain.csv", "-c", "1"], {
+      cwd: ws.dir,
       baseUrl: server.baseUrl,
     });
-    const plain = (await readCsv(path.join(dir, "plain.csv"))).map((r) => r.caption);
-    const guarded = (await readCsv(path.join(dir, "guarded.csv"))).map((r) => r.caption);
+    n = 0;
+    await runCli(["photos", "-o", "guarded.csv", "-c", "1", "--csv-formula-guard"], {
+      cwd: ws.dir,
+      baseUrl: server.baseUrl,
+    });
+    const plain = (await readCsv(path.join(ws.dir, "plain.csv"))).map((r) => r.caption);
+    const guarded = (await readCsv(path.join(ws.dir, "guarded.csv"))).map((r) => r.caption);
     expect(plain).toEqual(captions);
     expect(guarded).toEqual(captions.map((c) => `'${c}`));
     // Resume is unaffected: a rerun finds every image done.
     server.resetStats();
     const again = await runCli(["photos", "-o", "guarded.csv", "--csv-formula-guard"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: server.baseUrl,
     });
     expect(again.code).toBe(0);
@@ -489,12 +490,15 @@ describe("CSV formula guard", () => {
 
 describe("content-hash dedup", () => {
   it("counts copies once in a dry run", async () => {
-    await makeDistinctImages(dir, 3);
+    await makeDistinctImages(ws.dir, 3);
     for (const name of ["c1", "c2", "c3", "c4"]) {
-      await copyFile(path.join(dir, "photos/img-0000.jpg"), path.join(dir, `photos/${name}.jpg`));
+      await copyFile(
+        path.join(ws.dir, "photos/img-0000.jpg"),
+        path.join(ws.dir, `photos/${name}.jpg`),
+      );
     }
     const result = await runCli(["photos", "-o", "out.csv", "--dry-run", "-c", "1"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: "http://127.0.0.1:9/v1",
     });
     expect(result.code).toBe(0);
@@ -503,15 +507,21 @@ describe("content-hash dedup", () => {
   });
 
   it("sends identical bytes once per run and across runs, giving every path its row", async () => {
-    await makeDistinctImages(dir, 2);
-    await copyFile(path.join(dir, "photos/img-0000.jpg"), path.join(dir, "photos/same-a.jpg"));
-    await copyFile(path.join(dir, "photos/img-0000.jpg"), path.join(dir, "photos/same-b.jpg"));
-    fake = await startFakeEndpoint({ latencyMs: 30 });
-    const first = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    await makeDistinctImages(ws.dir, 2);
+    await copyFile(
+      path.join(ws.dir, "photos/img-0000.jpg"),
+      path.join(ws.dir, "photos/same-a.jpg"),
+    );
+    await copyFile(
+      path.join(ws.dir, "photos/img-0000.jpg"),
+      path.join(ws.dir, "photos/same-b.jpg"),
+    );
+    await fake.start({ latencyMs: 30 });
+    const first = await runCli(["photos", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(first.code).toBe(0);
     expect(first.stderr).toMatch(/4 captioned \(2 as copies of identical files\)/);
     expect(fake.requests).toHaveLength(2);
-    let rows = await readCsv(path.join(dir, "out.csv"));
+    let rows = await readCsv(path.join(ws.dir, "out.csv"));
     const caption = rows.find((r) => r.path === "photos/img-0000.jpg")?.caption;
     expect(
       rows
@@ -521,12 +531,15 @@ describe("content-hash dedup", () => {
     ).toEqual(["photos/img-0000.jpg", "photos/same-a.jpg", "photos/same-b.jpg"]);
 
     // A new copy turns up the next night: resume knows its bytes.
-    await copyFile(path.join(dir, "photos/img-0001.jpg"), path.join(dir, "photos/later.jpg"));
+    await copyFile(path.join(ws.dir, "photos/img-0001.jpg"), path.join(ws.dir, "photos/later.jpg"));
     fake.resetStats();
-    const second = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    const second = await runCli(["photos", "-o", "out.csv"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
     expect(second.code).toBe(0);
     expect(fake.requests).toHaveLength(0);
-    rows = await readCsv(path.join(dir, "out.csv"));
+    rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.find((r) => r.path === "photos/later.jpg")?.caption).toBe(
       rows.find((r) => r.path === "photos/img-0001.jpg")?.caption,
     );

@@ -7,32 +7,24 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { promisify } from "node:util";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { DEFAULT_BASE_URL } from "../../src/settings/resolve.js";
+import { DEFAULT_BASE_URL } from "../../src/settings/defaults.js";
 import { TRIAL_KEY } from "../../src/settings/trial-key.js";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import type { FakeEndpoint } from "../helpers/fake-endpoint.js";
 import { CLI, collect, runCli, startCli, TEST_KEY } from "../helpers/run-cli.js";
 import {
   makeDistinctImages,
-  makeWorkspace,
   readCsv,
   readJsonl,
+  useWorkspace,
   waitFor,
   waitForRows,
 } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
-afterEach(async () => {
-  await fake?.close();
-  fake = null;
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 
 const execFileAsync = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -40,7 +32,7 @@ const underCi = process.env.CI === "true";
 
 /** Runs the CLI but kills it after `limitMs`, so a regression to a hang fails instead of stalling. */
 async function runWithin(limitMs: number, args: string[], baseUrl?: string) {
-  const child = startCli(args, { cwd: dir, ...(baseUrl ? { baseUrl } : {}) });
+  const child = startCli(args, { cwd: ws.dir, ...(baseUrl ? { baseUrl } : {}) });
   const killer = setTimeout(() => child.kill("SIGKILL"), limitMs);
   const result = await collect(child);
   clearTimeout(killer);
@@ -49,8 +41,8 @@ async function runWithin(limitMs: number, args: string[], baseUrl?: string) {
 
 describe("hangs and silent deaths", () => {
   it("ends at once with exit 1 when -o names a place where nothing can be created", async () => {
-    await makeDistinctImages(dir, 2);
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    await makeDistinctImages(ws.dir, 2);
+    await fake.start({ apiKey: TEST_KEY });
     for (const out of ["/proc/out.csv", "/proc/caption-test/deeper/out.csv"]) {
       const result = await runWithin(8000, ["photos", "-o", out], fake.baseUrl);
       expect(result.signal, `${out} hung until killed`).toBeNull();
@@ -62,15 +54,15 @@ describe("hangs and silent deaths", () => {
   }, 30_000);
 
   it("refuses a pipe as OUT or as the prompt file instead of blocking on it", async () => {
-    await makeDistinctImages(dir, 1);
-    execFileSync("mkfifo", [path.join(dir, "pipe.csv")]);
+    await makeDistinctImages(ws.dir, 1);
+    execFileSync("mkfifo", [path.join(ws.dir, "pipe.csv")]);
     const asOut = await runWithin(8000, ["photos", "-o", "pipe.csv", "--dry-run"]);
     expect(asOut.signal).toBeNull();
     expect(asOut.code).toBe(2);
     expect(asOut.stderr).toMatch(/-o\/--output: .*pipe\.csv is not a regular file/);
     // Issue 22: a file named for the run to read is a regular file, so `--prompt-file <(…)` is
     // refused by name as well (`-p "$(cat …)"` is the way to pipe a prompt in).
-    execFileSync("mkfifo", [path.join(dir, "prompt.fifo")]);
+    execFileSync("mkfifo", [path.join(ws.dir, "prompt.fifo")]);
     const asPrompt = await runWithin(8000, [
       "photos",
       "-o",
@@ -86,10 +78,10 @@ describe("hangs and silent deaths", () => {
   }, 30_000);
 
   it("a signal ends a run even when it waits on a file call that never returns", async () => {
-    await makeDistinctImages(dir, 4);
-    const errorsFile = path.join(dir, "out.errors.jsonl");
+    await makeDistinctImages(ws.dir, 4);
+    const errorsFile = path.join(ws.dir, "out.errors.jsonl");
     // The first failure opens the errors file, which by then is a FIFO: open() blocks for good.
-    fake = await startFakeEndpoint({
+    await fake.start({
       apiKey: TEST_KEY,
       respond: (request) => {
         if (request.index !== 0) return undefined;
@@ -98,11 +90,11 @@ describe("hangs and silent deaths", () => {
       },
     });
     const child = startCli(["photos", "-o", "out.csv", "-c", "2"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     const done = collect(child);
-    await waitForRows(path.join(dir, "out.csv"), 3);
+    await waitForRows(path.join(ws.dir, "out.csv"), 3);
     child.kill("SIGINT");
     await new Promise((resolve) => setTimeout(resolve, 300));
     child.kill("SIGINT");
@@ -113,13 +105,13 @@ describe("hangs and silent deaths", () => {
     // The shell's status either way: exit code 130, or death by SIGINT (128 + 2).
     expect(result.code === 130 || result.signal === "SIGINT").toBe(true);
     expect(result.stderr).toMatch(/did not end within seconds of SIGINT/);
-    expect((await readCsv(path.join(dir, "out.csv"))).length).toBe(3);
+    expect((await readCsv(path.join(ws.dir, "out.csv"))).length).toBe(3);
   }, 40_000);
 
   it("keeps captioning when stderr is closed early, and exits with the code the work earned", async () => {
-    const paths = await makeDistinctImages(dir, 30);
+    const paths = await makeDistinctImages(ws.dir, 30);
     // Every third image fails, so there is plenty to say on stderr after it is gone.
-    fake = await startFakeEndpoint({
+    await fake.start({
       apiKey: TEST_KEY,
       latencyMs: 5,
       respond: (request) =>
@@ -128,7 +120,7 @@ describe("hangs and silent deaths", () => {
           : undefined,
     });
     const child = startCli(["photos", "-o", "out.csv", "-c", "2", "--retries", "0"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     const exit = new Promise<number | null>((resolve) => child.on("close", resolve));
@@ -144,54 +136,57 @@ describe("hangs and silent deaths", () => {
       });
     });
     expect(await exit).toBe(3);
-    const rows = await readCsv(path.join(dir, "out.csv"));
-    const failures = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
+    const failures = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(rows.length + failures.length).toBe(paths.length);
     expect(failures.length).toBe(10);
-    await expect(stat(path.join(dir, "out.csv.lock"))).rejects.toThrow();
+    await expect(stat(path.join(ws.dir, "out.csv.lock"))).rejects.toThrow();
   }, 40_000);
 });
 
 describe("output format", () => {
   it("refuses a --format that contradicts OUT's extension, naming both", async () => {
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     const result = await runCli(["photos", "-o", "out.csv", "--format", "jsonl", "--dry-run"], {
-      cwd: dir,
+      cwd: ws.dir,
     });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/--format jsonl contradicts -o out\.csv/);
   });
 
   it("reads an existing OUT in the format it holds, whatever its name", async () => {
-    const paths = await makeDistinctImages(dir, 4);
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    const paths = await makeDistinctImages(ws.dir, 4);
+    await fake.start({ apiKey: TEST_KEY });
     // What the old bug left behind: JSONL rows in a file named .csv.
     const first = JSON.stringify({ path: paths[0], caption: "old", sha256: "x" });
-    await writeFile(path.join(dir, "out.csv"), `${first}\n`);
-    const result = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    await writeFile(path.join(ws.dir, "out.csv"), `${first}\n`);
+    const result = await runCli(["photos", "-o", "out.csv"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
     expect(result.code).toBe(0);
     expect(result.stderr).toMatch(/out\.csv holds JSONL despite its name/);
-    const rows = await readJsonl(path.join(dir, "out.csv"));
+    const rows = await readJsonl(path.join(ws.dir, "out.csv"));
     expect(rows.map((row) => row.path).sort()).toEqual([...paths].sort());
     expect(fake.requests).toHaveLength(3);
 
     // A name that says nothing is fine once the file exists.
-    await writeFile(path.join(dir, "captions.out"), `${first}\n`);
+    await writeFile(path.join(ws.dir, "captions.out"), `${first}\n`);
     const named = await runCli(["photos", "-o", "captions.out"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(named.code).toBe(0);
-    expect(await readJsonl(path.join(dir, "captions.out"))).toHaveLength(4);
+    expect(await readJsonl(path.join(ws.dir, "captions.out"))).toHaveLength(4);
   });
 });
 
 describe("the errors file", () => {
   it("an unwritable --errors stops the run before anything is sent", async () => {
-    await makeDistinctImages(dir, 2);
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    await makeDistinctImages(ws.dir, 2);
+    await fake.start({ apiKey: TEST_KEY });
     const result = await runCli(["photos", "-o", "out.csv", "--errors", "/proc/e.jsonl"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(1);
@@ -201,9 +196,9 @@ describe("the errors file", () => {
   });
 
   it("the summary says so when failures could not be written after all", async () => {
-    await makeDistinctImages(dir, 3);
-    const errorsFile = path.join(dir, "out.errors.jsonl");
-    fake = await startFakeEndpoint({
+    await makeDistinctImages(ws.dir, 3);
+    const errorsFile = path.join(ws.dir, "out.errors.jsonl");
+    await fake.start({
       apiKey: TEST_KEY,
       respond: (request) => {
         if (request.index !== 0) return undefined;
@@ -212,7 +207,7 @@ describe("the errors file", () => {
       },
     });
     const result = await runCli(["photos", "-o", "out.csv", "-c", "1"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code).toBe(1);
@@ -224,28 +219,28 @@ describe("the errors file", () => {
 
 describe("doomed runs stop early", () => {
   it("a base URL without /v1 stops the run and suggests the right one", async () => {
-    await makeDistinctImages(dir, 20);
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY, v1Only: true });
+    await makeDistinctImages(ws.dir, 20);
+    await fake.start({ apiKey: TEST_KEY, v1Only: true });
     const root = fake.baseUrl.replace(/\/v1$/, "");
     const result = await runCli(["photos", "-o", "out.csv", "-c", "2", "--base-url", root], {
-      cwd: dir,
+      cwd: ws.dir,
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`did you mean ${root}/v1?`);
     expect(fake.requests.length).toBeLessThanOrEqual(2);
     expect(result.stderr).not.toMatch(/failed photos/);
 
-    const check = await runCli(["check", "--base-url", root], { cwd: dir });
+    const check = await runCli(["check", "--base-url", root], { cwd: ws.dir });
     expect(check.code).toBe(1);
     expect(check.stderr).toContain(`did you mean ${root}/v1?`);
 
     // The URL's own words echoed in the 404 do not make it one about a model.
-    const echoed = await runCli(["check", "--base-url", `${root}/models-api`], { cwd: dir });
+    const echoed = await runCli(["check", "--base-url", `${root}/models-api`], { cwd: ws.dir });
     expect(echoed.code).toBe(1);
     expect(echoed.stderr).toContain(`did you mean ${root}/models-api/v1?`);
 
     // A 404 about the model is not a wrong URL.
-    const models = await startFakeEndpoint({
+    const models = await fake.startAnother({
       apiKey: TEST_KEY,
       respond: () => ({
         kind: "status",
@@ -254,7 +249,7 @@ describe("doomed runs stop early", () => {
       }),
     });
     const model = await runCli(["photos", "-o", "m.csv", "-m", "nope"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: models.baseUrl,
     });
     await models.close();
@@ -264,10 +259,10 @@ describe("doomed runs stop early", () => {
   it.skipIf(!isRoot && !underCi)(
     "a host name that does not resolve stops the run at once",
     async () => {
-      await makeDistinctImages(dir, 10);
+      await makeDistinctImages(ws.dir, 10);
       // A private mount namespace where host names come from /etc/hosts alone: the lookup fails
       // with ENOTFOUND on this machine, and no query leaves it.
-      const nss = path.join(dir, "nsswitch.conf");
+      const nss = path.join(ws.dir, "nsswitch.conf");
       await writeFile(nss, "hosts: files\n");
       const script = `mount --bind "$1" /etc/nsswitch.conf && shift && exec "$@"`;
       const child = spawn(
@@ -287,7 +282,7 @@ describe("doomed runs stop early", () => {
           "--base-url",
           "http://no-such-host.invalid:8000/v1",
         ],
-        { cwd: dir, env: { ...process.env, MINICPM_API_KEY: TEST_KEY } },
+        { cwd: ws.dir, env: { ...process.env, MINICPM_API_KEY: TEST_KEY } },
       );
       const result = await collect(child);
       expect(result.code).toBe(1);
@@ -314,7 +309,7 @@ async function runHosted(args: string[], env: NodeJS.ProcessEnv) {
   });
   const endpoint = fake as FakeEndpoint;
   const code = await main(args, {
-    cwd: dir,
+    cwd: ws.dir,
     env,
     stdout,
     stderr,
@@ -326,8 +321,8 @@ async function runHosted(args: string[], env: NodeJS.ProcessEnv) {
 
 describe("the shared trial key", () => {
   it("is used for the hosted API when no key is set, said once, and never shown", async () => {
-    await makeDistinctImages(dir, 3);
-    fake = await startFakeEndpoint({ apiKey: TRIAL_KEY });
+    await makeDistinctImages(ws.dir, 3);
+    await fake.start({ apiKey: TRIAL_KEY });
     const result = await runHosted(["photos", "-o", "out.csv"], {});
     expect(result.code).toBe(0);
     expect(result.stderr.match(/shared trial key/g)).toHaveLength(1);
@@ -335,13 +330,13 @@ describe("the shared trial key", () => {
     expect(fake.requests.map((r) => r.headers.authorization)).toEqual(
       Array(3).fill(`Bearer ${TRIAL_KEY}`),
     );
-    const written = await readFile(path.join(dir, "out.csv"), "utf8");
+    const written = await readFile(path.join(ws.dir, "out.csv"), "utf8");
     expect(result.stderr + written).not.toContain(TRIAL_KEY);
   });
 
   it("a refusal says the trial key was refused and how to set one's own", async () => {
-    await makeDistinctImages(dir, 3);
-    fake = await startFakeEndpoint({ apiKey: "sk-something-else" });
+    await makeDistinctImages(ws.dir, 3);
+    await fake.start({ apiKey: "sk-something-else" });
     const result = await runHosted(["photos", "-o", "out.csv"], {});
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/refused the shared trial key .*set MINICPM_API_KEY/);
@@ -351,8 +346,8 @@ describe("the shared trial key", () => {
   });
 
   it("is not used when a key is set, nor sent to a server of the user's own", async () => {
-    await makeDistinctImages(dir, 1);
-    fake = await startFakeEndpoint();
+    await makeDistinctImages(ws.dir, 1);
+    await fake.start();
     const own = await runHosted(["photos", "-o", "a.csv"], { MINICPM_API_KEY: TEST_KEY });
     expect(own.stderr).not.toMatch(/trial key/);
     expect(fake.requests[0]?.headers.authorization).toBe(`Bearer ${TEST_KEY}`);
@@ -361,7 +356,7 @@ describe("the shared trial key", () => {
     await runHosted(["photos", "-o", "b.csv"], { OPENAI_API_KEY: "sk-openai-secret" });
     expect(fake.requests[0]?.headers.authorization).toBe(`Bearer ${TRIAL_KEY}`);
     const local = await runCli(["photos", "-o", "c.csv"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
       env: { MINICPM_API_KEY: undefined },
     });
@@ -370,9 +365,9 @@ describe("the shared trial key", () => {
   });
 
   it("among several endpoints, OPENAI_API_KEY goes to the user's own and never to the hosted API", async () => {
-    await makeDistinctImages(dir, 12);
-    fake = await startFakeEndpoint({ apiKey: TRIAL_KEY });
-    const own = await startFakeEndpoint({ apiKey: "sk-openai-secret" });
+    await makeDistinctImages(ws.dir, 12);
+    await fake.start({ apiKey: TRIAL_KEY });
+    const own = await fake.startAnother({ apiKey: "sk-openai-secret" });
     try {
       const result = await runHosted(
         ["photos", "-o", "out.csv", "--base-url", DEFAULT_BASE_URL, "--base-url", own.baseUrl],
@@ -416,9 +411,9 @@ describe("messages", () => {
       [["x", "-o", "o.csv", "-x"], /^caption: -x: no such flag\ncaption: see/],
       [["check", "--concurrency", "3"], /^caption: --concurrency: no such flag\ncaption: see/],
     ];
-    await writeFile(path.join(dir, "x"), "");
+    await writeFile(path.join(ws.dir, "x"), "");
     for (const [args, message] of cases) {
-      const result = await runCli(args, { cwd: dir, baseUrl: "http://127.0.0.1:9/v1" });
+      const result = await runCli(args, { cwd: ws.dir, baseUrl: "http://127.0.0.1:9/v1" });
       expect(result.code, args.join(" ")).toBe(2);
       expect(result.stderr, args.join(" ")).toMatch(message);
       for (const line of result.stderr.trim().split("\n")) {
@@ -428,17 +423,17 @@ describe("messages", () => {
   });
 
   it("a prompt that mentions --log-format json is only a prompt", async () => {
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     const result = await runCli(
       ["photos", "-o", "o.csv", "--dry-run", "-p", "say --log-format json -q"],
-      { cwd: dir },
+      { cwd: ws.dir },
     );
     expect(result.code).toBe(0);
     expect(result.stderr).toMatch(/^caption: dry run/m);
   });
 
   it("--help fits 80 columns and lists what a first run needs first", async () => {
-    const result = await runCli(["--help"], { cwd: dir });
+    const result = await runCli(["--help"], { cwd: ws.dir });
     expect(result.code).toBe(0);
     const lines = result.stdout.split("\n");
     for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(80);
@@ -456,12 +451,12 @@ describe("messages", () => {
 
 describe("inputs that match nothing", () => {
   it("warns in the summary, exits 0, and exits 2 under --strict before sending", async () => {
-    await makeDistinctImages(dir, 2);
-    await mkdir(path.join(dir, "empty"));
-    await writeFile(path.join(dir, "empty", "notes.txt"), "not an image");
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    await makeDistinctImages(ws.dir, 2);
+    await mkdir(path.join(ws.dir, "empty"));
+    await writeFile(path.join(ws.dir, "empty", "notes.txt"), "not an image");
+    await fake.start({ apiKey: TEST_KEY });
     const args = ["photos", "empty", "shots/*.pgn", "-o", "out.csv"];
-    const loose = await runCli(args, { cwd: dir, baseUrl: fake.baseUrl });
+    const loose = await runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(loose.code).toBe(0);
     const summary = loose.stderr.trim().split("\n").at(-1) ?? "";
     expect(summary).toMatch(/2 captioned/);
@@ -469,7 +464,7 @@ describe("inputs that match nothing", () => {
 
     // All captioned already is "nothing new", not "nothing there".
     const again = await runCli(["photos", "-o", "out.csv", "--strict"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(again.code).toBe(0);
@@ -477,7 +472,7 @@ describe("inputs that match nothing", () => {
 
     fake.resetStats();
     const strict = await runCli([...args, "--strict", "--overwrite"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(strict.code).toBe(2);
@@ -501,11 +496,11 @@ describe("the live line on a narrow terminal", () => {
   it.skipIf(!hasTmux && !underCi)(
     "shows the images done before, and Ctrl-C leaves no fragment of it",
     async () => {
-      const paths = await makeDistinctImages(dir, 30);
-      fake = await startFakeEndpoint({ apiKey: TEST_KEY, latencyMs: 150 });
+      const paths = await makeDistinctImages(ws.dir, 30);
+      await fake.start({ apiKey: TEST_KEY, latencyMs: 150 });
       // An earlier run captioned the first 10.
       const earlier = await runCli(["photos/img-000*.jpg", "-o", "out.csv"], {
-        cwd: dir,
+        cwd: ws.dir,
         baseUrl: fake.baseUrl,
       });
       expect(earlier.code).toBe(0);
@@ -531,7 +526,7 @@ describe("the live line on a narrow terminal", () => {
           "-y",
           "20",
           "-c",
-          dir,
+          ws.dir,
           "-e",
           `MINICPM_API_KEY=${TEST_KEY}`,
           "-e",
@@ -557,7 +552,7 @@ describe("the live line on a narrow terminal", () => {
           // Already gone.
         }
       }
-      const rows = await readCsv(path.join(dir, "out.csv"));
+      const rows = await readCsv(path.join(ws.dir, "out.csv"));
       expect(new Set(rows.map((row) => row.path)).size).toBe(rows.length);
       expect(rows.length).toBeLessThan(paths.length);
     },

@@ -4,12 +4,8 @@
  * name, must caption whichever revision the server is at.
  */
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  type FakeEndpoint,
-  type FakeEndpointOptions,
-  startFakeEndpoint,
-} from "../helpers/fake-endpoint.js";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import {
   GUIDE_REVISIONS,
   REVISION_MODELS,
@@ -17,37 +13,23 @@ import {
   THINKING_TRACE,
 } from "../helpers/guide-revisions.js";
 import { runCli } from "../helpers/run-cli.js";
-import { makeDistinctImages, makeWorkspace, readCsv, readJsonl } from "../helpers/workspace.js";
+import { makeDistinctImages, readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
-afterEach(async () => {
-  await fake?.close();
-  fake = null;
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 
-async function serve(options: FakeEndpointOptions): Promise<FakeEndpoint> {
-  await fake?.close();
-  fake = await startFakeEndpoint(options);
-  return fake;
-}
-const run = (args: string[]) => runCli(args, { cwd: dir, baseUrl: fake?.baseUrl ?? "" });
-const sentModels = () => [...new Set(fake?.requests.map((request) => request.model))];
+const run = (args: string[]) => runCli(args, { cwd: ws.dir, baseUrl: fake.current?.baseUrl ?? "" });
+const sentModels = () => [...new Set(fake.current?.requests.map((request) => request.model))];
 
 describe.each(GUIDE_REVISIONS)("the hosted API of the guide's %s revision", (revision) => {
   const served = REVISION_MODELS[revision];
 
   it("captions with no -m, asking for that revision's instruct id", async () => {
-    await serve({ revision });
-    await makeDistinctImages(dir, 2);
+    await fake.start({ revision });
+    await makeDistinctImages(ws.dir, 2);
     const result = await run(["photos", "-o", "out.csv"]);
     expect(result.code, result.stderr).toBe(0);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((row) => row.model)).toEqual([served.instruct, served.instruct]);
     expect(sentModels()).toEqual([served.instruct]);
     // An alias (the default is one) is no news: the rows say which id answered.
@@ -55,11 +37,11 @@ describe.each(GUIDE_REVISIONS)("the hosted API of the guide's %s revision", (rev
   });
 
   it("captions with no -m and no model list, trying the family's ids in turn", async () => {
-    await serve({ revision, noModels: true });
-    await makeDistinctImages(dir, 3);
+    await fake.start({ revision, noModels: true });
+    await makeDistinctImages(ws.dir, 3);
     const result = await run(["photos", "-o", "out.csv", "-c", "2"]);
     expect(result.code, result.stderr).toBe(0);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((row) => row.model)).toEqual([
       served.instruct,
       served.instruct,
@@ -72,15 +54,15 @@ describe.each(GUIDE_REVISIONS)("the hosted API of the guide's %s revision", (rev
   });
 
   it("check answers with no model list too, trying the family's ids as a run does", async () => {
-    await serve({ revision, noModels: true });
+    await fake.start({ revision, noModels: true });
     const result = await run(["check"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain(`answered as ${served.instruct}`);
   });
 
   it("resolves thinking, omni and v4.5 where the revision serves them", async () => {
-    await serve({ revision });
-    await makeDistinctImages(dir, 1);
+    await fake.start({ revision });
+    await makeDistinctImages(ws.dir, 1);
     const wanted: [string, string | undefined][] = [
       ["thinking", served.thinking],
       ["omni", served.omni],
@@ -96,18 +78,18 @@ describe.each(GUIDE_REVISIONS)("the hosted API of the guide's %s revision", (rev
         continue;
       }
       expect(result.code, `${alias}: ${result.stderr}`).toBe(0);
-      const [row] = await readCsv(path.join(dir, out));
+      const [row] = await readCsv(path.join(ws.dir, out));
       expect(row?.model).toBe(id);
-      expect(fake?.requests.at(-1)?.model).toBe(id);
+      expect(fake.requests.at(-1)?.model).toBe(id);
     }
   });
 
   it("keeps the Thinking model's reasoning out of the caption", async () => {
-    await serve({ revision });
-    await makeDistinctImages(dir, 2);
+    await fake.start({ revision });
+    await makeDistinctImages(ws.dir, 2);
     const result = await run(["photos", "-o", "out.jsonl", "-m", "thinking"]);
     expect(result.code, result.stderr).toBe(0);
-    const rows = await readJsonl(path.join(dir, "out.jsonl"));
+    const rows = await readJsonl(path.join(ws.dir, "out.jsonl"));
     expect(rows).toHaveLength(2);
     for (const row of rows) {
       expect(row.model).toBe(served.thinking);
@@ -115,12 +97,12 @@ describe.each(GUIDE_REVISIONS)("the hosted API of the guide's %s revision", (rev
       expect(String(row.caption)).not.toContain(THINKING_TRACE);
     }
     // The Thinking budget, which leaves the fake room to answer after reasoning.
-    expect((fake?.requests[0]?.body as { max_tokens?: number } | undefined)?.max_tokens).toBe(2048);
+    expect((fake.requests[0]?.body as { max_tokens?: number } | undefined)?.max_tokens).toBe(2048);
   });
 
   it("fails a Thinking reply cut off while reasoning as truncated_thinking", async () => {
-    await serve({ revision });
-    await makeDistinctImages(dir, 1);
+    await fake.start({ revision });
+    await makeDistinctImages(ws.dir, 1);
     const result = await run([
       "photos",
       "-o",
@@ -131,7 +113,7 @@ describe.each(GUIDE_REVISIONS)("the hosted API of the guide's %s revision", (rev
       String(THINKING_TOKENS / 2),
     ]);
     expect(result.code).toBe(3);
-    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const [failure] = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failure?.code).toBe("truncated_thinking");
     expect(String(failure?.message)).toMatch(/raise --max-tokens/);
     expect(result.stdout + result.stderr).not.toContain(THINKING_TRACE);
@@ -142,9 +124,9 @@ describe("the hosted API of the guide's 2026-07-23 revision", () => {
   const served = REVISION_MODELS["2026-07-23"];
 
   it("puts the Thinking model's reasoning in message.reasoning, as that revision says", async () => {
-    await serve({ revision: "2026-07-23" });
+    await fake.start({ revision: "2026-07-23" });
     const ask = async (model: string) => {
-      const response = await fetch(`${fake?.baseUrl}/chat/completions`, {
+      const response = await fetch(`${fake.baseUrl}/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }),
@@ -170,57 +152,57 @@ describe("the hosted API of the guide's 2026-07-23 revision", () => {
   });
 
   it("asks for MiniCPM-V-4.6-1B when -m names the earlier MiniCPM-V-4.6-Instruct, in one line", async () => {
-    await serve({ revision: "2026-07-23" });
-    await makeDistinctImages(dir, 2);
+    await fake.start({ revision: "2026-07-23" });
+    await makeDistinctImages(ws.dir, 2);
     const result = await run(["photos", "-o", "out.csv", "-m", "MiniCPM-V-4.6-Instruct"]);
     expect(result.code, result.stderr).toBe(0);
     const said = result.stderr
       .split("\n")
       .filter((line) => /MiniCPM-V-4\.6-Instruct/.test(line) && /MiniCPM-V-4\.6-1B/.test(line));
     expect(said).toEqual([
-      `caption: ${fake?.baseUrl} serves the instruct model as MiniCPM-V-4.6-1B, not MiniCPM-V-4.6-Instruct: asking it for MiniCPM-V-4.6-1B`,
+      `caption: ${fake.baseUrl} serves the instruct model as MiniCPM-V-4.6-1B, not MiniCPM-V-4.6-Instruct: asking it for MiniCPM-V-4.6-1B`,
     ]);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((row) => row.model)).toEqual([served.instruct, served.instruct]);
     expect(sentModels()).toEqual(["MiniCPM-V-4.6-1B"]);
   });
 
   it("refuses an id of no family it does not list, exit 2 with suggestions, before any image", async () => {
-    await serve({ revision: "2026-07-23" });
-    await makeDistinctImages(dir, 3);
+    await fake.start({ revision: "2026-07-23" });
+    await makeDistinctImages(ws.dir, 3);
     const result = await run(["photos", "-o", "out.csv", "-m", "MiniCPM-V-4.6-2B"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
       /--model: .* does not serve MiniCPM-V-4\.6-2B \(did you mean MiniCPM-V-4\.6-1B\?\); it serves MiniCPM-V-4\.5-9B, MiniCPM-V-4\.6-1B, MiniCPM-V-4\.6-Thinking, MiniCPM-O-4\.5-9B/,
     );
-    expect(fake?.requests).toHaveLength(0);
+    expect(fake.requests).toHaveLength(0);
   });
 
   it("fails a reply with reasoning but no caption as empty_caption", async () => {
-    await serve({
+    await fake.start({
       revision: "2026-07-23",
       respond: () => ({ kind: "ok", content: "", reasoning: THINKING_TRACE, finishReason: "stop" }),
     });
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     const result = await run(["photos", "-o", "out.csv", "-m", "thinking"]);
     expect(result.code).toBe(3);
-    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const [failure] = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failure?.code).toBe("empty_caption");
     expect(String(failure?.message)).toMatch(/the reply held only reasoning/);
     expect(sentModels()).toEqual([served.thinking]);
   });
 
   it("captions with no -m where the server gives no list, asking for the newest instruct id", async () => {
-    await serve({ revision: "2026-07-23", noModels: true });
-    await makeDistinctImages(dir, 2);
+    await fake.start({ revision: "2026-07-23", noModels: true });
+    await makeDistinctImages(ws.dir, 2);
     const result = await run(["photos", "-o", "out.csv"]);
     expect(result.code, result.stderr).toBe(0);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((row) => row.model)).toEqual([served.instruct, served.instruct]);
   });
 
   it("check answers as the listed instruct id", async () => {
-    await serve({ revision: "2026-07-23" });
+    await fake.start({ revision: "2026-07-23" });
     const result = await run(["check"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/answered as MiniCPM-V-4\.6-1B in \d+ ms/);
@@ -230,7 +212,7 @@ describe("the hosted API of the guide's 2026-07-23 revision", () => {
   });
 
   it("caption models says which short name each id answers to", async () => {
-    await serve({ revision: "2026-07-23" });
+    await fake.start({ revision: "2026-07-23" });
     const result = await run(["models"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.trimEnd().split("\n")).toEqual([

@@ -8,26 +8,17 @@ import { cp, mkdir, readdir, readFile, symlink } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { collect, runCli, TEST_KEY } from "../helpers/run-cli.js";
-import { copyFixtures, makeWorkspace, readCsv } from "../helpers/workspace.js";
+import { copyFixtures, readCsv, useWorkspace } from "../helpers/workspace.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const VLLM_MODEL = "openbmb/MiniCPM-V-4.6";
 const OLLAMA_MODEL = "openbmb/minicpm-v4.6";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
-afterEach(async () => {
-  await fake?.close();
-  fake = null;
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 
 async function exampleNames(): Promise<string[]> {
   return (await readdir(path.join(ROOT, "config")))
@@ -50,10 +41,10 @@ async function packedFiles(): Promise<{ name: string; files: string[] }> {
 
 describe("--config NAME through the real CLI", () => {
   it("check takes the model from config/vllm.json when run from a folder without it", async () => {
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    await fake.start({ apiKey: TEST_KEY });
     // MINICPM_BASE_URL (set by runCli) outranks the config's localhost:8000; the model does not.
     const result = await runCli(["check", "--config", "vllm"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.stderr).toContain(`answered as ${VLLM_MODEL}`);
@@ -62,29 +53,29 @@ describe("--config NAME through the real CLI", () => {
   });
 
   it("a caption run sends the named config's model, and a flag still wins over it", async () => {
-    await copyFixtures(dir, "images");
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    await copyFixtures(ws.dir, "images");
+    await fake.start({ apiKey: TEST_KEY });
     const run = await runCli(["images/photo.jpg", "--config", "ollama", "-o", "out.csv"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(run.code).toBe(0);
     expect(fake.requests.map((request) => request.model)).toEqual([OLLAMA_MODEL]);
-    expect((await readCsv(path.join(dir, "out.csv"))).map((row) => row.model)).toEqual([
+    expect((await readCsv(path.join(ws.dir, "out.csv"))).map((row) => row.model)).toEqual([
       OLLAMA_MODEL,
     ]);
 
     fake.resetStats();
     const flagged = await runCli(
       ["images/small.webp", "--config", "ollama", "-m", "flag-model", "-o", "out.csv"],
-      { cwd: dir, baseUrl: fake.baseUrl },
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
     );
     expect(flagged.code).toBe(0);
     expect(fake.requests.map((request) => request.model)).toEqual(["flag-model"]);
   });
 
   it("an unknown name is a usage error listing the example configs", async () => {
-    const result = await runCli(["images", "--config", "vlm", "-o", "out.csv"], { cwd: dir });
+    const result = await runCli(["images", "--config", "vlm", "-o", "out.csv"], { cwd: ws.dir });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`no example config of that name`);
     expect(result.stderr).toContain((await exampleNames()).join(", "));
@@ -93,9 +84,9 @@ describe("--config NAME through the real CLI", () => {
 
 describe("OPENAI_ variables through the real CLI", () => {
   it("reads OPENAI_BASE_URL and OPENAI_API_KEY when no MINICPM_ variable is set", async () => {
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    await fake.start({ apiKey: TEST_KEY });
     const result = await runCli(["check"], {
-      cwd: dir,
+      cwd: ws.dir,
       env: { MINICPM_API_KEY: undefined, OPENAI_API_KEY: TEST_KEY, OPENAI_BASE_URL: fake.baseUrl },
     });
     expect(result.code).toBe(0);
@@ -147,7 +138,7 @@ describe("the npm package", () => {
 
   it("a copy of exactly the packed files runs, with the example configs by name, from elsewhere", async () => {
     // What `npm install -g` of the tarball lays out, minus fetching the dependencies.
-    const installed = path.join(dir, "lib", "node_modules", "pkg");
+    const installed = path.join(ws.dir, "lib", "node_modules", "pkg");
     for (const file of (await packedFiles()).files) {
       // dist/ is compiled below from today's sources, as `npm pack` does through `prepare`.
       if (file.startsWith("dist/")) continue;
@@ -169,9 +160,9 @@ describe("the npm package", () => {
       ),
     );
     await symlink(path.join(ROOT, "node_modules"), path.join(installed, "node_modules"), "dir");
-    const cwd = path.join(dir, "somewhere-else");
+    const cwd = path.join(ws.dir, "somewhere-else");
     await mkdir(cwd);
-    fake = await startFakeEndpoint({ apiKey: TEST_KEY });
+    await fake.start({ apiKey: TEST_KEY });
     const env: Record<string, string> = {};
     for (const [key, value] of Object.entries(process.env)) {
       if (value !== undefined && !/^(MINICPM|OPENAI)_/.test(key)) env[key] = value;
@@ -180,7 +171,7 @@ describe("the npm package", () => {
       collect(
         spawn(process.execPath, [path.join(installed, "bin", "caption.cjs"), ...args], {
           cwd,
-          env: { ...env, MINICPM_API_KEY: TEST_KEY, MINICPM_BASE_URL: fake?.baseUrl },
+          env: { ...env, MINICPM_API_KEY: TEST_KEY, MINICPM_BASE_URL: fake.baseUrl },
           stdio: ["ignore", "pipe", "pipe"],
         }),
       );

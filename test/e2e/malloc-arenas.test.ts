@@ -7,21 +7,18 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { beforeEach, describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { runCli } from "../helpers/run-cli.js";
-import { makeWorkspace, readCsv } from "../helpers/workspace.js";
+import { readCsv, useWorkspace } from "../helpers/workspace.js";
 
 const PRINT_ARENAS = fileURLToPath(new URL("../helpers/print-arenas.cjs", import.meta.url));
 const onLinux = process.platform === "linux";
 if (!onLinux) console.warn("skipping the malloc arena tests: glibc malloc is Linux's");
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint;
+const ws = useWorkspace();
+const fake = useFakeEndpoint({ latencyMs: 20 });
 beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-  fake = await startFakeEndpoint({ latencyMs: 20 });
   // Large enough that libvips works on several threads at once, as on real photos.
   const photo = await sharp({
     create: {
@@ -34,7 +31,7 @@ beforeEach(async () => {
   })
     .jpeg({ quality: 85 })
     .toBuffer();
-  await mkdir(path.join(dir, "photos"));
+  await mkdir(path.join(ws.dir, "photos"));
   for (let i = 0; i < 12; i += 1) {
     // A different first pixel row each time, so no image is a duplicate of another.
     const distinct = await sharp(photo)
@@ -49,22 +46,18 @@ beforeEach(async () => {
       ])
       .jpeg({ quality: 85 })
       .toBuffer();
-    await sharp(distinct).toFile(path.join(dir, "photos", `p${i}.jpg`));
+    await sharp(distinct).toFile(path.join(ws.dir, "photos", `p${i}.jpg`));
   }
-});
-afterEach(async () => {
-  await fake.close();
-  await cleanup();
 });
 
 async function arenasOfARun(env: Record<string, string>) {
   const result = await runCli(["photos", "-o", "out.csv", "-c", "8"], {
-    cwd: dir,
+    cwd: ws.dir,
     baseUrl: fake.baseUrl,
     env: { NODE_OPTIONS: `--require ${PRINT_ARENAS}`, ...env },
   });
   expect(result.code, result.stderr).toBe(0);
-  expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(12);
+  expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(12);
   return (result.stderr.match(/^Arena \d+:$/gm) ?? []).length;
 }
 

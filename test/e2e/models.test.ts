@@ -4,34 +4,16 @@
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  FAKE_MODEL_ID,
-  type FakeEndpoint,
-  type FakeEndpointOptions,
-  startFakeEndpoint,
-} from "../helpers/fake-endpoint.js";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import { FAKE_MODEL_ID } from "../helpers/fake-endpoint.js";
 import { runCli } from "../helpers/run-cli.js";
-import { makeDistinctImages, makeWorkspace, readCsv } from "../helpers/workspace.js";
+import { makeDistinctImages, readCsv, useWorkspace } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
-afterEach(async () => {
-  await fake?.close();
-  fake = null;
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 
-async function serve(options: FakeEndpointOptions = {}): Promise<FakeEndpoint> {
-  await fake?.close();
-  fake = await startFakeEndpoint(options);
-  return fake;
-}
-const run = (args: string[]) => runCli(args, { cwd: dir, baseUrl: fake?.baseUrl ?? "" });
+const run = (args: string[]) => runCli(args, { cwd: ws.dir, baseUrl: fake.current?.baseUrl ?? "" });
 const SEVERAL = [
   { id: "MiniCPM-V-4.6-Instruct", owned_by: "vllm", created: 1780000000 },
   { id: "MiniCPM-V-4.6-Thinking", owned_by: "vllm" },
@@ -40,7 +22,7 @@ const SEVERAL = [
 
 describe("caption models", () => {
   it("lists the ids the endpoint serves, one a line, with owner, date and the short name", async () => {
-    await serve({ models: SEVERAL });
+    await fake.start({ models: SEVERAL });
     const result = await run(["models"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.trimEnd().split("\n")).toEqual([
@@ -52,7 +34,7 @@ describe("caption models", () => {
   });
 
   it("names the family of a self-hosted server's ids, and which one its short name asks for", async () => {
-    await serve({
+    await fake.start({
       models: [
         { id: "openbmb/minicpm-v4.6:latest" },
         { id: "MiniCPM-V-4.6-Instruct" },
@@ -71,7 +53,7 @@ describe("caption models", () => {
   });
 
   it("gives up on a /models that never answers within 15 s at most, and says so plainly", async () => {
-    await serve({ modelsReply: "hang" });
+    await fake.start({ modelsReply: "hang" });
     const result = await run(["models", "--timeout", "2"]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/\/models gave no answer within 2 s/);
@@ -79,23 +61,23 @@ describe("caption models", () => {
   });
 
   it("gives up after 15 s with the default --timeout of two minutes", async () => {
-    await serve({ modelsReply: "hang" });
+    await fake.start({ modelsReply: "hang" });
     const result = await run(["models"]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/\/models gave no answer within 15 s/);
   }, 40_000);
 
   it("never shows a password written in the base URL", async () => {
-    await serve({ models: SEVERAL });
-    const withPassword = (fake?.baseUrl ?? "").replace("http://", "http://user:sk-URLSECRET42@");
-    const listed = await runCli(["models", "--base-url", withPassword], { cwd: dir });
+    await fake.start({ models: SEVERAL });
+    const withPassword = fake.baseUrl.replace("http://", "http://user:sk-URLSECRET42@");
+    const listed = await runCli(["models", "--base-url", withPassword], { cwd: ws.dir });
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stderr).toMatch(/serves 3 models/);
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     const wrong = await runCli(
       ["photos", "-o", "out.csv", "--base-url", withPassword, "-m", "nope"],
       {
-        cwd: dir,
+        cwd: ws.dir,
       },
     );
     expect(wrong.code).toBe(2);
@@ -106,7 +88,7 @@ describe("caption models", () => {
   });
 
   it("says so, exit 1, when the endpoint has no /models", async () => {
-    await serve({ noModels: true });
+    await fake.start({ noModels: true });
     const result = await run(["models"]);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe("");
@@ -116,8 +98,8 @@ describe("caption models", () => {
 
 describe("the model of a run", () => {
   it("takes instruct, thinking and omni as aliases and records the real id", async () => {
-    await serve({ models: [...SEVERAL, { id: "MiniCPM-o-4.5" }], rejectUnknownModel: true });
-    await makeDistinctImages(dir, 1);
+    await fake.start({ models: [...SEVERAL, { id: "MiniCPM-o-4.5" }], rejectUnknownModel: true });
+    await makeDistinctImages(ws.dir, 1);
     for (const [alias, id] of [
       ["instruct", "MiniCPM-V-4.6-Instruct"],
       ["thinking", "MiniCPM-V-4.6-Thinking"],
@@ -125,57 +107,57 @@ describe("the model of a run", () => {
     ] as const) {
       const result = await run(["photos", "-o", `${alias}.csv`, "-m", alias]);
       expect(result.code, result.stderr).toBe(0);
-      const [row] = await readCsv(path.join(dir, `${alias}.csv`));
+      const [row] = await readCsv(path.join(ws.dir, `${alias}.csv`));
       expect(row?.model).toBe(id);
-      expect(fake?.requests.at(-1)?.model).toBe(id);
+      expect(fake.requests.at(-1)?.model).toBe(id);
     }
     // The Thinking alias gets the Thinking budget.
-    expect((fake?.requests[1]?.body as { max_tokens?: number } | undefined)?.max_tokens).toBe(2048);
+    expect((fake.requests[1]?.body as { max_tokens?: number } | undefined)?.max_tokens).toBe(2048);
   });
 
   it("asks a self-hosted server for the name it gives the family, with no -m or a short name", async () => {
-    await serve({
+    await fake.start({
       models: [{ id: "openbmb/MiniCPM-V-4.6" }, { id: "openbmb/MiniCPM-V-4.6-Thinking" }],
       rejectUnknownModel: true,
     });
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     for (const [out, args, id] of [
       ["default.csv", [], "openbmb/MiniCPM-V-4.6"],
       ["thinking.csv", ["-m", "thinking"], "openbmb/MiniCPM-V-4.6-Thinking"],
     ] as const) {
       const result = await run(["photos", "-o", out, ...args]);
       expect(result.code, result.stderr).toBe(0);
-      const [row] = await readCsv(path.join(dir, out));
+      const [row] = await readCsv(path.join(ws.dir, out));
       expect(row?.model).toBe(id);
     }
   });
 
   it("refuses a model id the endpoint does not list, exit 2 with the closest ids, before any image", async () => {
-    await serve({ models: SEVERAL, rejectUnknownModel: true });
-    await makeDistinctImages(dir, 30);
+    await fake.start({ models: SEVERAL, rejectUnknownModel: true });
+    await makeDistinctImages(ws.dir, 30);
     const result = await run(["photos", "-o", "out.csv", "-m", "MiniCPM-V-4.6-Instruc"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
       /--model: .* does not serve MiniCPM-V-4\.6-Instruc \(did you mean MiniCPM-V-4\.6-Instruct\?\); it serves MiniCPM-V-4\.6-Instruct, MiniCPM-V-4\.6-Thinking, Qwen2\.5-VL-7B-Instruct/,
     );
-    expect(fake?.requests).toHaveLength(0);
-    expect(fake?.modelListings).toBe(1);
+    expect(fake.requests).toHaveLength(0);
+    expect(fake.modelListings).toBe(1);
   });
 
   it("only warns when the list holds one model, as llama.cpp's does, and goes on", async () => {
-    await serve({ models: [{ id: "minicpm-v-4.6-q4_k_m.gguf", owned_by: "llamacpp" }] });
-    await makeDistinctImages(dir, 3);
+    await fake.start({ models: [{ id: "minicpm-v-4.6-q4_k_m.gguf", owned_by: "llamacpp" }] });
+    await makeDistinctImages(ws.dir, 3);
     const result = await run(["photos", "-o", "out.csv", "-m", "whatever"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(
       /lists only the model minicpm-v-4\.6-q4_k_m\.gguf, not whatever; going on/,
     );
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(3);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(3);
   });
 
   it("stops at the first answer that says the model does not exist, exit 2, when there is no list", async () => {
-    await serve({ noModels: true, rejectUnknownModel: true });
-    await makeDistinctImages(dir, 40);
+    await fake.start({ noModels: true, rejectUnknownModel: true });
+    await makeDistinctImages(ws.dir, 40);
     const result = await run(["photos", "-o", "out.csv", "-m", "MiniCPM-V-4.6-Thinkin", "-c", "4"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
@@ -183,57 +165,59 @@ describe("the model of a run", () => {
     );
     expect(result.stderr).not.toMatch(/failed photos/);
     expect(result.stderr).toMatch(/stopped early: 0 captioned.*; nothing was written to out\.csv/);
-    expect(existsSync(path.join(dir, "out.csv"))).toBe(false);
-    expect(fake?.requests.length).toBeLessThanOrEqual(4);
+    expect(existsSync(path.join(ws.dir, "out.csv"))).toBe(false);
+    expect(fake.requests.length).toBeLessThanOrEqual(4);
 
     // Without /models nothing else changes: the right id captions as always.
     const right = await run(["photos", "-o", "out.csv", "-m", FAKE_MODEL_ID]);
     expect(right.code, right.stderr).toBe(0);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(40);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(40);
   });
 
   it("goes on when /models answers a web page instead of JSON", async () => {
-    await serve({ modelsReply: "html" });
-    await makeDistinctImages(dir, 3);
+    await fake.start({ modelsReply: "html" });
+    await makeDistinctImages(ws.dir, 3);
     const result = await run(["photos", "-o", "out.csv", "-m", "thinking"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).not.toMatch(/does not list|did you mean/);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((row) => row.model)).toEqual(Array(3).fill("MiniCPM-V-4.6-Thinking"));
   });
 
   it("gives up on a /models that never answers after a short wait, and captions", async () => {
-    await serve({ modelsReply: "hang" });
-    await makeDistinctImages(dir, 3);
+    await fake.start({ modelsReply: "hang" });
+    await makeDistinctImages(ws.dir, 3);
     const result = await run(["photos", "-o", "out.csv", "--timeout", "60"]);
     expect(result.code, result.stderr).toBe(0);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(3);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(3);
     // The check's own short wait, not the run's 60 s request timeout, let it go on.
-    expect(fake?.modelListings).toBe(1);
+    expect(fake.modelListings).toBe(1);
   }, 30_000);
 
   it("asks for a short name the server itself lists rather than the id it stands for", async () => {
-    await serve({ models: [{ id: "omni" }, { id: "llava" }] });
-    await makeDistinctImages(dir, 2);
+    await fake.start({ models: [{ id: "omni" }, { id: "llava" }] });
+    await makeDistinctImages(ws.dir, 2);
     const result = await run(["photos", "-o", "out.csv", "-m", "MiniCPM-o-4.5"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/lists omni, not MiniCPM-o-4\.5: asking it for omni/);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((row) => row.model)).toEqual(["omni", "omni"]);
-    expect(fake?.requests.map((request) => request.model)).toEqual(["omni", "omni"]);
+    expect(fake.requests.map((request) => request.model)).toEqual(["omni", "omni"]);
   });
 
   it("check asks for the short name a server lists, as a run does", async () => {
-    await serve({ models: [{ id: "omni" }, { id: "llava" }], inspectImages: true });
+    await fake.start({ models: [{ id: "omni" }, { id: "llava" }], inspectImages: true });
     const result = await run(["check", "-m", "omni"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/answered as omni in/);
-    expect(fake?.requests.map((request) => request.model)).toEqual(["omni"]);
+    expect(fake.requests.map((request) => request.model)).toEqual(["omni"]);
   });
 
   it("takes an untagged id for the :latest one Ollama lists", async () => {
-    await serve({ models: [{ id: "openbmb/minicpm-v4.6:latest" }, { id: "llama3.2:latest" }] });
-    await makeDistinctImages(dir, 1);
+    await fake.start({
+      models: [{ id: "openbmb/minicpm-v4.6:latest" }, { id: "llama3.2:latest" }],
+    });
+    await makeDistinctImages(ws.dir, 1);
     const result = await run(["photos", "-o", "out.csv", "-m", "openbmb/minicpm-v4.6"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).not.toMatch(/does not serve/);
@@ -256,11 +240,11 @@ describe("the model of a run", () => {
       { error: { message: "invalid model ID", type: "invalid_request_error" } },
     ],
   ])("stops at the first answer that says so: %s", async (_, status, body) => {
-    await serve({ noModels: true, respond: () => ({ kind: "status", status, body }) });
-    await makeDistinctImages(dir, 12);
+    await fake.start({ noModels: true, respond: () => ({ kind: "status", status, body }) });
+    await makeDistinctImages(ws.dir, 12);
     const result = await run(["photos", "-o", "out.csv", "-m", "instruc", "-c", "2"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/says the model instruc does not exist/);
-    expect(fake?.requests.length).toBeLessThanOrEqual(2);
+    expect(fake.requests.length).toBeLessThanOrEqual(2);
   });
 });

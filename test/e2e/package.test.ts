@@ -7,18 +7,17 @@ import { spawn } from "node:child_process";
 import { cp, mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { collect } from "../helpers/run-cli.js";
-import { makeDistinctImages, makeWorkspace, readCsv } from "../helpers/workspace.js";
+import { makeDistinctImages, readCsv, useWorkspace } from "../helpers/workspace.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const NPM = process.platform === "win32" ? "npm.cmd" : "npm";
 
-let dir: string;
-let cleanup: () => Promise<void>;
+const ws = useWorkspace({ scope: "all" });
+const fake = useFakeEndpoint({}, "all");
 let app: string;
-let fake: FakeEndpoint;
 
 async function exec(command: string, args: string[], cwd: string) {
   const result = await collect(spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] }));
@@ -27,21 +26,20 @@ async function exec(command: string, args: string[], cwd: string) {
 }
 
 beforeAll(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
   // The files the package ships, with dist/ compiled from today's sources as `prepare` would:
   // building in the checkout itself would change dist/ under the CLI tests running beside this.
-  const source = path.join(dir, "source");
+  const source = path.join(ws.dir, "source");
   for (const entry of ["package.json", "README.md", "LICENSE", "bin", "src", "config"]) {
     await cp(path.join(ROOT, entry), path.join(source, entry), { recursive: true });
   }
   const tsc = path.join(ROOT, "node_modules", "typescript", "bin", "tsc");
   const tsconfig = path.join(ROOT, "tsconfig.build.json");
   await exec(process.execPath, [tsc, "-p", tsconfig, "--outDir", path.join(source, "dist")], ROOT);
-  await exec(NPM, ["pack", "--ignore-scripts", "--pack-destination", dir], source);
-  const tarball = (await readdir(dir)).find((name) => name.endsWith(".tgz"));
-  app = path.join(dir, "app");
+  await exec(NPM, ["pack", "--ignore-scripts", "--pack-destination", ws.dir], source);
+  const tarball = (await readdir(ws.dir)).find((name) => name.endsWith(".tgz"));
+  app = path.join(ws.dir, "app");
   await mkdir(app);
-  await cp(path.join(dir, String(tarball)), path.join(app, "vlm-caption.tgz"));
+  await cp(path.join(ws.dir, String(tarball)), path.join(app, "vlm-caption.tgz"));
   const dependencies = { "vlm-caption": "file:vlm-caption.tgz" };
   await writeFile(
     path.join(app, "package.json"),
@@ -49,7 +47,6 @@ beforeAll(async () => {
   );
   await writeFile(path.join(app, "package-lock.json"), JSON.stringify(await appLockfile()));
   await exec(NPM, ["ci", "--offline", "--no-audit", "--no-fund"], app);
-  fake = await startFakeEndpoint();
 }, 120_000);
 
 /**
@@ -78,11 +75,6 @@ async function appLockfile(): Promise<object> {
   }
   return { name: "app", lockfileVersion: 3, requires: true, packages };
 }
-
-afterAll(async () => {
-  await fake?.close();
-  await cleanup?.();
-});
 
 describe("the installed package", () => {
   it("imports from plain JavaScript and captions a folder", async () => {
@@ -138,7 +130,7 @@ captionImages({ inputs: ["cjs-photos"], output: "cjs.csv", baseUrl: process.argv
 
   it("reads the CLI's variables, refuses a misspelt option, and rejects a run that stopped early", async () => {
     await makeDistinctImages(app, 2, "env-photos");
-    const keyed = await startFakeEndpoint({ apiKey: "sk-from-the-environment-1234" });
+    const keyed = await fake.startAnother({ apiKey: "sk-from-the-environment-1234" });
     try {
       await writeFile(
         path.join(app, "env.js"),

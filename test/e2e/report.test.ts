@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   countFailure,
   countRow,
@@ -16,9 +16,9 @@ import {
   reportRowOf,
   scriptSafeJson,
 } from "../../src/report/report-data.js";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { runCli } from "../helpers/run-cli.js";
-import { makeDistinctImages, makeWorkspace } from "../helpers/workspace.js";
+import { makeDistinctImages, useWorkspace } from "../helpers/workspace.js";
 
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((file) =>
   existsSync(file),
@@ -32,17 +32,8 @@ const HOSTILE = `<img src=x onerror="alert(1);window.__pwned='img'"><script>aler
 /** Where the browser test leaves its screenshot for a person to look at (not in git). */
 const SCREENSHOT = fileURLToPath(new URL("../../test-results/report.png", import.meta.url));
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
-afterEach(async () => {
-  await fake?.close();
-  fake = null;
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 
 describe("the data a page is built from", () => {
   it("reads CSV cells and JSON values alike, and counts flags, copies, tokens and bins", () => {
@@ -110,7 +101,7 @@ describe("the data a page is built from", () => {
 
 describe("caption report", () => {
   it("says what to do when OUT does not exist", async () => {
-    const result = await runCli(["report", "nothing.csv"], { cwd: dir });
+    const result = await runCli(["report", "nothing.csv"], { cwd: ws.dir });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
       /nothing\.csv: no such file; name the OUT \(-o\) of a caption run/,
@@ -120,11 +111,11 @@ describe("caption report", () => {
   it.skipIf(!CHROMIUM)(
     "a page a browser shows: every image, search, failures, and a hostile caption as inert text",
     async () => {
-      const images = await makeDistinctImages(dir, 14);
+      const images = await makeDistinctImages(ws.dir, 14);
       // One file that is no image: a failure of the run, listed on the page.
-      await writeFile(path.join(dir, "photos", "broken.jpg"), "not a jpeg at all");
+      await writeFile(path.join(ws.dir, "photos", "broken.jpg"), "not a jpeg at all");
       let n = 0;
-      fake = await startFakeEndpoint({
+      await fake.start({
         caption: () => {
           n += 1;
           if (n === 3) return HOSTILE;
@@ -133,21 +124,21 @@ describe("caption report", () => {
         },
       });
       const run = await runCli(["photos", "-o", "out.csv", "-c", "1"], {
-        cwd: dir,
+        cwd: ws.dir,
         baseUrl: fake.baseUrl,
       });
       expect(run.code, run.stderr).toBe(3);
       // A page in another folder, with a name a URL must encode: its links still lead home.
-      await mkdir(path.join(dir, "pages"));
+      await mkdir(path.join(ws.dir, "pages"));
       const report = await runCli(["report", "out.csv", "-o", "pages/review #1.html"], {
-        cwd: dir,
+        cwd: ws.dir,
       });
       expect(report.code, report.stderr).toBe(0);
       expect(report.stderr).toMatch(
         /report: 14 captioned, 1 failed, 0 flagged → pages\/review #1\.html/,
       );
-      expect((await readdir(path.join(dir, "pages", "review #1_files"))).length).toBe(14);
-      const html = await readFile(path.join(dir, "pages", "review #1.html"), "utf8");
+      expect((await readdir(path.join(ws.dir, "pages", "review #1_files"))).length).toBe(14);
+      const html = await readFile(path.join(ws.dir, "pages", "review #1.html"), "utf8");
       expect(html).not.toContain("<script>window.__pwned");
 
       const { chromium } = await import("playwright-core");
@@ -164,7 +155,7 @@ describe("caption report", () => {
         });
         const requests: string[] = [];
         page.on("request", (request) => requests.push(request.url()));
-        await page.goto(pathToFileURL(path.join(dir, "pages", "review #1.html")).href);
+        await page.goto(pathToFileURL(path.join(ws.dir, "pages", "review #1.html")).href);
         await page.waitForSelector("#grid .card");
         expect(await page.locator("#grid .card").count()).toBe(14);
         const shownPaths = await page.locator("#grid .card .path").allTextContents();

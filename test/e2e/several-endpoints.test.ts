@@ -5,51 +5,36 @@
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  type FakeEndpoint,
-  type FakeEndpointOptions,
-  startFakeEndpoint,
-} from "../helpers/fake-endpoint.js";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import type { FakeEndpoint, FakeEndpointOptions } from "../helpers/fake-endpoint.js";
 import { runCli, TEST_KEY } from "../helpers/run-cli.js";
 import {
   expectOneRowEach,
   makeDistinctImages,
-  makeWorkspace,
   readCsv,
+  useWorkspace,
 } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-const fakes: FakeEndpoint[] = [];
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
-afterEach(async () => {
-  await Promise.all(fakes.splice(0).map((fake) => fake.close()));
-  await cleanup();
-});
-
-async function serve(options: FakeEndpointOptions = {}): Promise<FakeEndpoint> {
-  const fake = await startFakeEndpoint(options);
-  fakes.push(fake);
-  return fake;
-}
+const ws = useWorkspace();
+const fakes = useFakeEndpoint("manual");
+/** One more endpoint for this test, closed after it. */
+const serve = (options: FakeEndpointOptions = {}) => fakes.startAnother(options);
 const label = (fake: FakeEndpoint) => `127.0.0.1:${fake.port}`;
 const urls = (...servers: FakeEndpoint[]) =>
   servers.flatMap((fake) => ["--base-url", fake.baseUrl]);
 /** The caption CLI with no endpoint from the environment: the flags or the config name them. */
 const run = (args: string[], env: Record<string, string> = {}) =>
-  runCli(args, { cwd: dir, env: { MINICPM_BASE_URL: undefined, ...env } });
+  runCli(args, { cwd: ws.dir, env: { MINICPM_BASE_URL: undefined, ...env } });
 
 describe("several endpoints", () => {
   it("shares the work by speed: the server twice as fast takes about two thirds", async () => {
-    const images = await makeDistinctImages(dir, 120);
+    const images = await makeDistinctImages(ws.dir, 120);
     const fast = await serve({ latencyMs: 60 });
     const slow = await serve({ latencyMs: 120 });
     const result = await run(["photos", "-o", "out.csv", "-c", "4", ...urls(fast, slow)]);
     expect(result.code, result.stderr).toBe(0);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expectOneRowEach(rows, images);
     const byFast = rows.filter((row) => row.endpoint === label(fast)).length;
     const bySlow = rows.filter((row) => row.endpoint === label(slow)).length;
@@ -65,7 +50,7 @@ describe("several endpoints", () => {
   }, 60_000);
 
   it("takes out an endpoint that dies mid-run and finishes on the other, exit 0", async () => {
-    const images = await makeDistinctImages(dir, 80);
+    const images = await makeDistinctImages(ws.dir, 80);
     const survivor = await serve({ latencyMs: 40 });
     const doomed: FakeEndpoint = await serve({
       latencyMs: 40,
@@ -77,7 +62,7 @@ describe("several endpoints", () => {
     });
     const result = await run(["photos", "-o", "out.csv", "-c", "3", ...urls(doomed, survivor)]);
     expect(result.code, result.stderr).toBe(0);
-    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
     expect(result.stderr).toMatch(
       new RegExp(`${label(doomed)} stopped answering .*its images go to the other endpoints`),
     );
@@ -85,7 +70,7 @@ describe("several endpoints", () => {
   }, 60_000);
 
   it("ends with exit 1 when every endpoint is down, and a rerun resumes", async () => {
-    const images = await makeDistinctImages(dir, 60);
+    const images = await makeDistinctImages(ws.dir, 60);
     const dying = async (at: number): Promise<FakeEndpoint> => {
       const fake: FakeEndpoint = await serve({
         latencyMs: 30,
@@ -108,19 +93,19 @@ describe("several endpoints", () => {
     expect(downs).toHaveLength(2);
     expect(downs[0]).toMatch(/its images go to the other endpoints, and it is tried again in 30 s/);
     expect(downs[1]).not.toMatch(/other endpoints|tried again/);
-    const kept = await readCsv(path.join(dir, "out.csv"));
+    const kept = await readCsv(path.join(ws.dir, "out.csv"));
     expect(kept.length).toBeGreaterThan(0);
     expect(kept.length).toBeLessThan(60);
 
     const c = await serve();
     const rerun = await run(["photos", "-o", "out.csv", ...urls(c)]);
     expect(rerun.code, rerun.stderr).toBe(0);
-    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
     expect(c.requests.length).toBe(60 - kept.length);
   }, 60_000);
 
   it("a lone endpoint that refuses connections is not said to hand its images to others", async () => {
-    await makeDistinctImages(dir, 4);
+    await makeDistinctImages(ws.dir, 4);
     const result = await run(["photos", "-o", "out.csv", "--base-url", "http://127.0.0.1:1/v1"]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/127\.0\.0\.1:1 stopped answering/);
@@ -128,13 +113,13 @@ describe("several endpoints", () => {
   }, 60_000);
 
   it("names the config entry whose key was refused, not the run's own key", async () => {
-    await makeDistinctImages(dir, 6);
+    await makeDistinctImages(ws.dir, 6);
     const good = await serve();
     const locked = await serve({ apiKey: "sk-someone-else-000" });
     const config = {
       endpoints: [{ baseUrl: good.baseUrl }, { baseUrl: locked.baseUrl, apiKey: "$LOCKED_KEY" }],
     };
-    await writeFile(path.join(dir, "two.json"), JSON.stringify(config));
+    await writeFile(path.join(ws.dir, "two.json"), JSON.stringify(config));
     const result = await run(["photos", "-o", "out.csv", "--config", "two.json"], {
       LOCKED_KEY: "sk-wrong-key-123456",
     });
@@ -144,12 +129,12 @@ describe("several endpoints", () => {
   }, 60_000);
 
   it("leaves out an endpoint whose key is refused and captions everything on the other", async () => {
-    const images = await makeDistinctImages(dir, 30);
+    const images = await makeDistinctImages(ws.dir, 30);
     const good = await serve({ latencyMs: 20 });
     const locked = await serve({ apiKey: "sk-someone-else-000" });
     const result = await run(["photos", "-o", "out.csv", "-c", "2", ...urls(locked, good)]);
     expect(result.code, result.stderr).toBe(0);
-    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
     expect(result.stderr).toMatch(
       new RegExp(`${label(locked)} is left out for the rest of the run \\(.*401`),
     );
@@ -162,7 +147,7 @@ describe("several endpoints", () => {
   }, 60_000);
 
   it("reads endpoints from a config file, each key from the variable it names", async () => {
-    const images = await makeDistinctImages(dir, 20);
+    const images = await makeDistinctImages(ws.dir, 20);
     const first = await serve({ apiKey: "sk-first-0000000000" });
     const second = await serve({ apiKey: "sk-second-111111111", models: [{ id: "other-model" }] });
     const config = {
@@ -172,7 +157,7 @@ describe("several endpoints", () => {
         { baseUrl: second.baseUrl, apiKey: "${SECOND_KEY}", model: "other-model", rpm: 6000 },
       ],
     };
-    await writeFile(path.join(dir, "cluster.json"), JSON.stringify(config));
+    await writeFile(path.join(ws.dir, "cluster.json"), JSON.stringify(config));
     // A base URL exported in the shell does not replace the file's list.
     const env = {
       FIRST_KEY: "sk-first-0000000000",
@@ -181,7 +166,7 @@ describe("several endpoints", () => {
     };
     const result = await run(["photos", "-o", "out.csv", "--config", "cluster.json"], env);
     expect(result.code, result.stderr).toBe(0);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expectOneRowEach(rows, images);
     // Each server got its own key and model, and rows record the model that answered.
     for (const row of rows) {
@@ -206,7 +191,7 @@ describe("several endpoints", () => {
   }, 60_000);
 
   it("holds each endpoint to its own concurrency and rpm from the config", async () => {
-    const images = await makeDistinctImages(dir, 60);
+    const images = await makeDistinctImages(ws.dir, 60);
     const narrow = await serve({ latencyMs: 80 });
     const wide = await serve({ latencyMs: 80 });
     const paced = await serve({ latencyMs: 10 });
@@ -219,10 +204,10 @@ describe("several endpoints", () => {
         { baseUrl: paced.baseUrl, rpm: 300 },
       ],
     };
-    await writeFile(path.join(dir, "three.json"), JSON.stringify(config));
+    await writeFile(path.join(ws.dir, "three.json"), JSON.stringify(config));
     const result = await run(["photos", "-o", "out.csv", "--config", "three.json"]);
     expect(result.code, result.stderr).toBe(0);
-    expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+    expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
     expect(narrow.maxInFlight).toBe(1);
     expect(wide.maxInFlight).toBeGreaterThan(3);
     expect(wide.maxInFlight).toBeLessThanOrEqual(6);
@@ -235,7 +220,7 @@ describe("several endpoints", () => {
   }, 60_000);
 
   it("refuses a base URL given twice, and a bad entry, naming them", async () => {
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     const twice = await run([
       "photos",
       "-o",
@@ -248,7 +233,7 @@ describe("several endpoints", () => {
     expect(twice.code).toBe(2);
     expect(twice.stderr).toContain("--base-url: http://127.0.0.1:9/v1 is given twice");
     await writeFile(
-      path.join(dir, "bad.json"),
+      path.join(ws.dir, "bad.json"),
       JSON.stringify({ endpoints: [{ baseUrl: "gpu1:8000" }, { baseURL: "http://x/v1" }] }),
     );
     const bad = await run(["photos", "-o", "out.csv", "--config", "bad.json"]);
@@ -264,11 +249,11 @@ describe("several endpoints", () => {
 
 /** A -c auto run of `count` images against a batching server, every image once. */
 async function autoRun(count: number, batch: number, flags: string[], auto = ["-c", "auto"]) {
-  const images = await makeDistinctImages(dir, count);
+  const images = await makeDistinctImages(ws.dir, count);
   const server = await serve({ latencyMs: 100, batch });
   const result = await run(["photos", "-o", "out.csv", ...auto, ...flags, ...urls(server)]);
   expect(result.code, result.stderr).toBe(0);
-  expectOneRowEach(await readCsv(path.join(dir, "out.csv")), images);
+  expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
   return { server, result };
 }
 
@@ -307,7 +292,7 @@ describe("-c auto", () => {
   }, 60_000);
 
   it("warns that --max-concurrency does nothing beside a fixed -c, and only then", async () => {
-    await makeDistinctImages(dir, 3);
+    await makeDistinctImages(ws.dir, 3);
     const server = await serve();
     const fixed = await run([
       "photos",
@@ -336,7 +321,7 @@ describe("-c auto", () => {
   });
 
   it("refuses a concurrency that is neither a number nor auto, saying both are allowed", async () => {
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     const result = await run(["photos", "-o", "out.csv", "-c", "lots"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(

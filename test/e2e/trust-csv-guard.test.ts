@@ -10,9 +10,9 @@ import { parse } from "csv-parse/sync";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { guardFormula, unguardFormula } from "../../src/sinks/out-file/csv.js";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { collect, runCli, startCli } from "../helpers/run-cli.js";
-import { makeWorkspace, readCsv } from "../helpers/workspace.js";
+import { readCsv, useWorkspace } from "../helpers/workspace.js";
 
 const REDIS_URL = "redis://127.0.0.1:6379";
 
@@ -49,14 +49,12 @@ const NAMES = ["=8+1.jpg", "+x.jpg", "-y.jpg", "@z.jpg", "'=q.jpg", "plain.jpg"]
 const GUARDED = ["'=8+1.jpg", "'+x.jpg", "'-y.jpg", "'@z.jpg", "''=q.jpg", "plain.jpg"];
 const FORMULA = /^[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
 
-let dir: string;
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 let photos: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
 
 beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-  photos = path.join(dir, "photos");
+  photos = path.join(ws.dir, "photos");
   await mkdir(photos);
   const { default: sharp } = await import("sharp");
   for (const [i, name] of NAMES.entries()) {
@@ -66,11 +64,6 @@ beforeEach(async () => {
       .toFile(path.join(photos, name));
   }
 });
-afterEach(async () => {
-  await fake?.close();
-  fake = null;
-  await cleanup();
-});
 
 /** A caption that spreadsheets would run, named after the image it is of. */
 function captionOf(prompt: string | null): string {
@@ -78,7 +71,8 @@ function captionOf(prompt: string | null): string {
 }
 
 /** `caption ARGS` from inside photos/, so that OUT's paths are the bare file names. */
-const inPhotos = (args: string[]) => runCli(args, { cwd: photos, baseUrl: fake?.baseUrl ?? "" });
+const inPhotos = (args: string[]) =>
+  runCli(args, { cwd: photos, baseUrl: fake.current?.baseUrl ?? "" });
 
 /** The rows `caption report` put in its page. */
 async function reportRows(page: string): Promise<{ p: string; c: string }[]> {
@@ -118,7 +112,7 @@ describe("--csv-formula-guard", () => {
   });
 
   it("quotes the path, model and caption cells; a rerun has nothing to do; the report shows the real names", async () => {
-    fake = await startFakeEndpoint({
+    await fake.start({
       models: [{ id: "=model" }],
       caption: (request) => captionOf(request.prompt),
     });
@@ -128,7 +122,7 @@ describe("--csv-formula-guard", () => {
     expect(first.stderr).toMatch(/6 captioned, 0 failed/);
 
     // A real CSV parser, as a user's tools read it: every text cell quoted where it would run.
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((row) => row.path).sort()).toEqual([...GUARDED].sort());
     for (const row of rows) {
       expect(row.model).toBe("'=model");
@@ -144,14 +138,14 @@ describe("--csv-formula-guard", () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/nothing to do: all 6 images are already in/);
     expect(fake.requests.filter((request) => request.image !== null)).toHaveLength(0);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(6);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(6);
 
     // The report names the images as they are, finds each one, and shows the real captions.
     const report = await inPhotos(["report", "../out.csv", "-o", "../out.html"]);
     expect(report.code, report.stderr).toBe(0);
     expect(report.stderr).toMatch(/6 made/);
     expect(report.stderr).not.toMatch(/unreadable/);
-    const shown = await reportRows(path.join(dir, "out.html"));
+    const shown = await reportRows(path.join(ws.dir, "out.html"));
     expect(shown.map((row) => row.p).sort()).toEqual([...NAMES].sort());
     for (const row of shown) {
       expect(row.c).toBe(captionOf(`Describe ${path.parse(row.p).name}.`));
@@ -159,9 +153,9 @@ describe("--csv-formula-guard", () => {
   }, 60_000);
 
   it("quotes a structured answer's columns and its header; a rerun still matches every row", async () => {
-    fake = await startFakeEndpoint({ caption: () => "a sign" });
+    await fake.start({ caption: () => "a sign" });
     await writeFile(
-      path.join(dir, "schema.json"),
+      path.join(ws.dir, "schema.json"),
       JSON.stringify({
         type: "object",
         properties: {
@@ -175,12 +169,12 @@ describe("--csv-formula-guard", () => {
     const args = [".", "-o", "../out.csv", "-c", "2", "--csv-formula-guard"];
     const first = await inPhotos([...args, "--json-schema", "../schema.json"]);
     expect(first.code, first.stderr).toBe(0);
-    const text = await readFile(path.join(dir, "out.csv"), "utf8");
+    const text = await readFile(path.join(ws.dir, "out.csv"), "utf8");
     const [header = [], ...records] = parse(text) as string[][];
     expect(header).toContain("'=note");
     expect(header).toContain("sign");
     expect(records).toHaveLength(6);
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     for (const row of rows) {
       expect(row["'=note"]).toBe("'=note of a sign");
       expect(row.sign).toBe("'-1");
@@ -191,7 +185,7 @@ describe("--csv-formula-guard", () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/nothing to do: all 6 images are already in/);
     expect(fake.requests.filter((request) => request.image !== null)).toHaveLength(0);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(6);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(6);
   }, 60_000);
 
   describe.skipIf(!available)("with a queue", () => {
@@ -203,7 +197,7 @@ describe("--csv-formula-guard", () => {
     });
     afterEach(async () => {
       const patterns = [`bull:${queue}:*`, `caption:${queue}:*`];
-      if (fake) patterns.push(`caption:budget:127.0.0.1:${fake.port}:*`);
+      if (fake.current) patterns.push(`caption:budget:127.0.0.1:${fake.current.port}:*`);
       for (const pattern of patterns) {
         const keys = await redis.keys(pattern);
         if (keys.length > 0) await redis.del(...keys);
@@ -212,7 +206,7 @@ describe("--csv-formula-guard", () => {
     });
 
     it("merge writes the path cells quoted; report and a rerun read them as the real names", async () => {
-      fake = await startFakeEndpoint({ caption: (request) => captionOf(request.prompt) });
+      await fake.start({ caption: (request) => captionOf(request.prompt) });
       const enqueued = await inPhotos([
         "enqueue",
         ".",
@@ -226,7 +220,7 @@ describe("--csv-formula-guard", () => {
       expect(enqueued.code, enqueued.stderr).toBe(0);
       const worker = await collect(
         startCli(["worker", "--queue", queue, "--until-empty", "--stall-seconds", "2"], {
-          cwd: dir,
+          cwd: ws.dir,
           baseUrl: fake.baseUrl,
         }),
       );
@@ -241,7 +235,7 @@ describe("--csv-formula-guard", () => {
         "--sidecar",
       ]);
       expect(merged.code, merged.stderr).toBe(0);
-      const rows = await readCsv(path.join(dir, "all.csv"));
+      const rows = await readCsv(path.join(ws.dir, "all.csv"));
       expect(rows.map((row) => row.path).sort()).toEqual([...GUARDED].sort());
       // The dataset outputs are named after the images themselves.
       expect((await readFile(path.join(photos, "=8+1.txt"), "utf8")).trim()).toBe(
@@ -251,7 +245,7 @@ describe("--csv-formula-guard", () => {
       const report = await inPhotos(["report", "../all.csv", "-o", "../all.html"]);
       expect(report.code, report.stderr).toBe(0);
       expect(report.stderr).not.toMatch(/unreadable/);
-      const shown = await reportRows(path.join(dir, "all.html"));
+      const shown = await reportRows(path.join(ws.dir, "all.html"));
       expect(shown.map((row) => row.p).sort()).toEqual([...NAMES].sort());
 
       // A run onto the merged OUT finds every image in it.

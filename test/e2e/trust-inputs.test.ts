@@ -10,17 +10,17 @@ import {
   writeFile,
 } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { temporaryPath } from "../../src/sinks/write-whole.js";
 import { cutUtf8, nameBytes } from "../../src/trust/names.js";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { runCli, TEST_KEY } from "../helpers/run-cli.js";
 import {
   makeDistinctImages,
-  makeWorkspace,
   type Row,
   readCsv,
   readJsonl,
+  useWorkspace,
 } from "../helpers/workspace.js";
 
 /**
@@ -30,20 +30,11 @@ import {
  * reached the (fake) endpoint.
  */
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-  fake = await startFakeEndpoint({ apiKey: TEST_KEY });
-});
-afterEach(async () => {
-  await fake.close();
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint({ apiKey: TEST_KEY });
 
-const run = (args: string[]) => runCli(args, { cwd: dir, baseUrl: fake.baseUrl });
-const at = (...parts: string[]) => path.join(dir, ...parts);
+const run = (args: string[]) => runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl });
+const at = (...parts: string[]) => path.join(ws.dir, ...parts);
 const exists = (file: string) =>
   lstat(file).then(
     () => true,
@@ -57,8 +48,8 @@ const sentWidths = () => fake.requests.map((request) => request.image?.width).so
 
 /** Two images in photos/ (32 and 33 px wide) and one outside it, 80 px wide. */
 async function photosAndOutside(): Promise<{ inside: string[] }> {
-  const inside = await makeDistinctImages(dir, 2, "photos");
-  const [outside] = await makeDistinctImages(dir, 1, "elsewhere", 80);
+  const inside = await makeDistinctImages(ws.dir, 2, "photos");
+  const [outside] = await makeDistinctImages(ws.dir, 1, "elsewhere", 80);
   await rename(at(outside as string), at("elsewhere", "outside.jpg"));
   return { inside };
 }
@@ -110,7 +101,7 @@ describe("folder symlinks", () => {
 
 describe("{existing}", () => {
   it("never reads a sidecar that is a symlink (a.txt -> a secret) into the prompt", async () => {
-    const [linked, plain] = await makeDistinctImages(dir, 2, "photos");
+    const [linked, plain] = await makeDistinctImages(ws.dir, 2, "photos");
     await mkdir(at("home", ".aws"), { recursive: true });
     await writeFile(
       at("home", ".aws", "credentials"),
@@ -132,7 +123,7 @@ describe("{existing}", () => {
   });
 
   it("fails an image whose sidecar holds more than 1 MiB, rather than send it", async () => {
-    const [big, small] = await makeDistinctImages(dir, 2, "photos");
+    const [big, small] = await makeDistinctImages(ws.dir, 2, "photos");
     await writeFile(at((big as string).replace(/jpg$/, "txt")), "tag, ".repeat(300_000));
     await writeFile(at((small as string).replace(/jpg$/, "txt")), "tag\n");
     const result = await run(["photos", "-o", "out.csv", "-p", "Improve: {existing}"]);
@@ -146,7 +137,7 @@ describe("{existing}", () => {
 
 describe("sidecars that are symlinks", () => {
   it("a.txt -> some file under --sidecar-policy append: that file is unchanged, the sidecar skipped with a reason", async () => {
-    const [linked, plain] = await makeDistinctImages(dir, 2, "photos");
+    const [linked, plain] = await makeDistinctImages(ws.dir, 2, "photos");
     await mkdir(at("home"));
     const bashrc = at("home", ".bashrc");
     await writeFile(bashrc, "export PATH=$HOME/bin:$PATH\n");
@@ -176,7 +167,7 @@ describe("sidecars that are symlinks", () => {
   });
 
   it("a Hugging Face snapshot (all symlinks into blobs/) is still captioned; its linked captions and blobs are left alone", async () => {
-    const images = await makeDistinctImages(dir, 3, "staging");
+    const images = await makeDistinctImages(ws.dir, 3, "staging");
     const repo = at("hub", "datasets--someone--pets");
     await mkdir(path.join(repo, "blobs"), { recursive: true });
     const snapshot = path.join(repo, "snapshots", "5f0c2a");
@@ -222,7 +213,7 @@ describe("sidecars that are symlinks", () => {
   });
 
   it("a metadata.jsonl that is a symlink is refused before anything is sent, its target unchanged", async () => {
-    await makeDistinctImages(dir, 1, "photos");
+    await makeDistinctImages(ws.dir, 1, "photos");
     await writeFile(at("other.jsonl"), '{"file_name": "x.jpg", "text": "mine"}\n');
     await symlink(at("other.jsonl"), at("photos", "metadata.jsonl"));
     const result = await run(["photos", "-o", "out.csv", "--hf-metadata"]);
@@ -239,7 +230,7 @@ describe("sidecars that are symlinks", () => {
 
 describe("long names", () => {
   it("an image named with 250 characters: temporary names fit, a sidecar name that cannot exist fails that image alone (name_too_long), reruns too", async () => {
-    const made = await makeDistinctImages(dir, 3, "photos");
+    const made = await makeDistinctImages(ws.dir, 3, "photos");
     // 250 characters: its sidecar and XMP names fit, their temporary names would not.
     const fits = `photos/${"a".repeat(246)}.jpg`;
     // 250 characters of two bytes each: fits too, but only cut between characters.
@@ -282,7 +273,7 @@ describe("long names", () => {
   });
 
   it("temporary names borrow at most 241 bytes of the name, cut between characters", async () => {
-    const long = path.join(dir, `${"é".repeat(200)}.jpg.xmp`);
+    const long = path.join(ws.dir, `${"é".repeat(200)}.jpg.xmp`);
     const temporary = path.basename(temporaryPath(long));
     expect(nameBytes(temporary)).toBeLessThanOrEqual(255);
     expect(temporary).toMatch(/^\.é+\.[0-9a-f]{8}\.tmp$/);
@@ -290,16 +281,16 @@ describe("long names", () => {
     expect(cutUtf8("😀x", 3)).toBe("");
     expect(cutUtf8("short", 255)).toBe("short");
     // The name is unchanged when it fits.
-    expect(path.basename(temporaryPath(path.join(dir, "a.txt")))).toMatch(
+    expect(path.basename(temporaryPath(path.join(ws.dir, "a.txt")))).toMatch(
       /^\.a\.txt\.[0-9a-f]{8}\.tmp$/,
     );
-    expect((await stat(dir)).isDirectory()).toBe(true);
+    expect((await stat(ws.dir)).isDirectory()).toBe(true);
   });
 });
 
 describe("the record kept beside the images", () => {
   it("a .caption folder that is a symlink is refused before anything is sent, and nothing is written where it leads", async () => {
-    await makeDistinctImages(dir, 1, "photos");
+    await makeDistinctImages(ws.dir, 1, "photos");
     await mkdir(at("elsewhere"));
     await symlink(at("elsewhere"), at("photos", ".caption"));
     const result = await run(["photos", "--sidecar"]);
@@ -329,7 +320,7 @@ describe("what the review of the boundary found", () => {
   });
 
   it("a link planted in OUT's lock folder, or as the lock folder, is never written through", async () => {
-    await makeDistinctImages(dir, 1, "photos");
+    await makeDistinctImages(ws.dir, 1, "photos");
     await mkdir(at("mine"));
     await writeFile(at("mine", "precious"), "precious\n");
     await mkdir(at("photos", "captions.csv.lock"));
@@ -346,7 +337,7 @@ describe("what the review of the boundary found", () => {
   });
 
   it("a sidecar or XMP too large to read fails its image alone, left as it was", async () => {
-    await makeDistinctImages(dir, 3, "photos");
+    await makeDistinctImages(ws.dir, 3, "photos");
     // Sparse: the size is what matters, not the disk it takes.
     const bigText = at("photos", "img-0000.txt");
     await writeFile(bigText, "");
@@ -385,7 +376,7 @@ describe("what the review of the boundary found", () => {
   });
 
   it("a name that starts with a quote and a formula character is one row however many reruns", async () => {
-    await makeDistinctImages(dir, 2, "photos");
+    await makeDistinctImages(ws.dir, 2, "photos");
     await rename(at("photos", "img-0000.jpg"), at("photos", "'-draft.jpg"));
     for (let run_ = 0; run_ < 3; run_ += 1) {
       const result = await run(["photos", "-o", "out.csv"]);

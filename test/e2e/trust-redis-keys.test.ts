@@ -6,9 +6,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { collect, runCli, startCli } from "../helpers/run-cli.js";
-import { makeDistinctImages, makeWorkspace } from "../helpers/workspace.js";
+import { makeDistinctImages, useWorkspace } from "../helpers/workspace.js";
 
 const REDIS_URL = "redis://127.0.0.1:6379";
 
@@ -36,21 +36,18 @@ if (!available && process.env.CI) {
 }
 if (!available) console.warn(`skipping the Redis key tests: no Redis answers at ${REDIS_URL}`);
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 let queue: string;
 let redis: Redis;
 
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
+beforeEach(() => {
   queue = `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   if (available) redis = new Redis(REDIS_URL);
 });
 afterEach(async () => {
-  const port = fake?.port;
-  await fake?.close();
-  fake = null;
+  const port = fake.current?.port;
+  await fake.close();
   if (available) {
     // This test's queue and endpoint only; the salt is shared by every queue, and stays.
     const patterns = [`bull:${queue}:*`, `caption:${queue}:*`];
@@ -61,7 +58,6 @@ afterEach(async () => {
     }
     redis.disconnect();
   }
-  await cleanup();
 });
 
 /** Every key name in the whole database, by SCAN. */
@@ -80,7 +76,7 @@ async function allNames(): Promise<string[]> {
 function worker(apiKey: string) {
   return startCli(
     ["worker", "--queue", queue, "--until-empty", "--stall-seconds", "2", "-c", "2"],
-    { cwd: dir, baseUrl: fake?.baseUrl ?? "", env: { MINICPM_API_KEY: apiKey } },
+    { cwd: ws.dir, baseUrl: fake.current?.baseUrl ?? "", env: { MINICPM_API_KEY: apiKey } },
   );
 }
 
@@ -106,14 +102,14 @@ async function namesDuring(work: Promise<unknown>): Promise<Set<string>> {
 
 describe.skipIf(!available)("Redis key names", () => {
   it("hold nothing of the API key a reader could test guesses against, and workers sharing a key share one budget", async () => {
-    fake = await startFakeEndpoint({ latencyMs: 30 });
+    await fake.start({ latencyMs: 30 });
     // Keys of this test alone, so that no other run's names can match their hashes.
     const keyA = `sk-trust-${randomBytes(12).toString("hex")}`;
     const keyB = `sk-trust-${randomBytes(12).toString("hex")}`;
-    await makeDistinctImages(dir, 24);
+    await makeDistinctImages(ws.dir, 24);
     const enqueued = await runCli(
       ["enqueue", "photos", "--queue", queue, "--out", "work", "--shard-size", "4"],
-      { cwd: dir, baseUrl: fake.baseUrl },
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
     );
     expect(enqueued.code, enqueued.stderr).toBe(0);
 
@@ -124,10 +120,10 @@ describe.skipIf(!available)("Redis key names", () => {
       }),
     );
     // A third on another key, for images added since.
-    await makeDistinctImages(dir, 8, "more");
+    await makeDistinctImages(ws.dir, 8, "more");
     const grown = await runCli(
       ["enqueue", "photos", "more", "--queue", queue, "--out", "work", "--shard-size", "4"],
-      { cwd: dir, baseUrl: fake.baseUrl },
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
     );
     expect(grown.code, grown.stderr).toBe(0);
     const seenB = await namesDuring(

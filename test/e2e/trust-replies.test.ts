@@ -10,30 +10,23 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { DOMParser } from "@xmldom/xmldom";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { createClient } from "../../src/send/client.js";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { type CliOptions, collect, runCli, startCli, TEST_KEY } from "../helpers/run-cli.js";
-import { makeDistinctImages, makeWorkspace, readCsv, readJsonl } from "../helpers/workspace.js";
+import { makeDistinctImages, readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
 
 const EXIFTOOL = fileURLToPath(
   new URL("../../node_modules/exiftool-vendored.pl/bin/exiftool", import.meta.url),
 );
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint | null = null;
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
 let server: Server | null = null;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
 afterEach(async () => {
-  await fake?.close();
-  fake = null;
   server?.closeAllConnections();
   await new Promise((resolve) => (server ? server.close(resolve) : resolve(null)));
   server = null;
-  await cleanup();
 });
 
 /**
@@ -41,7 +34,7 @@ afterEach(async () => {
  * test, not take the machine's memory. The limit is generous; it is no speed check.
  */
 async function runWithin(limitMs: number, args: string[], options: Partial<CliOptions> = {}) {
-  const child = startCli(args, { cwd: dir, ...options });
+  const child = startCli(args, { cwd: ws.dir, ...options });
   const killer = setTimeout(() => child.kill("SIGKILL"), limitMs);
   const result = await collect(child);
   clearTimeout(killer);
@@ -58,11 +51,11 @@ const XML_FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 
 describe("files named for the run to read", () => {
   it("refuses a device, a pipe, a folder and a huge file by name, with exit 2, unread", async () => {
-    await makeDistinctImages(dir, 1);
-    execFileSync("mkfifo", [path.join(dir, "prompt.fifo")]);
-    await mkdir(path.join(dir, "schema-folder"));
-    await writeFile(path.join(dir, "huge.txt"), Buffer.alloc(2 * 1024 * 1024, "a"));
-    await writeFile(path.join(dir, "huge.json"), `{"model": "${"m".repeat(2 * 1024 * 1024)}"}`);
+    await makeDistinctImages(ws.dir, 1);
+    execFileSync("mkfifo", [path.join(ws.dir, "prompt.fifo")]);
+    await mkdir(path.join(ws.dir, "schema-folder"));
+    await writeFile(path.join(ws.dir, "huge.txt"), Buffer.alloc(2 * 1024 * 1024, "a"));
+    await writeFile(path.join(ws.dir, "huge.json"), `{"model": "${"m".repeat(2 * 1024 * 1024)}"}`);
     const cases: [string[], RegExp][] = [
       [["--prompt-file", "/dev/zero"], /--prompt-file \/dev\/zero: not a regular file/],
       [["--config", "/dev/urandom"], /--config \/dev\/urandom: not a regular file/],
@@ -88,30 +81,30 @@ describe("files named for the run to read", () => {
 
 describe("a caption that echoes the key", () => {
   it("is kept with [redacted] in OUT, the sidecar, the XMP, the metadata and stderr", async () => {
-    await makeDistinctImages(dir, 2, "data");
+    await makeDistinctImages(ws.dir, 2, "data");
     const credential = "urlsecret-0987654321";
-    fake = await startFakeEndpoint({
+    await fake.start({
       apiKey: TEST_KEY,
       caption: () => `A cat. Authorization: Bearer ${TEST_KEY}; also ${credential} and ${TEST_KEY}`,
     });
     const baseUrl = fake.baseUrl.replace("http://", `http://user:${credential}@`);
     const result = await runCli(
       ["data", "-o", "out.csv", "--sidecar", "--xmp", "--hf-metadata", "-v"],
-      { cwd: dir, baseUrl },
+      { cwd: ws.dir, baseUrl },
     );
     expect(result.code, result.stderr).toBe(0);
     const written = [
-      await readFile(path.join(dir, "out.csv"), "utf8"),
-      await readFile(path.join(dir, "data", "img-0000.txt"), "utf8"),
-      await readFile(path.join(dir, "data", "img-0001.jpg.xmp"), "utf8"),
-      await readFile(path.join(dir, "data", "metadata.jsonl"), "utf8"),
+      await readFile(path.join(ws.dir, "out.csv"), "utf8"),
+      await readFile(path.join(ws.dir, "data", "img-0000.txt"), "utf8"),
+      await readFile(path.join(ws.dir, "data", "img-0001.jpg.xmp"), "utf8"),
+      await readFile(path.join(ws.dir, "data", "metadata.jsonl"), "utf8"),
       result.stderr,
     ];
     for (const text of written) {
       expect(text).not.toContain(TEST_KEY);
       expect(text).not.toContain(credential);
     }
-    const rows = await readCsv(path.join(dir, "out.csv"));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows[0]?.caption).toBe(
       "A cat. Authorization: Bearer [redacted]; also [redacted] and [redacted]",
     );
@@ -120,20 +113,20 @@ describe("a caption that echoes the key", () => {
   }, 60_000);
 
   it("is masked in a structured answer's tags, in OUT, XMP and the JSON log", async () => {
-    await makeDistinctImages(dir, 1);
-    fake = await startFakeEndpoint({
+    await makeDistinctImages(ws.dir, 1);
+    await fake.start({
       apiKey: TEST_KEY,
       respond: () => ({ kind: "ok", content: JSON.stringify({ tags: ["cat", TEST_KEY] }) }),
     });
     const result = await runCli(
       ["photos", "-o", "out.jsonl", "--tags", "--xmp", "--log-format", "json"],
-      { cwd: dir, baseUrl: fake.baseUrl },
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
     );
     expect(result.code, result.stderr).toBe(0);
-    const [row] = await readJsonl(path.join(dir, "out.jsonl"));
+    const [row] = await readJsonl(path.join(ws.dir, "out.jsonl"));
     expect(row?.tags).toEqual(["cat", "[redacted]"]);
     expect(JSON.stringify(row)).not.toContain(TEST_KEY);
-    const xmp = await readFile(path.join(dir, "photos", "img-0000.jpg.xmp"), "utf8");
+    const xmp = await readFile(path.join(ws.dir, "photos", "img-0000.jpg.xmp"), "utf8");
     expect(xmp).not.toContain(TEST_KEY);
     expect(result.stderr).not.toContain(TEST_KEY);
   }, 60_000);
@@ -141,54 +134,54 @@ describe("a caption that echoes the key", () => {
 
 describe("a key in another shape or place", () => {
   it("is masked in tags though they are lowercased, whatever the key's case", async () => {
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     const key = "sk-ABCDEF0123456789xyz";
-    fake = await startFakeEndpoint({
+    await fake.start({
       apiKey: key,
       respond: () => ({ kind: "ok", content: JSON.stringify({ tags: ["cat", key] }) }),
     });
     const result = await runCli(["photos", "-o", "out.jsonl", "--tags", "--sidecar"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
       env: { MINICPM_API_KEY: key },
     });
     expect(result.code, result.stderr).toBe(0);
     const written = [
-      await readFile(path.join(dir, "out.jsonl"), "utf8"),
-      await readFile(path.join(dir, "photos", "img-0000.txt"), "utf8"),
+      await readFile(path.join(ws.dir, "out.jsonl"), "utf8"),
+      await readFile(path.join(ws.dir, "photos", "img-0000.txt"), "utf8"),
     ];
     for (const text of written) expect(text.toLowerCase()).not.toContain(key.toLowerCase());
-    const [row] = await readJsonl(path.join(dir, "out.jsonl"));
+    const [row] = await readJsonl(path.join(ws.dir, "out.jsonl"));
     expect(row?.tags).toEqual(["cat", "[redacted]"]);
   }, 60_000);
 
   it("is masked as the Basic auth a base URL's password is sent as, when a server echoes it", async () => {
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     const password = "sk-UrlPassw0rd99";
-    fake = await startFakeEndpoint({
+    await fake.start({
       caption: (record) => `auth was ${String(record.headers.authorization)}`,
     });
     const baseUrl = fake.baseUrl.replace("http://", `http://u:${password}@`);
     const result = await runCli(["photos", "-o", "out.csv", "--sidecar"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl,
       env: { MINICPM_API_KEY: undefined },
     });
     expect(result.code, result.stderr).toBe(0);
     const basic = Buffer.from(`u:${password}`).toString("base64");
     expect(fake.requests[0]?.headers.authorization).toBe(`Basic ${basic}`);
-    const [row] = await readCsv(path.join(dir, "out.csv"));
+    const [row] = await readCsv(path.join(ws.dir, "out.csv"));
     expect(row?.caption).toBe("auth was Basic [redacted]");
-    const sidecar = await readFile(path.join(dir, "photos", "img-0000.txt"), "utf8");
+    const sidecar = await readFile(path.join(ws.dir, "photos", "img-0000.txt"), "utf8");
     expect(sidecar).not.toContain(basic);
   }, 60_000);
 
   it("is masked in what caption models shows of a server's list", async () => {
-    fake = await startFakeEndpoint({
+    await fake.start({
       apiKey: TEST_KEY,
       models: [{ id: `leak-${TEST_KEY}`, owned_by: `owner-${TEST_KEY}\u001b[31m` }],
     });
-    const result = await runCli(["models"], { cwd: dir, baseUrl: fake.baseUrl });
+    const result = await runCli(["models"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain("leak-[redacted]\towner-[redacted]\\x1b[31m");
     expect(result.stdout + result.stderr).not.toContain(TEST_KEY);
@@ -197,7 +190,7 @@ describe("a key in another shape or place", () => {
 
 describe("a caption holding what XML forbids", () => {
   it("is written to XMP without it: the file parses, the user's rating and tags kept", async () => {
-    const [image] = await makeDistinctImages(dir, 1);
+    const [image] = await makeDistinctImages(ws.dir, 1);
     const packet = `<?xml version="1.0" encoding="UTF-8"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/">
  <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
@@ -208,14 +201,14 @@ describe("a caption holding what XML forbids", () => {
  </rdf:RDF>
 </x:xmpmeta>
 `;
-    const sidecar = path.join(dir, `${image}.xmp`);
+    const sidecar = path.join(ws.dir, `${image}.xmp`);
     await writeFile(sidecar, packet);
-    fake = await startFakeEndpoint({
+    await fake.start({
       apiKey: TEST_KEY,
       caption: () => "A\u0000 red\u0001 kite\u000b over \ufffe the sea \ud800at dusk.",
     });
     const result = await runCli(["photos", "-o", "out.jsonl", "--xmp"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(result.code, result.stderr).toBe(0);
@@ -230,7 +223,7 @@ describe("a caption holding what XML forbids", () => {
     // What expat checks (xmldom lets these through): XML 1.0's Char production, whole file.
     expect(written).not.toMatch(XML_FORBIDDEN);
     const exif = await collect(
-      spawn("perl", [EXIFTOOL, "-j", "-struct", "-XMP:all", sidecar], { cwd: dir }),
+      spawn("perl", [EXIFTOOL, "-j", "-struct", "-XMP:all", sidecar], { cwd: ws.dir }),
     );
     expect(exif.code, exif.stderr).toBe(0);
     const [read] = JSON.parse(exif.stdout) as Record<string, unknown>[];
@@ -245,9 +238,9 @@ describe("a reply body past the cap", () => {
   const HUNDRED_MB = 100 * 1024 * 1024;
 
   it("fails its image as reply_too_large, the connection closed long before 100 MB", async () => {
-    await makeDistinctImages(dir, 1);
+    await makeDistinctImages(ws.dir, 1);
     const ends: { sent: number; finished: boolean }[] = [];
-    fake = await startFakeEndpoint({
+    await fake.start({
       apiKey: TEST_KEY,
       respond: () => ({
         kind: "flood",
@@ -259,7 +252,7 @@ describe("a reply body past the cap", () => {
       baseUrl: fake.baseUrl,
     });
     expect(result.code, result.stderr).toBe(3);
-    const [failure] = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const [failure] = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failure?.code).toBe("reply_too_large");
     // Not asked again: the next 100 MB would be the same.
     expect(failure?.attempts).toBe(1);
@@ -270,9 +263,9 @@ describe("a reply body past the cap", () => {
   }, 150_000);
 
   it("refuses a declared content-length over the cap before reading, and takes --max-reply-bytes", async () => {
-    await makeDistinctImages(dir, 2);
+    await makeDistinctImages(ws.dir, 2);
     const ends: { sent: number; finished: boolean }[] = [];
-    fake = await startFakeEndpoint({
+    await fake.start({
       apiKey: TEST_KEY,
       respond: (request) =>
         request.index === 0
@@ -290,14 +283,14 @@ describe("a reply body past the cap", () => {
       { baseUrl: fake.baseUrl },
     );
     expect(result.code, result.stderr).toBe(3);
-    const failures = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const failures = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     expect(failures.map((failure) => failure.code)).toEqual(["reply_too_large", "reply_too_large"]);
     expect(String(failures[0]?.message)).toMatch(/declared 104857600 bytes/);
     expect(String(failures[1]?.message)).toMatch(/larger than 4 KiB/);
     await expect.poll(() => ends.length, { timeout: 20_000 }).toBe(1);
     expect(ends[0]?.finished).toBe(false);
 
-    const bad = await runCli(["photos", "-o", "o.csv", "--max-reply-bytes", "10"], { cwd: dir });
+    const bad = await runCli(["photos", "-o", "o.csv", "--max-reply-bytes", "10"], { cwd: ws.dir });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--max-reply-bytes: .*1024/);
   }, 150_000);
@@ -339,18 +332,21 @@ describe("a reply body past the cap", () => {
 
 describe("names and error bodies shown on a terminal", () => {
   it("escapes control characters on stderr and describes a binary body, the errors file exact", async () => {
-    const [image] = await makeDistinctImages(dir, 2);
+    const [image] = await makeDistinctImages(ws.dir, 2);
     const evil = "evil\u001b[31mred\u001b[0m\u0007.jpg";
     const other = "bell\u001b]0;owned\u0007\r.jpg";
     const names = [evil, other];
-    const files = await readdir(path.join(dir, "photos"));
-    await writeFile(path.join(dir, "photos", evil), await readFile(path.join(dir, String(image))));
+    const files = await readdir(path.join(ws.dir, "photos"));
     await writeFile(
-      path.join(dir, "photos", other),
-      await readFile(path.join(dir, "photos", files[1] ?? "")),
+      path.join(ws.dir, "photos", evil),
+      await readFile(path.join(ws.dir, String(image))),
+    );
+    await writeFile(
+      path.join(ws.dir, "photos", other),
+      await readFile(path.join(ws.dir, "photos", files[1] ?? "")),
     );
     const gzip = gzipSync(Buffer.from(JSON.stringify({ error: { message: "x".repeat(300) } })));
-    fake = await startFakeEndpoint({
+    await fake.start({
       apiKey: TEST_KEY,
       respond: (request) =>
         request.index % 2 === 0
@@ -363,14 +359,14 @@ describe("names and error bodies shown on a terminal", () => {
           : { kind: "status", status: 400, body: Buffer.from("oops\u0000\u001b[2J\u00ff\u00fe") },
     });
     const args = ["photos/evil*", "photos/bell*", "-o", "out.csv", "--retries", "0", "-c", "1"];
-    const text = await runCli(args, { cwd: dir, baseUrl: fake.baseUrl });
+    const text = await runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(text.code, text.stderr).toBe(3);
     expect(text.stderr).not.toMatch(CONTROLS);
     expect(text.stderr).toContain("photos/evil\\x1b[31mred\\x1b[0m\\x07.jpg");
     expect(text.stderr).toContain("photos/bell\\x1b]0;owned\\x07\\r.jpg");
     expect(text.stderr).toContain(`a binary reply of ${gzip.length} bytes (gzip)`);
     expect(text.stderr).toMatch(/a binary reply of \d+ bytes/);
-    const failures = await readJsonl(path.join(dir, "out.errors.jsonl"));
+    const failures = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
     // The errors file keeps names exact (JSON escapes them) and holds no raw bytes of a body.
     expect(failures.map((failure) => failure.path).sort()).toEqual(
       names.map((name) => `photos/${name}`).sort(),
@@ -383,7 +379,7 @@ describe("names and error bodies shown on a terminal", () => {
 
     // JSON logs keep the name exact too, escaped by JSON itself.
     const json = await runCli([...args, "--log-format", "json", "--overwrite"], {
-      cwd: dir,
+      cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     const failed = json.stderr

@@ -4,33 +4,24 @@ import { chmod, lstat, readFile, rm, stat, symlink, writeFile } from "node:fs/pr
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DOMParser, XMLSerializer } from "@xmldom/xmldom";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { collect, runCli, TEST_KEY } from "../helpers/run-cli.js";
-import { makeDistinctImages, makeWorkspace, readJsonl } from "../helpers/workspace.js";
+import { makeDistinctImages, readJsonl, useWorkspace } from "../helpers/workspace.js";
 
 const EXIFTOOL = fileURLToPath(
   new URL("../../node_modules/exiftool-vendored.pl/bin/exiftool", import.meta.url),
 );
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-  fake = await startFakeEndpoint({ apiKey: TEST_KEY });
-});
-afterEach(async () => {
-  await fake.close();
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint({ apiKey: TEST_KEY });
 
-const run = (args: string[]) => runCli(args, { cwd: dir, baseUrl: fake.baseUrl });
+const run = (args: string[]) => runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl });
 
 /** ExifTool's reading of sidecars: an XMP-aware reader that is not ours. */
 async function exiftool(...files: string[]): Promise<Record<string, unknown>[]> {
   const result = await collect(
-    spawn("perl", [EXIFTOOL, "-j", "-struct", "-XMP:all", ...files], { cwd: dir }),
+    spawn("perl", [EXIFTOOL, "-j", "-struct", "-XMP:all", ...files], { cwd: ws.dir }),
   );
   expect(result.code, result.stderr).toBe(0);
   return JSON.parse(result.stdout) as Record<string, unknown>[];
@@ -106,14 +97,14 @@ function withoutDescription(packet: string): string {
 
 const sha = async (file: string) =>
   createHash("sha256")
-    .update(await readFile(path.join(dir, file)))
+    .update(await readFile(path.join(ws.dir, file)))
     .digest("hex");
 
 describe("--xmp", () => {
   it("merges the caption into darktable's and digiKam's sidecars, keeping everything else", async () => {
-    const [first, second, third] = await makeDistinctImages(dir, 3);
-    await writeFile(path.join(dir, `${first}.xmp`), DARKTABLE);
-    await writeFile(path.join(dir, `${second}.xmp`), DIGIKAM);
+    const [first, second, third] = await makeDistinctImages(ws.dir, 3);
+    await writeFile(path.join(ws.dir, `${first}.xmp`), DARKTABLE);
+    await writeFile(path.join(ws.dir, `${second}.xmp`), DIGIKAM);
     const before = await Promise.all([first, second, third].map((image) => sha(String(image))));
     const result = await run(["photos", "--xmp"]);
     expect(result.code, result.stderr).toBe(0);
@@ -121,7 +112,7 @@ describe("--xmp", () => {
     expect(await Promise.all([first, second, third].map((image) => sha(String(image))))).toEqual(
       before,
     );
-    const record = await readJsonl(path.join(dir, "photos", ".caption", "captions.jsonl"));
+    const record = await readJsonl(path.join(ws.dir, "photos", ".caption", "captions.jsonl"));
     const captionOf = (image: unknown) =>
       record.find((row) => `photos/${row.path}` === image)?.caption;
     const [darktable, digikam, fresh] = await exiftool(
@@ -141,9 +132,9 @@ describe("--xmp", () => {
     expect(digikam?.HierarchicalSubject).toEqual(["Places|Beach"]);
     expect(fresh?.Description).toBe(captionOf(third));
     // Beyond what ExifTool knows (the darktable history), nothing else changed either.
-    const merged = await readFile(path.join(dir, `${first}.xmp`), "utf8");
+    const merged = await readFile(path.join(ws.dir, `${first}.xmp`), "utf8");
     expect(withoutDescription(merged)).toBe(withoutDescription(DARKTABLE));
-    const mergedDigikam = await readFile(path.join(dir, `${second}.xmp`), "utf8");
+    const mergedDigikam = await readFile(path.join(ws.dir, `${second}.xmp`), "utf8");
     expect(withoutDescription(mergedDigikam)).toBe(withoutDescription(DIGIKAM));
     expect(mergedDigikam).toContain('<?xpacket end="w"?>');
 
@@ -153,12 +144,12 @@ describe("--xmp", () => {
   });
 
   it("--xmp-naming stem writes <stem>.xmp; a sidecar deleted since is put back from the record", async () => {
-    const [image] = await makeDistinctImages(dir, 1);
+    const [image] = await makeDistinctImages(ws.dir, 1);
     const stem = String(image).replace(/\.jpg$/, ".xmp");
     expect((await run(["photos", "--xmp", "--xmp-naming", "stem"])).code).toBe(0);
     const [read] = await exiftool(stem);
     expect(String(read?.Description)).toMatch(/^A test caption/);
-    await rm(path.join(dir, stem));
+    await rm(path.join(ws.dir, stem));
     fake.resetStats();
     expect((await run(["photos", "--xmp", "--xmp-naming", "stem"])).code).toBe(0);
     expect(fake.requests).toHaveLength(0);
@@ -166,15 +157,15 @@ describe("--xmp", () => {
   });
 
   it("stem naming refuses two images that would share one sidecar, and bad flags are exit 2", async () => {
-    const [image] = await makeDistinctImages(dir, 1);
+    const [image] = await makeDistinctImages(ws.dir, 1);
     await writeFile(
-      path.join(dir, String(image).replace(/\.jpg$/, ".png")),
-      await readFile(path.join(dir, String(image))),
+      path.join(ws.dir, String(image).replace(/\.jpg$/, ".png")),
+      await readFile(path.join(ws.dir, String(image))),
     );
     const collision = await run(["photos", "--xmp", "--xmp-naming", "stem"]);
     expect(collision.code).toBe(3);
     const [failure] = await readJsonl(
-      path.join(dir, "photos", ".caption", "captions.errors.jsonl"),
+      path.join(ws.dir, "photos", ".caption", "captions.errors.jsonl"),
     );
     expect(failure?.code).toBe("xmp_collision");
     for (const [args, message] of [
@@ -191,27 +182,27 @@ describe("--xmp", () => {
   });
 
   it("a sidecar that is not XMP fails its image only, and is left as it was", async () => {
-    const [image, other] = await makeDistinctImages(dir, 2);
-    await writeFile(path.join(dir, `${image}.xmp`), "not xml at all <<<");
+    const [image, other] = await makeDistinctImages(ws.dir, 2);
+    await writeFile(path.join(ws.dir, `${image}.xmp`), "not xml at all <<<");
     const result = await run(["photos", "--xmp"]);
     expect(result.code).toBe(3);
     const [failure] = await readJsonl(
-      path.join(dir, "photos", ".caption", "captions.errors.jsonl"),
+      path.join(ws.dir, "photos", ".caption", "captions.errors.jsonl"),
     );
     expect(failure?.code).toBe("xmp_invalid");
     expect(failure?.path).toBe(image);
-    expect(await readFile(path.join(dir, `${image}.xmp`), "utf8")).toBe("not xml at all <<<");
+    expect(await readFile(path.join(ws.dir, `${image}.xmp`), "utf8")).toBe("not xml at all <<<");
     expect((await exiftool(`${other}.xmp`))[0]?.Description).toMatch(/^A test caption/);
   });
 
   it("a merged sidecar keeps its permissions; a symlinked one is skipped with a reason, its target untouched", async () => {
-    const [first, second] = await makeDistinctImages(dir, 2);
-    const own = path.join(dir, `${first}.xmp`);
+    const [first, second] = await makeDistinctImages(ws.dir, 2);
+    const own = path.join(ws.dir, `${first}.xmp`);
     await writeFile(own, DARKTABLE);
     await chmod(own, 0o600);
-    const elsewhere = path.join(dir, "library.xmp");
+    const elsewhere = path.join(ws.dir, "library.xmp");
     await writeFile(elsewhere, DIGIKAM);
-    await symlink(elsewhere, path.join(dir, `${second}.xmp`));
+    await symlink(elsewhere, path.join(ws.dir, `${second}.xmp`));
     const result = await run(["photos", "--xmp"]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain(
@@ -220,16 +211,16 @@ describe("--xmp", () => {
     expect((await stat(own)).mode & 0o777).toBe(0o600);
     expect((await exiftool(`${first}.xmp`))[0]?.Description).toMatch(/^A test caption/);
     // The link is not the run's file: it stays a link, and what it points to is not written.
-    expect((await lstat(path.join(dir, `${second}.xmp`))).isSymbolicLink()).toBe(true);
+    expect((await lstat(path.join(ws.dir, `${second}.xmp`))).isSymbolicLink()).toBe(true);
     expect(await readFile(elsewhere, "utf8")).toBe(DIGIKAM);
     // Nothing was sent for its sake.
     expect(fake.requests).toHaveLength(1);
   });
 
   it("a description edited in the photo manager since is kept by later runs", async () => {
-    const [image] = await makeDistinctImages(dir, 1);
+    const [image] = await makeDistinctImages(ws.dir, 1);
     expect((await run(["photos", "--xmp"])).code).toBe(0);
-    const file = path.join(dir, `${image}.xmp`);
+    const file = path.join(ws.dir, `${image}.xmp`);
     const edited = (await readFile(file, "utf8")).replace(/A test caption[^<]*/, "Edited by me");
     await writeFile(file, edited);
     expect((await run(["photos", "--xmp"])).code).toBe(0);
@@ -237,13 +228,12 @@ describe("--xmp", () => {
   });
 
   it("with --tags, adds the tags to dc:subject, lr:hierarchicalSubject and digiKam:TagsList after the ones there", async () => {
-    await fake.close();
-    fake = await startFakeEndpoint({
+    await fake.start({
       apiKey: TEST_KEY,
       respond: () => ({ kind: "ok", content: '{"tags": ["sunset", "beach", "two people"]}' }),
     });
-    const [first, second] = await makeDistinctImages(dir, 2);
-    await writeFile(path.join(dir, `${first}.xmp`), DARKTABLE);
+    const [first, second] = await makeDistinctImages(ws.dir, 2);
+    await writeFile(path.join(ws.dir, `${first}.xmp`), DARKTABLE);
     const result = await run(["photos", "--xmp", "--tags"]);
     expect(result.code, result.stderr).toBe(0);
     const [darktable, fresh] = await exiftool(`${first}.xmp`, `${second}.xmp`);
@@ -255,12 +245,12 @@ describe("--xmp", () => {
     expect(darktable?.Rating).toBe(3);
     expect(fresh?.Subject).toEqual(["sunset", "beach", "two people"]);
     expect(fresh?.TagsList).toEqual(["sunset", "beach", "two people"]);
-    const packet = await readFile(path.join(dir, `${second}.xmp`), "utf8");
+    const packet = await readFile(path.join(ws.dir, `${second}.xmp`), "utf8");
     expect(packet).toMatch(/<dc:subject><rdf:Bag>/);
     expect(packet).toMatch(/<digiKam:TagsList><rdf:Seq>/);
 
     // Deleted since: put back from the record, tags included, without a request.
-    await rm(path.join(dir, `${second}.xmp`));
+    await rm(path.join(ws.dir, `${second}.xmp`));
     fake.resetStats();
     expect((await run(["photos", "--xmp", "--tags"])).code).toBe(0);
     expect(fake.requests).toHaveLength(0);

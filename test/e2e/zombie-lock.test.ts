@@ -6,33 +6,26 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
+import { afterEach, describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { CLI, runCli, TEST_KEY } from "../helpers/run-cli.js";
 import {
   expectOneRowEach,
   makeDistinctImages,
-  makeWorkspace,
   readCsv,
   readJsonl,
+  useWorkspace,
   waitFor,
 } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint;
+const ws = useWorkspace();
+const fake = useFakeEndpoint({ latencyMs: 100 });
 /** The parent that never reaps: killed at the end, so its zombie goes to PID 1. */
 let parent: ChildProcess | null = null;
-
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-  fake = await startFakeEndpoint({ latencyMs: 100 });
-});
-afterEach(async () => {
+// Runs before the fake is closed and the workspace removed (after-hooks run in reverse).
+afterEach(() => {
   parent?.kill("SIGKILL");
   parent = null;
-  await fake.close();
-  await cleanup();
 });
 
 /**
@@ -49,7 +42,7 @@ function startUnreaped(args: string[]): ChildProcess {
   return spawn(
     "sh",
     ["-c", '"$0" "$@" >/dev/null 2>&1 & exec sleep 600', process.execPath, CLI, ...args],
-    { cwd: dir, env, stdio: "ignore" },
+    { cwd: ws.dir, env, stdio: "ignore" },
   );
 }
 
@@ -94,47 +87,47 @@ async function linesIn(file: string): Promise<number> {
 
 describe.skipIf(process.platform !== "linux")("a lock held by a zombie", () => {
   it("a plain run: the rerun right after kill -9 takes the lock over", async () => {
-    const images = await makeDistinctImages(dir, 30);
-    const out = path.join(dir, "out.csv");
+    const images = await makeDistinctImages(ws.dir, 30);
+    const out = path.join(ws.dir, "out.csv");
     await killToZombie(
       ["photos", "-o", "out.csv", "-c", "2"],
       `${out}.lock`,
       async () => (await linesIn(out)) > 3,
     );
-    const rerun = await runCli(["photos", "-o", "out.csv"], { cwd: dir, baseUrl: fake.baseUrl });
+    const rerun = await runCli(["photos", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(rerun.stderr).not.toMatch(/another caption run/);
     expect(rerun.code, rerun.stderr).toBe(0);
     expectOneRowEach(await readCsv(out), images);
   }, 60_000);
 
   it("a --sidecar run: its record's lock is taken over", async () => {
-    const images = await makeDistinctImages(dir, 30);
-    const record = path.join(dir, "photos", ".caption", "captions.jsonl");
+    const images = await makeDistinctImages(ws.dir, 30);
+    const record = path.join(ws.dir, "photos", ".caption", "captions.jsonl");
     await killToZombie(
       ["photos", "--sidecar", "-c", "2"],
       `${record}.lock`,
       async () => (await linesIn(record)) > 3,
     );
-    const rerun = await runCli(["photos", "--sidecar"], { cwd: dir, baseUrl: fake.baseUrl });
+    const rerun = await runCli(["photos", "--sidecar"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(rerun.stderr).not.toMatch(/another caption run/);
     expect(rerun.code, rerun.stderr).toBe(0);
     for (const image of images) {
-      const sidecar = path.join(dir, image.replace(/\.jpg$/, ".txt"));
+      const sidecar = path.join(ws.dir, image.replace(/\.jpg$/, ".txt"));
       expect((await readFile(sidecar, "utf8")).length).toBeGreaterThan(10);
     }
     expect(await readJsonl(record)).toHaveLength(images.length);
   }, 60_000);
 
   it("an --hf-metadata run: its record's lock is taken over, one metadata row per image", async () => {
-    const images = await makeDistinctImages(dir, 30, "data");
-    const record = path.join(dir, "data", ".caption", "captions.jsonl");
-    const metadata = path.join(dir, "data", "metadata.jsonl");
+    const images = await makeDistinctImages(ws.dir, 30, "data");
+    const record = path.join(ws.dir, "data", ".caption", "captions.jsonl");
+    const metadata = path.join(ws.dir, "data", "metadata.jsonl");
     await killToZombie(
       ["data", "--hf-metadata", "-c", "2"],
       `${record}.lock`,
       async () => (await linesIn(metadata)) > 3,
     );
-    const rerun = await runCli(["data", "--hf-metadata"], { cwd: dir, baseUrl: fake.baseUrl });
+    const rerun = await runCli(["data", "--hf-metadata"], { cwd: ws.dir, baseUrl: fake.baseUrl });
     expect(rerun.stderr).not.toMatch(/another caption run/);
     expect(rerun.code, rerun.stderr).toBe(0);
     const rows = await readJsonl(metadata);

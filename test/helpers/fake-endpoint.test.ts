@@ -1,19 +1,12 @@
 import { createHash } from "node:crypto";
 import sharp from "sharp";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { useFakeEndpoint } from "./fake-endpoint/use.js";
 import { type FakeEndpoint, type FakeEndpointOptions, startFakeEndpoint } from "./fake-endpoint.js";
 
-const open: FakeEndpoint[] = [];
-
-async function start(options?: FakeEndpointOptions): Promise<FakeEndpoint> {
-  const endpoint = await startFakeEndpoint(options);
-  open.push(endpoint);
-  return endpoint;
-}
-
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((endpoint) => endpoint.close()));
-});
+const fakes = useFakeEndpoint("manual");
+/** A fake for this test alone, closed after it. */
+const start = (options?: FakeEndpointOptions) => fakes.startAnother(options);
 
 function chatBody(content: unknown): string {
   return JSON.stringify({

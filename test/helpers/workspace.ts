@@ -3,14 +3,51 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
-import { expect, vi } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, expect, vi } from "vitest";
 
 export const FIXTURES = fileURLToPath(new URL("../../fixtures/", import.meta.url));
 
 /** A scratch folder for one test, removed by the returned cleanup. */
-export async function makeWorkspace(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(path.join(tmpdir(), "caption-it-"));
+export async function makeWorkspace(
+  prefix = "caption-it-",
+): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface Workspace {
+  /** The scratch folder of the running test (of the file, for scope "all"). */
+  readonly dir: string;
+}
+
+/**
+ * A scratch folder made before each test of the file or `describe` this is called in and removed
+ * after it (with scope "all", one for all of them), read as `ws.dir`. Called before
+ * `useFakeEndpoint()`, the folder outlives the fake: vitest runs after-hooks in reverse.
+ */
+export function useWorkspace(options: { scope?: "each" | "all"; prefix?: string } = {}): Workspace {
+  let current: { dir: string; cleanup: () => Promise<void> } | null = null;
+  const make = async () => {
+    current = await makeWorkspace(options.prefix);
+  };
+  const remove = async () => {
+    const made = current;
+    current = null;
+    await made?.cleanup();
+  };
+  if (options.scope === "all") {
+    beforeAll(make);
+    afterAll(remove);
+  } else {
+    beforeEach(make);
+    afterEach(remove);
+  }
+  return {
+    get dir() {
+      if (current === null) throw new Error("no workspace: read ws.dir inside a test or its hooks");
+      return current.dir;
+    },
+  };
 }
 
 /** Copies a fixtures subfolder into the workspace under the same name. */

@@ -1,19 +1,12 @@
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { stripJpegMetadata } from "../../src/prepare/jpeg-passthrough.js";
 import { prepareImage } from "../../src/prepare/prepare.js";
-import { makeWorkspace } from "../helpers/workspace.js";
+import { useWorkspace } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-});
-afterEach(async () => {
-  await cleanup();
-});
+const ws = useWorkspace();
 
 const OPTIONS = { maxPixels: 1_806_336, imageFormat: "jpeg" as const };
 const XMP =
@@ -54,7 +47,7 @@ async function cameraJpeg(options: { progressive?: boolean; orientation?: number
     jpeg.subarray(2),
     Buffer.from("TRAILER depth map"),
   ]);
-  const where = path.join(dir, "camera.jpg");
+  const where = path.join(ws.dir, "camera.jpg");
   await writeFile(where, file);
   return { file, where };
 }
@@ -105,7 +98,7 @@ describe("JPEG sent as it is", () => {
     expect([upright.width, upright.height]).toEqual([200, 320]);
 
     // A wide-gamut profile must be converted, not dropped.
-    const p3 = path.join(dir, "p3.jpg");
+    const p3 = path.join(ws.dir, "p3.jpg");
     await writeFile(p3, await sharp(rotated.file).rotate().withIccProfile("p3").jpeg().toBuffer());
     const fromP3 = sentBytes((await prepareImage(p3, OPTIONS)).dataUrl);
     expect(fromP3.equals(stripJpegMetadata(await readFile(p3)) ?? Buffer.alloc(0))).toBe(false);

@@ -1,14 +1,14 @@
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ImageError } from "../../src/errors.js";
-import { sniffFormat } from "../../src/prepare/image-errors.js";
 import { prepareImage, targetSize } from "../../src/prepare/prepare.js";
+import { sniffFormat } from "../../src/prepare/sniff-format.js";
 import type { PreparedImage, PrepareOptions } from "../../src/types.js";
 import { decompressionBomb, makeUnreadableFile } from "../helpers/hostile-files.js";
+import { useWorkspace } from "../helpers/workspace.js";
 
 const BUDGET = 1_806_336;
 const fixtures = fileURLToPath(new URL("../../fixtures/", import.meta.url));
@@ -17,15 +17,7 @@ const broken = join(fixtures, "broken");
 const jpeg: PrepareOptions = { maxPixels: BUDGET, imageFormat: "jpeg" };
 const png: PrepareOptions = { maxPixels: BUDGET, imageFormat: "png" };
 
-let tmp: string;
-
-beforeAll(async () => {
-  tmp = await mkdtemp(join(tmpdir(), "caption-prepare-"));
-});
-
-afterAll(async () => {
-  await rm(tmp, { recursive: true, force: true });
-});
+const ws = useWorkspace({ scope: "all", prefix: "caption-prepare-" });
 
 /** Decodes what would be sent, so tests check the bytes rather than the returned claims. */
 async function decode(prepared: PreparedImage) {
@@ -173,7 +165,7 @@ describe("sniffFormat", () => {
 
 describe("prepareImage", () => {
   it("shrinks a 4000×3000 JPEG under the pixel budget and encodes exactly the returned size", async () => {
-    const path = join(tmp, "big.jpg");
+    const path = join(ws.dir, "big.jpg");
     await sharp({ create: { width: 40, height: 30, channels: 3, background: "#808080" } })
       .composite([
         { input: { create: { width: 20, height: 15, channels: 3, background: "#c03020" } } },
@@ -254,7 +246,7 @@ describe("prepareImage", () => {
   });
 
   it("converts a CMYK JPEG to sRGB with its colours intact", async () => {
-    const path = join(tmp, "cmyk.jpg");
+    const path = join(ws.dir, "cmyk.jpg");
     await sharp({ create: { width: 64, height: 48, channels: 3, background: "#3080c0" } })
       .toColourspace("cmyk")
       .jpeg()
@@ -270,7 +262,7 @@ describe("prepareImage", () => {
   });
 
   it("reduces a 16-bit PNG with alpha to 8-bit opaque output", async () => {
-    const path = join(tmp, "deep.png");
+    const path = join(ws.dir, "deep.png");
     await sharp({
       create: { width: 64, height: 48, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } },
     })
@@ -318,31 +310,31 @@ describe("prepareImage", () => {
     });
 
     it("a directory → not_a_file", async () => {
-      const path = join(tmp, "folder.jpg");
+      const path = join(ws.dir, "folder.jpg");
       await mkdir(path, { recursive: true });
       await expectImageError(prepareImage(path, jpeg), "not_a_file", path);
     });
 
     it("a missing file → file_missing", async () => {
-      const path = join(tmp, "gone.jpg");
+      const path = join(ws.dir, "gone.jpg");
       await expectImageError(prepareImage(path, jpeg), "file_missing", path);
     });
 
     it("a dangling symbolic link → file_missing", async () => {
-      const path = join(tmp, "dangling.jpg");
-      await symlink(join(tmp, "nowhere.jpg"), path);
+      const path = join(ws.dir, "dangling.jpg");
+      await symlink(join(ws.dir, "nowhere.jpg"), path);
       const error = await expectImageError(prepareImage(path, jpeg), "file_missing", path);
       expect(error.message).toMatch(/symbolic link/);
     });
 
     it("an unreadable file → permission_denied, even when the tests run as root", async () => {
-      const path = join(tmp, "locked.jpg");
+      const path = join(ws.dir, "locked.jpg");
       await makeUnreadableFile(path, "x");
       await expectImageError(prepareImage(path, jpeg), "permission_denied", path);
     });
 
     it("a decompression bomb → image_too_large, judged from its header without decoding it", async () => {
-      const path = join(tmp, "bomb.png");
+      const path = join(ws.dir, "bomb.png");
       // Only the first row of pixels is there: decoding would fail on the rest, as corrupt_image.
       await writeFile(path, decompressionBomb(1));
       const error = await expectImageError(prepareImage(path, jpeg), "image_too_large", path);
@@ -352,7 +344,7 @@ describe("prepareImage", () => {
     });
 
     it("an SVG → unsupported_format, saying why", async () => {
-      const path = join(tmp, "logo.svg");
+      const path = join(ws.dir, "logo.svg");
       await writeFile(
         path,
         '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><rect width="40" height="40" fill="red"/></svg>',
@@ -363,7 +355,7 @@ describe("prepareImage", () => {
     });
 
     it("a HEIC file → unsupported_format, with the conversion advice", async () => {
-      const path = join(tmp, "phone.heic");
+      const path = join(ws.dir, "phone.heic");
       const ftyp = Buffer.concat([
         Buffer.from([0, 0, 0, 0x18]),
         Buffer.from("ftypheic", "latin1"),
@@ -377,7 +369,7 @@ describe("prepareImage", () => {
     });
 
     it("a BMP → unsupported_format naming BMP", async () => {
-      const path = join(tmp, "old.bmp");
+      const path = join(ws.dir, "old.bmp");
       const header = Buffer.alloc(54);
       header.write("BM", 0, "latin1");
       header.writeUInt32LE(14 + 40, 10);

@@ -1,35 +1,24 @@
 import { availableParallelism } from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  captionImages,
-  RunControl,
-  type RunEvent,
-  type RunOptions,
-} from "../../src/run/pipeline.js";
-import { DEFAULT_MAX_PIXELS } from "../../src/settings/resolve.js";
-import { type FakeEndpoint, startFakeEndpoint } from "../helpers/fake-endpoint.js";
-import { makeDistinctImages, makeWorkspace, readCsv } from "../helpers/workspace.js";
+import { describe, expect, it } from "vitest";
+import { RunControl } from "../../src/run/control.js";
+import type { RunEvent } from "../../src/run/events.js";
+import { captionImages } from "../../src/run/pipeline.js";
+import { DEFAULT_MAX_PIXELS } from "../../src/settings/defaults.js";
+import type { RunOptions } from "../../src/settings/run-options.js";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import { makeDistinctImages, readCsv, useWorkspace } from "../helpers/workspace.js";
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fake: FakeEndpoint;
-beforeEach(async () => {
-  ({ dir, cleanup } = await makeWorkspace());
-  fake = await startFakeEndpoint({ latencyMs: 20 });
-});
-afterEach(async () => {
-  await fake.close();
-  await cleanup();
-});
+const ws = useWorkspace();
+const fake = useFakeEndpoint({ latencyMs: 20 });
 
 function options(overrides: Partial<RunOptions> = {}): RunOptions {
   return {
     inputs: ["photos"],
-    cwd: dir,
-    output: path.join(dir, "out.csv"),
+    cwd: ws.dir,
+    output: path.join(ws.dir, "out.csv"),
     format: "csv",
-    errorsPath: path.join(dir, "out.errors.jsonl"),
+    errorsPath: path.join(ws.dir, "out.errors.jsonl"),
     baseUrl: fake.baseUrl,
     model: "m",
     prompt: "Describe.",
@@ -50,7 +39,7 @@ describe("captionImages", () => {
     const bound = concurrency + availableParallelism() + 1;
     // Four times as many files as that, so a pool that read ahead freely would break it.
     const files = Math.max(80, 4 * bound);
-    await makeDistinctImages(dir, files);
+    await makeDistinctImages(ws.dir, files);
     let held = 0;
     let maxHeld = 0;
     let preparedBeforeFirstResult = -1;
@@ -72,11 +61,11 @@ describe("captionImages", () => {
     expect(preparedBeforeFirstResult).toBeLessThanOrEqual(bound);
     expect(prepared).toBe(files);
     expect(fake.maxInFlight).toBe(concurrency);
-    expect(await readCsv(path.join(dir, "out.csv"))).toHaveLength(files);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(files);
   });
 
   it("stop() lets in-flight requests finish and starts nothing new", async () => {
-    await makeDistinctImages(dir, 20);
+    await makeDistinctImages(ws.dir, 20);
     const control = new RunControl();
     const summary = await captionImages(options({ concurrency: 2 }), {
       control,
@@ -92,8 +81,8 @@ describe("captionImages", () => {
   });
 
   it("creates OUT's folder when it does not exist yet", async () => {
-    await makeDistinctImages(dir, 1);
-    const output = path.join(dir, "results", "nightly", "out.csv");
+    await makeDistinctImages(ws.dir, 1);
+    const output = path.join(ws.dir, "results", "nightly", "out.csv");
     const summary = await captionImages(options({ output }));
     expect(summary.captioned).toBe(1);
     expect(await readCsv(output)).toHaveLength(1);

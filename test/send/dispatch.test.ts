@@ -2,9 +2,11 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ConnectionError, TimeoutError } from "../../src/errors.js";
 import type { ChatClient } from "../../src/send/client.js";
 import { Dispatcher } from "../../src/send/dispatch.js";
-import { Endpoint, endpointLabels, RETRY_DOWN_MS } from "../../src/send/endpoint.js";
-import { AdaptiveLimiter, type Slot } from "../../src/send/limiter.js";
+import { Endpoint, RETRY_DOWN_MS } from "../../src/send/endpoint.js";
+import { endpointLabels } from "../../src/send/endpoint-labels.js";
+import { AdaptiveLimiter } from "../../src/send/limiter.js";
 import type { CaptionProtocol } from "../../src/send/request.js";
+import type { Slot } from "../../src/send/slot.js";
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BoundedQueue } from "../../src/run/queue.js";
-import { AdaptiveLimiter, type Slot } from "../../src/send/limiter.js";
+import { AdaptiveLimiter } from "../../src/send/limiter.js";
+import type { Slot } from "../../src/send/slot.js";
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });

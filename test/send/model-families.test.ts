@@ -11,7 +11,7 @@ import {
   MODEL_FAMILIES,
 } from "../../src/send/model-families.js";
 import { chooseModel, type ServedModel } from "../../src/send/models.js";
-import { DEFAULT_MODEL } from "../../src/settings/resolve.js";
+import { DEFAULT_MODEL } from "../../src/settings/defaults.js";
 import { REVISION_MODELS } from "../helpers/guide-revisions.js";
 
 const BASE = "http://gpu:8000/v1";

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { AdaptiveLimiter, type Slot } from "../../src/send/limiter.js";
+import { AdaptiveLimiter } from "../../src/send/limiter.js";
 import { readRateHeaders } from "../../src/send/rate-headers.js";
+import type { Slot } from "../../src/send/slot.js";
 
 describe("rate-limit headers", () => {
   it.each([

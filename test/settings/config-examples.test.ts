@@ -3,7 +3,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { isFamilyAlias } from "../../src/send/model-families.js";
-import { exampleConfigNames, resolveConfig } from "../../src/settings/resolve.js";
+import { exampleConfigNames } from "../../src/settings/config-file.js";
+import { resolveConfig } from "../../src/settings/resolve.js";
 
 const CONFIG_DIR = fileURLToPath(new URL("../../config/", import.meta.url));
 

@@ -1,26 +1,19 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.js";
+import { EXAMPLE_CONFIG_DIR, exampleConfigNames } from "../../src/settings/config-file.js";
 import {
   DEFAULT_BASE_URL,
   DEFAULT_MAX_PIXELS,
   DEFAULT_MODEL,
   DEFAULT_PROMPT,
   defaultConcurrency,
-  EXAMPLE_CONFIG_DIR,
-  exampleConfigNames,
-  resolveConfig,
-} from "../../src/settings/resolve.js";
+} from "../../src/settings/defaults.js";
+import { resolveConfig } from "../../src/settings/resolve.js";
+import { useWorkspace } from "../helpers/workspace.js";
 
-let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), "caption-config-"));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const ws = useWorkspace({ prefix: "caption-config-" });
 
 function problemsOf(run: () => unknown): string[] {
   try {
@@ -34,7 +27,7 @@ function problemsOf(run: () => unknown): string[] {
 
 describe("resolveConfig", () => {
   it("has the documented defaults", () => {
-    const config = resolveConfig({ flags: {}, env: {}, cwd: dir });
+    const config = resolveConfig({ flags: {}, env: {}, cwd: ws.dir });
     expect(config).toMatchObject({
       baseUrl: DEFAULT_BASE_URL,
       model: DEFAULT_MODEL,
@@ -55,7 +48,7 @@ describe("resolveConfig", () => {
   });
 
   it("layers defaults < config file < env < flags", async () => {
-    const file = path.join(dir, "c.json");
+    const file = path.join(ws.dir, "c.json");
     await writeFile(
       file,
       JSON.stringify({
@@ -68,7 +61,7 @@ describe("resolveConfig", () => {
     const config = resolveConfig({
       flags: { concurrency: 5 },
       env: { MINICPM_BASE_URL: "http://env/v1/", MINICPM_API_KEY: "sk-env" },
-      cwd: dir,
+      cwd: ws.dir,
       configFile: "c.json",
     });
     expect(config).toMatchObject({
@@ -81,21 +74,21 @@ describe("resolveConfig", () => {
     const flagged = resolveConfig({
       flags: { baseUrl: "http://flag/v1/chat/completions" },
       env: { MINICPM_BASE_URL: "http://env/v1" },
-      cwd: dir,
+      cwd: ws.dir,
     });
     expect(flagged.baseUrl).toBe("http://flag/v1");
   });
 
   it("reports every problem at once, naming the key, flag or variable", async () => {
     await writeFile(
-      path.join(dir, "bad.json"),
+      path.join(ws.dir, "bad.json"),
       JSON.stringify({ concurency: 4, maxTokens: "lots", format: "xml", temperature: 9 }),
     );
     const problems = problemsOf(() =>
       resolveConfig({
         flags: { concurrency: 0, timeout: -1 },
         env: { MINICPM_BASE_URL: "ftp://nope" },
-        cwd: dir,
+        cwd: ws.dir,
         configFile: "bad.json",
       }),
     );
@@ -119,65 +112,67 @@ describe("resolveConfig", () => {
 
   it("reports a missing or malformed config file", async () => {
     expect(
-      problemsOf(() => resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "nope.json" })),
+      problemsOf(() => resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "nope.json" })),
     ).toEqual(["--config: cannot read nope.json (no such file)"]);
-    await writeFile(path.join(dir, "broken.json"), "{ model: x }");
+    await writeFile(path.join(ws.dir, "broken.json"), "{ model: x }");
     expect(
       problemsOf(() =>
-        resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "broken.json" }),
+        resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "broken.json" }),
       )[0],
     ).toMatch(/broken\.json: not valid JSON/);
   });
 
   it("never echoes an API key back in a problem", () => {
     const problems = problemsOf(() =>
-      resolveConfig({ flags: { apiKey: "", concurrency: "x" }, env: {}, cwd: dir }),
+      resolveConfig({ flags: { apiKey: "", concurrency: "x" }, env: {}, cwd: ws.dir }),
     );
     expect(problems.join("\n")).not.toContain("sk-");
   });
 
   it("reads the prompt from a file relative to the config file, and a flag prompt wins", async () => {
-    await writeFile(path.join(dir, "prompt.txt"), "Name the bird.\n");
-    await writeFile(path.join(dir, "c.json"), JSON.stringify({ promptFile: "prompt.txt" }));
+    await writeFile(path.join(ws.dir, "prompt.txt"), "Name the bird.\n");
+    await writeFile(path.join(ws.dir, "c.json"), JSON.stringify({ promptFile: "prompt.txt" }));
     const fromFile = resolveConfig({
       flags: {},
       env: {},
       cwd: "/",
-      configFile: path.join(dir, "c.json"),
+      configFile: path.join(ws.dir, "c.json"),
     });
     expect(fromFile.prompt).toBe("Name the bird.");
     const fromFlag = resolveConfig({
       flags: { prompt: "Count the cats." },
       env: {},
       cwd: "/",
-      configFile: path.join(dir, "c.json"),
+      configFile: path.join(ws.dir, "c.json"),
     });
     expect(fromFlag.prompt).toBe("Count the cats.");
     expect(
       problemsOf(() =>
-        resolveConfig({ flags: { promptFile: "missing.txt" }, env: {}, cwd: dir }),
+        resolveConfig({ flags: { promptFile: "missing.txt" }, env: {}, cwd: ws.dir }),
       )[0],
     ).toMatch(/--prompt-file: cannot read .*missing\.txt \(ENOENT\)/);
   });
 
   it("gives Thinking models a bigger token budget", () => {
-    expect(resolveConfig({ flags: { model: "thinking" }, env: {}, cwd: dir }).maxTokens).toBe(2048);
+    expect(resolveConfig({ flags: { model: "thinking" }, env: {}, cwd: ws.dir }).maxTokens).toBe(
+      2048,
+    );
     expect(
       resolveConfig({
         flags: { model: "MiniCPM-V-4.6-1.3B-think-0506_tau2_rl" },
         env: {},
-        cwd: dir,
+        cwd: ws.dir,
       }).maxTokens,
     ).toBe(2048);
-    expect(resolveConfig({ flags: { model: "omni" }, env: {}, cwd: dir }).maxTokens).toBe(512);
+    expect(resolveConfig({ flags: { model: "omni" }, env: {}, cwd: ws.dir }).maxTokens).toBe(512);
     expect(
-      resolveConfig({ flags: { model: "MiniCPM-V-4.6-Thinking" }, env: {}, cwd: dir }).maxTokens,
+      resolveConfig({ flags: { model: "MiniCPM-V-4.6-Thinking" }, env: {}, cwd: ws.dir }).maxTokens,
     ).toBe(2048);
     expect(
       resolveConfig({
         flags: { model: "MiniCPM-V-4.6-Thinking", maxTokens: 99 },
         env: {},
-        cwd: dir,
+        cwd: ws.dir,
       }).maxTokens,
     ).toBe(99);
   });
@@ -186,7 +181,7 @@ describe("resolveConfig", () => {
     const config = resolveConfig({
       flags: {},
       env: { OPENAI_BASE_URL: "http://openai-env/v1/", OPENAI_API_KEY: "sk-openai" },
-      cwd: dir,
+      cwd: ws.dir,
     });
     expect(config).toMatchObject({ baseUrl: "http://openai-env/v1", apiKey: "sk-openai" });
     // An empty variable counts as unset.
@@ -194,27 +189,27 @@ describe("resolveConfig", () => {
       resolveConfig({
         flags: {},
         env: { MINICPM_BASE_URL: "", OPENAI_BASE_URL: "http://openai-env/v1" },
-        cwd: dir,
+        cwd: ws.dir,
       }).baseUrl,
     ).toBe("http://openai-env/v1");
   });
 
   it("gives the hosted API a config file's key, not an exported OPENAI_API_KEY that outranks it", async () => {
-    await writeFile(path.join(dir, "key.json"), JSON.stringify({ apiKey: "sk-file" }));
+    await writeFile(path.join(ws.dir, "key.json"), JSON.stringify({ apiKey: "sk-file" }));
     const env = { OPENAI_API_KEY: "sk-openai" };
-    const hosted = resolveConfig({ flags: {}, env, cwd: dir, configFile: "key.json" });
+    const hosted = resolveConfig({ flags: {}, env, cwd: ws.dir, configFile: "key.json" });
     expect(hosted).toMatchObject({ baseUrl: DEFAULT_BASE_URL, apiKey: "sk-file" });
     expect(hosted.settingFrom.apiKey).toBe("apiKey in key.json");
     // A server of the user's own still gets the variable, which outranks the file.
     const own = resolveConfig({
       flags: { baseUrl: "http://own/v1" },
       env,
-      cwd: dir,
+      cwd: ws.dir,
       configFile: "key.json",
     });
     expect(own.apiKey).toBe("sk-openai");
     // With no key in the file, the hosted API gets none: the trial key, never OpenAI's.
-    expect(resolveConfig({ flags: {}, env, cwd: dir }).apiKey).toBeUndefined();
+    expect(resolveConfig({ flags: {}, env, cwd: ws.dir }).apiKey).toBeUndefined();
   });
 
   it("prefers MINICPM_ over OPENAI_ variables, each setting on its own, and a flag over both", async () => {
@@ -224,7 +219,7 @@ describe("resolveConfig", () => {
       OPENAI_BASE_URL: "http://openai-env/v1",
       OPENAI_API_KEY: "sk-openai",
     };
-    expect(resolveConfig({ flags: {}, env: both, cwd: dir })).toMatchObject({
+    expect(resolveConfig({ flags: {}, env: both, cwd: ws.dir })).toMatchObject({
       baseUrl: "http://minicpm-env/v1",
       apiKey: "sk-minicpm",
     });
@@ -232,23 +227,23 @@ describe("resolveConfig", () => {
       resolveConfig({
         flags: {},
         env: { MINICPM_API_KEY: "sk-minicpm", OPENAI_BASE_URL: "http://openai-env/v1" },
-        cwd: dir,
+        cwd: ws.dir,
       }),
     ).toMatchObject({ baseUrl: "http://openai-env/v1", apiKey: "sk-minicpm" });
     expect(
       resolveConfig({
         flags: { baseUrl: "http://flag/v1", apiKey: "sk-flag" },
         env: both,
-        cwd: dir,
+        cwd: ws.dir,
       }),
     ).toMatchObject({ baseUrl: "http://flag/v1", apiKey: "sk-flag" });
     // Still above the config file.
-    await writeFile(path.join(dir, "c.json"), JSON.stringify({ baseUrl: "http://file/v1" }));
+    await writeFile(path.join(ws.dir, "c.json"), JSON.stringify({ baseUrl: "http://file/v1" }));
     expect(
       resolveConfig({
         flags: {},
         env: { OPENAI_BASE_URL: "http://openai-env/v1" },
-        cwd: dir,
+        cwd: ws.dir,
         configFile: "c.json",
       }).baseUrl,
     ).toBe("http://openai-env/v1");
@@ -256,7 +251,7 @@ describe("resolveConfig", () => {
 
   it("names the variable a bad value came from", () => {
     const problems = problemsOf(() =>
-      resolveConfig({ flags: {}, env: { OPENAI_BASE_URL: "localhost:8000" }, cwd: dir }),
+      resolveConfig({ flags: {}, env: { OPENAI_BASE_URL: "localhost:8000" }, cwd: ws.dir }),
     );
     expect(problems).toEqual([
       expect.stringMatching(
@@ -268,7 +263,7 @@ describe("resolveConfig", () => {
       resolveConfig({
         flags: {},
         env: { MINICPM_BASE_URL: "http://ok/v1", OPENAI_BASE_URL: "localhost:8000" },
-        cwd: dir,
+        cwd: ws.dir,
       }).baseUrl,
     ).toBe("http://ok/v1");
     expect(
@@ -276,7 +271,7 @@ describe("resolveConfig", () => {
         resolveConfig({
           flags: {},
           env: { MINICPM_BASE_URL: "ftp://nope", OPENAI_BASE_URL: "http://ok/v1" },
-          cwd: dir,
+          cwd: ws.dir,
         }),
       ),
     ).toEqual([expect.stringMatching(/^MINICPM_BASE_URL: /)]);
@@ -288,11 +283,11 @@ describe("--config NAME", () => {
     expect(exampleConfigNames()).toEqual(
       expect.arrayContaining(["hosted-minicpm", "vllm", "llama-server", "ollama"]),
     );
-    const byName = resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "vllm" });
+    const byName = resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "vllm" });
     const byPath = resolveConfig({
       flags: {},
       env: {},
-      cwd: dir,
+      cwd: ws.dir,
       configFile: path.join(EXAMPLE_CONFIG_DIR, "vllm.json"),
     });
     // The same settings; only a file the user named is where messages send them to change one.
@@ -305,43 +300,47 @@ describe("--config NAME", () => {
       concurrency: "auto",
     });
     expect(
-      resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "hosted-minicpm-thinking" }),
+      resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "hosted-minicpm-thinking" }),
     ).toMatchObject({ model: "thinking", maxTokens: 2048, timeoutMs: 300_000 });
     // Env and flags still sit above it.
     expect(
       resolveConfig({
         flags: { concurrency: 2 },
         env: { MINICPM_BASE_URL: "http://env/v1" },
-        cwd: dir,
+        cwd: ws.dir,
         configFile: "ollama",
       }),
     ).toMatchObject({ baseUrl: "http://env/v1", model: "openbmb/minicpm-v4.6", concurrency: 2 });
   });
 
   it("takes a file that exists over an example config of the same name", async () => {
-    await writeFile(path.join(dir, "vllm"), JSON.stringify({ model: "my-own-model" }));
-    expect(resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "vllm" }).model).toBe(
+    await writeFile(path.join(ws.dir, "vllm"), JSON.stringify({ model: "my-own-model" }));
+    expect(resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "vllm" }).model).toBe(
       "my-own-model",
     );
     // A .json name or a path is always a path, never looked up by name.
     expect(
-      problemsOf(() => resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "ollama.json" })),
+      problemsOf(() =>
+        resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "ollama.json" }),
+      ),
     ).toEqual([
       "--config: cannot read ollama.json (no such file); the example config of that name is --config ollama",
     ]);
     expect(
-      problemsOf(() => resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "sub/ollama" })),
+      problemsOf(() =>
+        resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "sub/ollama" }),
+      ),
     ).toEqual([
       "--config: cannot read sub/ollama (no such file); the example config of that name is --config ollama",
     ]);
     expect(
-      problemsOf(() => resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "sub/fish" })),
+      problemsOf(() => resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "sub/fish" })),
     ).toEqual(["--config: cannot read sub/fish (no such file)"]);
   });
 
   it("lists the example configs when the name is unknown", () => {
     const problems = problemsOf(() =>
-      resolveConfig({ flags: {}, env: {}, cwd: dir, configFile: "vlm" }),
+      resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "vlm" }),
     );
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^--config: no file "vlm" here and no example config of that name/);
@@ -352,7 +351,7 @@ describe("--config NAME", () => {
   });
 
   it("resolves an example config's paths beside it, and names its file in problems", async () => {
-    const examples = path.join(dir, "examples");
+    const examples = path.join(ws.dir, "examples");
     await mkdir(examples);
     await writeFile(path.join(examples, "prompt.txt"), "Name the bird.\n");
     await writeFile(
@@ -360,7 +359,7 @@ describe("--config NAME", () => {
       JSON.stringify({ promptFile: "prompt.txt", errors: "birds.errors.jsonl" }),
     );
     await writeFile(path.join(examples, "bad.json"), JSON.stringify({ concurrency: 0 }));
-    const cwd = path.join(dir, "elsewhere");
+    const cwd = path.join(ws.dir, "elsewhere");
     await mkdir(cwd);
     const config = resolveConfig({
       flags: {},

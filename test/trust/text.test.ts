@@ -1,14 +1,14 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { DOMParser } from "@xmldom/xmldom";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { mergeDescription } from "../../src/sinks/xmp.js";
 import { redactRecord } from "../../src/trust/keys.js";
 import { NAMED_FILE_CAP, readLimited, readLimitedSync } from "../../src/trust/read-limited.js";
 import { describeBody, formatCap, forTerminal, xmlSafe } from "../../src/trust/text.js";
 import type { CaptionRecord } from "../../src/types.js";
+import { useWorkspace } from "../helpers/workspace.js";
 
 describe("xmlSafe", () => {
   it("drops what XML 1.0 forbids and keeps everything it allows", () => {
@@ -108,33 +108,27 @@ describe("redactRecord", () => {
 });
 
 describe("readLimited", () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "caption-limited-"));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const ws = useWorkspace({ prefix: "caption-limited-" });
 
   it("reads a regular file, through a symlink too, and refuses devices, folders and size", async () => {
-    await writeFile(path.join(dir, "p.txt"), "hello");
-    await symlink(path.join(dir, "p.txt"), path.join(dir, "link.txt"));
-    await mkdir(path.join(dir, "folder"));
-    await writeFile(path.join(dir, "big.txt"), Buffer.alloc(NAMED_FILE_CAP + 1, "a"));
-    await writeFile(path.join(dir, "full.txt"), Buffer.alloc(NAMED_FILE_CAP, "a"));
+    await writeFile(path.join(ws.dir, "p.txt"), "hello");
+    await symlink(path.join(ws.dir, "p.txt"), path.join(ws.dir, "link.txt"));
+    await mkdir(path.join(ws.dir, "folder"));
+    await writeFile(path.join(ws.dir, "big.txt"), Buffer.alloc(NAMED_FILE_CAP + 1, "a"));
+    await writeFile(path.join(ws.dir, "full.txt"), Buffer.alloc(NAMED_FILE_CAP, "a"));
     for (const read of [readLimitedSync, readLimited]) {
-      expect(await read(path.join(dir, "p.txt"))).toEqual({ ok: true, text: "hello" });
-      expect(await read(path.join(dir, "link.txt"))).toEqual({ ok: true, text: "hello" });
-      expect(await read(path.join(dir, "full.txt"))).toMatchObject({ ok: true });
+      expect(await read(path.join(ws.dir, "p.txt"))).toEqual({ ok: true, text: "hello" });
+      expect(await read(path.join(ws.dir, "link.txt"))).toEqual({ ok: true, text: "hello" });
+      expect(await read(path.join(ws.dir, "full.txt"))).toMatchObject({ ok: true });
       expect(await read("/dev/zero")).toMatchObject({
         reason: "not_regular",
         problem: "not a regular file (a character device)",
       });
-      expect(await read(path.join(dir, "folder"))).toMatchObject({
+      expect(await read(path.join(ws.dir, "folder"))).toMatchObject({
         problem: "not a regular file (a folder)",
       });
-      expect(await read(path.join(dir, "big.txt"))).toMatchObject({ reason: "too_large" });
-      expect(await read(path.join(dir, "nope"))).toMatchObject({
+      expect(await read(path.join(ws.dir, "big.txt"))).toMatchObject({ reason: "too_large" });
+      expect(await read(path.join(ws.dir, "nope"))).toMatchObject({
         reason: "unreadable",
         errno: "ENOENT",
       });

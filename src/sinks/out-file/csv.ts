@@ -58,7 +58,7 @@ export async function openCsvWriter<T extends object>(
 ): Promise<RecordWriter<T>> {
   const handle = await open(path, "a+");
   const { size } = await handle.stat();
-  // A file begun by an older version keeps its own columns, a subset of today's (see resume.ts).
+  // A file begun by an older version keeps its own columns, a subset of today's (see scan-csv.ts).
   const written = size === 0 ? columns : await headerOf(handle);
   const quote = options.formulaGuard ? guardFormula : quoteQuoted;
   const cell = (value: unknown) => (typeof value === "string" ? quote(value) : value);
@@ -71,7 +71,7 @@ export async function openCsvWriter<T extends object>(
 
 /**
  * The columns named by a file's header line, in its order: rows are written in the file's own
- * columns, leaving empty those this run has no value for (see resume.ts acceptableHeader).
+ * columns, leaving empty those this run has no value for (see scan-csv.ts acceptableHeader).
  */
 async function headerOf(handle: FileHandle): Promise<readonly string[]> {
   const { buffer, bytesRead } = await handle.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);

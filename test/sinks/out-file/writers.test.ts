@@ -1,20 +1,14 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parse } from "csv-parse/sync";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { UsageError } from "../../../src/errors.js";
 import { readFinishedWork } from "../../../src/sinks/out-file/scan.js";
 import { CAPTION_COLUMNS, openCaptionWriter } from "../../../src/sinks/out-file/writers.js";
 import type { CaptionRecord } from "../../../src/types.js";
+import { useWorkspace } from "../../helpers/workspace.js";
 
-let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), "caption-writers-"));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const ws = useWorkspace({ prefix: "caption-writers-" });
 
 function record(p: string, caption = `caption of ${p}`): CaptionRecord {
   return {
@@ -44,7 +38,7 @@ const tricky = [
 ];
 
 describe.each(["csv", "jsonl"] as const)("%s writer", (format) => {
-  const file = () => path.join(dir, `out.${format}`);
+  const file = () => path.join(ws.dir, `out.${format}`);
   const readBack = async (): Promise<Record<string, string | number | boolean | null>[]> => {
     const text = await readFile(file(), "utf8");
     return format === "csv"
@@ -126,13 +120,13 @@ describe.each(["csv", "jsonl"] as const)("%s writer", (format) => {
 
 describe("csv resume", () => {
   it("rejects a CSV whose header is not ours", async () => {
-    const file = path.join(dir, "other.csv");
+    const file = path.join(ws.dir, "other.csv");
     await writeFile(file, "name,text\nx,y\n");
     await expect(readFinishedWork(file, "csv", CAPTION_COLUMNS)).rejects.toThrow(/header/);
   });
 
   it("treats a torn header as an empty file", async () => {
-    const file = path.join(dir, "torn.csv");
+    const file = path.join(ws.dir, "torn.csv");
     await writeFile(file, "path,capt");
     const finished = await readFinishedWork(file, "csv", CAPTION_COLUMNS);
     expect(finished.rows).toBe(0);

@@ -1,16 +1,14 @@
 import path from "node:path";
-import { EXIT } from "../cli/exit-codes.js";
-import type { Reporter } from "../cli/progress.js";
-import { UsageError } from "../errors.js";
-import { defaultErrorsPath, formatFromContent, formatFromName } from "../settings/output-format.js";
-import { statOrNull } from "../util/folders.js";
-import { writeReport } from "./write-report.js";
-
-export interface ReportContext {
-  cwd: string;
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
-  reporter: Reporter;
-}
+import { UsageError } from "../../errors.js";
+import { writeReport } from "../../report/write-report.js";
+import {
+  defaultErrorsPath,
+  formatFromContent,
+  formatFromName,
+} from "../../settings/output-format.js";
+import { statOrNull } from "../../util/folders.js";
+import type { CommandIo } from "../command-io.js";
+import { EXIT } from "../exit-codes.js";
 
 /** Where the page goes when -o is not given: beside OUT, named after it. */
 export function defaultPagePath(output: string): string {
@@ -19,9 +17,9 @@ export function defaultPagePath(output: string): string {
 }
 
 /** `caption report OUT [-o page.html]`: a page to look at every image beside its caption. */
-export async function runReport(
+export async function run(
   args: Record<string, unknown>,
-  context: ReportContext,
+  { context, reporter }: CommandIo,
 ): Promise<number> {
   const given = String(args.out ?? "");
   const output = path.resolve(context.cwd, given);
@@ -65,18 +63,18 @@ export async function runReport(
   const shown = path.relative(context.cwd, page) || page;
   const { summary } = result;
   if (result.skipped > 0) {
-    context.reporter.say(
+    reporter.say(
       `${result.skipped} lines of ${given} or its errors file are no record and were left out`,
       "warn",
     );
   }
   if (result.unreadable > 0 && result.unreadable >= result.made + result.reused) {
-    context.reporter.say(
+    reporter.say(
       `no image of ${given} could be read for a thumbnail: run caption report from the folder the run ran in`,
       "warn",
     );
   }
-  context.reporter.say(
+  reporter.say(
     `report: ${summary.captioned} captioned, ${summary.failed} failed, ${summary.flaggedRows} flagged → ${shown} (thumbnails in ${path.relative(context.cwd, result.thumbnails) || result.thumbnails}: ${result.made} made, ${result.reused} kept${result.unreadable ? `, ${result.unreadable} images unreadable` : ""})`,
     "info",
   );

@@ -1,9 +1,28 @@
-import {
-  type CaptionConfig,
-  defaultConcurrency,
-  SETTING_SPECS,
-  type Settings,
-} from "../settings/resolve.js";
+import { defaultConcurrency } from "../../settings/defaults.js";
+import { hfMetadataFormat, sidecarOptions, xmpNaming } from "../../settings/outputs.js";
+import type { CaptionConfig } from "../../settings/resolve.js";
+import { SETTING_KEYS, SETTING_SPECS, type SettingKey } from "../../settings/table.js";
+import { keyFor } from "../../settings/trial-key.js";
+import type { CommandIo } from "../command-io.js";
+import { loadConfig } from "../context.js";
+import { EXIT } from "../exit-codes.js";
+import { flagsFor } from "../naming.js";
+
+/** `caption config`: the settings a command line resolves to, each with where it came from. */
+export async function run(
+  args: Record<string, unknown>,
+  { context, reporter }: CommandIo,
+): Promise<number> {
+  const config = loadConfig(args, context, reporter);
+  // As a run would check them: a policy without a sidecar is refused here too.
+  const named = flagsFor(config);
+  sidecarOptions(config.outputs, named);
+  hfMetadataFormat(config.outputs, named);
+  xmpNaming(config.outputs, named);
+  const key = keyFor(config.baseUrl, config.apiKey);
+  context.stdout.write(showConfig(config, { set: key.apiKey !== undefined, trial: key.trial }));
+  return EXIT.ok;
+}
 
 /** A prompt or a long path is shown this far, then "…": the line is for reading, not copying. */
 const SHOWN_CHARACTERS = 60;
@@ -18,7 +37,7 @@ export function showConfig(
   config: CaptionConfig,
   keySet: { set: boolean; trial: boolean },
 ): string {
-  const rows = (Object.keys(SETTING_SPECS) as (keyof Settings)[]).map((key) => {
+  const rows = SETTING_KEYS.map((key) => {
     const spec = SETTING_SPECS[key];
     const given = config.values[key];
     let from = config.origins[key] ?? "default";
@@ -53,7 +72,7 @@ export function showConfig(
 }
 
 /** What a setting left at its default comes to for this command line, as far as it is known. */
-function defaultOf(key: keyof Settings, config: CaptionConfig): string {
+function defaultOf(key: SettingKey, config: CaptionConfig): string {
   const spec = SETTING_SPECS[key];
   if (key === "concurrency") return String(defaultConcurrency(config.baseUrl));
   if (key === "maxTokens") return String(config.maxTokens);

@@ -1,0 +1,157 @@
+import path from "node:path";
+import { RunAbortedError, UsageError } from "../../errors.js";
+import { RunControl } from "../../run/control.js";
+import type { RunEvent, RunSummary } from "../../run/events.js";
+import { captionImages } from "../../run/pipeline.js";
+import { captionOptionsOf, endpointOptionsOf } from "../../settings/config-options.js";
+import { defaultConcurrency } from "../../settings/defaults.js";
+import { chooseOutputFormat, defaultErrorsPath } from "../../settings/output-format.js";
+import { hfMetadataFormat, sidecarOptions, xmpNaming } from "../../settings/outputs.js";
+import { recordFolderProblem } from "../../trust/links.js";
+import { forTerminal } from "../../trust/text.js";
+import type { CommandIo } from "../command-io.js";
+import { chooseKey, loadConfig, refusalMessage } from "../context.js";
+import { exitCodeOf } from "../exit-codes.js";
+import { checkHfInputs, readJsonSchema, recordFolder } from "../input-files.js";
+import { flagsFor } from "../naming.js";
+import { watchSignals } from "../signals.js";
+import { summaryLine } from "../summary-line.js";
+
+/** `caption INPUTS… -o OUT`: a run, from its settings to its summary line and exit code. */
+export async function run(
+  args: Record<string, unknown>,
+  { context, reporter }: CommandIo,
+): Promise<number> {
+  const config = loadConfig(args, context, reporter);
+  const named = flagsFor(config);
+  const sidecar = sidecarOptions(config.outputs, named);
+  const hfMetadata = hfMetadataFormat(config.outputs, named);
+  const xmp = xmpNaming(config.outputs, named);
+  if (!config.output && !sidecar && !hfMetadata && !xmp) {
+    throw new UsageError([
+      "-o/--output is required (or --sidecar, --hf-metadata, --xmp): where to write the captions, e.g. -o captions.csv",
+    ]);
+  }
+  if (!config.output && config.format) {
+    throw new UsageError(["--format names OUT's format: give -o as well"]);
+  }
+  if (hfMetadata) await checkHfInputs(args.inputs as string[], context.cwd, config.output);
+  // Without OUT, the run still keeps its record (what it captioned, for resume), its errors file
+  // and its lock: in a hidden folder (which discovery never walks) of the first folder input, so
+  // runs from anywhere, and runs on other folders, each find their own.
+  const recordRoot = config.output
+    ? undefined
+    : await recordFolder(args.inputs as string[], context.cwd);
+  const output =
+    config.output ?? path.join(recordRoot ?? context.cwd, ".caption", "captions.jsonl");
+  const chosen = await chooseOutputFormat(output, config.format);
+  if (chosen.warning) reporter.say(chosen.warning, "warn");
+  const concurrencies = (config.endpoints ?? [{ baseUrl: config.baseUrl }]).map(
+    (e) => e.concurrency ?? config.concurrency ?? defaultConcurrency(e.baseUrl),
+  );
+  if (config.maxConcurrency !== undefined && !concurrencies.includes("auto")) {
+    reporter.say("--max-concurrency only bounds -c auto; this run's -c is fixed", "warn");
+  }
+  const errorsPath = config.errors ?? defaultErrorsPath(output);
+  if (config.output === undefined) {
+    const linked = await recordFolderProblem([
+      path.dirname(output),
+      output,
+      ...(config.errors === undefined ? [errorsPath] : []),
+    ]);
+    if (linked) throw new UsageError([linked]);
+  }
+  if (path.resolve(errorsPath) === path.resolve(output)) {
+    throw new UsageError(["--errors: the errors file must not be OUT itself; pick another path"]);
+  }
+  const dryRun = args.dryRun === true;
+  const key = dryRun
+    ? { apiKey: config.apiKey, trial: false, endpoints: config.endpoints }
+    : chooseKey(config, reporter, context.env);
+  const overwrite = args.overwrite === true || args.resume === false;
+  const control = new RunControl();
+  const signals = watchSignals(control, (text) => reporter.say(text, "warn"));
+
+  // `caption --dry-run | head` closes stdout early; that is the reader's choice, not an error.
+  let stdoutOpen = true;
+  context.stdout.on("error", () => {
+    stdoutOpen = false;
+  });
+  const onEvent = (event: RunEvent): void => {
+    if (event.type === "discovered") signals.sending();
+    reporter.onEvent(event);
+    if (dryRun && stdoutOpen && event.type === "prepared") {
+      // A file name is someone else's text: its control characters are shown, not obeyed.
+      context.stdout.write(
+        `${forTerminal(event.path)}\t${event.image.width}x${event.image.height}\t${event.image.bytes}\n`,
+      );
+    }
+  };
+  let summary: RunSummary | null;
+  try {
+    const run = captionImages(
+      {
+        inputs: (args.inputs as string[]).map(String),
+        cwd: context.cwd,
+        output,
+        format: chosen.format,
+        errorsPath,
+        overwrite,
+        dryRun,
+        strict: config.outputs.strict === true,
+        followSymlinks: config.outputs.followSymlinks === true,
+        ...endpointOptionsOf(config, key),
+        // What the command line read, the run reads: nothing else is looked up.
+        env: context.env,
+        ...captionOptionsOf(config),
+        jsonSchema: await readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
+        csvFormulaGuard: config.outputs.csvFormulaGuard === true,
+        sidecar,
+        recordOnly: config.output === undefined,
+        recordRoot,
+        hfMetadata,
+        xmp,
+        ...(context.fetch ? { fetch: context.fetch } : {}),
+        nameSetting: flagsFor(config),
+      },
+      { onEvent, control },
+    );
+    // If the run never ends after being cancelled, its result no longer matters.
+    run.catch(() => {});
+    // A run that stopped early rejects with what it did: that is the summary to report.
+    const ended = run.catch((error: unknown) => {
+      if (error instanceof RunAbortedError && error.summary) return error.summary;
+      throw error;
+    });
+    summary = await Promise.race([ended, signals.abandoned.then(() => null)]);
+  } catch (error) {
+    const refused = refusalMessage(error, key.trial, true);
+    if (refused) throw new RunAbortedError("trial_key_refused", refused, { cause: error });
+    throw error;
+  } finally {
+    reporter.stop();
+    signals.dispose();
+  }
+  const stoppedBy = signals.stoppedBy;
+  if (summary === null) {
+    reporter.say(
+      `the run did not end within seconds of ${stoppedBy ?? "the signal"} (something it waits on does not return); exiting now, rerun to resume`,
+      "error",
+    );
+    return exitCodeOf({ summary: null, stoppedBy });
+  }
+  const record = path.relative(context.cwd, output) || output;
+  const shownOutput = config.output
+    ? record
+    : `${sidecar ? "sidecars" : xmp ? "XMP sidecars" : "metadata files"} (record in ${record})`;
+  const shownErrors = path.relative(context.cwd, errorsPath) || errorsPath;
+  if (summary.aborted) {
+    reporter.say(
+      refusalMessage(summary.aborted, key.trial, true) ?? summary.aborted.message,
+      "error",
+    );
+  }
+  const exitCode = exitCodeOf({ summary, stoppedBy });
+  reporter.finish(summary, summaryLine(summary, shownOutput, shownErrors, dryRun), exitCode);
+  return exitCode;
+}

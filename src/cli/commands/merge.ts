@@ -1,0 +1,68 @@
+import path from "node:path";
+import { UsageError } from "../../errors.js";
+import { mergeShards } from "../../scale/merge.js";
+import { chooseOutputFormat } from "../../settings/output-format.js";
+import { hfMetadataFormat, sidecarOptions, xmpNaming } from "../../settings/outputs.js";
+import type { OutputSettings } from "../../settings/table.js";
+import type { CommandIo } from "../command-io.js";
+import { exitCodeOf } from "../exit-codes.js";
+import { flagOf } from "../naming.js";
+
+/** `caption merge DIR -o OUT`: the shards' captions as one file. */
+export async function run(
+  args: Record<string, unknown>,
+  { context, reporter }: CommandIo,
+): Promise<number> {
+  const dir = path.resolve(context.cwd, String(args.dir));
+  const flags = outputsOfArgs(args);
+  const outputs = {
+    sidecar: sidecarOptions(flags, flagOf),
+    hfMetadata: hfMetadataFormat(flags, flagOf),
+    xmp: xmpNaming(flags, flagOf),
+  };
+  const given = typeof args.output === "string" && args.output !== "";
+  if (!given && !outputs.sidecar && !outputs.hfMetadata && !outputs.xmp) {
+    throw new UsageError([
+      "-o/--output is required (or --sidecar, --hf-metadata, --xmp): the CSV or JSONL file to merge into",
+    ]);
+  }
+  const output = given ? path.resolve(context.cwd, String(args.output)) : undefined;
+  const format = output ? (await chooseOutputFormat(output, undefined)).format : "jsonl";
+  const report = await mergeShards({
+    dir,
+    output,
+    format,
+    outputs,
+    nameSetting: flagOf,
+    partial: args.partial === true,
+    csvFormulaGuard: args.csvFormulaGuard === true,
+  });
+  const into = [
+    output ? path.relative(context.cwd, output) || output : null,
+    outputs.sidecar ? "sidecars" : null,
+    outputs.xmp ? "XMP sidecars" : null,
+    outputs.hfMetadata ? "metadata files" : null,
+  ].filter(Boolean);
+  const errors = report.errorsPath
+    ? ` → ${path.relative(context.cwd, report.errorsPath)}`
+    : " (not written without -o)";
+  reporter.say(
+    `merged ${report.shards} shards: ${report.rows} captions → ${into.join(", ")}, ${report.failures} failures${errors}${report.unfinished ? ` (${report.unfinished} unfinished shards left out)` : ""}`,
+    "info",
+  );
+  if (report.unaccounted > 0) {
+    reporter.say(
+      `${report.unaccounted} images of finished shards have neither a caption nor a failure row; remove those shards' .done.json files and enqueue again to caption them`,
+      "warn",
+    );
+  }
+  return exitCodeOf({ mergedAll: report.failures === 0 && report.unaccounted === 0 });
+}
+
+/** The outputs as the command line gave them, for commands that read no config file (merge). */
+function outputsOfArgs(args: Record<string, unknown>): OutputSettings {
+  const keys = ["sidecar", "sidecarPolicy", "sidecarJoin", "hfMetadata", "xmp", "xmpNaming"];
+  return Object.fromEntries(
+    keys.filter((key) => args[key] !== undefined).map((key) => [key, args[key]]),
+  );
+}

@@ -1,0 +1,35 @@
+import { checkSetting } from "./check.js";
+import { SETTING_KEYS, SETTING_SPECS } from "./table.js";
+
+/**
+ * The kinds a program gives as the table holds them. Paths and switches it gives in other shapes
+ * (a parsed schema, sidecar options), checked where they are used; a key may be empty for a
+ * server that needs none.
+ */
+const AS_IN_TABLE = new Set(["int", "number", "url", "choice", "text", "boolean", "string"]);
+
+/** The value at a dotted path of the options ("prepare.maxPixels"). */
+function valueAt(options: object, path: string): unknown {
+  let value: unknown = options;
+  for (const part of path.split(".")) {
+    if (typeof value !== "object" || value === null) return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+/** What is wrong with the settings a program gave `captionImages`, each named as it wrote it. */
+export function librarySettingProblems(options: object): string[] {
+  const problems: string[] = [];
+  for (const key of SETTING_KEYS) {
+    const spec = SETTING_SPECS[key];
+    if (!spec.library || !AS_IN_TABLE.has(spec.kind.type) || key === "apiKey") continue;
+    const value = valueAt(options, spec.library);
+    if (value === undefined) continue;
+    const scaled =
+      typeof value === "number" && spec.libraryScale ? value / spec.libraryScale : value;
+    const problem = checkSetting(key, scaled);
+    if (problem) problems.push(`${spec.library}: ${problem}`);
+  }
+  return problems;
+}

@@ -1,0 +1,161 @@
+import path from "node:path";
+import { byOptionName, UsageError } from "../errors.js";
+import { promptHash } from "../prompts/protocol.js";
+import { compileSchema } from "../prompts/structured.js";
+import { TAGS_PROMPT, TAGS_SCHEMA } from "../prompts/tags.js";
+import { parseTemplate } from "../prompts/template.js";
+import { AUTO_MAX } from "../send/auto-concurrency.js";
+import { endpointLabels } from "../send/endpoint-labels.js";
+import { sidecarExtProblem } from "../sinks/sidecar-sink.js";
+import { DEFAULT_MAX_REPLY_BYTES } from "../trust/reply-limit.js";
+import {
+  defaultConcurrency,
+  defaultMaxTokens,
+  normaliseBaseUrl,
+  SETTING_DEFAULTS,
+} from "./defaults.js";
+import { checkEndpoints } from "./endpoints.js";
+import { fromEnvironment, unknownOptions } from "./environment.js";
+import { librarySettingProblems } from "./library-check.js";
+import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
+
+import type { ResolvedEndpoint, ResolvedRunOptions, RunOptions } from "./run-options.js";
+
+/**
+ * Applies the defaults and checks every option, collecting all problems into one UsageError whose
+ * lines name the options, so a program gets the same care as the command line.
+ */
+export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRunOptions> {
+  const problems: string[] = unknownOptions(options);
+  const environment = fromEnvironment(options);
+  problems.push(...environment.problems);
+  if (
+    !Array.isArray(options.inputs) ||
+    options.inputs.length === 0 ||
+    !options.inputs.every((input) => typeof input === "string" && input !== "")
+  ) {
+    problems.push("inputs: expected a non-empty list of folders, files or glob patterns");
+  }
+  if (typeof options.output !== "string" || options.output === "") {
+    problems.push("output: expected the path of a .csv or .jsonl file");
+  }
+  problems.push(...librarySettingProblems(options));
+  if (options.endpoints !== undefined) problems.push(...checkEndpoints(options.endpoints));
+  if (options.sidecar) {
+    const extProblem = sidecarExtProblem(String(options.sidecar.ext));
+    if (extProblem) problems.push(`sidecar.ext: ${extProblem}`);
+  }
+  if (
+    options.hfMetadata !== undefined &&
+    options.hfMetadata !== "jsonl" &&
+    options.hfMetadata !== "csv"
+  ) {
+    problems.push(
+      `hfMetadata: expected "jsonl" or "csv", got ${JSON.stringify(options.hfMetadata)}`,
+    );
+  }
+  const template = parseTemplate(
+    options.prompt ?? (options.tags ? TAGS_PROMPT : SETTING_DEFAULTS.prompt),
+  );
+  if ("problems" in template) {
+    for (const problem of template.problems) problems.push(`prompt: ${problem}`);
+  }
+  if (options.tags && options.jsonSchema !== undefined) {
+    const name = options.nameSetting ?? byOptionName;
+    problems.push(
+      `tags: asks for its own schema, so it cannot be combined with ${name("jsonSchema")}`,
+    );
+  }
+  const schema = options.tags ? TAGS_SCHEMA : options.jsonSchema;
+  const answer = schema === undefined ? undefined : compileSchema(schema, "caption");
+  if (answer && "problems" in answer) {
+    for (const problem of answer.problems) problems.push(`jsonSchema: ${problem}`);
+  }
+  if (problems.length > 0 || "problems" in template || (answer && "problems" in answer)) {
+    throw new UsageError(problems);
+  }
+
+  const cwd = options.cwd ?? process.cwd();
+  const output = path.resolve(cwd, options.output);
+  // An explicit format is taken as given (the CLI has already held it against OUT's name).
+  const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
+  // An alias stays one: which id it means depends on what each server lists.
+  const model = options.model ?? SETTING_DEFAULTS.model;
+  const baseUrl = options.baseUrl ?? environment.baseUrl ?? SETTING_DEFAULTS.baseUrl;
+  const endpoints = resolveEndpoints(options.endpoints, {
+    baseUrl,
+    apiKeyFor: (url) => environment.keyFor(url).apiKey,
+    model,
+    concurrency: options.concurrency,
+    rpm: options.rpm,
+  });
+  return {
+    endpoints,
+    inputs: options.inputs,
+    output,
+    cwd,
+    format,
+    errorsPath: path.resolve(cwd, options.errorsPath ?? defaultErrorsPath(output)),
+    overwrite: options.overwrite ?? false,
+    dryRun: options.dryRun ?? false,
+    strict: options.strict ?? false,
+    followSymlinks: options.followSymlinks ?? false,
+    sidecar: options.sidecar,
+    hfMetadata: options.hfMetadata,
+    xmp: options.xmp,
+    recordOnly: options.recordOnly,
+    recordRoot: options.recordRoot,
+    prefix: options.prefix,
+    suffix: options.suffix,
+    csvFormulaGuard: options.csvFormulaGuard ?? false,
+    baseUrl: normaliseBaseUrl(baseUrl),
+    apiKey: options.apiKey,
+    notices: environment.notices,
+    model,
+    prompt: template.text,
+    template,
+    answer,
+    promptHash: promptHash(template.text, answer),
+    tags: options.tags ?? false,
+    rejectFlagged: options.rejectFlagged ?? false,
+    maxTokens: options.maxTokens ?? defaultMaxTokens(model),
+    temperature: options.temperature,
+    maxConcurrency: options.maxConcurrency ?? AUTO_MAX,
+    rpm: options.rpm,
+    retries: options.retries ?? SETTING_DEFAULTS.retries,
+    timeoutMs: options.timeoutMs ?? SETTING_DEFAULTS.timeoutSeconds * 1000,
+    maxReplyBytes: options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
+    prepare: {
+      maxPixels: options.prepare?.maxPixels ?? SETTING_DEFAULTS.maxPixels,
+      maxSide: options.prepare?.maxSide,
+      imageFormat: options.prepare?.imageFormat ?? SETTING_DEFAULTS.imageFormat,
+      ...(options.prepare?.quality === undefined ? {} : { quality: options.prepare.quality }),
+    },
+    fetch: options.fetch,
+    budgetFor: options.budgetFor,
+    nameSetting: options.nameSetting ?? byOptionName,
+  };
+}
+
+function resolveEndpoints(
+  endpoints: RunOptions["endpoints"],
+  run: Omit<ResolvedEndpoint, "label" | "keyOption" | "concurrency" | "apiKey"> & {
+    concurrency: number | "auto" | undefined;
+    /** The key of an endpoint that names none: the run's, or what the environment gives it. */
+    apiKeyFor: (baseUrl: string) => string | undefined;
+  },
+): ResolvedEndpoint[] {
+  const entries = endpoints ?? [{ baseUrl: run.baseUrl }];
+  const baseUrls = entries.map((entry) => normaliseBaseUrl(entry.baseUrl));
+  const labels = endpointLabels(baseUrls);
+  return entries.map((entry, index) => ({
+    baseUrl: baseUrls[index] ?? run.baseUrl,
+    apiKey: entry.apiKey ?? run.apiKeyFor(baseUrls[index] ?? run.baseUrl),
+    model: entry.model ?? run.model,
+    concurrency:
+      entry.concurrency ?? run.concurrency ?? defaultConcurrency(baseUrls[index] ?? run.baseUrl),
+    rpm: entry.rpm ?? run.rpm,
+    label: labels[index] ?? "",
+    keyOption: entry.apiKey !== undefined && endpoints ? `endpoints[${index}].apiKey` : "apiKey",
+  }));
+}

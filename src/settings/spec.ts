@@ -1,0 +1,54 @@
+export type SettingKind =
+  | { type: "string" }
+  | { type: "url" }
+  | { type: "path" }
+  /** A whole number, or one of the words in `or` ("auto"). */
+  | { type: "int"; min: number; max: number; or?: readonly string[] }
+  | { type: "number"; min: number; max: number; exclusiveMin?: boolean }
+  | { type: "choice"; values: readonly string[] }
+  /** Any text, the empty text included (a prefix may be a comma). */
+  | { type: "text" }
+  | { type: "boolean" }
+  /**
+   * On or off, or on with a value: `--sidecar` alone or `"sidecar": true`, `--sidecar .caption`.
+   * With `values`, the value must be one of them.
+   */
+  | { type: "switch"; values?: readonly string[] };
+
+/** The commands besides a run (`caption`, `caption config`) that take some settings. */
+export type SettingCommand = "check" | "models" | "enqueue" | "worker" | "merge";
+
+/**
+ * One setting, declared once: how it is written on the command line and in a config file, which
+ * variables give it, what a valid value is, its default, and which commands take it.
+ */
+export interface SettingSpec {
+  flag: string;
+  /** One-letter form, if any. */
+  alias?: string;
+  kind: SettingKind;
+  describe: string;
+  /** The default as --help and the option reference show it. */
+  shownDefault?: string;
+  /** What the option reference adds to `describe` (Markdown). */
+  more?: string;
+  /** The unit of a number, for the option reference. */
+  unit?: string;
+  /** Listed first in --help: what a first run needs. */
+  basic?: boolean;
+  /** "endpoint" settings serve `caption check` and `caption models` too; "run" ones only a run. */
+  scope: "endpoint" | "run";
+  /** Environment variables that give it, first set wins; flags outrank them, a config file not. */
+  env?: readonly string[];
+  /** The commands of many machines that take it (enqueue, worker, merge). */
+  commands?: readonly ("enqueue" | "worker" | "merge")[];
+  /**
+   * What `captionImages` calls it, a path into its options ("prepare.maxPixels"); absent where a
+   * program gives something else (the prompt's text rather than its file).
+   */
+  library?: string;
+  /** The library's value is this many times the setting's: timeoutMs for seconds. */
+  libraryScale?: number;
+  /** Fixed with the queue at its first enqueue: every worker captions with the queue's value. */
+  queueFixed?: boolean;
+}

@@ -1,0 +1,112 @@
+import { CAPTION_COLUMNS, unguardFormula } from "./writers.js";
+
+/** What a row of OUT says about an image: enough to give an identical file the same caption. */
+export interface StoredCaption {
+  path: string;
+  sha256: string | null;
+  caption: string;
+  model: string;
+  width: number;
+  height: number;
+  truncated: boolean;
+  flags: string[];
+  /** The structured answer: JSONL's `data`, or CSV's answer columns (as text). */
+  data?: Record<string, unknown>;
+  tags?: string[];
+  /** Null in rows written before prompts were told apart. */
+  prompt_hash: string | null;
+}
+
+/**
+ * OUT's rows are keyed by `path` and hold a `caption`; the Hugging Face metadata files this tool
+ * also resumes from call the same two `file_name` and `text`.
+ */
+const KEY = ["path", "file_name"] as const;
+const TEXT = ["caption", "text"] as const;
+
+/**
+ * Reads rows under one CSV header. Where each field lies is worked out once per header, not once
+ * per row: a resume reads every row of OUT, 100,000 or more.
+ */
+export function rowReader(columns: readonly string[]): (record: string[]) => StoredCaption {
+  const at = (name: string) => columns.indexOf(name);
+  const named = (names: readonly string[]) =>
+    at(names.find((name) => columns.includes(name)) ?? "");
+  const [key, text, sha256, model, width, height, truncated, flags, tags, promptHash] = [
+    named(KEY),
+    named(TEXT),
+    at("sha256"),
+    at("model"),
+    at("width"),
+    at("height"),
+    at("truncated"),
+    at("flags"),
+    at("tags"),
+    at("prompt_hash"),
+  ];
+  const answer =
+    columns[0] === "path"
+      ? columns.flatMap((name, index) =>
+          (CAPTION_COLUMNS as readonly string[]).includes(name)
+            ? []
+            : [{ name: name.replace(/^data\./, ""), index }],
+        )
+      : [];
+  // OUT's text cells may be guarded (--csv-formula-guard): read as they were before it. The Hugging
+  // Face metadata files are never guarded, so their cells are read exactly as they are.
+  const shown = columns[0] === "path" ? unguardFormula : (cell: string) => cell;
+  return (record) => {
+    const field = (index: number) => record[index] ?? "";
+    const textOf = (index: number) => shown(record[index] ?? "");
+    const flagText = textOf(flags);
+    const tagText = textOf(tags);
+    return {
+      path: textOf(key),
+      sha256: field(sha256) || null,
+      caption: textOf(text),
+      model: textOf(model),
+      width: Number(field(width)),
+      height: Number(field(height)),
+      truncated: field(truncated) === "true",
+      flags: flagText === "" ? [] : flagText.split(", "),
+      ...(answer.length > 0
+        ? { data: Object.fromEntries(answer.map(({ name, index }) => [name, textOf(index)])) }
+        : {}),
+      ...(tags >= 0 ? { tags: tagText === "" ? [] : tagText.split(", ") } : {}),
+      prompt_hash: field(promptHash) || null,
+    };
+  };
+}
+
+export function fromJson(line: string): StoredCaption | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof value !== "object" || value === null) return null;
+  const row = value as Record<string, unknown>;
+  const key = KEY.find((name) => typeof row[name] === "string");
+  if (key === undefined) return null;
+  const text = (name: string) => (typeof row[name] === "string" ? (row[name] as string) : "");
+  const strings = (value: unknown) =>
+    Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : [];
+  const data = row.data;
+  return {
+    path: text(key),
+    sha256: text("sha256") || null,
+    caption: text(TEXT.find((name) => typeof row[name] === "string") ?? "caption"),
+    model: text("model"),
+    width: Number(row.width),
+    height: Number(row.height),
+    truncated: row.truncated === true,
+    flags:
+      typeof row.flags === "string" ? row.flags.split(", ").filter(Boolean) : strings(row.flags),
+    ...(typeof data === "object" && data !== null && !Array.isArray(data)
+      ? { data: data as Record<string, unknown> }
+      : {}),
+    ...(Array.isArray(row.tags) ? { tags: strings(row.tags) } : {}),
+    prompt_hash: text("prompt_hash") || null,
+  };
+}

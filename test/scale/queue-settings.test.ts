@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { UsageError } from "../../src/errors.js";
+import {
+  checkQueueName,
+  type QueueSettings,
+  runOptionsOf,
+  settingsKey,
+} from "../../src/scale/queue-settings.js";
+
+describe("checkQueueName", () => {
+  it("accepts letters, digits, '.', '_' and '-', up to 100 characters", () => {
+    for (const name of ["photos", "Photos-2024.v1_b", "7", "a".repeat(100)]) {
+      expect(checkQueueName(name)).toBe(name);
+    }
+  });
+
+  it("refuses ':' and anything else, with a usage error naming the value", () => {
+    for (const name of ["a:b", "", "a b", "été", "a/b", "a".repeat(101), 42, undefined, null]) {
+      expect(() => checkQueueName(name)).toThrow(UsageError);
+    }
+    try {
+      checkQueueName("bad:name");
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(UsageError);
+      expect((error as UsageError).problems).toEqual([expect.stringContaining('got "bad:name"')]);
+    }
+  });
+});
+
+describe("settingsKey", () => {
+  it("keeps a queue's settings under its own name", () => {
+    expect(settingsKey("photos")).toBe("caption:photos:settings");
+    expect(settingsKey("a")).not.toBe(settingsKey("b"));
+  });
+});
+
+describe("runOptionsOf", () => {
+  it("maps what shapes captions and leaves out the queue's own fields", () => {
+    const settings: QueueSettings = {
+      queue: "photos",
+      dir: "/shared/q",
+      cwd: "/shared",
+      model: "qwen2-vl",
+      prompt: "Describe {path}",
+      jsonSchema: { type: "object" },
+      tags: true,
+      rejectFlagged: false,
+      maxTokens: 300,
+      temperature: 0.2,
+      prepare: { maxPixels: 1000, imageFormat: "png" },
+      prefix: "pre ",
+      suffix: " post",
+      rpm: 60,
+    };
+    expect(runOptionsOf(settings)).toEqual({
+      cwd: "/shared",
+      model: "qwen2-vl",
+      prompt: "Describe {path}",
+      jsonSchema: { type: "object" },
+      tags: true,
+      rejectFlagged: false,
+      maxTokens: 300,
+      temperature: 0.2,
+      prepare: { maxPixels: 1000, imageFormat: "png" },
+      prefix: "pre ",
+      suffix: " post",
+    });
+    const options = runOptionsOf(settings) as Record<string, unknown>;
+    for (const key of ["queue", "dir", "rpm"]) expect(options).not.toHaveProperty(key);
+  });
+});
