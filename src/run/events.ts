@@ -1,4 +1,3 @@
-import type { RunAbortedError } from "../errors.js";
 import type { ConcurrencyCause } from "../send/limiter-options.js";
 import type { CaptionRecord, FailureRecord, PreparedImage } from "../types.js";
 
@@ -23,6 +22,15 @@ export type RunEvent =
   /** The server rate-limited us and the allowed concurrency changed (or grew back). */
   | { type: "concurrency"; allowed: number; cause: ConcurrencyCause };
 
+/**
+ * Why a run ended early: a RunAbortedError (errors.ts), named here by its shape so that the two
+ * modules need not import each other.
+ */
+export interface RunAbort extends Error {
+  readonly code: string;
+  summary: RunSummary | null;
+}
+
 export interface RunSummary {
   /** Images found in the inputs. */
   found: number;
@@ -38,8 +46,8 @@ export interface RunSummary {
   prepared: number;
   preparedBytes: number;
   elapsedMs: number;
-  /** Why the run ended early, if it did. */
-  aborted: RunAbortedError | null;
+  /** Why the run ended early, if it did: a RunAbortedError. */
+  aborted: RunAbort | null;
   /** True when stop() was called. */
   stopped: boolean;
   /** Why failures could not be written to the errors file, when they could not. */

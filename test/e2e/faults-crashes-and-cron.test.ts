@@ -329,13 +329,19 @@ describe("crash safety", () => {
 describe("cron safety", () => {
   it("refuses a second run on the same OUT at once, naming the first", async () => {
     await makeDistinctImages(ws.dir, 30);
-    await fake.start({ latencyMs: 100 });
+    // The first run is slow until the second has been answered, however long a busy machine
+    // takes to start it: it cannot finish first.
+    let secondAnswered = false;
+    await fake.start({
+      respond: () => ({ kind: "ok", latencyMs: secondAnswered ? 0 : 1500 }),
+    });
     const { child: first, done: firstDone } = startRun(fake, 2);
     await waitForRows(path.join(ws.dir, "out.csv"), 1);
     const second = await runCli(["photos", "-o", "out.csv"], {
       cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
+    secondAnswered = true;
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(
       new RegExp(

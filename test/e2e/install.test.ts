@@ -186,5 +186,5 @@ describe("the npm package", () => {
     const unknown = await run(["check", "--config", "nope"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain((await exampleNames()).join(", "));
-  });
+  }, 180_000);
 });

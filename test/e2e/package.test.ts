@@ -216,5 +216,5 @@ await captionImages({ inputs: ["photos"], output: "out.jsonl", concurrency: "4" 
     expect(bad.stdout).toMatch(
       /consumer\.ts\(2,\d+\): error TS2322: Type '"4"' is not assignable to type 'number \| "auto" \| undefined'/,
     );
-  });
+  }, 180_000);
 });

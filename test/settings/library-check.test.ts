@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import { UsageError } from "../../src/errors.js";
+import { unknownOptions } from "../../src/settings/environment.js";
+import { resolveRunOptions } from "../../src/settings/resolve-run-options.js";
+import type { RunOptions } from "../../src/settings/run-options.js";
+import type { SettingKind } from "../../src/settings/spec.js";
+import { SETTING_KEYS, SETTING_SPECS } from "../../src/settings/table.js";
+
+/** A value no setting of this kind accepts, or null where the library takes another shape. */
+function badValue(kind: SettingKind): unknown {
+  switch (kind.type) {
+    case "int":
+    case "number":
+      return kind.max + 1;
+    case "choice":
+      return "none-of-these";
+    case "boolean":
+      return "yes";
+    case "url":
+      return "ftp://example.invalid/v1";
+    case "text":
+      return 5;
+    case "string":
+      return "";
+    default:
+      return null;
+  }
+}
+
+function withValueAt(path: string, value: unknown): RunOptions {
+  const options: Record<string, unknown> = { inputs: ["photos"], output: "out.csv", env: {} };
+  const [top, inner] = path.split(".") as [string, string | undefined];
+  if (inner === undefined) options[top] = value;
+  else {
+    // A sidecar needs its other parts for its own checks to pass.
+    const base = top === "sidecar" ? { ext: ".txt", policy: "append", join: ", " } : {};
+    options[top] = { ...base, [inner]: value };
+  }
+  return options as unknown as RunOptions;
+}
+
+describe("the library checks its options by the settings table", () => {
+  const named = SETTING_KEYS.filter((key) => SETTING_SPECS[key].library !== undefined);
+
+  it("knows every option the table names", () => {
+    const tops = named.map((key) => (SETTING_SPECS[key].library as string).split(".")[0]);
+    expect(unknownOptions(Object.fromEntries(tops.map((top) => [top, 1])))).toEqual([]);
+  });
+
+  for (const key of named) {
+    const spec = SETTING_SPECS[key];
+    const library = spec.library as string;
+    const bad = badValue(spec.kind);
+    if (bad === null || key === "apiKey" || key === "output") continue;
+    it(`refuses a bad ${library}, naming it as a program wrote it`, async () => {
+      const scaled = typeof bad === "number" && spec.libraryScale ? bad * spec.libraryScale : bad;
+      const refused = await resolveRunOptions(withValueAt(library, scaled)).catch(
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(UsageError);
+      expect((refused as UsageError).problems.join("\n")).toMatch(
+        new RegExp(`^${library.replace(".", "\\.")}: `, "m"),
+      );
+    });
+  }
+});
