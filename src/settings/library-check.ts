@@ -1,5 +1,12 @@
 import { checkSetting } from "./check.js";
-import { SETTING_KEYS, SETTING_SPECS } from "./table.js";
+import type { RunOptions } from "./run-options.js";
+import {
+  SETTING_KEYS,
+  SETTING_SPECS,
+  type SettingKey,
+  type Settings,
+  type SettingTable,
+} from "./table.js";
 
 /**
  * The kinds a program gives as the table holds them. Paths and switches it gives in other shapes
@@ -33,3 +40,38 @@ export function librarySettingProblems(options: object): string[] {
   }
   return problems;
 }
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
+/** What `captionImages` calls a setting, where it is a top-level option. */
+type LibraryOf<K extends SettingKey> = SettingTable[K] extends {
+  library: infer L extends keyof RunOptions;
+}
+  ? L
+  : never;
+
+/** Settings a program gives at the top level of its options, as the table holds them. */
+type TakenAsIs = {
+  [K in SettingKey]: [LibraryOf<K>] extends [never]
+    ? never
+    : SettingTable[K]["kind"]["type"] extends "path" | "switch"
+      ? never
+      : K;
+}[SettingKey];
+
+/** Any of those whose option in RunOptions does not take exactly the table's values. */
+type Mismatched = {
+  [K in TakenAsIs]: Same<
+    NonNullable<RunOptions[LibraryOf<K>]>,
+    NonNullable<Settings[K]>
+  > extends true
+    ? never
+    : K;
+}[TakenAsIs];
+
+type Holds<T extends true> = T;
+/**
+ * RunOptions is written by hand, for the documentation its fields carry; this fails to compile
+ * when one of its options stops taking what the table says (a kind, a bound's word, a choice).
+ */
+export type LibraryTypesFollowTable = Holds<[Mismatched] extends [never] ? true : false>;

@@ -17,6 +17,9 @@ type ValueOf<K> = K extends { type: "int"; or: readonly (infer W)[] }
 
 const TABLE = { ...RUN_TABLE, ...OUTPUT_TABLE };
 
+/** The table as declared, every literal kept: for types that follow it. */
+export type SettingTable = typeof TABLE;
+
 export type SettingKey = keyof typeof TABLE;
 
 /** The settings that may come from a config file, the environment or flags, as the table types them. */

@@ -1,6 +1,6 @@
 import { createReadStream } from "node:fs";
-import { parse } from "csv-parse";
 import { UsageError } from "../../errors.js";
+import { csvRecords } from "./records.js";
 import { damaged, type Scan } from "./scan-result.js";
 import { rowReader, type StoredCaption } from "./stored-caption.js";
 import { unguardFormula } from "./writers.js";
@@ -19,11 +19,8 @@ export async function scanCsvQuickly(
   let last: string[] | null = null;
   let header: string[] = [];
   let read: (record: string[]) => StoredCaption = rowReader([]);
-  const source = createReadStream(path, { highWaterMark: 1 << 20 });
-  const parser = source.pipe(parse({ relax_column_count: true }));
-  source.on("error", (error) => parser.destroy(error));
   try {
-    for await (const record of parser as AsyncIterable<string[]>) {
+    for await (const { cells: record } of csvRecords(path)) {
       if (rows === -1) {
         header = record.map(unguardFormula);
         if (!acceptableHeader(header, columns)) throw TORN;
@@ -41,8 +38,6 @@ export async function scanCsvQuickly(
     const code = (error as { code?: string }).code;
     if (code?.startsWith("CSV_")) throw TORN;
     throw error;
-  } finally {
-    source.destroy();
   }
   if (last === null) throw TORN;
   return { rows, goodEnd: size };
@@ -95,21 +90,12 @@ export async function scanCsv(
     goodEnd = pending.end;
     pending = null;
   };
-  const source = createReadStream(path);
-  const parser = source.pipe(
-    parse({ info: true, relax_column_count: true, skip_empty_lines: false }),
-  );
-  // pipe() does not pass read errors on, and an early exit must not leave the file open.
-  source.on("error", (error) => parser.destroy(error));
   try {
-    for await (const item of parser as AsyncIterable<{
-      record: string[];
-      info: { bytes: number; lines: number };
-    }>) {
-      const { record, info } = item;
+    for await (const item of csvRecords(path, true)) {
+      const { cells: record } = item;
       if (!sawHeader) {
         sawHeader = true;
-        if (info.bytes === size && !(await endsWithNewline(path, size))) {
+        if (item.end === size && !(await endsWithNewline(path, size))) {
           return { rows, goodEnd: 0 };
         }
         header = record.map(unguardFormula);
@@ -121,11 +107,11 @@ export async function scanCsv(
           );
         }
         read = rowReader(header);
-        goodEnd = info.bytes;
+        goodEnd = item.end;
         continue;
       }
       commit();
-      pending = { record, end: info.bytes, line: info.lines };
+      pending = { record, end: item.end, line: item.line };
     }
   } catch (error) {
     if (error instanceof UsageError) throw error;
@@ -138,8 +124,6 @@ export async function scanCsv(
       return { rows, goodEnd };
     }
     throw damaged(path, "the content", `is not valid CSV (${(error as Error).message})`);
-  } finally {
-    source.destroy();
   }
   if (pending) {
     const last: { end: number } = pending;

@@ -1,20 +1,16 @@
 import { stat, truncate } from "node:fs/promises";
 import { RunAbortedError, UsageError } from "../../errors.js";
 import type { OutputFormat } from "../../types.js";
+import type { FinishedWork } from "../sink.js";
 import { scanCsv, scanCsvQuickly, TORN } from "./scan-csv.js";
 import { scanJsonl } from "./scan-jsonl.js";
 import type { Scan } from "./scan-result.js";
 import type { StoredCaption } from "./stored-caption.js";
 
-export interface FinishedWork {
-  /** Paths already captioned in OUT. */
-  done: Set<string>;
-  /** Content hashes of the images captioned in OUT, for spotting copies under other names. */
-  hashes: Set<string>;
+/** What OUT already holds: what any sink already holds (sink.ts), and how many rows. */
+export interface FinishedInFile extends Omit<FinishedWork, "rejected"> {
   /** Rows kept in OUT. */
   rows: number;
-  /** Bytes cut from the end of OUT because the last record was torn by a crash. */
-  repairedBytes: number;
 }
 
 export interface ReadOptions {
@@ -37,7 +33,7 @@ export async function readFinishedWork(
   format: OutputFormat,
   columns: readonly string[],
   options: ReadOptions = { repair: true },
-): Promise<FinishedWork> {
+): Promise<FinishedInFile> {
   const done = new Set<string>();
   const hashes = new Set<string>();
   try {
