@@ -1,6 +1,14 @@
+import { AUTO_MAX } from "../send/auto-concurrency.js";
 import { DEFAULT_MAX_REPLY_BYTES } from "../trust/reply-limit.js";
 import { formatCap } from "../trust/text.js";
-import { DEFAULT_BASE_URL, DEFAULT_MAX_PIXELS, DEFAULT_MODEL } from "./defaults.js";
+import {
+  DEFAULT_BASE_URL,
+  DEFAULT_MAX_PIXELS,
+  DEFAULT_MAX_TOKENS,
+  DEFAULT_MAX_TOKENS_THINKING,
+  DEFAULT_MODEL,
+  SETTING_DEFAULTS,
+} from "./defaults.js";
 import type { SettingSpec } from "./spec.js";
 
 /** Where captions go, which server answers and how, how images are shrunk: each setting once. */
@@ -74,7 +82,7 @@ export const RUN_TABLE = {
     alias: "c",
     kind: { type: "int", min: 1, max: 1024, or: ["auto"] },
     describe: "Requests in flight at once, or auto: found by measuring the server",
-    shownDefault: "auto; 8 for the hosted API",
+    shownDefault: `auto; ${SETTING_DEFAULTS.concurrency} for the hosted API`,
     basic: true,
     scope: "run",
     commands: ["worker"],
@@ -95,7 +103,7 @@ export const RUN_TABLE = {
     flag: "--max-tokens",
     kind: { type: "int", min: 1, max: 1_000_000 },
     describe: "Reply token budget",
-    shownDefault: "512; 2048 for Thinking models",
+    shownDefault: `${DEFAULT_MAX_TOKENS}; ${DEFAULT_MAX_TOKENS_THINKING} for Thinking models`,
     scope: "endpoint",
     commands: ["enqueue"],
     queueFixed: true,
@@ -115,7 +123,7 @@ export const RUN_TABLE = {
     flag: "--timeout",
     kind: { type: "number", min: 0, max: 86_400, exclusiveMin: true },
     describe: "Seconds to wait for each reply before retrying",
-    shownDefault: "120",
+    shownDefault: String(SETTING_DEFAULTS.timeoutSeconds),
     scope: "endpoint",
     commands: ["worker"],
     unit: "seconds",
@@ -138,7 +146,7 @@ export const RUN_TABLE = {
     flag: "--max-concurrency",
     kind: { type: "int", min: 1, max: 1024 },
     describe: "With -c auto, the most requests it may have in flight",
-    shownDefault: "256",
+    shownDefault: String(AUTO_MAX),
     scope: "run",
     commands: ["worker"],
     unit: "requests",
@@ -159,7 +167,7 @@ export const RUN_TABLE = {
     flag: "--retries",
     kind: { type: "int", min: 0, max: 100 },
     describe: "Further attempts after a transient failure",
-    shownDefault: "5",
+    shownDefault: String(SETTING_DEFAULTS.retries),
     scope: "run",
     commands: ["worker"],
     library: "retries",
@@ -190,7 +198,7 @@ export const RUN_TABLE = {
     flag: "--image-format",
     kind: { type: "choice", values: ["jpeg", "png"] },
     describe: "jpeg or png: encoding of the images sent",
-    shownDefault: "jpeg",
+    shownDefault: SETTING_DEFAULTS.imageFormat,
     scope: "run",
     commands: ["enqueue"],
     queueFixed: true,
