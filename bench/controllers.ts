@@ -1,7 +1,7 @@
 /**
  * The concurrency controllers `-c auto` was chosen against, written from the rules in
  * `../shared/docs/scaling.md` §7 (Netflix concurrency-limits' Vegas, Gradient2 and AIMD) so the
- * bench can race them on the same fake servers. Only the hill-climb ships (src/auto-concurrency.ts).
+ * bench can race them on the same fake servers. Only the hill-climb ships (src/send/auto-concurrency.ts).
  *
  * All share the shipped controller's shape: told of every change in flight and every answer, and
  * read for the figure allowed. For a fair race every one starts where `-c auto` starts (8), may

@@ -1,3 +1,4 @@
+import { EXIT } from "./exit-codes.js";
 import { main } from "./main.js";
 import { runWasAbandoned } from "./signals.js";
 
@@ -7,5 +8,8 @@ process.exitCode = code;
 // process open. process.exit() would wait for that call too; a signal's default action does not,
 // and the shell still sees the status the run earned (128 + 2 for SIGINT is 130, 143 for SIGTERM).
 if (runWasAbandoned()) {
-  setTimeout(() => process.kill(process.pid, code === 143 ? "SIGTERM" : "SIGINT"), 500).unref();
+  setTimeout(
+    () => process.kill(process.pid, code === EXIT.terminated ? "SIGTERM" : "SIGINT"),
+    500,
+  ).unref();
 }

@@ -18,7 +18,8 @@ export const EXIT = {
 export type Outcome =
   | { error: unknown }
   | { summary: RunSummary | null; stoppedBy: NodeJS.Signals | null }
-  | { answered: boolean }
+  /** A check of servers: each answered, and none refused the model as not served (usage). */
+  | { answered: boolean; refused?: boolean }
   /** A merge: every image of the finished shards has its caption. */
   | { mergedAll: boolean }
   | { settled: boolean; stoppedBy: NodeJS.Signals | null };
@@ -26,7 +27,10 @@ export type Outcome =
 /** The one place an outcome becomes an exit code, as docs/failures.md's table lists them. */
 export function exitCodeOf(outcome: Outcome): number {
   if ("error" in outcome) return outcome.error instanceof UsageError ? EXIT.usage : EXIT.aborted;
-  if ("answered" in outcome) return outcome.answered ? EXIT.ok : EXIT.aborted;
+  if ("answered" in outcome) {
+    if (outcome.refused) return EXIT.usage;
+    return outcome.answered ? EXIT.ok : EXIT.aborted;
+  }
   if ("mergedAll" in outcome) return outcome.mergedAll ? EXIT.ok : EXIT.someFailed;
   if ("settled" in outcome) {
     if (outcome.settled) return EXIT.aborted;

@@ -5,34 +5,29 @@ import { UsageError } from "../errors.js";
 import { compileSchema } from "../prompts/structured.js";
 import { TAGS_SCHEMA } from "../prompts/tags.js";
 import { defaultErrorsPath } from "../settings/output-format.js";
+import type { DatasetOutputs } from "../settings/outputs.js";
 import type { RecordedCaption } from "../sinks/beside-image-sink.js";
-import { type HfMetadataFormat, HfMetadataSink } from "../sinks/hf-metadata-sink.js";
+import { HfMetadataSink } from "../sinks/hf-metadata-sink.js";
 import {
   openCaptionWriter,
   openJsonlWriter,
   type RecordWriter,
 } from "../sinks/out-file/writers.js";
-import { type SidecarOptions, SidecarSink } from "../sinks/sidecar-sink.js";
+import { SidecarSink } from "../sinks/sidecar-sink.js";
 import { combineSinks, type Sink } from "../sinks/sink.js";
 import { removeStaleTemporaries, temporaryPath } from "../sinks/write-whole.js";
-import { type XmpNaming, XmpSink } from "../sinks/xmp-sink.js";
+import { XmpSink } from "../sinks/xmp-sink.js";
 import type { CaptionRecord, FailureRecord, OutputFormat } from "../types.js";
 import { type QueueSettings, readEnqueuedInputs, readSettingsFile } from "./queue-settings.js";
 import { readDone, readShardRecords, readShards, shardFiles } from "./shards.js";
-
-/** The dataset outputs a merge may also write, as a run would beside the images. */
-export interface DatasetOutputs {
-  sidecar?: SidecarOptions | undefined;
-  hfMetadata?: HfMetadataFormat | undefined;
-  xmp?: XmpNaming | undefined;
-}
 
 export interface MergeRequest {
   dir: string;
   /** OUT; none when only dataset outputs are asked for. */
   output: string | undefined;
   format: OutputFormat;
-  outputs: DatasetOutputs;
+  /** The dataset outputs it may also write, as a run would beside the images. */
+  outputs: Partial<DatasetOutputs>;
   nameSetting: NameSetting;
   /** Merge what the finished shards hold even though others are not finished. */
   partial: boolean;

@@ -1,3 +1,5 @@
+import type { SidecarOptions } from "../sinks/sidecar-sink.js";
+import type { PrepareOptions } from "../types.js";
 import { closestName } from "../util/suggest.js";
 import { checkSetting } from "./check.js";
 import { isHostedApi } from "./defaults.js";
@@ -51,14 +53,39 @@ const RUN_OPTIONS: Record<keyof RunOptions, true> = {
   nameSetting: true,
 };
 
-/** "concurency: not an option of captionImages (did you mean concurrency?)", one per unknown key. */
+/** The parts of the options that are objects of their own, with the keys each may hold. */
+const NESTED: Record<string, Record<string, true>> = {
+  prepare: {
+    maxPixels: true,
+    maxSide: true,
+    imageFormat: true,
+    quality: true,
+  } satisfies Record<keyof PrepareOptions, true>,
+  sidecar: { ext: true, policy: true, join: true } satisfies Record<keyof SidecarOptions, true>,
+};
+
+/**
+ * "concurency: not an option of captionImages (did you mean concurrency?)", one per unknown key,
+ * inside `prepare` and `sidecar` too ("prepare.maxPixel").
+ */
 export function unknownOptions(options: object): string[] {
-  const known = Object.keys(RUN_OPTIONS);
+  const problems = unknownKeys(options, RUN_OPTIONS, "");
+  for (const [name, keys] of Object.entries(NESTED)) {
+    const inner = (options as Record<string, unknown>)[name];
+    if (typeof inner === "object" && inner !== null) {
+      problems.push(...unknownKeys(inner, keys, `${name}.`));
+    }
+  }
+  return problems;
+}
+
+function unknownKeys(options: object, known: Record<string, true>, prefix: string): string[] {
+  const names = Object.keys(known);
   return Object.keys(options)
-    .filter((key) => !(key in RUN_OPTIONS))
+    .filter((key) => !(key in known))
     .map((key) => {
-      const near = closestName(key, known);
-      return `${key}: not an option of captionImages${near ? ` (did you mean ${near}?)` : ""}`;
+      const near = closestName(key, names);
+      return `${prefix}${key}: not an option of captionImages${near ? ` (did you mean ${prefix}${near}?)` : ""}`;
     });
 }
 

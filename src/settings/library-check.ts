@@ -1,4 +1,4 @@
-import { checkSetting } from "./check.js";
+import { checkSetting, checkValue } from "./check.js";
 import type { RunOptions } from "./run-options.js";
 import {
   SETTING_KEYS,
@@ -33,9 +33,19 @@ export function librarySettingProblems(options: object): string[] {
     if (!spec.library || !AS_IN_TABLE.has(spec.kind.type) || key === "apiKey") continue;
     const value = valueAt(options, spec.library);
     if (value === undefined) continue;
-    const scaled =
-      typeof value === "number" && spec.libraryScale ? value / spec.libraryScale : value;
-    const problem = checkSetting(key, scaled);
+    const { kind } = spec;
+    let problem: string | null;
+    if (kind.type === "int" || kind.type === "number") {
+      // A program gives numbers as numbers: "5" is a mistake there, unlike on a command line.
+      const word = kind.type === "int" && typeof value === "string" && kind.or?.includes(value);
+      const scale = spec.libraryScale ?? 1;
+      problem =
+        typeof value !== "number" && !word
+          ? `expected a number, got ${JSON.stringify(value)}`
+          : checkValue(value, { ...kind, min: kind.min * scale, max: kind.max * scale });
+    } else {
+      problem = checkSetting(key, value);
+    }
     if (problem) problems.push(`${spec.library}: ${problem}`);
   }
   return problems;

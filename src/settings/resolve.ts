@@ -13,7 +13,9 @@ import {
   SETTING_DEFAULTS,
 } from "./defaults.js";
 import { type EndpointOptions, endpointsOf } from "./endpoints.js";
+import { checkDatasetOutputs, type DatasetOutputs } from "./outputs.js";
 import { type PromptSource, resolvePrompt } from "./prompt-setting.js";
+import type { SettingSpec } from "./spec.js";
 import {
   ENV_VARIABLES,
   OUTPUT_KEYS,
@@ -67,6 +69,8 @@ export interface CaptionConfig {
    * (a policy needs a sidecar) is the caller's to check, naming each where it lives.
    */
   outputs: OutputSettings;
+  /** The outputs beside the images, checked together with the other settings. */
+  dataset: DatasetOutputs;
   /** Where each setting's value came from, for `caption config`: a flag, a variable, a file, or none. */
   origins: Partial<Record<SettingKey, string>>;
   /** Every setting some layer gave, checked: what `caption config` shows beside its origin. */
@@ -180,6 +184,17 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   }
 
   const prompt = resolvePrompt(promptFrom, problems);
+  const outputs: OutputSettings = Object.fromEntries(
+    OUTPUT_KEYS.filter((key) => merged[key] !== undefined).map((key) => [key, merged[key]]),
+  );
+  // How settings go together (a policy needs a sidecar) is checked with the rest, so that every
+  // problem is reported at once, each named where its value lives.
+  const named = (option: string): string => {
+    const key = option === "xmpOn" ? "xmp" : option;
+    const spec = (SETTING_SPECS as Partial<Record<string, SettingSpec>>)[key];
+    return settingFrom[key as SettingKey] ?? spec?.flag ?? option;
+  };
+  const dataset = checkDatasetOutputs(outputs, named, problems);
 
   if (problems.length > 0) throw new UsageError(problems);
 
@@ -231,9 +246,8 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     errors: resolvePath("errors"),
     promptGiven: promptFrom !== null,
     settingFrom,
-    outputs: Object.fromEntries(
-      OUTPUT_KEYS.filter((key) => merged[key] !== undefined).map((key) => [key, merged[key]]),
-    ),
+    outputs,
+    dataset,
     origins,
     values: merged,
     jsonSchema: resolvePath("jsonSchema"),

@@ -111,4 +111,24 @@ describe("caption config", () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/--sidecar-policy needs --sidecar/);
   });
+
+  it("reports every problem at once: bad values and settings that do not go together", async () => {
+    const result = await run([
+      "config",
+      "photos",
+      "--sidecar-join",
+      ";",
+      "--xmp-naming",
+      "stem",
+      "--max-tokens",
+      "0",
+      "--hf-metadata",
+      "parquet",
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--max-tokens: expected a whole number from 1 to 1000000, got 0/);
+    expect(result.stderr).toMatch(/--hf-metadata: expected jsonl or csv, got "parquet"/);
+    expect(result.stderr).toMatch(/--sidecar-join needs --sidecar/);
+    expect(result.stderr).toMatch(/--xmp-naming needs --xmp/);
+  });
 });

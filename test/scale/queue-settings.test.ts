@@ -6,6 +6,7 @@ import {
   runOptionsOf,
   settingsKey,
 } from "../../src/scale/queue-settings.js";
+import { SETTING_KEYS, SETTING_SPECS } from "../../src/settings/table.js";
 
 describe("checkQueueName", () => {
   it("accepts letters, digits, '.', '_' and '-', up to 100 characters", () => {
@@ -68,5 +69,33 @@ describe("runOptionsOf", () => {
     });
     const options = runOptionsOf(settings) as Record<string, unknown>;
     for (const key of ["queue", "dir", "rpm"]) expect(options).not.toHaveProperty(key);
+  });
+});
+
+describe("what a queue fixes", () => {
+  it("is what the settings table marks queueFixed: nothing more, nothing less", () => {
+    const settings: QueueSettings = {
+      queue: "q",
+      dir: "/d",
+      cwd: "/c",
+      model: "m",
+      prompt: "p",
+      jsonSchema: { type: "object" },
+      tags: false,
+      rejectFlagged: false,
+      maxTokens: 1,
+      temperature: 0,
+      prepare: { maxPixels: 1024, maxSide: 64, imageFormat: "jpeg" },
+      prefix: "",
+      suffix: "",
+    };
+    const fixed = Object.entries(runOptionsOf(settings)).flatMap(([key, value]) =>
+      key === "prepare" ? Object.keys(value as object).map((inner) => `prepare.${inner}`) : [key],
+    );
+    const marked = SETTING_KEYS.filter((key) => SETTING_SPECS[key].queueFixed).map(
+      // The prompt's file is read at enqueue: the queue keeps its text.
+      (key) => (key === "promptFile" ? "prompt" : SETTING_SPECS[key].library),
+    );
+    expect([...new Set(marked)].sort()).toEqual(fixed.filter((key) => key !== "cwd").sort());
   });
 });

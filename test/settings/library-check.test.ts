@@ -63,4 +63,26 @@ describe("the library checks its options by the settings table", () => {
       );
     });
   }
+
+  it("takes numbers as numbers, names a bound in the option's own unit, and knows nested keys", async () => {
+    const refused = await resolveRunOptions({
+      inputs: ["photos"],
+      output: "out.csv",
+      env: {},
+      maxTokens: "5",
+      timeoutMs: 100_000_000,
+      prepare: { maxPixel: 4 },
+      sidecar: { ext: ".txt", polcy: "append" },
+    } as unknown as RunOptions).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(UsageError);
+    const problems = (refused as UsageError).problems;
+    expect(problems).toContain('maxTokens: expected a number, got "5"');
+    expect(problems.join("\n")).toMatch(/^timeoutMs: .*at most 86400000, got 100000000$/m);
+    expect(problems).toContain(
+      "prepare.maxPixel: not an option of captionImages (did you mean prepare.maxPixels?)",
+    );
+    expect(problems).toContain(
+      "sidecar.polcy: not an option of captionImages (did you mean sidecar.policy?)",
+    );
+  });
 });

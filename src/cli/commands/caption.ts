@@ -6,7 +6,6 @@ import { captionImages } from "../../run/pipeline.js";
 import { captionOptionsOf, endpointOptionsOf } from "../../settings/config-options.js";
 import { defaultConcurrency } from "../../settings/defaults.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../../settings/output-format.js";
-import { hfMetadataFormat, sidecarOptions, xmpNaming } from "../../settings/outputs.js";
 import { recordFolderProblem } from "../../trust/links.js";
 import { forTerminal } from "../../trust/text.js";
 import type { CommandIo } from "../command-io.js";
@@ -23,10 +22,8 @@ export async function run(
   { context, reporter }: CommandIo,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter);
-  const named = flagsFor(config);
-  const sidecar = sidecarOptions(config.outputs, named);
-  const hfMetadata = hfMetadataFormat(config.outputs, named);
-  const xmp = xmpNaming(config.outputs, named);
+  const _named = flagsFor(config);
+  const { sidecar, hfMetadata, xmp } = config.dataset;
   if (!config.output && !sidecar && !hfMetadata && !xmp) {
     throw new UsageError([
       "-o/--output is required (or --sidecar, --hf-metadata, --xmp): where to write the captions, e.g. -o captions.csv",

@@ -10,7 +10,7 @@ import { buildTextRequest, extractCaption } from "../../send/request.js";
 import type { CommandIo } from "../command-io.js";
 import { refusalMessage } from "../context.js";
 import { endpointClients } from "../endpoint-clients.js";
-import { EXIT, exitCodeOf } from "../exit-codes.js";
+import { exitCodeOf } from "../exit-codes.js";
 import { asFlags, flagOf, flagsFor } from "../naming.js";
 
 /** `caption check`: one text-only request to each server, as a run would ask it. */
@@ -74,5 +74,5 @@ export async function run(
     }
   }
   // A model the server does not serve is the run's usage error too.
-  return refused ? EXIT.usage : exitCodeOf({ answered });
+  return exitCodeOf({ answered, refused });
 }

@@ -1,24 +1,18 @@
 import { defaultConcurrency } from "../../settings/defaults.js";
-import { hfMetadataFormat, sidecarOptions, xmpNaming } from "../../settings/outputs.js";
 import type { CaptionConfig } from "../../settings/resolve.js";
 import { SETTING_KEYS, SETTING_SPECS, type SettingKey } from "../../settings/table.js";
 import { keyFor } from "../../settings/trial-key.js";
 import type { CommandIo } from "../command-io.js";
 import { loadConfig } from "../context.js";
 import { EXIT } from "../exit-codes.js";
-import { flagsFor } from "../naming.js";
 
 /** `caption config`: the settings a command line resolves to, each with where it came from. */
 export async function run(
   args: Record<string, unknown>,
   { context, reporter }: CommandIo,
 ): Promise<number> {
-  const config = loadConfig(args, context, reporter);
   // As a run would check them: a policy without a sidecar is refused here too.
-  const named = flagsFor(config);
-  sidecarOptions(config.outputs, named);
-  hfMetadataFormat(config.outputs, named);
-  xmpNaming(config.outputs, named);
+  const config = loadConfig(args, context, reporter);
   const key = keyFor(config.baseUrl, config.apiKey);
   context.stdout.write(showConfig(config, { set: key.apiKey !== undefined, trial: key.trial }));
   return EXIT.ok;

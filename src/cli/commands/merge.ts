@@ -1,9 +1,10 @@
 import path from "node:path";
 import { UsageError } from "../../errors.js";
 import { mergeShards } from "../../scale/merge.js";
+import { validateLayer } from "../../settings/check.js";
 import { chooseOutputFormat } from "../../settings/output-format.js";
-import { hfMetadataFormat, sidecarOptions, xmpNaming } from "../../settings/outputs.js";
-import type { OutputSettings } from "../../settings/table.js";
+import { checkDatasetOutputs } from "../../settings/outputs.js";
+import { SETTING_SPECS, settingsOf } from "../../settings/table.js";
 import type { CommandIo } from "../command-io.js";
 import { exitCodeOf } from "../exit-codes.js";
 import { flagOf } from "../naming.js";
@@ -14,12 +15,12 @@ export async function run(
   { context, reporter }: CommandIo,
 ): Promise<number> {
   const dir = path.resolve(context.cwd, String(args.dir));
-  const flags = outputsOfArgs(args);
-  const outputs = {
-    sidecar: sidecarOptions(flags, flagOf),
-    hfMetadata: hfMetadataFormat(flags, flagOf),
-    xmp: xmpNaming(flags, flagOf),
-  };
+  // The settings merge takes, from the table: each checked, then how they go together.
+  const problems: string[] = [];
+  const values = Object.fromEntries(settingsOf("merge").map((key) => [key, args[key]]));
+  const flags = validateLayer({ describe: (key) => SETTING_SPECS[key].flag, values }, problems);
+  const outputs = checkDatasetOutputs(flags, flagOf, problems);
+  if (problems.length > 0) throw new UsageError(problems);
   const given = typeof args.output === "string" && args.output !== "";
   if (!given && !outputs.sidecar && !outputs.hfMetadata && !outputs.xmp) {
     throw new UsageError([
@@ -35,7 +36,7 @@ export async function run(
     outputs,
     nameSetting: flagOf,
     partial: args.partial === true,
-    csvFormulaGuard: args.csvFormulaGuard === true,
+    csvFormulaGuard: flags.csvFormulaGuard === true,
   });
   const into = [
     output ? path.relative(context.cwd, output) || output : null,
@@ -57,12 +58,4 @@ export async function run(
     );
   }
   return exitCodeOf({ mergedAll: report.failures === 0 && report.unaccounted === 0 });
-}
-
-/** The outputs as the command line gave them, for commands that read no config file (merge). */
-function outputsOfArgs(args: Record<string, unknown>): OutputSettings {
-  const keys = ["sidecar", "sidecarPolicy", "sidecarJoin", "hfMetadata", "xmp", "xmpNaming"];
-  return Object.fromEntries(
-    keys.filter((key) => args[key] !== undefined).map((key) => [key, args[key]]),
-  );
 }

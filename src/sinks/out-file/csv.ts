@@ -76,7 +76,8 @@ export async function openCsvWriter<T extends object>(
 async function headerOf(handle: FileHandle): Promise<readonly string[]> {
   const { buffer, bytesRead } = await handle.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);
   const line = buffer.subarray(0, bytesRead).toString("utf8").split("\n")[0] ?? "";
-  const [header = []] = parse(line) as string[][];
+  // A byte-order mark (a spreadsheet saved it) is not part of the first column's name.
+  const [header = []] = parse(line, { bom: true }) as string[][];
   return header.map(unguardFormula);
 }
 

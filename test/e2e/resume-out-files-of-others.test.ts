@@ -27,3 +27,22 @@ it("resumes an OUT written before some of today's columns existed, keeping its c
   expect(other.code).toBe(2);
   expect(other.stderr).toMatch(/other\.csv: the header is "path,caption,score"/);
 });
+
+it("resumes an OUT a spreadsheet saved with a byte-order mark: every new row has its path, twice over", async () => {
+  const images = await makeDistinctImages(ws.dir, 3);
+  const saved = `\ufeffpath,caption\n${images[0]},kept by hand\n`;
+  await writeFile(path.join(ws.dir, "out.csv"), saved);
+  const first = await runCli(["photos", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl });
+  expect(first.code, first.stderr).toBe(0);
+  expect(fake.requests).toHaveLength(2);
+  // The rerun has nothing left to do: every row names its image.
+  const again = await runCli(["photos", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl });
+  expect(again.code, again.stderr).toBe(0);
+  expect(fake.requests).toHaveLength(2);
+  const rows = await readCsv(path.join(ws.dir, "out.csv"));
+  const paths = rows.map((row) => row.path ?? row["\ufeffpath"]);
+  expect(paths.sort()).toEqual([...images].sort());
+  expect(rows.find((row) => (row.path ?? row["\ufeffpath"]) === images[0])?.caption).toBe(
+    "kept by hand",
+  );
+});
