@@ -19,7 +19,8 @@ export const SETTING_DEFAULTS = {
   prompt: DEFAULT_PROMPT,
   concurrency: 8,
   retries: 5,
-  timeoutSeconds: 120,
+  // In the setting's own unit, seconds; the library's timeoutMs is this × 1000.
+  timeout: 120,
   maxPixels: DEFAULT_MAX_PIXELS,
   imageFormat: "jpeg",
 } as const;

@@ -123,7 +123,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     maxConcurrency: options.maxConcurrency ?? AUTO_MAX,
     rpm: options.rpm,
     retries: options.retries ?? SETTING_DEFAULTS.retries,
-    timeoutMs: options.timeoutMs ?? SETTING_DEFAULTS.timeoutSeconds * 1000,
+    timeoutMs: options.timeoutMs ?? SETTING_DEFAULTS.timeout * 1000,
     maxReplyBytes: options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
     prepare: {
       maxPixels: options.prepare?.maxPixels ?? SETTING_DEFAULTS.maxPixels,

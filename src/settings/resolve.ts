@@ -234,7 +234,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     maxConcurrency: merged.maxConcurrency,
     rpm: merged.rpm,
     retries: merged.retries ?? SETTING_DEFAULTS.retries,
-    timeoutMs: Math.round((merged.timeout ?? SETTING_DEFAULTS.timeoutSeconds) * 1000),
+    timeoutMs: Math.round((merged.timeout ?? SETTING_DEFAULTS.timeout) * 1000),
     maxReplyBytes: merged.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
     prepare: {
       maxPixels: merged.maxPixels ?? SETTING_DEFAULTS.maxPixels,

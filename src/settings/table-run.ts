@@ -123,7 +123,7 @@ export const RUN_TABLE = {
     flag: "--timeout",
     kind: { type: "number", min: 0, max: 86_400, exclusiveMin: true },
     describe: "Seconds to wait for each reply before retrying",
-    shownDefault: String(SETTING_DEFAULTS.timeoutSeconds),
+    shownDefault: String(SETTING_DEFAULTS.timeout),
     scope: "endpoint",
     commands: ["worker"],
     unit: "seconds",
