@@ -59,7 +59,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     usage: "models",
     describe: "List the model ids the endpoint serves, and the short name (-m) of each",
-    flags: [...settingFlags("models"), ...CONFIG_SWITCHES],
+    flags: ENDPOINT_FLAGS,
     load: () => import("./commands/models.js"),
   },
   {

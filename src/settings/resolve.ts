@@ -13,9 +13,9 @@ import {
   SETTING_DEFAULTS,
 } from "./defaults.js";
 import { type EndpointOptions, endpointsOf } from "./endpoints.js";
+import { namedWhereTheyLive } from "./naming.js";
 import { checkDatasetOutputs, type DatasetOutputs } from "./outputs.js";
 import { type PromptSource, resolvePrompt } from "./prompt-setting.js";
-import type { SettingSpec } from "./spec.js";
 import {
   ENV_VARIABLES,
   OUTPUT_KEYS,
@@ -189,12 +189,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   );
   // How settings go together (a policy needs a sidecar) is checked with the rest, so that every
   // problem is reported at once, each named where its value lives.
-  const named = (option: string): string => {
-    const key = option === "xmpOn" ? "xmp" : option;
-    const spec = (SETTING_SPECS as Partial<Record<string, SettingSpec>>)[key];
-    return settingFrom[key as SettingKey] ?? spec?.flag ?? option;
-  };
-  const dataset = checkDatasetOutputs(outputs, named, problems);
+  const dataset = checkDatasetOutputs(outputs, namedWhereTheyLive(settingFrom), problems);
 
   if (problems.length > 0) throw new UsageError(problems);
 

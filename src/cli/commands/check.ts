@@ -7,11 +7,12 @@ import {
   servedModels,
 } from "../../send/models.js";
 import { buildTextRequest, extractCaption } from "../../send/request.js";
+import { flagOf } from "../../settings/naming.js";
 import type { CommandIo } from "../command-io.js";
 import { refusalMessage } from "../context.js";
 import { endpointClients } from "../endpoint-clients.js";
 import { exitCodeOf } from "../exit-codes.js";
-import { asFlags, flagOf, flagsFor } from "../naming.js";
+import { asFlags, flagsFor } from "../naming.js";
 
 /** `caption check`: one text-only request to each server, as a run would ask it. */
 export async function run(

@@ -8,11 +8,11 @@ import {
 } from "../../scale/enqueue.js";
 import { checkQueueName, type QueueSettings } from "../../scale/queue-settings.js";
 import { captionOptionsOf } from "../../settings/config-options.js";
+import { flagOf } from "../../settings/naming.js";
 import type { CommandIo } from "../command-io.js";
 import { loadConfig } from "../context.js";
 import { EXIT } from "../exit-codes.js";
 import { readJsonSchema } from "../input-files.js";
-import { flagOf } from "../naming.js";
 import { openRedis, positiveInt } from "../scale-io.js";
 
 /** `caption enqueue <inputs..> --queue NAME --out DIR`: shards and jobs for the images. */

@@ -2,12 +2,12 @@ import path from "node:path";
 import { UsageError } from "../../errors.js";
 import { mergeShards } from "../../scale/merge.js";
 import { validateLayer } from "../../settings/check.js";
+import { flagOf } from "../../settings/naming.js";
 import { chooseOutputFormat } from "../../settings/output-format.js";
 import { checkDatasetOutputs } from "../../settings/outputs.js";
 import { SETTING_SPECS, settingsOf } from "../../settings/table.js";
 import type { CommandIo } from "../command-io.js";
 import { exitCodeOf } from "../exit-codes.js";
-import { flagOf } from "../naming.js";
 
 /** `caption merge DIR -o OUT`: the shards' captions as one file. */
 export async function run(

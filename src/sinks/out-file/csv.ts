@@ -1,6 +1,6 @@
-import { type FileHandle, open } from "node:fs/promises";
-import { parse } from "csv-parse/sync";
+import { open } from "node:fs/promises";
 import { stringify } from "csv-stringify/sync";
+import { csvRecords } from "./records.js";
 import { appendingWriter, type RecordWriter } from "./writer.js";
 
 const CSV_OPTIONS = {
@@ -59,7 +59,7 @@ export async function openCsvWriter<T extends object>(
   const handle = await open(path, "a+");
   const { size } = await handle.stat();
   // A file begun by an older version keeps its own columns, a subset of today's (see scan-csv.ts).
-  const written = size === 0 ? columns : await headerOf(handle);
+  const written = size === 0 ? columns : await headerOf(path);
   const quote = options.formulaGuard ? guardFormula : quoteQuoted;
   const cell = (value: unknown) => (typeof value === "string" ? quote(value) : value);
   if (size === 0) await handle.write(stringify([columns.map(cell)], CSV_OPTIONS));
@@ -70,29 +70,21 @@ export async function openCsvWriter<T extends object>(
 }
 
 /**
- * The columns named by a file's header line, in its order: rows are written in the file's own
- * columns, leaving empty those this run has no value for (see scan-csv.ts acceptableHeader).
+ * The columns named by a file's header line, in its order, read as resume reads them
+ * (records.ts): rows are written in the file's own columns, leaving empty those this run has no
+ * value for (see scan-csv.ts acceptableHeader).
  */
-async function headerOf(handle: FileHandle): Promise<readonly string[]> {
-  const { buffer, bytesRead } = await handle.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);
-  const line = buffer.subarray(0, bytesRead).toString("utf8").split("\n")[0] ?? "";
-  // A byte-order mark (a spreadsheet saved it) is not part of the first column's name.
-  const [header = []] = parse(line, { bom: true }) as string[][];
-  return header.map(unguardFormula);
+async function headerOf(path: string): Promise<readonly string[]> {
+  for await (const { cells } of csvRecords(path)) return cells.map(unguardFormula);
+  return [];
 }
 
 /** The header of a CSV file, or null when there is no file or nothing in it. */
 export async function readCsvHeader(path: string): Promise<readonly string[] | null> {
-  let handle: FileHandle;
   try {
-    handle = await open(path, "r");
+    const header = await headerOf(path);
+    return header.length > 0 && header.some((name) => name !== "") ? header : null;
   } catch {
     return null;
-  }
-  try {
-    const header = await headerOf(handle);
-    return header.length > 0 ? header : null;
-  } finally {
-    await handle.close();
   }
 }
