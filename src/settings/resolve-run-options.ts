@@ -41,7 +41,9 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   }
   problems.push(...librarySettingProblems(options));
   if (options.endpoints !== undefined) problems.push(...checkEndpoints(options.endpoints));
-  if (options.sidecar) {
+  // Options a program gives as objects or switches, which the settings table does not hold.
+  problems.push(...shapeProblems(options));
+  if (typeof options.sidecar === "object" && options.sidecar !== null) {
     const extProblem = sidecarExtProblem(String(options.sidecar.ext));
     if (extProblem) problems.push(`sidecar.ext: ${extProblem}`);
   }
@@ -158,4 +160,34 @@ function resolveEndpoints(
     label: labels[index] ?? "",
     keyOption: entry.apiKey !== undefined && endpoints ? `endpoints[${index}].apiKey` : "apiKey",
   }));
+}
+
+/** What is wrong with the options that are switches or objects of a program's own. */
+function shapeProblems(options: RunOptions): string[] {
+  const problems: string[] = [];
+  for (const key of ["overwrite", "dryRun", "recordOnly"] as const) {
+    const value: unknown = options[key];
+    if (value !== undefined && typeof value !== "boolean") {
+      problems.push(`${key}: expected true or false, got ${JSON.stringify(value)}`);
+    }
+  }
+  for (const [key, shape] of [
+    ["prepare", "{ maxPixels, maxSide, imageFormat, quality }"],
+    ["sidecar", '{ ext: ".txt", policy: "skip", join: ", " }'],
+  ] as const) {
+    const value: unknown = options[key];
+    if (value !== undefined && (typeof value !== "object" || value === null)) {
+      problems.push(`${key}: expected an object like ${shape}, got ${JSON.stringify(value)}`);
+    }
+  }
+  const quality: unknown = options.prepare?.quality;
+  if (
+    quality !== undefined &&
+    (typeof quality !== "number" || !Number.isInteger(quality) || quality < 1 || quality > 100)
+  ) {
+    problems.push(
+      `prepare.quality: expected a whole number from 1 to 100, got ${JSON.stringify(quality)}`,
+    );
+  }
+  return problems;
 }

@@ -85,4 +85,21 @@ describe("the library checks its options by the settings table", () => {
       "sidecar.polcy: not an option of captionImages (did you mean sidecar.policy?)",
     );
   });
+
+  it("refuses a switch given as text and an object given as something else", async () => {
+    const refused = await resolveRunOptions({
+      inputs: ["photos"],
+      output: "out.csv",
+      env: {},
+      overwrite: "yes",
+      prepare: { quality: 500 },
+      sidecar: ".txt",
+    } as unknown as RunOptions).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(UsageError);
+    const problems = (refused as UsageError).problems;
+    expect(problems).toContain('overwrite: expected true or false, got "yes"');
+    expect(problems).toContain("prepare.quality: expected a whole number from 1 to 100, got 500");
+    expect(problems.join("\n")).toMatch(/^sidecar: expected an object like/m);
+    expect(problems.join("\n")).not.toMatch(/undefined/);
+  });
 });

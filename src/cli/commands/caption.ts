@@ -22,7 +22,6 @@ export async function run(
   { context, reporter }: CommandIo,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter);
-  const _named = flagsFor(config);
   const { sidecar, hfMetadata, xmp } = config.dataset;
   if (!config.output && !sidecar && !hfMetadata && !xmp) {
     throw new UsageError([

@@ -43,13 +43,17 @@ export function showConfig(
     if (key === "prompt" && given === undefined && config.values.promptFile !== undefined) {
       return [spec.flag, "(from --prompt-file)", config.origins.promptFile ?? from] as const;
     }
+    if (key === "prompt" && !config.promptGiven && config.outputs.tags === true) {
+      return [spec.flag, "(the tags prompt)", config.origins.tags ?? from] as const;
+    }
     if (key === "apiKey") {
       const value = keySet.trial
         ? "(the hosted API's shared trial key)"
         : keySet.set
           ? "(set)"
           : "(none)";
-      return [spec.flag, value, from] as const;
+      // The trial key is the default: a variable it was chosen over is not where it came from.
+      return [spec.flag, value, keySet.trial ? "default" : from] as const;
     }
     if (given !== undefined) return [spec.flag, shown(given), from] as const;
     return [spec.flag, defaultOf(key, config), from] as const;
