@@ -20,12 +20,6 @@ export interface CommandSpec {
   load: () => Promise<{ run: CommandRun }>;
 }
 
-const REDIS_FLAG: FlagSpec = {
-  name: "redis",
-  describe: "Redis URL (env CAPTION_REDIS_URL)",
-  defaultDescription: "redis://127.0.0.1:6379",
-};
-const QUEUE_FLAG: FlagSpec = { name: "queue", basic: true, describe: "The queue's name" };
 const INPUTS = {
   name: "inputs",
   array: true,
@@ -66,33 +60,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     usage: "enqueue <inputs..>",
     describe: "Many machines: split the images into shards on a BullMQ queue (Redis)",
     flags: [
-      QUEUE_FLAG,
-      {
-        name: "out",
-        basic: true,
-        describe: "Folder for shards and their captions, on storage every worker sees",
-      },
-      {
-        name: "shard-size",
-        number: true,
-        describe: "Images per shard (one job)",
-        defaultDescription: "1000",
-      },
-      { name: "retry-failed", boolean: true, describe: "Put failed shards back in the queue" },
-      {
-        name: "shard-attempts",
-        number: true,
-        describe: "Tries of a shard whose own files fail (a damaged output, a full disk)",
-        defaultDescription: "5",
-      },
-      {
-        name: "shard-backoff",
-        number: true,
-        describe: "Seconds before a failed shard's first retry, doubling after",
-        defaultDescription: "10",
-      },
-      REDIS_FLAG,
       ...settingFlags("enqueue"),
+      { name: "retry-failed", boolean: true, describe: "Put failed shards back in the queue" },
       ...CONFIG_SWITCHES,
     ],
     positional: INPUTS,
@@ -102,26 +71,12 @@ export const COMMANDS: readonly CommandSpec[] = [
     usage: "worker",
     describe: "Many machines: caption the queue's shards, one at a time, until stopped",
     flags: [
-      QUEUE_FLAG,
-      {
-        name: "shards-at-once",
-        number: true,
-        describe: "Shards captioned at once (each with its own -c)",
-        defaultDescription: "1",
-      },
-      {
-        name: "stall-seconds",
-        number: true,
-        describe: "How long a killed worker's shard waits before another worker takes it",
-        defaultDescription: "30",
-      },
+      ...settingFlags("worker"),
       {
         name: "until-empty",
         boolean: true,
         describe: "Exit once the queue has nothing left to do",
       },
-      REDIS_FLAG,
-      ...settingFlags("worker"),
       ...CONFIG_SWITCHES,
     ],
     load: () => import("./commands/worker.js"),
@@ -130,10 +85,9 @@ export const COMMANDS: readonly CommandSpec[] = [
     usage: "status",
     describe: "Many machines: shards waiting, active, done and failed; images per second",
     flags: [
-      QUEUE_FLAG,
-      REDIS_FLAG,
+      ...settingFlags("status"),
       { name: "json", boolean: true, describe: "Print the status once, as JSON" },
-      ...LOG_SWITCHES,
+      ...CONFIG_SWITCHES,
     ],
     load: () => import("./commands/status.js"),
   },

@@ -2,7 +2,8 @@ import { AuthError, RunAbortedError, UsageError } from "../errors.js";
 import type { FetchLike } from "../send/client.js";
 import { isHostedApi } from "../settings/defaults.js";
 import { type CaptionConfig, resolveConfig } from "../settings/resolve.js";
-import { SETTING_KEYS } from "../settings/table.js";
+import type { SettingCommand } from "../settings/spec.js";
+import { requiredBy, SETTING_KEYS, SETTING_SPECS } from "../settings/table.js";
 import { keyFor, TRIAL_KEY_NOTICE, trialKeyRefused } from "../settings/trial-key.js";
 import { urlCredentials } from "../util/redact.js";
 import type { Reporter } from "./progress.js";
@@ -23,15 +24,25 @@ export const defaultContext = (): CliContext => ({
   stderr: process.stderr,
 });
 
-/** The run's config; from here on the key it names is masked in everything printed. */
+/** What yargs calls a flag's value: "--shard-size" → "shardSize". */
+function argName(flag: string): string {
+  return flag.slice(2).replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/**
+ * A command's config; from here on the key it names is masked in everything printed. Every
+ * problem (a bad value anywhere, a required setting missing) is reported at once.
+ */
 export function loadConfig(
   args: Record<string, unknown>,
   context: CliContext,
   reporter: Reporter,
+  command: "caption" | SettingCommand,
 ): CaptionConfig {
   const flags: Record<string, unknown> = {};
   for (const key of SETTING_KEYS) {
-    if (args[key] !== undefined) flags[key] = args[key];
+    const value = args[argName(SETTING_SPECS[key].flag)];
+    if (value !== undefined) flags[key] = value;
   }
   const problems: string[] = [];
   const logFormat = args.logFormat;
@@ -45,6 +56,7 @@ export function loadConfig(
       env: context.env,
       cwd: context.cwd,
       configFile: typeof args.config === "string" ? args.config : undefined,
+      required: requiredBy(command),
     });
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
@@ -52,7 +64,9 @@ export function loadConfig(
   }
   if (problems.length > 0 || !config) throw new UsageError(problems);
   reporter.setSecret(config.apiKey);
-  for (const url of [config.baseUrl, ...(config.endpoints ?? []).map((each) => each.baseUrl)]) {
+  const urls = [config.baseUrl, ...(config.endpoints ?? []).map((each) => each.baseUrl)];
+  if (config.values.redis) urls.push(config.values.redis);
+  for (const url of urls) {
     for (const credential of urlCredentials(url)) reporter.setSecret(credential);
   }
   return config;

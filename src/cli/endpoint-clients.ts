@@ -10,7 +10,7 @@ import { flagsFor } from "./naming.js";
  * each server named (several when `--base-url` is repeated or the config lists `endpoints`).
  */
 export function endpointClients(args: Record<string, unknown>, { context, reporter }: CommandIo) {
-  const config = loadConfig(args, context, reporter);
+  const config = loadConfig(args, context, reporter, "check");
   const key = chooseKey(config, reporter, context.env);
   const servers = key.endpoints ?? [
     { baseUrl: config.baseUrl, apiKey: key.apiKey, model: config.model },

@@ -1,6 +1,7 @@
 import type { SettingKind, SettingSpec } from "../settings/spec.js";
 import { SETTING_KEYS, SETTING_SPECS } from "../settings/table.js";
-import { CONFIG_SWITCHES, type FlagSpec, RUN_SWITCHES } from "./flags.js";
+import { COMMANDS } from "./command-table.js";
+import type { FlagSpec } from "./flags.js";
 
 /** Where the generated part of docs/options.md begins and ends; the prose around it is by hand. */
 export const REFERENCE_BEGIN =
@@ -25,9 +26,10 @@ export function optionReference(): string {
       `${cell(spec.describe)}${spec.more ? `; ${spec.more}` : ""}`,
     ];
   });
-  const switches = [...RUN_SWITCHES, ...CONFIG_SWITCHES].map((flag: FlagSpec) => [
+  const switches = switchesOfCommands().map(({ flag, commands }) => [
     `${flag.alias ? `-${flag.alias}, ` : ""}\`--${flag.name}\``,
     flag.defaultDescription ? cell(flag.defaultDescription) : "",
+    commands.join(", "),
     cell(flag.describe),
   ]);
   return [
@@ -46,15 +48,35 @@ export function optionReference(): string {
     "",
     "What to do this time, or how much to print: flags only, never in a config file.",
     "",
-    table(["flag", "default", "meaning"], switches),
+    table(["flag", "default", "commands", "meaning"], switches),
     "",
     REFERENCE_END,
   ].join("\n");
 }
 
+/** The flags of the command table that are no settings, each with the commands that take it. */
+function switchesOfCommands(): { flag: FlagSpec; commands: string[] }[] {
+  const settingFlags = new Set(SETTING_KEYS.map((key) => SETTING_SPECS[key].flag));
+  const found = new Map<string, { flag: FlagSpec; commands: string[] }>();
+  for (const command of COMMANDS) {
+    const name = command.usage.startsWith("$0") ? "run" : (command.usage.split(" ")[0] ?? "");
+    for (const flag of command.flags) {
+      if (settingFlags.has(`--${flag.name}`)) continue;
+      const known = found.get(flag.name) ?? { flag, commands: [] };
+      known.commands.push(name);
+      found.set(flag.name, known);
+    }
+  }
+  return [...found.values()].map(({ flag, commands }) => ({
+    flag,
+    commands: commands.length === COMMANDS.length ? ["all"] : commands,
+  }));
+}
+
 /** What the library calls it, where that is not the config key. */
 function library(key: string, spec: SettingSpec): string {
-  if (spec.library === key) return "";
+  // The commands of many machines are no part of the library.
+  if (spec.library === key || spec.scope === "scale") return "";
   return spec.library ? `; library: \`${spec.library}\`` : "; not in the library";
 }
 
@@ -77,7 +99,11 @@ function valuesOf(kind: SettingKind, unit: string | undefined): string {
     case "boolean":
       return "on/off";
     case "url":
-      return "http(s) URL";
+      return kind.schemes
+        ? `${kind.schemes.map((scheme) => `\`${scheme}//\``).join(" or ")} URL`
+        : "http(s) URL";
+    case "name":
+      return "a name";
     case "path":
       return "file path";
     case "text":
@@ -92,11 +118,12 @@ function defaultOf(spec: SettingSpec): string {
 }
 
 function commandsOf(spec: SettingSpec): string {
-  const commands = [spec.scope === "endpoint" ? "run, check" : "run"];
+  const commands = spec.scope === "scale" ? [] : [spec.scope === "endpoint" ? "run, check" : "run"];
   for (const command of spec.commands ?? []) {
     commands.push(command === "enqueue" && spec.queueFixed ? "enqueue (fixed)" : command);
   }
-  return commands.join(", ");
+  // Required by every command that takes it, or by none: so one word says which.
+  return commands.join(", ") + (spec.requiredBy ? "; required" : "");
 }
 
 /** Text safe inside a Markdown table cell. */

@@ -1,13 +1,12 @@
 import type { Redis } from "ioredis";
 import { UsageError } from "../errors.js";
-import { connectRedis, reachRedis, redisUrlOf } from "../scale/redis.js";
+import { DEFAULT_REDIS_URL } from "../scale/defaults.js";
+import { connectRedis, reachRedis } from "../scale/redis.js";
+import type { CaptionConfig } from "../settings/resolve.js";
 
-/** The Redis the command names (--redis, CAPTION_REDIS_URL), reached or a clear error. */
-export async function openRedis(
-  args: Record<string, unknown>,
-  env: NodeJS.ProcessEnv,
-): Promise<Redis> {
-  const url = redisUrlOf(args.redis, env);
+/** The Redis the settings name (--redis, CAPTION_REDIS_URL, a config file), reached or a clear error. */
+export async function openRedis(config: CaptionConfig): Promise<Redis> {
+  const url = config.values.redis ?? DEFAULT_REDIS_URL;
   await reachRedis(url);
   const redis = connectRedis(url);
   // Reported by whoever uses it; an unheard error event would end the process.
@@ -15,14 +14,11 @@ export async function openRedis(
   return redis;
 }
 
-/** A count a flag gives, 1 or more; its default when the flag is absent. */
-export function positiveInt(value: unknown, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 1) {
-    throw new UsageError([
-      `${flag}: expected a whole number of 1 or more, got ${JSON.stringify(value)}`,
-    ]);
-  }
-  return number;
+/**
+ * The queue the command's settings required: loadConfig has already refused a command line
+ * without it, this only narrows its type.
+ */
+export function queueOf(config: CaptionConfig): string {
+  if (config.values.queue === undefined) throw new UsageError(["--queue: required"]);
+  return config.values.queue;
 }

@@ -10,8 +10,6 @@ import { seedShardDone, setEnqueued } from "./progress.js";
 import { addEnqueuedInputs, fixSettings, type QueueSettings } from "./queue-settings.js";
 import { planShards, readDone, readShards, shardFolder, writeShard } from "./shards.js";
 
-export const DEFAULT_SHARD_SIZE = 1000;
-
 /**
  * How BullMQ treats a shard job: a failure of the shard's own (its output damaged, a disk full)
  * retried with exponential backoff, and kept once finished so its id stays taken.
@@ -24,8 +22,6 @@ export function shardJobOptions(attempts: number, backoffSeconds: number) {
     removeOnFail: false,
   } as const;
 }
-export const DEFAULT_ATTEMPTS = 5;
-export const DEFAULT_BACKOFF_SECONDS = 10;
 
 export interface EnqueueRequest {
   queue: string;

@@ -36,15 +36,6 @@ export function settingsKey(queue: string): string {
   return `caption:${queue}:settings`;
 }
 
-export function checkQueueName(name: unknown): string {
-  if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,100}$/.test(name)) {
-    throw new UsageError([
-      `--queue: expected a name of letters, digits, ".", "_" or "-", got ${JSON.stringify(name)}`,
-    ]);
-  }
-  return name;
-}
-
 /** The run options a shard's run takes from the queue. */
 export function runOptionsOf(settings: QueueSettings): Partial<RunOptions> {
   return {

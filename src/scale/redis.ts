@@ -1,14 +1,6 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { RunAbortedError } from "../errors.js";
 
-export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
-
-/** `--redis`, else CAPTION_REDIS_URL, else the local default. */
-export function redisUrlOf(flag: unknown, env: NodeJS.ProcessEnv): string {
-  if (typeof flag === "string" && flag !== "") return flag;
-  return env.CAPTION_REDIS_URL || DEFAULT_REDIS_URL;
-}
-
 /** The URL as it may be shown: a password in it is not. */
 export function shownRedisUrl(url: string): string {
   try {

@@ -46,14 +46,22 @@ export function checkValue(raw: unknown, kind: SettingKind): string | null {
         : `expected a non-empty string, got ${show(raw)}`;
     case "url": {
       if (typeof raw !== "string") return `expected a URL, got ${show(raw)}`;
+      const schemes = kind.schemes ?? ["http:", "https:"];
       try {
         const url = new URL(raw);
-        if (url.protocol === "http:" || url.protocol === "https:") return null;
+        if (schemes.includes(url.protocol)) return null;
       } catch {
         // Reported below.
       }
-      return `expected an http:// or https:// URL such as ${DEFAULT_BASE_URL}, got ${show(raw)}`;
+      const expected = kind.schemes
+        ? `a ${schemes.map((scheme) => `${scheme}//`).join(" or ")} URL`
+        : `an http:// or https:// URL such as ${DEFAULT_BASE_URL}`;
+      return `expected ${expected}, got ${show(withoutPassword(raw))}`;
     }
+    case "name":
+      return typeof raw === "string" && /^[A-Za-z0-9._-]{1,100}$/.test(raw)
+        ? null
+        : `expected a name of letters, digits, ".", "_" or "-", got ${show(raw)}`;
     case "int":
     case "number": {
       const words = kind.type === "int" ? (kind.or ?? []) : [];
@@ -97,4 +105,17 @@ function describeRange(kind: { min: number; max: number; exclusiveMin?: boolean 
 
 function show(value: unknown): string {
   return typeof value === "string" ? `"${value}"` : (JSON.stringify(value) ?? String(value));
+}
+
+/** A URL as a message may show it: a password in it is not. */
+function withoutPassword(text: string): string {
+  try {
+    const url = new URL(text);
+    if (!url.password) return text;
+    url.password = "***";
+    return url.toString();
+  } catch {
+    // Not a URL: a password could still hide in it, after "user:" and before "@".
+    return text.replace(/:[^:/@]*@/, ":***@");
+  }
 }

@@ -53,6 +53,8 @@ export interface CaptionConfig {
   output: string | undefined;
   format: OutputFormat | undefined;
   errors: string | undefined;
+  /** Many machines: the folder of shards enqueue writes, absolute. */
+  shardFolder: string | undefined;
   /** Whether a prompt was given at all: `--tags` brings its own otherwise. */
   promptGiven: boolean;
   /** The schema file, absolute. */
@@ -99,6 +101,8 @@ export interface ResolveInput {
   configFile?: string | undefined;
   /** Where `--config NAME` looks; the package's own config/ unless a test says otherwise. */
   exampleConfigDir?: string | undefined;
+  /** Settings the command cannot go without: one no layer gives is a problem with the rest. */
+  required?: readonly SettingKey[];
 }
 
 /**
@@ -183,6 +187,12 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     Object.assign(merged, valid);
   }
 
+  for (const key of input.required ?? []) {
+    // One given but wrong is already a problem; only one given nowhere is missing.
+    if (layers.some((layer) => layer.values[key] !== undefined)) continue;
+    const spec = SETTING_SPECS[key];
+    problems.push(`${spec.flag}: required, ${spec.requiredFor ?? "this command needs it"}`);
+  }
   const prompt = resolvePrompt(promptFrom, problems);
   const outputs: OutputSettings = Object.fromEntries(
     OUTPUT_KEYS.filter((key) => merged[key] !== undefined).map((key) => [key, merged[key]]),
@@ -194,7 +204,9 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   if (problems.length > 0) throw new UsageError(problems);
 
   const model = merged.model ?? DEFAULT_MODEL;
-  const resolvePath = (key: "output" | "errors" | "jsonSchema"): string | undefined => {
+  const resolvePath = (
+    key: "output" | "errors" | "jsonSchema" | "shardFolder",
+  ): string | undefined => {
     for (let i = layers.length - 1; i >= 0; i -= 1) {
       const layer = layers[i];
       const value = layer?.values[key];
@@ -239,6 +251,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     output: resolvePath("output"),
     format: merged.format,
     errors: resolvePath("errors"),
+    shardFolder: resolvePath("shardFolder"),
     promptGiven: promptFrom !== null,
     settingFrom,
     outputs,

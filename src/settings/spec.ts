@@ -1,6 +1,9 @@
 export type SettingKind =
   | { type: "string" }
-  | { type: "url" }
+  /** http(s), or the schemes named ("redis:"). */
+  | { type: "url"; schemes?: readonly string[] }
+  /** A name of letters, digits, ".", "_" or "-" (a queue's: Redis keys are built from it). */
+  | { type: "name" }
   | { type: "path" }
   /** A whole number, or one of the words in `or` ("auto"). */
   | { type: "int"; min: number; max: number; or?: readonly string[] }
@@ -16,7 +19,10 @@ export type SettingKind =
   | { type: "switch"; values?: readonly string[] };
 
 /** The commands besides a run (`caption`, `caption config`) that take some settings. */
-export type SettingCommand = "check" | "models" | "enqueue" | "worker" | "merge";
+export type SettingCommand = "check" | "models" | "enqueue" | "worker" | "status" | "merge";
+
+/** The commands of many machines. */
+export type ScaleCommand = "enqueue" | "worker" | "status" | "merge";
 
 /**
  * One setting, declared once: how it is written on the command line and in a config file, which
@@ -36,12 +42,19 @@ export interface SettingSpec {
   unit?: string;
   /** Listed first in --help: what a first run needs. */
   basic?: boolean;
-  /** "endpoint" settings serve `caption check` and `caption models` too; "run" ones only a run. */
-  scope: "endpoint" | "run";
+  /**
+   * "endpoint" settings serve `caption check` and `caption models` too; "run" ones a run; "scale"
+   * ones only the commands of many machines named in `commands`.
+   */
+  scope: "endpoint" | "run" | "scale";
   /** Environment variables that give it, first set wins; flags outrank them, a config file not. */
   env?: readonly string[];
-  /** The commands of many machines that take it (enqueue, worker, merge). */
-  commands?: readonly ("enqueue" | "worker" | "merge")[];
+  /** The commands of many machines that take it (enqueue, worker, status, merge). */
+  commands?: readonly ScaleCommand[];
+  /** The commands that cannot go without it: its absence is a problem reported with the rest. */
+  requiredBy?: readonly ScaleCommand[];
+  /** What a command that requires it says it is for, after "required: ". */
+  requiredFor?: string;
   /**
    * What `captionImages` calls it, a path into its options ("prepare.maxPixels"); absent where a
    * program gives something else (the prompt's text rather than its file).

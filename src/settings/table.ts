@@ -1,6 +1,7 @@
 import type { SettingCommand, SettingSpec } from "./spec.js";
 import { OUTPUT_TABLE } from "./table-outputs.js";
 import { RUN_TABLE } from "./table-run.js";
+import { SCALE_TABLE } from "./table-scale.js";
 
 /** The value a setting of this kind holds once checked. */
 type ValueOf<K> = K extends { type: "int"; or: readonly (infer W)[] }
@@ -15,7 +16,7 @@ type ValueOf<K> = K extends { type: "int"; or: readonly (infer W)[] }
           ? string | boolean
           : string;
 
-const TABLE = { ...RUN_TABLE, ...OUTPUT_TABLE };
+const TABLE = { ...RUN_TABLE, ...OUTPUT_TABLE, ...SCALE_TABLE };
 
 /** The table as declared, every literal kept: for types that follow it. */
 export type SettingTable = typeof TABLE;
@@ -50,8 +51,16 @@ export const ENV_VARIABLES = Object.fromEntries(
 export function settingsOf(command: "caption" | SettingCommand): SettingKey[] {
   return SETTING_KEYS.filter((key) => {
     const spec = SETTING_SPECS[key];
-    if (command === "caption") return true;
+    if (command === "caption") return spec.scope !== "scale";
     if (command === "check" || command === "models") return spec.scope === "endpoint";
     return spec.commands?.includes(command) === true;
+  });
+}
+
+/** The settings a command cannot go without. */
+export function requiredBy(command: "caption" | SettingCommand): SettingKey[] {
+  return SETTING_KEYS.filter((key) => {
+    const needs: readonly string[] | undefined = SETTING_SPECS[key].requiredBy;
+    return needs?.includes(command) === true;
   });
 }

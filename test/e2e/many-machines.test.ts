@@ -739,9 +739,70 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(partial.code, partial.stderr).toBe(0);
     expect(await readCsv(path.join(ws.dir, "all.csv"))).toHaveLength(0);
   }, 60_000);
+
+  it("takes the queue and Redis from a config file, as every worker's --config", async () => {
+    await fake.start();
+    await makeDistinctImages(ws.dir, 3);
+    await writeFile(
+      path.join(ws.dir, "queue.json"),
+      JSON.stringify({ queue, redis: REDIS_URL, shardSize: 2, shardFolder: "work" }),
+    );
+    const enqueued = await run(["enqueue", "photos", "--config", "queue.json"]);
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    expect(enqueued.stderr).toContain("2 new shards (3 images)");
+    const done = await collect(
+      startCli(["worker", "--config", "queue.json", "--until-empty", "-c", "2"], {
+        cwd: ws.dir,
+        baseUrl: fake.current?.baseUrl ?? "",
+      }),
+    );
+    expect(done.code, done.stderr).toBe(0);
+    const shown = await run(["status", "--config", "queue.json", "--json"]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout).images).toMatchObject({ done: 3, total: 3 });
+    // The folder is relative to the config file, as every path in one is.
+    expect(await readdir(path.join(ws.dir, "work"))).toContain("queue.json");
+  });
 });
 
 describe("Redis away", () => {
+  it("reports every bad or missing setting of enqueue and worker at once, exit 2, before Redis", async () => {
+    const enqueued = await runCli(
+      [
+        "enqueue",
+        "photos",
+        "--shard-size",
+        "0",
+        "--shard-backoff",
+        "soon",
+        "--redis",
+        "http://u:pw@host",
+      ],
+      { cwd: ws.dir },
+    );
+    expect(enqueued.code).toBe(2);
+    const lines = enqueued.stderr.split("\n");
+    for (const problem of [
+      /--shard-size: expected a whole number from 1 to 1000000, got 0/,
+      /--shard-backoff: expected a whole number .* got "soon"/,
+      /--redis: expected a redis:\/\/ or rediss:\/\/ URL/,
+      /--queue: required/,
+      /--out: required/,
+    ]) {
+      expect(
+        lines.some((line) => problem.test(line)),
+        `${problem} in ${enqueued.stderr}`,
+      ).toBe(true);
+    }
+    expect(enqueued.stderr).not.toContain("pw");
+    const worked = await runCli(["worker", "--queue", "a:b", "--stall-seconds", "0"], {
+      cwd: ws.dir,
+    });
+    expect(worked.code).toBe(2);
+    expect(worked.stderr).toMatch(/--queue: expected a name of letters.*got "a:b"/);
+    expect(worked.stderr).toMatch(/--stall-seconds: expected a whole number/);
+  });
+
   it("says so and exits 1 when Redis does not answer at start", async () => {
     const result = await runCli(["worker", "--queue", "q", "--redis", "redis://127.0.0.1:9"], {
       cwd: ws.dir,

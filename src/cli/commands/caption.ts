@@ -21,7 +21,7 @@ export async function run(
   args: Record<string, unknown>,
   { context, reporter }: CommandIo,
 ): Promise<number> {
-  const config = loadConfig(args, context, reporter);
+  const config = loadConfig(args, context, reporter, "caption");
   const { sidecar, hfMetadata, xmp } = config.dataset;
   if (!config.output && !sidecar && !hfMetadata && !xmp) {
     throw new UsageError([

@@ -1,6 +1,6 @@
 import { defaultConcurrency } from "../../settings/defaults.js";
 import type { CaptionConfig } from "../../settings/resolve.js";
-import { SETTING_KEYS, SETTING_SPECS, type SettingKey } from "../../settings/table.js";
+import { SETTING_SPECS, type SettingKey, settingsOf } from "../../settings/table.js";
 import { keyFor } from "../../settings/trial-key.js";
 import type { CommandIo } from "../command-io.js";
 import { loadConfig } from "../context.js";
@@ -12,7 +12,7 @@ export async function run(
   { context, reporter }: CommandIo,
 ): Promise<number> {
   // As a run would check them: a policy without a sidecar is refused here too.
-  const config = loadConfig(args, context, reporter);
+  const config = loadConfig(args, context, reporter, "caption");
   const key = keyFor(config.baseUrl, config.apiKey);
   context.stdout.write(showConfig(config, { set: key.apiKey !== undefined, trial: key.trial }));
   return EXIT.ok;
@@ -31,7 +31,7 @@ export function showConfig(
   config: CaptionConfig,
   keySet: { set: boolean; trial: boolean },
 ): string {
-  const rows = SETTING_KEYS.map((key) => {
+  const rows = settingsOf("caption").map((key) => {
     const spec = SETTING_SPECS[key];
     const given = config.values[key];
     let from = config.origins[key] ?? "default";

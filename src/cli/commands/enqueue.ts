@@ -4,52 +4,48 @@ import {
   DEFAULT_ATTEMPTS,
   DEFAULT_BACKOFF_SECONDS,
   DEFAULT_SHARD_SIZE,
-  enqueueShards,
-} from "../../scale/enqueue.js";
-import { checkQueueName, type QueueSettings } from "../../scale/queue-settings.js";
+} from "../../scale/defaults.js";
+import { enqueueShards } from "../../scale/enqueue.js";
+import type { QueueSettings } from "../../scale/queue-settings.js";
 import { captionOptionsOf } from "../../settings/config-options.js";
 import { flagOf } from "../../settings/naming.js";
 import type { CommandIo } from "../command-io.js";
 import { loadConfig } from "../context.js";
 import { EXIT } from "../exit-codes.js";
 import { readJsonSchema } from "../input-files.js";
-import { openRedis, positiveInt } from "../scale-io.js";
+import { openRedis, queueOf } from "../scale-io.js";
 
 /** `caption enqueue <inputs..> --queue NAME --out DIR`: shards and jobs for the images. */
 export async function run(
   args: Record<string, unknown>,
   { context, reporter }: CommandIo,
 ): Promise<number> {
-  const queue = checkQueueName(args.queue);
-  if (typeof args.out !== "string" || args.out === "") {
-    throw new UsageError([
-      "--out: required, the folder (on storage every worker sees) where shards and their captions go",
-    ]);
-  }
-  const shardSize = positiveInt(args.shardSize, "--shard-size", DEFAULT_SHARD_SIZE);
-  const config = loadConfig(args, context, reporter);
+  const config = loadConfig(args, context, reporter, "enqueue");
+  const queue = queueOf(config);
+  const folder = config.shardFolder;
+  if (folder === undefined) throw new UsageError(["--out: required"]);
   const settings: QueueSettings = {
     queue,
-    dir: path.resolve(context.cwd, args.out),
+    dir: folder,
     cwd: context.cwd,
     ...captionOptionsOf(config),
     jsonSchema: await readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
     rpm: config.rpm,
   };
-  const redis = await openRedis(args, context.env);
+  const redis = await openRedis(config);
   try {
     const report = await enqueueShards({
       queue,
       redis,
       inputs: (args.inputs as string[]).map(String),
       cwd: context.cwd,
-      shardSize,
+      shardSize: config.values.shardSize ?? DEFAULT_SHARD_SIZE,
       settings,
       retryFailed: args.retryFailed === true,
       followSymlinks: config.outputs.followSymlinks === true,
       nameSetting: flagOf,
-      attempts: positiveInt(args.shardAttempts, "--shard-attempts", DEFAULT_ATTEMPTS),
-      backoffSeconds: positiveInt(args.shardBackoff, "--shard-backoff", DEFAULT_BACKOFF_SECONDS),
+      attempts: config.values.shardAttempts ?? DEFAULT_ATTEMPTS,
+      backoffSeconds: config.values.shardBackoff ?? DEFAULT_BACKOFF_SECONDS,
       onWarning: (text) => reporter.say(text, "warn"),
     });
     const parts = [

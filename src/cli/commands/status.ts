@@ -1,14 +1,19 @@
 import { RunAbortedError } from "../../errors.js";
-import { checkQueueName, readSettings } from "../../scale/queue-settings.js";
+import { readSettings } from "../../scale/queue-settings.js";
 import { queueStatus, statusLines } from "../../scale/status.js";
 import type { CommandIo } from "../command-io.js";
+import { loadConfig } from "../context.js";
 import { EXIT } from "../exit-codes.js";
-import { openRedis } from "../scale-io.js";
+import { openRedis, queueOf } from "../scale-io.js";
 
 /** `caption status --queue NAME`: once as JSON, or live on a terminal. */
-export async function run(args: Record<string, unknown>, { context }: CommandIo): Promise<number> {
-  const queue = checkQueueName(args.queue);
-  const redis = await openRedis(args, context.env);
+export async function run(
+  args: Record<string, unknown>,
+  { context, reporter }: CommandIo,
+): Promise<number> {
+  const config = loadConfig(args, context, reporter, "status");
+  const queue = queueOf(config);
+  const redis = await openRedis(config);
   // A Redis that goes away during a look is an error, not a wait.
   const look = () => withTimeout(queueStatus(redis, queue), 10_000, "Redis stopped answering");
   try {

@@ -2,12 +2,8 @@ import path from "node:path";
 import type { Redis } from "ioredis";
 import { type NameSetting, RunAbortedError, UsageError } from "../../errors.js";
 import { captionImages } from "../../run/pipeline.js";
-import {
-  checkQueueName,
-  type QueueSettings,
-  readSettings,
-  runOptionsOf,
-} from "../../scale/queue-settings.js";
+import { DEFAULT_SHARDS_AT_ONCE, DEFAULT_STALL_SECONDS } from "../../scale/defaults.js";
+import { type QueueSettings, readSettings, runOptionsOf } from "../../scale/queue-settings.js";
 import { sharedBudget } from "../../scale/shared-budget.js";
 import { startWorker } from "../../scale/worker.js";
 import type { RequestBudget } from "../../send/request-budget.js";
@@ -20,7 +16,7 @@ import { chooseKey, loadConfig } from "../context.js";
 import { exitCodeOf } from "../exit-codes.js";
 import { flagsFor } from "../naming.js";
 import type { Reporter } from "../progress.js";
-import { openRedis, positiveInt } from "../scale-io.js";
+import { openRedis, queueOf } from "../scale-io.js";
 import { abandonRun } from "../signals.js";
 
 /**
@@ -46,12 +42,12 @@ export async function run(
   args: Record<string, unknown>,
   { context, reporter }: CommandIo,
 ): Promise<number> {
-  const queue = checkQueueName(args.queue);
-  const shardsAtOnce = positiveInt(args.shardsAtOnce, "--shards-at-once", 1);
-  const stallSeconds = positiveInt(args.stallSeconds, "--stall-seconds", 30);
-  const config = loadConfig(args, context, reporter);
+  const config = loadConfig(args, context, reporter, "worker");
+  const queue = queueOf(config);
+  const shardsAtOnce = config.values.shardsAtOnce ?? DEFAULT_SHARDS_AT_ONCE;
+  const stallSeconds = config.values.stallSeconds ?? DEFAULT_STALL_SECONDS;
   const key = chooseKey(config, reporter, context.env);
-  const redis = await openRedis(args, context.env);
+  const redis = await openRedis(config);
   const settings = await waitForSettings(redis, queue, reporter).catch((error: unknown) => {
     redis.disconnect();
     throw error;
