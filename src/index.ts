@@ -1,6 +1,7 @@
 /** The library surface: everything the CLI does is available to programs too. */
 
-export { discoverImages, IMAGE_EXTENSIONS } from "./discover/discover.js";
+export { discoverImages } from "./discover/discover.js";
+export { IMAGE_EXTENSIONS } from "./discover/extensions.js";
 export * from "./errors.js";
 export { prepareImage, targetSize } from "./prepare/prepare.js";
 export { type CaptionFlag, captionFlags } from "./prompts/degenerate.js";

@@ -5,20 +5,7 @@ import { UsageError } from "../errors.js";
 import { folderLinkVerdict, isWithin } from "../trust/links.js";
 import type { ImageTask } from "../types.js";
 import { statOrNull, toPosix } from "../util/folders.js";
-
-/** File extensions treated as images when a folder or pattern is expanded (case-insensitive). */
-export const IMAGE_EXTENSIONS = [
-  "jpg",
-  "jpeg",
-  "png",
-  "webp",
-  "gif",
-  "tif",
-  "tiff",
-  "avif",
-  "heic",
-  "heif",
-] as const;
+import { IMAGE_EXTENSIONS } from "./extensions.js";
 
 const EXTENSION_SET = new Set<string>(IMAGE_EXTENSIONS);
 

@@ -6,6 +6,8 @@ import { SETTING_KEYS, SETTING_SPECS, type SettingKey, type Settings } from "./t
 export interface LayerValues {
   describe: (key: SettingKey) => string;
   values: Record<string, unknown>;
+  /** A command line: a word right after a switch may be an input taken as its value. */
+  typed?: boolean;
 }
 
 /** The settings a layer gives that are valid; each that is not is a problem naming where it lives. */
@@ -19,7 +21,12 @@ export function validateLayer(layer: LayerValues, problems: string[]): Settings 
     if (problem) {
       // Never echo a key back, even a malformed one.
       const shown = key === "apiKey" ? "expected a non-empty string" : problem;
-      problems.push(`${layer.describe(key)}: ${shown}`);
+      const flag = SETTING_SPECS[key].flag;
+      const hint =
+        layer.typed && kind.type === "switch"
+          ? `; put ${flag} after the inputs, or give it a value of its own`
+          : "";
+      problems.push(`${layer.describe(key)}: ${shown}${hint}`);
     } else {
       valid[key] = typeof raw === "string" ? coerce(raw, kind) : raw;
     }
@@ -87,7 +94,7 @@ export function checkValue(raw: unknown, kind: SettingKind): string | null {
     case "switch": {
       if (typeof raw === "boolean" || raw === "") return null;
       if (typeof raw === "string" && (kind.values === undefined || kind.values.includes(raw))) {
-        return null;
+        return kind.rule?.(raw) ?? null;
       }
       // Named as the command line writes it; a config file may also say true or false.
       return kind.values

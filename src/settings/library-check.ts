@@ -9,11 +9,19 @@ import {
 } from "./table.js";
 
 /**
- * The kinds a program gives as the table holds them. Paths and switches it gives in other shapes
- * (a parsed schema, sidecar options), checked where they are used; a key may be empty for a
- * server that needs none.
+ * The kinds a program gives as the table holds them. Paths it gives in other shapes (a parsed
+ * schema), checked where they are used; a key may be empty for a server that needs none.
  */
-const AS_IN_TABLE = new Set(["int", "number", "url", "choice", "text", "boolean", "string"]);
+const AS_IN_TABLE = new Set([
+  "int",
+  "number",
+  "url",
+  "choice",
+  "text",
+  "boolean",
+  "string",
+  "switch",
+]);
 
 /** The value at a dotted path of the options ("prepare.maxPixels"). */
 function valueAt(options: object, path: string): unknown {
@@ -43,6 +51,12 @@ export function librarySettingProblems(options: object): string[] {
         typeof value !== "number" && !word
           ? `expected a number, got ${JSON.stringify(value)}`
           : checkValue(value, { ...kind, min: kind.min * scale, max: kind.max * scale });
+    } else if (kind.type === "switch") {
+      // A program asks for the output by its value ("csv", ".caption"), never by true or false.
+      problem =
+        typeof value === "string" && value !== ""
+          ? checkSetting(key, value)
+          : `expected ${kind.values ? kind.values.map((each) => JSON.stringify(each)).join(" or ") : "a value"}, got ${JSON.stringify(value)}`;
     } else {
       problem = checkSetting(key, value);
     }

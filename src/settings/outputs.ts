@@ -1,10 +1,5 @@
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
-import {
-  SIDECAR_POLICIES,
-  type SidecarOptions,
-  type SidecarPolicy,
-  sidecarExtProblem,
-} from "../sinks/sidecar-sink.js";
+import type { SidecarOptions } from "../sinks/sidecar-sink.js";
 import type { XmpNaming } from "../sinks/xmp-sink.js";
 import { type OutputSettings, SETTING_SPECS } from "./table.js";
 
@@ -29,7 +24,7 @@ export function checkDatasetOutputs(
 ): DatasetOutputs {
   return {
     sidecar: sidecarOptions(outputs, name, problems),
-    hfMetadata: hfMetadataFormat(outputs, name, problems),
+    hfMetadata: hfMetadataFormat(outputs),
     xmp: xmpNaming(outputs, name, problems),
   };
 }
@@ -46,34 +41,24 @@ function xmpNaming(
     }
     return undefined;
   }
-  if (naming === undefined || naming === "ext") return "ext";
-  if (naming === "stem") return "stem";
-  problems.push(`${name("xmpNaming")}: expected ext or stem, got ${JSON.stringify(naming)}`);
-  return undefined;
+  return naming ?? "ext";
 }
 
-function hfMetadataFormat(
-  outputs: OutputSettings,
-  name: Namer,
-  problems: string[],
-): HfMetadataFormat | undefined {
+function hfMetadataFormat(outputs: OutputSettings): HfMetadataFormat | undefined {
   const value = outputs.hfMetadata;
   if (value === undefined || value === false) return undefined;
-  if (value === true || value === "" || value === "jsonl") return "jsonl";
-  if (value === "csv") return "csv";
-  problems.push(
-    `${name("hfMetadata")}: expected jsonl or csv, got ${JSON.stringify(value)} (put --hf-metadata after the inputs)`,
-  );
-  return undefined;
+  return value === "csv" ? "csv" : "jsonl";
 }
 
-/** `--sidecar [EXT]` and its companions, checked together; undefined when no sidecar is asked. */
+/**
+ * `--sidecar [EXT]` and its companions, checked together; undefined when no sidecar is asked.
+ * Each value on its own (the extension, the policy) the settings table has checked already.
+ */
 function sidecarOptions(
   outputs: OutputSettings,
   name: Namer,
   problems: string[],
 ): SidecarOptions | undefined {
-  const before = problems.length;
   const { sidecar: ext, sidecarPolicy: policy, sidecarJoin: join } = outputs;
   // `--no-sidecar` (or `"sidecar": false`) reads as false: no sidecar.
   if (ext === undefined || ext === false) {
@@ -88,28 +73,16 @@ function sidecarOptions(
     }
     return undefined;
   }
-  const chosenExt = ext === "" || ext === true ? ".txt" : String(ext);
-  const extProblem = sidecarExtProblem(chosenExt);
-  if (extProblem) {
-    problems.push(
-      `${name("sidecar")}: ${extProblem}; put --sidecar after the inputs, or give it one (--sidecar .txt)`,
-    );
-  }
   const chosenPolicy = policy ?? "skip";
-  if (!SIDECAR_POLICIES.includes(chosenPolicy as SidecarPolicy)) {
-    problems.push(
-      `${name("sidecarPolicy")}: expected one of ${SIDECAR_POLICIES.join(", ")}, got ${JSON.stringify(chosenPolicy)}`,
-    );
-  }
   if (join !== undefined && chosenPolicy !== "append" && chosenPolicy !== "prepend") {
     problems.push(
       `${name("sidecarJoin")} only applies with ${name("sidecarPolicy")} append or prepend`,
     );
+    return undefined;
   }
-  if (problems.length > before) return undefined;
   return {
-    ext: chosenExt,
-    policy: chosenPolicy as SidecarPolicy,
-    join: typeof join === "string" ? join : ", ",
+    ext: ext === "" || ext === true ? ".txt" : ext,
+    policy: chosenPolicy,
+    join: join ?? ", ",
   };
 }

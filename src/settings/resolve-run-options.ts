@@ -6,7 +6,6 @@ import { TAGS_PROMPT, TAGS_SCHEMA } from "../prompts/tags.js";
 import { parseTemplate } from "../prompts/template.js";
 import { AUTO_MAX } from "../send/auto-concurrency.js";
 import { endpointLabels } from "../send/endpoint-labels.js";
-import { sidecarExtProblem } from "../sinks/sidecar-sink.js";
 import { DEFAULT_MAX_REPLY_BYTES } from "../trust/reply-limit.js";
 import {
   defaultConcurrency,
@@ -43,19 +42,6 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   if (options.endpoints !== undefined) problems.push(...checkEndpoints(options.endpoints));
   // Options a program gives as objects or switches, which the settings table does not hold.
   problems.push(...shapeProblems(options));
-  if (typeof options.sidecar === "object" && options.sidecar !== null) {
-    const extProblem = sidecarExtProblem(String(options.sidecar.ext));
-    if (extProblem) problems.push(`sidecar.ext: ${extProblem}`);
-  }
-  if (
-    options.hfMetadata !== undefined &&
-    options.hfMetadata !== "jsonl" &&
-    options.hfMetadata !== "csv"
-  ) {
-    problems.push(
-      `hfMetadata: expected "jsonl" or "csv", got ${JSON.stringify(options.hfMetadata)}`,
-    );
-  }
   const template = parseTemplate(
     options.prompt ?? (options.tags ? TAGS_PROMPT : SETTING_DEFAULTS.prompt),
   );
@@ -179,6 +165,10 @@ function shapeProblems(options: RunOptions): string[] {
     if (value !== undefined && (typeof value !== "object" || value === null)) {
       problems.push(`${key}: expected an object like ${shape}, got ${JSON.stringify(value)}`);
     }
+  }
+  const sidecar: unknown = options.sidecar;
+  if (typeof sidecar === "object" && sidecar !== null && !("ext" in sidecar)) {
+    problems.push('sidecar.ext: required, the extension of the files beside the images (".txt")');
   }
   const quality: unknown = options.prepare?.quality;
   if (

@@ -91,6 +91,8 @@ export interface SettingsLayer {
   /** Relative paths in this layer are relative to this folder. */
   baseDir: string;
   values: Record<string, unknown>;
+  /** The command line's layer. */
+  typed?: boolean;
 }
 
 export interface ResolveInput {
@@ -154,6 +156,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     describe: (key) => SETTING_SPECS[key].flag,
     baseDir: input.cwd,
     values: input.flags,
+    typed: true,
   });
 
   const merged: Settings = {};

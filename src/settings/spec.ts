@@ -16,7 +16,12 @@ export type SettingKind =
    * On or off, or on with a value: `--sidecar` alone or `"sidecar": true`, `--sidecar .caption`.
    * With `values`, the value must be one of them.
    */
-  | { type: "switch"; values?: readonly string[] };
+  | {
+      type: "switch";
+      values?: readonly string[];
+      /** What is wrong with a value given (a sidecar's extension), or null. */
+      rule?: (value: string) => string | null;
+    };
 
 /** The commands besides a run (`caption`, `caption config`) that take some settings. */
 export type SettingCommand = "check" | "models" | "enqueue" | "worker" | "status" | "merge";

@@ -1,3 +1,4 @@
+import { sidecarExtProblem } from "../sinks/sidecar-ext.js";
 import type { SettingSpec } from "./spec.js";
 
 /**
@@ -7,13 +8,13 @@ import type { SettingSpec } from "./spec.js";
 export const OUTPUT_TABLE = {
   sidecar: {
     flag: "--sidecar",
-    kind: { type: "switch" },
+    kind: { type: "switch", rule: sidecarExtProblem },
     describe: "Also write each caption beside its image as <stem>.txt (or the EXT given)",
     basic: true,
     scope: "run",
     commands: ["merge"],
     more: "`.caption`, any `.word` ([Training sets](outputs.md#training-sets-captions-beside-the-images))",
-    library: "sidecar",
+    library: "sidecar.ext",
   },
   sidecarPolicy: {
     flag: "--sidecar-policy",

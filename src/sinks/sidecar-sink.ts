@@ -1,6 +1,5 @@
 import { lstat } from "node:fs/promises";
 import path from "node:path";
-import { IMAGE_EXTENSIONS } from "../discover/discover.js";
 import { CaptionError, RunAbortedError } from "../errors.js";
 import { besideFile, readOwnedText, SIDECAR_READ_LIMIT } from "../trust/links.js";
 import { formatCap } from "../trust/text.js";
@@ -117,21 +116,6 @@ export class SidecarSink extends BesideImageSink {
   get #join(): string {
     return this.#options.join ?? ", ";
   }
-}
-
-/**
- * Why `ext` cannot name a caption sidecar, or null: it must be a plain `.word`, and never the
- * extension of an image or of an XMP sidecar, which writing a caption there would destroy.
- */
-export function sidecarExtProblem(ext: string): string | null {
-  if (!/^\.[A-Za-z0-9_-]{1,16}$/.test(ext)) {
-    return `"${ext}" is not an extension like .txt or .caption`;
-  }
-  const word = ext.slice(1).toLowerCase();
-  if ((IMAGE_EXTENSIONS as readonly string[]).includes(word) || word === "xmp") {
-    return `"${ext}" is the extension of images or XMP sidecars; captions would overwrite them`;
-  }
-  return null;
 }
 
 /** Line breaks inside a caption become spaces: trainers read one line. */

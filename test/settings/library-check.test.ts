@@ -22,6 +22,9 @@ function badValue(kind: SettingKind): unknown {
       return 5;
     case "string":
       return "";
+    case "switch":
+      // A program names the output it wants: true or false is a command line's or a file's.
+      return kind.values ? "none-of-these" : true;
     default:
       return null;
   }
@@ -63,6 +66,31 @@ describe("the library checks its options by the settings table", () => {
       );
     });
   }
+
+  it("holds a sidecar's extension to the same rule as --sidecar: never an image's or an XMP's", async () => {
+    for (const [ext, why] of [
+      [".jpg", /^sidecar\.ext: "\.jpg" is the extension of images or XMP sidecars/m],
+      ["txt", /^sidecar\.ext: "txt" is not an extension like \.txt/m],
+    ] as const) {
+      const refused = await resolveRunOptions(withValueAt("sidecar.ext", ext)).catch(
+        (error: unknown) => error,
+      );
+      expect((refused as UsageError).problems.join("\n")).toMatch(why);
+    }
+    const none = await resolveRunOptions(
+      withValueAt("sidecar.policy", "skip") as RunOptions & { sidecar: { ext?: string } },
+    ).catch((error: unknown) => error);
+    expect(none).not.toBeInstanceOf(Error);
+    const missing = await resolveRunOptions({
+      inputs: ["photos"],
+      output: "out.csv",
+      env: {},
+      sidecar: { policy: "skip" },
+    } as unknown as RunOptions).catch((error: unknown) => error);
+    expect((missing as UsageError).problems).toContain(
+      'sidecar.ext: required, the extension of the files beside the images (".txt")',
+    );
+  });
 
   it("takes numbers as numbers, names a bound in the option's own unit, and knows nested keys", async () => {
     const refused = await resolveRunOptions({

@@ -18,7 +18,10 @@ export async function run(
   // The settings merge takes, from the table: each checked, then how they go together.
   const problems: string[] = [];
   const values = Object.fromEntries(settingsOf("merge").map((key) => [key, args[key]]));
-  const flags = validateLayer({ describe: (key) => SETTING_SPECS[key].flag, values }, problems);
+  const flags = validateLayer(
+    { describe: (key) => SETTING_SPECS[key].flag, values, typed: true },
+    problems,
+  );
   const outputs = checkDatasetOutputs(flags, flagOf, problems);
   if (problems.length > 0) throw new UsageError(problems);
   const given = typeof args.output === "string" && args.output !== "";
