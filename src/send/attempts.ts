@@ -32,13 +32,30 @@ export type RequestFor = (
   endpoint: Endpoint,
 ) => Promise<{ request: object | Uint8Array; read: ReplyReader }>;
 
+/** A caption that came back from one attempt. */
+export type Captioned = SendOutcome & { kind: "captioned" };
+
 /**
- * Sends one caption request, retrying what may be transient, until it succeeds or cannot. Each
- * attempt goes to whichever endpoint can take it first; an attempt that finds its endpoint gone
- * (and so takes it out) is handed to the others without counting against the retries.
+ * What one image's sending decides between attempts (variants.ts): the request of the variant
+ * it is on, and whether a result calls for another variant (smaller, without response_format,
+ * with a penalty on repetition), which starts with the retries of a request of its own.
  */
-export async function sendWithRetries(
-  requestFor: RequestFor,
+export interface AttemptPlan {
+  requestFor: RequestFor;
+  /** A failure no retry of the same request mends: true once another variant is ready to send. */
+  afterFailure(error: unknown, endpoint: Endpoint, attempts: number): Promise<boolean>;
+  /** A caption came back: true once another variant is ready to send instead of keeping it. */
+  afterAnswer(answer: Captioned, attempts: number): boolean;
+}
+
+/**
+ * The one attempt loop of an image: sends its request, retrying what may be transient, and
+ * moves to another variant where the plan says so, until a caption is kept or the image fails.
+ * Each attempt goes to whichever endpoint can take it first; an attempt that finds its endpoint
+ * gone (and so takes it out) is handed to the others without counting against the retries.
+ */
+export async function sendImage(
+  plan: AttemptPlan,
   label: string,
   context: SendContext,
 ): Promise<SendOutcome> {
@@ -46,6 +63,26 @@ export async function sendWithRetries(
   let overflows = 0;
   /** Out of context with nothing else of this process in flight: see ALONE_TRIES. */
   let lonely = 0;
+  /** Attempts of the variants before this one; `attempt` counts this one's, for its retries. */
+  let spent = 0;
+  /** Another variant is a request of its own: its retries, and its tries after an overflow. */
+  const nextVariant = (attempts: number) => {
+    spent += attempts;
+    overflows = 0;
+    lonely = 0;
+  };
+  /** The image's failure, or null when the plan has another variant ready (attempts restart). */
+  const failed = async (
+    error: unknown,
+    attempts: number,
+    endpoint: Endpoint,
+  ): Promise<SendOutcome | null> => {
+    if (await plan.afterFailure(error, endpoint, spent + attempts)) {
+      nextVariant(attempts);
+      return null;
+    }
+    return { kind: "failed", error, attempts: spent + attempts, endpoint };
+  };
   for (let attempt = 1; ; attempt += 1) {
     const admission = await context.endpoints.acquire(context.stopSignal);
     if (!admission) return { kind: "unfinished" };
@@ -53,12 +90,12 @@ export async function sendWithRetries(
     const sentModel = endpoint.model;
     let built: Awaited<ReturnType<RequestFor>>;
     try {
-      built = await requestFor(endpoint);
+      built = await plan.requestFor(endpoint);
     } catch (error) {
       slot.release();
       // A request this image cannot have (an {existing} sidecar refused): it fails alone, unsent.
       if (error instanceof ImageError) {
-        return { kind: "failed", error, attempts: attempt - 1, endpoint };
+        return { kind: "failed", error, attempts: spent + attempt - 1, endpoint };
       }
       throw error;
     }
@@ -82,7 +119,16 @@ export async function sendWithRetries(
       // Only a caption's latency says how long captions take (-c auto learns from it).
       slot.done(true);
       endpoint.succeeded();
-      return { kind: "captioned", reply, extracted, attempts: attempt, endpoint };
+      const answer: Captioned = {
+        kind: "captioned",
+        reply,
+        extracted,
+        attempts: spent + attempt,
+        endpoint,
+      };
+      if (!plan.afterAnswer(answer, spent + attempt)) return answer;
+      nextVariant(attempt);
+      attempt = 0;
     } catch (error) {
       // Settling a slot twice is a no-op, so a reply that failed extraction stays `done`.
       if (error instanceof RequestCancelledError) {
@@ -114,13 +160,16 @@ export async function sendWithRetries(
             overflow.kind === "alone" ? "said" : "measured",
           );
           context.onContextExceeded?.(exceeded, endpoint);
-          return { kind: "failed", error: exceeded, attempts: attempt, endpoint };
+          const settled = await failed(exceeded, attempt, endpoint);
+          if (settled) return settled;
+          attempt = 0;
+          continue;
         }
         if (overflows < FREE_OVERFLOW_RETRIES && !context.stopSignal.aborted) {
           overflows += 1;
           const waitMs = alone ? ALONE_WAIT_MS * 2 ** (lonely - 1) : 0;
           context.onOverflowRetry?.(endpoint);
-          context.onRetry(label, attempt, waitMs, error);
+          context.onRetry(label, spent + attempt, waitMs, error);
           if (waitMs > 0) await sleep(waitMs, context.stopSignal);
           if (context.stopSignal.aborted) return { kind: "unfinished" };
           attempt -= 1;
@@ -191,11 +240,14 @@ export async function sendWithRetries(
             abort: unreachable(error, attempt, label, false, context, endpoints),
           };
         }
-        return { kind: "failed", error, attempts: attempt, endpoint };
+        const settled = await failed(error, attempt, endpoint);
+        if (settled) return settled;
+        attempt = 0;
+        continue;
       }
       // Once a stop is asked for, no new attempts: the image is left for the next run.
       if (context.stopSignal.aborted) return { kind: "unfinished" };
-      context.onRetry(label, attempt, delayMs, error);
+      context.onRetry(label, spent + attempt, delayMs, error);
       await sleep(delayMs, context.stopSignal);
       if (context.stopSignal.aborted) return { kind: "unfinished" };
     }

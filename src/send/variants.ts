@@ -11,7 +11,7 @@ import { type CaptionFlag, captionFlags, RETRY_FLAGS } from "../prompts/degenera
 import { messageOf, type RunState } from "../run/state.js";
 import type { CaptionRecord, PreparedImage } from "../types.js";
 import { snippet } from "../util/snippet.js";
-import { sendWithRetries } from "./attempts.js";
+import { type AttemptPlan, sendImage } from "./attempts.js";
 import type { Dispatcher } from "./dispatch.js";
 import type { Endpoint } from "./endpoint.js";
 import type { CaptionProtocol, RequestVariant } from "./request.js";
@@ -81,80 +81,82 @@ export function createSender(
     let image = work.image;
     let variant: RequestVariant = { penalize: false, plain: false };
     let shrunk = false;
-    let attempts = 0;
     /** A 400 to a request with response_format, waiting to see if the same without it works. */
     let refusal: { error: unknown; protocol: CaptionProtocol } | null = null;
     /** A degenerate answer kept while a penalised retry is tried: the one kept if that fails. */
     let first: Answer | null = null;
     /** The bytes of the last request built, for what it carried when its answer comes back. */
     let lastRequest: Uint8Array | null = null;
-    for (;;) {
-      const sent = variant;
-      const sentImage = image;
-      const outcome = await sendWithRetries(
-        async (endpoint) => {
-          const request = await endpoint.protocol.request(sentImage, task, sent);
-          lastRequest = request;
-          return { request, read: (body) => endpoint.protocol.read(body, sent) };
-        },
-        task.path,
-        context,
-      );
-      if (outcome.kind === "unfinished") {
-        if (outcome.abort) state.abort(outcome.abort);
-        return state.unfinished(task);
-      }
-      attempts += outcome.attempts;
-      const retry = (reason: string) =>
-        state.emit({ type: "retrying", path: task.path, attempt: attempts, delayMs: 0, reason });
-      if (outcome.kind === "failed") {
-        const { error } = outcome;
-        const { protocol } = outcome.endpoint;
+    /** The answer the plan settled on. */
+    let kept: Answer | null = null;
+    const retry = (attempts: number, reason: string) =>
+      state.emit({ type: "retrying", path: task.path, attempt: attempts, delayMs: 0, reason });
+    /** Which variant the one attempt loop (attempts.ts) sends next, if any. */
+    const plan: AttemptPlan = {
+      requestFor: async (endpoint) => {
+        const sent = variant;
+        const request = await endpoint.protocol.request(image, task, sent);
+        lastRequest = request;
+        return { request, read: (body) => endpoint.protocol.read(body, sent) };
+      },
+      afterFailure: async (error, endpoint, attempts) => {
         // The penalised retry failed (a server that refuses frequency_penalty, say): keep the first.
-        if (first) return keep(work, first, image, attempts);
+        if (first) return false;
         if (!shrunk && error instanceof ApiError && error.status === 413) {
           const maxPixels = Math.max(1024, Math.floor(image.width * image.height * SHRINK_ON_413));
-          retry(`${messageOf(error)}; sending it again at ${maxPixels} pixels`);
+          retry(attempts, `${messageOf(error)}; sending it again at ${maxPixels} pixels`);
           const smaller = await prepare.prepare(task, maxPixels);
           shrunk = true;
           if ("dataUrl" in smaller) {
             image = smaller;
-            continue;
+            return true;
           }
         }
-        if (protocol.mayRefuseFormat(error, lastRequest)) {
-          refusal = { error, protocol };
-          retry(`${messageOf(error)}; sending it again without response_format`);
+        if (endpoint.protocol.mayRefuseFormat(error, lastRequest)) {
+          refusal = { error, protocol: endpoint.protocol };
+          retry(attempts, `${messageOf(error)}; sending it again without response_format`);
           variant = { ...variant, plain: true };
-          continue;
+          return true;
         }
         if (error instanceof EmptyCaptionError && !error.outOfTokens && !variant.penalize) {
-          retry(`${messageOf(error)}; asking again with a penalty on repetition`);
+          retry(attempts, `${messageOf(error)}; asking again with a penalty on repetition`);
           variant = { ...variant, penalize: true };
-          continue;
+          return true;
         }
-        const failure = state.failureOf(task, error, attempts);
-        await state.failed(failure);
-        return { kind: "failed", failure };
-      }
-      if (refusal !== null) {
-        refusal.protocol.formatRefused(refusal.error);
-        refusal = null;
-      }
-      const answer: Answer = {
-        outcome,
-        flags: captionFlags(outcome.extracted.caption, outcome.extracted.truncated),
-      };
-      if (!variant.penalize && answer.flags.some((flag) => RETRY_FLAGS.has(flag))) {
-        first = answer;
+        return false;
+      },
+      afterAnswer: (outcome, attempts) => {
+        if (refusal !== null) {
+          refusal.protocol.formatRefused(refusal.error);
+          refusal = null;
+        }
+        const flags = captionFlags(outcome.extracted.caption, outcome.extracted.truncated);
+        if (variant.penalize || !flags.some((flag) => RETRY_FLAGS.has(flag))) {
+          kept = { outcome, flags };
+          return false;
+        }
+        first = { outcome, flags };
         retry(
-          `the caption looks like ${answer.flags.join(" and ")}; asking again with a penalty on repetition`,
+          attempts,
+          `the caption looks like ${flags.join(" and ")}; asking again with a penalty on repetition`,
         );
         variant = { ...variant, penalize: true };
-        continue;
-      }
-      return keep(work, answer, image, attempts);
+        return true;
+      },
+    };
+    const outcome = await sendImage(plan, task.path, context);
+    if (outcome.kind === "unfinished") {
+      if (outcome.abort) state.abort(outcome.abort);
+      return state.unfinished(task);
     }
+    if (outcome.kind === "failed") {
+      if (first) return keep(work, first, image, outcome.attempts);
+      const failure = state.failureOf(task, outcome.error, outcome.attempts);
+      await state.failed(failure);
+      return { kind: "failed", failure };
+    }
+    const flags = () => captionFlags(outcome.extracted.caption, outcome.extracted.truncated);
+    return keep(work, kept ?? { outcome, flags: flags() }, image, outcome.attempts);
   };
 
   return {
