@@ -1,7 +1,7 @@
 import pLimit, { type LimitFunction } from "p-limit";
-import { BoundedQueue } from "../run/queue.js";
 import type { RunState } from "../run/state.js";
 import type { FailureRecord, ImageTask, PreparedImage, PrepareOptions } from "../types.js";
+import { BoundedQueue } from "../util/bounded-queue.js";
 import type { ImageOutcome } from "./dedupe.js";
 import { prepareImage } from "./prepare.js";
 

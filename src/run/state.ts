@@ -4,6 +4,7 @@ import type { Sink } from "../sinks/sink.js";
 import { redactRecord } from "../trust/keys.js";
 import type { CaptionRecord, FailureRecord, ImageTask, PreparedImage } from "../types.js";
 import { describeErrno, errnoOf } from "../util/folders.js";
+import { messageOf } from "../util/message.js";
 import { redactSecret } from "../util/redact.js";
 import type { RunControl } from "./control.js";
 import { type ContextOverflows, emptySummary, type RunEvent, type RunSummary } from "./events.js";
@@ -172,10 +173,6 @@ export class RunState {
     this.summary.elapsedMs = Math.round(performance.now() - this.#started);
     return this.summary;
   }
-}
-
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function asAbort(error: unknown): RunAbortedError {

@@ -8,8 +8,9 @@ import {
 import type { ImageOutcome } from "../prepare/dedupe.js";
 import type { PreparedWork, PrepareStage } from "../prepare/stage.js";
 import { type CaptionFlag, captionFlags, RETRY_FLAGS } from "../prompts/degenerate.js";
-import { messageOf, type RunState } from "../run/state.js";
+import type { RunState } from "../run/state.js";
 import type { CaptionRecord, PreparedImage } from "../types.js";
+import { messageOf } from "../util/message.js";
 import { snippet } from "../util/snippet.js";
 import { type AttemptPlan, sendImage } from "./attempts.js";
 import type { Dispatcher } from "./dispatch.js";

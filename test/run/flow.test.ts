@@ -5,11 +5,11 @@ import type { PreparedWork, PrepareStage } from "../../src/prepare/stage.js";
 import { RunControl } from "../../src/run/control.js";
 import { runFlow } from "../../src/run/flow.js";
 import type { Intake } from "../../src/run/intake.js";
-import { BoundedQueue } from "../../src/run/queue.js";
 import { RunState } from "../../src/run/state.js";
 import type { Sender } from "../../src/send/variants.js";
 import type { Sink } from "../../src/sinks/sink.js";
 import type { ImageTask } from "../../src/types.js";
+import { BoundedQueue } from "../../src/util/bounded-queue.js";
 
 // What a sender keeps between images is only visible to the garbage collector.
 setFlagsFromString("--expose-gc");
