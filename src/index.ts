@@ -19,9 +19,10 @@ export {
 } from "./send/client.js";
 export { buildCaptionRequest, extractCaption } from "./send/request.js";
 export { retryDelay, shouldRetry } from "./send/retry.js";
+export type { CaptionConfig } from "./settings/caption-config.js";
 export { DEFAULT_MAX_PIXELS } from "./settings/defaults.js";
 export type { EndpointOptions } from "./settings/endpoints.js";
-export { type CaptionConfig, resolveConfig } from "./settings/resolve.js";
+export { resolveConfig } from "./settings/resolve.js";
 export type { RunOptions } from "./settings/run-options.js";
 export { readFinishedWork } from "./sinks/out-file/scan.js";
 export { CAPTION_COLUMNS, openCaptionWriter, type RecordWriter } from "./sinks/out-file/writers.js";

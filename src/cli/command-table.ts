@@ -95,7 +95,6 @@ export const COMMANDS: readonly CommandSpec[] = [
     usage: "merge <dir>",
     describe: "Many machines: the shards' captions as one OUT, one row per image",
     flags: [
-      { name: "output", alias: "o", basic: true, describe: "OUT: the merged .csv or .jsonl" },
       ...settingFlags("merge"),
       {
         name: "partial",

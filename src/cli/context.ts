@@ -1,9 +1,10 @@
 import { AuthError, RunAbortedError, UsageError } from "../errors.js";
 import type { FetchLike } from "../send/client.js";
+import type { CaptionConfig } from "../settings/caption-config.js";
 import { isHostedApi } from "../settings/defaults.js";
-import { type CaptionConfig, resolveConfig } from "../settings/resolve.js";
+import { resolveConfig } from "../settings/resolve.js";
 import type { SettingCommand } from "../settings/spec.js";
-import { requiredBy, SETTING_KEYS, SETTING_SPECS } from "../settings/table.js";
+import { SETTING_KEYS, SETTING_SPECS } from "../settings/table.js";
 import { keyFor, TRIAL_KEY_NOTICE, trialKeyRefused } from "../settings/trial-key.js";
 import { urlCredentials } from "../util/redact.js";
 import type { Reporter } from "./progress.js";
@@ -37,7 +38,7 @@ export function loadConfig(
   args: Record<string, unknown>,
   context: CliContext,
   reporter: Reporter,
-  command: "caption" | SettingCommand,
+  command: "caption" | "config" | SettingCommand,
 ): CaptionConfig {
   const flags: Record<string, unknown> = {};
   for (const key of SETTING_KEYS) {
@@ -56,7 +57,7 @@ export function loadConfig(
       env: context.env,
       cwd: context.cwd,
       configFile: typeof args.config === "string" ? args.config : undefined,
-      required: requiredBy(command),
+      command,
     });
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;

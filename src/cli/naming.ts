@@ -1,5 +1,5 @@
+import type { CaptionConfig } from "../settings/caption-config.js";
 import { flagOf, namedWhereTheyLive } from "../settings/naming.js";
-import type { CaptionConfig } from "../settings/resolve.js";
 
 /**
  * flagOf for a run of this config: a setting the config file or a variable gave is named where it

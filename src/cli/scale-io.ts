@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import { UsageError } from "../errors.js";
 import { DEFAULT_REDIS_URL } from "../scale/defaults.js";
 import { connectRedis, reachRedis } from "../scale/redis.js";
-import type { CaptionConfig } from "../settings/resolve.js";
+import type { CaptionConfig } from "../settings/caption-config.js";
 
 /** The Redis the settings name (--redis, CAPTION_REDIS_URL, a config file), reached or a clear error. */
 export async function openRedis(config: CaptionConfig): Promise<Redis> {

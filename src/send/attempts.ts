@@ -192,7 +192,7 @@ export async function sendImage(
         if (endpoints.every((gate) => gate.down)) {
           return {
             kind: "unfinished",
-            abort: unreachable(error as ApiError, attempt, label, true, context, endpoints),
+            abort: unreachable(error as ApiError, spent + attempt, label, true, context, endpoints),
           };
         }
         // Handed to the endpoints still answering, at once and as the same attempt.
@@ -237,7 +237,7 @@ export async function sendImage(
         if (error instanceof ConnectionError && error.refused) {
           return {
             kind: "unfinished",
-            abort: unreachable(error, attempt, label, false, context, endpoints),
+            abort: unreachable(error, spent + attempt, label, false, context, endpoints),
           };
         }
         const settled = await failed(error, attempt, endpoint);

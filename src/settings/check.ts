@@ -11,9 +11,13 @@ export interface LayerValues {
 }
 
 /** The settings a layer gives that are valid; each that is not is a problem naming where it lives. */
-export function validateLayer(layer: LayerValues, problems: string[]): Settings {
+export function validateLayer(
+  layer: LayerValues,
+  problems: string[],
+  keys: readonly SettingKey[] = SETTING_KEYS,
+): Settings {
   const valid: Record<string, unknown> = {};
-  for (const key of SETTING_KEYS) {
+  for (const key of keys) {
     const raw = layer.values[key];
     if (raw === undefined) continue;
     const kind = SETTING_SPECS[key].kind;

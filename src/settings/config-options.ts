@@ -1,6 +1,6 @@
 import type { PrepareOptions } from "../types.js";
+import type { CaptionConfig } from "./caption-config.js";
 import type { EndpointOptions } from "./endpoints.js";
-import type { CaptionConfig } from "./resolve.js";
 import type { RunOptions } from "./run-options.js";
 
 /** The keys a command chose for its servers (`chooseKey`): the run's, or one per endpoint. */

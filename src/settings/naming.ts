@@ -19,6 +19,12 @@ function settingOf(option: string): SettingKey | undefined {
   return SETTING_KEYS.find((key) => key === option);
 }
 
+/** What the library calls a setting ("sidecar.join" for sidecarJoin), for its own messages. */
+export function libraryNameOf(option: string): string {
+  const setting = SETTING_KEYS.find((key) => key === option);
+  return (setting && SETTING_SPECS[setting].library) || option;
+}
+
 /** The flag that sets a library option, for messages that tell the user what to change. */
 export function flagOf(option: string): string {
   const setting = settingOf(option);

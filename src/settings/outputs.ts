@@ -83,6 +83,7 @@ function sidecarOptions(
   return {
     ext: ext === "" || ext === true ? ".txt" : ext,
     policy: chosenPolicy,
-    join: join ?? ", ",
+    // Unset stays unset: the sink joins with ", ", and the library's own check knows it was not given.
+    ...(join === undefined ? {} : { join }),
   };
 }

@@ -6,6 +6,7 @@ import { TAGS_PROMPT, TAGS_SCHEMA } from "../prompts/tags.js";
 import { parseTemplate } from "../prompts/template.js";
 import { AUTO_MAX } from "../send/auto-concurrency.js";
 import { endpointLabels } from "../send/endpoint-labels.js";
+import type { SidecarOptions } from "../sinks/sidecar-sink.js";
 import { DEFAULT_MAX_REPLY_BYTES } from "../trust/reply-limit.js";
 import {
   defaultConcurrency,
@@ -16,7 +17,9 @@ import {
 import { checkEndpoints } from "./endpoints.js";
 import { fromEnvironment, unknownOptions } from "./environment.js";
 import { librarySettingProblems } from "./library-check.js";
+import { libraryNameOf } from "./naming.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
+import { checkDatasetOutputs } from "./outputs.js";
 
 import type { ResolvedEndpoint, ResolvedRunOptions, RunOptions } from "./run-options.js";
 
@@ -39,6 +42,16 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     problems.push("output: expected the path of a .csv or .jsonl file");
   }
   problems.push(...librarySettingProblems(options));
+  // How the outputs go together, by the same check as the command line's.
+  const sidecar: unknown = options.sidecar;
+  if (typeof sidecar === "object" && sidecar !== null && "ext" in sidecar) {
+    const { ext, policy, join } = options.sidecar as SidecarOptions;
+    checkDatasetOutputs(
+      { sidecar: ext, sidecarPolicy: policy, sidecarJoin: join },
+      libraryNameOf,
+      problems,
+    );
+  }
   if (options.endpoints !== undefined) problems.push(...checkEndpoints(options.endpoints));
   // Options a program gives as objects or switches, which the settings table does not hold.
   problems.push(...shapeProblems(options));

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { DEFAULT_MAX_REPLY_BYTES } from "../trust/reply-limit.js";
-import type { OutputFormat, PrepareOptions } from "../types.js";
+import type { CaptionConfig } from "./caption-config.js";
 import { validateLayer } from "./check.js";
 import { EXAMPLE_CONFIG_DIR, locateConfigFile, readConfigFile } from "./config-file.js";
 import {
@@ -14,70 +14,20 @@ import {
 } from "./defaults.js";
 import { type EndpointOptions, endpointsOf } from "./endpoints.js";
 import { namedWhereTheyLive } from "./naming.js";
-import { checkDatasetOutputs, type DatasetOutputs } from "./outputs.js";
+import { checkDatasetOutputs } from "./outputs.js";
 import { type PromptSource, resolvePrompt } from "./prompt-setting.js";
+import type { SettingCommand } from "./spec.js";
 import {
   ENV_VARIABLES,
   OUTPUT_KEYS,
   type OutputSettings,
+  requiredBy,
+  SETTING_KEYS,
   SETTING_SPECS,
   type SettingKey,
   type Settings,
+  settingsOf,
 } from "./table.js";
-
-/** Everything a caption run needs, validated and with defaults applied. */
-export interface CaptionConfig {
-  /** The first endpoint's, when there are several. */
-  baseUrl: string;
-  /** Several servers (`--base-url` repeated, or the config file's `endpoints`); else undefined. */
-  endpoints: EndpointOptions[] | undefined;
-  /**
-   * The key for endpoints that name none, and the one the hosted API gets: never OPENAI_API_KEY,
-   * which is only for servers of the user's own (so a config file's key, if it holds one).
-   */
-  sharedKey: { key: string | undefined; hostedKey: string | undefined };
-  apiKey: string | undefined;
-  model: string;
-  prompt: string;
-  maxTokens: number;
-  temperature: number | undefined;
-  /** Unset: each endpoint's default (`defaultConcurrency`). */
-  concurrency: number | "auto" | undefined;
-  maxConcurrency: number | undefined;
-  rpm: number | undefined;
-  retries: number;
-  timeoutMs: number;
-  /** The most bytes of a reply body read; a larger one is refused unread. */
-  maxReplyBytes: number;
-  prepare: PrepareOptions;
-  output: string | undefined;
-  format: OutputFormat | undefined;
-  errors: string | undefined;
-  /** Many machines: the folder of shards enqueue writes, absolute. */
-  shardFolder: string | undefined;
-  /** Whether a prompt was given at all: `--tags` brings its own otherwise. */
-  promptGiven: boolean;
-  /** The schema file, absolute. */
-  jsonSchema: string | undefined;
-  /** Where the schema file was named ("--json-schema", "caption.json: jsonSchema"), for messages. */
-  jsonSchemaFrom: string;
-  /**
-   * Where each setting that a config file or a variable gave lives, as a message asking for a
-   * change names it: "model in caption.json", "MINICPM_BASE_URL". A flag's, or a default, is absent.
-   */
-  settingFrom: Partial<Record<SettingKey, string>>;
-  /**
-   * The outputs and switches as the layers gave them, checked one by one; how they go together
-   * (a policy needs a sidecar) is the caller's to check, naming each where it lives.
-   */
-  outputs: OutputSettings;
-  /** The outputs beside the images, checked together with the other settings. */
-  dataset: DatasetOutputs;
-  /** Where each setting's value came from, for `caption config`: a flag, a variable, a file, or none. */
-  origins: Partial<Record<SettingKey, string>>;
-  /** Every setting some layer gave, checked: what `caption config` shows beside its origin. */
-  values: Settings;
-}
 
 /** Where a layer of settings came from, for messages and for resolving relative paths. */
 export interface SettingsLayer {
@@ -103,8 +53,12 @@ export interface ResolveInput {
   configFile?: string | undefined;
   /** Where `--config NAME` looks; the package's own config/ unless a test says otherwise. */
   exampleConfigDir?: string | undefined;
-  /** Settings the command cannot go without: one no layer gives is a problem with the rest. */
-  required?: readonly SettingKey[];
+  /**
+   * The command whose settings these are: those of many machines are read and checked only for
+   * the commands that take them (and `caption config`, which shows them), so a run is never
+   * stopped by a worker's Redis URL. Every other setting is checked for every command.
+   */
+  command?: "caption" | "config" | SettingCommand;
 }
 
 /**
@@ -135,7 +89,10 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   // variable counts as unset. Problems name the variable the value actually came from.
   const envValues: Record<string, unknown> = {};
   const envSource: Partial<Record<SettingKey, string>> = {};
+  const command = input.command ?? "caption";
+  const keys = settingsChecked(command);
   for (const [key, names] of Object.entries(ENV_VARIABLES) as [SettingKey, readonly string[]][]) {
+    if (!keys.includes(key)) continue;
     const name = names.find((candidate) => input.env[candidate]);
     if (name === undefined) continue;
     envValues[key] = input.env[name];
@@ -172,7 +129,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     // a --base-url flag, typed for this run, does.
     const exported = layer === envLayer && endpoints !== undefined;
     if (listed !== null && !exported) endpoints = listed;
-    const valid = validateLayer(layer, problems);
+    const valid = validateLayer(layer, problems, keys);
     for (const key of Object.keys(valid) as SettingKey[]) {
       if (!(key === "baseUrl" && exported)) origins[key] = layer.describe(key);
       // An exported base URL the file's list of servers overrules is not what the run used.
@@ -190,7 +147,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     Object.assign(merged, valid);
   }
 
-  for (const key of input.required ?? []) {
+  for (const key of command === "config" ? [] : requiredBy(command)) {
     // One given but wrong is already a problem; only one given nowhere is missing.
     if (layers.some((layer) => layer.values[key] !== undefined)) continue;
     const spec = SETTING_SPECS[key];
@@ -268,4 +225,11 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
         .find((layer) => typeof layer.values.jsonSchema === "string")
         ?.describe("jsonSchema") ?? SETTING_SPECS.jsonSchema.flag,
   };
+}
+
+/** The settings a command reads: every one but those of many machines it does not take. */
+function settingsChecked(command: "caption" | "config" | SettingCommand): SettingKey[] {
+  if (command === "config") return SETTING_KEYS;
+  const taken = new Set(settingsOf(command));
+  return SETTING_KEYS.filter((key) => SETTING_SPECS[key].scope !== "scale" || taken.has(key));
 }

@@ -21,6 +21,7 @@ export const RUN_TABLE = {
       "Where captions go: FILE.csv or FILE.jsonl  [required, unless --sidecar, --xmp or --hf-metadata]",
     basic: true,
     scope: "run",
+    commands: ["merge"],
     more: "`.csv` or `.jsonl` (or `.ndjson`) picks the format",
     library: "output",
   },

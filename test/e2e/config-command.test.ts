@@ -132,3 +132,30 @@ describe("caption config", () => {
     expect(result.stderr).toMatch(/--xmp-naming needs --xmp/);
   });
 });
+
+describe("the settings of many machines beside a run's", () => {
+  it("never stop a run or a check that does not use them, and caption config shows them masked", async () => {
+    await makeDistinctImages(ws.dir, 1);
+    // A worker's settings in a shared file and the shell: a run has no use for them.
+    await writeConfig({ queue: "not a name", shardSize: 0 });
+    const env = { CAPTION_REDIS_URL: "redis://:hunter2secret@queue-host:6379" };
+    const ran = await run(["photos", "-o", "out.csv", "--config", "run.json"], env);
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(1);
+    const checked = await run(["check", "--config", "run.json"], env);
+    expect(checked.code, checked.stderr).toBe(0);
+    // caption config shows everything it is given, and so names what is wrong with them.
+    const shownBad = await run(["config", "--config", "run.json"], env);
+    expect(shownBad.code).toBe(2);
+    expect(shownBad.stderr).toMatch(/run\.json: queue: expected a name of letters/);
+    expect(shownBad.stderr).toMatch(/run\.json: shardSize: expected a whole number/);
+    await writeConfig({ queue: "photos-2026", shardSize: 50 });
+    const shown = await run(["config", "--config", "run.json"], env);
+    expect(shown.code, shown.stderr).toBe(0);
+    const line = (flag: string) => shown.stdout.split("\n").find((row) => row.startsWith(flag));
+    expect(line("--queue")).toMatch(/"photos-2026"\s+run\.json: queue$/);
+    expect(line("--shard-size")).toMatch(/50\s+run\.json: shardSize$/);
+    expect(line("--redis")).toMatch(/CAPTION_REDIS_URL$/);
+    expect(shown.stdout).not.toContain("hunter2secret");
+  });
+});

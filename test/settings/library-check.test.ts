@@ -77,10 +77,10 @@ describe("the library checks its options by the settings table", () => {
       );
       expect((refused as UsageError).problems.join("\n")).toMatch(why);
     }
-    const none = await resolveRunOptions(
-      withValueAt("sidecar.policy", "skip") as RunOptions & { sidecar: { ext?: string } },
-    ).catch((error: unknown) => error);
-    expect(none).not.toBeInstanceOf(Error);
+    const fine = await resolveRunOptions(withValueAt("sidecar.ext", ".caption")).catch(
+      (error: unknown) => error,
+    );
+    expect(fine).not.toBeInstanceOf(Error);
     const missing = await resolveRunOptions({
       inputs: ["photos"],
       output: "out.csv",
@@ -89,6 +89,18 @@ describe("the library checks its options by the settings table", () => {
     } as unknown as RunOptions).catch((error: unknown) => error);
     expect((missing as UsageError).problems).toContain(
       'sidecar.ext: required, the extension of the files beside the images (".txt")',
+    );
+  });
+
+  it("refuses outputs that do not go together, as the command line does", async () => {
+    const refused = await resolveRunOptions({
+      inputs: ["photos"],
+      output: "out.csv",
+      env: {},
+      sidecar: { ext: ".txt", policy: "skip", join: " | " },
+    }).catch((error: unknown) => error);
+    expect((refused as UsageError).problems).toContain(
+      "sidecar.join only applies with sidecar.policy append or prepend",
     );
   });
 

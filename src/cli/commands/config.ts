@@ -1,7 +1,8 @@
+import type { CaptionConfig } from "../../settings/caption-config.js";
 import { defaultConcurrency } from "../../settings/defaults.js";
-import type { CaptionConfig } from "../../settings/resolve.js";
-import { SETTING_SPECS, type SettingKey, settingsOf } from "../../settings/table.js";
+import { SETTING_KEYS, SETTING_SPECS, type SettingKey } from "../../settings/table.js";
 import { keyFor } from "../../settings/trial-key.js";
+import { redactSecret, urlCredentials } from "../../util/redact.js";
 import type { CommandIo } from "../command-io.js";
 import { loadConfig } from "../context.js";
 import { EXIT } from "../exit-codes.js";
@@ -12,7 +13,7 @@ export async function run(
   { context, reporter }: CommandIo,
 ): Promise<number> {
   // As a run would check them: a policy without a sidecar is refused here too.
-  const config = loadConfig(args, context, reporter, "caption");
+  const config = loadConfig(args, context, reporter, "config");
   const key = keyFor(config.baseUrl, config.apiKey);
   context.stdout.write(showConfig(config, { set: key.apiKey !== undefined, trial: key.trial }));
   return EXIT.ok;
@@ -31,7 +32,11 @@ export function showConfig(
   config: CaptionConfig,
   keySet: { set: boolean; trial: boolean },
 ): string {
-  const rows = settingsOf("caption").map((key) => {
+  // A run's settings, then those of many machines that a file or a variable gives (a worker's Redis).
+  const keys = SETTING_KEYS.filter(
+    (key) => SETTING_SPECS[key].scope !== "scale" || config.values[key] !== undefined,
+  );
+  const rows = keys.map((key) => {
     const spec = SETTING_SPECS[key];
     const given = config.values[key];
     let from = config.origins[key] ?? "default";
@@ -55,7 +60,14 @@ export function showConfig(
       // The trial key is the default: a variable it was chosen over is not where it came from.
       return [spec.flag, value, keySet.trial ? "default" : from] as const;
     }
-    if (given !== undefined) return [spec.flag, shown(given), from] as const;
+    if (given !== undefined) {
+      // A password in a URL (Redis's, a proxy's) is as secret as the key.
+      const value =
+        typeof given === "string" && spec.kind.type === "url"
+          ? redactSecret(given, urlCredentials(given))
+          : given;
+      return [spec.flag, shown(value), from] as const;
+    }
     return [spec.flag, defaultOf(key, config), from] as const;
   });
   const widths = [0, 1].map((column) =>

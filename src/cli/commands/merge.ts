@@ -24,13 +24,13 @@ export async function run(
   );
   const outputs = checkDatasetOutputs(flags, flagOf, problems);
   if (problems.length > 0) throw new UsageError(problems);
-  const given = typeof args.output === "string" && args.output !== "";
+  const given = flags.output !== undefined;
   if (!given && !outputs.sidecar && !outputs.hfMetadata && !outputs.xmp) {
     throw new UsageError([
       "-o/--output is required (or --sidecar, --hf-metadata, --xmp): the CSV or JSONL file to merge into",
     ]);
   }
-  const output = given ? path.resolve(context.cwd, String(args.output)) : undefined;
+  const output = flags.output === undefined ? undefined : path.resolve(context.cwd, flags.output);
   const format = output ? (await chooseOutputFormat(output, undefined)).format : "jsonl";
   const report = await mergeShards({
     dir,
