@@ -28,7 +28,10 @@ export interface PrepareOptions {
 
 /** An image ready to send: encoded, with the dimensions the model will see. */
 export interface PreparedImage {
-  dataUrl: string;
+  /** The encoded image as it is sent (base64 in the request). */
+  readonly data: Buffer;
+  /** `data:<mime>;base64,…`: the image as a request carries it, made when asked for. */
+  readonly dataUrl: string;
   mime: "image/jpeg" | "image/png";
   width: number;
   height: number;

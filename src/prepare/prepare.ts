@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import sharp, { type FailOnOptions, type Metadata } from "sharp";
 import { ImageError } from "../errors.js";
 import type { PreparedImage, PrepareOptions } from "../types.js";
+import { EncodedImage } from "./encoded-image.js";
 import { findFileProblem } from "./file-problems.js";
 import { classifyImageError, MAX_INPUT_PIXELS, unsupportedFormatError } from "./image-errors.js";
 import { sendableAsIs, stripJpegMetadata } from "./jpeg-passthrough.js";
@@ -131,14 +132,7 @@ async function encodeImage(
   if (options.imageFormat === "jpeg" && sendableAsIs(metadata, target)) {
     const stripped = stripJpegMetadata(typeof input === "string" ? await readFile(input) : input);
     if (stripped) {
-      return {
-        dataUrl: `data:image/jpeg;base64,${stripped.toString("base64")}`,
-        mime: "image/jpeg",
-        width,
-        height,
-        original: { width, height },
-        bytes: stripped.length,
-      };
+      return new EncodedImage(stripped, "image/jpeg", { width, height }, { width, height });
     }
   }
   if (target.width !== width || target.height !== height) {
@@ -159,15 +153,7 @@ async function encodeImage(
     ? image.png()
     : image.jpeg({ quality: options.quality ?? DEFAULT_QUALITY, optimiseCoding: false });
   const { data, info } = await encoder.toBuffer({ resolveWithObject: true });
-  const mime = png ? "image/png" : "image/jpeg";
-  return {
-    dataUrl: `data:${mime};base64,${data.toString("base64")}`,
-    mime,
-    width: info.width,
-    height: info.height,
-    original: { width, height },
-    bytes: data.length,
-  };
+  return new EncodedImage(data, png ? "image/png" : "image/jpeg", info, { width, height });
 }
 
 function rejectUnaccepted(metadata: Metadata): void {

@@ -72,7 +72,7 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
         : options.template.render(values);
       const format =
         options.answer && sendsFormat(variant) ? responseFormat(options.answer) : undefined;
-      const body = encodeCaptionRequest(image.dataUrl, {
+      const body = encodeCaptionRequest(image, {
         model: options.model,
         prompt,
         maxTokens: options.maxTokens,

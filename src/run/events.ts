@@ -12,7 +12,7 @@ export type RunEvent =
       /** Inputs holding no image at all (a glob that matched nothing, a folder without images). */
       emptyInputs: readonly string[];
     }
-  | { type: "prepared"; path: string; image: Omit<PreparedImage, "dataUrl"> }
+  | { type: "prepared"; path: string; image: Omit<PreparedImage, "dataUrl" | "data"> }
   | { type: "retrying"; path: string; attempt: number; delayMs: number; reason: string }
   | { type: "captioned"; record: CaptionRecord; copyOf: string | null }
   | { type: "failed"; failure: FailureRecord }

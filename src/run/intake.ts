@@ -1,5 +1,5 @@
 import type { DuplicateTracker, ImageOutcome } from "../prepare/dedupe.js";
-import { readAndHash } from "../prepare/hash.js";
+import { FileReader } from "../prepare/hash.js";
 import type { Settle } from "../prepare/stage.js";
 import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
@@ -21,6 +21,8 @@ export class Intake {
   readonly #produce: Produce;
   readonly #state: RunState;
   readonly #waiting = new Set<Promise<void>>();
+  /** One reader per producer at work, each file's bytes in its reader's buffer until prepared. */
+  readonly #readers: FileReader[] = [];
 
   /** Identical bytes share one caption; not when the prompt differs per file (its path, say). */
   readonly #sharesCaptions: boolean;
@@ -38,7 +40,17 @@ export class Intake {
   }
 
   async take(task: ImageTask): Promise<void> {
-    const read = await readAndHash(task.absPath);
+    const reader = this.#readers.pop() ?? new FileReader();
+    try {
+      await this.#take(task, reader);
+    } finally {
+      this.#readers.push(reader);
+    }
+  }
+
+  /** Reads, hashes and hands on one image; its bytes are used up when this returns. */
+  async #take(task: ImageTask, reader: FileReader): Promise<void> {
+    const read = await reader.readAndHash(task.absPath);
     // Unreadable: preparing it from its path produces the error that says why.
     if (read === null) return this.#produce(task, "", undefined, () => {});
     const { sha256, bytes } = read;

@@ -114,8 +114,12 @@ export class RunState {
   }
 
   prepared(task: ImageTask, image: PreparedImage): void {
-    const { dataUrl: _, ...shape } = image;
-    this.#emit({ type: "prepared", path: task.path, image: shape });
+    const { mime, width, height, original, bytes } = image;
+    this.#emit({
+      type: "prepared",
+      path: task.path,
+      image: { mime, width, height, original, bytes },
+    });
   }
 
   /** A dry run counts what would be sent instead of sending it. */

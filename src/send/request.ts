@@ -39,22 +39,35 @@ export function buildCaptionRequest(dataUrl: string, options: CaptionRequestOpti
 }
 
 const DATA_URL_SLOT = "\u0000image\u0000";
+/**
+ * Bytes of the image turned into base64 at a time: a multiple of 3, so no padding falls between
+ * two slices, and small enough that each slice's string dies young, where one string for the whole
+ * image would be a large object that only a full collection frees.
+ */
+const BASE64_SLICE = 3 * 16_384;
 
 /**
- * The same body as buildCaptionRequest, serialised to bytes without running the image through
- * JSON.stringify: a data URL is half a megabyte of base64, which needs no escaping, so it is
- * copied into place once instead of being scanned, escaped and re-encoded.
+ * The same body as buildCaptionRequest with the image's data URL, serialised to bytes without
+ * running the image through JSON.stringify: base64 needs no escaping, so it is written into place
+ * once instead of being built as a string, scanned, escaped and re-encoded.
  */
-export function encodeCaptionRequest(dataUrl: string, options: CaptionRequestOptions): Buffer {
+export function encodeCaptionRequest(
+  image: Pick<PreparedImage, "mime" | "data">,
+  options: CaptionRequestOptions,
+): Buffer {
   const json = JSON.stringify(buildCaptionRequest(DATA_URL_SLOT, options));
   const slot = json.indexOf(JSON.stringify(DATA_URL_SLOT));
-  const head = Buffer.from(json.slice(0, slot + 1), "utf8");
+  const head = Buffer.from(`${json.slice(0, slot + 1)}data:${image.mime};base64,`, "utf8");
   const tail = Buffer.from(json.slice(slot + JSON.stringify(DATA_URL_SLOT).length - 1), "utf8");
-  const body = Buffer.allocUnsafe(head.length + dataUrl.length + tail.length);
-  head.copy(body, 0);
-  // A data URL is pure ASCII, so latin1 writes it byte for byte.
-  body.write(dataUrl, head.length, "latin1");
-  tail.copy(body, head.length + dataUrl.length);
+  const { data } = image;
+  const body = Buffer.allocUnsafe(head.length + 4 * Math.ceil(data.length / 3) + tail.length);
+  let at = head.copy(body, 0);
+  for (let start = 0; start < data.length; start += BASE64_SLICE) {
+    const slice = data.toString("base64", start, Math.min(data.length, start + BASE64_SLICE));
+    // Base64 is ASCII, so latin1 writes it byte for byte.
+    at += body.write(slice, at, "latin1");
+  }
+  tail.copy(body, at);
   return body;
 }
 

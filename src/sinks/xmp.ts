@@ -1,4 +1,10 @@
-import { DOMImplementation, DOMParser, type Element, XMLSerializer } from "@xmldom/xmldom";
+import { createRequire } from "node:module";
+import type { Element } from "@xmldom/xmldom";
+
+/** The XML parser, loaded when an XMP sidecar is first written: most runs write none. */
+const xmldom = () =>
+  createRequire(import.meta.url)("@xmldom/xmldom") as typeof import("@xmldom/xmldom");
+
 import { xmlSafe } from "../trust/text.js";
 
 const NS = {
@@ -41,7 +47,7 @@ export function mergeDescription(
   const document =
     existing === null || existing.trim() === ""
       ? emptyPacket()
-      : new DOMParser({ onError: rejectXml }).parseFromString(existing, "text/xml");
+      : new (xmldom().DOMParser)({ onError: rejectXml }).parseFromString(existing, "text/xml");
   const rdf = document.getElementsByTagNameNS(NS.rdf, "RDF")[0];
   if (!rdf) throw new Error("no rdf:RDF element in the XMP sidecar");
   const descriptions = elements(rdf.getElementsByTagNameNS(NS.rdf, "Description"));
@@ -82,13 +88,16 @@ export function mergeDescription(
   while (item.firstChild) item.removeChild(item.firstChild);
   item.appendChild(document.createTextNode(caption));
   if (tags.length > 0) for (const field of TAG_FIELDS) mergeTags(target, field, tags);
-  return `${new XMLSerializer().serializeToString(document).trim()}\n`;
+  return `${new (xmldom().XMLSerializer)().serializeToString(document).trim()}\n`;
 }
 
 /** Whether `text` is XML holding an rdf:RDF, so a description can be merged into it. */
 export function isPacket(text: string): boolean {
   try {
-    const document = new DOMParser({ onError: rejectXml }).parseFromString(text, "text/xml");
+    const document = new (xmldom().DOMParser)({ onError: rejectXml }).parseFromString(
+      text,
+      "text/xml",
+    );
     return document.getElementsByTagNameNS(NS.rdf, "RDF").length > 0;
   } catch {
     return false;
@@ -97,9 +106,9 @@ export function isPacket(text: string): boolean {
 
 /** The x-default `dc:description` of a packet, or null when it has none. */
 export function readDescription(packet: string): string | null {
-  let document: ReturnType<DOMParser["parseFromString"]>;
+  let document: ReturnType<import("@xmldom/xmldom").DOMParser["parseFromString"]>;
   try {
-    document = new DOMParser({ onError: rejectXml }).parseFromString(packet, "text/xml");
+    document = new (xmldom().DOMParser)({ onError: rejectXml }).parseFromString(packet, "text/xml");
   } catch {
     return null;
   }
@@ -156,7 +165,7 @@ function elements(list: { length: number; item(index: number): Element | null })
 }
 
 function emptyPacket() {
-  const document = new DOMImplementation().createDocument(NS.x, "x:xmpmeta", null);
+  const document = new (xmldom().DOMImplementation)().createDocument(NS.x, "x:xmpmeta", null);
   const meta = document.documentElement;
   if (!meta) throw new Error("could not create an XMP packet");
   meta.setAttributeNS(NS.xmlns, "xmlns:x", NS.x);

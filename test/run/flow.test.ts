@@ -28,8 +28,10 @@ describe("runFlow", () => {
     const intake = {
       take: async (task: ImageTask) => {
         if (!(await queue.reserve())) return;
+        const data = Buffer.from(task.path.repeat(1000));
         const image = {
-          dataUrl: `data:image/jpeg;base64,${task.path.repeat(1000)}`,
+          data,
+          dataUrl: `data:image/jpeg;base64,${data.toString("base64")}`,
           mime: "image/jpeg" as const,
           width: 1,
           height: 1,

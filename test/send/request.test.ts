@@ -59,10 +59,20 @@ describe("encodeCaptionRequest", () => {
       maxTokens: 9,
       temperature: 0.2,
     };
-    const dataUrl = `data:image/jpeg;base64,${Buffer.from("some jpeg bytes").toString("base64")}`;
-    const bytes = encodeCaptionRequest(dataUrl, options);
-    expect(JSON.parse(bytes.toString("utf8"))).toEqual(buildCaptionRequest(dataUrl, options));
-    expect(bytes.toString("utf8")).toBe(JSON.stringify(buildCaptionRequest(dataUrl, options)));
+    // Past one slice of the base64 written at a time, and not a multiple of 3: padding at the end only.
+    for (const length of [0, 1, 15, 49_152, 49_153, 200_001]) {
+      const data = Buffer.from(Array.from({ length }, (_, i) => (i * 131 + 7) % 256));
+      const dataUrl = `data:image/jpeg;base64,${data.toString("base64")}`;
+      const bytes = encodeCaptionRequest({ mime: "image/jpeg", data }, options);
+      expect(bytes.toString("utf8")).toBe(JSON.stringify(buildCaptionRequest(dataUrl, options)));
+    }
+    const png = encodeCaptionRequest({ mime: "image/png", data: Buffer.from("png") }, options);
+    expect(JSON.parse(png.toString("utf8"))).toEqual(
+      buildCaptionRequest(
+        `data:image/png;base64,${Buffer.from("png").toString("base64")}`,
+        options,
+      ),
+    );
   });
 });
 
