@@ -1,4 +1,4 @@
-import { webcrypto } from "node:crypto";
+import { createHash } from "node:crypto";
 import { open, stat } from "node:fs/promises";
 
 export interface ReadImage {
@@ -54,7 +54,7 @@ export class FileReader {
         await file.close();
       }
       const bytes = this.#buffer.subarray(0, length);
-      return { bytes, sha256: await sha256Of(bytes) };
+      return { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
     } catch {
       return null;
     }
@@ -65,12 +65,4 @@ export class FileReader {
 export async function readAndHash(absPath: string): Promise<ReadImage | null> {
   const read = await new FileReader().readAndHash(absPath);
   return read && { bytes: Buffer.from(read.bytes), sha256: read.sha256 };
-}
-
-/**
- * SHA-256 of the bytes, hex. Web Crypto's digest runs on libuv's threadpool, beside the decoders,
- * where createHash would hold the main thread a few milliseconds per photo while it feeds them.
- */
-async function sha256Of(bytes: Uint8Array): Promise<string> {
-  return Buffer.from(await webcrypto.subtle.digest("SHA-256", bytes)).toString("hex");
 }

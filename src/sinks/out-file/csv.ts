@@ -1,7 +1,14 @@
 import { open } from "node:fs/promises";
-import { stringify } from "csv-stringify/sync";
+import { createRequire } from "node:module";
 import { csvRecords } from "./records.js";
 import { appendingWriter, type RecordWriter } from "./writer.js";
+
+const load = createRequire(import.meta.url);
+
+/** csv-stringify, loaded when a CSV is first written: a run into JSONL writes none. */
+function stringify(...args: Parameters<typeof import("csv-stringify/sync").stringify>): string {
+  return (load("csv-stringify/sync") as typeof import("csv-stringify/sync")).stringify(...args);
+}
 
 const CSV_OPTIONS = {
   // csv-stringify writes booleans as "1"/"" by default, which reads as noise in a spreadsheet.

@@ -1,5 +1,9 @@
 import { createReadStream } from "node:fs";
-import { parse } from "csv-parse";
+import { createRequire } from "node:module";
+
+/** csv-parse, loaded when a CSV is first read: a run into JSONL reads none. */
+const csvParse = () =>
+  (createRequire(import.meta.url)("csv-parse") as typeof import("csv-parse")).parse;
 
 /**
  * The one reader of OUT's records, and of the JSONL files beside it (the errors file, a shard's
@@ -24,7 +28,7 @@ export interface CsvRecord {
 export async function* csvRecords(path: string, positions = false): AsyncGenerator<CsvRecord> {
   const source = createReadStream(path, { highWaterMark: 1 << 20 });
   const parser = source.pipe(
-    parse({ info: positions, relax_column_count: true, skip_empty_lines: false, bom: true }),
+    csvParse()({ info: positions, relax_column_count: true, skip_empty_lines: false, bom: true }),
   );
   // pipe() does not pass read errors on, and an early exit must not leave the file open.
   source.on("error", (error) => parser.destroy(error));
