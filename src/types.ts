@@ -28,10 +28,13 @@ export interface PrepareOptions {
 
 /** An image ready to send: encoded, with the dimensions the model will see. */
 export interface PreparedImage {
-  /** The encoded image as it is sent (base64 in the request). */
-  readonly data: Buffer;
-  /** `data:<mime>;base64,…`: the image as a request carries it, made when asked for. */
-  readonly dataUrl: string;
+  /**
+   * The encoded image as it is sent (base64 in the request). Set by prepareImage; an image built
+   * by a program may give only `dataUrl`.
+   */
+  readonly data?: Buffer | undefined;
+  /** `data:<mime>;base64,…`: the image as a request carries it (made when first read). */
+  dataUrl: string;
   mime: "image/jpeg" | "image/png";
   width: number;
   height: number;

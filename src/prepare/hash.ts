@@ -16,6 +16,8 @@ export interface ReadImage {
 export const READ_WHOLE_LIMIT = 64 * 1024 * 1024;
 
 const MIB = 1024 * 1024;
+/** A reader keeps a buffer for files up to this size: a camera's photo, a phone's HEIC, a scan. */
+const KEEP_UP_TO = 16 * MIB;
 
 /**
  * Reads files whole into one buffer it keeps from file to file, and hashes them. A fresh buffer
@@ -26,6 +28,15 @@ const MIB = 1024 * 1024;
  */
 export class FileReader {
   #buffer: Buffer = Buffer.alloc(0);
+  readonly #keepUpTo: number;
+
+  /**
+   * `keepUpTo`: the largest file whose buffer is kept for the next; a larger one (a 60 MB scan)
+   * gets a buffer of its own, freed with its bytes, so a reader never holds more than this.
+   */
+  constructor(keepUpTo = KEEP_UP_TO) {
+    this.#keepUpTo = keepUpTo;
+  }
 
   /**
    * Null when the file is not a regular file, cannot be read, or is larger than READ_WHOLE_LIMIT:
@@ -37,23 +48,28 @@ export class FileReader {
       // Opening a named pipe would wait forever for a writer.
       const stats = await stat(absPath);
       if (!stats.isFile() || stats.size > READ_WHOLE_LIMIT) return null;
-      if (this.#buffer.length < stats.size) {
+      let buffer = this.#buffer;
+      if (stats.size > this.#keepUpTo) buffer = Buffer.allocUnsafeSlow(stats.size);
+      else if (buffer.length < stats.size) {
         // Grown to the largest file so far, by whole MiB: a folder of photos settles at once.
-        this.#buffer = Buffer.allocUnsafeSlow(Math.ceil(stats.size / MIB) * MIB);
+        buffer = Buffer.allocUnsafeSlow(
+          Math.min(this.#keepUpTo, Math.ceil(stats.size / MIB) * MIB),
+        );
+        this.#buffer = buffer;
       }
       const file = await open(absPath, "r");
       let length = 0;
       try {
         // A file cut short since the stat is read as it now is; one grown since, as far as it was.
         while (length < stats.size) {
-          const { bytesRead } = await file.read(this.#buffer, length, stats.size - length, length);
+          const { bytesRead } = await file.read(buffer, length, stats.size - length, length);
           if (bytesRead === 0) break;
           length += bytesRead;
         }
       } finally {
         await file.close();
       }
-      const bytes = this.#buffer.subarray(0, length);
+      const bytes = buffer.subarray(0, length);
       return { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
     } catch {
       return null;
@@ -62,7 +78,6 @@ export class FileReader {
 }
 
 /** Reads a file and hashes it, into a buffer of its own (see FileReader for runs). */
-export async function readAndHash(absPath: string): Promise<ReadImage | null> {
-  const read = await new FileReader().readAndHash(absPath);
-  return read && { bytes: Buffer.from(read.bytes), sha256: read.sha256 };
+export function readAndHash(absPath: string): Promise<ReadImage | null> {
+  return new FileReader(0).readAndHash(absPath);
 }

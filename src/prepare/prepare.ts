@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import sharp, { type FailOnOptions, type Metadata } from "sharp";
 import { ImageError } from "../errors.js";
 import type { PreparedImage, PrepareOptions } from "../types.js";
-import { EncodedImage } from "./encoded-image.js";
+import { encodedImage } from "./encoded-image.js";
 import { findFileProblem } from "./file-problems.js";
 import { classifyImageError, MAX_INPUT_PIXELS, unsupportedFormatError } from "./image-errors.js";
 import { sendableAsIs, stripJpegMetadata } from "./jpeg-passthrough.js";
@@ -132,7 +132,7 @@ async function encodeImage(
   if (options.imageFormat === "jpeg" && sendableAsIs(metadata, target)) {
     const stripped = stripJpegMetadata(typeof input === "string" ? await readFile(input) : input);
     if (stripped) {
-      return new EncodedImage(stripped, "image/jpeg", { width, height }, { width, height });
+      return encodedImage(stripped, "image/jpeg", { width, height }, { width, height });
     }
   }
   if (target.width !== width || target.height !== height) {
@@ -153,7 +153,7 @@ async function encodeImage(
     ? image.png()
     : image.jpeg({ quality: options.quality ?? DEFAULT_QUALITY, optimiseCoding: false });
   const { data, info } = await encoder.toBuffer({ resolveWithObject: true });
-  return new EncodedImage(data, png ? "image/png" : "image/jpeg", info, { width, height });
+  return encodedImage(data, png ? "image/png" : "image/jpeg", info, { width, height });
 }
 
 function rejectUnaccepted(metadata: Metadata): void {

@@ -51,15 +51,12 @@ const BASE64_SLICE = 3 * 16_384;
  * running the image through JSON.stringify: base64 needs no escaping, so it is written into place
  * once instead of being built as a string, scanned, escaped and re-encoded.
  */
-export function encodeCaptionRequest(
-  image: Pick<PreparedImage, "mime" | "data">,
-  options: CaptionRequestOptions,
-): Buffer {
+export function encodeCaptionRequest(image: ImageToSend, options: CaptionRequestOptions): Buffer {
   const json = JSON.stringify(buildCaptionRequest(DATA_URL_SLOT, options));
   const slot = json.indexOf(JSON.stringify(DATA_URL_SLOT));
   const head = Buffer.from(`${json.slice(0, slot + 1)}data:${image.mime};base64,`, "utf8");
   const tail = Buffer.from(json.slice(slot + JSON.stringify(DATA_URL_SLOT).length - 1), "utf8");
-  const { data } = image;
+  const data = bytesOf(image);
   const body = Buffer.allocUnsafe(head.length + 4 * Math.ceil(data.length / 3) + tail.length);
   let at = head.copy(body, 0);
   for (let start = 0; start < data.length; start += BASE64_SLICE) {
@@ -69,6 +66,21 @@ export function encodeCaptionRequest(
   }
   tail.copy(body, at);
   return body;
+}
+
+/** An image as a request needs it: its type, and its bytes or a data URL holding them. */
+export interface ImageToSend {
+  mime: PreparedImage["mime"];
+  data?: Uint8Array | undefined;
+  dataUrl?: string;
+}
+
+/** The image's bytes: prepareImage's own, or those of a data URL a program built. */
+function bytesOf(image: ImageToSend): Buffer {
+  const { data } = image;
+  if (data) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const url = image.dataUrl ?? "";
+  return Buffer.from(url.slice(url.indexOf(",") + 1), "base64");
 }
 
 /** How one request for an image differs from the first one sent for it. */

@@ -1,9 +1,10 @@
 import { createRequire } from "node:module";
 import type { Element } from "@xmldom/xmldom";
 
+const load = createRequire(import.meta.url);
+
 /** The XML parser, loaded when an XMP sidecar is first written: most runs write none. */
-const xmldom = () =>
-  createRequire(import.meta.url)("@xmldom/xmldom") as typeof import("@xmldom/xmldom");
+const xmldom = () => load("@xmldom/xmldom") as typeof import("@xmldom/xmldom");
 
 import { xmlSafe } from "../trust/text.js";
 

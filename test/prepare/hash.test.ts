@@ -35,6 +35,18 @@ describe("FileReader", () => {
     expect(await reader.readAndHash(pipe)).toBeNull();
   });
 
+  it("keeps no buffer for a file over its limit: those bytes stay as read", async () => {
+    const reader = new FileReader(100);
+    const big = path.join(ws.dir, "big.jpg");
+    const small = path.join(ws.dir, "small.jpg");
+    await writeFile(big, bytesOf(1000, 3));
+    await writeFile(small, bytesOf(50, 4));
+    const first = await reader.readAndHash(big);
+    const second = await reader.readAndHash(small);
+    expect(first?.bytes.equals(bytesOf(1000, 3))).toBe(true);
+    expect(second?.bytes.equals(bytesOf(50, 4))).toBe(true);
+  });
+
   it("readAndHash hands out bytes of their own, which a later read does not change", async () => {
     const first = path.join(ws.dir, "a.jpg");
     const second = path.join(ws.dir, "b.jpg");

@@ -184,6 +184,26 @@ describe("prepareImage", () => {
     expect([metadata.width, metadata.height]).toEqual([prepared.width, prepared.height]);
   });
 
+  it("gives a program a plain object: spread, JSON and a structured clone keep the data URL", async () => {
+    const path = join(ws.dir, "plain.jpg");
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: "#336699" } })
+      .jpeg()
+      .toFile(path);
+    const prepared = await prepareImage(path, jpeg);
+    const url = prepared.dataUrl;
+    expect({ ...prepared }.dataUrl).toBe(url);
+    expect(structuredClone(prepared).dataUrl).toBe(url);
+    const json = JSON.parse(JSON.stringify(prepared));
+    expect(json.dataUrl).toBe(url);
+    // The bytes themselves are not listed: JSON would spell each one out.
+    expect(json.data).toBeUndefined();
+    expect(
+      Buffer.from(url.split(",")[1] ?? "", "base64").equals(prepared.data ?? Buffer.alloc(0)),
+    ).toBe(true);
+    prepared.dataUrl = "data:image/jpeg;base64,AAAA";
+    expect(prepared.dataUrl).toBe("data:image/jpeg;base64,AAAA");
+  });
+
   it("honours maxSide", async () => {
     const prepared = await prepareImage(join(images, "photo.jpg"), { ...jpeg, maxSide: 320 });
     expect([prepared.width, prepared.height]).toEqual([320, 240]);

@@ -66,6 +66,13 @@ describe("encodeCaptionRequest", () => {
       const bytes = encodeCaptionRequest({ mime: "image/jpeg", data }, options);
       expect(bytes.toString("utf8")).toBe(JSON.stringify(buildCaptionRequest(dataUrl, options)));
     }
+    // An image a program built with only its data URL, or with bytes in a plain Uint8Array.
+    const url = `data:image/jpeg;base64,${Buffer.from("some jpeg bytes").toString("base64")}`;
+    const fromUrl = encodeCaptionRequest({ mime: "image/jpeg", dataUrl: url }, options);
+    expect(fromUrl.toString("utf8")).toBe(JSON.stringify(buildCaptionRequest(url, options)));
+    const plain = new Uint8Array(Buffer.from("some jpeg bytes"));
+    const fromArray = encodeCaptionRequest({ mime: "image/jpeg", data: plain }, options);
+    expect(fromArray.toString("utf8")).toBe(JSON.stringify(buildCaptionRequest(url, options)));
     const png = encodeCaptionRequest({ mime: "image/png", data: Buffer.from("png") }, options);
     expect(JSON.parse(png.toString("utf8"))).toEqual(
       buildCaptionRequest(
