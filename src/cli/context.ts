@@ -1,3 +1,4 @@
+import { Parser } from "yargs/helpers";
 import { AuthError, RunAbortedError, UsageError } from "../errors.js";
 import type { FetchLike } from "../send/client.js";
 import type { CaptionConfig } from "../settings/caption-config.js";
@@ -25,11 +26,6 @@ export const defaultContext = (): CliContext => ({
   stderr: process.stderr,
 });
 
-/** What yargs calls a flag's value: "--shard-size" → "shardSize". */
-function argName(flag: string): string {
-  return flag.slice(2).replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
-}
-
 /**
  * A command's config; from here on the key it names is masked in everything printed. Every
  * problem (a bad value anywhere, a required setting missing) is reported at once.
@@ -42,7 +38,8 @@ export function loadConfig(
 ): CaptionConfig {
   const flags: Record<string, unknown> = {};
   for (const key of SETTING_KEYS) {
-    const value = args[argName(SETTING_SPECS[key].flag)];
+    // Under the name yargs gives it: "--shard-size" → shardSize.
+    const value = args[Parser.camelCase(SETTING_SPECS[key].flag.slice(2))];
     if (value !== undefined) flags[key] = value;
   }
   const problems: string[] = [];

@@ -1,5 +1,5 @@
-import { createRequire } from "node:module";
 import type { Ajv, ValidateFunction } from "ajv";
+import { loadWhenNeeded } from "../util/load.js";
 
 /**
  * Structured answers: a JSON Schema sent as `response_format`, the reply parsed and checked
@@ -57,21 +57,18 @@ export function compileSchema(
   };
 }
 
-/** ajv, loaded when a schema is first compiled: a run without one never pays for loading it. */
-const load = createRequire(import.meta.url);
-
 /** Draft 2020-12 and 2019-09 by their `$schema`; anything else as draft-07, ajv's default. */
 function validatorFor(dialect: unknown): Ajv {
   const options = { allErrors: true, strict: false } as const;
   if (typeof dialect === "string" && dialect.includes("2020-12")) {
-    const { Ajv2020 } = load("ajv/dist/2020.js") as typeof import("ajv/dist/2020.js");
+    const { Ajv2020 } = loadWhenNeeded("ajv/dist/2020.js") as typeof import("ajv/dist/2020.js");
     return new Ajv2020(options);
   }
   if (typeof dialect === "string" && dialect.includes("2019-09")) {
-    const { Ajv2019 } = load("ajv/dist/2019.js") as typeof import("ajv/dist/2019.js");
+    const { Ajv2019 } = loadWhenNeeded("ajv/dist/2019.js") as typeof import("ajv/dist/2019.js");
     return new Ajv2019(options);
   }
-  const { Ajv: Draft07 } = load("ajv") as typeof import("ajv");
+  const { Ajv: Draft07 } = loadWhenNeeded("ajv") as typeof import("ajv");
   return new Draft07(options);
 }
 

@@ -1,15 +1,10 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { RunAbortedError } from "../errors.js";
+import { withoutPassword } from "../util/redact.js";
 
 /** The URL as it may be shown: a password in it is not. */
 export function shownRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString().replace(/\/$/, "");
-  } catch {
-    return "(an unreadable --redis URL)";
-  }
+  return withoutPassword(url).replace(/\/$/, "");
 }
 
 /**
@@ -31,18 +26,7 @@ export function connectRedis(url: string, options: RedisOptions = {}): Redis {
  * typo in the URL or a stopped server is said at once rather than retried for ever.
  */
 export async function reachRedis(url: string): Promise<void> {
-  let parsed: URL | null = null;
-  try {
-    parsed = new URL(url);
-  } catch {
-    // Reported below.
-  }
-  if (!parsed || !/^rediss?:$/.test(parsed.protocol)) {
-    throw new RunAbortedError(
-      "redis_unreachable",
-      `--redis: expected a redis:// or rediss:// URL, got ${JSON.stringify(shownRedisUrl(url))}`,
-    );
-  }
+  // The URL's form is the settings table's to check (a redis:// or rediss:// URL).
   const probe = new Redis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 0,

@@ -1,3 +1,4 @@
+import { withoutPassword } from "../util/redact.js";
 import { DEFAULT_BASE_URL } from "./defaults.js";
 import type { SettingKind } from "./spec.js";
 import { SETTING_KEYS, SETTING_SPECS, type SettingKey, type Settings } from "./table.js";
@@ -116,17 +117,4 @@ function describeRange(kind: { min: number; max: number; exclusiveMin?: boolean 
 
 function show(value: unknown): string {
   return typeof value === "string" ? `"${value}"` : (JSON.stringify(value) ?? String(value));
-}
-
-/** A URL as a message may show it: a password in it is not. */
-function withoutPassword(text: string): string {
-  try {
-    const url = new URL(text);
-    if (!url.password) return text;
-    url.password = "***";
-    return url.toString();
-  } catch {
-    // Not a URL: a password could still hide in it, after "user:" and before "@".
-    return text.replace(/:[^:/@]*@/, ":***@");
-  }
 }

@@ -9,19 +9,10 @@ import {
 } from "./table.js";
 
 /**
- * The kinds a program gives as the table holds them. Paths it gives in other shapes (a parsed
- * schema), checked where they are used; a key may be empty for a server that needs none.
+ * Paths a program gives in other shapes (a parsed schema), checked where they are used; every
+ * other kind it gives as the table holds it.
  */
-const AS_IN_TABLE = new Set([
-  "int",
-  "number",
-  "url",
-  "choice",
-  "text",
-  "boolean",
-  "string",
-  "switch",
-]);
+const GIVEN_OTHERWISE = new Set(["path"]);
 
 /** The value at a dotted path of the options ("prepare.maxPixels"). */
 function valueAt(options: object, path: string): unknown {
@@ -38,7 +29,7 @@ export function librarySettingProblems(options: object): string[] {
   const problems: string[] = [];
   for (const key of SETTING_KEYS) {
     const spec = SETTING_SPECS[key];
-    if (!spec.library || !AS_IN_TABLE.has(spec.kind.type) || key === "apiKey") continue;
+    if (!spec.library || GIVEN_OTHERWISE.has(spec.kind.type) || key === "apiKey") continue;
     const value = valueAt(options, spec.library);
     if (value === undefined) continue;
     const { kind } = spec;

@@ -22,11 +22,10 @@ import {
   OUTPUT_KEYS,
   type OutputSettings,
   requiredBy,
-  SETTING_KEYS,
   SETTING_SPECS,
   type SettingKey,
   type Settings,
-  settingsOf,
+  settingsReadBy,
 } from "./table.js";
 
 /** Where a layer of settings came from, for messages and for resolving relative paths. */
@@ -90,7 +89,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   const envValues: Record<string, unknown> = {};
   const envSource: Partial<Record<SettingKey, string>> = {};
   const command = input.command ?? "caption";
-  const keys = settingsChecked(command);
+  const keys = settingsReadBy(command);
   for (const [key, names] of Object.entries(ENV_VARIABLES) as [SettingKey, readonly string[]][]) {
     if (!keys.includes(key)) continue;
     const name = names.find((candidate) => input.env[candidate]);
@@ -225,11 +224,4 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
         .find((layer) => typeof layer.values.jsonSchema === "string")
         ?.describe("jsonSchema") ?? SETTING_SPECS.jsonSchema.flag,
   };
-}
-
-/** The settings a command reads: every one but those of many machines it does not take. */
-function settingsChecked(command: "caption" | "config" | SettingCommand): SettingKey[] {
-  if (command === "config") return SETTING_KEYS;
-  const taken = new Set(settingsOf(command));
-  return SETTING_KEYS.filter((key) => SETTING_SPECS[key].scope !== "scale" || taken.has(key));
 }

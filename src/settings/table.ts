@@ -64,3 +64,13 @@ export function requiredBy(command: "caption" | SettingCommand): SettingKey[] {
     return needs?.includes(command) === true;
   });
 }
+
+/**
+ * The settings a command reads from every layer: all but those of many machines it does not take,
+ * so a worker's Redis URL in the shell never stops a run. `caption config` reads them all.
+ */
+export function settingsReadBy(command: "caption" | "config" | SettingCommand): SettingKey[] {
+  if (command === "config") return SETTING_KEYS;
+  const taken = new Set(settingsOf(command));
+  return SETTING_KEYS.filter((key) => SETTING_SPECS[key].scope !== "scale" || taken.has(key));
+}

@@ -1,10 +1,7 @@
-import { createRequire } from "node:module";
 import type { Element } from "@xmldom/xmldom";
+import { loadWhenNeeded } from "../util/load.js";
 
-const load = createRequire(import.meta.url);
-
-/** The XML parser, loaded when an XMP sidecar is first written: most runs write none. */
-const xmldom = () => load("@xmldom/xmldom") as typeof import("@xmldom/xmldom");
+const xmldom = () => loadWhenNeeded("@xmldom/xmldom") as typeof import("@xmldom/xmldom");
 
 import { xmlSafe } from "../trust/text.js";
 

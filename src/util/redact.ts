@@ -60,3 +60,16 @@ function safeDecode(text: string): string {
     return text;
   }
 }
+
+/** A URL as a message may show it: a password in it is not. */
+export function withoutPassword(text: string): string {
+  try {
+    const url = new URL(text);
+    if (!url.password) return text;
+    url.password = "***";
+    return url.toString();
+  } catch {
+    // Not a URL: a password could still hide in it, after "user:" and before "@".
+    return text.replace(/:[^:/@]*@/, ":***@");
+  }
+}

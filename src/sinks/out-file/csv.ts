@@ -1,13 +1,11 @@
 import { open } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { loadWhenNeeded } from "../../util/load.js";
 import { csvRecords } from "./records.js";
 import { appendingWriter, type RecordWriter } from "./writer.js";
 
-const load = createRequire(import.meta.url);
-
-/** csv-stringify, loaded when a CSV is first written: a run into JSONL writes none. */
 function stringify(...args: Parameters<typeof import("csv-stringify/sync").stringify>): string {
-  return (load("csv-stringify/sync") as typeof import("csv-stringify/sync")).stringify(...args);
+  const { stringify } = loadWhenNeeded("csv-stringify/sync") as typeof import("csv-stringify/sync");
+  return stringify(...args);
 }
 
 const CSV_OPTIONS = {

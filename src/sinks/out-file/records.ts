@@ -1,9 +1,7 @@
 import { createReadStream } from "node:fs";
-import { createRequire } from "node:module";
+import { loadWhenNeeded } from "../../util/load.js";
 
-/** csv-parse, loaded when a CSV is first read: a run into JSONL reads none. */
-const csvParse = () =>
-  (createRequire(import.meta.url)("csv-parse") as typeof import("csv-parse")).parse;
+const csvParse = () => (loadWhenNeeded("csv-parse") as typeof import("csv-parse")).parse;
 
 /**
  * The one reader of OUT's records, and of the JSONL files beside it (the errors file, a shard's
