@@ -61,7 +61,8 @@ export function checkValue(raw: unknown, kind: SettingKind): string | null {
       const schemes = kind.schemes ?? ["http:", "https:"];
       try {
         const url = new URL(raw);
-        if (schemes.includes(url.protocol)) return null;
+        // "redis:/u:p@h", one slash short, parses with no host: a typo, and its password unmasked.
+        if (schemes.includes(url.protocol) && url.host !== "") return null;
       } catch {
         // Reported below.
       }

@@ -172,7 +172,7 @@ function shapeProblems(options: RunOptions): string[] {
   }
   for (const [key, shape] of [
     ["prepare", "{ maxPixels, maxSide, imageFormat, quality }"],
-    ["sidecar", '{ ext: ".txt", policy: "skip", join: ", " }'],
+    ["sidecar", '{ ext: ".txt", policy: "append", join: ", " }'],
   ] as const) {
     const value: unknown = options[key];
     if (value !== undefined && (typeof value !== "object" || value === null)) {

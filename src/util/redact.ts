@@ -65,11 +65,13 @@ function safeDecode(text: string): string {
 export function withoutPassword(text: string): string {
   try {
     const url = new URL(text);
-    if (!url.password) return text;
-    url.password = "***";
-    return url.toString();
+    if (url.password) {
+      url.password = "***";
+      return url.toString();
+    }
   } catch {
-    // Not a URL: a password could still hide in it, after "user:" and before "@".
-    return text.replace(/:[^:/@]*@/, ":***@");
+    // Not a URL: masked as text below.
   }
+  // A password can still hide where no parser looks for one, after "user:" and before "@".
+  return text.replace(/:[^:/@]*@/, ":***@");
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { redactSecret, urlCredentials } from "../../src/util/redact.js";
+import { checkSetting } from "../../src/settings/check.js";
+import { redactSecret, urlCredentials, withoutPassword } from "../../src/util/redact.js";
 
 const KEY = "sk-Abc123XyZ";
 
@@ -73,5 +74,24 @@ describe("urlCredentials", () => {
   it("is empty for a URL without credentials or not a URL", () => {
     expect(urlCredentials("https://api.example.com/v1")).toEqual([]);
     expect(urlCredentials("not a url")).toEqual([]);
+  });
+});
+
+describe("withoutPassword", () => {
+  it("masks a URL's password, parsed or not, and leaves the rest as written", () => {
+    expect(withoutPassword("redis://:hunter2@queue-host:6379")).toBe(
+      "redis://:***@queue-host:6379",
+    );
+    expect(withoutPassword("redis://127.0.0.1:6379")).toBe("redis://127.0.0.1:6379");
+    // One slash short: no host to parse, the password still in the text.
+    expect(withoutPassword("redis:/u:hunter2@h")).not.toContain("hunter2");
+    expect(withoutPassword("http//u:hunter2@h")).not.toContain("hunter2");
+  });
+
+  it("lets no Redis URL without a host through, nor its password into the message", () => {
+    const problem = checkSetting("redis", "redis:/u:hunter2@h");
+    expect(problem).toMatch(/expected a redis:\/\/ or rediss:\/\/ URL/);
+    expect(problem).not.toContain("hunter2");
+    expect(checkSetting("redis", "redis://:hunter2@queue-host:6379")).toBeNull();
   });
 });
