@@ -1,4 +1,5 @@
 import { createClient } from "../send/client.js";
+import { libraryOptionsOf, withDefaults } from "../settings/library-options.js";
 import { forTerminal } from "../trust/text.js";
 import { redactSecret, urlCredentials } from "../util/redact.js";
 import type { CommandIo } from "./command-io.js";
@@ -12,6 +13,7 @@ import { flagsFor } from "./naming.js";
 export function endpointClients(args: Record<string, unknown>, { context, reporter }: CommandIo) {
   const config = loadConfig(args, context, reporter, "check");
   const key = chooseKey(config, reporter, context.env);
+  const { timeoutMs, maxReplyBytes } = withDefaults(libraryOptionsOf(config.values));
   const servers = key.endpoints ?? [
     { baseUrl: config.baseUrl, apiKey: key.apiKey, model: config.model },
   ];
@@ -24,12 +26,13 @@ export function endpointClients(args: Record<string, unknown>, { context, report
     baseUrl: server.baseUrl,
     model: server.model ?? config.model,
     trial: key.trial,
+    timeoutMs,
     apiKey: server.apiKey,
     client: createClient({
       baseUrl: server.baseUrl,
       apiKey: server.apiKey,
-      timeoutMs: config.timeoutMs,
-      maxReplyBytes: config.maxReplyBytes,
+      timeoutMs,
+      maxReplyBytes,
       nameSetting: flagsFor(config),
       ...(context.fetch ? { fetch: context.fetch } : {}),
     }),

@@ -16,6 +16,8 @@ export const EXIT = {
  * server; a merge; a worker (settled: it stopped by itself, for a reason every shard would share).
  */
 export type Outcome =
+  /** A command that did all it was asked: showed settings or a status, enqueued, wrote a report. */
+  | { done: true }
   | { error: unknown }
   | { summary: RunSummary | null; stoppedBy: NodeJS.Signals | null }
   /** A check of servers: each answered, and none refused the model as not served (usage). */
@@ -26,6 +28,7 @@ export type Outcome =
 
 /** The one place an outcome becomes an exit code, as docs/failures.md's table lists them. */
 export function exitCodeOf(outcome: Outcome): number {
+  if ("done" in outcome) return EXIT.ok;
   if ("error" in outcome) return outcome.error instanceof UsageError ? EXIT.usage : EXIT.aborted;
   if ("answered" in outcome) {
     if (outcome.refused) return EXIT.usage;

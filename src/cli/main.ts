@@ -2,7 +2,7 @@ import yargs from "yargs";
 import { UsageError } from "../errors.js";
 import { COMMANDS } from "./command-table.js";
 import { type CliContext, defaultContext } from "./context.js";
-import { EXIT } from "./exit-codes.js";
+import { exitCodeOf } from "./exit-codes.js";
 import { addFlags, CAPTION_FLAGS, knownFlags, readLogFlags } from "./flags.js";
 import { Reporter } from "./progress.js";
 import { friendlyUsage, reportError } from "./usage.js";
@@ -73,7 +73,7 @@ export async function main(
 
   try {
     await parser.parseAsync();
-    if (!job) return EXIT.ok; // --help or --version was printed
+    if (!job) return exitCodeOf({ done: true }); // --help or --version was printed
     return await (job as () => Promise<number>)();
   } catch (error) {
     reporter.stop();

@@ -1,12 +1,12 @@
 import type { Redis } from "ioredis";
 import { UsageError } from "../errors.js";
-import { DEFAULT_REDIS_URL } from "../scale/defaults.js";
 import { connectRedis, reachRedis } from "../scale/redis.js";
 import type { CaptionConfig } from "../settings/caption-config.js";
+import { valueOrDefault } from "../settings/table.js";
 
 /** The Redis the settings name (--redis, CAPTION_REDIS_URL, a config file), reached or a clear error. */
 export async function openRedis(config: CaptionConfig): Promise<Redis> {
-  const url = config.values.redis ?? DEFAULT_REDIS_URL;
+  const url = valueOrDefault(config.values, "redis");
   await reachRedis(url);
   const redis = connectRedis(url);
   // Reported by whoever uses it; an unheard error event would end the process.

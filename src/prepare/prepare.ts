@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import sharp, { type FailOnOptions, type Metadata } from "sharp";
 import { ImageError } from "../errors.js";
+import { DEFAULT_JPEG_QUALITY } from "../settings/defaults.js";
 import type { PreparedImage, PrepareOptions } from "../types.js";
 import { encodedImage } from "./encoded-image.js";
 import { findFileProblem } from "./file-problems.js";
@@ -13,8 +14,6 @@ import { sendableAsIs, stripJpegMetadata } from "./jpeg-passthrough.js";
  * odd SOS parameters from some cameras) are captioned instead of rejected.
  */
 const FAIL_ON: FailOnOptions = "error";
-
-const DEFAULT_QUALITY = 90;
 
 /**
  * Runs `work` with sharp set for a run. libvips' operation cache is off: a run reads each file
@@ -151,7 +150,7 @@ async function encodeImage(
   // No optimised Huffman tables: a second pass over the image for about 3 % fewer bytes.
   const encoder = png
     ? image.png()
-    : image.jpeg({ quality: options.quality ?? DEFAULT_QUALITY, optimiseCoding: false });
+    : image.jpeg({ quality: options.quality ?? DEFAULT_JPEG_QUALITY, optimiseCoding: false });
   const { data, info } = await encoder.toBuffer({ resolveWithObject: true });
   return encodedImage(data, png ? "image/png" : "image/jpeg", info, { width, height });
 }

@@ -1,9 +1,12 @@
-import type { OutputFormat, PrepareOptions } from "../types.js";
+import type { OutputFormat } from "../types.js";
 import type { EndpointOptions } from "./endpoints.js";
 import type { DatasetOutputs } from "./outputs.js";
 import type { OutputSettings, SettingKey, Settings } from "./table.js";
 
-/** Everything a caption run needs, validated and with defaults applied. */
+/**
+ * Everything a command's settings come to, validated. The settings that map onto the library's
+ * options stay in `values` (`libraryOptionsOf`), where the library applies their defaults.
+ */
 export interface CaptionConfig {
   /** The first endpoint's, when there are several. */
   baseUrl: string;
@@ -17,17 +20,6 @@ export interface CaptionConfig {
   apiKey: string | undefined;
   model: string;
   prompt: string;
-  maxTokens: number;
-  temperature: number | undefined;
-  /** Unset: each endpoint's default (`defaultConcurrency`). */
-  concurrency: number | "auto" | undefined;
-  maxConcurrency: number | undefined;
-  rpm: number | undefined;
-  retries: number;
-  timeoutMs: number;
-  /** The most bytes of a reply body read; a larger one is refused unread. */
-  maxReplyBytes: number;
-  prepare: PrepareOptions;
   output: string | undefined;
   format: OutputFormat | undefined;
   errors: string | undefined;

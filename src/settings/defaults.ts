@@ -12,18 +12,13 @@ export const DEFAULT_MAX_TOKENS = 512;
 /** Thinking models spend tokens reasoning before the caption; a smaller budget ends mid-thought. */
 export const DEFAULT_MAX_TOKENS_THINKING = 2048;
 
-/** The defaults of the settings that have one, shared by the config layer and the library. */
-export const SETTING_DEFAULTS = {
-  baseUrl: DEFAULT_BASE_URL,
-  model: DEFAULT_MODEL,
-  prompt: DEFAULT_PROMPT,
-  concurrency: 8,
-  retries: 5,
-  // In the setting's own unit, seconds; the library's timeoutMs is this × 1000.
-  timeout: 120,
-  maxPixels: DEFAULT_MAX_PIXELS,
-  imageFormat: "jpeg",
-} as const;
+/** JPEG quality of the images sent: near-lossless to the model, a third the bytes of 100. */
+export const DEFAULT_JPEG_QUALITY = 90;
+/**
+ * `-c` for the hosted API, whose limits are not published and whose trial key is shared; the
+ * other defaults live in the settings table (settings/table-*.ts).
+ */
+export const HOSTED_CONCURRENCY = 8;
 
 /** The reply budget for a model when none is set: Thinking models reason before the caption. */
 export function defaultMaxTokens(model: string): number {
@@ -37,7 +32,7 @@ export function defaultMaxTokens(model: string): number {
  * from one client looks unbounded, so `auto` would climb to `--max-concurrency` there (bench P13).
  */
 export function defaultConcurrency(baseUrl: string): number | "auto" {
-  return isHostedApi(baseUrl) ? SETTING_DEFAULTS.concurrency : "auto";
+  return isHostedApi(baseUrl) ? HOSTED_CONCURRENCY : "auto";
 }
 
 /** Whether a base URL is the hosted MiniCPM API, however it is written (scheme, port, case). */

@@ -4,65 +4,77 @@ import { closestName } from "../util/suggest.js";
 import { checkSetting } from "./check.js";
 import { isHostedApi } from "./defaults.js";
 import type { RunOptions } from "./run-options.js";
-import { ENV_VARIABLES } from "./table.js";
+import {
+  ENV_VARIABLES,
+  SETTING_KEYS,
+  SETTING_SPECS,
+  type SettingKey,
+  type SettingTable,
+} from "./table.js";
 import { keyFor, TRIAL_KEY_NOTICE } from "./trial-key.js";
 
+/** The options the table names at the top level of RunOptions ("prepare.maxPixels" is in prepare). */
+type FromTable = {
+  [K in SettingKey]: SettingTable[K] extends { library: infer L extends string }
+    ? L extends `${infer Top}.${string}`
+      ? Top
+      : L
+    : never;
+}[SettingKey];
+
 /**
- * Every option `captionImages` takes, so that a misspelt one from plain JavaScript
- * (`concurency: 4`) is an error rather than silently ignored. Typed as a record of RunOptions'
- * keys: an option added there and not here (or the reverse) does not compile.
+ * The options of a program's own, which no setting gives: objects, functions, switches of one
+ * call. Typed as a record of the rest of RunOptions' keys, so an option added there and neither
+ * in the table nor here does not compile.
  */
-const RUN_OPTIONS: Record<keyof RunOptions, true> = {
+const PROGRAM_ONLY: Record<Exclude<keyof RunOptions, FromTable>, true> = {
   inputs: true,
-  output: true,
   cwd: true,
-  format: true,
-  errorsPath: true,
   overwrite: true,
   dryRun: true,
-  strict: true,
-  followSymlinks: true,
   recordOnly: true,
   recordRoot: true,
-  sidecar: true,
-  hfMetadata: true,
-  xmp: true,
-  prefix: true,
-  suffix: true,
-  csvFormulaGuard: true,
-  baseUrl: true,
   endpoints: true,
-  apiKey: true,
   env: true,
-  model: true,
-  prompt: true,
-  jsonSchema: true,
-  tags: true,
-  rejectFlagged: true,
-  maxTokens: true,
-  temperature: true,
-  concurrency: true,
-  maxConcurrency: true,
-  rpm: true,
-  retries: true,
-  timeoutMs: true,
-  maxReplyBytes: true,
-  prepare: true,
   budgetFor: true,
   fetch: true,
   nameSetting: true,
 };
 
-/** The parts of the options that are objects of their own, with the keys each may hold. */
-const NESTED: Record<string, Record<string, true>> = {
-  prepare: {
-    maxPixels: true,
-    maxSide: true,
-    imageFormat: true,
-    quality: true,
-  } satisfies Record<keyof PrepareOptions, true>,
-  sidecar: { ext: true, policy: true, join: true } satisfies Record<keyof SidecarOptions, true>,
+/**
+ * Every option `captionImages` takes, so that a misspelt one from plain JavaScript
+ * (`concurency: 4`) is an error rather than silently ignored.
+ */
+const RUN_OPTIONS: Record<string, true> = {
+  ...PROGRAM_ONLY,
+  ...Object.fromEntries(
+    SETTING_KEYS.flatMap((key) => {
+      const library = SETTING_SPECS[key].library;
+      return library ? [[library.split(".")[0], true]] : [];
+    }),
+  ),
 };
+
+/** The parts of the options that are objects of their own, with the keys each may hold. */
+const NESTED: Record<string, Record<string, true>> = {};
+for (const key of SETTING_KEYS) {
+  const [top, inner] = SETTING_SPECS[key].library?.split(".") ?? [];
+  if (top !== undefined && inner !== undefined) NESTED[top] = { ...NESTED[top], [inner]: true };
+}
+
+/** The keys the table gives inside one of the options' objects. */
+type InsideFromTable<Top extends string> = {
+  [K in SettingKey]: SettingTable[K] extends { library: `${Top}.${infer Inner}` } ? Inner : never;
+}[SettingKey];
+type Holds<T extends true> = T;
+/** An option added to `prepare` or `sidecar` with no setting in the table does not compile. */
+export type NestedOptionsFollowTable = Holds<
+  [Exclude<keyof PrepareOptions, InsideFromTable<"prepare">>] extends [never]
+    ? [Exclude<keyof SidecarOptions, InsideFromTable<"sidecar">>] extends [never]
+      ? true
+      : false
+    : false
+>;
 
 /**
  * "concurency: not an option of captionImages (did you mean concurrency?)", one per unknown key,

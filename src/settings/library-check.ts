@@ -1,4 +1,5 @@
 import { checkSetting, checkValue } from "./check.js";
+import { valueAt } from "./library-options.js";
 import type { RunOptions } from "./run-options.js";
 import {
   SETTING_KEYS,
@@ -13,16 +14,6 @@ import {
  * other kind it gives as the table holds it.
  */
 const GIVEN_OTHERWISE = new Set(["path"]);
-
-/** The value at a dotted path of the options ("prepare.maxPixels"). */
-function valueAt(options: object, path: string): unknown {
-  let value: unknown = options;
-  for (const part of path.split(".")) {
-    if (typeof value !== "object" || value === null) return undefined;
-    value = (value as Record<string, unknown>)[part];
-  }
-  return value;
-}
 
 /** What is wrong with the settings a program gave `captionImages`, each named as it wrote it. */
 export function librarySettingProblems(options: object): string[] {

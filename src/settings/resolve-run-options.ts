@@ -4,19 +4,19 @@ import { promptHash } from "../prompts/protocol.js";
 import { compileSchema } from "../prompts/structured.js";
 import { TAGS_PROMPT, TAGS_SCHEMA } from "../prompts/tags.js";
 import { parseTemplate } from "../prompts/template.js";
-import { AUTO_MAX } from "../send/auto-concurrency.js";
 import { endpointLabels } from "../send/endpoint-labels.js";
 import type { SidecarOptions } from "../sinks/sidecar-sink.js";
-import { DEFAULT_MAX_REPLY_BYTES } from "../trust/reply-limit.js";
 import {
+  DEFAULT_BASE_URL,
+  DEFAULT_PROMPT,
   defaultConcurrency,
   defaultMaxTokens,
   normaliseBaseUrl,
-  SETTING_DEFAULTS,
 } from "./defaults.js";
 import { checkEndpoints } from "./endpoints.js";
 import { fromEnvironment, unknownOptions } from "./environment.js";
 import { librarySettingProblems } from "./library-check.js";
+import { withDefaults } from "./library-options.js";
 import { libraryNameOf } from "./naming.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { checkDatasetOutputs } from "./outputs.js";
@@ -55,9 +55,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   if (options.endpoints !== undefined) problems.push(...checkEndpoints(options.endpoints));
   // Options a program gives as objects or switches, which the settings table does not hold.
   problems.push(...shapeProblems(options));
-  const template = parseTemplate(
-    options.prompt ?? (options.tags ? TAGS_PROMPT : SETTING_DEFAULTS.prompt),
-  );
+  const template = parseTemplate(options.prompt ?? (options.tags ? TAGS_PROMPT : DEFAULT_PROMPT));
   if ("problems" in template) {
     for (const problem of template.problems) problems.push(`prompt: ${problem}`);
   }
@@ -76,13 +74,14 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     throw new UsageError(problems);
   }
 
+  const given = withDefaults(options);
   const cwd = options.cwd ?? process.cwd();
   const output = path.resolve(cwd, options.output);
   // An explicit format is taken as given (the CLI has already held it against OUT's name).
   const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
   // An alias stays one: which id it means depends on what each server lists.
-  const model = options.model ?? SETTING_DEFAULTS.model;
-  const baseUrl = options.baseUrl ?? environment.baseUrl ?? SETTING_DEFAULTS.baseUrl;
+  const model = given.model;
+  const baseUrl = options.baseUrl ?? environment.baseUrl ?? DEFAULT_BASE_URL;
   const endpoints = resolveEndpoints(options.endpoints, {
     baseUrl,
     apiKeyFor: (url) => environment.keyFor(url).apiKey,
@@ -121,17 +120,12 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     rejectFlagged: options.rejectFlagged ?? false,
     maxTokens: options.maxTokens ?? defaultMaxTokens(model),
     temperature: options.temperature,
-    maxConcurrency: options.maxConcurrency ?? AUTO_MAX,
+    maxConcurrency: given.maxConcurrency,
     rpm: options.rpm,
-    retries: options.retries ?? SETTING_DEFAULTS.retries,
-    timeoutMs: options.timeoutMs ?? SETTING_DEFAULTS.timeout * 1000,
-    maxReplyBytes: options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
-    prepare: {
-      maxPixels: options.prepare?.maxPixels ?? SETTING_DEFAULTS.maxPixels,
-      maxSide: options.prepare?.maxSide,
-      imageFormat: options.prepare?.imageFormat ?? SETTING_DEFAULTS.imageFormat,
-      ...(options.prepare?.quality === undefined ? {} : { quality: options.prepare.quality }),
-    },
+    retries: given.retries,
+    timeoutMs: given.timeoutMs,
+    maxReplyBytes: given.maxReplyBytes,
+    prepare: given.prepare,
     fetch: options.fetch,
     budgetFor: options.budgetFor,
     nameSetting: options.nameSetting ?? byOptionName,
@@ -182,15 +176,6 @@ function shapeProblems(options: RunOptions): string[] {
   const sidecar: unknown = options.sidecar;
   if (typeof sidecar === "object" && sidecar !== null && !("ext" in sidecar)) {
     problems.push('sidecar.ext: required, the extension of the files beside the images (".txt")');
-  }
-  const quality: unknown = options.prepare?.quality;
-  if (
-    quality !== undefined &&
-    (typeof quality !== "number" || !Number.isInteger(quality) || quality < 1 || quality > 100)
-  ) {
-    problems.push(
-      `prepare.quality: expected a whole number from 1 to 100, got ${JSON.stringify(quality)}`,
-    );
   }
   return problems;
 }

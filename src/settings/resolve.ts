@@ -1,17 +1,9 @@
 import path from "node:path";
 import { UsageError } from "../errors.js";
-import { DEFAULT_MAX_REPLY_BYTES } from "../trust/reply-limit.js";
 import type { CaptionConfig } from "./caption-config.js";
 import { validateLayer } from "./check.js";
 import { EXAMPLE_CONFIG_DIR, locateConfigFile, readConfigFile } from "./config-file.js";
-import {
-  DEFAULT_BASE_URL,
-  DEFAULT_MODEL,
-  defaultMaxTokens,
-  isHostedApi,
-  normaliseBaseUrl,
-  SETTING_DEFAULTS,
-} from "./defaults.js";
+import { isHostedApi, normaliseBaseUrl } from "./defaults.js";
 import { type EndpointOptions, endpointsOf } from "./endpoints.js";
 import { namedWhereTheyLive } from "./naming.js";
 import { checkDatasetOutputs } from "./outputs.js";
@@ -26,6 +18,7 @@ import {
   type SettingKey,
   type Settings,
   settingsReadBy,
+  valueOrDefault,
 } from "./table.js";
 
 /** Where a layer of settings came from, for messages and for resolving relative paths. */
@@ -162,7 +155,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
 
   if (problems.length > 0) throw new UsageError(problems);
 
-  const model = merged.model ?? DEFAULT_MODEL;
+  const model = valueOrDefault(merged, "model");
   const resolvePath = (
     key: "output" | "errors" | "jsonSchema" | "shardFolder",
   ): string | undefined => {
@@ -173,7 +166,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     }
     return undefined;
   };
-  const baseUrl = normaliseBaseUrl(endpoints?.[0]?.baseUrl ?? merged.baseUrl ?? DEFAULT_BASE_URL);
+  const baseUrl = normaliseBaseUrl(endpoints?.[0]?.baseUrl ?? valueOrDefault(merged, "baseUrl"));
   // A key exported for OpenAI itself is never sent to the hosted MiniCPM API: it is only the
   // fallback for servers named by a base URL of the user's own.
   const openAi =
@@ -194,19 +187,6 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     apiKey: isHostedApi(baseUrl) ? hostedKey : merged.apiKey || undefined,
     model,
     prompt,
-    maxTokens: merged.maxTokens ?? defaultMaxTokens(model),
-    temperature: merged.temperature,
-    concurrency: merged.concurrency,
-    maxConcurrency: merged.maxConcurrency,
-    rpm: merged.rpm,
-    retries: merged.retries ?? SETTING_DEFAULTS.retries,
-    timeoutMs: Math.round((merged.timeout ?? SETTING_DEFAULTS.timeout) * 1000),
-    maxReplyBytes: merged.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
-    prepare: {
-      maxPixels: merged.maxPixels ?? SETTING_DEFAULTS.maxPixels,
-      maxSide: merged.maxSide,
-      imageFormat: merged.imageFormat ?? SETTING_DEFAULTS.imageFormat,
-    },
     output: resolvePath("output"),
     format: merged.format,
     errors: resolvePath("errors"),

@@ -39,7 +39,13 @@ export interface SettingSpec {
   alias?: string;
   kind: SettingKind;
   describe: string;
-  /** The default as --help and the option reference show it. */
+  /**
+   * The value a setting left out takes, the same for the CLI and the library (in the setting's
+   * own unit: the library's is `libraryScale` times it). Absent where it depends on other
+   * settings (`maxTokens` on the model, `concurrency` on the server) or there is none.
+   */
+  default?: number | string;
+  /** The default as --help and the option reference show it, where `default` alone says too little. */
   shownDefault?: string;
   /** What the option reference adds to `describe` (Markdown). */
   more?: string;

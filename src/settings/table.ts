@@ -28,8 +28,8 @@ export type Settings = { [K in SettingKey]?: ValueOf<(typeof TABLE)[K]["kind"]> 
 
 /**
  * The one table of settings: it drives every command's flags and their help, the config file's
- * keys, the environment, validation, the option reference (docs/options.md) and, with
- * SETTING_DEFAULTS, the defaults, for the CLI and the library.
+ * keys, the environment, validation, the option reference (docs/options.md) and the defaults,
+ * for the CLI and the library.
  */
 export const SETTING_SPECS: Readonly<Record<SettingKey, SettingSpec>> = TABLE;
 
@@ -38,6 +38,19 @@ export const SETTING_KEYS = Object.keys(SETTING_SPECS) as SettingKey[];
 /** The outputs and switches of a run: what it writes besides OUT and how it reads captions. */
 export const OUTPUT_KEYS = Object.keys(OUTPUT_TABLE) as (keyof typeof OUTPUT_TABLE)[];
 export type OutputSettings = Pick<Settings, keyof typeof OUTPUT_TABLE>;
+
+/** The settings that have a default of their own, and its type. */
+type Defaulted = {
+  [K in SettingKey]: (typeof TABLE)[K] extends { default: unknown } ? K : never;
+}[SettingKey];
+
+/** A setting's value, or its default where it was left out. */
+export function valueOrDefault<K extends Defaulted>(
+  values: Settings,
+  key: K,
+): NonNullable<Settings[K]> {
+  return (values[key] ?? TABLE[key].default) as NonNullable<Settings[K]>;
+}
 
 /** The environment variables read for each setting, first match wins. */
 export const ENV_VARIABLES = Object.fromEntries(

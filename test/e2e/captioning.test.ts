@@ -93,6 +93,32 @@ describe("captioning a folder", () => {
     });
   });
 
+  it("--quality sends a shrunk JPEG at that quality, from the flag or a config file", async () => {
+    await copyFixtures(ws.dir, "images");
+    await fake.start();
+    const bytesSent = async (args: string[]) => {
+      fake.resetStats();
+      const result = await runCli(
+        ["images/photo.jpg", "-o", "out.jsonl", "--overwrite", "--max-pixels", "40000", ...args],
+        { cwd: ws.dir, baseUrl: fake.baseUrl },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      return fake.requests[0]?.image?.bytes ?? 0;
+    };
+    const atDefault = await bytesSent([]);
+    const atTen = await bytesSent(["--quality", "10"]);
+    expect(atTen).toBeGreaterThan(0);
+    expect(atTen).toBeLessThan(atDefault * 0.7);
+    await writeFile(path.join(ws.dir, "low.json"), JSON.stringify({ quality: 10 }));
+    expect(await bytesSent(["--config", "low.json"])).toBe(atTen);
+    const refused = await runCli(["images", "-o", "x.csv", "--quality", "0"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--quality: .*1 to 100/);
+  });
+
   it("keeps the caption free of reasoning from a Thinking model", async () => {
     await copyFixtures(ws.dir, "images");
     await fake.start({

@@ -80,7 +80,7 @@ describe("a config file", () => {
 
 describe("caption config", () => {
   it("shows each setting's value and where it came from: flag, variable, file or default", async () => {
-    await writeConfig({ concurrency: 4, prefix: "ohwx, ", sidecar: true });
+    await writeConfig({ concurrency: 4, prefix: "ohwx, ", sidecar: true, quality: 80 });
     const result = await run(["config", "--config", "run.json", "--max-tokens", "300"], {
       MINICPM_API_KEY: TEST_KEY,
     });
@@ -101,6 +101,8 @@ describe("caption config", () => {
     expect(rows.get("--base-url")?.[1]).toBe("MINICPM_BASE_URL");
     expect(rows.get("--api-key")).toEqual(["(set)", "MINICPM_API_KEY"]);
     expect(rows.get("--retries")).toEqual(["5", "default"]);
+    expect(rows.get("--timeout")).toEqual(["120", "default"]);
+    expect(rows.get("--quality")).toEqual(["80", "run.json: quality"]);
     expect(rows.get("--tags")).toEqual(["false", "default"]);
     expect(result.stdout).not.toContain(TEST_KEY);
     expect(fake.requests).toHaveLength(0);

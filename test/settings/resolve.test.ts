@@ -2,7 +2,9 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.js";
+import type { CaptionConfig } from "../../src/settings/caption-config.js";
 import { EXAMPLE_CONFIG_DIR, exampleConfigNames } from "../../src/settings/config-file.js";
+import { captionOptionsOf, endpointOptionsOf } from "../../src/settings/config-options.js";
 import {
   DEFAULT_BASE_URL,
   DEFAULT_MAX_PIXELS,
@@ -10,10 +12,20 @@ import {
   DEFAULT_PROMPT,
   defaultConcurrency,
 } from "../../src/settings/defaults.js";
+import { withDefaults } from "../../src/settings/library-options.js";
 import { resolveConfig } from "../../src/settings/resolve.js";
 import { useWorkspace } from "../helpers/workspace.js";
 
 const ws = useWorkspace({ prefix: "caption-config-" });
+
+/** What a run is given from a config: the options the CLI passes, with the library's defaults. */
+function asRun(config: CaptionConfig) {
+  const keys = { apiKey: config.apiKey, endpoints: undefined };
+  return {
+    ...withDefaults({ ...endpointOptionsOf(config, keys), ...captionOptionsOf(config) }),
+    ...config,
+  };
+}
 
 function problemsOf(run: () => unknown): string[] {
   try {
@@ -27,7 +39,7 @@ function problemsOf(run: () => unknown): string[] {
 
 describe("resolveConfig", () => {
   it("has the documented defaults", () => {
-    const config = resolveConfig({ flags: {}, env: {}, cwd: ws.dir });
+    const config = asRun(resolveConfig({ flags: {}, env: {}, cwd: ws.dir }));
     expect(config).toMatchObject({
       baseUrl: DEFAULT_BASE_URL,
       model: DEFAULT_MODEL,
@@ -35,7 +47,7 @@ describe("resolveConfig", () => {
       retries: 5,
       timeoutMs: 120_000,
       maxTokens: 512,
-      prepare: { maxPixels: DEFAULT_MAX_PIXELS, imageFormat: "jpeg" },
+      prepare: { maxPixels: DEFAULT_MAX_PIXELS, imageFormat: "jpeg", quality: 90 },
     });
     expect(DEFAULT_MAX_PIXELS).toBe(1_806_336);
     // A family, not an id: which id it is depends on what the server lists (issue 21).
@@ -58,12 +70,14 @@ describe("resolveConfig", () => {
         retries: 1,
       }),
     );
-    const config = resolveConfig({
-      flags: { concurrency: 5 },
-      env: { MINICPM_BASE_URL: "http://env/v1/", MINICPM_API_KEY: "sk-env" },
-      cwd: ws.dir,
-      configFile: "c.json",
-    });
+    const config = asRun(
+      resolveConfig({
+        flags: { concurrency: 5 },
+        env: { MINICPM_BASE_URL: "http://env/v1/", MINICPM_API_KEY: "sk-env" },
+        cwd: ws.dir,
+        configFile: "c.json",
+      }),
+    );
     expect(config).toMatchObject({
       baseUrl: "http://env/v1",
       apiKey: "sk-env",
@@ -154,27 +168,13 @@ describe("resolveConfig", () => {
   });
 
   it("gives Thinking models a bigger token budget", () => {
-    expect(resolveConfig({ flags: { model: "thinking" }, env: {}, cwd: ws.dir }).maxTokens).toBe(
-      2048,
-    );
-    expect(
-      resolveConfig({
-        flags: { model: "MiniCPM-V-4.6-1.3B-think-0506_tau2_rl" },
-        env: {},
-        cwd: ws.dir,
-      }).maxTokens,
-    ).toBe(2048);
-    expect(resolveConfig({ flags: { model: "omni" }, env: {}, cwd: ws.dir }).maxTokens).toBe(512);
-    expect(
-      resolveConfig({ flags: { model: "MiniCPM-V-4.6-Thinking" }, env: {}, cwd: ws.dir }).maxTokens,
-    ).toBe(2048);
-    expect(
-      resolveConfig({
-        flags: { model: "MiniCPM-V-4.6-Thinking", maxTokens: 99 },
-        env: {},
-        cwd: ws.dir,
-      }).maxTokens,
-    ).toBe(99);
+    const maxTokensOf = (flags: Record<string, unknown>) =>
+      asRun(resolveConfig({ flags, env: {}, cwd: ws.dir })).maxTokens;
+    expect(maxTokensOf({ model: "thinking" })).toBe(2048);
+    expect(maxTokensOf({ model: "MiniCPM-V-4.6-1.3B-think-0506_tau2_rl" })).toBe(2048);
+    expect(maxTokensOf({ model: "omni" })).toBe(512);
+    expect(maxTokensOf({ model: "MiniCPM-V-4.6-Thinking" })).toBe(2048);
+    expect(maxTokensOf({ model: "MiniCPM-V-4.6-Thinking", maxTokens: 99 })).toBe(99);
   });
 
   it("reads OPENAI_BASE_URL and OPENAI_API_KEY when the MINICPM_ variables are unset", () => {
@@ -294,22 +294,26 @@ describe("--config NAME", () => {
     expect({ ...byName, settingFrom: {} }).toEqual({ ...byPath, settingFrom: {} });
     expect(byName.settingFrom).toEqual({});
     expect(byPath.settingFrom.model).toBe(`model in ${path.join(EXAMPLE_CONFIG_DIR, "vllm.json")}`);
-    expect(byName).toMatchObject({
+    expect(asRun(byName)).toMatchObject({
       baseUrl: "http://localhost:8000/v1",
       model: "openbmb/MiniCPM-V-4.6",
       concurrency: "auto",
     });
     expect(
-      resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "hosted-minicpm-thinking" }),
+      asRun(
+        resolveConfig({ flags: {}, env: {}, cwd: ws.dir, configFile: "hosted-minicpm-thinking" }),
+      ),
     ).toMatchObject({ model: "thinking", maxTokens: 2048, timeoutMs: 300_000 });
     // Env and flags still sit above it.
     expect(
-      resolveConfig({
-        flags: { concurrency: 2 },
-        env: { MINICPM_BASE_URL: "http://env/v1" },
-        cwd: ws.dir,
-        configFile: "ollama",
-      }),
+      asRun(
+        resolveConfig({
+          flags: { concurrency: 2 },
+          env: { MINICPM_BASE_URL: "http://env/v1" },
+          cwd: ws.dir,
+          configFile: "ollama",
+        }),
+      ),
     ).toMatchObject({ baseUrl: "http://env/v1", model: "openbmb/minicpm-v4.6", concurrency: 2 });
   });
 

@@ -43,9 +43,9 @@ export async function run(
   const chosen = await chooseOutputFormat(output, config.format);
   if (chosen.warning) reporter.say(chosen.warning, "warn");
   const concurrencies = (config.endpoints ?? [{ baseUrl: config.baseUrl }]).map(
-    (e) => e.concurrency ?? config.concurrency ?? defaultConcurrency(e.baseUrl),
+    (e) => e.concurrency ?? config.values.concurrency ?? defaultConcurrency(e.baseUrl),
   );
-  if (config.maxConcurrency !== undefined && !concurrencies.includes("auto")) {
+  if (config.values.maxConcurrency !== undefined && !concurrencies.includes("auto")) {
     reporter.say("--max-concurrency only bounds -c auto; this run's -c is fixed", "warn");
   }
   const errorsPath = config.errors ?? defaultErrorsPath(output);

@@ -7,6 +7,7 @@ import {
   servedModels,
 } from "../../send/models.js";
 import { buildTextRequest, extractCaption } from "../../send/request.js";
+import { defaultMaxTokens } from "../../settings/defaults.js";
 import { flagOf } from "../../settings/naming.js";
 import type { CommandIo } from "../command-io.js";
 import { refusalMessage } from "../context.js";
@@ -44,8 +45,8 @@ export async function run(
       client.chat(
         buildTextRequest("Introduce yourself in one sentence.", {
           model,
-          maxTokens: config.maxTokens,
-          temperature: config.temperature,
+          maxTokens: config.values.maxTokens ?? defaultMaxTokens(model),
+          temperature: config.values.temperature,
         }),
       );
     try {

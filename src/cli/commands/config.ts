@@ -1,11 +1,11 @@
 import type { CaptionConfig } from "../../settings/caption-config.js";
-import { defaultConcurrency } from "../../settings/defaults.js";
+import { defaultConcurrency, defaultMaxTokens } from "../../settings/defaults.js";
 import { SETTING_KEYS, SETTING_SPECS, type SettingKey } from "../../settings/table.js";
 import { keyFor } from "../../settings/trial-key.js";
 import { redactSecret, urlCredentials } from "../../util/redact.js";
 import type { CommandIo } from "../command-io.js";
 import { loadConfig } from "../context.js";
-import { EXIT } from "../exit-codes.js";
+import { exitCodeOf } from "../exit-codes.js";
 
 /** `caption config`: the settings a command line resolves to, each with where it came from. */
 export async function run(
@@ -16,7 +16,7 @@ export async function run(
   const config = loadConfig(args, context, reporter, "config");
   const key = keyFor(config.baseUrl, config.apiKey);
   context.stdout.write(showConfig(config, { set: key.apiKey !== undefined, trial: key.trial }));
-  return EXIT.ok;
+  return exitCodeOf({ done: true });
 }
 
 /** A prompt or a long path is shown this far, then "…": the line is for reading, not copying. */
@@ -85,10 +85,10 @@ export function showConfig(
 function defaultOf(key: SettingKey, config: CaptionConfig): string {
   const spec = SETTING_SPECS[key];
   if (key === "concurrency") return String(defaultConcurrency(config.baseUrl));
-  if (key === "maxTokens") return String(config.maxTokens);
+  if (key === "maxTokens") return String(defaultMaxTokens(config.model));
   if (spec.kind.type === "boolean") return "false";
   if (spec.kind.type === "switch") return "off";
-  return spec.shownDefault ?? "(none)";
+  return spec.shownDefault ?? (spec.default === undefined ? "(none)" : String(spec.default));
 }
 
 function shown(value: unknown): string {

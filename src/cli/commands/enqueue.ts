@@ -1,17 +1,13 @@
 import path from "node:path";
 import { UsageError } from "../../errors.js";
-import {
-  DEFAULT_ATTEMPTS,
-  DEFAULT_BACKOFF_SECONDS,
-  DEFAULT_SHARD_SIZE,
-} from "../../scale/defaults.js";
 import { enqueueShards } from "../../scale/enqueue.js";
 import type { QueueSettings } from "../../scale/queue-settings.js";
 import { captionOptionsOf } from "../../settings/config-options.js";
 import { flagOf } from "../../settings/naming.js";
+import { valueOrDefault } from "../../settings/table.js";
 import type { CommandIo } from "../command-io.js";
 import { loadConfig } from "../context.js";
-import { EXIT } from "../exit-codes.js";
+import { exitCodeOf } from "../exit-codes.js";
 import { readJsonSchema } from "../input-files.js";
 import { openRedis, queueOf } from "../scale-io.js";
 
@@ -30,7 +26,7 @@ export async function run(
     cwd: context.cwd,
     ...captionOptionsOf(config),
     jsonSchema: await readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
-    rpm: config.rpm,
+    rpm: config.values.rpm,
   };
   const redis = await openRedis(config);
   try {
@@ -39,13 +35,13 @@ export async function run(
       redis,
       inputs: (args.inputs as string[]).map(String),
       cwd: context.cwd,
-      shardSize: config.values.shardSize ?? DEFAULT_SHARD_SIZE,
+      shardSize: valueOrDefault(config.values, "shardSize"),
       settings,
       retryFailed: args.retryFailed === true,
       followSymlinks: config.outputs.followSymlinks === true,
       nameSetting: flagOf,
-      attempts: config.values.shardAttempts ?? DEFAULT_ATTEMPTS,
-      backoffSeconds: config.values.shardBackoff ?? DEFAULT_BACKOFF_SECONDS,
+      attempts: valueOrDefault(config.values, "shardAttempts"),
+      backoffSeconds: valueOrDefault(config.values, "shardBackoff"),
       onWarning: (text) => reporter.say(text, "warn"),
     });
     const parts = [
@@ -59,7 +55,7 @@ export async function run(
       `queue ${queue}: ${parts.join(", ")}; ${report.images} images in all → ${path.relative(context.cwd, settings.dir) || "."}`,
       "info",
     );
-    return EXIT.ok;
+    return exitCodeOf({ done: true });
   } finally {
     redis.disconnect();
   }

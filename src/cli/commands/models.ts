@@ -17,11 +17,9 @@ export async function run(
 ): Promise<number> {
   const servers = endpointClients(args, { context, reporter });
   let answered = true;
-  for (const { config, baseUrl, client, shown } of servers) {
+  for (const { timeoutMs, baseUrl, client, shown } of servers) {
     // A list is a quick answer: a server that has not given one in a few seconds will not.
-    const { body, problem } = await client.models(
-      Math.min(config.timeoutMs, MODELS_COMMAND_TIMEOUT_MS),
-    );
+    const { body, problem } = await client.models(Math.min(timeoutMs, MODELS_COMMAND_TIMEOUT_MS));
     const models = servedModels(body);
     if (models === null) {
       reporter.say(

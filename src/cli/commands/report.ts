@@ -8,7 +8,7 @@ import {
 } from "../../settings/output-format.js";
 import { statOrNull } from "../../util/folders.js";
 import type { CommandIo } from "../command-io.js";
-import { EXIT } from "../exit-codes.js";
+import { exitCodeOf } from "../exit-codes.js";
 
 /** Where the page goes when -o is not given: beside OUT, named after it. */
 export function defaultPagePath(output: string): string {
@@ -78,5 +78,5 @@ export async function run(
     `report: ${summary.captioned} captioned, ${summary.failed} failed, ${summary.flaggedRows} flagged → ${shown} (thumbnails in ${path.relative(context.cwd, result.thumbnails) || result.thumbnails}: ${result.made} made, ${result.reused} kept${result.unreadable ? `, ${result.unreadable} images unreadable` : ""})`,
     "info",
   );
-  return EXIT.ok;
+  return exitCodeOf({ done: true });
 }

@@ -3,7 +3,7 @@ import { readSettings } from "../../scale/queue-settings.js";
 import { queueStatus, statusLines } from "../../scale/status.js";
 import type { CommandIo } from "../command-io.js";
 import { loadConfig } from "../context.js";
-import { EXIT } from "../exit-codes.js";
+import { exitCodeOf } from "../exit-codes.js";
 import { openRedis, queueOf } from "../scale-io.js";
 
 /** `caption status --queue NAME`: once as JSON, or live on a terminal. */
@@ -23,7 +23,7 @@ export async function run(
       context.stdout.write(
         args.json === true ? `${JSON.stringify(status)}\n` : `${statusLines(status).join("\n")}\n`,
       );
-      return EXIT.ok;
+      return exitCodeOf({ done: true });
     }
     // Live: redrawn every second until Ctrl-C, or until nothing is left to do.
     let lines = 0;
@@ -45,7 +45,7 @@ export async function run(
     } finally {
       process.off("SIGINT", onSignal);
     }
-    return EXIT.ok;
+    return exitCodeOf({ done: true });
   } finally {
     redis.disconnect();
   }

@@ -2,7 +2,6 @@ import path from "node:path";
 import type { Redis } from "ioredis";
 import { type NameSetting, RunAbortedError, UsageError } from "../../errors.js";
 import { captionImages } from "../../run/pipeline.js";
-import { DEFAULT_SHARDS_AT_ONCE, DEFAULT_STALL_SECONDS } from "../../scale/defaults.js";
 import { type QueueSettings, readSettings, runOptionsOf } from "../../scale/queue-settings.js";
 import { sharedBudget } from "../../scale/shared-budget.js";
 import { startWorker } from "../../scale/worker.js";
@@ -10,6 +9,7 @@ import type { RequestBudget } from "../../send/request-budget.js";
 import { endpointOptionsOf } from "../../settings/config-options.js";
 import { flagOf } from "../../settings/naming.js";
 import type { ResolvedEndpoint } from "../../settings/run-options.js";
+import { valueOrDefault } from "../../settings/table.js";
 import { keyIds } from "../../trust/key-id.js";
 import type { CommandIo } from "../command-io.js";
 import { chooseKey, loadConfig } from "../context.js";
@@ -44,15 +44,15 @@ export async function run(
 ): Promise<number> {
   const config = loadConfig(args, context, reporter, "worker");
   const queue = queueOf(config);
-  const shardsAtOnce = config.values.shardsAtOnce ?? DEFAULT_SHARDS_AT_ONCE;
-  const stallSeconds = config.values.stallSeconds ?? DEFAULT_STALL_SECONDS;
+  const shardsAtOnce = valueOrDefault(config.values, "shardsAtOnce");
+  const stallSeconds = valueOrDefault(config.values, "stallSeconds");
   const key = chooseKey(config, reporter, context.env);
   const redis = await openRedis(config);
   const settings = await waitForSettings(redis, queue, reporter).catch((error: unknown) => {
     redis.disconnect();
     throw error;
   });
-  const rpm = settings.rpm ?? config.rpm;
+  const rpm = settings.rpm ?? config.values.rpm;
   // Budgets are named by each key's slow salted hash, worked out once here rather than per request.
   const keyIdOf = await keyIds(
     redis,
