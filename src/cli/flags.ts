@@ -1,6 +1,6 @@
 import type { Argv } from "yargs";
 import { Parser } from "yargs/helpers";
-import type { SettingCommand } from "../settings/spec.js";
+import { type SettingCommand, shownDefaultOf } from "../settings/spec.js";
 import { SETTING_SPECS, settingsOf } from "../settings/table.js";
 import type { LogFormat } from "./progress.js";
 
@@ -30,7 +30,7 @@ export function settingFlags(command: "caption" | SettingCommand): FlagSpec[] {
       ...(spec.kind.type === "boolean" ? { boolean: true } : {}),
       ...(spec.kind.type === "switch" ? { optionalValue: true } : {}),
       ...(spec.alias ? { alias: spec.alias } : {}),
-      ...(spec.shownDefault ? { defaultDescription: spec.shownDefault } : {}),
+      defaultDescription: shownDefaultOf(spec),
       ...(spec.basic ? { basic: true } : {}),
     };
   });

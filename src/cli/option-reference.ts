@@ -1,4 +1,4 @@
-import type { SettingKind, SettingSpec } from "../settings/spec.js";
+import { type SettingKind, type SettingSpec, shownDefaultOf } from "../settings/spec.js";
 import { SETTING_KEYS, SETTING_SPECS } from "../settings/table.js";
 import { COMMANDS } from "./command-table.js";
 import type { FlagSpec } from "./flags.js";
@@ -21,7 +21,7 @@ export function optionReference(): string {
       flag,
       `\`${key}\`${variables ? `; ${variables}` : ""}${library(key, spec)}`,
       valuesOf(spec.kind, spec.unit),
-      spec.shownDefault ? cell(spec.shownDefault) : defaultOf(spec),
+      cell(shownDefaultOf(spec) ?? defaultOf(spec)),
       commandsOf(spec),
       `${cell(spec.describe)}${spec.more ? `; ${spec.more}` : ""}`,
     ];

@@ -79,55 +79,33 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   const output = path.resolve(cwd, options.output);
   // An explicit format is taken as given (the CLI has already held it against OUT's name).
   const format = options.format ?? (await chooseOutputFormat(output, undefined)).format;
-  // An alias stays one: which id it means depends on what each server lists.
-  const model = given.model;
   const baseUrl = options.baseUrl ?? environment.baseUrl ?? DEFAULT_BASE_URL;
   const endpoints = resolveEndpoints(options.endpoints, {
     baseUrl,
     apiKeyFor: (url) => environment.keyFor(url).apiKey,
-    model,
+    // An alias stays one: which id it means depends on what each server lists.
+    model: given.model,
     concurrency: options.concurrency,
     rpm: options.rpm,
   });
   return {
+    // Every option as given, with the table's defaults where it was left out; then those that
+    // are worked out from others.
+    ...given,
     endpoints,
-    inputs: options.inputs,
     output,
     cwd,
     format,
     errorsPath: path.resolve(cwd, options.errorsPath ?? defaultErrorsPath(output)),
     overwrite: options.overwrite ?? false,
     dryRun: options.dryRun ?? false,
-    strict: options.strict ?? false,
-    followSymlinks: options.followSymlinks ?? false,
-    sidecar: options.sidecar,
-    hfMetadata: options.hfMetadata,
-    xmp: options.xmp,
-    recordOnly: options.recordOnly,
-    recordRoot: options.recordRoot,
-    prefix: options.prefix,
-    suffix: options.suffix,
-    csvFormulaGuard: options.csvFormulaGuard ?? false,
     baseUrl: normaliseBaseUrl(baseUrl),
-    apiKey: options.apiKey,
     notices: environment.notices,
-    model,
     prompt: template.text,
     template,
     answer,
     promptHash: promptHash(template.text, answer),
-    tags: options.tags ?? false,
-    rejectFlagged: options.rejectFlagged ?? false,
-    maxTokens: options.maxTokens ?? defaultMaxTokens(model),
-    temperature: options.temperature,
-    maxConcurrency: given.maxConcurrency,
-    rpm: options.rpm,
-    retries: given.retries,
-    timeoutMs: given.timeoutMs,
-    maxReplyBytes: given.maxReplyBytes,
-    prepare: given.prepare,
-    fetch: options.fetch,
-    budgetFor: options.budgetFor,
+    maxTokens: given.maxTokens ?? defaultMaxTokens(given.model),
     nameSetting: options.nameSetting ?? byOptionName,
   };
 }

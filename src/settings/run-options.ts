@@ -8,6 +8,7 @@ import type { SidecarOptions } from "../sinks/sidecar-sink.js";
 import type { XmpNaming } from "../sinks/xmp-sink.js";
 import type { OutputFormat, PrepareOptions } from "../types.js";
 import type { EndpointOptions } from "./endpoints.js";
+import type { WithDefaults } from "./library-options.js";
 
 /** An endpoint with the run's settings filled in, and the name its rows give it. */
 export interface ResolvedEndpoint {
@@ -136,50 +137,30 @@ export interface RunOptions {
   nameSetting?: NameSetting | undefined;
 }
 
-/** RunOptions with every default applied and every value checked. */
-export interface ResolvedRunOptions
-  extends Required<
-    Omit<
-      RunOptions,
-      | "apiKey"
-      | "temperature"
-      | "rpm"
-      | "sidecar"
-      | "hfMetadata"
-      | "xmp"
-      | "recordOnly"
-      | "recordRoot"
-      | "prefix"
-      | "suffix"
-      | "fetch"
-      | "budgetFor"
-      | "prepare"
-      | "jsonSchema"
-      | "endpoints"
-      | "concurrency"
-      | "env"
-    >
-  > {
+/**
+ * RunOptions with every value checked and every default applied: the table's (`WithDefaults`),
+ * then those worked out from other options.
+ */
+export type ResolvedRunOptions = WithDefaults<
+  Omit<RunOptions, "endpoints" | "concurrency" | "env" | "jsonSchema">
+> & {
+  cwd: string;
+  format: OutputFormat;
+  errorsPath: string;
+  overwrite: boolean;
+  dryRun: boolean;
+  /** The first endpoint's, normalised. */
+  baseUrl: string;
   /** Said as warnings when the run starts (the trial key is in use). */
   notices: string[];
   /** At least one: `endpoints`, or the one `baseUrl` names; each with its own concurrency. */
   endpoints: ResolvedEndpoint[];
-  /** The prompt, checked. */
+  /** The prompt's text, and the prompt checked. */
+  prompt: string;
   template: PromptTemplate;
   /** The schema answers are checked against, from `jsonSchema` or `tags`. */
   answer: AnswerSchema | undefined;
   promptHash: string;
-  apiKey: string | undefined;
-  temperature: number | undefined;
-  rpm: number | undefined;
-  sidecar: SidecarOptions | undefined;
-  hfMetadata: HfMetadataFormat | undefined;
-  xmp: XmpNaming | undefined;
-  recordOnly: boolean | undefined;
-  recordRoot: string | undefined;
-  prefix: string | undefined;
-  suffix: string | undefined;
-  fetch: FetchLike | undefined;
-  budgetFor: RunOptions["budgetFor"];
-  prepare: PrepareOptions;
-}
+  maxTokens: number;
+  nameSetting: NameSetting;
+};

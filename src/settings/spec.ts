@@ -44,7 +44,7 @@ export interface SettingSpec {
    * own unit: the library's is `libraryScale` times it). Absent where it depends on other
    * settings (`maxTokens` on the model, `concurrency` on the server) or there is none.
    */
-  default?: number | string;
+  default?: number | string | boolean;
   /** The default as --help and the option reference show it, where `default` alone says too little. */
   shownDefault?: string;
   /** What the option reference adds to `describe` (Markdown). */
@@ -75,4 +75,12 @@ export interface SettingSpec {
   libraryScale?: number;
   /** Fixed with the queue at its first enqueue: every worker captions with the queue's value. */
   queueFixed?: boolean;
+}
+
+/** The default as --help, the option reference and `caption config` show it; on-off ones aside. */
+export function shownDefaultOf(spec: SettingSpec): string | undefined {
+  if (spec.shownDefault !== undefined) return spec.shownDefault;
+  return spec.default === undefined || typeof spec.default === "boolean"
+    ? undefined
+    : String(spec.default);
 }

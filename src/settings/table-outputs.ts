@@ -82,6 +82,7 @@ export const OUTPUT_TABLE = {
   strict: {
     flag: "--strict",
     kind: { type: "boolean" },
+    default: false,
     describe: "Exit 2 when an input path or glob matches no image",
     scope: "run",
     more: "before sending anything (a typo in a cron job)",
@@ -90,6 +91,7 @@ export const OUTPUT_TABLE = {
   followSymlinks: {
     flag: "--follow-symlinks",
     kind: { type: "boolean" },
+    default: false,
     describe: "Also walk symlinks to folders outside a folder input (never loops)",
     scope: "run",
     commands: ["enqueue"],
@@ -99,6 +101,7 @@ export const OUTPUT_TABLE = {
   tags: {
     flag: "--tags",
     kind: { type: "boolean" },
+    default: false,
     describe: "Ask for a list of short lowercase tags instead of a caption (a tags column)",
     scope: "run",
     commands: ["enqueue"],
@@ -109,6 +112,7 @@ export const OUTPUT_TABLE = {
   rejectFlagged: {
     flag: "--reject-flagged",
     kind: { type: "boolean" },
+    default: false,
     describe: "Fail captions flagged as repetition, refusal or truncated, instead of keeping them",
     scope: "run",
     commands: ["enqueue"],
@@ -119,6 +123,7 @@ export const OUTPUT_TABLE = {
   csvFormulaGuard: {
     flag: "--csv-formula-guard",
     kind: { type: "boolean" },
+    default: false,
     describe: "Quote every CSV cell (paths too) starting with = + - @ for spreadsheets",
     scope: "run",
     commands: ["merge"],

@@ -367,6 +367,9 @@ describe("other commands", () => {
     expect(result.stdout).toMatch(/caption <inputs\.\.> -o OUT/);
     expect(result.stdout).toMatch(/--concurrency/);
     expect(result.stdout).toMatch(/Exit codes/);
+    // Each setting's default, as the table holds it.
+    expect(result.stdout).toMatch(/--retries\s+Further attempts[^[]*\[default: 5\]/);
+    expect(result.stdout).toMatch(/--quality\s+JPEG quality[^[]*\[default: 90\]/);
   });
 
   it("--dry-run lists what would be sent and sends nothing", async () => {

@@ -1,5 +1,6 @@
 import type { CaptionConfig } from "../../settings/caption-config.js";
 import { defaultConcurrency, defaultMaxTokens } from "../../settings/defaults.js";
+import { shownDefaultOf } from "../../settings/spec.js";
 import { SETTING_KEYS, SETTING_SPECS, type SettingKey } from "../../settings/table.js";
 import { keyFor } from "../../settings/trial-key.js";
 import { redactSecret, urlCredentials } from "../../util/redact.js";
@@ -88,7 +89,7 @@ function defaultOf(key: SettingKey, config: CaptionConfig): string {
   if (key === "maxTokens") return String(defaultMaxTokens(config.model));
   if (spec.kind.type === "boolean") return "false";
   if (spec.kind.type === "switch") return "off";
-  return spec.shownDefault ?? (spec.default === undefined ? "(none)" : String(spec.default));
+  return shownDefaultOf(spec) ?? "(none)";
 }
 
 function shown(value: unknown): string {
