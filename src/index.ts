@@ -1,11 +1,12 @@
 /** The library surface: everything the CLI does is available to programs too. */
 
+export { type CaptionFlag, captionFlags } from "./answer/degenerate.js";
+export { extractCaption } from "./answer/extract.js";
+export { firstJsonObject } from "./answer/json-answer.js";
 export { discoverImages } from "./discover/discover.js";
 export { IMAGE_EXTENSIONS } from "./discover/extensions.js";
 export * from "./errors.js";
 export { prepareImage, targetSize } from "./prepare/prepare.js";
-export { type CaptionFlag, captionFlags } from "./prompts/degenerate.js";
-export { firstJsonObject } from "./prompts/structured.js";
 export { TAGS_PROMPT, TAGS_SCHEMA } from "./prompts/tags.js";
 export { PLACEHOLDERS, parseTemplate } from "./prompts/template.js";
 export { RunControl } from "./run/control.js";
@@ -17,7 +18,7 @@ export {
   createClient,
   type FetchLike,
 } from "./send/client.js";
-export { buildCaptionRequest, extractCaption } from "./send/request.js";
+export { buildCaptionRequest } from "./send/request.js";
 export { retryDelay, shouldRetry } from "./send/retry.js";
 export type { CaptionConfig } from "./settings/caption-config.js";
 export { DEFAULT_MAX_PIXELS } from "./settings/defaults.js";

@@ -1,26 +1,17 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
-import { ApiError, EmptyCaptionError, InvalidJsonError, type NameSetting } from "../errors.js";
+import { extractCaption } from "../answer/extract.js";
+import { answerOf, firstJsonObject, looksLikeJson, parseWhole } from "../answer/json-answer.js";
+import { ApiError, InvalidJsonError, type NameSetting } from "../errors.js";
 import {
   type CaptionProtocol,
-  type ExtractedCaption,
   encodeCaptionRequest,
-  extractCaption,
   type RequestVariant,
 } from "../send/request.js";
 import { readExisting } from "../trust/existing.js";
 import type { ImageTask, PreparedImage } from "../types.js";
 import { sidecarPath } from "../util/sidecar-path.js";
-import { snippet } from "../util/snippet.js";
-import {
-  type AnswerSchema,
-  captionOfAnswer,
-  firstJsonObject,
-  parseWhole,
-  responseFormat,
-  schemaInstruction,
-  schemaProblem,
-} from "./structured.js";
+import { type AnswerSchema, responseFormat, schemaInstruction } from "./structured.js";
 import type { PlaceholderValues, PromptTemplate } from "./template.js";
 
 export interface ProtocolOptions {
@@ -120,44 +111,6 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
   };
 }
 
-function answerOf(
-  answer: AnswerSchema,
-  tags: boolean,
-  extracted: ExtractedCaption,
-  value: unknown,
-): ExtractedCaption {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    const cut = extracted.truncated ? " (the reply was cut off at the token budget)" : "";
-    throw new InvalidJsonError(
-      `the reply is not a JSON object${cut}: ${snippet(extracted.caption)}`,
-    );
-  }
-  const problem = schemaProblem(answer, value);
-  if (problem !== null) {
-    throw new InvalidJsonError(`the answer does not match the schema: ${problem}`);
-  }
-  const data = value as Record<string, unknown>;
-  const list = tagList(data.tags);
-  if (tags && list) data.tags = list;
-  const caption = tags && list ? list.join(", ") : captionOfAnswer(answer, data);
-  if (caption.trim() === "") {
-    throw new EmptyCaptionError("the answer held no caption text (an empty list or string)", false);
-  }
-  return { ...extracted, caption, data, ...(list ? { tags: list } : {}) };
-}
-
-/** Tags as taggers write them: trimmed, lower case, each once, in the model's order. */
-function tagList(value: unknown): string[] | null {
-  if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) return null;
-  const seen = new Set<string>();
-  for (const item of value as string[]) {
-    // A comma inside a tag would split it in two for every trainer that reads the list.
-    const tag = item.replace(/,/g, " ").trim().toLowerCase().replace(/\s+/g, " ");
-    if (tag !== "") seen.add(tag);
-  }
-  return [...seen];
-}
-
 async function placeholderValues(
   template: PromptTemplate,
   image: PreparedImage,
@@ -188,8 +141,4 @@ export function promptHash(template: string, answer: AnswerSchema | undefined): 
   const hash = createHash("sha256").update(template);
   if (answer) hash.update("\u0000").update(JSON.stringify(answer.schema));
   return hash.digest("hex").slice(0, 12);
-}
-
-function looksLikeJson(text: string): boolean {
-  return /^\s*(```|\{|\[)/.test(text);
 }

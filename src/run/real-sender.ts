@@ -16,7 +16,7 @@ import {
 } from "../send/models.js";
 import type { Slot } from "../send/slot.js";
 import { createSender } from "../send/variants.js";
-import type { ResolvedRunOptions } from "../settings/run-options.js";
+import type { ResolvedRunOptions } from "../settings/resolve-run-options.js";
 import type { RunState } from "./state.js";
 
 /**

@@ -1,3 +1,4 @@
+import type { ExtractedCaption } from "../answer/extract.js";
 import { ApiError, ConnectionError, ImageError, RunAbortedError, TimeoutError } from "../errors.js";
 import { sleep } from "../util/sleep.js";
 import { RequestCancelledError } from "./client.js";
@@ -6,7 +7,6 @@ import type { Endpoint } from "./endpoint.js";
 import { settingWrong, unreachable } from "./endpoint-aborts.js";
 import { startRequest } from "./in-flight.js";
 import { saysModelMissing } from "./models.js";
-import type { ExtractedCaption } from "./request.js";
 import { retryDelay, shouldRetry } from "./retry.js";
 import type { SendContext, SendOutcome } from "./send-context.js";
 import { isMetered, isSlowDown } from "./slow-down.js";

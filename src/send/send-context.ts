@@ -1,9 +1,9 @@
+import type { ExtractedCaption } from "../answer/extract.js";
 import type { ApiError, NameSetting, RunAbortedError } from "../errors.js";
 import type { ChatReply } from "./client.js";
 import type { ContextExceededError } from "./context-overflow.js";
 import type { Dispatcher } from "./dispatch.js";
 import type { Endpoint } from "./endpoint.js";
-import type { ExtractedCaption } from "./request.js";
 import type { Slot } from "./slot.js";
 
 export type SendOutcome =

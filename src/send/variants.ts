@@ -1,3 +1,4 @@
+import { type CaptionFlag, captionFlags, RETRY_FLAGS } from "../answer/degenerate.js";
 import {
   ApiError,
   CaptionError,
@@ -7,7 +8,6 @@ import {
 } from "../errors.js";
 import type { ImageOutcome } from "../prepare/dedupe.js";
 import type { PreparedWork, PrepareStage } from "../prepare/stage.js";
-import { type CaptionFlag, captionFlags, RETRY_FLAGS } from "../prompts/degenerate.js";
 import type { RunState } from "../run/state.js";
 import type { CaptionRecord, PreparedImage } from "../types.js";
 import { messageOf } from "../util/message.js";

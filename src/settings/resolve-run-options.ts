@@ -1,11 +1,12 @@
 import path from "node:path";
-import { byOptionName, UsageError } from "../errors.js";
+import { byOptionName, type NameSetting, UsageError } from "../errors.js";
 import { promptHash } from "../prompts/protocol.js";
-import { compileSchema } from "../prompts/structured.js";
+import { type AnswerSchema, compileSchema } from "../prompts/structured.js";
 import { TAGS_PROMPT, TAGS_SCHEMA } from "../prompts/tags.js";
-import { parseTemplate } from "../prompts/template.js";
+import { type PromptTemplate, parseTemplate } from "../prompts/template.js";
 import { endpointLabels } from "../send/endpoint-labels.js";
 import type { SidecarOptions } from "../sinks/sidecar-sink.js";
+import type { OutputFormat } from "../types.js";
 import {
   DEFAULT_BASE_URL,
   DEFAULT_PROMPT,
@@ -16,12 +17,40 @@ import {
 import { checkEndpoints } from "./endpoints.js";
 import { fromEnvironment, unknownOptions } from "./environment.js";
 import { librarySettingProblems } from "./library-check.js";
-import { withDefaults } from "./library-options.js";
+import { type WithDefaults, withDefaults } from "./library-options.js";
 import { libraryNameOf } from "./naming.js";
 import { chooseOutputFormat, defaultErrorsPath } from "./output-format.js";
 import { checkDatasetOutputs } from "./outputs.js";
 
-import type { ResolvedEndpoint, ResolvedRunOptions, RunOptions } from "./run-options.js";
+import type { ResolvedEndpoint, RunOptions } from "./run-options.js";
+
+/**
+ * RunOptions with every value checked and every default applied: the table's (`WithDefaults`),
+ * then those worked out from other options.
+ */
+export type ResolvedRunOptions = WithDefaults<
+  Omit<RunOptions, "endpoints" | "concurrency" | "env" | "jsonSchema">
+> & {
+  cwd: string;
+  format: OutputFormat;
+  errorsPath: string;
+  overwrite: boolean;
+  dryRun: boolean;
+  /** The first endpoint's, normalised. */
+  baseUrl: string;
+  /** Said as warnings when the run starts (the trial key is in use). */
+  notices: string[];
+  /** At least one: `endpoints`, or the one `baseUrl` names; each with its own concurrency. */
+  endpoints: ResolvedEndpoint[];
+  /** The prompt's text, and the prompt checked. */
+  prompt: string;
+  template: PromptTemplate;
+  /** The schema answers are checked against, from `jsonSchema` or `tags`. */
+  answer: AnswerSchema | undefined;
+  promptHash: string;
+  maxTokens: number;
+  nameSetting: NameSetting;
+};
 
 /**
  * Applies the defaults and checks every option, collecting all problems into one UsageError whose

@@ -1,6 +1,4 @@
 import type { NameSetting } from "../errors.js";
-import type { AnswerSchema } from "../prompts/structured.js";
-import type { PromptTemplate } from "../prompts/template.js";
 import type { FetchLike } from "../send/client.js";
 import type { RequestBudget } from "../send/request-budget.js";
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
@@ -8,7 +6,6 @@ import type { SidecarOptions } from "../sinks/sidecar-sink.js";
 import type { XmpNaming } from "../sinks/xmp-sink.js";
 import type { OutputFormat, PrepareOptions } from "../types.js";
 import type { EndpointOptions } from "./endpoints.js";
-import type { WithDefaults } from "./library-options.js";
 
 /** An endpoint with the run's settings filled in, and the name its rows give it. */
 export interface ResolvedEndpoint {
@@ -136,31 +133,3 @@ export interface RunOptions {
    */
   nameSetting?: NameSetting | undefined;
 }
-
-/**
- * RunOptions with every value checked and every default applied: the table's (`WithDefaults`),
- * then those worked out from other options.
- */
-export type ResolvedRunOptions = WithDefaults<
-  Omit<RunOptions, "endpoints" | "concurrency" | "env" | "jsonSchema">
-> & {
-  cwd: string;
-  format: OutputFormat;
-  errorsPath: string;
-  overwrite: boolean;
-  dryRun: boolean;
-  /** The first endpoint's, normalised. */
-  baseUrl: string;
-  /** Said as warnings when the run starts (the trial key is in use). */
-  notices: string[];
-  /** At least one: `endpoints`, or the one `baseUrl` names; each with its own concurrency. */
-  endpoints: ResolvedEndpoint[];
-  /** The prompt's text, and the prompt checked. */
-  prompt: string;
-  template: PromptTemplate;
-  /** The schema answers are checked against, from `jsonSchema` or `tags`. */
-  answer: AnswerSchema | undefined;
-  promptHash: string;
-  maxTokens: number;
-  nameSetting: NameSetting;
-};

@@ -1,3 +1,4 @@
+import { extractCaption } from "../../answer/extract.js";
 import { UsageError } from "../../errors.js";
 import {
   chooseModel,
@@ -6,7 +7,7 @@ import {
   saysModelMissing,
   servedModels,
 } from "../../send/models.js";
-import { buildTextRequest, extractCaption } from "../../send/request.js";
+import { buildTextRequest } from "../../send/request.js";
 import { defaultMaxTokens } from "../../settings/defaults.js";
 import { flagOf } from "../../settings/naming.js";
 import type { CommandIo } from "../command-io.js";

@@ -1,4 +1,4 @@
-import { cellOf } from "../../prompts/structured.js";
+import { cellOf } from "../../answer/json-answer.js";
 import type { CaptionRecord, OutputFormat } from "../../types.js";
 import { openCsvWriter } from "./csv.js";
 import { openJsonlWriter } from "./jsonl.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { captionFlags, isRefusal, isRepetitive } from "../../src/prompts/degenerate.js";
+import { captionFlags, isRefusal, isRepetitive } from "../../src/answer/degenerate.js";
 
 const loops: [string, string][] = [
   [
