@@ -1,10 +1,10 @@
 import type { ExtractedCaption } from "../answer/extract.js";
-import { ApiError, ConnectionError, ImageError, RunAbortedError, TimeoutError } from "../errors.js";
+import { ApiError, ConnectionError, ImageError, TimeoutError } from "../errors.js";
 import { sleep } from "../util/sleep.js";
 import { RequestCancelledError } from "./client.js";
 import { ContextExceededError, contextOverflowOf } from "./context-overflow.js";
 import type { Endpoint } from "./endpoint.js";
-import { settingWrong, unreachable } from "./endpoint-aborts.js";
+import { leaveOut, settingWrong, unreachable } from "./endpoint-aborts.js";
 import { startRequest } from "./in-flight.js";
 import { saysModelMissing } from "./models.js";
 import { retryDelay, shouldRetry } from "./retry.js";
@@ -209,26 +209,8 @@ export async function sendImage(
       // or, with others to go to, leave that one out.
       const wrong = settingWrong(error, endpoint, context);
       if (wrong) {
-        if (endpoints.length === 1) return { kind: "unfinished", abort: wrong };
-        endpoint.retire(wrong.message, wrong.code);
-        if (endpoints.every((gate) => gate.retired)) {
-          const each = endpoints.map((gate) => `${gate.label}: ${gate.lastProblem}`);
-          const codes = new Set(endpoints.map((gate) => gate.retiredFor));
-          // One reason everywhere (a model no server has) is reported as that; a mix is not.
-          const code = codes.size === 1 ? wrong.code : "no_endpoint_left";
-          return {
-            kind: "unfinished",
-            abort: new RunAbortedError(
-              code,
-              `no endpoint is left (${each.join("; ")}); nothing more was sent`,
-              { cause: error },
-            ),
-          };
-        }
-        // The endpoints left are merely down: the last ones are judged as if alone, at once.
-        if (endpoints.every((gate) => gate.down)) {
-          for (const gate of endpoints) gate.revive();
-        }
+        const ended = leaveOut(wrong, endpoint, endpoints, error);
+        if (ended) return ended;
         attempt -= 1;
         continue;
       }

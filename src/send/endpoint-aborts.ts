@@ -7,7 +7,7 @@ import {
 } from "../errors.js";
 import type { Endpoint } from "./endpoint.js";
 import { saysModelMissing } from "./models.js";
-import type { SendContext } from "./send-context.js";
+import type { SendContext, SendOutcome } from "./send-context.js";
 
 /** Why no retry at this endpoint can succeed (a wrong host, route, key or model), or null. */
 export function settingWrong(
@@ -64,4 +64,37 @@ function endpointWrong(error: ApiError): RunAbortedError {
   return new RunAbortedError("endpoint_wrong", `${error.message}; nothing was captioned`, {
     cause: error,
   });
+}
+
+/**
+ * A setting wrong at one endpoint (`settingWrong`): alone, the run stops; with others, that one is
+ * left out and the image goes to them at once (null). When none is left, the run stops, for the
+ * one reason they share or for having none left.
+ */
+export function leaveOut(
+  wrong: RunAbortedError,
+  endpoint: Endpoint,
+  endpoints: readonly Endpoint[],
+  error: unknown,
+): SendOutcome | null {
+  if (endpoints.length === 1) return { kind: "unfinished", abort: wrong };
+  endpoint.retire(wrong.message, wrong.code);
+  if (endpoints.every((gate) => gate.retired)) {
+    const each = endpoints.map((gate) => `${gate.label}: ${gate.lastProblem}`);
+    const codes = new Set(endpoints.map((gate) => gate.retiredFor));
+    const code = codes.size === 1 ? wrong.code : "no_endpoint_left";
+    return {
+      kind: "unfinished",
+      abort: new RunAbortedError(
+        code,
+        `no endpoint is left (${each.join("; ")}); nothing more was sent`,
+        { cause: error },
+      ),
+    };
+  }
+  // The endpoints left are merely down: the last ones are judged as if alone, at once.
+  if (endpoints.every((gate) => gate.down)) {
+    for (const gate of endpoints) gate.revive();
+  }
+  return null;
 }
