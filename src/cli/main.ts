@@ -1,5 +1,6 @@
 import yargs from "yargs";
 import { UsageError } from "../errors.js";
+import { ENV_VARIABLES } from "../settings/table.js";
 import { COMMANDS } from "./command-table.js";
 import { type CliContext, defaultContext } from "./context.js";
 import { exitCodeOf } from "./exit-codes.js";
@@ -19,7 +20,7 @@ export async function main(
     format: logFlags.format,
     quiet: logFlags.quiet,
     verbose: logFlags.verbose,
-    secret: context.env.MINICPM_API_KEY || context.env.OPENAI_API_KEY,
+    secret: (ENV_VARIABLES.apiKey ?? []).map((name) => context.env[name]).find(Boolean),
   });
 
   const parser = yargs(argv)

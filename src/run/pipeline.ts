@@ -31,23 +31,11 @@ export async function captionImages(
   const options = await resolveRunOptions(input);
   const dryRun = options.dryRun;
   const sink = openOutputs({
-    output: options.output,
-    format: options.format,
-    errorsPath: options.errorsPath,
-    overwrite: options.overwrite ?? false,
-    csvFormulaGuard: options.csvFormulaGuard,
-    recordOnly: options.recordOnly,
-    recordRoot: options.recordRoot,
-    dryRun,
-    sidecar: options.sidecar,
-    hfMetadata: options.hfMetadata,
-    xmp: options.xmp,
-    inputs: options.inputs,
-    cwd: options.cwd,
+    // The outputs are named alike in the run's options: OUT, its format, the errors file, the
+    // files beside the images.
+    ...options,
     onWarning: (message) => hooks.onEvent?.({ type: "warning", message }),
-    nameSetting: options.nameSetting,
     properties: options.answer?.properties,
-    promptHash: options.promptHash,
   });
   const control = hooks.control ?? new RunControl();
   const state = new RunState({

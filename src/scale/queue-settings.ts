@@ -2,54 +2,35 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Redis } from "ioredis";
 import { UsageError } from "../errors.js";
+import { type FixedOptions, QUEUE_FIXED_OPTIONS } from "../settings/library-options.js";
 import type { RunOptions } from "../settings/run-options.js";
 import { writeWhole } from "../sinks/write-whole.js";
-import type { PrepareOptions } from "../types.js";
 
 /**
  * What shapes a queue's captions, fixed when it is first enqueued: every worker captions with
  * these, whatever its own flags say, so no half of a corpus gets another prompt or model.
  */
-export interface QueueSettings {
+export type QueueSettings = FixedOptions & {
   /** The queue DIR's shards belong to: one DIR, one queue. */
   queue: string;
   /** DIR: shards, their manifests and outputs, on storage every worker sees. */
   dir: string;
   /** Rows name images relative to this folder, as a run started there would. */
   cwd: string;
-  model: string;
-  prompt?: string | undefined;
-  jsonSchema?: Record<string, unknown> | undefined;
-  tags: boolean;
-  rejectFlagged: boolean;
-  maxTokens?: number | undefined;
-  temperature?: number | undefined;
-  prepare: Partial<PrepareOptions>;
-  prefix?: string | undefined;
-  suffix?: string | undefined;
   /** Requests per minute for all workers together, on each endpoint. */
   rpm?: number | undefined;
-}
+};
 
 /** The names BullMQ and caption keep under, per queue; a queue name may not hold ":". */
 export function settingsKey(queue: string): string {
   return `caption:${queue}:settings`;
 }
 
-/** The run options a shard's run takes from the queue. */
+/** The run options a shard's run takes from the queue: those it fixes, and where rows are named from. */
 export function runOptionsOf(settings: QueueSettings): Partial<RunOptions> {
   return {
     cwd: settings.cwd,
-    model: settings.model,
-    prompt: settings.prompt,
-    jsonSchema: settings.jsonSchema,
-    tags: settings.tags,
-    rejectFlagged: settings.rejectFlagged,
-    maxTokens: settings.maxTokens,
-    temperature: settings.temperature,
-    prepare: settings.prepare,
-    prefix: settings.prefix,
-    suffix: settings.suffix,
+    ...Object.fromEntries(QUEUE_FIXED_OPTIONS.map((option) => [option, settings[option]])),
   };
 }
 

@@ -1,8 +1,12 @@
-import type { PrepareOptions } from "../types.js";
 import type { CaptionConfig } from "./caption-config.js";
 import { defaultMaxTokens } from "./defaults.js";
 import type { EndpointOptions } from "./endpoints.js";
-import { libraryOptionsOf, TAKEN_AS_IS, withDefaults } from "./library-options.js";
+import {
+  type FixedOptions,
+  libraryOptionsOf,
+  TAKEN_AS_IS,
+  withDefaults,
+} from "./library-options.js";
 import type { RunOptions } from "./run-options.js";
 import { SETTING_SPECS, settingsOf } from "./table.js";
 
@@ -12,41 +16,34 @@ export interface ChosenKeys {
   endpoints: EndpointOptions[] | undefined;
 }
 
-/** What shapes the captions: the options a queue fixes, with every default applied. */
-export interface CaptionOptions {
-  model: string;
-  prompt: string | undefined;
-  tags: boolean;
-  rejectFlagged: boolean;
-  maxTokens: number;
-  temperature: number | undefined;
-  prepare: Partial<PrepareOptions>;
-  prefix: string | undefined;
-  suffix: string | undefined;
-}
-
 /** The settings a queue fixes that a program gives as they are (the prompt and schema aside). */
 const QUEUE_FIXED = TAKEN_AS_IS.filter((key) => SETTING_SPECS[key].queueFixed && key !== "prompt");
 
 /**
- * What shapes the captions, as a config gives it: the same for a run and for a queue, which fixes
- * it at enqueue (the schema is read by the caller, from the file the config names).
+ * What shapes the captions, as a config gives it, every default applied: the same for a run and
+ * for a queue, which fixes it at enqueue (the schema is read by the caller, from the file the
+ * config names).
  */
-export function captionOptionsOf(config: CaptionConfig): CaptionOptions {
-  const fixed = withDefaults(libraryOptionsOf(config.values, QUEUE_FIXED));
+export function captionOptionsOf(config: CaptionConfig): FixedOptions {
+  const fixed = withDefaults(libraryOptionsOf(config.values, QUEUE_FIXED), QUEUE_FIXED);
   // A queue fixed before --quality existed holds none; left out, it is the default either way.
   const { quality, ...prepare } = fixed.prepare;
   return {
-    model: fixed.model,
+    ...fixed,
     prompt: config.promptGiven ? config.prompt : undefined,
-    tags: fixed.tags === true,
-    rejectFlagged: fixed.rejectFlagged === true,
     maxTokens: fixed.maxTokens ?? defaultMaxTokens(fixed.model),
-    temperature: fixed.temperature,
     prepare: config.values.quality === undefined ? prepare : { ...prepare, quality },
-    prefix: fixed.prefix,
-    suffix: fixed.suffix,
   };
+}
+
+/** A run's on-off settings that shape neither the captions nor the sending (`--strict`…). */
+const RUN_SWITCHES = TAKEN_AS_IS.filter(
+  (key) => SETTING_SPECS[key].kind.type === "boolean" && !SETTING_SPECS[key].queueFixed,
+);
+
+/** Those switches, as a config gives them. */
+export function runSwitchesOf(config: CaptionConfig): Partial<RunOptions> {
+  return libraryOptionsOf(config.values, RUN_SWITCHES);
 }
 
 /**

@@ -132,8 +132,8 @@ export function fromEnvironment(
     const problem = checkSetting("baseUrl", base.value);
     if (problem) problems.push(`${base.name}: ${problem}`);
   }
-  const mine = env.MINICPM_API_KEY || undefined;
-  const openAi = env.OPENAI_API_KEY || undefined;
+  // The table lists the provider's variable, then OpenAI's, which the hosted API is never sent.
+  const [mine, openAi] = (ENV_VARIABLES.apiKey ?? []).map((name) => env[name] || undefined);
   let trial = false;
   const keyForUrl = (baseUrl: string) => {
     if (options.apiKey !== undefined) return { apiKey: options.apiKey, trial: false };

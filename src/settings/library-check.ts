@@ -1,3 +1,5 @@
+import type { SidecarOptions } from "../sinks/sidecar-sink.js";
+import type { PrepareOptions } from "../types.js";
 import { checkSetting, checkValue } from "./check.js";
 import { valueAt } from "./library-options.js";
 import type { RunOptions } from "./run-options.js";
@@ -81,3 +83,23 @@ type Holds<T extends true> = T;
  * when one of its options stops taking what the table says (a kind, a bound's word, a choice).
  */
 export type LibraryTypesFollowTable = Holds<[Mismatched] extends [never] ? true : false>;
+
+/** Settings whose `library` names no option of RunOptions (nor of `prepare` or `sidecar`). */
+type NamesNoOption = {
+  [K in SettingKey]: SettingTable[K] extends { library: infer L extends string }
+    ? L extends `prepare.${infer Inner}`
+      ? Inner extends keyof PrepareOptions
+        ? never
+        : K
+      : L extends `sidecar.${infer Inner}`
+        ? Inner extends keyof SidecarOptions
+          ? never
+          : K
+        : L extends keyof RunOptions
+          ? never
+          : K
+    : never;
+}[SettingKey];
+
+/** A table entry whose `library` is misspelt, or names an option RunOptions lacks, fails here. */
+export type TableNamesLibraryOptions = Holds<[NamesNoOption] extends [never] ? true : false>;

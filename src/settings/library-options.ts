@@ -33,6 +33,32 @@ export function libraryOptionsOf(
   return options as Partial<RunOptions>;
 }
 
+/** The top-level option a library path names: "prepare" for "prepare.maxPixels". */
+type TopOf<L> = L extends `${infer Top}.${string}` ? Top : L;
+
+/** The options of `captionImages` a queue fixes at its first enqueue (the table's `queueFixed`). */
+type QueueFixedOption = {
+  [K in SettingKey]: SettingTable[K] extends { queueFixed: true; library: infer L }
+    ? TopOf<L> & keyof RunOptions
+    : never;
+}[SettingKey];
+
+/**
+ * What shapes the captions, as a queue keeps it: every option the table marks `queueFixed`, the
+ * model always, whatever a worker's own settings say.
+ */
+export type FixedOptions = Pick<RunOptions, QueueFixedOption> & { model: string };
+
+/** Those options' names, from the table. */
+export const QUEUE_FIXED_OPTIONS: readonly QueueFixedOption[] = [
+  ...new Set(
+    SETTING_KEYS.flatMap((key) => {
+      const { queueFixed, library } = SETTING_SPECS[key] as SettingSpec;
+      return queueFixed && library ? [library.split(".")[0] as QueueFixedOption] : [];
+    }),
+  ),
+];
+
 /** Top-level options whose setting has a default of its own, which `withDefaults` fills in. */
 type DefaultedOption = {
   [K in SettingKey]: SettingTable[K] extends { default: unknown; library: infer L }
@@ -60,9 +86,12 @@ export type WithDefaults<T> = Omit<T, DefaultedOption | "prepare"> & {
  * the one place a default is applied, for the CLI and a program alike. Settings that variables
  * give (the base URL, the key) are left to `fromEnvironment`, which the default comes after.
  */
-export function withDefaults<T extends Partial<RunOptions>>(options: T): WithDefaults<T> {
+export function withDefaults<T extends Partial<RunOptions>>(
+  options: T,
+  keys: readonly SettingKey[] = SETTING_KEYS,
+): WithDefaults<T> {
   const filled: Record<string, unknown> = { ...options, prepare: { ...options.prepare } };
-  for (const key of SETTING_KEYS) {
+  for (const key of keys) {
     const spec: SettingSpec = SETTING_SPECS[key];
     if (spec.default === undefined || spec.library === undefined || spec.env) continue;
     if (valueAt(filled, spec.library) === undefined) {

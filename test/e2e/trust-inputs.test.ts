@@ -303,7 +303,7 @@ describe("the record kept beside the images", () => {
   });
 });
 
-describe("what the review of the boundary found", () => {
+describe("links a glob or the lock folder might follow", () => {
   it("a glob's ** descends into no folder link, loops and / among them; a folder it names is entered", async () => {
     const { inside } = await photosAndOutside();
     await symlink("..", at("photos", "loop"));

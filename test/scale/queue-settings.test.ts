@@ -75,7 +75,7 @@ describe("what a queue fixes", () => {
       rejectFlagged: false,
       maxTokens: 1,
       temperature: 0,
-      prepare: { maxPixels: 1024, maxSide: 64, imageFormat: "jpeg" },
+      prepare: { maxPixels: 1024, maxSide: 64, imageFormat: "jpeg", quality: 80 },
       prefix: "",
       suffix: "",
     };

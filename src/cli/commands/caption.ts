@@ -3,7 +3,11 @@ import { RunAbortedError, UsageError } from "../../errors.js";
 import { RunControl } from "../../run/control.js";
 import type { RunEvent, RunSummary } from "../../run/events.js";
 import { captionImages } from "../../run/pipeline.js";
-import { captionOptionsOf, endpointOptionsOf } from "../../settings/config-options.js";
+import {
+  captionOptionsOf,
+  endpointOptionsOf,
+  runSwitchesOf,
+} from "../../settings/config-options.js";
 import { defaultConcurrency } from "../../settings/defaults.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../../settings/output-format.js";
 import { recordFolderProblem } from "../../trust/links.js";
@@ -94,14 +98,12 @@ export async function run(
         errorsPath,
         overwrite,
         dryRun,
-        strict: config.outputs.strict === true,
-        followSymlinks: config.outputs.followSymlinks === true,
+        ...runSwitchesOf(config),
         ...endpointOptionsOf(config, key),
         // What the command line read, the run reads: nothing else is looked up.
         env: context.env,
         ...captionOptionsOf(config),
         jsonSchema: await readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
-        csvFormulaGuard: config.outputs.csvFormulaGuard === true,
         sidecar,
         recordOnly: config.output === undefined,
         recordRoot,
