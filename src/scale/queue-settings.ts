@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Redis } from "ioredis";
 import { UsageError } from "../errors.js";
-import { type FixedOptions, QUEUE_FIXED_OPTIONS } from "../settings/library-options.js";
+import { type FixedOptions, fixedOptionsOf } from "../settings/library-options.js";
 import type { RunOptions } from "../settings/run-options.js";
 import { writeWhole } from "../sinks/write-whole.js";
 
@@ -30,7 +30,7 @@ export function settingsKey(queue: string): string {
 export function runOptionsOf(settings: QueueSettings): Partial<RunOptions> {
   return {
     cwd: settings.cwd,
-    ...Object.fromEntries(QUEUE_FIXED_OPTIONS.map((option) => [option, settings[option]])),
+    ...fixedOptionsOf(settings),
   };
 }
 

@@ -3,6 +3,7 @@ import { defaultMaxTokens } from "./defaults.js";
 import type { EndpointOptions } from "./endpoints.js";
 import {
   type FixedOptions,
+  fixedOptionsOf,
   libraryOptionsOf,
   TAKEN_AS_IS,
   withDefaults,
@@ -25,13 +26,14 @@ const QUEUE_FIXED = TAKEN_AS_IS.filter((key) => SETTING_SPECS[key].queueFixed &&
  * config names).
  */
 export function captionOptionsOf(config: CaptionConfig): FixedOptions {
-  const fixed = withDefaults(libraryOptionsOf(config.values, QUEUE_FIXED), QUEUE_FIXED);
+  const given = withDefaults(libraryOptionsOf(config.values, QUEUE_FIXED));
   // A queue fixed before --quality existed holds none; left out, it is the default either way.
-  const { quality, ...prepare } = fixed.prepare;
+  const { quality, ...prepare } = given.prepare;
   return {
-    ...fixed,
+    ...fixedOptionsOf(given),
+    model: given.model,
     prompt: config.promptGiven ? config.prompt : undefined,
-    maxTokens: fixed.maxTokens ?? defaultMaxTokens(fixed.model),
+    maxTokens: given.maxTokens ?? defaultMaxTokens(given.model),
     prepare: config.values.quality === undefined ? prepare : { ...prepare, quality },
   };
 }

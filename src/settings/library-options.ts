@@ -59,6 +59,11 @@ export const QUEUE_FIXED_OPTIONS: readonly QueueFixedOption[] = [
   ),
 ];
 
+/** The options of these that a queue fixes, and only those. */
+export function fixedOptionsOf(options: Partial<RunOptions>): Partial<FixedOptions> {
+  return Object.fromEntries(QUEUE_FIXED_OPTIONS.map((option) => [option, options[option]]));
+}
+
 /** Top-level options whose setting has a default of its own, which `withDefaults` fills in. */
 type DefaultedOption = {
   [K in SettingKey]: SettingTable[K] extends { default: unknown; library: infer L }
@@ -86,12 +91,9 @@ export type WithDefaults<T> = Omit<T, DefaultedOption | "prepare"> & {
  * the one place a default is applied, for the CLI and a program alike. Settings that variables
  * give (the base URL, the key) are left to `fromEnvironment`, which the default comes after.
  */
-export function withDefaults<T extends Partial<RunOptions>>(
-  options: T,
-  keys: readonly SettingKey[] = SETTING_KEYS,
-): WithDefaults<T> {
+export function withDefaults<T extends Partial<RunOptions>>(options: T): WithDefaults<T> {
   const filled: Record<string, unknown> = { ...options, prepare: { ...options.prepare } };
-  for (const key of keys) {
+  for (const key of SETTING_KEYS) {
     const spec: SettingSpec = SETTING_SPECS[key];
     if (spec.default === undefined || spec.library === undefined || spec.env) continue;
     if (valueAt(filled, spec.library) === undefined) {

@@ -6,13 +6,7 @@ import {
   parseWhole,
   schemaProblem,
 } from "../../src/answer/json-answer.js";
-import { type AnswerSchema, compileSchema } from "../../src/prompts/structured.js";
-
-function compiled(schema: object): AnswerSchema {
-  const result = compileSchema(schema, "fallback name!");
-  if ("problems" in result) throw new Error(result.problems.join("; "));
-  return result;
-}
+import { compiled } from "../helpers/schema.js";
 
 describe("reading a structured answer", () => {
   it("finds the first JSON object in prose, braces inside strings included", () => {

@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type AnswerSchema, compileSchema } from "../../src/prompts/structured.js";
-
-function compiled(schema: object): AnswerSchema {
-  const result = compileSchema(schema, "fallback name!");
-  if ("problems" in result) throw new Error(result.problems.join("; "));
-  return result;
-}
+import { compileSchema } from "../../src/prompts/structured.js";
+import { compiled } from "../helpers/schema.js";
 
 describe("asking for a structured answer", () => {
   it("names the schema after its title, or a cleaned fallback", () => {
