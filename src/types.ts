@@ -48,6 +48,8 @@ export interface PreparedImage {
 export interface Usage {
   promptTokens: number | null;
   completionTokens: number | null;
+  /** Of the completion tokens, those a Thinking model spent reasoning, when the server says. */
+  reasoningTokens: number | null;
 }
 
 /**
@@ -64,6 +66,8 @@ export interface CaptionRecord {
   height: number;
   prompt_tokens: number | null;
   completion_tokens: number | null;
+  /** Of the completion tokens, those spent reasoning (`completion_tokens_details`), if reported. */
+  reasoning_tokens: number | null;
   attempts: number;
   latency_ms: number;
   truncated: boolean;

@@ -83,6 +83,7 @@ function usageOf(body: unknown): Usage {
   return {
     promptTokens: countOrNull(usage?.prompt_tokens),
     completionTokens: countOrNull(usage?.completion_tokens),
+    reasoningTokens: countOrNull(asRecord(usage?.completion_tokens_details)?.reasoning_tokens),
   };
 }
 

@@ -3,6 +3,7 @@ import { forTerminal } from "../trust/text.js";
 import { redactSecret } from "../util/redact.js";
 import { concurrencyLine } from "./concurrency-line.js";
 import { progressLine } from "./live-line.js";
+import { tokensJson } from "./summary-line.js";
 
 export type LogFormat = "text" | "json";
 export type Level = "info" | "warn" | "error";
@@ -174,6 +175,8 @@ export class Reporter {
         empty_inputs: summary.emptyInputs,
         context_overflows: summary.contextOverflows,
         elapsed_ms: summary.elapsedMs,
+        tokens: tokensJson(summary.tokens),
+        cost: summary.tokens.cost,
       });
     } else {
       this.#writeLine(`caption: ${line}`);

@@ -1,4 +1,4 @@
-import type { ContextOverflows, RunSummary } from "../run/events.js";
+import type { ContextOverflows, RunSummary, TokenTotals } from "../run/events.js";
 import { formatBytes, formatDuration } from "./units.js";
 
 /** What a run did, in one line (without the "caption: " prefix). */
@@ -41,6 +41,8 @@ export function summaryLine(
   for (const [label, overflow] of Object.entries(summary.contextOverflows)) {
     parts.push(contextLine(label, overflow));
   }
+  const spent = tokensPart(summary.tokens);
+  if (spent) parts.push(spent);
   if (summary.alreadyDone > 0) parts.push(`${summary.alreadyDone} already done`);
   if (summary.unfinished > 0) parts.push(`${summary.unfinished} left for the next run`);
   const rate = seconds > 0 ? ` (${(summary.captioned / seconds).toFixed(1)} images/s)` : "";
@@ -65,4 +67,35 @@ function contextLine(label: string, overflow: ContextOverflows): string {
   return times === 0
     ? `${label} ran out of context (${again})`
     : `concurrency at ${label} came down from ${from} to ${to} (it ran out of context ${cuts}; ${again})`;
+}
+
+/**
+ * "tokens 52000 in, 1800 out (400 reasoning), 520 and 18 an answer, cost 0.0081": what the
+ * servers counted for this run's answers, and their cost at the prices given.
+ */
+function tokensPart(tokens: TokenTotals): string | null {
+  if (tokens.answers === 0) return null;
+  const mean = (total: number) => String(Math.round((total / tokens.answers) * 10) / 10);
+  const reasoning = tokens.reasoningTokens > 0 ? ` (${tokens.reasoningTokens} reasoning)` : "";
+  const cost = tokens.cost === null ? "" : `, cost ${formatCost(tokens.cost)}`;
+  return `tokens ${tokens.promptTokens} in, ${tokens.completionTokens} out${reasoning}, ${mean(tokens.promptTokens)} and ${mean(tokens.completionTokens)} an answer${cost}`;
+}
+
+/** Two decimals from 1 up, two significant digits below: 0.0081, 12.40. */
+function formatCost(cost: number): string {
+  return cost >= 1 ? cost.toFixed(2) : Number(cost.toPrecision(2)).toString();
+}
+
+/** The run's tokens for the JSON log: totals, and the mean of an answer. */
+export function tokensJson(tokens: TokenTotals): Record<string, number | null> {
+  const mean = (total: number) =>
+    tokens.answers === 0 ? null : Math.round((total / tokens.answers) * 10) / 10;
+  return {
+    answers: tokens.answers,
+    prompt: tokens.promptTokens,
+    completion: tokens.completionTokens,
+    reasoning: tokens.reasoningTokens,
+    mean_prompt: mean(tokens.promptTokens),
+    mean_completion: mean(tokens.completionTokens),
+  };
 }

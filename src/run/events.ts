@@ -64,6 +64,22 @@ export interface RunSummary {
    * cut, and how many requests were sent again for it at no cost to their attempts.
    */
   contextOverflows: Record<string, ContextOverflows>;
+  /** What the servers said the answers of this run cost, kept or not; copies cost nothing. */
+  tokens: TokenTotals;
+}
+
+export interface TokenTotals {
+  /** Answers whose reply reported a usage at all. */
+  answers: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** Of the completion tokens, those spent reasoning, where the server said. */
+  reasoningTokens: number;
+  /**
+   * What they cost at the prices given (`inputPrice`, `outputPrice`, per million tokens); null
+   * when no endpoint has a price.
+   */
+  cost: number | null;
 }
 
 export interface ContextOverflows {
@@ -91,5 +107,6 @@ export function emptySummary(): RunSummary {
     flagged: {},
     byEndpoint: {},
     contextOverflows: {},
+    tokens: { answers: 0, promptTokens: 0, completionTokens: 0, reasoningTokens: 0, cost: null },
   };
 }

@@ -101,6 +101,7 @@ function copyRecord(task: ImageTask, sha256: string, stored: StoredCaption): Cap
     height: stored.height,
     prompt_tokens: null,
     completion_tokens: null,
+    reasoning_tokens: null,
     attempts: 0,
     latency_ms: 0,
     truncated: stored.truncated,

@@ -31,6 +31,7 @@ export async function realSender(
   anythingToSend: boolean,
 ) {
   const several = options.endpoints.length > 1;
+  const pricesOf = new Map(options.endpoints.map((spec) => [spec.label, spec]));
   const warn = (message: string) => state.emit({ type: "warning", message });
   /** What each endpoint's model list says of its context, by label. */
   const contextTokens = new Map<string, number | null>();
@@ -141,6 +142,7 @@ export async function realSender(
           { cause: error },
         );
       },
+      onUsage: (usage, endpoint) => state.spent(usage, pricesOf.get(endpoint.label) ?? {}),
       onOverflowRetry: (endpoint) =>
         state.resentForContext(endpoint.label, endpoint.limiter.allowed),
       onContextExceeded: (error, endpoint) => {

@@ -2,11 +2,18 @@ import { ApiError, CaptionError, RunAbortedError } from "../errors.js";
 import type { ImageOutcome } from "../prepare/dedupe.js";
 import type { Sink } from "../sinks/sink.js";
 import { redactRecord } from "../trust/keys.js";
-import type { CaptionRecord, FailureRecord, ImageTask, PreparedImage } from "../types.js";
+import type { CaptionRecord, FailureRecord, ImageTask, PreparedImage, Usage } from "../types.js";
 import { describeErrno, errnoOf } from "../util/folders.js";
 import { messageOf } from "../util/message.js";
 import { redactSecret } from "../util/redact.js";
 import type { RunControl } from "./control.js";
+
+/** An endpoint's prices per million tokens; one left out counts as nothing. */
+export interface Prices {
+  inputPrice?: number | undefined;
+  outputPrice?: number | undefined;
+}
+
 import { type ContextOverflows, emptySummary, type RunEvent, type RunSummary } from "./events.js";
 
 /**
@@ -58,6 +65,22 @@ export class RunState {
       repairedBytes,
       emptyInputs,
     });
+  }
+
+  /** What one answer cost, as its server counted it, at its endpoint's prices if it has any. */
+  spent(usage: Usage, prices: Prices): void {
+    if (usage.promptTokens === null && usage.completionTokens === null) return;
+    const tokens = this.summary.tokens;
+    tokens.answers += 1;
+    tokens.promptTokens += usage.promptTokens ?? 0;
+    tokens.completionTokens += usage.completionTokens ?? 0;
+    tokens.reasoningTokens += usage.reasoningTokens ?? 0;
+    if (prices.inputPrice === undefined && prices.outputPrice === undefined) return;
+    tokens.cost =
+      (tokens.cost ?? 0) +
+      ((usage.promptTokens ?? 0) * (prices.inputPrice ?? 0) +
+        (usage.completionTokens ?? 0) * (prices.outputPrice ?? 0)) /
+        1_000_000;
   }
 
   /** Ends the run early for the reason given; the first reason is the one reported. */

@@ -116,6 +116,7 @@ export async function sendImage(
       endpoint.budget?.observe?.(reply.headers);
       endpoint.reachable();
       const extracted = built.read(reply.body);
+      context.onUsage?.(extracted.usage, endpoint);
       // Only a caption's latency says how long captions take (-c auto learns from it).
       slot.done(true);
       endpoint.succeeded();

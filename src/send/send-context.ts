@@ -1,5 +1,6 @@
 import type { ExtractedCaption } from "../answer/extract.js";
 import type { ApiError, NameSetting, RunAbortedError } from "../errors.js";
+import type { Usage } from "../types.js";
 import type { ChatReply } from "./client.js";
 import type { ContextExceededError } from "./context-overflow.js";
 import type { Dispatcher } from "./dispatch.js";
@@ -36,4 +37,9 @@ export interface SendContext {
   onContextExceeded?: ((error: ContextExceededError, endpoint: Endpoint) => void) | undefined;
   /** Told of each request sent again, at no cost to its attempts, after the server ran out of context. */
   onOverflowRetry?: ((endpoint: Endpoint) => void) | undefined;
+  /**
+   * Told of the tokens each answer cost, whether it is kept or another variant is asked for
+   * instead (a looping caption): the run's totals are what the servers counted.
+   */
+  onUsage?: ((usage: Usage, endpoint: Endpoint) => void) | undefined;
 }

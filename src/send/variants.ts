@@ -39,6 +39,8 @@ export interface SendStageOptions {
   onContextExceeded?: SendContext["onContextExceeded"];
   /** Told of each request sent again after an endpoint ran out of context. */
   onOverflowRetry?: SendContext["onOverflowRetry"];
+  /** Told of what each answer cost, kept or not. */
+  onUsage?: SendContext["onUsage"];
 }
 
 /** A caption that came back, with what the checks found in it. */
@@ -75,6 +77,7 @@ export function createSender(
     modelMissing: options.modelMissing,
     onContextExceeded: options.onContextExceeded,
     onOverflowRetry: options.onOverflowRetry,
+    onUsage: options.onUsage,
   };
 
   const send = async (work: PreparedWork): Promise<ImageOutcome> => {
@@ -193,6 +196,7 @@ export function createSender(
       height: image.height,
       prompt_tokens: extracted.usage.promptTokens,
       completion_tokens: extracted.usage.completionTokens,
+      reasoning_tokens: extracted.usage.reasoningTokens,
       attempts,
       latency_ms: reply.latencyMs,
       truncated: extracted.truncated,

@@ -10,6 +10,8 @@ export interface EndpointOptions {
   model?: string | undefined;
   concurrency?: number | "auto" | undefined;
   rpm?: number | undefined;
+  inputPrice?: number | undefined;
+  outputPrice?: number | undefined;
 }
 
 /**
@@ -59,7 +61,15 @@ export function endpointsOf(
 const KEY_VARIABLE = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/;
 
 /** The keys an entry of `endpoints` may have. */
-export const ENDPOINT_KEYS = ["baseUrl", "apiKey", "model", "concurrency", "rpm"] as const;
+export const ENDPOINT_KEYS = [
+  "baseUrl",
+  "apiKey",
+  "model",
+  "concurrency",
+  "rpm",
+  "inputPrice",
+  "outputPrice",
+] as const;
 
 /**
  * What is wrong with a list of endpoints, each problem naming the entry (`endpoints[1].rpm: …`).

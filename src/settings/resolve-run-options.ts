@@ -116,6 +116,8 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     model: given.model,
     concurrency: options.concurrency,
     rpm: options.rpm,
+    inputPrice: options.inputPrice,
+    outputPrice: options.outputPrice,
   });
   return {
     // Every option as given, with the table's defaults where it was left out; then those that
@@ -157,6 +159,8 @@ function resolveEndpoints(
     concurrency:
       entry.concurrency ?? run.concurrency ?? defaultConcurrency(baseUrls[index] ?? run.baseUrl),
     rpm: entry.rpm ?? run.rpm,
+    inputPrice: entry.inputPrice ?? run.inputPrice,
+    outputPrice: entry.outputPrice ?? run.outputPrice,
     label: labels[index] ?? "",
     keyOption: entry.apiKey !== undefined && endpoints ? `endpoints[${index}].apiKey` : "apiKey",
   }));

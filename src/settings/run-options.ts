@@ -14,6 +14,9 @@ export interface ResolvedEndpoint {
   model: string;
   concurrency: number | "auto";
   rpm: number | undefined;
+  /** Prices per million tokens, the endpoint's own or the run's. */
+  inputPrice: number | undefined;
+  outputPrice: number | undefined;
   /** `host:port`: the rows' `endpoint` column. */
   label: string;
   /** The option its key came from, for messages: `apiKey`, or `endpoints[i].apiKey`. */
@@ -112,6 +115,10 @@ export interface RunOptions {
   maxConcurrency?: number | undefined;
   /** Requests per minute at most. @default unlimited */
   rpm?: number | undefined;
+  /** Price of a million prompt tokens: with it the summary has a `cost`. @default none */
+  inputPrice?: number | undefined;
+  /** Price of a million completion tokens (reasoning included). @default none */
+  outputPrice?: number | undefined;
   /** Further attempts after the first, for failures that may be transient. @default 5 */
   retries?: number | undefined;
   /** Per-attempt timeout in ms. @default 120000 */

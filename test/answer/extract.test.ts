@@ -21,7 +21,7 @@ describe("extractCaption", () => {
       caption: "A red kite over a beach.",
       truncated: false,
       reasoning: null,
-      usage: { promptTokens: 120, completionTokens: 30 },
+      usage: { promptTokens: 120, completionTokens: 30, reasoningTokens: null },
     });
   });
 
@@ -75,7 +75,11 @@ describe("extractCaption", () => {
   it("tolerates a missing usage block", () => {
     const body = reply({ content: "x" });
     delete (body as { usage?: unknown }).usage;
-    expect(extractCaption(body).usage).toEqual({ promptTokens: null, completionTokens: null });
+    expect(extractCaption(body).usage).toEqual({
+      promptTokens: null,
+      completionTokens: null,
+      reasoningTokens: null,
+    });
   });
 
   it("fails an empty caption", () => {

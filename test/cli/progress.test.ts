@@ -198,6 +198,7 @@ const summaryBase: RunSummary = {
   flagged: {},
   byEndpoint: {},
   contextOverflows: {},
+  tokens: { answers: 0, promptTokens: 0, completionTokens: 0, reasoningTokens: 0, cost: null },
 };
 
 describe("summaryLine", () => {

@@ -85,6 +85,7 @@ describe("redactRecord", () => {
     height: 1,
     prompt_tokens: null,
     completion_tokens: null,
+    reasoning_tokens: null,
     attempts: 1,
     latency_ms: 1,
     truncated: false,

@@ -18,6 +18,7 @@ export const CAPTION_COLUMNS = [
   "height",
   "prompt_tokens",
   "completion_tokens",
+  "reasoning_tokens",
   "attempts",
   "latency_ms",
   "truncated",

@@ -14,13 +14,26 @@ import {
 import { isRecord } from "./http.js";
 import { FAKE_MODEL_ID } from "./models.js";
 import type { FakeEndpointOptions } from "./options.js";
-import type { Behavior, RecordedRequest } from "./types.js";
+import type { Behavior, FakeUsage, RecordedRequest } from "./types.js";
 
 export interface Replies {
   /** A chat.completion object with these choices, numbered in the order they are made. */
   completion(model: string | null, choices: unknown[], usage: object | null): object;
   /** The completion an `ok` behaviour answers for this request. */
   okCompletion(record: RecordedRequest, given: Behavior & { kind: "ok" }): object;
+}
+
+/**
+ * Prompt tokens as a vision server counts them: the prompt's words, and the image's pixels in
+ * 28×28 patches (Qwen2-VL's way; MiniCPM-V's slices grow with the pixels too), so that a larger
+ * image costs more, as it does on a real server. An image the fake could not read counts 64.
+ */
+function promptTokensOf(record: RecordedRequest): number {
+  const text = countWords(record.prompt);
+  if (record.image === null) return text;
+  const { width, height } = record.image;
+  const patches = width !== null && height !== null ? Math.ceil((width * height) / 784) : 64;
+  return text + patches;
 }
 
 function countWords(text: string | null): number {
@@ -65,14 +78,26 @@ export function createReplies(options: FakeEndpointOptions, random: () => number
       message[behavior.reasoningField ?? "reasoning"] = behavior.reasoning;
     }
     const finishReason = behavior.finishReason === undefined ? "stop" : behavior.finishReason;
+    const reasoningTokens =
+      behavior.reasoning === undefined ? null : countWords(behavior.reasoning);
     const counts =
       behavior.usage === undefined
-        ? { prompt_tokens: 100, completion_tokens: countWords(content) }
+        ? {
+            prompt_tokens: promptTokensOf(record),
+            completion_tokens: countWords(content) + (reasoningTokens ?? 0),
+          }
         : behavior.usage;
-    const usage =
+    const usage: FakeUsage | null =
       counts === null
         ? null
-        : { ...counts, total_tokens: counts.prompt_tokens + counts.completion_tokens };
+        : {
+            ...counts,
+            total_tokens: counts.prompt_tokens + counts.completion_tokens,
+            ...(reasoningTokens === null || behavior.usage !== undefined
+              ? {}
+              : { completion_tokens_details: { reasoning_tokens: reasoningTokens } }),
+          };
+    record.usage = usage ?? undefined;
     return completion(record.model, [{ index: 0, message, finish_reason: finishReason }], usage);
   }
 

@@ -70,6 +70,16 @@ export interface RecordedRequest {
   behavior: Behavior["kind"] | FaultKind;
   /** When its body was in and the answer decided (`performance.now()`): a 429 leaves then. */
   decidedAt: number;
+  /** The `usage` it was answered with, when it was answered with a completion that has one. */
+  usage?: FakeUsage | undefined;
+}
+
+/** What the fake reports a request cost, as an OpenAI-compatible server does. */
+export interface FakeUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  completion_tokens_details?: { reasoning_tokens: number };
 }
 
 export interface FakeEndpoint {

@@ -20,6 +20,7 @@ function record(p: string, caption = `caption of ${p}`): CaptionRecord {
     height: 480,
     prompt_tokens: 100,
     completion_tokens: null,
+    reasoning_tokens: null,
     attempts: 1,
     latency_ms: 12,
     truncated: false,

@@ -1,0 +1,142 @@
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import type { FakeEndpoint } from "../helpers/fake-endpoint/types.js";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import { runCli } from "../helpers/run-cli.js";
+import { makeDistinctImages, readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
+
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
+
+/** The run's summary event from `--log-format json`. */
+function summaryOf(stderr: string): Record<string, unknown> {
+  const events = stderr
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const summary = events.find((event) => event.event === "summary");
+  if (!summary) throw new Error(`no summary in ${stderr}`);
+  return summary;
+}
+
+/** What the fake said its answers cost, summed over every request it answered. */
+function fakeTotals(...fakes: FakeEndpoint[]) {
+  const usages = fakes.flatMap((each) => each.requests.flatMap((r) => (r.usage ? [r.usage] : [])));
+  return {
+    answers: usages.length,
+    prompt: usages.reduce((sum, u) => sum + u.prompt_tokens, 0),
+    completion: usages.reduce((sum, u) => sum + u.completion_tokens, 0),
+    reasoning: usages.reduce(
+      (sum, u) => sum + (u.completion_tokens_details?.reasoning_tokens ?? 0),
+      0,
+    ),
+  };
+}
+
+describe("tokens and cost", () => {
+  it("totals every answer the servers counted, retried ones too, and says the mean of an answer", async () => {
+    // Images of very different sizes cost different prompt tokens, as on a real server.
+    await makeDistinctImages(ws.dir, 6, "small", 32);
+    await makeDistinctImages(ws.dir, 3, "large", 600);
+    // The first answer loops; its retry with a penalty is kept. Both cost tokens.
+    await fake.start({
+      script: [
+        {
+          kind: "ok",
+          content:
+            "the the the the the the the the the the the the the the the the the the the the the the the the the the the the the the",
+        },
+      ],
+    });
+    const result = await runCli(["small", "large", "-o", "out.jsonl", "--log-format", "json"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const expected = fakeTotals(fake);
+    expect(expected.answers).toBe(10);
+    const summary = summaryOf(result.stderr);
+    expect(summary.tokens).toEqual({
+      answers: 10,
+      prompt: expected.prompt,
+      completion: expected.completion,
+      reasoning: 0,
+      mean_prompt: Math.round((expected.prompt / 10) * 10) / 10,
+      mean_completion: Math.round((expected.completion / 10) * 10) / 10,
+    });
+    expect(summary.cost).toBeNull();
+    expect(summary.message).toContain(`tokens ${expected.prompt} in, ${expected.completion} out`);
+    // A 600-pixel image costs far more prompt tokens than a 32-pixel one.
+    const rows = await readJsonl(path.join(ws.dir, "out.jsonl"));
+    const tokensOf = (prefix: string) =>
+      rows
+        .filter((row) => String(row.path).startsWith(prefix))
+        .map((row) => Number(row.prompt_tokens));
+    expect(Math.min(...tokensOf("large/"))).toBeGreaterThan(10 * Math.max(...tokensOf("small/")));
+  });
+
+  it("keeps a Thinking model's reasoning tokens in each row and in the totals", async () => {
+    await makeDistinctImages(ws.dir, 3);
+    await fake.start({
+      script: Array.from({ length: 3 }, () => ({
+        kind: "ok" as const,
+        content: "A red square.",
+        reasoning: "It looks red to me, and square.",
+      })),
+    });
+    const result = await runCli(["photos", "-o", "out.csv", "--log-format", "json"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(rows.map((row) => row.reasoning_tokens)).toEqual(["7", "7", "7"]);
+    expect(rows.map((row) => row.completion_tokens)).toEqual(["10", "10", "10"]);
+    expect(summaryOf(result.stderr).tokens).toMatchObject({ reasoning: 21, completion: 30 });
+  });
+
+  it("prices each endpoint's tokens at its own prices, and the run's where it names none", async () => {
+    await makeDistinctImages(ws.dir, 12);
+    const cheap = await fake.startAnother({ latencyMs: 20 });
+    const dear = await fake.startAnother({ latencyMs: 20 });
+    await writeFile(
+      path.join(ws.dir, "two.json"),
+      JSON.stringify({
+        inputPrice: 1,
+        outputPrice: 2,
+        endpoints: [
+          { baseUrl: cheap.baseUrl },
+          { baseUrl: dear.baseUrl, inputPrice: 10, outputPrice: 40 },
+        ],
+      }),
+    );
+    const result = await runCli(
+      ["photos", "-o", "out.csv", "--config", "two.json", "--log-format", "json"],
+      { cwd: ws.dir },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const a = fakeTotals(cheap);
+    const b = fakeTotals(dear);
+    expect(a.answers + b.answers).toBe(12);
+    const cost = (a.prompt * 1 + a.completion * 2 + b.prompt * 10 + b.completion * 40) / 1e6;
+    const summary = summaryOf(result.stderr);
+    expect(summary.cost).toBeCloseTo(cost, 12);
+    expect(summary.message).toMatch(/, cost 0\.\d+/);
+  });
+
+  it("refuses a price that is not a number of zero or more, naming where it is", async () => {
+    await makeDistinctImages(ws.dir, 1);
+    await writeFile(
+      path.join(ws.dir, "bad.json"),
+      JSON.stringify({ endpoints: [{ baseUrl: "http://127.0.0.1:9/v1", outputPrice: -1 }] }),
+    );
+    const result = await runCli(
+      ["photos", "-o", "out.csv", "--config", "bad.json", "--input-price", "cheap"],
+      { cwd: ws.dir },
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/endpoints\[0\]\.outputPrice: /);
+    expect(result.stderr).toMatch(/--input-price: /);
+  });
+});
