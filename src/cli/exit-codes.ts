@@ -7,6 +7,7 @@ export const EXIT = {
   aborted: 1,
   usage: 2,
   someFailed: 3,
+  budget: 4,
   interrupted: 130,
   terminated: 143,
 } as const;
@@ -45,6 +46,8 @@ export function exitCodeOf(outcome: Outcome): number {
   if (summary?.aborted) return EXIT.aborted;
   if (stoppedBy) return signalCode(stoppedBy) ?? EXIT.interrupted;
   if (!summary) return EXIT.interrupted;
+  // Images are left, as after a signal, but for a reason the user set: a rerun goes on.
+  if (summary.budgetReached) return EXIT.budget;
   return summary.failed > 0 ? EXIT.someFailed : EXIT.ok;
 }
 

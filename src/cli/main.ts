@@ -56,7 +56,7 @@ export async function main(
     .example("$0 photos/ -o c.csv --config vllm", "Use a bundled config")
     .example("$0 check --config ollama", "Test a server")
     .epilogue(
-      "Exit codes: 0 all captioned, 3 some images failed (see the errors file), 2 usage or config error, 1 run aborted, 130/143 interrupted; docs/failures.md has them all.",
+      "Exit codes: 0 all captioned, 3 some images failed (see the errors file), 2 usage or config error, 1 run aborted, 4 budget reached, 130/143 interrupted; docs/failures.md has them all.",
     )
     .strict()
     .help()

@@ -177,6 +177,7 @@ export class Reporter {
         elapsed_ms: summary.elapsedMs,
         tokens: tokensJson(summary.tokens),
         cost: summary.tokens.cost,
+        budget_reached: summary.budgetReached,
       });
     } else {
       this.#writeLine(`caption: ${line}`);

@@ -52,7 +52,13 @@ export function summaryLine(
       : summary.errorsFileProblem
         ? `; the errors file ${errorsPath} could not be written (${summary.errorsFileProblem}), so the failures are only in the lines above`
         : `; failures are listed in ${errorsPath}`;
-  const lead = summary.aborted ? "stopped early: " : summary.stopped ? "interrupted: " : "";
+  const lead = summary.aborted
+    ? "stopped early: "
+    : summary.budgetReached
+      ? `${budgetLead(summary.budgetReached)}: `
+      : summary.stopped
+        ? "interrupted: "
+        : "";
   // A run stopped before its first caption has written no OUT to point at.
   const written = !summary.aborted || summary.captioned + summary.alreadyDone > 0;
   const where = written ? ` → ${output}` : `; nothing was written to ${output}`;
@@ -98,4 +104,11 @@ export function tokensJson(tokens: TokenTotals): Record<string, number | null> {
     mean_prompt: mean(tokens.promptTokens),
     mean_completion: mean(tokens.completionTokens),
   };
+}
+
+/** "budget of 5000 tokens reached (5120 spent)", "budget of 2.5 reached (2.47 spent)". */
+function budgetLead(reached: NonNullable<RunSummary["budgetReached"]>): string {
+  return reached.kind === "tokens"
+    ? `budget of ${reached.limit} tokens reached (${reached.spent} spent)`
+    : `budget of ${reached.limit} reached (${formatCost(reached.spent)} spent)`;
 }

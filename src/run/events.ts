@@ -66,6 +66,11 @@ export interface RunSummary {
   contextOverflows: Record<string, ContextOverflows>;
   /** What the servers said the answers of this run cost, kept or not; copies cost nothing. */
   tokens: TokenTotals;
+  /**
+   * The budget that stopped the run (`budgetTokens`, `budgetCost`), and what the run spent in the
+   * end, the answers in flight when it stopped included.
+   */
+  budgetReached: { kind: "tokens" | "cost"; limit: number; spent: number } | null;
 }
 
 export interface TokenTotals {
@@ -108,5 +113,6 @@ export function emptySummary(): RunSummary {
     byEndpoint: {},
     contextOverflows: {},
     tokens: { answers: 0, promptTokens: 0, completionTokens: 0, reasoningTokens: 0, cost: null },
+    budgetReached: null,
   };
 }

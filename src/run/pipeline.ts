@@ -47,6 +47,7 @@ export async function captionImages(
       ...urlCredentials(endpoint.baseUrl),
     ]),
     preview: dryRun,
+    budget: { tokens: options.budgetTokens, cost: options.budgetCost },
   });
   for (const notice of options.notices) state.emit({ type: "warning", message: notice });
   // Every endpoint is in the count, those that answered nothing too.

@@ -8,6 +8,12 @@ import { messageOf } from "../util/message.js";
 import { redactSecret } from "../util/redact.js";
 import type { RunControl } from "./control.js";
 
+/** What a run may spend: tokens in and out, and their cost at the endpoints' prices. */
+export interface Budget {
+  tokens?: number | undefined;
+  cost?: number | undefined;
+}
+
 /** An endpoint's prices per million tokens; one left out counts as nothing. */
 export interface Prices {
   inputPrice?: number | undefined;
@@ -29,6 +35,7 @@ export class RunState {
   readonly #secrets: readonly (string | undefined)[];
   readonly #started = performance.now();
   readonly #preview: boolean;
+  readonly #budget: Budget;
 
   constructor(options: {
     sink: Sink;
@@ -38,7 +45,10 @@ export class RunState {
     secrets?: readonly (string | undefined)[] | undefined;
     /** A dry run: what is counted is what would be sent; copies would need no request. */
     preview?: boolean | undefined;
+    /** Where the run stops sending: its tokens, in and out, or their cost. */
+    budget?: Budget | undefined;
   }) {
+    this.#budget = options.budget ?? {};
     this.#preview = options.preview ?? false;
     this.#sink = options.sink;
     this.control = options.control;
@@ -75,12 +85,35 @@ export class RunState {
     tokens.promptTokens += usage.promptTokens ?? 0;
     tokens.completionTokens += usage.completionTokens ?? 0;
     tokens.reasoningTokens += usage.reasoningTokens ?? 0;
-    if (prices.inputPrice === undefined && prices.outputPrice === undefined) return;
-    tokens.cost =
-      (tokens.cost ?? 0) +
-      ((usage.promptTokens ?? 0) * (prices.inputPrice ?? 0) +
-        (usage.completionTokens ?? 0) * (prices.outputPrice ?? 0)) /
-        1_000_000;
+    if (prices.inputPrice !== undefined || prices.outputPrice !== undefined) {
+      tokens.cost =
+        (tokens.cost ?? 0) +
+        ((usage.promptTokens ?? 0) * (prices.inputPrice ?? 0) +
+          (usage.completionTokens ?? 0) * (prices.outputPrice ?? 0)) /
+          1_000_000;
+    }
+    this.#checkBudget();
+  }
+
+  /**
+   * Stops sending once one more answer, at the mean of those so far, would pass a budget: what is
+   * in flight still finishes, so a run passes it by at most an answer per request in flight.
+   */
+  #checkBudget(): void {
+    if (this.summary.budgetReached !== null) return;
+    const { tokens } = this.summary;
+    const spentTokens = tokens.promptTokens + tokens.completionTokens;
+    const over = (spent: number, limit: number | undefined) =>
+      limit !== undefined && spent + spent / tokens.answers > limit;
+    let reached: RunSummary["budgetReached"] = null;
+    if (over(spentTokens, this.#budget.tokens)) {
+      reached = { kind: "tokens", limit: this.#budget.tokens ?? 0, spent: spentTokens };
+    } else if (tokens.cost !== null && over(tokens.cost, this.#budget.cost)) {
+      reached = { kind: "cost", limit: this.#budget.cost ?? 0, spent: tokens.cost };
+    }
+    if (reached === null) return;
+    this.summary.budgetReached = reached;
+    this.control.stop();
   }
 
   /** Ends the run early for the reason given; the first reason is the one reported. */
@@ -196,7 +229,19 @@ export class RunState {
   /** The summary once the run is over; `neverTaken` images were not reached at all. */
   finish(neverTaken: number): RunSummary {
     this.summary.unfinished += neverTaken;
-    this.summary.stopped = this.control.stopSignal.aborted && this.summary.aborted === null;
+    const reached = this.summary.budgetReached;
+    // What was spent in the end, the answers in flight when it stopped included.
+    if (reached) {
+      const { tokens } = this.summary;
+      reached.spent =
+        reached.kind === "tokens"
+          ? tokens.promptTokens + tokens.completionTokens
+          : (tokens.cost ?? 0);
+    }
+    this.summary.stopped =
+      this.control.stopSignal.aborted &&
+      this.summary.aborted === null &&
+      this.summary.budgetReached === null;
     this.summary.elapsedMs = Math.round(performance.now() - this.#started);
     return this.summary;
   }

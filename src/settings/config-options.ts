@@ -10,6 +10,7 @@ import {
 } from "./library-options.js";
 import type { RunOptions } from "./run-options.js";
 import { SETTING_SPECS, settingsOf } from "./table.js";
+import { COST_TABLE } from "./table-cost.js";
 
 /** The keys a command chose for its servers (`chooseKey`): the run's, or one per endpoint. */
 export interface ChosenKeys {
@@ -38,16 +39,6 @@ export function captionOptionsOf(config: CaptionConfig): FixedOptions {
   };
 }
 
-/** A run's on-off settings that shape neither the captions nor the sending (`--strict`…). */
-const RUN_SWITCHES = TAKEN_AS_IS.filter(
-  (key) => SETTING_SPECS[key].kind.type === "boolean" && !SETTING_SPECS[key].queueFixed,
-);
-
-/** Those switches, as a config gives them. */
-export function runSwitchesOf(config: CaptionConfig): Partial<RunOptions> {
-  return libraryOptionsOf(config.values, RUN_SWITCHES);
-}
-
 /**
  * How a worker sends, of its own: what it takes besides the server and key, which
  * `endpointOptionsOf` gives from the keys chosen.
@@ -55,6 +46,22 @@ export function runSwitchesOf(config: CaptionConfig): Partial<RunOptions> {
 const DELIVERY = TAKEN_AS_IS.filter(
   (key) => settingsOf("worker").includes(key) && key !== "baseUrl" && key !== "apiKey",
 );
+
+/**
+ * What a run takes of its own, besides the captions and the sending: its on-off switches
+ * (`--strict`…) and its budget (`--budget-tokens`…). A worker takes none of them.
+ */
+const RUN_OWN = TAKEN_AS_IS.filter(
+  (key) =>
+    !QUEUE_FIXED.includes(key) &&
+    !DELIVERY.includes(key) &&
+    (SETTING_SPECS[key].kind.type === "boolean" || key in COST_TABLE),
+);
+
+/** Those settings, as a config gives them. */
+export function runOwnOf(config: CaptionConfig): Partial<RunOptions> {
+  return libraryOptionsOf(config.values, RUN_OWN);
+}
 
 /**
  * Where to send and how hard, as a config gives it: the same for a run and for a worker. Several

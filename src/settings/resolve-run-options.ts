@@ -94,6 +94,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
       `tags: asks for its own schema, so it cannot be combined with ${name("jsonSchema")}`,
     );
   }
+  problems.push(...budgetProblems(options));
   const schema = options.tags ? TAGS_SCHEMA : options.jsonSchema;
   const answer = schema === undefined ? undefined : compileSchema(schema, "caption");
   if (answer && "problems" in answer) {
@@ -189,4 +190,17 @@ function shapeProblems(options: RunOptions): string[] {
     problems.push('sidecar.ext: required, the extension of the files beside the images (".txt")');
   }
   return problems;
+}
+
+/** A cost budget cannot be judged without a price to count the tokens at. */
+function budgetProblems(options: RunOptions): string[] {
+  if (options.budgetCost === undefined) return [];
+  const priced = [options, ...(options.endpoints ?? [])].some(
+    (each) => each.inputPrice !== undefined || each.outputPrice !== undefined,
+  );
+  if (priced) return [];
+  const name = options.nameSetting ?? byOptionName;
+  return [
+    `${name("budgetCost")}: needs the prices to count tokens at: give ${name("inputPrice")} and ${name("outputPrice")} (per million tokens)`,
+  ];
 }

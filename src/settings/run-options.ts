@@ -119,6 +119,14 @@ export interface RunOptions {
   inputPrice?: number | undefined;
   /** Price of a million completion tokens (reasoning included). @default none */
   outputPrice?: number | undefined;
+  /**
+   * Stop sending once the next image would likely take the run's tokens (in and out) past this,
+   * judged from the mean of an answer so far; what is in flight finishes, and the summary says
+   * `budgetReached`. A rerun goes on where it stopped. @default none
+   */
+  budgetTokens?: number | undefined;
+  /** The same for the cost at `inputPrice` and `outputPrice`, which it needs. @default none */
+  budgetCost?: number | undefined;
   /** Further attempts after the first, for failures that may be transient. @default 5 */
   retries?: number | undefined;
   /** Per-attempt timeout in ms. @default 120000 */

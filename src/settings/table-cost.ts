@@ -22,4 +22,21 @@ export const COST_TABLE = {
     more: "per endpoint in a config's `endpoints`",
     library: "outputPrice",
   },
+  budgetTokens: {
+    flag: "--budget-tokens",
+    kind: { type: "int", min: 1, max: 1_000_000_000_000 },
+    describe: "Stop sending once the next image would likely pass this many tokens, in and out",
+    scope: "run",
+    unit: "tokens",
+    more: "judged from the mean of an answer so far; what is in flight finishes; exit 4, and a rerun with a fresh budget goes on ([Exit codes](failures.md#exit-codes))",
+    library: "budgetTokens",
+  },
+  budgetCost: {
+    flag: "--budget-cost",
+    kind: { type: "number", min: 0, max: 1_000_000_000, exclusiveMin: true },
+    describe: "Stop sending once the next image would likely pass this cost (needs a price)",
+    scope: "run",
+    more: "at `--input-price` and `--output-price`; as `--budget-tokens` otherwise",
+    library: "budgetCost",
+  },
 } as const satisfies Record<string, SettingSpec>;

@@ -199,6 +199,7 @@ const summaryBase: RunSummary = {
   byEndpoint: {},
   contextOverflows: {},
   tokens: { answers: 0, promptTokens: 0, completionTokens: 0, reasoningTokens: 0, cost: null },
+  budgetReached: null,
 };
 
 describe("summaryLine", () => {

@@ -251,7 +251,7 @@ describe("failures", () => {
     }
     expect(result.stderr).toMatch(/failed broken\/corrupt\.jpg: /);
     expect(result.stderr).toMatch(
-      /11 captioned, 4 failed .*; failures are listed in out\.errors\.jsonl/,
+      /11 captioned, 4 failed, tokens \d+ in, \d+ out.*; failures are listed in out\.errors\.jsonl/,
     );
     expect(fake.requests).toHaveLength(FIXTURE_IMAGE_COUNT);
   });

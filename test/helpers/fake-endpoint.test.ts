@@ -70,7 +70,8 @@ describe("fake endpoint", () => {
     expect(json.model).toBe("test-model");
     expect(json.choices[0]?.message).toEqual({ role: "assistant", content: caption });
     expect(json.choices[0]?.finish_reason).toBe("stop");
-    expect(json.usage).toEqual({ prompt_tokens: 100, completion_tokens: 5, total_tokens: 105 });
+    // The prompt's 3 words and the 32×24 image's one 28-pixel patch, as a vision server counts.
+    expect(json.usage).toEqual({ prompt_tokens: 4, completion_tokens: 5, total_tokens: 9 });
 
     expect(endpoint.requests).toHaveLength(1);
     expect(endpoint.requests[0]).toMatchObject({

@@ -3,11 +3,7 @@ import { RunAbortedError, UsageError } from "../../errors.js";
 import { RunControl } from "../../run/control.js";
 import type { RunEvent, RunSummary } from "../../run/events.js";
 import { captionImages } from "../../run/pipeline.js";
-import {
-  captionOptionsOf,
-  endpointOptionsOf,
-  runSwitchesOf,
-} from "../../settings/config-options.js";
+import { captionOptionsOf, endpointOptionsOf, runOwnOf } from "../../settings/config-options.js";
 import { defaultConcurrency } from "../../settings/defaults.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../../settings/output-format.js";
 import { recordFolderProblem } from "../../trust/links.js";
@@ -98,7 +94,7 @@ export async function run(
         errorsPath,
         overwrite,
         dryRun,
-        ...runSwitchesOf(config),
+        ...runOwnOf(config),
         ...endpointOptionsOf(config, key),
         // What the command line read, the run reads: nothing else is looked up.
         env: context.env,

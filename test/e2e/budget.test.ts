@@ -1,0 +1,97 @@
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import { runCli } from "../helpers/run-cli.js";
+import {
+  expectOneRowEach,
+  makeDistinctImages,
+  readCsv,
+  useWorkspace,
+} from "../helpers/workspace.js";
+
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
+
+/** Tokens the fake said its answers cost, prompt and completion together. */
+function tokensSent(): number {
+  return fake.requests.reduce(
+    (sum, request) =>
+      sum + (request.usage ? request.usage.prompt_tokens + request.usage.completion_tokens : 0),
+    0,
+  );
+}
+
+describe("a budget", () => {
+  it("stops sending once the next image would pass it, within an image per request in flight, and a rerun goes on", async () => {
+    const images = await makeDistinctImages(ws.dir, 40);
+    await fake.start({ latencyMs: 30 });
+    // Some five images' worth: each costs about 35 tokens, its prompt and caption together.
+    const budget = 180;
+    const first = await runCli(
+      ["photos", "-o", "out.csv", "-c", "4", "--budget-tokens", String(budget)],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(first.code, first.stderr).toBe(4);
+    const spent = tokensSent();
+    const answers = fake.requests.length;
+    const perImage = spent / answers;
+    // It may pass the budget only by what was already in flight when it stopped: -c 4.
+    expect(spent).toBeLessThanOrEqual(budget + 4 * perImage * 1.5);
+    expect(spent).toBeGreaterThan(budget - 2 * perImage);
+    const kept = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(kept.length).toBe(answers);
+    expect(kept.length).toBeLessThan(images.length);
+    expect(first.stderr).toMatch(
+      new RegExp(
+        `budget of ${budget} tokens reached \\(${spent} spent\\): ${answers} captioned, 0 failed.*${images.length - answers} left for the next run`,
+      ),
+    );
+
+    // A fresh budget goes on where it stopped, and never sends an image twice.
+    fake.resetStats();
+    const rest = await runCli(["photos", "-o", "out.csv", "--budget-tokens", "1000000"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(fake.requests.length).toBe(images.length - answers);
+    expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
+  });
+
+  it("stops on cost at the prices given, and refuses a budget of nothing", async () => {
+    await makeDistinctImages(ws.dir, 30);
+    await fake.start({ latencyMs: 20 });
+    // At 1000 a million tokens, about 0.035 an image: 0.1 is some three images.
+    const result = await runCli(
+      [
+        "photos",
+        "-o",
+        "out.csv",
+        "-c",
+        "2",
+        "--input-price",
+        "1000",
+        "--output-price",
+        "1000",
+        "--budget-cost",
+        "0.1",
+      ],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(result.code, result.stderr).toBe(4);
+    expect(result.stderr).toMatch(/budget of 0\.1 reached \(0\.\d+ spent\)/);
+    expect(fake.requests.length).toBeLessThan(30);
+    const refused = await runCli(["photos", "-o", "out.csv", "--budget-cost", "0"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--budget-cost: /);
+    const unpriced = await runCli(["photos", "-o", "out.csv", "--budget-cost", "5"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(unpriced.code).toBe(2);
+    expect(unpriced.stderr).toMatch(/--budget-cost: .*--input-price/);
+  });
+});
