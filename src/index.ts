@@ -10,7 +10,7 @@ export { prepareImage, targetSize } from "./prepare/prepare.js";
 export { TAGS_PROMPT, TAGS_SCHEMA } from "./prompts/tags.js";
 export { PLACEHOLDERS, parseTemplate } from "./prompts/template.js";
 export { RunControl } from "./run/control.js";
-export type { RunEvent, RunSummary } from "./run/events.js";
+export type { RunEvent, RunSummary, TokenTotals } from "./run/events.js";
 export { captionImages } from "./run/pipeline.js";
 export {
   type ChatClient,

@@ -78,7 +78,8 @@ function firstChoice(body: unknown): Record<string, unknown> {
   return first;
 }
 
-function usageOf(body: unknown): Usage {
+/** What a reply says it cost, whatever its text: null counts where the server sent none. */
+export function usageOf(body: unknown): Usage {
   const usage = asRecord(asRecord(body)?.usage);
   return {
     promptTokens: countOrNull(usage?.prompt_tokens),

@@ -175,7 +175,7 @@ export class Reporter {
         empty_inputs: summary.emptyInputs,
         context_overflows: summary.contextOverflows,
         elapsed_ms: summary.elapsedMs,
-        tokens: tokensJson(summary.tokens),
+        tokens: tokensJson(summary),
         cost: summary.tokens.cost,
         budget_reached: summary.budgetReached,
       });

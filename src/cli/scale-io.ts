@@ -3,6 +3,7 @@ import { UsageError } from "../errors.js";
 import { connectRedis, reachRedis } from "../scale/redis.js";
 import type { CaptionConfig } from "../settings/caption-config.js";
 import { valueOrDefault } from "../settings/table.js";
+import { COST_TABLE } from "../settings/table-cost.js";
 
 /** The Redis the settings name (--redis, CAPTION_REDIS_URL, a config file), reached or a clear error. */
 export async function openRedis(config: CaptionConfig): Promise<Redis> {
@@ -21,4 +22,18 @@ export async function openRedis(config: CaptionConfig): Promise<Redis> {
 export function queueOf(config: CaptionConfig): string {
   if (config.values.queue === undefined) throw new UsageError(["--queue: required"]);
   return config.values.queue;
+}
+
+/**
+ * Says which settings a config or the environment gave that a command of many machines does not
+ * use: a budget and prices are one run's, and workers of a queue do not share them (yet).
+ */
+export function warnRunOnly(config: CaptionConfig, say: (text: string) => void): void {
+  const given = Object.keys(COST_TABLE).filter(
+    (key) => config.values[key as keyof typeof COST_TABLE] !== undefined,
+  );
+  if (given.length === 0) return;
+  say(
+    `${given.map((key) => config.settingFrom[key as keyof typeof COST_TABLE] ?? key).join(", ")}: a budget and prices are one run's; the workers of a queue do not share them, so this command ignores them`,
+  );
 }

@@ -1,4 +1,4 @@
-import type { ContextOverflows, RunSummary, TokenTotals } from "../run/events.js";
+import type { ContextOverflows, RunSummary } from "../run/events.js";
 import { formatBytes, formatDuration } from "./units.js";
 
 /** What a run did, in one line (without the "caption: " prefix). */
@@ -41,7 +41,7 @@ export function summaryLine(
   for (const [label, overflow] of Object.entries(summary.contextOverflows)) {
     parts.push(contextLine(label, overflow));
   }
-  const spent = tokensPart(summary.tokens);
+  const spent = tokensPart(summary);
   if (spent) parts.push(spent);
   if (summary.alreadyDone > 0) parts.push(`${summary.alreadyDone} already done`);
   if (summary.unfinished > 0) parts.push(`${summary.unfinished} left for the next run`);
@@ -76,33 +76,49 @@ function contextLine(label: string, overflow: ContextOverflows): string {
 }
 
 /**
- * "tokens 52000 in, 1800 out (400 reasoning), 520 and 18 an answer, cost 0.0081": what the
- * servers counted for this run's answers, and their cost at the prices given.
+ * "tokens 52000 in, 1800 out (400 reasoning), 520 and 18 an image, cost 0.0081": what the
+ * servers counted for this run's answers, the mean of an image answered by a request, and the
+ * cost at the prices given.
  */
-function tokensPart(tokens: TokenTotals): string | null {
+function tokensPart(summary: RunSummary): string | null {
+  const { tokens } = summary;
   if (tokens.answers === 0) return null;
-  const mean = (total: number) => String(Math.round((total / tokens.answers) * 10) / 10);
   const reasoning = tokens.reasoningTokens > 0 ? ` (${tokens.reasoningTokens} reasoning)` : "";
+  const images = answeredImages(summary);
+  const mean =
+    images === 0
+      ? ""
+      : `, ${perImage(tokens.promptTokens, images)} and ${perImage(tokens.completionTokens, images)} an image`;
   const cost = tokens.cost === null ? "" : `, cost ${formatCost(tokens.cost)}`;
-  return `tokens ${tokens.promptTokens} in, ${tokens.completionTokens} out${reasoning}, ${mean(tokens.promptTokens)} and ${mean(tokens.completionTokens)} an answer${cost}`;
+  return `tokens ${tokens.promptTokens} in, ${tokens.completionTokens} out${reasoning}${mean}${cost}`;
 }
 
-/** Two decimals from 1 up, two significant digits below: 0.0081, 12.40. */
+/** Images captioned by a request of this run (copies of identical files needed none). */
+function answeredImages(summary: RunSummary): number {
+  return summary.captioned - summary.copies;
+}
+
+function perImage(total: number, images: number): number {
+  return Math.round((total / images) * 10) / 10;
+}
+
+/** Two decimals from 1 up; below, two significant digits, never in exponent form (0.0000081). */
 function formatCost(cost: number): string {
-  return cost >= 1 ? cost.toFixed(2) : Number(cost.toPrecision(2)).toString();
+  if (cost >= 1 || cost === 0) return cost.toFixed(2);
+  return cost.toFixed(Math.min(20, 1 - Math.floor(Math.log10(cost))));
 }
 
-/** The run's tokens for the JSON log: totals, and the mean of an answer. */
-export function tokensJson(tokens: TokenTotals): Record<string, number | null> {
-  const mean = (total: number) =>
-    tokens.answers === 0 ? null : Math.round((total / tokens.answers) * 10) / 10;
+/** The run's tokens for the JSON log: totals, and the mean of an image answered by a request. */
+export function tokensJson(summary: RunSummary): Record<string, number | null> {
+  const { tokens } = summary;
+  const images = answeredImages(summary);
   return {
     answers: tokens.answers,
     prompt: tokens.promptTokens,
     completion: tokens.completionTokens,
     reasoning: tokens.reasoningTokens,
-    mean_prompt: mean(tokens.promptTokens),
-    mean_completion: mean(tokens.completionTokens),
+    mean_prompt: images === 0 ? null : perImage(tokens.promptTokens, images),
+    mean_completion: images === 0 ? null : perImage(tokens.completionTokens, images),
   };
 }
 

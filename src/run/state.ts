@@ -36,6 +36,8 @@ export class RunState {
   readonly #started = performance.now();
   readonly #preview: boolean;
   readonly #budget: Budget;
+  /** Whether the budget, not the caller, stopped the sending. */
+  #budgetStopped = false;
 
   constructor(options: {
     sink: Sink;
@@ -100,7 +102,8 @@ export class RunState {
    * in flight still finishes, so a run passes it by at most an answer per request in flight.
    */
   #checkBudget(): void {
-    if (this.summary.budgetReached !== null) return;
+    // Stopped already (a signal, or the budget): answers still in flight change nothing.
+    if (this.summary.budgetReached !== null || this.control.stopSignal.aborted) return;
     const { tokens } = this.summary;
     const spentTokens = tokens.promptTokens + tokens.completionTokens;
     const over = (spent: number, limit: number | undefined) =>
@@ -113,7 +116,12 @@ export class RunState {
     }
     if (reached === null) return;
     this.summary.budgetReached = reached;
+    this.#budgetStopped = true;
     this.control.stop();
+    this.#emit({
+      type: "warning",
+      message: `the ${reached.kind === "tokens" ? "token" : "cost"} budget is about to be passed: nothing new is sent, what is in flight finishes`,
+    });
   }
 
   /** Ends the run early for the reason given; the first reason is the one reported. */
@@ -229,6 +237,8 @@ export class RunState {
   /** The summary once the run is over; `neverTaken` images were not reached at all. */
   finish(neverTaken: number): RunSummary {
     this.summary.unfinished += neverTaken;
+    // A budget that held nothing back (the last images were in flight) did not stop the run.
+    if (this.summary.unfinished === 0) this.summary.budgetReached = null;
     const reached = this.summary.budgetReached;
     // What was spent in the end, the answers in flight when it stopped included.
     if (reached) {
@@ -239,9 +249,7 @@ export class RunState {
           : (tokens.cost ?? 0);
     }
     this.summary.stopped =
-      this.control.stopSignal.aborted &&
-      this.summary.aborted === null &&
-      this.summary.budgetReached === null;
+      this.control.stopSignal.aborted && this.summary.aborted === null && !this.#budgetStopped;
     this.summary.elapsedMs = Math.round(performance.now() - this.#started);
     return this.summary;
   }

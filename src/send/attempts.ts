@@ -1,4 +1,4 @@
-import type { ExtractedCaption } from "../answer/extract.js";
+import { type ExtractedCaption, usageOf } from "../answer/extract.js";
 import { ApiError, ConnectionError, ImageError, TimeoutError } from "../errors.js";
 import { sleep } from "../util/sleep.js";
 import { RequestCancelledError } from "./client.js";
@@ -115,8 +115,9 @@ export async function sendImage(
       endpoint.limiter.observe(reply.headers);
       endpoint.budget?.observe?.(reply.headers);
       endpoint.reachable();
+      // Billed whether or not its text is a caption (cut off thinking, JSON that does not match).
+      context.onUsage?.(usageOf(reply.body), endpoint);
       const extracted = built.read(reply.body);
-      context.onUsage?.(extracted.usage, endpoint);
       // Only a caption's latency says how long captions take (-c auto learns from it).
       slot.done(true);
       endpoint.succeeded();

@@ -78,7 +78,7 @@ export const ENDPOINT_KEYS = [
 export function checkEndpoints(value: unknown, env?: NodeJS.ProcessEnv): string[] {
   if (!Array.isArray(value) || value.length === 0) {
     return [
-      'endpoints: expected a non-empty list like [{ "baseUrl": "http://gpu1:8000/v1" }, …], each with apiKey, model, concurrency and rpm if it needs its own',
+      'endpoints: expected a non-empty list like [{ "baseUrl": "http://gpu1:8000/v1" }, …], each with apiKey, model, concurrency, rpm and prices if it needs its own',
     ];
   }
   const problems: string[] = [];

@@ -195,12 +195,18 @@ function shapeProblems(options: RunOptions): string[] {
 /** A cost budget cannot be judged without a price to count the tokens at. */
 function budgetProblems(options: RunOptions): string[] {
   if (options.budgetCost === undefined) return [];
-  const priced = [options, ...(options.endpoints ?? [])].some(
-    (each) => each.inputPrice !== undefined || each.outputPrice !== undefined,
-  );
+  const endpoints: unknown[] = Array.isArray(options.endpoints) ? options.endpoints : [];
+  const priced = [options, ...endpoints].some((each) => {
+    if (typeof each !== "object" || each === null) return false;
+    const { inputPrice, outputPrice } = each as Record<string, unknown>;
+    return (
+      (typeof inputPrice === "number" && inputPrice > 0) ||
+      (typeof outputPrice === "number" && outputPrice > 0)
+    );
+  });
   if (priced) return [];
   const name = options.nameSetting ?? byOptionName;
   return [
-    `${name("budgetCost")}: needs the prices to count tokens at: give ${name("inputPrice")} and ${name("outputPrice")} (per million tokens)`,
+    `${name("budgetCost")}: needs prices to count the tokens at: give ${name("inputPrice")} and ${name("outputPrice")} (per million tokens, above 0)`,
   ];
 }

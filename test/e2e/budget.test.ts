@@ -81,17 +81,36 @@ describe("a budget", () => {
     expect(result.code, result.stderr).toBe(4);
     expect(result.stderr).toMatch(/budget of 0\.1 reached \(0\.\d+ spent\)/);
     expect(fake.requests.length).toBeLessThan(30);
-    const refused = await runCli(["photos", "-o", "out.csv", "--budget-cost", "0"], {
-      cwd: ws.dir,
-      baseUrl: fake.baseUrl,
-    });
+    const refused = await runCli(
+      ["photos", "-o", "out.csv", "--budget-cost", "0", "--input-price", "1"],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/--budget-cost: /);
+    expect(refused.stderr).toMatch(/--budget-cost: .*(more than|greater than|over) 0/);
     const unpriced = await runCli(["photos", "-o", "out.csv", "--budget-cost", "5"], {
       cwd: ws.dir,
       baseUrl: fake.baseUrl,
     });
     expect(unpriced.code).toBe(2);
     expect(unpriced.stderr).toMatch(/--budget-cost: .*--input-price/);
+  });
+
+  it("that the last images in flight pass holds nothing back: exit 0, no budget line", async () => {
+    const images = await makeDistinctImages(ws.dir, 3);
+    await fake.start({ latencyMs: 50 });
+    // All three are in flight at once; the first answer puts the next past the budget.
+    const result = await runCli(
+      ["photos", "-o", "out.csv", "-c", "8", "--budget-tokens", "60", "--log-format", "json"],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
+    const summary = result.stderr
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((event) => event.event === "summary");
+    expect(summary?.budget_reached).toBeNull();
+    expect(String(summary?.message)).not.toMatch(/budget|interrupted/);
   });
 });

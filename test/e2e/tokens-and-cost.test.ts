@@ -35,7 +35,7 @@ function fakeTotals(...fakes: FakeEndpoint[]) {
 }
 
 describe("tokens and cost", () => {
-  it("totals every answer the servers counted, retried ones too, and says the mean of an answer", async () => {
+  it("totals every answer the servers counted, retried ones too, and says the mean of an image", async () => {
     // Images of very different sizes cost different prompt tokens, as on a real server.
     await makeDistinctImages(ws.dir, 6, "small", 32);
     await makeDistinctImages(ws.dir, 3, "large", 600);
@@ -62,8 +62,9 @@ describe("tokens and cost", () => {
       prompt: expected.prompt,
       completion: expected.completion,
       reasoning: 0,
-      mean_prompt: Math.round((expected.prompt / 10) * 10) / 10,
-      mean_completion: Math.round((expected.completion / 10) * 10) / 10,
+      // The mean of an image: nine images, one of them asked twice.
+      mean_prompt: Math.round((expected.prompt / 9) * 10) / 10,
+      mean_completion: Math.round((expected.completion / 9) * 10) / 10,
     });
     expect(summary.cost).toBeNull();
     expect(summary.message).toContain(`tokens ${expected.prompt} in, ${expected.completion} out`);
@@ -74,6 +75,38 @@ describe("tokens and cost", () => {
         .filter((row) => String(row.path).startsWith(prefix))
         .map((row) => Number(row.prompt_tokens));
     expect(Math.min(...tokensOf("large/"))).toBeGreaterThan(10 * Math.max(...tokensOf("small/")));
+  });
+
+  it("counts answers whose text is no caption too: JSON that does not match, a reply cut off thinking", async () => {
+    await makeDistinctImages(ws.dir, 4);
+    await writeFile(
+      path.join(ws.dir, "schema.json"),
+      JSON.stringify({
+        type: "object",
+        properties: { caption: { type: "string" } },
+        required: ["caption"],
+      }),
+    );
+    // Two answers that are no JSON at all, then one cut off mid-thought: each is billed, none kept.
+    await fake.start({
+      script: [
+        { kind: "ok", content: "Sorry, here is prose." },
+        { kind: "ok", content: "Still prose, not JSON." },
+        { kind: "ok", content: null, reasoning: "thinking and thinking", finishReason: "length" },
+      ],
+    });
+    const result = await runCli(
+      ["photos", "-o", "out.jsonl", "--json-schema", "schema.json", "--log-format", "json"],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect([0, 3]).toContain(result.code);
+    const expected = fakeTotals(fake);
+    expect(expected.answers).toBeGreaterThan(4);
+    expect(summaryOf(result.stderr).tokens).toMatchObject({
+      answers: expected.answers,
+      prompt: expected.prompt,
+      completion: expected.completion,
+    });
   });
 
   it("keeps a Thinking model's reasoning tokens in each row and in the totals", async () => {
@@ -119,6 +152,9 @@ describe("tokens and cost", () => {
     const a = fakeTotals(cheap);
     const b = fakeTotals(dear);
     expect(a.answers + b.answers).toBe(12);
+    // Both took some, so each endpoint's prices were used.
+    expect(a.answers).toBeGreaterThan(0);
+    expect(b.answers).toBeGreaterThan(0);
     const cost = (a.prompt * 1 + a.completion * 2 + b.prompt * 10 + b.completion * 40) / 1e6;
     const summary = summaryOf(result.stderr);
     expect(summary.cost).toBeCloseTo(cost, 12);

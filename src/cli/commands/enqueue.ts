@@ -9,7 +9,7 @@ import type { CommandIo } from "../command-io.js";
 import { loadConfig } from "../context.js";
 import { exitCodeOf } from "../exit-codes.js";
 import { readJsonSchema } from "../input-files.js";
-import { openRedis, queueOf } from "../scale-io.js";
+import { openRedis, queueOf, warnRunOnly } from "../scale-io.js";
 
 /** `caption enqueue <inputs..> --queue NAME --out DIR`: shards and jobs for the images. */
 export async function run(
@@ -17,6 +17,7 @@ export async function run(
   { context, reporter }: CommandIo,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter, "enqueue");
+  warnRunOnly(config, (text) => reporter.say(text, "warn"));
   const queue = queueOf(config);
   const folder = config.shardFolder;
   if (folder === undefined) throw new UsageError(["--out: required"]);

@@ -16,7 +16,7 @@ import { chooseKey, loadConfig } from "../context.js";
 import { exitCodeOf } from "../exit-codes.js";
 import { flagsFor } from "../naming.js";
 import type { Reporter } from "../progress.js";
-import { openRedis, queueOf } from "../scale-io.js";
+import { openRedis, queueOf, warnRunOnly } from "../scale-io.js";
 import { abandonRun } from "../signals.js";
 
 /**
@@ -43,6 +43,7 @@ export async function run(
   { context, reporter }: CommandIo,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter, "worker");
+  warnRunOnly(config, (text) => reporter.say(text, "warn"));
   const queue = queueOf(config);
   const shardsAtOnce = valueOrDefault(config.values, "shardsAtOnce");
   const stallSeconds = valueOrDefault(config.values, "stallSeconds");
