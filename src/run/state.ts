@@ -6,19 +6,8 @@ import type { CaptionRecord, FailureRecord, ImageTask, PreparedImage, Usage } fr
 import { describeErrno, errnoOf } from "../util/folders.js";
 import { messageOf } from "../util/message.js";
 import { redactSecret } from "../util/redact.js";
+import { addUsage, type Budget, budgetPassed, type Prices, spentOf } from "./budget.js";
 import type { RunControl } from "./control.js";
-
-/** What a run may spend: tokens in and out, and their cost at the endpoints' prices. */
-export interface Budget {
-  tokens?: number | undefined;
-  cost?: number | undefined;
-}
-
-/** An endpoint's prices per million tokens; one left out counts as nothing. */
-export interface Prices {
-  inputPrice?: number | undefined;
-  outputPrice?: number | undefined;
-}
 
 import { type ContextOverflows, emptySummary, type RunEvent, type RunSummary } from "./events.js";
 
@@ -81,39 +70,10 @@ export class RunState {
 
   /** What one answer cost, as its server counted it, at its endpoint's prices if it has any. */
   spent(usage: Usage, prices: Prices): void {
-    if (usage.promptTokens === null && usage.completionTokens === null) return;
-    const tokens = this.summary.tokens;
-    tokens.answers += 1;
-    tokens.promptTokens += usage.promptTokens ?? 0;
-    tokens.completionTokens += usage.completionTokens ?? 0;
-    tokens.reasoningTokens += usage.reasoningTokens ?? 0;
-    if (prices.inputPrice !== undefined || prices.outputPrice !== undefined) {
-      tokens.cost =
-        (tokens.cost ?? 0) +
-        ((usage.promptTokens ?? 0) * (prices.inputPrice ?? 0) +
-          (usage.completionTokens ?? 0) * (prices.outputPrice ?? 0)) /
-          1_000_000;
-    }
-    this.#checkBudget();
-  }
-
-  /**
-   * Stops sending once one more answer, at the mean of those so far, would pass a budget: what is
-   * in flight still finishes, so a run passes it by at most an answer per request in flight.
-   */
-  #checkBudget(): void {
+    if (!addUsage(this.summary.tokens, usage, prices)) return;
     // Stopped already (a signal, or the budget): answers still in flight change nothing.
     if (this.summary.budgetReached !== null || this.control.stopSignal.aborted) return;
-    const { tokens } = this.summary;
-    const spentTokens = tokens.promptTokens + tokens.completionTokens;
-    const over = (spent: number, limit: number | undefined) =>
-      limit !== undefined && spent + spent / tokens.answers > limit;
-    let reached: RunSummary["budgetReached"] = null;
-    if (over(spentTokens, this.#budget.tokens)) {
-      reached = { kind: "tokens", limit: this.#budget.tokens ?? 0, spent: spentTokens };
-    } else if (tokens.cost !== null && over(tokens.cost, this.#budget.cost)) {
-      reached = { kind: "cost", limit: this.#budget.cost ?? 0, spent: tokens.cost };
-    }
+    const reached = budgetPassed(this.summary.tokens, this.#budget);
     if (reached === null) return;
     this.summary.budgetReached = reached;
     this.#budgetStopped = true;
@@ -241,13 +201,7 @@ export class RunState {
     if (this.summary.unfinished === 0) this.summary.budgetReached = null;
     const reached = this.summary.budgetReached;
     // What was spent in the end, the answers in flight when it stopped included.
-    if (reached) {
-      const { tokens } = this.summary;
-      reached.spent =
-        reached.kind === "tokens"
-          ? tokens.promptTokens + tokens.completionTokens
-          : (tokens.cost ?? 0);
-    }
+    if (reached) reached.spent = spentOf(this.summary.tokens, reached.kind);
     this.summary.stopped =
       this.control.stopSignal.aborted && this.summary.aborted === null && !this.#budgetStopped;
     this.summary.elapsedMs = Math.round(performance.now() - this.#started);
