@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { UsageError } from "../errors.js";
 import { connectRedis, reachRedis } from "../scale/redis.js";
 import type { CaptionConfig } from "../settings/caption-config.js";
+import { namedWhereTheyLive } from "../settings/naming.js";
 import { valueOrDefault } from "../settings/table.js";
 import { COST_TABLE } from "../settings/table-cost.js";
 
@@ -34,6 +35,6 @@ export function warnRunOnly(config: CaptionConfig, say: (text: string) => void):
   );
   if (given.length === 0) return;
   say(
-    `${given.map((key) => config.settingFrom[key as keyof typeof COST_TABLE] ?? key).join(", ")}: a budget and prices are one run's; the workers of a queue do not share them, so this command ignores them`,
+    `${given.map(namedWhereTheyLive(config.settingFrom)).join(", ")}: a budget and prices are one run's; the workers of a queue do not share them, so this command ignores them`,
   );
 }

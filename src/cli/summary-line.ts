@@ -1,4 +1,4 @@
-import type { ContextOverflows, RunSummary } from "../run/events.js";
+import type { BudgetReached, ContextOverflows, RunSummary } from "../run/events.js";
 import { formatBytes, formatDuration } from "./units.js";
 
 /** What a run did, in one line (without the "caption: " prefix). */
@@ -123,7 +123,7 @@ export function tokensJson(summary: RunSummary): Record<string, number | null> {
 }
 
 /** "budget of 5000 tokens reached (5120 spent)", "budget of 2.5 reached (2.47 spent)". */
-function budgetLead(reached: NonNullable<RunSummary["budgetReached"]>): string {
+function budgetLead(reached: BudgetReached): string {
   return reached.kind === "tokens"
     ? `budget of ${reached.limit} tokens reached (${reached.spent} spent)`
     : `budget of ${reached.limit} reached (${formatCost(reached.spent)} spent)`;

@@ -1,5 +1,5 @@
 import type { Usage } from "../types.js";
-import type { RunSummary, TokenTotals } from "./events.js";
+import type { BudgetReached, TokenTotals } from "./events.js";
 
 /** What a run may spend: tokens in and out, and their cost at the endpoints' prices. */
 export interface Budget {
@@ -12,8 +12,6 @@ export interface Prices {
   inputPrice?: number | undefined;
   outputPrice?: number | undefined;
 }
-
-export type BudgetReached = NonNullable<RunSummary["budgetReached"]>;
 
 /** Adds what one answer cost to the run's totals; false when its server reported no usage. */
 export function addUsage(tokens: TokenTotals, usage: Usage, prices: Prices): boolean {

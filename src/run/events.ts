@@ -70,7 +70,14 @@ export interface RunSummary {
    * The budget that stopped the run (`budgetTokens`, `budgetCost`), and what the run spent in the
    * end, the answers in flight when it stopped included.
    */
-  budgetReached: { kind: "tokens" | "cost"; limit: number; spent: number } | null;
+  budgetReached: BudgetReached | null;
+}
+
+/** Which budget stopped the run, its limit, and what was spent of it. */
+export interface BudgetReached {
+  kind: "tokens" | "cost";
+  limit: number;
+  spent: number;
 }
 
 export interface TokenTotals {

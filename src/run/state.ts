@@ -25,8 +25,6 @@ export class RunState {
   readonly #started = performance.now();
   readonly #preview: boolean;
   readonly #budget: Budget;
-  /** Whether the budget, not the caller, stopped the sending. */
-  #budgetStopped = false;
 
   constructor(options: {
     sink: Sink;
@@ -72,11 +70,10 @@ export class RunState {
   spent(usage: Usage, prices: Prices): void {
     if (!addUsage(this.summary.tokens, usage, prices)) return;
     // Stopped already (a signal, or the budget): answers still in flight change nothing.
-    if (this.summary.budgetReached !== null || this.control.stopSignal.aborted) return;
+    if (this.control.stopSignal.aborted) return;
     const reached = budgetPassed(this.summary.tokens, this.#budget);
     if (reached === null) return;
     this.summary.budgetReached = reached;
-    this.#budgetStopped = true;
     this.control.stop();
     this.#emit({
       type: "warning",
@@ -197,13 +194,15 @@ export class RunState {
   /** The summary once the run is over; `neverTaken` images were not reached at all. */
   finish(neverTaken: number): RunSummary {
     this.summary.unfinished += neverTaken;
+    // Whether the budget, not the caller, stopped the sending.
+    const byBudget = this.summary.budgetReached !== null;
     // A budget that held nothing back (the last images were in flight) did not stop the run.
     if (this.summary.unfinished === 0) this.summary.budgetReached = null;
     const reached = this.summary.budgetReached;
     // What was spent in the end, the answers in flight when it stopped included.
     if (reached) reached.spent = spentOf(this.summary.tokens, reached.kind);
     this.summary.stopped =
-      this.control.stopSignal.aborted && this.summary.aborted === null && !this.#budgetStopped;
+      this.control.stopSignal.aborted && this.summary.aborted === null && !byBudget;
     this.summary.elapsedMs = Math.round(performance.now() - this.#started);
     return this.summary;
   }

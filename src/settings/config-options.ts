@@ -1,5 +1,4 @@
 import type { CaptionConfig } from "./caption-config.js";
-import { defaultMaxTokens } from "./defaults.js";
 import type { EndpointOptions } from "./endpoints.js";
 import {
   type FixedOptions,
@@ -34,7 +33,7 @@ export function captionOptionsOf(config: CaptionConfig): FixedOptions {
     ...fixedOptionsOf(given),
     model: given.model,
     prompt: config.promptGiven ? config.prompt : undefined,
-    maxTokens: given.maxTokens ?? defaultMaxTokens(given.model),
+    maxTokens: given.maxTokens,
     prepare: config.values.quality === undefined ? prepare : { ...prepare, quality },
   };
 }

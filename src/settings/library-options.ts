@@ -1,4 +1,5 @@
 import type { PrepareOptions } from "../types.js";
+import { defaultMaxTokens } from "./defaults.js";
 import type { RunOptions } from "./run-options.js";
 import type { SettingSpec } from "./spec.js";
 import {
@@ -50,7 +51,7 @@ type QueueFixedOption = {
 export type FixedOptions = Pick<RunOptions, QueueFixedOption> & { model: string };
 
 /** Those options' names, from the table. */
-export const QUEUE_FIXED_OPTIONS: readonly QueueFixedOption[] = [
+const QUEUE_FIXED_OPTIONS: readonly QueueFixedOption[] = [
   ...new Set(
     SETTING_KEYS.flatMap((key) => {
       const { queueFixed, library } = SETTING_SPECS[key] as SettingSpec;
@@ -84,7 +85,10 @@ type DefaultedPrepare = {
 
 export type WithDefaults<T> = Omit<T, DefaultedOption | "prepare"> & {
   [O in DefaultedOption]-?: NonNullable<RunOptions[O]>;
-} & { prepare: Partial<PrepareOptions> & Required<Pick<PrepareOptions, DefaultedPrepare>> };
+} & {
+  prepare: Partial<PrepareOptions> & Required<Pick<PrepareOptions, DefaultedPrepare>>;
+  maxTokens: number;
+};
 
 /**
  * The options with every setting's default filled in where it was left out, from the table:
@@ -100,6 +104,8 @@ export function withDefaults<T extends Partial<RunOptions>>(options: T): WithDef
       setAt(filled, spec.library, inLibraryUnit(spec.default, spec));
     }
   }
+  // The one default that depends on another setting: Thinking models get a larger budget.
+  filled.maxTokens ??= defaultMaxTokens(String(filled.model));
   return filled as WithDefaults<T>;
 }
 

@@ -11,7 +11,6 @@ import {
   DEFAULT_BASE_URL,
   DEFAULT_PROMPT,
   defaultConcurrency,
-  defaultMaxTokens,
   normaliseBaseUrl,
 } from "./defaults.js";
 import { checkEndpoints } from "./endpoints.js";
@@ -137,7 +136,6 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     template,
     answer,
     promptHash: promptHash(template.text, answer),
-    maxTokens: given.maxTokens ?? defaultMaxTokens(given.model),
     nameSetting: options.nameSetting ?? byOptionName,
   };
 }

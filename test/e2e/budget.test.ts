@@ -1,7 +1,8 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { fakeTotals } from "../helpers/fake-endpoint/usage.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
-import { runCli } from "../helpers/run-cli.js";
+import { jsonSummaryOf, runCli } from "../helpers/run-cli.js";
 import {
   expectOneRowEach,
   makeDistinctImages,
@@ -14,11 +15,8 @@ const fake = useFakeEndpoint("manual");
 
 /** Tokens the fake said its answers cost, prompt and completion together. */
 function tokensSent(): number {
-  return fake.requests.reduce(
-    (sum, request) =>
-      sum + (request.usage ? request.usage.prompt_tokens + request.usage.completion_tokens : 0),
-    0,
-  );
+  const totals = fakeTotals(fake);
+  return totals.prompt + totals.completion;
 }
 
 describe("a budget", () => {
@@ -105,12 +103,8 @@ describe("a budget", () => {
     );
     expect(result.code, result.stderr).toBe(0);
     expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
-    const summary = result.stderr
-      .trim()
-      .split("\n")
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .find((event) => event.event === "summary");
-    expect(summary?.budget_reached).toBeNull();
-    expect(String(summary?.message)).not.toMatch(/budget|interrupted/);
+    const summary = jsonSummaryOf(result.stderr);
+    expect(summary.budget_reached).toBeNull();
+    expect(String(summary.message)).not.toMatch(/budget|interrupted/);
   });
 });

@@ -1,38 +1,13 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import type { FakeEndpoint } from "../helpers/fake-endpoint/types.js";
+import { fakeTotals } from "../helpers/fake-endpoint/usage.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
-import { runCli } from "../helpers/run-cli.js";
+import { jsonSummaryOf, runCli } from "../helpers/run-cli.js";
 import { makeDistinctImages, readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
 
 const ws = useWorkspace();
 const fake = useFakeEndpoint("manual");
-
-/** The run's summary event from `--log-format json`. */
-function summaryOf(stderr: string): Record<string, unknown> {
-  const events = stderr
-    .trim()
-    .split("\n")
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-  const summary = events.find((event) => event.event === "summary");
-  if (!summary) throw new Error(`no summary in ${stderr}`);
-  return summary;
-}
-
-/** What the fake said its answers cost, summed over every request it answered. */
-function fakeTotals(...fakes: FakeEndpoint[]) {
-  const usages = fakes.flatMap((each) => each.requests.flatMap((r) => (r.usage ? [r.usage] : [])));
-  return {
-    answers: usages.length,
-    prompt: usages.reduce((sum, u) => sum + u.prompt_tokens, 0),
-    completion: usages.reduce((sum, u) => sum + u.completion_tokens, 0),
-    reasoning: usages.reduce(
-      (sum, u) => sum + (u.completion_tokens_details?.reasoning_tokens ?? 0),
-      0,
-    ),
-  };
-}
 
 describe("tokens and cost", () => {
   it("totals every answer the servers counted, retried ones too, and says the mean of an image", async () => {
@@ -56,7 +31,7 @@ describe("tokens and cost", () => {
     expect(result.code, result.stderr).toBe(0);
     const expected = fakeTotals(fake);
     expect(expected.answers).toBe(10);
-    const summary = summaryOf(result.stderr);
+    const summary = jsonSummaryOf(result.stderr);
     expect(summary.tokens).toEqual({
       answers: 10,
       prompt: expected.prompt,
@@ -102,7 +77,7 @@ describe("tokens and cost", () => {
     expect([0, 3]).toContain(result.code);
     const expected = fakeTotals(fake);
     expect(expected.answers).toBeGreaterThan(4);
-    expect(summaryOf(result.stderr).tokens).toMatchObject({
+    expect(jsonSummaryOf(result.stderr).tokens).toMatchObject({
       answers: expected.answers,
       prompt: expected.prompt,
       completion: expected.completion,
@@ -126,7 +101,7 @@ describe("tokens and cost", () => {
     const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows.map((row) => row.reasoning_tokens)).toEqual(["7", "7", "7"]);
     expect(rows.map((row) => row.completion_tokens)).toEqual(["10", "10", "10"]);
-    expect(summaryOf(result.stderr).tokens).toMatchObject({ reasoning: 21, completion: 30 });
+    expect(jsonSummaryOf(result.stderr).tokens).toMatchObject({ reasoning: 21, completion: 30 });
   });
 
   it("prices each endpoint's tokens at its own prices, and the run's where it names none", async () => {
@@ -156,7 +131,7 @@ describe("tokens and cost", () => {
     expect(a.answers).toBeGreaterThan(0);
     expect(b.answers).toBeGreaterThan(0);
     const cost = (a.prompt * 1 + a.completion * 2 + b.prompt * 10 + b.completion * 40) / 1e6;
-    const summary = summaryOf(result.stderr);
+    const summary = jsonSummaryOf(result.stderr);
     expect(summary.cost).toBeCloseTo(cost, 12);
     expect(summary.message).toMatch(/, cost 0\.\d+/);
   });

@@ -61,3 +61,14 @@ export function collect(child: ChildProcess): Promise<CliResult> {
     child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
+
+/** The run's summary event, from the stderr of a run with `--log-format json`. */
+export function jsonSummaryOf(stderr: string): Record<string, unknown> {
+  const events = stderr
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const summary = events.find((event) => event.event === "summary");
+  if (!summary) throw new Error(`no summary in ${stderr}`);
+  return summary;
+}
