@@ -1268,6 +1268,64 @@ try {
     );
   }
 
+  // P15: `caption estimate` against the real run on a mixed archive: camera photos (shrunk to the
+  // pixel budget), half-size exports and thumbnails, as a photo folder holds them. Each round
+  // takes a fresh random sample of 20 into a fresh OUT, then the run finishes it; the figure is
+  // the worst round's error on prompt tokens. Held against the forecast a mean per image of the
+  // same sample would give, the obvious way to estimate.
+  if (wanted("P15")) {
+    const folder = path.join(work, "p15");
+    const sizes: [number, number, number][] = [
+      [4000, 3000, scale(150, 20)],
+      [1200, 900, scale(100, 10)],
+      [640, 480, scale(100, 10)],
+      [240, 180, scale(150, 20)],
+    ];
+    for (const [width, height, count] of sizes) {
+      const jpeg = await photoLike(width, height);
+      await writeVariants(path.join(folder, `${width}x${height}`), jpeg, count);
+    }
+    const total = sizes.reduce((sum, [, , count]) => sum + count, 0);
+    // Tokens that grow with the pixels received: the fake must look at each image.
+    const { fake } = await endpoint({ inspectImages: true });
+    const errors: number[] = [];
+    const naive: number[] = [];
+    for (let round = 0; round < scale(5, 2); round += 1) {
+      const out = path.join(work, `p15-${round}.csv`);
+      const estimate = await runCli(
+        ["estimate", folder, "-o", out, "--json", "-c", "16"],
+        work,
+        fake.baseUrl,
+      );
+      const forecast = JSON.parse(estimate.stdout) as { prompt_tokens: { expected: number } };
+      const sampled = parse(await readFile(out, "utf8"), { columns: true }) as {
+        prompt_tokens: string;
+      }[];
+      const sampleMean =
+        sampled.reduce((sum, row) => sum + Number(row.prompt_tokens), 0) / sampled.length;
+      await runCli([folder, "-o", out, "-c", "16"], work, fake.baseUrl);
+      const rows = parse(await readFile(out, "utf8"), { columns: true }) as {
+        prompt_tokens: string;
+      }[];
+      const actual = rows.reduce((sum, row) => sum + Number(row.prompt_tokens), 0);
+      errors.push(Math.abs(forecast.prompt_tokens.expected - actual) / actual);
+      naive.push(Math.abs(sampleMean * total - actual) / actual);
+      await rm(out, { force: true });
+    }
+    await fake.close();
+    const worst = Math.max(...errors);
+    record(
+      {
+        id: "P15 estimate",
+        name: `estimate: worst error on the prompt tokens of a run of ${total} mixed-size photos (4000×3000 shrunk to the pixel budget, 1200×900, 640×480, 240×180), from a sample of 20`,
+        value: worst,
+        target: "≤ 0.10",
+        detail: `errors ${errors.map((e) => e.toFixed(3)).join(", ")} over ${errors.length} fresh samples; a mean per image of the same samples: ${naive.map((e) => e.toFixed(3)).join(", ")}; the fake's tokens grow in line with the pixels sent, a slicing server's in steps (the curve follows both)`,
+      },
+      worst <= 0.1,
+    );
+  }
+
   // P7: the same job done the way a user would without this tool.
   if (wanted("P7") && ensurePeerTools()) {
     const count = scale(80, 12);

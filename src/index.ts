@@ -10,8 +10,10 @@ export { prepareImage, targetSize } from "./prepare/prepare.js";
 export { TAGS_PROMPT, TAGS_SCHEMA } from "./prompts/tags.js";
 export { PLACEHOLDERS, parseTemplate } from "./prompts/template.js";
 export { RunControl } from "./run/control.js";
+export { type Estimate, estimateCaptions } from "./run/estimate.js";
 export type { RunEvent, RunSummary, TokenTotals } from "./run/events.js";
-export { captionImages } from "./run/pipeline.js";
+export type { Forecast, Range } from "./run/forecast.js";
+export { captionImages, type RunHooks } from "./run/pipeline.js";
 export {
   type ChatClient,
   type ClientOptions,

@@ -1,3 +1,4 @@
+import { DEFAULT_SAMPLE } from "../settings/defaults.js";
 import type { CommandRun } from "./command-io.js";
 import {
   CAPTION_FLAGS,
@@ -36,6 +37,25 @@ export const COMMANDS: readonly CommandSpec[] = [
     positional: INPUTS,
     conflicts: ["prompt", "prompt-file"],
     load: () => import("./commands/caption.js"),
+  },
+  {
+    usage: "estimate <inputs..>",
+    describe:
+      "Caption a random sample into OUT, then forecast the whole run's tokens, time and cost",
+    flags: [
+      {
+        name: "sample",
+        number: true,
+        describe: "Images to caption as the sample (kept in OUT: the run does not send them again)",
+        defaultDescription: String(DEFAULT_SAMPLE),
+      },
+      { name: "json", boolean: true, describe: "Print the result as JSON" },
+      // The sample is sent: that is how it is measured.
+      ...CAPTION_FLAGS.filter((flag) => flag.name !== "dry-run"),
+    ],
+    positional: INPUTS,
+    conflicts: ["prompt", "prompt-file"],
+    load: () => import("./commands/estimate.js"),
   },
   {
     usage: "check",

@@ -1,5 +1,5 @@
 import type { BudgetReached, ContextOverflows, RunSummary } from "../run/events.js";
-import { formatBytes, formatDuration } from "./units.js";
+import { formatBytes, formatCost, formatDuration } from "./units.js";
 
 /** What a run did, in one line (without the "caption: " prefix). */
 export function summaryLine(
@@ -100,12 +100,6 @@ function answeredImages(summary: RunSummary): number {
 
 function perImage(total: number, images: number): number {
   return Math.round((total / images) * 10) / 10;
-}
-
-/** Two decimals from 1 up; below, two significant digits, never in exponent form (0.0000081). */
-function formatCost(cost: number): string {
-  if (cost >= 1 || cost === 0) return cost.toFixed(2);
-  return cost.toFixed(Math.min(20, 1 - Math.floor(Math.log10(cost))));
 }
 
 /** The run's tokens for the JSON log: totals, and the mean of an image answered by a request. */

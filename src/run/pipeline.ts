@@ -7,6 +7,7 @@ import { previewSender } from "../send/variants.js";
 import { resolveRunOptions } from "../settings/resolve-run-options.js";
 import type { RunOptions } from "../settings/run-options.js";
 import { openOutputs } from "../sinks/index.js";
+import type { ImageTask } from "../types.js";
 import { urlCredentials } from "../util/redact.js";
 import { RunControl } from "./control.js";
 import type { RunEvent, RunSummary } from "./events.js";
@@ -16,6 +17,17 @@ import { realSender } from "./real-sender.js";
 import { findWork } from "./source.js";
 import { RunState } from "./state.js";
 
+/** What a program may follow or steer in a run besides its options. */
+export interface RunHooks {
+  onEvent?: (event: RunEvent) => void;
+  control?: RunControl;
+  /**
+   * Of the images OUT does not hold yet, those this run captions (`caption estimate`'s sample);
+   * the rest are left for a later run, and not counted as found.
+   */
+  pick?: (pending: readonly ImageTask[]) => readonly ImageTask[];
+}
+
 /**
  * Captions every image in the inputs that OUT does not hold yet. Per-image failures become
  * errors-file rows; only what makes every further request pointless ends the run early.
@@ -24,10 +36,7 @@ import { RunState } from "./state.js";
  * → prepare (decoder pool, bounded queue) → send (limiter, retries) → sinks, with the run state
  * counting and reporting every result.
  */
-export async function captionImages(
-  input: RunOptions,
-  hooks: { onEvent?: (event: RunEvent) => void; control?: RunControl } = {},
-): Promise<RunSummary> {
+export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Promise<RunSummary> {
   const options = await resolveRunOptions(input);
   const dryRun = options.dryRun;
   const sink = openOutputs({
@@ -64,6 +73,7 @@ export async function captionImages(
       },
       sink,
       state,
+      hooks.pick,
     );
     // Decoding is CPU-bound: one per core, plus one so a core never waits while another image's
     // file is read or its result encoded; more would only hold more pixels in memory.

@@ -22,6 +22,7 @@ export async function findWork(
   options: SourceOptions,
   sink: Sink,
   state: RunState,
+  pick?: (pending: readonly ImageTask[]) => readonly ImageTask[],
 ): Promise<{ tasks: ImageTask[]; finished: FinishedWork }> {
   const discovery = await discoverImages(inputs, cwd, { followSymlinks: options.followSymlinks });
   if (options.strict && discovery.emptyInputs.length > 0) {
@@ -36,10 +37,11 @@ export async function findWork(
   const finished = await sink.open(discovery.tasks);
   const { done, rejected } = finished;
   const settled = (task: ImageTask) => done.has(task.path) || rejected?.has(task.path) === true;
-  const tasks = discovery.tasks.filter((task) => !settled(task));
+  const pending = discovery.tasks.filter((task) => !settled(task));
+  const tasks = pick ? [...pick(pending)] : pending;
   const refused = discovery.tasks.filter((task) => rejected?.has(task.path));
   state.discovered(
-    discovery.tasks.length,
+    discovery.tasks.length - (pending.length - tasks.length),
     tasks.length + refused.length,
     finished.repairedBytes,
     discovery.emptyInputs,

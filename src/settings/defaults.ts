@@ -9,6 +9,8 @@ export const DEFAULT_PROMPT =
 /** MiniCPM's tiling budget, 9 slices of 448²: servers shrink anything larger to this themselves. */
 export const DEFAULT_MAX_PIXELS = 9 * 448 * 448;
 export const DEFAULT_MAX_TOKENS = 512;
+/** How many images `caption estimate` captions to forecast the rest. */
+export const DEFAULT_SAMPLE = 20;
 /** Thinking models spend tokens reasoning before the caption; a smaller budget ends mid-thought. */
 export const DEFAULT_MAX_TOKENS_THINKING = 2048;
 

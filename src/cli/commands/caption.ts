@@ -2,10 +2,11 @@ import path from "node:path";
 import { RunAbortedError, UsageError } from "../../errors.js";
 import { RunControl } from "../../run/control.js";
 import type { RunEvent, RunSummary } from "../../run/events.js";
-import { captionImages } from "../../run/pipeline.js";
+import { captionImages, type RunHooks } from "../../run/pipeline.js";
 import { captionOptionsOf, endpointOptionsOf, runOwnOf } from "../../settings/config-options.js";
 import { defaultConcurrency } from "../../settings/defaults.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../../settings/output-format.js";
+import type { RunOptions } from "../../settings/run-options.js";
 import { recordFolderProblem } from "../../trust/links.js";
 import { forTerminal } from "../../trust/text.js";
 import type { CommandIo } from "../command-io.js";
@@ -17,9 +18,18 @@ import { watchSignals } from "../signals.js";
 import { summaryLine } from "../summary-line.js";
 
 /** `caption INPUTS… -o OUT`: a run, from its settings to its summary line and exit code. */
-export async function run(
+export async function run(args: Record<string, unknown>, io: CommandIo): Promise<number> {
+  return runCaption(args, io, captionImages);
+}
+
+/**
+ * A run's command line, from its settings to its summary line and exit code, around the library
+ * call that does the run: `captionImages`, or `caption estimate`'s sampling run.
+ */
+export async function runCaption(
   args: Record<string, unknown>,
   { context, reporter }: CommandIo,
+  call: (options: RunOptions, hooks: RunHooks) => Promise<RunSummary>,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter, "caption");
   const { sidecar, hfMetadata, xmp } = config.dataset;
@@ -85,7 +95,7 @@ export async function run(
   };
   let summary: RunSummary | null;
   try {
-    const run = captionImages(
+    const run = call(
       {
         inputs: (args.inputs as string[]).map(String),
         cwd: context.cwd,
