@@ -5,6 +5,10 @@ export interface ImageTask {
   /** Absolute path on disk, as discovery found it (through any file symlink, not resolved). */
   absPath: string;
   /**
+   * Its row in OUT is made again (`--redo`): whatever the row holds is replaced, none of it kept.
+   */
+  redo?: boolean | undefined;
+  /**
    * The real path of the folder input the image was found in (or of the linked folder it was
    * found through, under `followSymlinks`); null or absent for an image named as a file or a
    * glob. What the run reads beside the image as text must lie inside it.
@@ -82,6 +86,10 @@ export interface CaptionRecord {
   data?: Record<string, unknown>;
   /** The answer's `tags`, when it has a list of them (`--tags`): sidecars and XMP carry them. */
   tags?: string[];
+  /** With several prompts (`--prompts`): each one's answer, by its name. */
+  captions?: Record<string, string>;
+  /** With several prompts: each structured prompt's answer, by its name. */
+  answers?: Record<string, Record<string, unknown>>;
 }
 
 /** A row of the errors file: one image that could not be captioned this run. */

@@ -50,8 +50,8 @@ export const COMMANDS: readonly CommandSpec[] = [
         defaultDescription: String(DEFAULT_SAMPLE),
       },
       { name: "json", boolean: true, describe: "Print the result as JSON" },
-      // The sample is sent: that is how it is measured.
-      ...CAPTION_FLAGS.filter((flag) => flag.name !== "dry-run"),
+      // The sample is sent (that is how it is measured), and its images are new ones.
+      ...CAPTION_FLAGS.filter((flag) => flag.name !== "dry-run" && flag.name !== "redo"),
     ],
     positional: INPUTS,
     conflicts: ["prompt", "prompt-file"],

@@ -4,7 +4,7 @@ import { connectRedis, reachRedis } from "../scale/redis.js";
 import type { CaptionConfig } from "../settings/caption-config.js";
 import { namedWhereTheyLive } from "../settings/naming.js";
 import { valueOrDefault } from "../settings/table.js";
-import { COST_TABLE } from "../settings/table-cost.js";
+import { RUN_OWN_TABLE } from "../settings/table-run-own.js";
 
 /** The Redis the settings name (--redis, CAPTION_REDIS_URL, a config file), reached or a clear error. */
 export async function openRedis(config: CaptionConfig): Promise<Redis> {
@@ -30,11 +30,11 @@ export function queueOf(config: CaptionConfig): string {
  * use: a budget and prices are one run's, and workers of a queue do not share them (yet).
  */
 export function warnRunOnly(config: CaptionConfig, say: (text: string) => void): void {
-  const given = Object.keys(COST_TABLE).filter(
-    (key) => config.values[key as keyof typeof COST_TABLE] !== undefined,
+  const given = Object.keys(RUN_OWN_TABLE).filter(
+    (key) => config.values[key as keyof typeof RUN_OWN_TABLE] !== undefined,
   );
   if (given.length === 0) return;
   say(
-    `${given.map(namedWhereTheyLive(config.settingFrom)).join(", ")}: a budget and prices are one run's; the workers of a queue do not share them, so this command ignores them`,
+    `${given.map(namedWhereTheyLive(config.settingFrom)).join(", ")}: a budget, prices and --redo are one run's; the workers of a queue do not take them, so this command ignores them`,
   );
 }

@@ -56,11 +56,10 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
   const withFormat = new WeakSet<Uint8Array>();
 
   return {
-    async request(image, task, variant) {
+    async request(image, task, variant, answers) {
       const values = await placeholderValues(options.template, image, task, options.sidecarExt);
-      const prompt = options.answer
-        ? `${options.template.render(values)}\n\n${schemaInstruction(options.answer)}`
-        : options.template.render(values);
+      const text = options.template.render(values, answers);
+      const prompt = options.answer ? `${text}\n\n${schemaInstruction(options.answer)}` : text;
       const format =
         options.answer && sendsFormat(variant) ? responseFormat(options.answer) : undefined;
       const body = encodeCaptionRequest(image, {

@@ -34,13 +34,27 @@ export interface PromptTemplate {
   readonly text: string;
   /** The placeholders it uses, so a run reads an existing sidecar only when one is asked for. */
   readonly uses: ReadonlySet<Placeholder>;
-  render(values: Partial<PlaceholderValues>): string;
+  /**
+   * The other prompts' answers it uses (`{answer.tags}`, `{answer.tags.colour}`), by the key
+   * `render` takes them under: the prompt's name, or its name and a field.
+   */
+  readonly answers: ReadonlySet<string>;
+  render(values: Partial<PlaceholderValues>, answers?: Readonly<Record<string, string>>): string;
 }
 
-type Part = { literal: string } | { name: Placeholder };
+type Part = { literal: string } | { name: Placeholder } | { answer: string };
 
-/** Why `text` is not a valid template (every problem, in one sentence each), or the template. */
-export function parseTemplate(text: string): PromptTemplate | { problems: string[] } {
+/** `{answer.NAME}` or `{answer.NAME.FIELD}`: another prompt's answer, or a field of it. */
+const ANSWER = /^answer\.([A-Za-z][A-Za-z0-9_]*)(\.[A-Za-z0-9_-]+)?$/;
+
+/**
+ * Why `text` is not a valid template (every problem, in one sentence each), or the template.
+ * `answers`: the names of the prompts whose answers it may use (`--prompts`); none elsewhere.
+ */
+export function parseTemplate(
+  text: string,
+  answers?: readonly string[],
+): PromptTemplate | { problems: string[] } {
   const parts: Part[] = [];
   const problems: string[] = [];
   let literal = "";
@@ -66,6 +80,26 @@ export function parseTemplate(text: string): PromptTemplate | { problems: string
       continue;
     }
     const inner = text.slice(i + 1, close);
+    const answer = answers === undefined ? null : ANSWER.exec(inner.trim());
+    if (answer) {
+      const [, name = ""] = answer;
+      if (answers?.includes(name)) {
+        if (literal !== "") parts.push({ literal });
+        literal = "";
+        parts.push({ answer: inner.trim().slice("answer.".length) });
+      } else {
+        const near = closestName(name, answers ?? []);
+        const others =
+          answers && answers.length > 0
+            ? `the other prompts are ${answers.join(", ")}`
+            : "there is no other prompt";
+        problems.push(
+          `{${inner.trim()}} names no other prompt${near ? ` (did you mean {answer.${near}}?)` : ""}; ${others}`,
+        );
+      }
+      i = close;
+      continue;
+    }
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(inner.trim())) {
       const shown = inner.length > 30 ? `${inner.slice(0, 27)}...` : inner;
       problems.push(
@@ -94,8 +128,17 @@ export function parseTemplate(text: string): PromptTemplate | { problems: string
   return {
     text,
     uses,
-    render: (values) =>
-      parts.map((part) => ("name" in part ? (values[part.name] ?? "") : part.literal)).join(""),
+    answers: new Set(parts.flatMap((part) => ("answer" in part ? [part.answer] : []))),
+    render: (values, given = {}) =>
+      parts
+        .map((part) =>
+          "name" in part
+            ? (values[part.name] ?? "")
+            : "answer" in part
+              ? (given[part.answer] ?? "")
+              : part.literal,
+        )
+        .join(""),
   };
 }
 

@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
+import { latestRows } from "../sinks/out-file/latest-rows.js";
 import { readRecords } from "../sinks/out-file/read.js";
 import { temporaryPath } from "../sinks/write-whole.js";
 import type { OutputFormat } from "../types.js";
@@ -75,7 +76,14 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
     await write('<script type="application/json" id="rows">[');
     let rows = 0;
     let base: string | null = null;
+    // An image replaced by a later row (a redo not yet rewritten into OUT) is shown once, as it is now.
+    const latest = await latestRows(
+      () => readRecords(request.output, request.format),
+      (record) => (typeof record.path === "string" ? record.path : null),
+    );
+    let index = 0;
     for await (const record of readRecords(request.output, request.format, onBad)) {
+      if (!latest(record, index++)) continue;
       const row = reportRowOf(record);
       if (!row) continue;
       // Rows name images relative to where the run ran: here, or else where OUT is.

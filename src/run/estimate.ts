@@ -1,7 +1,9 @@
 import { availableParallelism } from "node:os";
 import pLimit from "p-limit";
+import { UsageError } from "../errors.js";
 import { sentPixels } from "../prepare/sent-pixels.js";
 import { DEFAULT_SAMPLE } from "../settings/defaults.js";
+import { libraryNameOf } from "../settings/naming.js";
 import { resolveRunOptions } from "../settings/resolve-run-options.js";
 import type { ResolvedEndpoint, RunOptions } from "../settings/run-options.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
@@ -43,6 +45,11 @@ export async function estimateCaptions(
 ): Promise<Estimate> {
   if (!Number.isSafeInteger(sampleSize) || sampleSize < 1) {
     throw new RangeError(`sample must be a whole number of at least 1, got ${sampleSize}`);
+  }
+  if (options.redo !== undefined) {
+    throw new UsageError([
+      `${(options.nameSetting ?? libraryNameOf)("redo")}: an estimate forecasts the images not in OUT yet; leave it out (a redo's images are known: the rows it names)`,
+    ]);
   }
   const resolved = await resolveRunOptions(options);
   let rest: readonly ImageTask[] = [];

@@ -112,6 +112,8 @@ function copyRecord(task: ImageTask, sha256: string, stored: StoredCaption): Cap
     prompt_hash: stored.prompt_hash ?? "",
     ...(stored.data ? { data: stored.data } : {}),
     ...(stored.tags ? { tags: stored.tags } : {}),
+    ...(stored.captions ? { captions: stored.captions } : {}),
+    ...(stored.answers ? { answers: stored.answers } : {}),
   };
 }
 

@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import { DuplicateTracker } from "../prepare/dedupe.js";
 import { withSharpForRuns } from "../prepare/prepare.js";
 import { PrepareStage } from "../prepare/stage.js";
+import { promptFields } from "../prompts/prompt-set.js";
 import { variesByFile } from "../prompts/template.js";
 import { previewSender } from "../send/variants.js";
 import { resolveRunOptions } from "../settings/resolve-run-options.js";
@@ -45,6 +46,9 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
     ...options,
     onWarning: (message) => hooks.onEvent?.({ type: "warning", message }),
     properties: options.answer?.properties,
+    prompts: options.promptSet
+      ? { names: options.promptSet.names, fields: promptFields(options.promptSet) }
+      : undefined,
   });
   const control = hooks.control ?? new RunControl();
   const state = new RunState({
@@ -88,7 +92,9 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
       new DuplicateTracker(finished.hashes, (sha256) => sink.stored(sha256)),
       prepare.produce,
       state,
-      !variesByFile(options.template),
+      !(options.promptSet?.prompts.map((prompt) => prompt.template) ?? [options.template]).some(
+        variesByFile,
+      ),
     );
     const shape = { producers: decoders, senders };
     neverTaken = await withSharpForRuns(async () =>
@@ -97,7 +103,11 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
         : runFlow(
             tasks,
             shape,
-            { intake, prepare, send: await realSender(options, state, prepare, tasks.length > 0) },
+            {
+              intake,
+              prepare,
+              send: await realSender(options, state, prepare, tasks.length > 0, sink.recorded),
+            },
             state,
           ),
     );

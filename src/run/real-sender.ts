@@ -14,9 +14,11 @@ import {
   olderIdsOf,
   servedModels,
 } from "../send/models.js";
+import { severalPrompts } from "../send/several-prompts.js";
 import type { Slot } from "../send/slot.js";
 import { createSender } from "../send/variants.js";
 import type { ResolvedRunOptions } from "../settings/resolve-run-options.js";
+import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
 import type { RunState } from "./state.js";
 
 /**
@@ -29,6 +31,7 @@ export async function realSender(
   state: RunState,
   prepare: PrepareStage,
   anythingToSend: boolean,
+  recorded: (imagePath: string) => Promise<StoredCaption | undefined>,
 ) {
   const several = options.endpoints.length > 1;
   const pricesOf = new Map(options.endpoints.map((spec) => [spec.label, spec]));
@@ -77,6 +80,39 @@ export async function realSender(
           nameSetting: options.nameSetting,
           onWarning: warn,
         });
+      // A prompt with a model of its own asks each server for the id it serves of it.
+      const promptModels = new Map(
+        (options.promptSet?.prompts ?? []).flatMap((prompt) => {
+          if (prompt.model === undefined) return [];
+          const chosen = chooseModel(
+            prompt.model,
+            listed,
+            spec.baseUrl,
+            `${options.nameSetting("prompts")}: ${prompt.name}.model`,
+          );
+          if (chosen.warning) warn(chosen.warning);
+          return [[prompt.name, chosen.model] as const];
+        }),
+      );
+      const promptsFor = options.promptSet
+        ? (id: string) =>
+            new Map(
+              (options.promptSet?.prompts ?? []).map((prompt) => [
+                prompt.name,
+                captionProtocol({
+                  model: promptModels.get(prompt.name) ?? id,
+                  template: prompt.template,
+                  maxTokens: prompt.maxTokens ?? options.maxTokens,
+                  temperature: prompt.temperature ?? options.temperature,
+                  answer: prompt.answer,
+                  tags: prompt.tags,
+                  sidecarExt: options.sidecar?.ext ?? ".txt",
+                  nameSetting: options.nameSetting,
+                  onWarning: warn,
+                }),
+              ]),
+            )
+        : undefined;
       return new Endpoint({
         label: spec.label,
         baseUrl: spec.baseUrl,
@@ -98,6 +134,7 @@ export async function realSender(
               }),
         }),
         protocol: protocolFor(model),
+        ...(promptsFor ? { promptsFor } : {}),
         // With no list to choose from, the family's older ids are what a server may call it.
         ...(ids === null ? { olderModels: { ids: olderIdsOf(model), protocolFor } } : {}),
         several,
@@ -143,6 +180,18 @@ export async function realSender(
         );
       },
       onUsage: (usage, endpoint) => state.spent(usage, pricesOf.get(endpoint.label) ?? {}),
+      prompts: options.promptSet
+        ? severalPrompts(
+            {
+              set: options.promptSet,
+              recorded,
+              decorate: (caption) => `${options.prefix ?? ""}${caption}${options.suffix ?? ""}`,
+              promptHash: options.promptHash,
+              rejectFlagged: options.rejectFlagged,
+            },
+            state,
+          )
+        : undefined,
       onOverflowRetry: (endpoint) =>
         state.resentForContext(endpoint.label, endpoint.limiter.allowed),
       onContextExceeded: (error, endpoint) => {

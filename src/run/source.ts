@@ -35,10 +35,21 @@ export async function findWork(
   const unfollowed = linksWarning(discovery.linksNotFollowed, options.nameSetting);
   if (unfollowed) state.emit({ type: "warning", message: unfollowed });
   const finished = await sink.open(discovery.tasks);
-  const { done, rejected } = finished;
-  const settled = (task: ImageTask) => done.has(task.path) || rejected?.has(task.path) === true;
+  const { done, rejected, redo } = finished;
+  const settled = (task: ImageTask) =>
+    (done.has(task.path) && redo?.has(task.path) !== true) || rejected?.has(task.path) === true;
   const pending = discovery.tasks.filter((task) => !settled(task));
-  const tasks = pick ? [...pick(pending)] : pending;
+  const redone = redo
+    ? pending.filter((task) => redo.has(task.path)).map((task) => ({ ...task, redo: true }))
+    : pending;
+  if (redone.length < pending.length) {
+    const left = pending.length - redone.length;
+    state.emit({
+      type: "warning",
+      message: `${left} ${left === 1 ? "image is" : "images are"} not in OUT yet: ${options.nameSetting("redo")} sends only those it makes again, so ${left === 1 ? "it is" : "they are"} left for a run without it`,
+    });
+  }
+  const tasks = pick ? [...pick(redone)] : redone;
   const refused = discovery.tasks.filter((task) => rejected?.has(task.path));
   state.discovered(
     discovery.tasks.length - (pending.length - tasks.length),

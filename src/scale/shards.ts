@@ -147,14 +147,16 @@ function isShard(value: unknown): value is Shard {
 export async function readShardRecords(
   files: ShardFiles,
 ): Promise<{ rows: CaptionRecord[]; failures: FailureRecord[] }> {
-  // An image is in one shard only, so each shard is deduplicated on its own.
+  // An image is in one shard only, so each shard is deduplicated on its own; of an image's rows,
+  // the later wins (the sort keeps the file's order among equal paths).
   const seen = new Set<string>();
   const rows: CaptionRecord[] = [];
-  for (const record of byPath(await recordsOf<CaptionRecord>(files.output))) {
-    if (seen.has(record.path)) continue;
+  const sorted = byPath(await recordsOf<CaptionRecord>(files.output));
+  sorted.forEach((record, i) => {
+    if (sorted[i + 1]?.path === record.path) return;
     seen.add(record.path);
     rows.push(record);
-  }
+  });
   const failures: FailureRecord[] = [];
   const failed = [
     ...(await recordsOf<FailureRecord>(files.errors)),

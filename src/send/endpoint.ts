@@ -26,6 +26,11 @@ export interface EndpointParts {
    * and how to build the protocol for each.
    */
   olderModels?: { ids: readonly string[]; protocolFor: (model: string) => CaptionProtocol };
+  /**
+   * With several prompts (`--prompts`), each one's protocol when the endpoint is asked for this
+   * model: a prompt with a model of its own keeps it.
+   */
+  promptsFor?: (model: string) => ReadonlyMap<string, CaptionProtocol>;
   /** The ids its `/models` listed, for "did you mean"; null when it lists none. */
   listed: string[] | null;
   /**
@@ -65,6 +70,7 @@ export class Endpoint implements Gate<Slot> {
   readonly #parts: EndpointParts;
   #model: string;
   #protocol: CaptionProtocol;
+  #prompts: ReadonlyMap<string, CaptionProtocol>;
   #olderModels: string[];
   #failures = 0;
   #captioned = false;
@@ -85,6 +91,7 @@ export class Endpoint implements Gate<Slot> {
     this.client = parts.client;
     this.limiter = parts.limiter;
     this.#protocol = parts.protocol;
+    this.#prompts = parts.promptsFor?.(parts.model) ?? new Map();
     this.#olderModels = [...(parts.olderModels?.ids ?? [])];
     this.listed = parts.listed;
     this.budget = parts.budget;
@@ -103,6 +110,11 @@ export class Endpoint implements Gate<Slot> {
     return this.#protocol;
   }
 
+  /** The protocol of one of several prompts, or the run's one prompt's. */
+  protocolOf(prompt: string | undefined): CaptionProtocol {
+    return (prompt === undefined ? undefined : this.#prompts.get(prompt)) ?? this.#protocol;
+  }
+
   /**
    * The server said `refused` does not exist: asks for the family's next older id instead. True
    * when there is one to try now (or another request already moved on from `refused`); false
@@ -117,6 +129,7 @@ export class Endpoint implements Gate<Slot> {
     this.refusedModels.push(refused);
     this.#model = next;
     this.#protocol = build(next);
+    this.#prompts = this.#parts.promptsFor?.(next) ?? this.#prompts;
     this.#parts.onChange?.(this, "model", refused);
     return true;
   }

@@ -92,7 +92,13 @@ export interface RequestVariant {
  * may be transient). Prompts and structured output plug in here, not in the retry loop.
  */
 export interface CaptionProtocol {
-  request(image: PreparedImage, task: ImageTask, variant: RequestVariant): Promise<Uint8Array>;
+  /** `answers`: the answers of the other prompts this one uses (`{answer.NAME}`), by key. */
+  request(
+    image: PreparedImage,
+    task: ImageTask,
+    variant: RequestVariant,
+    answers?: Readonly<Record<string, string>>,
+  ): Promise<Uint8Array>;
   read(body: unknown, variant: RequestVariant): ExtractedCaption;
   /**
    * Whether `request` (the bytes `request()` built) carried response_format, so that its 400 may

@@ -41,13 +41,35 @@ export interface SendStageOptions {
   onOverflowRetry?: SendContext["onOverflowRetry"];
   /** Told of what each answer cost, kept or not. */
   onUsage?: SendContext["onUsage"];
+  /** Several prompts asked of each image (`--prompts`), in place of one. */
+  prompts?: SeveralPrompts | undefined;
 }
 
 /** A caption that came back, with what the checks found in it. */
-interface Answer {
+export interface Answer {
   outcome: SendOutcome & { kind: "captioned" };
   flags: CaptionFlag[];
 }
+
+/** How one prompt's sending for an image ended. */
+export type Asked =
+  | { kind: "unfinished"; abort: RunAbortedError | undefined }
+  | { kind: "failed"; error: unknown; attempts: number }
+  | { kind: "answered"; answer: Answer; image: PreparedImage; attempts: number };
+
+/**
+ * Asks one prompt of a prepared image (`image`: the one sent last, smaller after a 413), the
+ * prompt's protocol taken from the endpoint that sends it, with the answers it uses.
+ */
+export type Ask = (
+  work: PreparedWork,
+  image: PreparedImage,
+  protocolOf: (endpoint: Endpoint) => CaptionProtocol,
+  answers?: Readonly<Record<string, string>>,
+) => Promise<Asked>;
+
+/** The sending of an image under several prompts: each asked in turn, one row from them all. */
+export type SeveralPrompts = (work: PreparedWork, ask: Ask) => Promise<ImageOutcome>;
 
 /** What the flow needs of a run's senders: room to send one more image, then its sending. */
 export interface Sender<T> {
@@ -80,9 +102,9 @@ export function createSender(
     onUsage: options.onUsage,
   };
 
-  const send = async (work: PreparedWork): Promise<ImageOutcome> => {
+  const ask: Ask = async (work, preparedImage, protocolOf, answers) => {
     const { task } = work;
-    let image = work.image;
+    let image = preparedImage;
     let variant: RequestVariant = { penalize: false, plain: false };
     let shrunk = false;
     /** A 400 to a request with response_format, waiting to see if the same without it works. */
@@ -99,9 +121,10 @@ export function createSender(
     const plan: AttemptPlan = {
       requestFor: async (endpoint) => {
         const sent = variant;
-        const request = await endpoint.protocol.request(image, task, sent);
+        const protocol = protocolOf(endpoint);
+        const request = await protocol.request(image, task, sent, answers);
         lastRequest = request;
-        return { request, read: (body) => endpoint.protocol.read(body, sent) };
+        return { request, read: (body) => protocol.read(body, sent) };
       },
       afterFailure: async (error, endpoint, attempts) => {
         // The penalised retry failed (a server that refuses frequency_penalty, say): keep the first.
@@ -116,8 +139,8 @@ export function createSender(
             return true;
           }
         }
-        if (endpoint.protocol.mayRefuseFormat(error, lastRequest)) {
-          refusal = { error, protocol: endpoint.protocol };
+        if (protocolOf(endpoint).mayRefuseFormat(error, lastRequest)) {
+          refusal = { error, protocol: protocolOf(endpoint) };
           retry(attempts, `${messageOf(error)}; sending it again without response_format`);
           variant = { ...variant, plain: true };
           return true;
@@ -149,18 +172,29 @@ export function createSender(
       },
     };
     const outcome = await sendImage(plan, task.path, context);
-    if (outcome.kind === "unfinished") {
-      if (outcome.abort) state.abort(outcome.abort);
-      return state.unfinished(task);
-    }
+    if (outcome.kind === "unfinished") return { kind: "unfinished", abort: outcome.abort };
     if (outcome.kind === "failed") {
-      if (first) return keep(work, first, image, outcome.attempts);
-      const failure = state.failureOf(task, outcome.error, outcome.attempts);
+      if (first) return { kind: "answered", answer: first, image, attempts: outcome.attempts };
+      return { kind: "failed", error: outcome.error, attempts: outcome.attempts };
+    }
+    const flags = () => captionFlags(outcome.extracted.caption, outcome.extracted.truncated);
+    const answer = kept ?? { outcome, flags: flags() };
+    return { kind: "answered", answer, image, attempts: outcome.attempts };
+  };
+
+  const send = async (work: PreparedWork): Promise<ImageOutcome> => {
+    if (options.prompts) return options.prompts(work, ask);
+    const asked = await ask(work, work.image, (endpoint) => endpoint.protocol);
+    if (asked.kind === "unfinished") {
+      if (asked.abort) state.abort(asked.abort);
+      return state.unfinished(work.task);
+    }
+    if (asked.kind === "failed") {
+      const failure = state.failureOf(work.task, asked.error, asked.attempts);
       await state.failed(failure);
       return { kind: "failed", failure };
     }
-    const flags = () => captionFlags(outcome.extracted.caption, outcome.extracted.truncated);
-    return keep(work, kept ?? { outcome, flags: flags() }, image, outcome.attempts);
+    return keep(work, asked.answer, asked.image, asked.attempts);
   };
 
   return {

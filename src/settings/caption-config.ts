@@ -31,6 +31,9 @@ export interface CaptionConfig {
   jsonSchema: string | undefined;
   /** Where the schema file was named ("--json-schema", "caption.json: jsonSchema"), for messages. */
   jsonSchemaFrom: string;
+  /** The prompts file (`--prompts`), resolved like `jsonSchema`, and where it was named. */
+  prompts: string | undefined;
+  promptsFrom: string;
   /**
    * Where each setting that a config file or a variable gave lives, as a message asking for a
    * change names it: "model in caption.json", "MINICPM_BASE_URL". A flag's, or a default, is absent.

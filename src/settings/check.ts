@@ -94,7 +94,9 @@ export function checkValue(raw: unknown, kind: SettingKind): string | null {
         ? null
         : `expected one of ${kind.values.join(", ")}, got ${show(raw)}`;
     case "text":
-      return typeof raw === "string" ? null : `expected text, got ${show(raw)}`;
+      return typeof raw === "string"
+        ? (kind.rule?.(raw) ?? null)
+        : `expected text, got ${show(raw)}`;
     case "boolean":
       return typeof raw === "boolean" ? null : `expected true or false, got ${show(raw)}`;
     case "switch": {

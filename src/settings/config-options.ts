@@ -9,7 +9,7 @@ import {
 } from "./library-options.js";
 import type { RunOptions } from "./run-options.js";
 import { SETTING_SPECS, settingsOf } from "./table.js";
-import { COST_TABLE } from "./table-cost.js";
+import { RUN_OWN_TABLE } from "./table-run-own.js";
 
 /** The keys a command chose for its servers (`chooseKey`): the run's, or one per endpoint. */
 export interface ChosenKeys {
@@ -54,7 +54,7 @@ const RUN_OWN = TAKEN_AS_IS.filter(
   (key) =>
     !QUEUE_FIXED.includes(key) &&
     !DELIVERY.includes(key) &&
-    (SETTING_SPECS[key].kind.type === "boolean" || key in COST_TABLE),
+    (SETTING_SPECS[key].kind.type === "boolean" || key in RUN_OWN_TABLE),
 );
 
 /** Those settings, as a config gives them. */

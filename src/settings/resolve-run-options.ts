@@ -1,5 +1,6 @@
 import path from "node:path";
 import { byOptionName, type NameSetting, UsageError } from "../errors.js";
+import { type PromptSet, parsePromptSet } from "../prompts/prompt-set.js";
 import { promptHash } from "../prompts/protocol.js";
 import { type AnswerSchema, compileSchema } from "../prompts/structured.js";
 import { TAGS_PROMPT, TAGS_SCHEMA } from "../prompts/tags.js";
@@ -46,6 +47,8 @@ export type ResolvedRunOptions = WithDefaults<
   template: PromptTemplate;
   /** The schema answers are checked against, from `jsonSchema` or `tags`. */
   answer: AnswerSchema | undefined;
+  /** `prompts`, checked and in the order they are asked; then `template` and `answer` are unused. */
+  promptSet: PromptSet | undefined;
   promptHash: string;
   maxTokens: number;
   nameSetting: NameSetting;
@@ -94,6 +97,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     );
   }
   problems.push(...budgetProblems(options));
+  const promptSet = promptSetOf(options, problems);
   const schema = options.tags ? TAGS_SCHEMA : options.jsonSchema;
   const answer = schema === undefined ? undefined : compileSchema(schema, "caption");
   if (answer && "problems" in answer) {
@@ -135,7 +139,8 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     prompt: template.text,
     template,
     answer,
-    promptHash: promptHash(template.text, answer),
+    promptSet,
+    promptHash: promptSet?.hash ?? promptHash(template.text, answer),
     nameSetting: options.nameSetting ?? byOptionName,
   };
 }
@@ -188,6 +193,42 @@ function shapeProblems(options: RunOptions): string[] {
     problems.push('sidecar.ext: required, the extension of the files beside the images (".txt")');
   }
   return problems;
+}
+
+/**
+ * Several prompts, checked; they hold every prompt of the run, so a prompt, a schema or tags
+ * given beside them is a problem, as is a caption prompt without them.
+ */
+function promptSetOf(options: RunOptions, problems: string[]): PromptSet | undefined {
+  const name = options.nameSetting ?? byOptionName;
+  if (options.prompts === undefined) {
+    if (options.captionPrompt !== undefined) {
+      problems.push(
+        `${name("captionPrompt")}: names one of ${name("prompts")}, which is not given`,
+      );
+    }
+    return undefined;
+  }
+  const beside = (["prompt", "jsonSchema", "tags"] as const).filter(
+    (key) => options[key] !== undefined && options[key] !== false,
+  );
+  if (beside.length > 0) {
+    problems.push(
+      `${name("prompts")}: holds every prompt of the run, so ${beside.map(name).join(", ")} cannot be given beside it; put ${beside.length === 1 ? "it" : "them"} in a prompt of the file (prompt, json_schema, tags)`,
+    );
+  }
+  const set = parsePromptSet(options.prompts, options.captionPrompt, name("prompts"));
+  if ("problems" in set) {
+    problems.push(
+      ...set.problems.map((problem) =>
+        problem.startsWith("captionPrompt:")
+          ? problem.replace("captionPrompt", name("captionPrompt"))
+          : problem,
+      ),
+    );
+    return undefined;
+  }
+  return set;
 }
 
 /** A cost budget cannot be judged without a price to count the tokens at. */

@@ -157,7 +157,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
 
   const model = valueOrDefault(merged, "model");
   const resolvePath = (
-    key: "output" | "errors" | "jsonSchema" | "shardFolder",
+    key: "output" | "errors" | "jsonSchema" | "prompts" | "shardFolder",
   ): string | undefined => {
     for (let i = layers.length - 1; i >= 0; i -= 1) {
       const layer = layers[i];
@@ -166,6 +166,12 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     }
     return undefined;
   };
+  /** Where a file setting was named ("--json-schema", "caption.json: jsonSchema"), for messages. */
+  const namedFrom = (key: "jsonSchema" | "prompts"): string =>
+    [...layers]
+      .reverse()
+      .find((layer) => typeof layer.values[key] === "string")
+      ?.describe(key) ?? SETTING_SPECS[key].flag;
   const baseUrl = normaliseBaseUrl(endpoints?.[0]?.baseUrl ?? valueOrDefault(merged, "baseUrl"));
   // A key exported for OpenAI itself is never sent to the hosted MiniCPM API: it is only the
   // fallback for servers named by a base URL of the user's own.
@@ -198,10 +204,8 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     origins,
     values: merged,
     jsonSchema: resolvePath("jsonSchema"),
-    jsonSchemaFrom:
-      [...layers]
-        .reverse()
-        .find((layer) => typeof layer.values.jsonSchema === "string")
-        ?.describe("jsonSchema") ?? SETTING_SPECS.jsonSchema.flag,
+    jsonSchemaFrom: namedFrom("jsonSchema"),
+    prompts: resolvePath("prompts"),
+    promptsFrom: namedFrom("prompts"),
   };
 }

@@ -1,4 +1,5 @@
 import type { NameSetting } from "../errors.js";
+import type { PromptSpec } from "../prompts/prompt-set.js";
 import type { FetchLike } from "../send/client.js";
 import type { RequestBudget } from "../send/request-budget.js";
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
@@ -127,6 +128,22 @@ export interface RunOptions {
   budgetTokens?: number | undefined;
   /** The same for the cost at `inputPrice` and `outputPrice`, which it needs. @default none */
   budgetCost?: number | undefined;
+  /**
+   * Send again only the images whose rows in OUT carry a flag (`"flagged"`, or some:
+   * `"truncated,refusal"`) or were made by another prompt (`"prompt-changed"`); images not in OUT
+   * are left for a run without it. Each new row replaces the old one (OUT is rewritten whole at
+   * the end), and the outputs beside the image are written again. @default none
+   */
+  redo?: string | undefined;
+  /**
+   * Several named prompts asked of each image, one request each (the image prepared once), in the
+   * order their answers are used: `{ short: "One sentence.", long: { prompt: "… {answer.short}",
+   * max_tokens: 800 } }`. OUT gets a `caption_<name>` column each (JSONL: a `captions` object);
+   * `prompt`, `jsonSchema` and `tags` then go inside a prompt. @default none
+   */
+  prompts?: Record<string, PromptSpec | string> | undefined;
+  /** Of `prompts`, the one whose answer is `caption`, the sidecars, XMP and HF text. @default the first */
+  captionPrompt?: string | undefined;
   /** Further attempts after the first, for failures that may be transient. @default 5 */
   retries?: number | undefined;
   /** Per-attempt timeout in ms. @default 120000 */

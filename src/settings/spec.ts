@@ -9,8 +9,8 @@ export type SettingKind =
   | { type: "int"; min: number; max: number; or?: readonly string[] }
   | { type: "number"; min: number; max: number; exclusiveMin?: boolean }
   | { type: "choice"; values: readonly string[] }
-  /** Any text, the empty text included (a prefix may be a comma). */
-  | { type: "text" }
+  /** Any text, the empty text included (a prefix may be a comma), or what `rule` allows. */
+  | { type: "text"; rule?: (value: string) => string | null }
   | { type: "boolean" }
   /**
    * On or off, or on with a value: `--sidecar` alone or `"sidecar": true`, `--sidecar .caption`.

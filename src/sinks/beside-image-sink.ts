@@ -34,6 +34,8 @@ export abstract class BesideImageSink implements Sink {
   readonly #readOnly: boolean;
   readonly #onWarning: (message: string) => void;
   readonly #files = new Map<string, string>();
+  /** Images made again whose file is replaced whole, whatever the policy for existing files. */
+  readonly #replacing = new Set<string>();
 
   constructor(
     recorded: RecordedCaption,
@@ -55,14 +57,23 @@ export abstract class BesideImageSink implements Sink {
   protected abstract inspect(file: string, imagePath: string, present: boolean): Promise<FileState>;
   /** Whether the file already carries this caption, as this output would have put it there. */
   protected abstract holds(file: string, caption: string): Promise<boolean>;
-  /** Writes the file whole; throws RunAbortedError when it cannot. */
-  protected abstract put(file: string, record: BesideRecord): Promise<void>;
+  /**
+   * Whether the file holds what this output alone put there for this caption, nothing of the
+   * user's: only such a file is replaced when its image is made again (`--redo`).
+   */
+  protected abstract wrote(file: string, caption: string): Promise<boolean>;
+  /**
+   * Writes the file whole; throws RunAbortedError when it cannot. `replace`: what is there is
+   * this output's own old caption, replaced rather than kept or added to.
+   */
+  protected abstract put(file: string, record: BesideRecord, replace: boolean): Promise<void>;
 
-  async open(tasks: readonly ImageTask[]): Promise<FinishedWork> {
+  async open(tasks: readonly ImageTask[], redo?: ReadonlySet<string>): Promise<FinishedWork> {
     const done = new Set<string>();
     const rejected = new Map<string, CaptionError>();
     const owners = new Map<string, string>();
     const notOwned = { symlink: [] as string[], special: [] as string[] };
+    const userKept: string[] = [];
     const found = await besideFiles(tasks.map((task) => this.fileFor(task.absPath)));
     for (const task of tasks) {
       const file = this.fileFor(task.absPath);
@@ -86,6 +97,20 @@ export abstract class BesideImageSink implements Sink {
       }
       this.#files.set(task.path, file);
       const state = await this.inspect(file, task.path, kind === "file");
+      if (redo?.has(task.path)) {
+        // Made again: the file is replaced if the run wrote what it holds, else the user's stays.
+        if (state !== "free" && state !== "kept") rejected.set(task.path, state);
+        else if (kind !== "file") this.#replacing.add(task.path);
+        else {
+          const row = await this.#recorded(task.path);
+          if (row && (await this.wrote(file, row.caption))) this.#replacing.add(task.path);
+          else {
+            this.#files.delete(task.path);
+            userKept.push(task.path);
+          }
+        }
+        continue;
+      }
       if (state === "kept") {
         done.add(task.path);
         continue;
@@ -107,6 +132,11 @@ export abstract class BesideImageSink implements Sink {
     }
     const skipped = notOwnedWarning(this.what, notOwned);
     if (skipped) this.#onWarning(skipped);
+    if (userKept.length > 0) {
+      this.#onWarning(
+        `${userKept.length === 1 ? `the ${this.what} of ${userKept[0]} holds` : `${userKept.length} ${this.what}s (${userKept.slice(0, 3).join(", ")}${userKept.length > 3 ? ", …" : ""}) hold`} more than the caption being made again, so ${userKept.length === 1 ? "it is" : "they are"} left as ${userKept.length === 1 ? "it is" : "they are"}; OUT gets the new caption`,
+      );
+    }
     return { done, hashes: new Set(), repairedBytes: 0, rejected };
   }
 
@@ -118,7 +148,7 @@ export abstract class BesideImageSink implements Sink {
     const file = this.#files.get(record.path);
     // An empty caption is never written: sd-scripts aborts on an empty sidecar.
     if (this.#readOnly || file === undefined || record.caption.trim() === "") return;
-    await this.put(file, record);
+    await this.put(file, record, this.#replacing.has(record.path));
   }
 
   async fail(): Promise<void> {}

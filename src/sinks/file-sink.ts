@@ -4,6 +4,7 @@ import { CaptionError, type NameSetting, RunAbortedError, UsageError } from "../
 import type { CaptionRecord, FailureRecord, ImageTask, OutputFormat } from "../types.js";
 import { describeErrno, ensureFolder, errnoOf, outputFileProblem } from "../util/folders.js";
 import { lockOutput, type OutputLock } from "./lock.js";
+import { addCsvColumns, keepLastRows } from "./out-file/compact.js";
 import { storedCaptions } from "./out-file/lookup.js";
 import { readFinishedWork } from "./out-file/scan.js";
 import type { StoredCaption } from "./out-file/stored-caption.js";
@@ -12,12 +13,14 @@ import {
   openCaptionWriter,
   openJsonlWriter,
   outColumns,
+  type PromptColumns,
   type RecordWriter,
   readCsvHeader,
 } from "./out-file/writers.js";
 import { PromptTally } from "./prompt-tally.js";
 import { type RecordKeys, recordKeys } from "./record-keys.js";
 import { type RecordedRows, recordedRows } from "./recorded-rows.js";
+import { parseRedo, type RowsToRemake, rowsToRedo, rowsUnanswered } from "./redo.js";
 import type { FinishedWork, RecordSink } from "./sink.js";
 
 export interface FileSinkOptions {
@@ -43,6 +46,13 @@ export interface FileSinkOptions {
   properties?: readonly string[] | undefined;
   /** Which prompt this run uses: OUT's rows made with another are worth a warning. */
   promptHash?: string | undefined;
+  /** Which rows to make again (`--redo`, checked): each new row replaces the old. */
+  redo?: string | undefined;
+  /**
+   * Several prompts' columns (`--prompts`): a row that lacks an answer is finished by this run (a
+   * new row replacing it), and a CSV without their columns gains them before anything is written.
+   */
+  prompts?: PromptColumns | undefined;
   /** Other outputs will ask for OUT's rows by path (`recorded`): keep them from the first read. */
   keepRows?: boolean | undefined;
   nameSetting: NameSetting;
@@ -59,6 +69,12 @@ export class FileSink implements RecordSink {
   readonly #options: FileSinkOptions;
   #lock: OutputLock | null = null;
   #held: ReadonlySet<string> = new Set();
+  /** Keys OUT held a row for when the run began. */
+  #present: ReadonlySet<string> = new Set();
+  /** Keys of the rows this run makes again (`--redo`), or finishes (a prompt added since). */
+  #remade: ReadonlySet<string> = new Set();
+  /** Whether it replaced a row: OUT is then rewritten with one row per image at the end. */
+  #replaced = false;
   #out: Promise<RecordWriter<CaptionRecord>> | null = null;
   #errors: Promise<RecordWriter<FailureRecord>> | null = null;
   readonly #stored;
@@ -69,7 +85,7 @@ export class FileSink implements RecordSink {
   constructor(options: FileSinkOptions) {
     this.#options = options;
     this.#keys = recordKeys(options.recordRoot);
-    this.#columns = outColumns(options.properties);
+    this.#columns = outColumns(options.properties, options.prompts);
     this.#rows = recordedRows(options.output, options.format, this.#keys, this.#columns);
     this.recorded = this.#rows.get;
     this.#stored = storedCaptions(options.output, options.format, this.#columns);
@@ -93,14 +109,22 @@ export class FileSink implements RecordSink {
     if (overwrite) await rm(output, { force: true });
     const keep = this.#options.keepRows ? this.#rows.keep() : undefined;
     const prompts = new PromptTally(this.#options.promptHash);
+    const redo = redoTallyOf(this.#options);
+    const unanswered = unansweredTally(this.#options.prompts);
     const finished = await readFinishedWork(output, format, this.#columns, {
       repair: true,
       onRow: (row) => {
         keep?.(row);
         prompts.count(row.prompt_hash);
+        redo?.see(row);
+        unanswered?.see(row);
       },
       afresh: `set ${this.#options.nameSetting("overwrite")} to start a fresh one`,
     });
+    this.#present = new Set(finished.done);
+    redo?.apply(finished);
+    unanswered?.apply(finished);
+    this.#remade = new Set([...(redo?.rows.keys() ?? []), ...(unanswered?.rows.keys() ?? [])]);
     this.#held = finished.done;
     if (this.#options.recordRoot !== undefined) {
       // Held paths are keys; a task counts as held by its own key.
@@ -111,10 +135,12 @@ export class FileSink implements RecordSink {
     }
     if (format === "csv") await this.#checkColumns();
     await probeErrorsFile(errorsPath);
-    const changed = prompts.warning(output, this.#options.nameSetting);
+    // A redo is about the prompt changing: no warning that it did.
+    const changed = redo ? null : prompts.warning(output, this.#options.nameSetting);
     if (changed) this.#options.onWarning(changed);
-    if (!this.#options.recordOnly) return finished;
-    return { ...finished, done: new Set(tasks.map((task) => task.path)) };
+    const redone = redo ? { redo: redo.tasksOf(tasks, this.#keys.key) } : {};
+    if (!this.#options.recordOnly) return { ...finished, ...redone };
+    return { ...finished, ...redone, done: new Set(tasks.map((task) => task.path)) };
   }
 
   /**
@@ -124,6 +150,12 @@ export class FileSink implements RecordSink {
   async #checkColumns(): Promise<void> {
     const header = await readCsvHeader(this.#options.output);
     if (header === null) return;
+    if (this.#options.prompts) {
+      // A prompt added to the file: OUT gains its columns now, before a row needs them.
+      const added = this.#columns.filter((column) => !header.includes(column));
+      if (added.length > 0) await addCsvColumns(this.#options.output, added);
+      return;
+    }
     const missing = answerColumns(this.#options.properties ?? [])
       .map((entry) => entry.column)
       .filter((column) => !header.includes(column));
@@ -140,6 +172,8 @@ export class FileSink implements RecordSink {
    */
   async stored(sha256: string) {
     const found = await this.#stored.get(sha256);
+    // A caption being made again, or a row still being finished, is no copy's to take.
+    if (found && this.#remade.has(found.path)) return undefined;
     if (!found || this.#options.promptHash === undefined) return found;
     if (found.prompt_hash === this.#options.promptHash) return found;
     const structured = (this.#options.properties ?? []).length > 0;
@@ -153,11 +187,13 @@ export class FileSink implements RecordSink {
     const key = this.#keys.key(record.path);
     // Sent again for another sink's sake (a sidecar deleted since): OUT keeps its one row.
     if (this.#held.has(key)) return;
+    if (this.#present.has(key)) this.#replaced = true;
     const { output, format, csvFormulaGuard } = this.#options;
     try {
       this.#out ??= openCaptionWriter(output, format, {
         csvFormulaGuard,
         properties: this.#options.properties,
+        prompts: this.#options.prompts,
       });
       await (await this.#out).write(key === record.path ? record : { ...record, path: key });
     } catch (error) {
@@ -169,6 +205,21 @@ export class FileSink implements RecordSink {
     }
     // A cached read of OUT predates this row.
     this.#stored.forget();
+  }
+
+  /**
+   * OUT with one row per image again, the replacing rows kept, before the lock is let go. Every
+   * reader takes an image's later row already; this leaves a finished OUT as a reader expects it.
+   */
+  async #keepLastRows(): Promise<void> {
+    this.#replaced = false;
+    try {
+      await keepLastRows(this.#options.output, this.#options.format, "path");
+    } catch (error) {
+      this.#options.onWarning(
+        `${this.#options.output} holds an image's old row and its new one (the new one counts; ${describeErrno(errnoOf(error))} kept it from being rewritten with the new alone): the next run rewrites it`,
+      );
+    }
   }
 
   async fail(failure: FailureRecord): Promise<void> {
@@ -195,9 +246,21 @@ export class FileSink implements RecordSink {
       ),
     );
     await Promise.allSettled(writers.map((writer) => writer?.close()));
+    if (this.#replaced) await this.#keepLastRows();
     await this.#lock?.release().catch(() => {});
     this.#lock = null;
   }
+}
+
+/** With several prompts: the rows that lack an answer to one of them, finished by this run. */
+function unansweredTally(prompts: PromptColumns | undefined): RowsToRemake | null {
+  return prompts ? rowsUnanswered(prompts.names) : null;
+}
+
+/** The redo a run asked for, unless it starts OUT afresh (then everything is sent anyway). */
+export function redoTallyOf(options: FileSinkOptions): RowsToRemake | null {
+  if (options.redo === undefined || options.overwrite) return null;
+  return rowsToRedo(parseRedo(options.redo), options.promptHash ?? "");
 }
 
 /** OUT and the errors file are read and appended to: a pipe or a device there would hang the run. */

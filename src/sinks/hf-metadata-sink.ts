@@ -12,6 +12,7 @@ import {
   toPosix,
 } from "../util/folders.js";
 import type { RecordedCaption } from "./beside-image-sink.js";
+import { keepLastRows } from "./out-file/compact.js";
 import { readFinishedWork } from "./out-file/scan.js";
 import { openCsvWriter, openJsonlWriter, type RecordWriter } from "./out-file/writers.js";
 import type { FinishedWork, Sink } from "./sink.js";
@@ -39,6 +40,8 @@ interface Root {
   folder: string;
   file: string;
   done: Set<string>;
+  /** A row was appended for an image the file held already (`--redo`): rewritten at the end. */
+  replaced: boolean;
   writer: Promise<RecordWriter<HfRow>> | null;
 }
 
@@ -78,6 +81,7 @@ export class HfMetadataSink implements Sink {
       folder,
       file: path.join(folder, `metadata.${this.#format}`),
       done: new Set<string>(),
+      replaced: false,
       writer: null,
     }));
     const problems: string[] = [];
@@ -128,10 +132,17 @@ export class HfMetadataSink implements Sink {
     return undefined;
   }
 
-  async write(record: Pick<CaptionRecord, "path" | "caption" | "sha256" | "flags">): Promise<void> {
+  async write(
+    record: Pick<CaptionRecord, "path" | "caption" | "sha256" | "flags">,
+    replace = false,
+  ): Promise<void> {
     const where = this.#where.get(record.path);
-    if (this.#readOnly || !where || where.root.done.has(where.fileName)) return;
+    if (this.#readOnly || !where) return;
     const { root, fileName, absPath } = where;
+    if (root.done.has(fileName)) {
+      if (!replace) return;
+      root.replaced = true;
+    }
     try {
       const size = await originalSize(absPath);
       if (!root.writer) {
@@ -165,6 +176,10 @@ export class HfMetadataSink implements Sink {
       this.#roots.map((root) => root.writer?.catch(() => null) ?? null),
     );
     await Promise.allSettled(writers.map((writer) => writer?.close()));
+    // `datasets` takes every row as an example: a replaced image's old row must go.
+    for (const root of this.#roots) {
+      if (root.replaced) await keepLastRows(root.file, this.#format, "file_name").catch(() => {});
+    }
   }
 }
 

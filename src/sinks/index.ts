@@ -3,9 +3,10 @@ import type { NameSetting } from "../errors.js";
 import type { OutputFormat } from "../types.js";
 import { FileSink } from "./file-sink.js";
 import { type HfMetadataFormat, HfMetadataSink } from "./hf-metadata-sink.js";
+import type { PromptColumns } from "./out-file/writers.js";
 import { previewSink } from "./preview-sink.js";
 import { type SidecarOptions, SidecarSink } from "./sidecar-sink.js";
-import { combineSinks, type Sink } from "./sink.js";
+import { combineSinks, type RecordSink, type Sink } from "./sink.js";
 import { removeStaleTemporaries } from "./write-whole.js";
 import { type XmpNaming, XmpSink } from "./xmp-sink.js";
 
@@ -33,14 +34,22 @@ export interface OutputsOptions {
   properties?: readonly string[] | undefined;
   /** Which prompt this run uses, to warn when OUT was made with another. */
   promptHash?: string | undefined;
+  /** Which of OUT's rows to make again (`--redo`). */
+  redo?: string | undefined;
+  /** Several prompts' columns (`--prompts`): an image is done once its row answers them all. */
+  prompts?: PromptColumns | undefined;
 }
+
+/** Every output as one sink, and the row the record held for an image when the run began. */
+export type Outputs = Sink & Pick<RecordSink, "recorded">;
 
 /**
  * Every output a run asked for, as one sink. OUT comes first: its row is the record the other
  * outputs are checked against when a run resumes, so each of them is written after it.
  */
-export function openOutputs(options: OutputsOptions): Sink {
-  const keepRows = Boolean(options.sidecar || options.xmp || options.hfMetadata);
+export function openOutputs(options: OutputsOptions): Outputs {
+  // Asked for by path later: by the outputs beside the images, and to finish a row of several prompts.
+  const keepRows = Boolean(options.sidecar || options.xmp || options.hfMetadata || options.prompts);
   const record = options.dryRun
     ? previewSink({ ...options, keepRows })
     : new FileSink({ ...options, keepRows });
@@ -73,16 +82,17 @@ export function openOutputs(options: OutputsOptions): Sink {
     );
   }
   const combined = combineSinks(sinks);
-  if (options.dryRun || !(options.sidecar || options.xmp)) return combined;
   // Files beside the images are written through temporaries; a killed run's are swept once here.
+  const sweep = !options.dryRun && Boolean(options.sidecar || options.xmp);
   return {
     open: async (tasks) => {
-      await removeStaleTemporaries(tasks.map((task) => path.dirname(task.absPath)));
+      if (sweep) await removeStaleTemporaries(tasks.map((task) => path.dirname(task.absPath)));
       return combined.open(tasks);
     },
     stored: (sha256) => combined.stored(sha256),
-    write: (record) => combined.write(record),
+    write: (record, replace) => combined.write(record, replace),
     fail: (failure) => combined.fail(failure),
     close: () => combined.close(),
+    recorded: record.recorded,
   };
 }

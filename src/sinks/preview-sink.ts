@@ -1,4 +1,4 @@
-import { type FileSinkOptions, refuseSpecialFiles } from "./file-sink.js";
+import { type FileSinkOptions, redoTallyOf, refuseSpecialFiles } from "./file-sink.js";
 import { storedCaptions } from "./out-file/lookup.js";
 import { readFinishedWork } from "./out-file/scan.js";
 import { outColumns } from "./out-file/writers.js";
@@ -26,6 +26,7 @@ export function previewSink(options: FileSinkOptions): RecordSink {
       await refuseSpecialFiles(output, errorsPath);
       const keep = options.keepRows ? recorded.keep() : undefined;
       const prompts = new PromptTally(options.promptHash);
+      const redo = redoTallyOf(options);
       const finished = overwrite
         ? { done: new Set<string>(), hashes: new Set<string>(), repairedBytes: 0 }
         : await readFinishedWork(output, format, columns, {
@@ -34,13 +35,16 @@ export function previewSink(options: FileSinkOptions): RecordSink {
             onRow: (row) => {
               keep?.(row);
               prompts.count(row.prompt_hash);
+              redo?.see(row);
             },
           });
-      const changed = prompts.warning(output, nameSetting);
+      redo?.apply(finished);
+      const changed = redo ? null : prompts.warning(output, nameSetting);
       if (changed) options.onWarning(changed);
+      const redone = redo ? { redo: redo.tasksOf(tasks, keys.key) } : {};
       return options.recordOnly
-        ? { ...finished, done: new Set(tasks.map((task) => task.path)) }
-        : finished;
+        ? { ...finished, ...redone, done: new Set(tasks.map((task) => task.path)) }
+        : { ...finished, ...redone };
     },
     stored: (sha256) => (overwrite ? Promise.resolve(undefined) : stored.get(sha256)),
     write: async () => {},

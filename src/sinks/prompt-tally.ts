@@ -1,4 +1,5 @@
 import type { NameSetting } from "../errors.js";
+import { madeByCurrent } from "../prompts/prompt-set.js";
 
 /**
  * Counts OUT's rows by the prompt that made them, so a rerun with another prompt (or schema) says
@@ -16,7 +17,7 @@ export class PromptTally {
 
   count(hash: string | null): void {
     if (this.#current === undefined || hash === null || hash === "") return;
-    if (hash === this.#current) this.#same += 1;
+    if (madeByCurrent(hash, this.#current)) this.#same += 1;
     else this.#other += 1;
   }
 

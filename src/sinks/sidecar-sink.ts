@@ -90,13 +90,24 @@ export class SidecarSink extends BesideImageSink {
       : text.startsWith(`${line}${this.#join}`);
   }
 
-  protected async put(file: string, record: BesideRecord): Promise<void> {
+  protected async wrote(file: string, caption: string): Promise<boolean> {
+    return (await readOrEmpty(file)) === oneLine(caption);
+  }
+
+  protected async put(file: string, record: BesideRecord, replace: boolean): Promise<void> {
     const caption = oneLine(record.caption);
     const { policy } = this.#options;
     try {
-      // Whatever is there now, a link put there since included, is not replaced under skip.
-      if (policy === "skip" && (await besideFile(file)) !== "missing") return;
-      const existing = policy === "append" || policy === "prepend" ? await readOrEmpty(file) : "";
+      // Whatever is there now, a link put there since included, is not replaced under skip; a
+      // file replaced for a redo must still be a plain file.
+      const there = await besideFile(file);
+      if (
+        replace ? there !== "missing" && there !== "file" : policy === "skip" && there !== "missing"
+      ) {
+        return;
+      }
+      const added = !replace && (policy === "append" || policy === "prepend");
+      const existing = added ? await readOrEmpty(file) : "";
       const text =
         existing === ""
           ? caption

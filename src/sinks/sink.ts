@@ -12,6 +12,11 @@ export interface FinishedWork {
   repairedBytes: number;
   /** Paths a sink cannot take, with the reason: each becomes a failure without a request. */
   rejected?: Map<string, CaptionError>;
+  /**
+   * Paths whose kept caption is to be made again (`--redo`): sent though held, each new result
+   * replacing the old in every output. When set, the run sends these alone.
+   */
+  redo?: ReadonlySet<string>;
 }
 
 /**
@@ -23,13 +28,17 @@ export interface Sink {
   /**
    * Claims what the sink writes (folders, locks, a test that files can be created) and reads what
    * it already holds. Throws UsageError or RunAbortedError when it cannot be used: nothing has been
-   * sent yet, so nothing is lost.
+   * sent yet, so nothing is lost. `redo`: the images the run's record makes again (told by the
+   * first sink to the others), whose outputs are to be replaced, not kept.
    */
-  open(tasks: readonly ImageTask[]): Promise<FinishedWork>;
+  open(tasks: readonly ImageTask[], redo?: ReadonlySet<string>): Promise<FinishedWork>;
   /** The caption stored for these bytes by an earlier run, to give a copy the same one. */
   stored(sha256: string): Promise<StoredCaption | undefined>;
-  /** Keeps one caption; resolves once it is safe from a crash. Throws RunAbortedError. */
-  write(record: CaptionRecord): Promise<void>;
+  /**
+   * Keeps one caption; resolves once it is safe from a crash. Throws RunAbortedError. `replace`:
+   * it is made again (`FinishedWork.redo`), and replaces what the sink holds for the image.
+   */
+  write(record: CaptionRecord, replace?: boolean): Promise<void>;
   /** Keeps one failure. Throws RunAbortedError. */
   fail(failure: FailureRecord): Promise<void>;
   /** Flushes and releases everything; safe after a failed open, and safe twice. */
@@ -47,12 +56,14 @@ export interface RecordSink extends Sink {
  */
 export function combineSinks(sinks: readonly Sink[]): Sink {
   if (sinks.length === 1 && sinks[0]) return sinks[0];
+  let redo: ReadonlySet<string> = new Set();
   return {
     async open(tasks) {
       const opened: FinishedWork[] = [];
       // One after another, so the first that cannot be used stops the rest from being claimed.
-      for (const sink of sinks) opened.push(await sink.open(tasks));
+      for (const sink of sinks) opened.push(await sink.open(tasks, opened[0]?.redo));
       const [first, ...rest] = opened;
+      redo = first?.redo ?? redo;
       const done = new Set(
         [...(first?.done ?? [])].filter((path) => rest.every((other) => other.done.has(path))),
       );
@@ -61,6 +72,7 @@ export function combineSinks(sinks: readonly Sink[]): Sink {
         hashes: new Set(opened.flatMap((work) => [...work.hashes])),
         repairedBytes: opened.reduce((sum, work) => sum + work.repairedBytes, 0),
         rejected: new Map(opened.flatMap((work) => [...(work.rejected ?? [])])),
+        ...(first?.redo ? { redo: first.redo } : {}),
       };
     },
     async stored(sha256) {
@@ -71,7 +83,8 @@ export function combineSinks(sinks: readonly Sink[]): Sink {
       return undefined;
     },
     async write(record) {
-      for (const sink of sinks) await sink.write(record);
+      const replace = redo.has(record.path);
+      for (const sink of sinks) await sink.write(record, replace);
     },
     async fail(failure) {
       for (const sink of sinks) await sink.fail(failure);

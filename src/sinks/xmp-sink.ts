@@ -80,6 +80,12 @@ export class XmpSink extends BesideImageSink {
     return text !== null && readDescription(text) !== null;
   }
 
+  /** Its description is the caption: the rest of the packet is merged into, never replaced. */
+  protected async wrote(file: string, caption: string): Promise<boolean> {
+    const text = await readOwnedText(file, XMP_READ_LIMIT);
+    return text !== null && readDescription(text) === caption;
+  }
+
   protected async put(file: string, record: BesideRecord): Promise<void> {
     try {
       await writeWhole(

@@ -12,7 +12,7 @@ import { forTerminal } from "../../trust/text.js";
 import type { CommandIo } from "../command-io.js";
 import { chooseKey, loadConfig, refusalMessage } from "../context.js";
 import { exitCodeOf } from "../exit-codes.js";
-import { checkHfInputs, readJsonSchema, recordFolder } from "../input-files.js";
+import { checkHfInputs, readJsonSchema, readPromptsFile, recordFolder } from "../input-files.js";
 import { flagsFor } from "../naming.js";
 import { watchSignals } from "../signals.js";
 import { summaryLine } from "../summary-line.js";
@@ -110,6 +110,11 @@ export async function runCaption(
         env: context.env,
         ...captionOptionsOf(config),
         jsonSchema: await readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
+        // Checked by the library, as a program's would be.
+        prompts: (await readPromptsFile(
+          config.prompts,
+          config.promptsFrom,
+        )) as RunOptions["prompts"],
         sidecar,
         recordOnly: config.output === undefined,
         recordRoot,

@@ -1,4 +1,4 @@
-import { CAPTION_COLUMNS, unguardFormula } from "./writers.js";
+import { CAPTION_COLUMNS, CAPTION_PREFIX, unguardFormula } from "./writers.js";
 
 /** What a row of OUT says about an image: enough to give an identical file the same caption. */
 export interface StoredCaption {
@@ -13,6 +13,14 @@ export interface StoredCaption {
   /** The structured answer: JSONL's `data`, or CSV's answer columns (as text). */
   data?: Record<string, unknown>;
   tags?: string[];
+  /** With several prompts: each one's answer (CSV's `caption_<name>` columns), by its name. */
+  captions?: Record<string, string>;
+  /** With several prompts: each structured one's fields (CSV's `<name>.<field>`, as text). */
+  answers?: Record<string, Record<string, unknown>>;
+  /** What the row's requests cost, where the server said (null or absent where it did not). */
+  prompt_tokens?: number | null;
+  completion_tokens?: number | null;
+  reasoning_tokens?: number | null;
   /** Null in rows written before prompts were told apart. */
   prompt_hash: string | null;
 }
@@ -44,14 +52,29 @@ export function rowReader(columns: readonly string[]): (record: string[]) => Sto
     at("tags"),
     at("prompt_hash"),
   ];
-  const answer =
+  const tokenColumns = (["prompt_tokens", "completion_tokens", "reasoning_tokens"] as const).map(
+    (name) => [name, at(name)] as const,
+  );
+  const extra =
     columns[0] === "path"
       ? columns.flatMap((name, index) =>
-          (CAPTION_COLUMNS as readonly string[]).includes(name)
-            ? []
-            : [{ name: name.replace(/^data\./, ""), index }],
+          (CAPTION_COLUMNS as readonly string[]).includes(name) ? [] : [{ name, index }],
         )
       : [];
+  // Several prompts: a caption_<name> column each, and `<name>.<field>` for a structured one.
+  const captionColumns = extra.filter(({ name }) => name.startsWith(CAPTION_PREFIX));
+  const several = captionColumns.length > 0;
+  const answer = several
+    ? []
+    : extra.map(({ name, index }) => ({ name: name.replace(/^data\./, ""), index }));
+  const fields = several
+    ? extra.flatMap(({ name, index }) => {
+        const dot = name.indexOf(".");
+        return dot > 0 && !name.startsWith(CAPTION_PREFIX)
+          ? [{ prompt: name.slice(0, dot), field: name.slice(dot + 1), index }]
+          : [];
+      })
+    : [];
   // OUT's text cells may be guarded (--csv-formula-guard): read as they were before it. The Hugging
   // Face metadata files are never guarded, so their cells are read exactly as they are.
   const shown = columns[0] === "path" ? unguardFormula : (cell: string) => cell;
@@ -73,9 +96,33 @@ export function rowReader(columns: readonly string[]): (record: string[]) => Sto
         ? { data: Object.fromEntries(answer.map(({ name, index }) => [name, textOf(index)])) }
         : {}),
       ...(tags >= 0 ? { tags: tagText === "" ? [] : tagText.split(", ") } : {}),
+      ...(several ? promptsOf(captionColumns, fields, textOf) : {}),
+      ...Object.fromEntries(
+        tokenColumns.map(([name, index]) => [name, countOf(field(index))] as const),
+      ),
       prompt_hash: field(promptHash) || null,
     };
   };
+}
+
+/** A row's answers to several prompts, from their columns; an empty cell is no answer yet. */
+function promptsOf(
+  captionColumns: readonly { name: string; index: number }[],
+  fields: readonly { prompt: string; field: string; index: number }[],
+  textOf: (index: number) => string,
+): Pick<StoredCaption, "captions" | "answers"> {
+  const captions: Record<string, string> = {};
+  for (const { name, index } of captionColumns) {
+    const text = textOf(index);
+    if (text !== "") captions[name.slice(CAPTION_PREFIX.length)] = text;
+  }
+  const answers: Record<string, Record<string, unknown>> = {};
+  for (const { prompt, field, index } of fields) {
+    if (captions[prompt] === undefined) continue;
+    answers[prompt] ??= {};
+    answers[prompt][field] = textOf(index);
+  }
+  return { captions, answers };
 }
 
 export function fromJson(line: string): StoredCaption | null {
@@ -107,6 +154,37 @@ export function fromJson(line: string): StoredCaption | null {
       ? { data: data as Record<string, unknown> }
       : {}),
     ...(Array.isArray(row.tags) ? { tags: strings(row.tags) } : {}),
+    ...(isObject(row.captions)
+      ? {
+          captions: Object.fromEntries(
+            Object.entries(row.captions).filter(
+              (entry): entry is [string, string] => typeof entry[1] === "string",
+            ),
+          ),
+        }
+      : {}),
+    ...(isObject(row.answers)
+      ? {
+          answers: Object.fromEntries(
+            Object.entries(row.answers).filter(
+              (entry): entry is [string, Record<string, unknown>] => isObject(entry[1]),
+            ),
+          ),
+        }
+      : {}),
+    prompt_tokens: countOf(row.prompt_tokens),
+    completion_tokens: countOf(row.completion_tokens),
+    reasoning_tokens: countOf(row.reasoning_tokens),
     prompt_hash: text("prompt_hash") || null,
   };
+}
+
+/** A token count as a row holds it (a number, or a CSV's text), or null where there is none. */
+function countOf(value: unknown): number | null {
+  const count = typeof value === "string" && value !== "" ? Number(value) : value;
+  return typeof count === "number" && Number.isFinite(count) ? count : null;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -50,14 +50,48 @@ export function answerColumns(
     });
 }
 
-/** OUT's columns for a run whose answers have these properties (none for plain captions). */
-export function outColumns(properties: readonly string[] = []): string[] {
+/** Several prompts' answers in a CSV: `caption_<name>`, and `<name>.<field>` for a structured one. */
+export const CAPTION_PREFIX = "caption_";
+
+/** What OUT holds of several prompts (`--prompts`): their names, and each one's fields. */
+export interface PromptColumns {
+  names: readonly string[];
+  /** A structured prompt's top-level properties, by its name. */
+  fields: Readonly<Record<string, readonly string[]>>;
+}
+
+/**
+ * OUT's columns for a run whose answers have these properties (none for plain captions), or
+ * that asks several prompts.
+ */
+export function outColumns(properties: readonly string[] = [], prompts?: PromptColumns): string[] {
+  if (prompts) return [...CAPTION_COLUMNS, ...promptColumns(prompts).map((entry) => entry.column)];
   return [...CAPTION_COLUMNS, ...answerColumns(properties).map((entry) => entry.column)];
+}
+
+/** Each prompt's caption column, then each structured prompt's fields, prefixed with its name. */
+function promptColumns(
+  prompts: PromptColumns,
+): { column: string; cell: (record: CaptionRecord) => unknown }[] {
+  return [
+    ...prompts.names.map((name) => ({
+      column: `${CAPTION_PREFIX}${name}`,
+      cell: (record: CaptionRecord) => record.captions?.[name] ?? "",
+    })),
+    ...prompts.names.flatMap((name) =>
+      (prompts.fields[name] ?? []).map((field) => ({
+        column: `${name}.${field}`,
+        cell: (record: CaptionRecord) => cellOf(record.answers?.[name]?.[field]),
+      })),
+    ),
+  ];
 }
 
 export interface CaptionWriterOptions {
   /** The structured answer's top-level properties, when a JSON Schema was asked for. */
   properties?: readonly string[];
+  /** Several prompts' columns (`--prompts`), instead of `properties`. */
+  prompts?: PromptColumns | undefined;
   /**
    * Prefix every text cell (the path, the caption, the model, the flags, an answer's columns, the
    * header) that a spreadsheet would run as a formula (=, +, -, @ …) with a quote, undone wherever
@@ -74,13 +108,18 @@ export function openCaptionWriter(
   options: CaptionWriterOptions = {},
 ): Promise<RecordWriter<CaptionRecord>> {
   if (format === "jsonl") return openJsonlWriter<CaptionRecord>(path);
-  const extra = answerColumns(options.properties ?? []);
+  const extra = options.prompts
+    ? promptColumns(options.prompts)
+    : answerColumns(options.properties ?? []).map(({ property, column }) => ({
+        column,
+        cell: (record: CaptionRecord) => cellOf(record.data?.[property]),
+      }));
   return openCsvWriter<CaptionRecord>(
     path,
-    outColumns(options.properties),
+    outColumns(options.properties, options.prompts),
     (record) => {
       const row: Record<string, unknown> = { ...record, flags: record.flags.join(", ") };
-      for (const { property, column } of extra) row[column] = cellOf(record.data?.[property]);
+      for (const { column, cell } of extra) row[column] = cell(record);
       return row;
     },
     { formulaGuard: options.csvFormulaGuard === true },

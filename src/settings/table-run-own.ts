@@ -1,7 +1,12 @@
+import { redoProblem } from "../sinks/redo.js";
 import type { SettingSpec } from "./spec.js";
 
-/** What a run's answers cost: the prices its summary counts them at. */
-export const COST_TABLE = {
+/**
+ * A run's own: what its answers cost (the prices its summary counts them at, the budget it keeps
+ * to), which rows of OUT it makes again, and the several prompts it may ask of each image. The
+ * workers of a queue take none of them.
+ */
+export const RUN_OWN_TABLE = {
   inputPrice: {
     flag: "--input-price",
     kind: { type: "number", min: 0, max: 1_000_000 },
@@ -36,5 +41,32 @@ export const COST_TABLE = {
     scope: "run",
     more: "at `--input-price` and `--output-price`; as `--budget-tokens` otherwise",
     library: "budgetCost",
+  },
+  redo: {
+    flag: "--redo",
+    kind: { type: "text", rule: redoProblem },
+    describe:
+      "Send again only the images whose rows carry a flag (flagged, or truncated,refusal…) or another prompt (prompt-changed)",
+    scope: "run",
+    more: "the new row replaces the old, and the outputs beside the image are written again; settings given with it (`--max-tokens`, `--temperature`) apply to these images alone, since images not in OUT yet are left for a run without it ([Redo](outputs.md#redo-only-what-needs-it))",
+    library: "redo",
+  },
+  prompts: {
+    flag: "--prompts",
+    kind: { type: "path" },
+    describe:
+      "Ask several named prompts of each image (a JSON or YAML file); OUT gets a caption_<name> column each",
+    scope: "run",
+    more: "each with its own template, and optionally `model`, `max_tokens`, `temperature`, `json_schema`, `tags`; `{answer.NAME}` uses another's answer ([Several prompts](prompts.md#several-prompts-in-one-pass))",
+    library: "prompts",
+  },
+  captionPrompt: {
+    flag: "--caption-prompt",
+    kind: { type: "name" },
+    describe:
+      "With --prompts: the prompt whose answer is the caption column, the sidecars, XMP and HF text",
+    shownDefault: "the first",
+    scope: "run",
+    library: "captionPrompt",
   },
 } as const satisfies Record<string, SettingSpec>;

@@ -1,0 +1,136 @@
+import { cellOf } from "../answer/json-answer.js";
+import { CaptionError } from "../errors.js";
+import type { NamedPrompt, PromptSet } from "../prompts/prompt-set.js";
+import type { RunState } from "../run/state.js";
+import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
+import type { CaptionRecord } from "../types.js";
+import { snippet } from "../util/snippet.js";
+import type { Answer, SeveralPrompts } from "./variants.js";
+
+export interface SeveralPromptsOptions {
+  set: PromptSet;
+  /** The row OUT held for an image when the run began: the answers it has are not asked again. */
+  recorded: (imagePath: string) => Promise<StoredCaption | undefined>;
+  /** Turns the caption prompt's answer into the row's caption (a trigger word before it, say). */
+  decorate: (caption: string) => string;
+  promptHash: string;
+  rejectFlagged: boolean;
+}
+
+/**
+ * Each image's prompts asked in turn, each after those whose answers it uses, and one row from
+ * them all: `captions` by name, `caption` the caption prompt's. The image was prepared once, and
+ * every prompt sends it. A row OUT held for the image already (a prompt added since) keeps its
+ * answers: only the prompts it lacks are asked, and their answers complete it. A prompt that fails
+ * fails the image (its answers so far are not kept: a rerun asks again what the row lacks).
+ */
+export function severalPrompts(options: SeveralPromptsOptions, state: RunState): SeveralPrompts {
+  return async (work, ask) => {
+    const { task, sha256 } = work;
+    // A redo makes the whole row again: nothing of the old one is kept.
+    const held = task.redo ? undefined : await options.recorded(task.path);
+    const captions: Record<string, string> = { ...held?.captions };
+    const answers: Record<string, Record<string, unknown>> = { ...held?.answers };
+    let image = work.image;
+    const asked: { prompt: NamedPrompt; answer: Answer; attempts: number }[] = [];
+    let attempts = 0;
+    for (const prompt of options.set.prompts) {
+      if (captions[prompt.name] !== undefined) continue;
+      const result = await ask(
+        work,
+        image,
+        (endpoint) => endpoint.protocolOf(prompt.name),
+        answerValues(prompt, captions, answers),
+      );
+      if (result.kind === "unfinished") {
+        if (result.abort) state.abort(result.abort);
+        return state.unfinished(task);
+      }
+      attempts += result.attempts;
+      if (result.kind === "failed") return fail(prompt, result.error, attempts);
+      const { extracted } = result.answer.outcome;
+      if (options.rejectFlagged && result.answer.flags.length > 0) {
+        const error = new CaptionError(
+          "flagged",
+          `the caption was flagged (${result.answer.flags.join(", ")}) and flagged captions are refused; it is retried on the next run: ${snippet(extracted.caption)}`,
+        );
+        return fail(prompt, error, attempts);
+      }
+      image = result.image;
+      captions[prompt.name] = extracted.caption;
+      if (extracted.data) answers[prompt.name] = extracted.data;
+      asked.push({ prompt, answer: result.answer, attempts: result.attempts });
+    }
+    const main = asked.find((each) => each.prompt.name === options.set.main);
+    const answered = main ?? asked.at(-1);
+    // The row's tokens are its answers', those a row held before included.
+    const usage = (pick: (answer: Answer) => number | null, before: number | null | undefined) => {
+      const counts = [before ?? null, ...asked.map((each) => pick(each.answer))];
+      return counts.every((count) => count === null)
+        ? null
+        : counts.reduce<number>((sum, count) => sum + (count ?? 0), 0);
+    };
+    const flags = [
+      ...new Set([...(held?.flags ?? []), ...asked.flatMap((each) => each.answer.flags)]),
+    ];
+    const tags = main ? main.answer.outcome.extracted.tags : held?.tags;
+    const record: CaptionRecord = {
+      path: task.path,
+      caption: options.decorate(captions[options.set.main] ?? ""),
+      model:
+        main?.answer.outcome.endpoint.model ??
+        held?.model ??
+        answered?.answer.outcome.endpoint.model ??
+        "",
+      endpoint: answered?.answer.outcome.endpoint.label ?? "",
+      width: image.width,
+      height: image.height,
+      prompt_tokens: usage(
+        (answer) => answer.outcome.extracted.usage.promptTokens,
+        held?.prompt_tokens,
+      ),
+      completion_tokens: usage(
+        (answer) => answer.outcome.extracted.usage.completionTokens,
+        held?.completion_tokens,
+      ),
+      reasoning_tokens: usage(
+        (answer) => answer.outcome.extracted.usage.reasoningTokens,
+        held?.reasoning_tokens,
+      ),
+      attempts,
+      latency_ms: asked.reduce((sum, each) => sum + each.answer.outcome.reply.latencyMs, 0),
+      truncated: flags.includes("truncated"),
+      flags,
+      created_at: new Date().toISOString(),
+      sha256,
+      prompt_hash: options.promptHash,
+      captions,
+      ...(Object.keys(answers).length > 0 ? { answers } : {}),
+      ...(tags ? { tags } : {}),
+    };
+    if (!(await state.captioned(record, null))) return state.unfinished(task);
+    return { kind: "captioned", stored: record };
+
+    async function fail(prompt: NamedPrompt, error: unknown, tried: number) {
+      const failure = state.failureOf(task, error, tried);
+      failure.message = `prompt ${prompt.name}: ${failure.message}`;
+      await state.failed(failure);
+      return { kind: "failed" as const, failure };
+    }
+  };
+}
+
+/** The answers a prompt uses, by the keys its template takes them under. */
+function answerValues(
+  prompt: NamedPrompt,
+  captions: Readonly<Record<string, string>>,
+  answers: Readonly<Record<string, Record<string, unknown>>>,
+): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const key of prompt.template.answers) {
+    const dot = key.indexOf(".");
+    values[key] =
+      dot === -1 ? (captions[key] ?? "") : cellOf(answers[key.slice(0, dot)]?.[key.slice(dot + 1)]);
+  }
+  return values;
+}

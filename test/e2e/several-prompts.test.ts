@@ -1,0 +1,143 @@
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import { runCli } from "../helpers/run-cli.js";
+import { makeDistinctImages, readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
+
+const ws = useWorkspace();
+const fake = useFakeEndpoint("manual");
+
+const TWO = `short: One sentence about the image.
+long:
+  prompt: "Describe it in detail. In short it is: {answer.short}"
+  max_tokens: 700
+  temperature: 0.2
+`;
+
+/** Each request's image, as the fake saw it: width×height, distinct per image here. */
+const sizeOf = (request: { image: { width: number | null; height: number | null } | null }) =>
+  `${request.image?.width}x${request.image?.height}`;
+
+describe("--prompts", () => {
+  it("asks two prompts of each image, the second with the first's answer: two columns on every row, one request each; a third prompt added later sends one request an image", async () => {
+    await makeDistinctImages(ws.dir, 5);
+    await writeFile(path.join(ws.dir, "prompts.yaml"), TWO);
+    await fake.start({});
+    const first = await runCli(["photos", "-o", "out.csv", "--prompts", "prompts.yaml"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(first.code, first.stderr).toBe(0);
+    expect(fake.requests).toHaveLength(10);
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(rows).toHaveLength(5);
+    for (const row of rows) {
+      expect(row.caption_short).not.toBe("");
+      expect(row.caption_long).not.toBe("");
+      // The first prompt's answer is the caption, unless told otherwise.
+      expect(row.caption).toBe(row.caption_short);
+      const size = `${row.width}x${row.height}`;
+      const asked = fake.requests.filter((request) => sizeOf(request) === size);
+      expect(asked.map((request) => request.prompt)).toEqual([
+        "One sentence about the image.",
+        `Describe it in detail. In short it is: ${row.caption_short}`,
+      ]);
+      // The long prompt's own settings went with it alone.
+      const bodies = asked.map((request) => request.body as Record<string, unknown>);
+      expect(bodies.map((body) => body.max_tokens)).toEqual([512, 700]);
+      expect(bodies.map((body) => body.temperature)).toEqual([undefined, 0.2]);
+    }
+
+    await writeFile(
+      path.join(ws.dir, "prompts.yaml"),
+      `${TWO}tags:\n  tags: true\n  prompt: "List the tags of this image."\n`,
+    );
+    const sent = fake.requests.length;
+    const third = await runCli(["photos", "-o", "out.csv", "--prompts", "prompts.yaml"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(third.code, third.stderr).toBe(0);
+    const again = fake.requests.slice(sent);
+    expect(again).toHaveLength(5);
+    expect(new Set(again.map(sizeOf)).size).toBe(5);
+    expect(again.every((request) => request.prompt?.startsWith("List the tags"))).toBe(true);
+    // Adding a prompt is no change of the prompts that made the answers kept.
+    expect(third.stderr).not.toContain("another prompt");
+    const after = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(after).toHaveLength(5);
+    expect(new Set(after.map((row) => row.path)).size).toBe(5);
+    for (const row of after) {
+      const before = rows.find((earlier) => earlier.path === row.path);
+      expect(row.caption_short).toBe(before?.caption_short);
+      expect(row.caption_long).toBe(before?.caption_long);
+      expect(row.caption_tags).not.toBe("");
+      expect(row["tags.tags"]).not.toBe("");
+    }
+    // Everything answered: a rerun sends nothing.
+    const none = await runCli(["photos", "-o", "out.csv", "--prompts", "prompts.yaml"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(none.code, none.stderr).toBe(0);
+    expect(fake.requests).toHaveLength(sent + 5);
+  });
+
+  it("writes JSONL's answers as a captions object, and a sidecar from the prompt named", async () => {
+    await makeDistinctImages(ws.dir, 2);
+    await writeFile(
+      path.join(ws.dir, "prompts.json"),
+      JSON.stringify({ short: "One sentence.", long: { prompt: "All of it: {answer.short}" } }),
+    );
+    await fake.start({ caption: (request) => `Answer to ${request.prompt?.split(" ")[0]}` });
+    const result = await runCli(
+      [
+        "photos",
+        "-o",
+        "out.jsonl",
+        "--prompts",
+        "prompts.json",
+        "--caption-prompt",
+        "long",
+        "--sidecar",
+      ],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const rows = await readJsonl(path.join(ws.dir, "out.jsonl"));
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(row.captions).toEqual({ short: "Answer to One", long: "Answer to All" });
+      expect(row.caption).toBe("Answer to All");
+      const sidecar = path.join(ws.dir, String(row.path).replace(/\.jpg$/, ".txt"));
+      expect((await readFile(sidecar, "utf8")).trim()).toBe("Answer to All");
+    }
+  });
+
+  it("refuses a cycle, an unknown answer and a prompt beside the file with exit 2, before anything is sent", async () => {
+    await makeDistinctImages(ws.dir, 2);
+    await fake.start({});
+    const run = (file: string, text: string, extra: string[] = []) =>
+      writeFile(path.join(ws.dir, file), text).then(() =>
+        runCli(["photos", "-o", "out.csv", "--prompts", file, ...extra], {
+          cwd: ws.dir,
+          baseUrl: fake.baseUrl,
+        }),
+      );
+    const cycle = await run("cycle.yaml", 'a: "x {answer.b}"\nb: "y {answer.a}"\n');
+    expect(cycle.code).toBe(2);
+    expect(cycle.stderr).toContain("--prompts: a uses {answer.b}; b uses {answer.a}: a cycle");
+    const unknown = await run("unknown.yaml", 'a: "x"\nb: "y {answer.c}"\n');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("--prompts: b.prompt: {answer.c} names no other prompt");
+    expect(unknown.stderr).toContain("the other prompts are a");
+    const beside = await run("ok.yaml", 'a: "x"\n', ["-p", "Describe."]);
+    expect(beside.code).toBe(2);
+    expect(beside.stderr).toContain("--prompt cannot be given beside it");
+    const broken = await run("broken.yaml", "a: [unclosed\n");
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toMatch(/--prompts: \S*broken.yaml is not valid YAML \(.*line 2/);
+    expect(fake.requests).toHaveLength(0);
+  });
+});
