@@ -27,7 +27,7 @@ export function queueOf(config: CaptionConfig): string {
 
 /**
  * Says which settings a config or the environment gave that a command of many machines does not
- * use: a budget and prices are one run's, and workers of a queue do not share them (yet).
+ * use: a run's own settings (`table-run-own.ts`), which workers of a queue do not take (yet).
  */
 export function warnRunOnly(config: CaptionConfig, say: (text: string) => void): void {
   const given = Object.keys(RUN_OWN_TABLE).filter(
@@ -35,6 +35,6 @@ export function warnRunOnly(config: CaptionConfig, say: (text: string) => void):
   );
   if (given.length === 0) return;
   say(
-    `${given.map(namedWhereTheyLive(config.settingFrom)).join(", ")}: a budget, prices and --redo are one run's; the workers of a queue do not take them, so this command ignores them`,
+    `${given.map(namedWhereTheyLive(config.settingFrom)).join(", ")}: a run's own (a budget, prices, a redo, several prompts); the workers of a queue do not take ${given.length === 1 ? "it" : "them"} yet, so this command ignores ${given.length === 1 ? "it" : "them"}`,
   );
 }

@@ -34,6 +34,7 @@ export async function realSender(
   recorded: (imagePath: string) => Promise<StoredCaption | undefined>,
 ) {
   const several = options.endpoints.length > 1;
+  const decorate = (caption: string) => `${options.prefix ?? ""}${caption}${options.suffix ?? ""}`;
   const pricesOf = new Map(options.endpoints.map((spec) => [spec.label, spec]));
   const warn = (message: string) => state.emit({ type: "warning", message });
   /** What each endpoint's model list says of its context, by label. */
@@ -164,7 +165,7 @@ export async function realSender(
   return createSender(
     {
       endpoints: new Dispatcher<Slot, Endpoint>(endpoints),
-      decorate: (caption) => `${options.prefix ?? ""}${caption}${options.suffix ?? ""}`,
+      decorate,
       retries: options.retries,
       nameSetting: options.nameSetting,
       promptHash: options.promptHash,
@@ -185,7 +186,7 @@ export async function realSender(
             {
               set: options.promptSet,
               recorded,
-              decorate: (caption) => `${options.prefix ?? ""}${caption}${options.suffix ?? ""}`,
+              decorate,
               promptHash: options.promptHash,
               rejectFlagged: options.rejectFlagged,
             },

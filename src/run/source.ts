@@ -46,7 +46,7 @@ export async function findWork(
     const left = pending.length - redone.length;
     state.emit({
       type: "warning",
-      message: `${left} ${left === 1 ? "image is" : "images are"} not in OUT yet: ${options.nameSetting("redo")} sends only those it makes again, so ${left === 1 ? "it is" : "they are"} left for a run without it`,
+      message: `${left} ${left === 1 ? "image has" : "images have"} no finished row in OUT yet: ${options.nameSetting("redo")} sends only those it makes again, so ${left === 1 ? "it is" : "they are"} left for a run without it`,
     });
   }
   const tasks = pick ? [...pick(redone)] : redone;

@@ -172,7 +172,16 @@ export function createSender(
       },
     };
     const outcome = await sendImage(plan, task.path, context);
-    if (outcome.kind === "unfinished") return { kind: "unfinished", abort: outcome.abort };
+    // Stopped before the penalised retry went (a budget, a signal): the first answer was paid
+    // for, and is kept with its flags.
+    // Set by the plan's callbacks, which the compiler does not follow.
+    const paid = first as Answer | null;
+    if (outcome.kind === "unfinished") {
+      if (paid && !outcome.abort) {
+        return { kind: "answered", answer: paid, image, attempts: paid.outcome.attempts };
+      }
+      return { kind: "unfinished", abort: outcome.abort };
+    }
     if (outcome.kind === "failed") {
       if (first) return { kind: "answered", answer: first, image, attempts: outcome.attempts };
       return { kind: "failed", error: outcome.error, attempts: outcome.attempts };

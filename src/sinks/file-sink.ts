@@ -140,7 +140,13 @@ export class FileSink implements RecordSink {
     if (changed) this.#options.onWarning(changed);
     const redone = redo ? { redo: redo.tasksOf(tasks, this.#keys.key) } : {};
     if (!this.#options.recordOnly) return { ...finished, ...redone };
-    return { ...finished, ...redone, done: new Set(tasks.map((task) => task.path)) };
+    // The record asks for nothing itself, but a row it holds that lacks an answer is finished.
+    const unfinished = (task: ImageTask) => this.#remade.has(this.#keys.key(task.path));
+    return {
+      ...finished,
+      ...redone,
+      done: new Set(tasks.filter((task) => !unfinished(task)).map((task) => task.path)),
+    };
   }
 
   /**

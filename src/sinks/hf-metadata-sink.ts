@@ -12,9 +12,15 @@ import {
   toPosix,
 } from "../util/folders.js";
 import type { RecordedCaption } from "./beside-image-sink.js";
-import { keepLastRows } from "./out-file/compact.js";
+import { addCsvColumns, keepLastRows } from "./out-file/compact.js";
 import { readFinishedWork } from "./out-file/scan.js";
-import { openCsvWriter, openJsonlWriter, type RecordWriter } from "./out-file/writers.js";
+import {
+  CAPTION_PREFIX,
+  openCsvWriter,
+  openJsonlWriter,
+  type RecordWriter,
+  readCsvHeader,
+} from "./out-file/writers.js";
 import type { FinishedWork, Sink } from "./sink.js";
 
 export type HfMetadataFormat = "jsonl" | "csv";
@@ -23,6 +29,8 @@ export type HfMetadataFormat = "jsonl" | "csv";
 export const HF_COLUMNS = ["file_name", "text", "width", "height", "sha256", "flags"] as const;
 
 export interface HfRow {
+  /** With several prompts: each one's answer as a column of its own, `caption_<name>`. */
+  [promptColumn: `caption_${string}`]: string;
   file_name: string;
   text: string;
   /** Of the original file, upright. */
@@ -59,6 +67,9 @@ export class HfMetadataSink implements Sink {
   readonly #readOnly: boolean;
   readonly #recorded: RecordedCaption;
   readonly #where = new Map<string, { root: Root; fileName: string; absPath: string }>();
+  /** With several prompts, their names: each gets a column, for a training tool to choose from. */
+  readonly #prompts: readonly string[];
+  readonly #columns: readonly string[];
 
   /** `inputs` as the run was given them; those that are folders get a metadata file each. */
   constructor(
@@ -67,7 +78,10 @@ export class HfMetadataSink implements Sink {
     format: HfMetadataFormat,
     recorded: RecordedCaption,
     readOnly = false,
+    prompts: readonly string[] = [],
   ) {
+    this.#prompts = prompts;
+    this.#columns = [...HF_COLUMNS, ...prompts.map((name) => `${CAPTION_PREFIX}${name}`)];
     this.#recorded = recorded;
     this.#inputs = inputs;
     this.#cwd = cwd;
@@ -95,10 +109,16 @@ export class HfMetadataSink implements Sink {
     }
     if (problems.length > 0) throw new UsageError(problems);
     for (const root of this.#roots) {
-      const held = await readFinishedWork(root.file, this.#format, HF_COLUMNS, {
+      const held = await readFinishedWork(root.file, this.#format, this.#columns, {
         repair: !this.#readOnly,
       });
       root.done = held.done;
+      // A prompt added since: the file gains its column before a row needs it.
+      if (this.#format === "csv" && !this.#readOnly && this.#prompts.length > 0) {
+        const header = await readCsvHeader(root.file);
+        const added = header ? this.#columns.filter((column) => !header.includes(column)) : [];
+        if (added.length > 0) await addCsvColumns(root.file, added);
+      }
     }
     const done = new Set<string>();
     for (const task of tasks) {
@@ -122,7 +142,13 @@ export class HfMetadataSink implements Sink {
       const row = await this.#recorded(task.path);
       if (row === undefined) continue;
       const sha256 = row.sha256 ?? (await readAndHash(task.absPath))?.sha256 ?? "";
-      await this.write({ path: task.path, caption: row.caption, sha256, flags: row.flags });
+      await this.write({
+        path: task.path,
+        caption: row.caption,
+        sha256,
+        flags: row.flags,
+        ...(row.captions ? { captions: row.captions } : {}),
+      });
       done.add(task.path);
     }
     return { done, hashes: new Set(), repairedBytes: 0 };
@@ -133,7 +159,7 @@ export class HfMetadataSink implements Sink {
   }
 
   async write(
-    record: Pick<CaptionRecord, "path" | "caption" | "sha256" | "flags">,
+    record: Pick<CaptionRecord, "path" | "caption" | "sha256" | "flags" | "captions">,
     replace = false,
   ): Promise<void> {
     const where = this.#where.get(record.path);
@@ -149,7 +175,7 @@ export class HfMetadataSink implements Sink {
         root.writer =
           this.#format === "jsonl"
             ? openJsonlWriter<HfRow>(root.file)
-            : openCsvWriter<HfRow>(root.file, HF_COLUMNS);
+            : openCsvWriter<HfRow>(root.file, this.#columns);
       }
       await (await root.writer).write({
         file_name: fileName,
@@ -158,6 +184,9 @@ export class HfMetadataSink implements Sink {
         height: size.height,
         sha256: record.sha256,
         flags: record.flags.join(", "),
+        ...Object.fromEntries(
+          this.#prompts.map((name) => [`${CAPTION_PREFIX}${name}`, record.captions?.[name] ?? ""]),
+        ),
       });
       root.done.add(fileName);
     } catch (error) {

@@ -78,6 +78,7 @@ export function openOutputs(options: OutputsOptions): Outputs {
         options.hfMetadata,
         record.recorded,
         options.dryRun,
+        options.prompts?.names,
       ),
     );
   }

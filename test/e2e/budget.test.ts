@@ -56,6 +56,24 @@ describe("a budget", () => {
     expectOneRowEach(await readCsv(path.join(ws.dir, "out.csv")), images);
   });
 
+  it("keeps a looping answer it paid for when the budget stops the retry that would replace it", async () => {
+    await makeDistinctImages(ws.dir, 3);
+    // The first answer loops: a retry with a penalty would follow, but that answer alone passes
+    // the budget, so nothing more is sent and the paid answer is kept with its flag.
+    await fake.start({
+      script: [{ kind: "ok", content: "a cat a cat a cat a cat a cat a cat a cat a cat a cat" }],
+    });
+    const result = await runCli(["photos", "-o", "out.csv", "-c", "1", "--budget-tokens", "10"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(result.code, result.stderr).toBe(4);
+    expect(fake.requests).toHaveLength(1);
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.flags).toContain("repetition");
+  });
+
   it("stops on cost at the prices given, and refuses a budget of nothing", async () => {
     await makeDistinctImages(ws.dir, 30);
     await fake.start({ latencyMs: 20 });

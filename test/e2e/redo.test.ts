@@ -95,7 +95,7 @@ describe("--redo", () => {
     expect(refusals.code, refusals.stderr).toBe(0);
     expect(fake.requests.length).toBe(sent);
     expect(refusals.stderr).toContain(
-      "2 images are not in OUT yet: --redo sends only those it makes again, so they are left for a run without it",
+      "2 images have no finished row in OUT yet: --redo sends only those it makes again, so they are left for a run without it",
     );
 
     const prompt = await runCli(

@@ -101,6 +101,7 @@ describe("--prompts", () => {
         "--caption-prompt",
         "long",
         "--sidecar",
+        "--hf-metadata",
       ],
       { cwd: ws.dir, baseUrl: fake.baseUrl },
     );
@@ -112,6 +113,16 @@ describe("--prompts", () => {
       expect(row.caption).toBe("Answer to All");
       const sidecar = path.join(ws.dir, String(row.path).replace(/\.jpg$/, ".txt"));
       expect((await readFile(sidecar, "utf8")).trim()).toBe("Answer to All");
+    }
+    // The dataset's metadata: the caption prompt's text, and every prompt as a column of its own.
+    const metadata = await readJsonl(path.join(ws.dir, "photos", "metadata.jsonl"));
+    expect(metadata).toHaveLength(2);
+    for (const row of metadata) {
+      expect(row).toMatchObject({
+        text: "Answer to All",
+        caption_short: "Answer to One",
+        caption_long: "Answer to All",
+      });
     }
   });
 
