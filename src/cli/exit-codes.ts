@@ -25,7 +25,7 @@ export type Outcome =
   | { answered: boolean; refused?: boolean }
   /** A merge: every image of the finished shards has its caption. */
   | { mergedAll: boolean }
-  | { settled: boolean; stoppedBy: NodeJS.Signals | null };
+  | { settled: boolean; stoppedBy: NodeJS.Signals | null; budgetReached?: boolean };
 
 /** The one place an outcome becomes an exit code, as docs/failures.md's table lists them. */
 export function exitCodeOf(outcome: Outcome): number {
@@ -38,7 +38,7 @@ export function exitCodeOf(outcome: Outcome): number {
   if ("mergedAll" in outcome) return outcome.mergedAll ? EXIT.ok : EXIT.someFailed;
   if ("settled" in outcome) {
     if (outcome.settled) return EXIT.aborted;
-    return signalCode(outcome.stoppedBy) ?? EXIT.ok;
+    return signalCode(outcome.stoppedBy) ?? (outcome.budgetReached ? EXIT.budget : EXIT.ok);
   }
   const { summary, stoppedBy } = outcome;
   // The server's own word that the model id is wrong: as much a usage error as a bad flag.

@@ -3,7 +3,7 @@ import { UsageError } from "../errors.js";
 import { connectRedis, reachRedis } from "../scale/redis.js";
 import type { CaptionConfig } from "../settings/caption-config.js";
 import { namedWhereTheyLive } from "../settings/naming.js";
-import { valueOrDefault } from "../settings/table.js";
+import { settingsOf, valueOrDefault } from "../settings/table.js";
 import { RUN_OWN_TABLE } from "../settings/table-run-own.js";
 
 /** The Redis the settings name (--redis, CAPTION_REDIS_URL, a config file), reached or a clear error. */
@@ -26,15 +26,24 @@ export function queueOf(config: CaptionConfig): string {
 }
 
 /**
- * Says which settings a config or the environment gave that a command of many machines does not
- * use: a run's own settings (`table-run-own.ts`), which workers of a queue do not take (yet).
+ * Says which of a run's own settings (`table-run-own.ts`) a config or the environment gave that
+ * this command of many machines does not take: a worker keeps to its queue's budget and prices,
+ * given at enqueue, and neither takes a redo or several prompts yet.
  */
-export function warnRunOnly(config: CaptionConfig, say: (text: string) => void): void {
-  const given = Object.keys(RUN_OWN_TABLE).filter(
-    (key) => config.values[key as keyof typeof RUN_OWN_TABLE] !== undefined,
+export function warnRunOnly(
+  config: CaptionConfig,
+  command: "enqueue" | "worker",
+  say: (text: string) => void,
+): void {
+  const taken = settingsOf(command);
+  const given = (Object.keys(RUN_OWN_TABLE) as (keyof typeof RUN_OWN_TABLE)[]).filter(
+    (key) => config.values[key] !== undefined && !taken.includes(key),
   );
   if (given.length === 0) return;
+  const them = given.length === 1 ? "it" : "them";
+  const queueBudget =
+    command === "worker" ? "; the queue's budget and prices, given at enqueue, apply" : "";
   say(
-    `${given.map(namedWhereTheyLive(config.settingFrom)).join(", ")}: a run's own (a budget, prices, a redo, several prompts); the workers of a queue do not take ${given.length === 1 ? "it" : "them"} yet, so this command ignores ${given.length === 1 ? "it" : "them"}`,
+    `${given.map(namedWhereTheyLive(config.settingFrom)).join(", ")}: a run's own, which ${command === "worker" ? "a worker" : "a queue"} does not take, so this command ignores ${them}${queueBudget}`,
   );
 }

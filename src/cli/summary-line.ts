@@ -1,5 +1,6 @@
 import type { BudgetReached, ContextOverflows, RunSummary } from "../run/events.js";
-import { formatBytes, formatCost, formatDuration } from "./units.js";
+import { formatCost } from "../util/cost.js";
+import { formatBytes, formatDuration } from "./units.js";
 
 /** What a run did, in one line (without the "caption: " prefix). */
 export function summaryLine(

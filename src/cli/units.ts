@@ -12,9 +12,3 @@ export function formatBytes(bytes: number): string {
   if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
   return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
 }
-
-/** Two decimals from 1 up; below, two significant digits, never in exponent form (0.0000081). */
-export function formatCost(cost: number): string {
-  if (cost >= 1 || cost === 0) return cost.toFixed(2);
-  return cost.toFixed(Math.min(20, 1 - Math.floor(Math.log10(cost))));
-}

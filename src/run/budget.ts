@@ -13,21 +13,42 @@ export interface Prices {
   outputPrice?: number | undefined;
 }
 
+/**
+ * What many runs spend together (the workers of a queue, in Redis): each answer is told to it,
+ * and it gives the totals of all of them that the budget is judged on.
+ */
+export interface SharedSpend {
+  /** Adds one answer (`cost` null without prices); the totals of all, this answer in them. */
+  add(usage: Usage, cost: number | null): TokenTotals;
+  /** The totals of all so far, as last known. */
+  current(): TokenTotals;
+}
+
 /** Adds what one answer cost to the run's totals; false when its server reported no usage. */
 export function addUsage(tokens: TokenTotals, usage: Usage, prices: Prices): boolean {
-  if (usage.promptTokens === null && usage.completionTokens === null) return false;
+  if (!reported(usage)) return false;
   tokens.answers += 1;
   tokens.promptTokens += usage.promptTokens ?? 0;
   tokens.completionTokens += usage.completionTokens ?? 0;
   tokens.reasoningTokens += usage.reasoningTokens ?? 0;
-  if (prices.inputPrice !== undefined || prices.outputPrice !== undefined) {
-    tokens.cost =
-      (tokens.cost ?? 0) +
-      ((usage.promptTokens ?? 0) * (prices.inputPrice ?? 0) +
-        (usage.completionTokens ?? 0) * (prices.outputPrice ?? 0)) /
-        1_000_000;
-  }
+  const cost = costOf(usage, prices);
+  if (cost !== null) tokens.cost = (tokens.cost ?? 0) + cost;
   return true;
+}
+
+/** Whether a server said what an answer cost at all. */
+export function reported(usage: Usage): boolean {
+  return usage.promptTokens !== null || usage.completionTokens !== null;
+}
+
+/** What one answer cost at these prices; null when there are none. */
+export function costOf(usage: Usage, prices: Prices): number | null {
+  if (prices.inputPrice === undefined && prices.outputPrice === undefined) return null;
+  return (
+    ((usage.promptTokens ?? 0) * (prices.inputPrice ?? 0) +
+      (usage.completionTokens ?? 0) * (prices.outputPrice ?? 0)) /
+    1_000_000
+  );
 }
 
 /**

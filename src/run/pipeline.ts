@@ -61,7 +61,9 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
     ]),
     preview: dryRun,
     budget: { tokens: options.budgetTokens, cost: options.budgetCost },
+    shared: options.sharedSpend,
   });
+  state.judgeShared();
   for (const notice of options.notices) state.emit({ type: "warning", message: notice });
   // Every endpoint is in the count, those that answered nothing too.
   for (const endpoint of options.endpoints) state.summary.byEndpoint[endpoint.label] = 0;

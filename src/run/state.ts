@@ -6,10 +6,24 @@ import type { CaptionRecord, FailureRecord, ImageTask, PreparedImage, Usage } fr
 import { describeErrno, errnoOf } from "../util/folders.js";
 import { messageOf } from "../util/message.js";
 import { redactSecret } from "../util/redact.js";
-import { addUsage, type Budget, budgetPassed, type Prices, spentOf } from "./budget.js";
+import {
+  addUsage,
+  type Budget,
+  budgetPassed,
+  costOf,
+  type Prices,
+  type SharedSpend,
+  spentOf,
+} from "./budget.js";
 import type { RunControl } from "./control.js";
 
-import { type ContextOverflows, emptySummary, type RunEvent, type RunSummary } from "./events.js";
+import {
+  type ContextOverflows,
+  emptySummary,
+  type RunEvent,
+  type RunSummary,
+  type TokenTotals,
+} from "./events.js";
 
 /**
  * The run's state, owned in one place: the summary's counts, the events that report them, and
@@ -25,6 +39,7 @@ export class RunState {
   readonly #started = performance.now();
   readonly #preview: boolean;
   readonly #budget: Budget;
+  readonly #shared: SharedSpend | undefined;
 
   constructor(options: {
     sink: Sink;
@@ -36,8 +51,11 @@ export class RunState {
     preview?: boolean | undefined;
     /** Where the run stops sending: its tokens, in and out, or their cost. */
     budget?: Budget | undefined;
+    /** Spending shared with other runs, which the budget is then judged on. */
+    shared?: SharedSpend | undefined;
   }) {
     this.#budget = options.budget ?? {};
+    this.#shared = options.shared;
     this.#preview = options.preview ?? false;
     this.#sink = options.sink;
     this.control = options.control;
@@ -69,9 +87,22 @@ export class RunState {
   /** What one answer cost, as its server counted it, at its endpoint's prices if it has any. */
   spent(usage: Usage, prices: Prices): void {
     if (!addUsage(this.summary.tokens, usage, prices)) return;
+    const totals = this.#shared?.add(usage, costOf(usage, prices)) ?? this.summary.tokens;
+    this.#judge(totals);
+  }
+
+  /**
+   * Before anything is sent: spending shared with other runs may have passed the budget already
+   * (another worker's answers), and then nothing is sent at all.
+   */
+  judgeShared(): void {
+    if (this.#shared) this.#judge(this.#shared.current());
+  }
+
+  #judge(totals: TokenTotals): void {
     // Stopped already (a signal, or the budget): answers still in flight change nothing.
     if (this.control.stopSignal.aborted) return;
-    const reached = budgetPassed(this.summary.tokens, this.#budget);
+    const reached = budgetPassed(totals, this.#budget);
     if (reached === null) return;
     this.summary.budgetReached = reached;
     this.control.stop();
@@ -200,7 +231,9 @@ export class RunState {
     if (this.summary.unfinished === 0) this.summary.budgetReached = null;
     const reached = this.summary.budgetReached;
     // What was spent in the end, the answers in flight when it stopped included.
-    if (reached) reached.spent = spentOf(this.summary.tokens, reached.kind);
+    if (reached) {
+      reached.spent = spentOf(this.#shared?.current() ?? this.summary.tokens, reached.kind);
+    }
     this.summary.stopped =
       this.control.stopSignal.aborted && this.summary.aborted === null && !byBudget;
     this.summary.elapsedMs = Math.round(performance.now() - this.#started);

@@ -48,6 +48,8 @@ export interface ShardHost {
   settle(text: string): void;
   /** This worker's endpoints are down: it takes no shard for a while. */
   rest(): void;
+  /** The queue's budget is spent (`text` says how far): the worker stops, as every worker will. */
+  spent(text: string): void;
   /** A shard is done. */
   shardDone(): void;
 }
@@ -210,6 +212,12 @@ export function shardProcessor(host: ShardHost) {
       // Back in the queue at once, its attempts untouched; the rows written stay for the next.
       await job.moveToWait(token);
       options.say(`shard ${id}: released (${finished} of ${total} images this time)`, "info");
+      const reached = summary?.budgetReached;
+      if (reached) {
+        host.spent(
+          `the queue's ${reached.kind === "tokens" ? "token" : "cost"} budget of ${reached.limit} is reached (${reached.spent} spent by its workers)`,
+        );
+      }
       throw new WaitingError();
     }
     // Counted from the files as merge reads them: rows earlier workers wrote are the shard's too.

@@ -1,7 +1,10 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import type { TokenTotals } from "../run/events.js";
+import { formatCost } from "../util/cost.js";
 import { type QueueProgress, readProgress } from "./progress.js";
 import type { HeldBack } from "./shard-job.js";
+import { type QueueBudget, readQueueBudget, readQueueSpent } from "./shared-spend.js";
 
 /** Shards looked at one by one (active, failed, delayed): a page, not the whole queue. */
 const LISTED = 100;
@@ -20,6 +23,8 @@ export interface QueueStatus {
    */
   delayed: { id: string; why: "retrying" | HeldBack; reason: string }[];
   images: QueueProgress;
+  /** The budget given at enqueue, and what the workers spent of it; null without one. */
+  budget: (QueueBudget & { spent: TokenTotals }) | null;
 }
 
 /** What the queue holds now: shards by state, who has which, images done and per second. */
@@ -67,10 +72,16 @@ export async function queueStatus(redis: Redis, name: string): Promise<QueueStat
           : { id: String(job.id), why: "retrying" as const, reason: job.failedReason ?? "" };
       }),
       images: await readProgress(redis, name),
+      budget: await budgetStatus(redis, name),
     };
   } finally {
     await queue.close();
   }
+}
+
+async function budgetStatus(redis: Redis, name: string): Promise<QueueStatus["budget"]> {
+  const budget = await readQueueBudget(redis, name);
+  return budget ? { ...budget, spent: await readQueueSpent(redis, name) } : null;
 }
 
 /** The status as lines for a person. */
@@ -93,6 +104,17 @@ export function statusLines(status: QueueStatus): string[] {
     ].join(", ")}`,
     `images: ${images.done} of ${images.total} done, ${images.perSecond.toFixed(1)}/s over the last minute`,
   ];
+  const { budget } = status;
+  if (budget) {
+    const tokens = budget.spent.promptTokens + budget.spent.completionTokens;
+    const limits = [
+      budget.tokens === undefined ? null : `${tokens} of ${budget.tokens} tokens`,
+      budget.cost === undefined ? null : `${formatCost(budget.spent.cost ?? 0)} of ${budget.cost}`,
+    ].filter(Boolean);
+    lines.push(
+      `budget: ${limits.length > 0 ? limits.join(", ") : `${tokens} tokens`} spent by the workers${budget.spent.cost !== null && budget.cost === undefined ? `, cost ${formatCost(budget.spent.cost)}` : ""}`,
+    );
+  }
   for (const shard of status.active) {
     lines.push(`  active ${shard.id}: ${shard.done}/${shard.total} on ${shard.worker ?? "?"}`);
   }

@@ -26,6 +26,8 @@ export interface WorkerResult {
   failedShards: number;
   /** Why the worker stopped by itself (a wrong key or model fails every shard), if it did. */
   settled: string | null;
+  /** The queue's budget, reached: the worker stopped there, its shards back in the queue. */
+  budgetReached: string | null;
 }
 
 export interface WorkerHandle {
@@ -49,6 +51,7 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
   let stopping = false;
   /** Why this worker stopped by itself: a setting that fails every shard. */
   let settled: string | null = null;
+  let budgetReached: string | null = null;
   let shards = 0;
   let failedShards = 0;
   /** Taking no shard for a while: this worker's endpoints are down. */
@@ -91,6 +94,10 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
     },
     shardDone: () => {
       shards += 1;
+    },
+    spent: (text) => {
+      budgetReached ??= text;
+      stopAll();
     },
   });
 
@@ -135,7 +142,9 @@ export function startWorker(options: WorkerOptions): WorkerHandle {
   });
   let closing: Promise<void> | null = null;
   const close = () => {
-    closing ??= worker.close().then(() => resolveFinished({ shards, failedShards, settled }));
+    closing ??= worker
+      .close()
+      .then(() => resolveFinished({ shards, failedShards, settled, budgetReached }));
     return closing;
   };
 

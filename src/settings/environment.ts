@@ -37,6 +37,7 @@ const PROGRAM_ONLY: Record<Exclude<keyof RunOptions, FromTable>, true> = {
   endpoints: true,
   env: true,
   budgetFor: true,
+  sharedSpend: true,
   fetch: true,
   nameSetting: true,
 };

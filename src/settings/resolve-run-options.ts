@@ -232,7 +232,12 @@ function promptSetOf(options: RunOptions, problems: string[]): PromptSet | undef
 }
 
 /** A cost budget cannot be judged without a price to count the tokens at. */
-function budgetProblems(options: RunOptions): string[] {
+export function budgetProblems(
+  options: Pick<
+    RunOptions,
+    "budgetCost" | "endpoints" | "inputPrice" | "outputPrice" | "nameSetting"
+  >,
+): string[] {
   if (options.budgetCost === undefined) return [];
   const endpoints: unknown[] = Array.isArray(options.endpoints) ? options.endpoints : [];
   const priced = [options, ...endpoints].some((each) => {

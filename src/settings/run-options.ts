@@ -1,5 +1,6 @@
 import type { NameSetting } from "../errors.js";
 import type { PromptSpec } from "../prompts/prompt-set.js";
+import type { SharedSpend } from "../run/budget.js";
 import type { FetchLike } from "../send/client.js";
 import type { RequestBudget } from "../send/request-budget.js";
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
@@ -157,6 +158,11 @@ export interface RunOptions {
    * Redis per endpoint with an rpm). @default none: the limiter alone
    */
   budgetFor?: ((endpoint: ResolvedEndpoint) => RequestBudget | undefined) | undefined;
+  /**
+   * Spending shared with other processes (`caption worker` keeps a queue's in Redis): the budget
+   * is judged on what all of them spent. @default none: this run's alone
+   */
+  sharedSpend?: SharedSpend | undefined;
   /** Injectable for tests and instrumentation. @default globalThis.fetch */
   fetch?: FetchLike | undefined;
   /**

@@ -3,8 +3,8 @@ import type { SettingSpec } from "./spec.js";
 
 /**
  * A run's own: what its answers cost (the prices its summary counts them at, the budget it keeps
- * to), which rows of OUT it makes again, and the several prompts it may ask of each image. The
- * workers of a queue take none of them.
+ * to), which rows of OUT it makes again, and the several prompts it may ask of each image. A
+ * queue takes its budget and prices at enqueue, for all its workers; a worker takes none of them.
  */
 export const RUN_OWN_TABLE = {
   inputPrice: {
@@ -12,6 +12,7 @@ export const RUN_OWN_TABLE = {
     kind: { type: "number", min: 0, max: 1_000_000 },
     describe: "Price of a million prompt tokens, for the run's cost in its summary",
     scope: "run",
+    commands: ["enqueue"],
     unit: "per million tokens",
     more: "in any currency, the same as `--output-price`; per endpoint in a config's `endpoints`; a price left out counts as nothing",
     library: "inputPrice",
@@ -21,6 +22,7 @@ export const RUN_OWN_TABLE = {
     kind: { type: "number", min: 0, max: 1_000_000 },
     describe: "Price of a million completion tokens (reasoning included)",
     scope: "run",
+    commands: ["enqueue"],
     unit: "per million tokens",
     more: "per endpoint in a config's `endpoints`",
     library: "outputPrice",
@@ -30,8 +32,9 @@ export const RUN_OWN_TABLE = {
     kind: { type: "int", min: 1, max: 1_000_000_000_000 },
     describe: "Stop sending once the next image would likely pass this many tokens, in and out",
     scope: "run",
+    commands: ["enqueue"],
     unit: "tokens",
-    more: "judged from the mean of an answer so far; what is in flight finishes; exit 4, and a rerun with a fresh budget goes on ([Exit codes](failures.md#exit-codes))",
+    more: "judged from the mean of an answer so far; what is in flight finishes; exit 4, and a rerun with a fresh budget goes on ([Exit codes](failures.md#exit-codes)); given to `caption enqueue`, one budget for all the queue's workers ([Many machines](many-machines.md#one-budget-for-all))",
     library: "budgetTokens",
   },
   budgetCost: {
@@ -39,6 +42,7 @@ export const RUN_OWN_TABLE = {
     kind: { type: "number", min: 0, max: 1_000_000_000, exclusiveMin: true },
     describe: "Stop sending once the next image would likely pass this cost (needs a price)",
     scope: "run",
+    commands: ["enqueue"],
     more: "at `--input-price` and `--output-price`; as `--budget-tokens` otherwise",
     library: "budgetCost",
   },

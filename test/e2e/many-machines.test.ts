@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { fakeTotals } from "../helpers/fake-endpoint/usage.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import type { FakeEndpoint, RecordedRequest } from "../helpers/fake-endpoint.js";
 import { type CliResult, collect, runCli, startCli } from "../helpers/run-cli.js";
@@ -252,6 +253,52 @@ describe.skipIf(!available)("many machines on one queue", () => {
       /^shard-[0-9a-f]{16}\.json$/.test(name),
     );
     expect(manifests).toHaveLength(7);
+  }, 120_000);
+
+  it("workers keep to one token budget for the queue through Redis, stop with exit 4, and a fresh budget at enqueue lets them finish", async () => {
+    await fake.start({ latencyMs: 40 });
+    const images = await makeDistinctImages(ws.dir, 40);
+    // Some eight images' worth: each costs about 35 tokens, its prompt and caption together.
+    const budget = 300;
+    const enqueued = await enqueue(
+      ["photos"],
+      "--shard-size",
+      "5",
+      "--budget-tokens",
+      String(budget),
+    );
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    expect(enqueued.stderr).toContain(`a fresh budget of ${budget} tokens for all its workers`);
+    const stopped = await Promise.all([worker(["-c", "2"]), worker(["-c", "2"])].map(collect));
+    for (const result of stopped) {
+      expect(result.code, result.stderr).toBe(4);
+      expect(result.stderr).toContain(`the queue's token budget of ${budget} is reached`);
+    }
+    const totals = fakeTotals(fake.current as FakeEndpoint);
+    const spent = totals.prompt + totals.completion;
+    const answers = fake.requests.length;
+    expect(answers).toBeLessThan(images.length);
+    // Together they pass it by no more than what was in flight (2 workers × -c 2), and what
+    // each had not yet heard of the other's answers (its -c).
+    expect(spent).toBeLessThanOrEqual(budget + 6 * (spent / answers) * 1.5);
+    expect(spent).toBeGreaterThan(budget / 2);
+    // Status says what the workers spent of it, as the server counted.
+    const { budget: shown } = (await status()) as unknown as {
+      budget: { tokens: number; spent: { promptTokens: number; completionTokens: number } };
+    };
+    expect(shown.tokens).toBe(budget);
+    expect(shown.spent.promptTokens + shown.spent.completionTokens).toBe(spent);
+
+    const fresh = await enqueue(["photos"], "--budget-tokens", "1000000");
+    expect(fresh.code, fresh.stderr).toBe(0);
+    const finished = await Promise.all([worker(["-c", "2"]), worker(["-c", "2"])].map(collect));
+    for (const result of finished) expect(result.code, result.stderr).toBe(0);
+    // Nothing was sent twice: the budget's stop kept every answer it paid for.
+    expect(fake.requests.length).toBe(images.length);
+    const merged = await run(["merge", "work", "-o", "all.csv"]);
+    expect(merged.code, merged.stderr).toBe(0);
+    const rows = await readCsv(path.join(ws.dir, "all.csv"));
+    expect(rows.map((row) => row.path).sort()).toEqual([...images].sort());
   }, 120_000);
 
   it("workers share one endpoint's rate limit through Redis: together under it, few 429s", async () => {

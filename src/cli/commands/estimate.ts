@@ -2,8 +2,9 @@ import { UsageError } from "../../errors.js";
 import { type Estimate, estimateCaptions } from "../../run/estimate.js";
 import type { Range } from "../../run/forecast.js";
 import { DEFAULT_SAMPLE } from "../../settings/defaults.js";
+import { formatCost } from "../../util/cost.js";
 import type { CommandIo } from "../command-io.js";
-import { formatCost, formatDuration } from "../units.js";
+import { formatDuration } from "../units.js";
 import { runCaption } from "./caption.js";
 
 /**

@@ -4,6 +4,7 @@ import { type NameSetting, RunAbortedError, UsageError } from "../../errors.js";
 import { captionImages } from "../../run/pipeline.js";
 import { type QueueSettings, readSettings, runOptionsOf } from "../../scale/queue-settings.js";
 import { sharedBudget } from "../../scale/shared-budget.js";
+import { queueSpend, readQueueBudget } from "../../scale/shared-spend.js";
 import { startWorker } from "../../scale/worker.js";
 import type { RequestBudget } from "../../send/request-budget.js";
 import { endpointOptionsOf } from "../../settings/config-options.js";
@@ -43,7 +44,7 @@ export async function run(
   { context, reporter }: CommandIo,
 ): Promise<number> {
   const config = loadConfig(args, context, reporter, "worker");
-  warnRunOnly(config, (text) => reporter.say(text, "warn"));
+  warnRunOnly(config, "worker", (text) => reporter.say(text, "warn"));
   const queue = queueOf(config);
   const shardsAtOnce = valueOrDefault(config.values, "shardsAtOnce");
   const stallSeconds = valueOrDefault(config.values, "stallSeconds");
@@ -87,6 +88,8 @@ export async function run(
         if (error instanceof RunAbortedError && error.summary) return error.summary;
         throw error;
       };
+      // Read for each shard: an enqueue may have given the queue a fresh budget meanwhile.
+      const budget = await readQueueBudget(redis, queue).catch(() => null);
       return captionImages(
         {
           ...runOptionsOf(settings),
@@ -103,6 +106,15 @@ export async function run(
           rpm,
           env: context.env,
           budgetFor: (endpoint) => watch.budget(endpoint, budgets(endpoint)),
+          ...(budget
+            ? {
+                budgetTokens: budget.tokens,
+                budgetCost: budget.cost,
+                inputPrice: budget.inputPrice,
+                outputPrice: budget.outputPrice,
+                sharedSpend: await queueSpend(redis, queue),
+              }
+            : {}),
           ...(context.fetch ? { fetch: context.fetch } : {}),
           nameSetting: queueNames(settings, flagOf, flagsFor(config)),
         },
@@ -158,6 +170,13 @@ export async function run(
         "error",
       );
       return exitCodeOf({ settled: true, stoppedBy });
+    }
+    if (result.budgetReached) {
+      reporter.say(
+        `worker stopped (${done}): ${result.budgetReached}; the shards it held are back in the queue: give it a fresh budget (caption enqueue … --queue ${queue} --budget-tokens N) and start the workers again`,
+        "warn",
+      );
+      return exitCodeOf({ settled: false, stoppedBy, budgetReached: true });
     }
     reporter.say(`worker stopped: ${done}`, "info");
     return exitCodeOf({ settled: false, stoppedBy });
