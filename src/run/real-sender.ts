@@ -1,5 +1,6 @@
 import { RunAbortedError } from "../errors.js";
 import type { PrepareStage } from "../prepare/stage.js";
+import type { NamedPrompt } from "../prompts/prompt-set.js";
 import { captionProtocol } from "../prompts/protocol.js";
 import { createClient } from "../send/client.js";
 import { contextAdvice } from "../send/context-overflow.js";
@@ -17,6 +18,7 @@ import {
 import { severalPrompts } from "../send/several-prompts.js";
 import type { Slot } from "../send/slot.js";
 import { createSender } from "../send/variants.js";
+import { defaultMaxTokens } from "../settings/defaults.js";
 import type { ResolvedRunOptions } from "../settings/resolve-run-options.js";
 import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
 import type { RunState } from "./state.js";
@@ -103,8 +105,7 @@ export async function realSender(
                 captionProtocol({
                   model: promptModels.get(prompt.name) ?? id,
                   template: prompt.template,
-                  maxTokens: prompt.maxTokens ?? options.maxTokens,
-                  temperature: prompt.temperature ?? options.temperature,
+                  ...requestOf(prompt, promptModels.get(prompt.name) ?? id, options),
                   answer: prompt.answer,
                   tags: prompt.tags,
                   sidecarExt: options.sidecar?.ext ?? ".txt",
@@ -187,7 +188,6 @@ export async function realSender(
               set: options.promptSet,
               recorded,
               decorate,
-              promptHash: options.promptHash,
               rejectFlagged: options.rejectFlagged,
             },
             state,
@@ -215,4 +215,23 @@ export async function realSender(
     state,
     prepare,
   );
+}
+
+/**
+ * A prompt's reply budget and temperature: a redo's own first (why one redoes the truncated),
+ * then the prompt's, then the run's, then the default for the prompt's model (a Thinking model
+ * needs room to think).
+ */
+function requestOf(
+  prompt: NamedPrompt,
+  model: string,
+  options: ResolvedRunOptions,
+): { maxTokens: number; temperature: number | undefined } {
+  const redo =
+    options.redo !== undefined ? options.given : { maxTokens: undefined, temperature: undefined };
+  return {
+    maxTokens:
+      redo.maxTokens ?? prompt.maxTokens ?? options.given.maxTokens ?? defaultMaxTokens(model),
+    temperature: redo.temperature ?? prompt.temperature ?? options.temperature,
+  };
 }

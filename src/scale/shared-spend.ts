@@ -9,8 +9,11 @@ export type QueueBudget = Budget & Prices;
 const budgetKey = (queue: string) => `caption:${queue}:budget`;
 const spentKey = (queue: string) => `caption:${queue}:spent`;
 
-/** Cost is kept in millionths: Redis adds whole numbers exactly, and sums of floats drift. */
-const COST_UNIT = 1_000_000;
+/**
+ * Cost is kept in units of 10^-12: Redis adds whole numbers exactly (sums of floats drift), and
+ * an answer at a fraction of a cent still counts (up to 9 million in all, in 64 bits).
+ */
+const COST_UNIT = 1_000_000_000_000;
 
 /**
  * Gives the queue a fresh budget (and the prices it is counted at): what was spent so far is

@@ -13,7 +13,6 @@ export interface SeveralPromptsOptions {
   recorded: (imagePath: string) => Promise<StoredCaption | undefined>;
   /** Turns the caption prompt's answer into the row's caption (a trigger word before it, say). */
   decorate: (caption: string) => string;
-  promptHash: string;
   rejectFlagged: boolean;
 }
 
@@ -41,6 +40,7 @@ export function severalPrompts(options: SeveralPromptsOptions, state: RunState):
         image,
         (endpoint) => endpoint.protocolOf(prompt.name),
         answerValues(prompt, captions, answers),
+        asked.length > 0,
       );
       if (result.kind === "unfinished") {
         if (result.abort) state.abort(result.abort);
@@ -63,15 +63,22 @@ export function severalPrompts(options: SeveralPromptsOptions, state: RunState):
     }
     const main = asked.find((each) => each.prompt.name === options.set.main);
     const answered = main ?? asked.at(-1);
-    // The row's tokens are its answers', those a row held before included.
-    const usage = (pick: (answer: Answer) => number | null, before: number | null | undefined) => {
-      const counts = [before ?? null, ...asked.map((each) => pick(each.answer))];
+    // The row's tokens, attempts and latency are those of this run's requests: what making or
+    // completing it cost (what an estimate forecasts, what a budget counts).
+    const usage = (pick: (answer: Answer) => number | null) => {
+      const counts = asked.map((each) => pick(each.answer));
       return counts.every((count) => count === null)
         ? null
         : counts.reduce<number>((sum, count) => sum + (count ?? 0), 0);
     };
+    // A row of answers kept (a prompt added since) keeps their flags; a row of one prompt
+    // replaced by several keeps nothing of the old one.
+    const kept = Object.keys(held?.captions ?? {}).length > 0;
     const flags = [
-      ...new Set([...(held?.flags ?? []), ...asked.flatMap((each) => each.answer.flags)]),
+      ...new Set([
+        ...(kept ? (held?.flags ?? []) : []),
+        ...asked.flatMap((each) => each.answer.flags),
+      ]),
     ];
     const tags = main ? main.answer.outcome.extracted.tags : held?.tags;
     const record: CaptionRecord = {
@@ -85,25 +92,16 @@ export function severalPrompts(options: SeveralPromptsOptions, state: RunState):
       endpoint: answered?.answer.outcome.endpoint.label ?? "",
       width: image.width,
       height: image.height,
-      prompt_tokens: usage(
-        (answer) => answer.outcome.extracted.usage.promptTokens,
-        held?.prompt_tokens,
-      ),
-      completion_tokens: usage(
-        (answer) => answer.outcome.extracted.usage.completionTokens,
-        held?.completion_tokens,
-      ),
-      reasoning_tokens: usage(
-        (answer) => answer.outcome.extracted.usage.reasoningTokens,
-        held?.reasoning_tokens,
-      ),
+      prompt_tokens: usage((answer) => answer.outcome.extracted.usage.promptTokens),
+      completion_tokens: usage((answer) => answer.outcome.extracted.usage.completionTokens),
+      reasoning_tokens: usage((answer) => answer.outcome.extracted.usage.reasoningTokens),
       attempts,
       latency_ms: asked.reduce((sum, each) => sum + each.answer.outcome.reply.latencyMs, 0),
       truncated: flags.includes("truncated"),
       flags,
       created_at: new Date().toISOString(),
       sha256,
-      prompt_hash: options.promptHash,
+      prompt_hash: hashOf(options.set, captions, asked, held?.prompt_hash ?? null),
       captions,
       ...(Object.keys(answers).length > 0 ? { answers } : {}),
       ...(tags ? { tags } : {}),
@@ -118,6 +116,31 @@ export function severalPrompts(options: SeveralPromptsOptions, state: RunState):
       return { kind: "failed" as const, failure };
     }
   };
+}
+
+/**
+ * Which prompts made the row's answers, each by its own hash (`short=…,long=…`): an answer kept
+ * from the row before keeps the hash of the prompt that made it, so `--redo prompt-changed`
+ * still finds it when that prompt has changed since.
+ */
+function hashOf(
+  set: PromptSet,
+  captions: Readonly<Record<string, string>>,
+  asked: readonly { prompt: NamedPrompt }[],
+  heldHash: string | null,
+): string {
+  const before = new Map(
+    (heldHash ?? "").split(",").map((pair) => pair.split("=") as [string, string | undefined]),
+  );
+  const now = new Set(asked.map((each) => each.prompt.name));
+  return set.prompts
+    .filter((prompt) => captions[prompt.name] !== undefined)
+    .sort((a, b) => set.names.indexOf(a.name) - set.names.indexOf(b.name))
+    .map((prompt) => {
+      const hash = now.has(prompt.name) ? prompt.hash : (before.get(prompt.name) ?? "");
+      return `${prompt.name}=${hash}`;
+    })
+    .join(",");
 }
 
 /** The answers a prompt uses, by the keys its template takes them under. */

@@ -66,6 +66,11 @@ export type Ask = (
   image: PreparedImage,
   protocolOf: (endpoint: Endpoint) => CaptionProtocol,
   answers?: Readonly<Record<string, string>>,
+  /**
+   * The image is in flight already (an earlier prompt of it was answered): a stop (a budget, a
+   * first Ctrl-C) lets it finish, as it lets a request in flight finish; only an abort ends it.
+   */
+  finishing?: boolean,
 ) => Promise<Asked>;
 
 /** The sending of an image under several prompts: each asked in turn, one row from them all. */
@@ -102,7 +107,7 @@ export function createSender(
     onUsage: options.onUsage,
   };
 
-  const ask: Ask = async (work, preparedImage, protocolOf, answers) => {
+  const ask: Ask = async (work, preparedImage, protocolOf, answers, finishing = false) => {
     const { task } = work;
     let image = preparedImage;
     let variant: RequestVariant = { penalize: false, plain: false };
@@ -171,7 +176,11 @@ export function createSender(
         return true;
       },
     };
-    const outcome = await sendImage(plan, task.path, context);
+    const outcome = await sendImage(
+      plan,
+      task.path,
+      finishing ? { ...context, stopSignal: context.abortSignal } : context,
+    );
     // Stopped before the penalised retry went (a budget, a signal): the first answer was paid
     // for, and is kept with its flags.
     // Set by the plan's callbacks, which the compiler does not follow.

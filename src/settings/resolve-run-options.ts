@@ -51,6 +51,11 @@ export type ResolvedRunOptions = WithDefaults<
   promptSet: PromptSet | undefined;
   promptHash: string;
   maxTokens: number;
+  /**
+   * The reply budget and temperature the options gave (not a default): with several prompts they
+   * are each prompt's unless it has its own, and a redo's own over a prompt's too.
+   */
+  given: { maxTokens: number | undefined; temperature: number | undefined };
   nameSetting: NameSetting;
 };
 
@@ -98,6 +103,12 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
   }
   problems.push(...budgetProblems(options));
   const promptSet = promptSetOf(options, problems);
+  if (options.redo !== undefined && options.overwrite === true) {
+    const name = options.nameSetting ?? byOptionName;
+    problems.push(
+      `${name("redo")}: makes some rows of OUT again, and ${name("overwrite")} discards them all; give one of them`,
+    );
+  }
   const schema = options.tags ? TAGS_SCHEMA : options.jsonSchema;
   const answer = schema === undefined ? undefined : compileSchema(schema, "caption");
   if (answer && "problems" in answer) {
@@ -141,6 +152,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     answer,
     promptSet,
     promptHash: promptSet?.hash ?? promptHash(template.text, answer),
+    given: { maxTokens: options.maxTokens, temperature: options.temperature },
     nameSetting: options.nameSetting ?? byOptionName,
   };
 }

@@ -136,6 +136,8 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     // The prompt comes from the most specific layer that sets either form of it.
     if (valid.prompt !== undefined) promptFrom = { layer, key: "prompt" };
     else if (valid.promptFile !== undefined) promptFrom = { layer, key: "promptFile" };
+    // Several prompts are a form of it too: `--prompts` outranks a config file's prompt.
+    else if (valid.prompts !== undefined) promptFrom = null;
     Object.assign(merged, valid);
   }
 

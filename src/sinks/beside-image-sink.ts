@@ -59,7 +59,7 @@ export abstract class BesideImageSink implements Sink {
   protected abstract holds(file: string, caption: string): Promise<boolean>;
   /**
    * Whether the file holds what this output alone put there for this caption, nothing of the
-   * user's: only such a file is replaced when its image is made again (`--redo`).
+   * user's: only such a file is replaced when its image is made again (`--redo`, a prompt added).
    */
   protected abstract wrote(file: string, caption: string): Promise<boolean>;
   /**
@@ -68,7 +68,7 @@ export abstract class BesideImageSink implements Sink {
    */
   protected abstract put(file: string, record: BesideRecord, replace: boolean): Promise<void>;
 
-  async open(tasks: readonly ImageTask[], redo?: ReadonlySet<string>): Promise<FinishedWork> {
+  async open(tasks: readonly ImageTask[], replace?: ReadonlySet<string>): Promise<FinishedWork> {
     const done = new Set<string>();
     const rejected = new Map<string, CaptionError>();
     const owners = new Map<string, string>();
@@ -97,7 +97,7 @@ export abstract class BesideImageSink implements Sink {
       }
       this.#files.set(task.path, file);
       const state = await this.inspect(file, task.path, kind === "file");
-      if (redo?.has(task.path)) {
+      if (replace?.has(task.path)) {
         // Made again: the file is replaced if the run wrote what it holds, else the user's stays.
         if (state !== "free" && state !== "kept") rejected.set(task.path, state);
         else if (kind !== "file") this.#replacing.add(task.path);

@@ -20,7 +20,7 @@ import {
 import { PromptTally } from "./prompt-tally.js";
 import { type RecordKeys, recordKeys } from "./record-keys.js";
 import { type RecordedRows, recordedRows } from "./recorded-rows.js";
-import { parseRedo, type RowsToRemake, rowsToRedo, rowsUnanswered } from "./redo.js";
+import { Remakes } from "./redo.js";
 import type { FinishedWork, RecordSink } from "./sink.js";
 
 export interface FileSinkOptions {
@@ -109,22 +109,21 @@ export class FileSink implements RecordSink {
     if (overwrite) await rm(output, { force: true });
     const keep = this.#options.keepRows ? this.#rows.keep() : undefined;
     const prompts = new PromptTally(this.#options.promptHash);
-    const redo = redoTallyOf(this.#options);
-    const unanswered = unansweredTally(this.#options.prompts);
+    const remakes = remakesOf(this.#options);
     const finished = await readFinishedWork(output, format, this.#columns, {
       repair: true,
       onRow: (row) => {
         keep?.(row);
         prompts.count(row.prompt_hash);
-        redo?.see(row);
-        unanswered?.see(row);
+        remakes.see(row);
       },
       afresh: `set ${this.#options.nameSetting("overwrite")} to start a fresh one`,
     });
     this.#present = new Set(finished.done);
-    redo?.apply(finished);
-    unanswered?.apply(finished);
-    this.#remade = new Set([...(redo?.rows.keys() ?? []), ...(unanswered?.rows.keys() ?? [])]);
+    // Rows a crash left twice for an image (before OUT was rewritten): rewritten at the end.
+    if (finished.rows > finished.done.size) this.#replaced = true;
+    remakes.apply(finished);
+    this.#remade = remakes.keys();
     this.#held = finished.done;
     if (this.#options.recordRoot !== undefined) {
       // Held paths are keys; a task counts as held by its own key.
@@ -135,17 +134,16 @@ export class FileSink implements RecordSink {
     }
     if (format === "csv") await this.#checkColumns();
     await probeErrorsFile(errorsPath);
-    // A redo is about the prompt changing: no warning that it did.
-    const changed = redo ? null : prompts.warning(output, this.#options.nameSetting);
+    const changed = remakes.redoing ? null : prompts.warning(output, this.#options.nameSetting);
     if (changed) this.#options.onWarning(changed);
-    const redone = redo ? { redo: redo.tasksOf(tasks, this.#keys.key) } : {};
+    const redone = remakes.work(tasks, this.#keys.key);
     if (!this.#options.recordOnly) return { ...finished, ...redone };
-    // The record asks for nothing itself, but a row it holds that lacks an answer is finished.
-    const unfinished = (task: ImageTask) => this.#remade.has(this.#keys.key(task.path));
+    // The record asks for nothing itself, but a row it makes again or finishes goes.
+    const going = redone.replace ?? new Set();
     return {
       ...finished,
       ...redone,
-      done: new Set(tasks.filter((task) => !unfinished(task)).map((task) => task.path)),
+      done: new Set(tasks.filter((task) => !going.has(task.path)).map((task) => task.path)),
     };
   }
 
@@ -258,15 +256,9 @@ export class FileSink implements RecordSink {
   }
 }
 
-/** With several prompts: the rows that lack an answer to one of them, finished by this run. */
-function unansweredTally(prompts: PromptColumns | undefined): RowsToRemake | null {
-  return prompts ? rowsUnanswered(prompts.names) : null;
-}
-
-/** The redo a run asked for, unless it starts OUT afresh (then everything is sent anyway). */
-export function redoTallyOf(options: FileSinkOptions): RowsToRemake | null {
-  if (options.redo === undefined || options.overwrite) return null;
-  return rowsToRedo(parseRedo(options.redo), options.promptHash ?? "");
+/** What the run makes again of OUT: the rows `--redo` names, and rows that lack a prompt's answer. */
+export function remakesOf(options: FileSinkOptions): Remakes {
+  return new Remakes({ ...options, promptNames: options.prompts?.names });
 }
 
 /** OUT and the errors file are read and appended to: a pipe or a device there would hang the run. */

@@ -1,4 +1,4 @@
-import { type FileSinkOptions, redoTallyOf, refuseSpecialFiles } from "./file-sink.js";
+import { type FileSinkOptions, refuseSpecialFiles, remakesOf } from "./file-sink.js";
 import { storedCaptions } from "./out-file/lookup.js";
 import { readFinishedWork } from "./out-file/scan.js";
 import { outColumns } from "./out-file/writers.js";
@@ -13,7 +13,7 @@ import type { RecordSink } from "./sink.js";
  */
 export function previewSink(options: FileSinkOptions): RecordSink {
   const { output, format, errorsPath, overwrite, nameSetting } = options;
-  const columns = outColumns(options.properties);
+  const columns = outColumns(options.properties, options.prompts);
   const stored = storedCaptions(output, format, columns);
   const keys = recordKeys(options.recordRoot);
   const recorded = recordedRows(output, format, keys, columns);
@@ -26,7 +26,7 @@ export function previewSink(options: FileSinkOptions): RecordSink {
       await refuseSpecialFiles(output, errorsPath);
       const keep = options.keepRows ? recorded.keep() : undefined;
       const prompts = new PromptTally(options.promptHash);
-      const redo = redoTallyOf(options);
+      const remakes = remakesOf(options);
       const finished = overwrite
         ? { done: new Set<string>(), hashes: new Set<string>(), repairedBytes: 0 }
         : await readFinishedWork(output, format, columns, {
@@ -35,15 +35,21 @@ export function previewSink(options: FileSinkOptions): RecordSink {
             onRow: (row) => {
               keep?.(row);
               prompts.count(row.prompt_hash);
-              redo?.see(row);
+              remakes.see(row);
             },
           });
-      redo?.apply(finished);
-      const changed = redo ? null : prompts.warning(output, nameSetting);
+      remakes.apply(finished);
+      const changed = remakes.redoing ? null : prompts.warning(output, nameSetting);
       if (changed) options.onWarning(changed);
-      const redone = redo ? { redo: redo.tasksOf(tasks, keys.key) } : {};
+      const redone = remakes.work(tasks, keys.key);
       return options.recordOnly
-        ? { ...finished, ...redone, done: new Set(tasks.map((task) => task.path)) }
+        ? {
+            ...finished,
+            ...redone,
+            done: new Set(
+              tasks.filter((task) => !redone.replace?.has(task.path)).map((task) => task.path),
+            ),
+          }
         : { ...finished, ...redone };
     },
     stored: (sha256) => (overwrite ? Promise.resolve(undefined) : stored.get(sha256)),

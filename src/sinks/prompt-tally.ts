@@ -24,6 +24,6 @@ export class PromptTally {
   warning(output: string, name: NameSetting): string | null {
     if (this.#other === 0) return null;
     const rows = `${this.#other} ${this.#other === 1 ? "row" : "rows"}`;
-    return `${rows} of ${output} were made with another prompt or schema than this run's${this.#same > 0 ? ` (${this.#same} with this one)` : ""}; new captions will differ in kind. Write them to another output to keep the two apart, or set ${name("overwrite")} to redo them all`;
+    return `${rows} of ${output} were made with another prompt or schema than this run's${this.#same > 0 ? ` (${this.#same} with this one)` : ""}; new captions will differ in kind. Write them to another output to keep the two apart, set ${name("redo")} to prompt-changed to make those again, or ${name("overwrite")} to redo them all`;
   }
 }

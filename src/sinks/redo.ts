@@ -1,6 +1,7 @@
 import { madeByCurrent } from "../prompts/prompt-set.js";
 import type { ImageTask } from "../types.js";
 import type { StoredCaption } from "./out-file/stored-caption.js";
+import type { FinishedWork } from "./sink.js";
 
 /** The flags a caption can carry (answer/degenerate.ts), as `--redo` names them. */
 const FLAGS = ["repetition", "refusal", "truncated"] as const;
@@ -106,4 +107,62 @@ export function rowsToRedo(rule: RedoRule, promptHash: string): RowsToRemake {
 /** The rows that lack an answer to one of several prompts: a prompt added since they were made. */
 export function rowsUnanswered(names: readonly string[]): RowsToRemake {
   return new RowsToRemake((row) => names.some((name) => row.captions?.[name] === undefined));
+}
+
+/**
+ * What a run makes again of OUT, as the resume scan reads it: the rows `--redo` names (sent
+ * alone), and with several prompts those that lack an answer (finished). Both are sent though
+ * held, and each new row replaces the old one in every output.
+ */
+export class Remakes {
+  readonly #redo: RowsToRemake | null;
+  readonly #unanswered: RowsToRemake | null;
+
+  constructor(options: {
+    redo?: string | undefined;
+    overwrite: boolean;
+    promptHash?: string | undefined;
+    promptNames?: readonly string[] | undefined;
+  }) {
+    // Started afresh, everything is sent anyway.
+    this.#redo =
+      options.redo === undefined || options.overwrite
+        ? null
+        : rowsToRedo(parseRedo(options.redo), options.promptHash ?? "");
+    this.#unanswered = options.promptNames ? rowsUnanswered(options.promptNames) : null;
+  }
+
+  /** A redo is about the prompt changing: a run with one says nothing of rows of another. */
+  get redoing(): boolean {
+    return this.#redo !== null;
+  }
+
+  see(row: StoredCaption): void {
+    this.#redo?.see(row);
+    this.#unanswered?.see(row);
+  }
+
+  apply(finished: { done: Set<string>; hashes: Set<string> }): void {
+    this.#redo?.apply(finished);
+    this.#unanswered?.apply(finished);
+  }
+
+  /** Keys of the rows made again or finished. */
+  keys(): Set<string> {
+    return new Set([...(this.#redo?.rows.keys() ?? []), ...(this.#unanswered?.rows.keys() ?? [])]);
+  }
+
+  /** What the run's images are to the other outputs: those redone, and those replaced. */
+  work(
+    tasks: readonly ImageTask[],
+    keyOf: (imagePath: string) => string,
+  ): Pick<FinishedWork, "redo" | "replace"> {
+    const replace = new Set(
+      tasks.filter((task) => this.keys().has(keyOf(task.path))).map((task) => task.path),
+    );
+    return {
+      ...(this.#redo ? { redo: this.#redo.tasksOf(tasks, keyOf) } : {}),
+      ...(replace.size > 0 ? { replace } : {}),
+    };
+  }
 }

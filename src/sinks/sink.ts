@@ -12,11 +12,13 @@ export interface FinishedWork {
   repairedBytes: number;
   /** Paths a sink cannot take, with the reason: each becomes a failure without a request. */
   rejected?: Map<string, CaptionError>;
-  /**
-   * Paths whose kept caption is to be made again (`--redo`): sent though held, each new result
-   * replacing the old in every output. When set, the run sends these alone.
-   */
+  /** Paths whose kept caption is to be made again (`--redo`): the run sends these alone. */
   redo?: ReadonlySet<string>;
+  /**
+   * Paths sent though held (`redo`, or a row of several prompts that lacks an answer), each new
+   * result replacing what every output holds for the image.
+   */
+  replace?: ReadonlySet<string>;
 }
 
 /**
@@ -28,15 +30,15 @@ export interface Sink {
   /**
    * Claims what the sink writes (folders, locks, a test that files can be created) and reads what
    * it already holds. Throws UsageError or RunAbortedError when it cannot be used: nothing has been
-   * sent yet, so nothing is lost. `redo`: the images the run's record makes again (told by the
-   * first sink to the others), whose outputs are to be replaced, not kept.
+   * sent yet, so nothing is lost. `replace`: the images the run's record makes again (told by
+   * the first sink to the others), whose outputs are to be replaced, not kept.
    */
-  open(tasks: readonly ImageTask[], redo?: ReadonlySet<string>): Promise<FinishedWork>;
+  open(tasks: readonly ImageTask[], replace?: ReadonlySet<string>): Promise<FinishedWork>;
   /** The caption stored for these bytes by an earlier run, to give a copy the same one. */
   stored(sha256: string): Promise<StoredCaption | undefined>;
   /**
    * Keeps one caption; resolves once it is safe from a crash. Throws RunAbortedError. `replace`:
-   * it is made again (`FinishedWork.redo`), and replaces what the sink holds for the image.
+   * it is made again (`FinishedWork.replace`), and replaces what the sink holds for the image.
    */
   write(record: CaptionRecord, replace?: boolean): Promise<void>;
   /** Keeps one failure. Throws RunAbortedError. */
@@ -56,14 +58,14 @@ export interface RecordSink extends Sink {
  */
 export function combineSinks(sinks: readonly Sink[]): Sink {
   if (sinks.length === 1 && sinks[0]) return sinks[0];
-  let redo: ReadonlySet<string> = new Set();
+  let replacing: ReadonlySet<string> = new Set();
   return {
     async open(tasks) {
       const opened: FinishedWork[] = [];
       // One after another, so the first that cannot be used stops the rest from being claimed.
-      for (const sink of sinks) opened.push(await sink.open(tasks, opened[0]?.redo));
+      for (const sink of sinks) opened.push(await sink.open(tasks, opened[0]?.replace));
       const [first, ...rest] = opened;
-      redo = first?.redo ?? redo;
+      replacing = first?.replace ?? replacing;
       const done = new Set(
         [...(first?.done ?? [])].filter((path) => rest.every((other) => other.done.has(path))),
       );
@@ -73,6 +75,7 @@ export function combineSinks(sinks: readonly Sink[]): Sink {
         repairedBytes: opened.reduce((sum, work) => sum + work.repairedBytes, 0),
         rejected: new Map(opened.flatMap((work) => [...(work.rejected ?? [])])),
         ...(first?.redo ? { redo: first.redo } : {}),
+        ...(first?.replace ? { replace: first.replace } : {}),
       };
     },
     async stored(sha256) {
@@ -83,7 +86,7 @@ export function combineSinks(sinks: readonly Sink[]): Sink {
       return undefined;
     },
     async write(record) {
-      const replace = redo.has(record.path);
+      const replace = replacing.has(record.path);
       for (const sink of sinks) await sink.write(record, replace);
     },
     async fail(failure) {

@@ -1,9 +1,10 @@
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { fakeTotals } from "../helpers/fake-endpoint/usage.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { runCli } from "../helpers/run-cli.js";
-import { makeDistinctImages, readJsonl, useWorkspace } from "../helpers/workspace.js";
+import { makeDistinctImages, readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
 
 const ws = useWorkspace();
 const fake = useFakeEndpoint("manual");
@@ -110,6 +111,41 @@ describe("caption estimate", () => {
       images: { found: 12, alreadyDone: 12, sampled: 0, left: 0 },
       rest: null,
     });
+  });
+
+  it("forecasts what a prompt added to --prompts will cost, not the rows' earlier answers", async () => {
+    await makeDistinctImages(ws.dir, 30, "photos", 60);
+    await fake.start({});
+    await writeFile(path.join(ws.dir, "two.yaml"), "short: One sentence.\nlong: Every detail.\n");
+    const first = await runCli(["photos", "-o", "out.csv", "--prompts", "two.yaml"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(first.code, first.stderr).toBe(0);
+    await writeFile(
+      path.join(ws.dir, "three.yaml"),
+      "short: One sentence.\nlong: Every detail.\ncolours: Name the colours.\n",
+    );
+    const estimate = await runCli(
+      ["estimate", "photos", "-o", "out.csv", "--prompts", "three.yaml", "--sample", "5", "--json"],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(estimate.code, estimate.stderr).toBe(0);
+    const forecast = JSON.parse(estimate.stdout) as { prompt_tokens: Range };
+    fake.resetStats();
+    const run = await runCli(["photos", "-o", "out.csv", "--prompts", "three.yaml"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(fake.requests).toHaveLength(25);
+    const sample = (await readCsv(path.join(ws.dir, "out.csv"))).length;
+    expect(sample).toBe(30);
+    // The whole forecast: the sample's five requests, and the 25 the run sent.
+    const rest = fakeTotals(fake).prompt;
+    const whole = forecast.prompt_tokens.expected;
+    expect(whole).toBeGreaterThan(rest);
+    expect(Math.abs(whole - rest * (30 / 25)) / (rest * (30 / 25))).toBeLessThan(0.1);
   });
 
   it("refuses a sample of no images and --dry-run, naming the flag", async () => {

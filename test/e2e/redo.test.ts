@@ -163,6 +163,29 @@ describe("--redo", () => {
     );
   });
 
+  it("a row left twice by a run killed before its end is rewritten once by the next run", async () => {
+    await makeDistinctImages(ws.dir, 3);
+    await fake.start({});
+    const first = await runCli(["photos", "-o", "out.jsonl"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(first.code, first.stderr).toBe(0);
+    const rows = await readJsonl(path.join(ws.dir, "out.jsonl"));
+    await appendFile(
+      path.join(ws.dir, "out.jsonl"),
+      `${JSON.stringify({ ...rows[0], caption: "Its later caption." })}\n`,
+    );
+    const again = await runCli(["photos", "-o", "out.jsonl"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(again.code, again.stderr).toBe(0);
+    const after = await readJsonl(path.join(ws.dir, "out.jsonl"));
+    expect(after).toHaveLength(3);
+    expect(after.find((row) => row.path === rows[0]?.path)?.caption).toBe("Its later caption.");
+  });
+
   it("refuses a word it does not know, naming the flag and the words it takes", async () => {
     await makeDistinctImages(ws.dir, 1);
     const result = await runCli(["photos", "-o", "out.csv", "--redo", "truncted"], {
@@ -171,6 +194,13 @@ describe("--redo", () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(
       '--redo: "truncted" is not one of flagged, prompt-changed, repetition, refusal, truncated',
+    );
+    const both = await runCli(["photos", "-o", "out.csv", "--redo", "flagged", "--overwrite"], {
+      cwd: ws.dir,
+    });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain(
+      "--redo: makes some rows of OUT again, and --overwrite discards them all",
     );
   });
 });

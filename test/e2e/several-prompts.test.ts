@@ -84,6 +84,123 @@ describe("--prompts", () => {
     expect(fake.requests).toHaveLength(sent + 5);
   });
 
+  it("keeps each answer's own prompt hash: a prompt changed since is found by --redo prompt-changed, which may also give it a larger budget", async () => {
+    await makeDistinctImages(ws.dir, 3);
+    await writeFile(path.join(ws.dir, "prompts.yaml"), TWO);
+    await fake.start({});
+    const first = await runCli(["photos", "-o", "out.csv", "--prompts", "prompts.yaml"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(first.code, first.stderr).toBe(0);
+    // The short prompt is reworded and a third added: the run adds the third alone...
+    await writeFile(
+      path.join(ws.dir, "prompts.yaml"),
+      `${TWO.replace("One sentence about the image.", "One short sentence.")}third: Name the colours.\n`,
+    );
+    const sent = fake.requests.length;
+    const third = await runCli(["photos", "-o", "out.csv", "--prompts", "prompts.yaml"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(third.code, third.stderr).toBe(0);
+    expect(fake.requests.length).toBe(sent + 3);
+    expect(third.stderr).toContain("--redo to prompt-changed");
+    // ...and the answers of the old short prompt are still known as such.
+    const redo = await runCli(
+      [
+        "photos",
+        "-o",
+        "out.csv",
+        "--prompts",
+        "prompts.yaml",
+        "--redo",
+        "prompt-changed",
+        "--max-tokens",
+        "900",
+      ],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(redo.code, redo.stderr).toBe(0);
+    const again = fake.requests.slice(sent + 3);
+    expect(again).toHaveLength(9);
+    // A redo's own budget goes with every prompt of its images, the long one's own included.
+    expect(
+      new Set(again.map((request) => (request.body as { max_tokens?: number }).max_tokens)),
+    ).toEqual(new Set([900]));
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(rows).toHaveLength(3);
+    // Nothing is left to redo now.
+    const none = await runCli(
+      ["photos", "-o", "out.csv", "--prompts", "prompts.yaml", "--redo", "prompt-changed"],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(none.code, none.stderr).toBe(0);
+    expect(fake.requests.length).toBe(sent + 12);
+  });
+
+  it("lets an image whose first prompt was answered finish its others when a budget stops the run, and a dry run counts what a new prompt would send", async () => {
+    await makeDistinctImages(ws.dir, 12);
+    await writeFile(path.join(ws.dir, "prompts.yaml"), TWO);
+    await fake.start({ latencyMs: 20 });
+    const stopped = await runCli(
+      ["photos", "-o", "out.csv", "--prompts", "prompts.yaml", "-c", "2", "--budget-tokens", "200"],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(stopped.code, stopped.stderr).toBe(4);
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.length).toBeLessThan(12);
+    // Every image begun was finished: no answer paid for was left behind.
+    for (const row of rows) expect(row.caption_long).not.toBe("");
+    expect(fake.requests).toHaveLength(2 * rows.length);
+
+    await writeFile(path.join(ws.dir, "prompts.yaml"), `${TWO}third: Name the colours.\n`);
+    const dry = await runCli(
+      ["photos", "-o", "out.csv", "--prompts", "prompts.yaml", "--dry-run"],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stderr).toContain("dry run: 12 images would be sent");
+  });
+
+  it("turns rows of one prompt into rows of several: the sidecar takes the new caption, the old flags go", async () => {
+    await makeDistinctImages(ws.dir, 3);
+    let looping = true;
+    await fake.start({
+      respond: () =>
+        looping
+          ? {
+              kind: "ok" as const,
+              content: "a dog a dog a dog a dog a dog a dog a dog a dog a dog",
+            }
+          : undefined,
+    });
+    const plain = await runCli(["photos", "-o", "out.csv", "--sidecar"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(plain.code, plain.stderr).toBe(0);
+    expect((await readCsv(path.join(ws.dir, "out.csv"))).every((row) => row.flags !== "")).toBe(
+      true,
+    );
+    looping = false;
+    await writeFile(path.join(ws.dir, "prompts.yaml"), TWO);
+    const several = await runCli(
+      ["photos", "-o", "out.csv", "--sidecar", "--prompts", "prompts.yaml"],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(several.code, several.stderr).toBe(0);
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(rows).toHaveLength(3);
+    for (const row of rows) {
+      expect(row.flags).toBe("");
+      expect(row.caption).toBe(row.caption_short);
+      const sidecar = path.join(ws.dir, String(row.path).replace(/\.jpg$/, ".txt"));
+      expect((await readFile(sidecar, "utf8")).trim()).toBe(row.caption);
+    }
+  });
+
   it("writes JSONL's answers as a captions object, and a sidecar from the prompt named", async () => {
     await makeDistinctImages(ws.dir, 2);
     await writeFile(

@@ -173,7 +173,7 @@ export async function run(
     }
     if (result.budgetReached) {
       reporter.say(
-        `worker stopped (${done}): ${result.budgetReached}; the shards it held are back in the queue: give it a fresh budget (caption enqueue … --queue ${queue} --budget-tokens N) and start the workers again`,
+        `worker stopped (${done}): ${result.budgetReached}; the shards it held are back in the queue: give it a fresh budget (caption enqueue … --queue ${queue} with --budget-tokens or --budget-cost) and start the workers again`,
         "warn",
       );
       return exitCodeOf({ settled: false, stoppedBy, budgetReached: true });
