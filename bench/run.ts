@@ -4,6 +4,7 @@
  * and prints a table. BENCH_QUICK=1 runs smaller sets (for trying the bench, not for figures).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import {
   appendFile,
   copyFile,
@@ -14,6 +15,7 @@ import {
   rm,
   writeFile,
 } from "node:fs/promises";
+import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -282,6 +284,31 @@ async function endpoint(
     },
   });
   return { fake, arrivals };
+}
+
+/** The llama.cpp server beside the project, as the tests find it. */
+const LLAMA_PEER = path.join(ROOT, "..", "shared", "peers", "llama", "start.sh");
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForHealth(port: number): Promise<void> {
+  for (let waited = 0; waited < 60_000; waited += 200) {
+    const healthy = await fetch(`http://127.0.0.1:${port}/health`)
+      .then((reply) => reply.ok)
+      .catch(() => false);
+    if (healthy) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`llama-server on port ${port} did not come up`);
 }
 
 function record(figure: Omit<Figure, "met">, met: boolean): void {
@@ -1324,6 +1351,78 @@ try {
       },
       worst <= 0.1,
     );
+  }
+
+  // P15 peer: the same against the real llama.cpp server with the MiniCPM-V pair, whose projector
+  // slices an image as the real model does: its image tokens grow in steps, not in line with the
+  // pixels. Its random weights loop now and then, and a loop is asked again: the forecast is of
+  // the tokens billed, retries included, so that noise is in the figure.
+  if (wanted("P15") && existsSync(LLAMA_PEER)) {
+    const folder = path.join(work, "p15-peer");
+    const sizes: [number, number, number][] = [
+      [4000, 3000, scale(40, 8)],
+      [1200, 900, scale(40, 8)],
+      [480, 360, scale(40, 8)],
+      [160, 120, scale(40, 8)],
+    ];
+    for (const [width, height, count] of sizes) {
+      await writeVariants(
+        path.join(folder, `${width}x${height}`),
+        await photoLike(width, height),
+        count,
+      );
+    }
+    const port = await freeLoopbackPort();
+    const peer = spawn("bash", [LLAMA_PEER, "minicpmv", String(port)], { stdio: "ignore" });
+    try {
+      await waitForHealth(port);
+      const baseUrl = `http://127.0.0.1:${port}/v1`;
+      const env = { ...cliEnv(baseUrl), MINICPM_API_KEY: "k-peer" };
+      const settings = ["-m", "tiny-vlm", "--max-tokens", "32", "--log-format", "json"];
+      const errors: number[] = [];
+      for (let round = 0; round < scale(3, 1); round += 1) {
+        const out = path.join(work, `p15-peer-${round}.csv`);
+        const estimate = await measure(
+          process.execPath,
+          [CLI, "estimate", folder, "-o", out, "--json", ...settings],
+          { cwd: work, env },
+        );
+        if (estimate.code !== 0) throw new Error(`caption estimate: ${estimate.stderr}`);
+        const forecast = JSON.parse(estimate.stdout) as { prompt_tokens: { expected: number } };
+        const rest = await measure(process.execPath, [CLI, folder, "-o", out, ...settings], {
+          cwd: work,
+          env,
+        });
+        if (rest.code !== 0) throw new Error(`caption: ${rest.stderr}`);
+        const billed = (stderr: string) =>
+          Number(
+            (
+              stderr
+                .trim()
+                .split("\n")
+                .map((line) => JSON.parse(line) as { event?: string; tokens?: { prompt?: number } })
+                .find((event) => event.event === "summary")?.tokens ?? {}
+            ).prompt ?? 0,
+          );
+        const actual = billed(estimate.stderr) + billed(rest.stderr);
+        errors.push(Math.abs(forecast.prompt_tokens.expected - actual) / actual);
+        await rm(out, { force: true });
+      }
+      const worst = Math.max(...errors);
+      const total = sizes.reduce((sum, [, , count]) => sum + count, 0);
+      record(
+        {
+          id: "P15 estimate peer",
+          name: `estimate against llama.cpp's server (MiniCPM-V pair, images sliced as the real model does): worst error on the prompt tokens billed for ${total} photos of four sizes, from a sample of 20`,
+          value: worst,
+          target: "≤ 0.10",
+          detail: `errors ${errors.map((e) => e.toFixed(3)).join(", ")} over ${errors.length} fresh samples; billed includes the retries of looping answers, which a sample of 20 measures roughly`,
+        },
+        worst <= 0.1,
+      );
+    } finally {
+      peer.kill("SIGTERM");
+    }
   }
 
   // P7: the same job done the way a user would without this tool.
