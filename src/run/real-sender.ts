@@ -1,6 +1,5 @@
 import { RunAbortedError } from "../errors.js";
 import type { PrepareStage } from "../prepare/stage.js";
-import type { NamedPrompt } from "../prompts/prompt-set.js";
 import { captionProtocol } from "../prompts/protocol.js";
 import { createClient } from "../send/client.js";
 import { contextAdvice } from "../send/context-overflow.js";
@@ -18,9 +17,9 @@ import {
 import { severalPrompts } from "../send/several-prompts.js";
 import type { Slot } from "../send/slot.js";
 import { createSender } from "../send/variants.js";
-import { defaultMaxTokens } from "../settings/defaults.js";
 import type { ResolvedRunOptions } from "../settings/resolve-run-options.js";
 import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
+import { promptProtocols } from "./prompt-protocols.js";
 import type { RunState } from "./state.js";
 
 /**
@@ -83,37 +82,8 @@ export async function realSender(
           nameSetting: options.nameSetting,
           onWarning: warn,
         });
-      // A prompt with a model of its own asks each server for the id it serves of it.
-      const promptModels = new Map(
-        (options.promptSet?.prompts ?? []).flatMap((prompt) => {
-          if (prompt.model === undefined) return [];
-          const chosen = chooseModel(
-            prompt.model,
-            listed,
-            spec.baseUrl,
-            `${options.nameSetting("prompts")}: ${prompt.name}.model`,
-          );
-          if (chosen.warning) warn(chosen.warning);
-          return [[prompt.name, chosen.model] as const];
-        }),
-      );
       const promptsFor = options.promptSet
-        ? (id: string) =>
-            new Map(
-              (options.promptSet?.prompts ?? []).map((prompt) => [
-                prompt.name,
-                captionProtocol({
-                  model: promptModels.get(prompt.name) ?? id,
-                  template: prompt.template,
-                  ...requestOf(prompt, promptModels.get(prompt.name) ?? id, options),
-                  answer: prompt.answer,
-                  tags: prompt.tags,
-                  sidecarExt: options.sidecar?.ext ?? ".txt",
-                  nameSetting: options.nameSetting,
-                  onWarning: warn,
-                }),
-              ]),
-            )
+        ? promptProtocols(options, options.promptSet, { listed, baseUrl: spec.baseUrl }, warn)
         : undefined;
       return new Endpoint({
         label: spec.label,
@@ -215,23 +185,4 @@ export async function realSender(
     state,
     prepare,
   );
-}
-
-/**
- * A prompt's reply budget and temperature: a redo's own first (why one redoes the truncated),
- * then the prompt's, then the run's, then the default for the prompt's model (a Thinking model
- * needs room to think).
- */
-function requestOf(
-  prompt: NamedPrompt,
-  model: string,
-  options: ResolvedRunOptions,
-): { maxTokens: number; temperature: number | undefined } {
-  const redo =
-    options.redo !== undefined ? options.given : { maxTokens: undefined, temperature: undefined };
-  return {
-    maxTokens:
-      redo.maxTokens ?? prompt.maxTokens ?? options.given.maxTokens ?? defaultMaxTokens(model),
-    temperature: redo.temperature ?? prompt.temperature ?? options.temperature,
-  };
 }
