@@ -157,8 +157,9 @@ export class Remakes {
     tasks: readonly ImageTask[],
     keyOf: (imagePath: string) => string,
   ): Pick<FinishedWork, "redo" | "replace"> {
+    const keys = this.keys();
     const replace = new Set(
-      tasks.filter((task) => this.keys().has(keyOf(task.path))).map((task) => task.path),
+      tasks.filter((task) => keys.has(keyOf(task.path))).map((task) => task.path),
     );
     return {
       ...(this.#redo ? { redo: this.#redo.tasksOf(tasks, keyOf) } : {}),
