@@ -1394,16 +1394,14 @@ try {
           env,
         });
         if (rest.code !== 0) throw new Error(`caption: ${rest.stderr}`);
-        const billed = (stderr: string) =>
-          Number(
-            (
-              stderr
-                .trim()
-                .split("\n")
-                .map((line) => JSON.parse(line) as { event?: string; tokens?: { prompt?: number } })
-                .find((event) => event.event === "summary")?.tokens ?? {}
-            ).prompt ?? 0,
-          );
+        const billed = (stderr: string) => {
+          const summary = stderr
+            .trim()
+            .split("\n")
+            .map((line) => JSON.parse(line) as { event?: string; tokens?: { prompt?: number } })
+            .find((event) => event.event === "summary");
+          return summary?.tokens?.prompt ?? 0;
+        };
         const actual = billed(estimate.stderr) + billed(rest.stderr);
         errors.push(Math.abs(forecast.prompt_tokens.expected - actual) / actual);
         await rm(out, { force: true });

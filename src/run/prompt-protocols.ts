@@ -51,20 +51,16 @@ export function promptProtocols(
 }
 
 /**
- * A prompt's reply budget and temperature: a redo's own first (why one redoes the truncated),
- * then the prompt's, then the run's, then the default for the prompt's model (a Thinking model
- * needs room to think).
+ * A prompt's reply budget and temperature: its own, else the run's as the options gave it, else
+ * the default for the prompt's model (a Thinking model needs room to think).
  */
 function requestOf(
   prompt: NamedPrompt,
   model: string,
   options: ResolvedRunOptions,
 ): { maxTokens: number; temperature: number | undefined } {
-  const redo =
-    options.redo !== undefined ? options.given : { maxTokens: undefined, temperature: undefined };
   return {
-    maxTokens:
-      redo.maxTokens ?? prompt.maxTokens ?? options.given.maxTokens ?? defaultMaxTokens(model),
-    temperature: redo.temperature ?? prompt.temperature ?? options.temperature,
+    maxTokens: prompt.maxTokens ?? options.given.maxTokens ?? defaultMaxTokens(model),
+    temperature: prompt.temperature ?? options.temperature,
   };
 }

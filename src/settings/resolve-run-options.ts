@@ -52,10 +52,10 @@ export type ResolvedRunOptions = WithDefaults<
   promptHash: string;
   maxTokens: number;
   /**
-   * The reply budget and temperature the options gave (not a default): with several prompts they
-   * are each prompt's unless it has its own, and a redo's own over a prompt's too.
+   * The reply budget the options gave (not a default): with several prompts it is each prompt's
+   * that has none of its own, whose default is its own model's otherwise.
    */
-  given: { maxTokens: number | undefined; temperature: number | undefined };
+  given: { maxTokens: number | undefined };
   nameSetting: NameSetting;
 };
 
@@ -152,7 +152,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     answer,
     promptSet,
     promptHash: promptSet?.hash ?? promptHash(template.text, answer),
-    given: { maxTokens: options.maxTokens, temperature: options.temperature },
+    given: { maxTokens: options.maxTokens },
     nameSetting: options.nameSetting ?? byOptionName,
   };
 }

@@ -136,8 +136,12 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     // The prompt comes from the most specific layer that sets either form of it.
     if (valid.prompt !== undefined) promptFrom = { layer, key: "prompt" };
     else if (valid.promptFile !== undefined) promptFrom = { layer, key: "promptFile" };
-    // Several prompts are a form of it too: `--prompts` outranks a config file's prompt.
+    // Several prompts are a form of it too: `--prompts` outranks a config file's prompt, and
+    // `--prompt` a config file's prompts.
     else if (valid.prompts !== undefined) promptFrom = null;
+    if (valid.prompts === undefined && (valid.prompt ?? valid.promptFile) !== undefined) {
+      delete merged.prompts;
+    }
     Object.assign(merged, valid);
   }
 
@@ -207,7 +211,8 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     values: merged,
     jsonSchema: resolvePath("jsonSchema"),
     jsonSchemaFrom: namedFrom("jsonSchema"),
-    prompts: resolvePath("prompts"),
+    // Left out where a more specific layer gave a single prompt instead.
+    prompts: merged.prompts === undefined ? undefined : resolvePath("prompts"),
     promptsFrom: namedFrom("prompts"),
   };
 }

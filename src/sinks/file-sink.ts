@@ -157,7 +157,18 @@ export class FileSink implements RecordSink {
     if (this.#options.prompts) {
       // A prompt added to the file: OUT gains its columns now, before a row needs them.
       const added = this.#columns.filter((column) => !header.includes(column));
-      if (added.length > 0) await addCsvColumns(this.#options.output, added);
+      if (added.length === 0) return;
+      try {
+        await addCsvColumns(this.#options.output, added);
+      } catch (error) {
+        const why =
+          errnoOf(error) === "ESYMLINK"
+            ? "it is a symlink, and a file is never rewritten through one: name the file itself with -o"
+            : `${describeErrno(errnoOf(error))}: choose an output you can write`;
+        throw new UsageError([
+          `${this.#options.output}: cannot give it the columns of the prompts added (${added.join(", ")}); ${why}`,
+        ]);
+      }
       return;
     }
     const missing = answerColumns(this.#options.properties ?? [])
@@ -218,10 +229,13 @@ export class FileSink implements RecordSink {
   async #keepLastRows(): Promise<void> {
     this.#replaced = false;
     try {
-      await keepLastRows(this.#options.output, this.#options.format, "path");
+      await keepLastRows(this.#options.output, this.#options.format, "path", true);
     } catch (error) {
+      const linked = errnoOf(error) === "ESYMLINK";
       this.#options.onWarning(
-        `${this.#options.output} holds an image's old row and its new one (the new one counts; ${describeErrno(errnoOf(error))} kept it from being rewritten with the new alone): the next run rewrites it`,
+        linked
+          ? `${this.#options.output} is a symlink, so it is not rewritten with one row per image (a run never writes a whole file through a link): it holds an image's old row and its new one, and the new one counts; name the file itself with -o to have it rewritten`
+          : `${this.#options.output} holds an image's old row and its new one (the new one counts; ${describeErrno(errnoOf(error))} kept it from being rewritten with the new alone): the next run rewrites it`,
       );
     }
   }

@@ -70,6 +70,7 @@ export class HfMetadataSink implements Sink {
   /** With several prompts, their names: each gets a column, for a training tool to choose from. */
   readonly #prompts: readonly string[];
   readonly #columns: readonly string[];
+  readonly #onWarning: (message: string) => void;
 
   /** `inputs` as the run was given them; those that are folders get a metadata file each. */
   constructor(
@@ -79,7 +80,9 @@ export class HfMetadataSink implements Sink {
     recorded: RecordedCaption,
     readOnly = false,
     prompts: readonly string[] = [],
+    onWarning: (message: string) => void = () => {},
   ) {
+    this.#onWarning = onWarning;
     this.#prompts = prompts;
     this.#columns = [...HF_COLUMNS, ...prompts.map((name) => `${CAPTION_PREFIX}${name}`)];
     this.#recorded = recorded;
@@ -207,7 +210,12 @@ export class HfMetadataSink implements Sink {
     await Promise.allSettled(writers.map((writer) => writer?.close()));
     // `datasets` takes every row as an example: a replaced image's old row must go.
     for (const root of this.#roots) {
-      if (root.replaced) await keepLastRows(root.file, this.#format, "file_name").catch(() => {});
+      if (!root.replaced) continue;
+      await keepLastRows(root.file, this.#format, "file_name").catch((error: unknown) => {
+        this.#onWarning(
+          `${root.file} holds an image's old row and its new one, and could not be rewritten with the new alone (${describeErrno(errnoOf(error))}); \`datasets\` would take both: rerun to rewrite it`,
+        );
+      });
     }
   }
 }

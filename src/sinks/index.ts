@@ -79,6 +79,7 @@ export function openOutputs(options: OutputsOptions): Outputs {
         record.recorded,
         options.dryRun,
         options.prompts?.names,
+        options.onWarning,
       ),
     );
   }

@@ -1,4 +1,4 @@
-import { appendFile, readFile, writeFile } from "node:fs/promises";
+import { appendFile, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { RecordedRequest } from "../helpers/fake-endpoint/types.js";
@@ -184,6 +184,33 @@ describe("--redo", () => {
     const after = await readJsonl(path.join(ws.dir, "out.jsonl"));
     expect(after).toHaveLength(3);
     expect(after.find((row) => row.path === rows[0]?.path)?.caption).toBe("Its later caption.");
+  });
+
+  it("rewrites a CSV begun without --csv-formula-guard and redone with it to one row per image", async () => {
+    await makeDistinctImages(ws.dir, 2);
+    await rename(
+      path.join(ws.dir, "photos", "img-0000.jpg"),
+      path.join(ws.dir, "photos", "=img.jpg"),
+    );
+    await fake.start({ respond: cutOffSome });
+    const first = await runCli(["photos", "-o", "out.csv"], { cwd: ws.dir, baseUrl: fake.baseUrl });
+    expect(first.code, first.stderr).toBe(0);
+    const redo = await runCli(
+      [
+        "photos",
+        "-o",
+        "out.csv",
+        "--csv-formula-guard",
+        "--redo",
+        "prompt-changed",
+        "-p",
+        "Other words.",
+      ],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(redo.code, redo.stderr).toBe(0);
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(rows).toHaveLength(2);
   });
 
   it("refuses a word it does not know, naming the flag and the words it takes", async () => {

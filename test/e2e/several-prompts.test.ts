@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
@@ -199,6 +199,69 @@ describe("--prompts", () => {
       const sidecar = path.join(ws.dir, String(row.path).replace(/\.jpg$/, ".txt"));
       expect((await readFile(sidecar, "utf8")).trim()).toBe(row.caption);
     }
+  });
+
+  it("gives a prompt's Thinking model room to think, keeps a prompt's own budget through a redo that names none, and will not rewrite a symlinked OUT", async () => {
+    await makeDistinctImages(ws.dir, 2);
+    await writeFile(
+      path.join(ws.dir, "prompts.yaml"),
+      "short: One sentence.\nthink:\n  prompt: Think it over.\n  model: MiniCPM-V-4.6-Thinking\nlong:\n  prompt: All of it.\n  max_tokens: 1500\n",
+    );
+    await fake.start({});
+    const first = await runCli(["photos", "-o", "out.csv", "--prompts", "prompts.yaml"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(first.code, first.stderr).toBe(0);
+    const budgetOf = (requests: typeof fake.requests, prompt: string) =>
+      new Set(
+        requests
+          .filter((request) => request.prompt === prompt)
+          .map((request) => (request.body as { max_tokens?: number }).max_tokens),
+      );
+    expect(budgetOf(fake.requests, "One sentence.")).toEqual(new Set([512]));
+    expect(budgetOf(fake.requests, "Think it over.")).toEqual(new Set([2048]));
+    expect(budgetOf(fake.requests, "All of it.")).toEqual(new Set([1500]));
+    const sent = fake.requests.length;
+    const redo = await runCli(
+      [
+        "photos",
+        "-o",
+        "out.csv",
+        "--prompts",
+        "prompts.yaml",
+        "--redo",
+        "prompt-changed",
+        "-p",
+        "x",
+      ],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    // A prompt beside the file is refused; without it, nothing changed and nothing is redone.
+    expect(redo.code).toBe(2);
+    await writeFile(
+      path.join(ws.dir, "prompts.yaml"),
+      "short: One short sentence.\nthink:\n  prompt: Think it over.\n  model: MiniCPM-V-4.6-Thinking\nlong:\n  prompt: All of it.\n  max_tokens: 1500\n",
+    );
+    const again = await runCli(
+      ["photos", "-o", "out.csv", "--prompts", "prompts.yaml", "--redo", "prompt-changed"],
+      { cwd: ws.dir, baseUrl: fake.baseUrl },
+    );
+    expect(again.code, again.stderr).toBe(0);
+    expect(budgetOf(fake.requests.slice(sent), "All of it.")).toEqual(new Set([1500]));
+
+    await symlink(path.join(ws.dir, "out.csv"), path.join(ws.dir, "link.csv"));
+    await writeFile(
+      path.join(ws.dir, "more.yaml"),
+      "short: One short sentence.\nlong:\n  prompt: All of it.\n  max_tokens: 1500\ncolours: Name the colours.\n",
+    );
+    const linked = await runCli(["photos", "-o", "link.csv", "--prompts", "more.yaml"], {
+      cwd: ws.dir,
+      baseUrl: fake.baseUrl,
+    });
+    expect(linked.code).toBe(2);
+    expect(linked.stderr).toContain("link.csv: cannot give it the columns of the prompts added");
+    expect(linked.stderr).toContain("it is a symlink");
   });
 
   it("writes JSONL's answers as a captions object, and a sidecar from the prompt named", async () => {

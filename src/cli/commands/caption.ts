@@ -3,10 +3,12 @@ import { RunAbortedError, UsageError } from "../../errors.js";
 import { RunControl } from "../../run/control.js";
 import type { RunEvent, RunSummary } from "../../run/events.js";
 import { captionImages, type RunHooks } from "../../run/pipeline.js";
+import type { CaptionConfig } from "../../settings/caption-config.js";
 import { captionOptionsOf, endpointOptionsOf, runOwnOf } from "../../settings/config-options.js";
 import { defaultConcurrency } from "../../settings/defaults.js";
 import { chooseOutputFormat, defaultErrorsPath } from "../../settings/output-format.js";
 import type { RunOptions } from "../../settings/run-options.js";
+import { SETTING_SPECS } from "../../settings/table.js";
 import { recordFolderProblem } from "../../trust/links.js";
 import { forTerminal } from "../../trust/text.js";
 import type { CommandIo } from "../command-io.js";
@@ -109,12 +111,14 @@ export async function runCaption(
         // What the command line read, the run reads: nothing else is looked up.
         env: context.env,
         ...captionOptionsOf(config),
+        // As given: left out, each prompt's own model sets its default (a Thinking one thinks).
+        maxTokens: config.values.maxTokens,
         jsonSchema: await readJsonSchema(config.jsonSchema, config.jsonSchemaFrom),
         // Checked by the library, as a program's would be.
-        prompts: (await readPromptsFile(
-          config.prompts,
-          config.promptsFrom,
-        )) as RunOptions["prompts"],
+        prompts: redoRequest(
+          config,
+          (await readPromptsFile(config.prompts, config.promptsFrom)) as RunOptions["prompts"],
+        ),
         sidecar,
         recordOnly: config.output === undefined,
         recordRoot,
@@ -163,4 +167,29 @@ export async function runCaption(
   const exitCode = exitCodeOf({ summary, stoppedBy });
   reporter.finish(summary, summaryLine(summary, shownOutput, shownErrors, dryRun), exitCode);
   return exitCode;
+}
+
+/**
+ * A redo's `--max-tokens` and `--temperature`, typed on its command line, go with every prompt
+ * of its images, over a prompt's own: a larger budget for the truncated is why one redoes them.
+ */
+function redoRequest(config: CaptionConfig, prompts: RunOptions["prompts"]): RunOptions["prompts"] {
+  if (prompts === undefined || config.values.redo === undefined) return prompts;
+  const typed = (key: "maxTokens" | "temperature") =>
+    config.origins[key] === SETTING_SPECS[key].flag ? config.values[key] : undefined;
+  const request = {
+    ...(typed("maxTokens") === undefined ? {} : { max_tokens: typed("maxTokens") }),
+    ...(typed("temperature") === undefined ? {} : { temperature: typed("temperature") }),
+  };
+  if (Object.keys(request).length === 0) return prompts;
+  return Object.fromEntries(
+    Object.entries(prompts).map(([name, spec]) => [
+      name,
+      typeof spec === "string"
+        ? { prompt: spec, ...request }
+        : typeof spec === "object" && spec !== null
+          ? { ...spec, ...request }
+          : spec,
+    ]),
+  );
 }

@@ -4,6 +4,7 @@ import { symlinkRefused } from "../../trust/links.js";
 import type { OutputFormat } from "../../types.js";
 import { loadWhenNeeded } from "../../util/load.js";
 import { temporaryPath } from "../write-whole.js";
+import { unguardFormula } from "./csv.js";
 import { csvRecords, jsonlLines } from "./records.js";
 
 /**
@@ -17,8 +18,10 @@ export async function keepLastRows(
   file: string,
   format: OutputFormat,
   keyColumn: string,
+  /** OUT's cells may be guarded (`--csv-formula-guard`): keys are compared as every reader reads them. */
+  guarded = false,
 ): Promise<void> {
-  const rows = format === "csv" ? csvRows(file, keyColumn) : jsonlRows(file, keyColumn);
+  const rows = format === "csv" ? csvRows(file, keyColumn, guarded) : jsonlRows(file, keyColumn);
   const last = new Map<string, number>();
   let index = 0;
   let keyed = 0;
@@ -98,7 +101,12 @@ interface KeyedRow {
   text: string;
 }
 
-function csvRows(file: string, keyColumn: string): () => AsyncGenerator<KeyedRow> {
+function csvRows(
+  file: string,
+  keyColumn: string,
+  guarded: boolean,
+): () => AsyncGenerator<KeyedRow> {
+  const read = guarded ? unguardFormula : (cell: string) => cell;
   const { stringify } = loadWhenNeeded("csv-stringify/sync") as typeof import("csv-stringify/sync");
   return async function* () {
     let keyAt = -1;
@@ -106,12 +114,13 @@ function csvRows(file: string, keyColumn: string): () => AsyncGenerator<KeyedRow
       // Cells are written back as they were read: guarded text stays guarded.
       const text = stringify([cells], { record_delimiter: "\n" });
       if (keyAt === -1) {
-        keyAt = cells.findIndex((cell) => cell.replace(/^'/, "") === keyColumn);
+        keyAt = cells.findIndex((cell) => read(cell) === keyColumn);
         yield { key: null, text };
         continue;
       }
       if (cells.length === 1 && cells[0] === "") continue;
-      yield { key: cells[keyAt] ?? null, text };
+      const key = cells[keyAt];
+      yield { key: key === undefined ? null : read(key), text };
     }
   };
 }
