@@ -51,7 +51,10 @@ export function forecastRest(input: ForecastInput): Forecast {
   const ys = sample.map((image) => image.promptTokens);
   const curve = tokenCurve(xs, ys);
   const promptTokens = scaled(
-    sumOver(restPixels, curve, leaveOneOutSd(xs, ys), sample.length),
+    widened(
+      sumOver(restPixels, curve, leaveOneOutSd(xs, ys), sample.length),
+      sample.length > 1 && oneSizeOnly(xs) ? flatAndProportional(ys, restPixels, curve) : [],
+    ),
     input.overhead,
   );
   const completion = meanAndSd(sample.map((image) => image.completionTokens));
@@ -126,6 +129,32 @@ function meanBySize(xs: readonly number[], ys: readonly number[]): Point[] {
   return [...bySize.entries()]
     .sort(([a], [b]) => a - b)
     .map(([x, { sum, count }]) => ({ x, y: sum / count, weight: count }));
+}
+
+function oneSizeOnly(xs: readonly number[]): boolean {
+  return xs.length > 0 && xs.every((x) => x === xs[0]);
+}
+
+/**
+ * A sample of one size cannot tell the tokens an image costs whatever its size (the prompt, a
+ * server's fixed tokens an image) from those that grow with it: the forecast takes them in
+ * proportion to the pixels, and its range reaches every image costing what the sampled size did.
+ */
+function flatAndProportional(
+  ys: readonly number[],
+  restPixels: readonly number[],
+  curve: (pixels: number) => number,
+): number[] {
+  return [restPixels.length * meanAndSd(ys).mean, restPixels.reduce((sum, x) => sum + curve(x), 0)];
+}
+
+/** A range stretched to hold these values too. */
+function widened(range: Range, values: readonly number[]): Range {
+  return {
+    low: Math.min(range.low, ...values),
+    expected: range.expected,
+    high: Math.max(range.high, ...values),
+  };
 }
 
 /** Pools neighbours that fall as pixels grow (a larger image never costs fewer tokens). */

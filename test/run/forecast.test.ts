@@ -99,6 +99,17 @@ describe("forecastRest", () => {
     expect(forecast.cost?.expected).toBeCloseTo((1_000 * 1 + 100 * 10) / 1_000_000);
   });
 
+  it("from a sample of one size, ranges over every image costing that and tokens in proportion to pixels", () => {
+    const forecast = forecastRest({
+      ...base,
+      sample: [image(1_000, 100), image(1_000, 120)],
+      restPixels: [1_000, 4_000],
+    });
+    expect(forecast.promptTokens.expected).toBeCloseTo(110 + 440);
+    expect(forecast.promptTokens.low).toBeLessThanOrEqual(220);
+    expect(forecast.promptTokens.high).toBeGreaterThanOrEqual(550);
+  });
+
   it("gives a wide range from a sample of one", () => {
     const forecast = forecastRest({ ...base, sample: [image(1_000, 100)], restPixels: [1_000] });
     expect(forecast.promptTokens).toEqual({ low: 50, expected: 100, high: 200 });
