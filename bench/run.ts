@@ -15,7 +15,6 @@ import {
   rm,
   writeFile,
 } from "node:fs/promises";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,6 +33,7 @@ import {
   type FakeEndpointOptions,
   startFakeEndpoint,
 } from "../test/helpers/fake-endpoint.js";
+import { LLAMA_PEER, startLlamaPeer } from "../test/helpers/llama-peer.js";
 import { CONTROLLERS } from "./controllers.js";
 import { drive } from "./drive.js";
 import { photoLike, writeVariants } from "./images.js";
@@ -284,31 +284,6 @@ async function endpoint(
     },
   });
   return { fake, arrivals };
-}
-
-/** The llama.cpp server beside the project, as the tests find it. */
-const LLAMA_PEER = path.join(ROOT, "..", "shared", "peers", "llama", "start.sh");
-
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
-async function waitForHealth(port: number): Promise<void> {
-  for (let waited = 0; waited < 60_000; waited += 200) {
-    const healthy = await fetch(`http://127.0.0.1:${port}/health`)
-      .then((reply) => reply.ok)
-      .catch(() => false);
-    if (healthy) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`llama-server on port ${port} did not come up`);
 }
 
 function record(figure: Omit<Figure, "met">, met: boolean): void {
@@ -1372,11 +1347,8 @@ try {
         count,
       );
     }
-    const port = await freeLoopbackPort();
-    const peer = spawn("bash", [LLAMA_PEER, "minicpmv", String(port)], { stdio: "ignore" });
+    const { server: peer, baseUrl } = await startLlamaPeer(path.join(work, "p15-peer.log"));
     try {
-      await waitForHealth(port);
-      const baseUrl = `http://127.0.0.1:${port}/v1`;
       const env = { ...cliEnv(baseUrl), MINICPM_API_KEY: "k-peer" };
       const settings = ["-m", "tiny-vlm", "--max-tokens", "32", "--log-format", "json"];
       const errors: number[] = [];

@@ -211,9 +211,16 @@ export function promptFields(set: PromptSet): Record<string, readonly string[]> 
  */
 export function madeByCurrent(rowHash: string, current: string): boolean {
   if (!current.includes("=") || !rowHash.includes("=")) return rowHash === current;
-  const now = new Map(current.split(",").map((pair) => pair.split("=") as [string, string]));
-  return rowHash.split(",").every((pair) => {
-    const [name = "", hash] = pair.split("=");
-    return !now.has(name) || now.get(name) === hash;
-  });
+  const now = hashesOf(current);
+  return [...hashesOf(rowHash)].every(([name, hash]) => !now.has(name) || now.get(name) === hash);
+}
+
+/** Each prompt's hash by its name, from a row's `prompt_hash` of several (`short=…,long=…`). */
+export function hashesOf(promptHash: string): Map<string, string> {
+  return new Map(
+    promptHash
+      .split(",")
+      .filter((pair) => pair.includes("="))
+      .map((pair) => pair.split("=") as [string, string]),
+  );
 }

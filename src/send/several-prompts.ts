@@ -1,11 +1,9 @@
 import { cellOf } from "../answer/json-answer.js";
-import { CaptionError } from "../errors.js";
-import type { NamedPrompt, PromptSet } from "../prompts/prompt-set.js";
+import { hashesOf, type NamedPrompt, type PromptSet } from "../prompts/prompt-set.js";
 import type { RunState } from "../run/state.js";
 import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
 import type { CaptionRecord } from "../types.js";
-import { snippet } from "../util/snippet.js";
-import type { Answer, SeveralPrompts } from "./variants.js";
+import { type Answer, flaggedError, type SeveralPrompts } from "./variants.js";
 
 export interface SeveralPromptsOptions {
   set: PromptSet;
@@ -48,14 +46,10 @@ export function severalPrompts(options: SeveralPromptsOptions, state: RunState):
       }
       attempts += result.attempts;
       if (result.kind === "failed") return fail(prompt, result.error, attempts);
-      const { extracted } = result.answer.outcome;
       if (options.rejectFlagged && result.answer.flags.length > 0) {
-        const error = new CaptionError(
-          "flagged",
-          `the caption was flagged (${result.answer.flags.join(", ")}) and flagged captions are refused; it is retried on the next run: ${snippet(extracted.caption)}`,
-        );
-        return fail(prompt, error, attempts);
+        return fail(prompt, flaggedError(result.answer), attempts);
       }
+      const { extracted } = result.answer.outcome;
       image = result.image;
       captions[prompt.name] = extracted.caption;
       if (extracted.data) answers[prompt.name] = extracted.data;
@@ -129,9 +123,7 @@ function hashOf(
   asked: readonly { prompt: NamedPrompt }[],
   heldHash: string | null,
 ): string {
-  const before = new Map(
-    (heldHash ?? "").split(",").map((pair) => pair.split("=") as [string, string | undefined]),
-  );
+  const before = hashesOf(heldHash ?? "");
   const now = new Set(asked.map((each) => each.prompt.name));
   return set.prompts
     .filter((prompt) => captions[prompt.name] !== undefined)

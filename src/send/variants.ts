@@ -231,11 +231,7 @@ export function createSender(
     const { task, sha256 } = work;
     const { reply, extracted, endpoint } = answer.outcome;
     if (options.rejectFlagged && answer.flags.length > 0) {
-      const error = new CaptionError(
-        "flagged",
-        `the caption was flagged (${answer.flags.join(", ")}) and flagged captions are refused; it is retried on the next run: ${snippet(extracted.caption)}`,
-      );
-      const failure = state.failureOf(task, error, attempts);
+      const failure = state.failureOf(task, flaggedError(answer), attempts);
       await state.failed(failure);
       return { kind: "failed", failure };
     }
@@ -274,4 +270,12 @@ export function previewSender(state: RunState): Sender<true> {
     },
     release: () => {},
   };
+}
+
+/** Why a flagged caption is a failure where flagged captions are refused (`rejectFlagged`). */
+export function flaggedError(answer: Answer): CaptionError {
+  return new CaptionError(
+    "flagged",
+    `the caption was flagged (${answer.flags.join(", ")}) and flagged captions are refused; it is retried on the next run: ${snippet(answer.outcome.extracted.caption)}`,
+  );
 }

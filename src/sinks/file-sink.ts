@@ -69,8 +69,6 @@ export class FileSink implements RecordSink {
   readonly #options: FileSinkOptions;
   #lock: OutputLock | null = null;
   #held: ReadonlySet<string> = new Set();
-  /** Keys OUT held a row for when the run began. */
-  #present: ReadonlySet<string> = new Set();
   /** Keys of the rows this run makes again (`--redo`), or finishes (a prompt added since). */
   #remade: ReadonlySet<string> = new Set();
   /** Whether it replaced a row: OUT is then rewritten with one row per image at the end. */
@@ -119,7 +117,6 @@ export class FileSink implements RecordSink {
       },
       afresh: `set ${this.#options.nameSetting("overwrite")} to start a fresh one`,
     });
-    this.#present = new Set(finished.done);
     // Rows a crash left twice for an image (before OUT was rewritten): rewritten at the end.
     if (finished.rows > finished.done.size) this.#replaced = true;
     remakes.apply(finished);
@@ -136,15 +133,7 @@ export class FileSink implements RecordSink {
     await probeErrorsFile(errorsPath);
     const changed = remakes.redoing ? null : prompts.warning(output, this.#options.nameSetting);
     if (changed) this.#options.onWarning(changed);
-    const redone = remakes.work(tasks, this.#keys.key);
-    if (!this.#options.recordOnly) return { ...finished, ...redone };
-    // The record asks for nothing itself, but a row it makes again or finishes goes.
-    const going = redone.replace ?? new Set();
-    return {
-      ...finished,
-      ...redone,
-      done: new Set(tasks.filter((task) => !going.has(task.path)).map((task) => task.path)),
-    };
+    return remakes.finished(finished, tasks, this.#keys.key, this.#options.recordOnly === true);
   }
 
   /**
@@ -157,7 +146,6 @@ export class FileSink implements RecordSink {
     if (this.#options.prompts) {
       // A prompt added to the file: OUT gains its columns now, before a row needs them.
       const added = this.#columns.filter((column) => !header.includes(column));
-      if (added.length === 0) return;
       try {
         await addCsvColumns(this.#options.output, added);
       } catch (error) {
@@ -202,7 +190,7 @@ export class FileSink implements RecordSink {
     const key = this.#keys.key(record.path);
     // Sent again for another sink's sake (a sidecar deleted since): OUT keeps its one row.
     if (this.#held.has(key)) return;
-    if (this.#present.has(key)) this.#replaced = true;
+    if (this.#remade.has(key)) this.#replaced = true;
     const { output, format, csvFormulaGuard } = this.#options;
     try {
       this.#out ??= openCaptionWriter(output, format, {

@@ -119,8 +119,12 @@ export class HfMetadataSink implements Sink {
       // A prompt added since: the file gains its column before a row needs it.
       if (this.#format === "csv" && !this.#readOnly && this.#prompts.length > 0) {
         const header = await readCsvHeader(root.file);
-        const added = header ? this.#columns.filter((column) => !header.includes(column)) : [];
-        if (added.length > 0) await addCsvColumns(root.file, added);
+        if (header) {
+          await addCsvColumns(
+            root.file,
+            this.#columns.filter((column) => !header.includes(column)),
+          );
+        }
       }
     }
     const done = new Set<string>();

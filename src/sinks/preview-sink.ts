@@ -41,16 +41,7 @@ export function previewSink(options: FileSinkOptions): RecordSink {
       remakes.apply(finished);
       const changed = remakes.redoing ? null : prompts.warning(output, nameSetting);
       if (changed) options.onWarning(changed);
-      const redone = remakes.work(tasks, keys.key);
-      return options.recordOnly
-        ? {
-            ...finished,
-            ...redone,
-            done: new Set(
-              tasks.filter((task) => !redone.replace?.has(task.path)).map((task) => task.path),
-            ),
-          }
-        : { ...finished, ...redone };
+      return remakes.finished(finished, tasks, keys.key, options.recordOnly === true);
     },
     stored: (sha256) => (overwrite ? Promise.resolve(undefined) : stored.get(sha256)),
     write: async () => {},

@@ -152,6 +152,26 @@ export class Remakes {
     return new Set([...(this.#redo?.rows.keys() ?? []), ...(this.#unanswered?.rows.keys() ?? [])]);
   }
 
+  /**
+   * What the record holds, as the run takes it: less what is made again, which its other outputs
+   * replace. A record that asks for nothing itself (no -o) holds every image but those.
+   */
+  finished(
+    held: FinishedWork,
+    tasks: readonly ImageTask[],
+    keyOf: (imagePath: string) => string,
+    recordOnly: boolean,
+  ): FinishedWork {
+    const redone = this.work(tasks, keyOf);
+    if (!recordOnly) return { ...held, ...redone };
+    const going = redone.replace ?? new Set();
+    return {
+      ...held,
+      ...redone,
+      done: new Set(tasks.filter((task) => !going.has(task.path)).map((task) => task.path)),
+    };
+  }
+
   /** What the run's images are to the other outputs: those redone, and those replaced. */
   work(
     tasks: readonly ImageTask[],

@@ -3,16 +3,15 @@
  * words, then whole runs against the fake's model of it, then against the real llama.cpp server.
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorFromStatus } from "../../src/errors.js";
 import { contextOverflowOf } from "../../src/send/context-overflow.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import { LLAMA_PEER, startLlamaPeer } from "../helpers/llama-peer.js";
 import { runCli } from "../helpers/run-cli.js";
 import { writeVariedPhotos } from "../helpers/varied-photos.js";
 import { makeDistinctImages, readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
@@ -195,21 +194,9 @@ describe("a run against a server that runs out of context", () => {
   });
 });
 
-/** The real llama.cpp server beside the project (../shared/peers/llama), or where LLAMA_PEER says. */
-const PEER =
-  process.env.LLAMA_PEER ??
-  fileURLToPath(new URL("../../../shared/peers/llama/start.sh", import.meta.url));
-const havePeer = existsSync(PEER);
+const havePeer = existsSync(LLAMA_PEER);
 if (!havePeer && process.env.CI) {
-  throw new Error(`CI: the llama.cpp peer is not at ${PEER}; CI must run beside ../shared`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return typeof address === "object" && address !== null ? address.port : 0;
+  throw new Error(`CI: the llama.cpp peer is not at ${LLAMA_PEER}; CI must run beside ../shared`);
 }
 
 describe.skipIf(!havePeer)("a run against the real llama.cpp server (MiniCPM-V pair)", () => {
@@ -220,22 +207,9 @@ describe.skipIf(!havePeer)("a run against the real llama.cpp server (MiniCPM-V p
 
   beforeAll(async () => {
     await writeVariedPhotos(path.join(ws.dir, "photos"), 40);
-    const port = await freePort();
     log = path.join(ws.dir, "llama.log");
     await mkdir(path.dirname(log), { recursive: true });
-    // Its defaults, as start.sh gives them: 4 slots sharing one KV cache of 4096 tokens.
-    server = spawn("bash", ["-c", `exec "$0" minicpmv ${port} > "${log}" 2>&1`, PEER], {
-      stdio: "ignore",
-    });
-    baseUrl = `http://127.0.0.1:${port}/v1`;
-    for (let waited = 0; waited < 60_000; waited += 200) {
-      const healthy = await fetch(`http://127.0.0.1:${port}/health`)
-        .then((reply) => reply.ok)
-        .catch(() => false);
-      if (healthy) return;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    throw new Error(`llama-server did not come up: ${await readFile(log, "utf8")}`);
+    ({ server, baseUrl } = await startLlamaPeer(log));
   }, 120_000);
 
   afterAll(async () => {

@@ -6,13 +6,13 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { fakeTotals } from "../helpers/fake-endpoint/usage.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import type { FakeEndpoint, RecordedRequest } from "../helpers/fake-endpoint.js";
+import { freePort } from "../helpers/llama-peer.js";
 import { type CliResult, collect, runCli, startCli } from "../helpers/run-cli.js";
 import { makeDistinctImages, readCsv, useWorkspace } from "../helpers/workspace.js";
 
@@ -38,18 +38,6 @@ async function answers(url: string): Promise<boolean> {
   } finally {
     probe.disconnect();
   }
-}
-
-/** A loopback port nobody listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 const available = await redisAnswers();

@@ -37,7 +37,7 @@ export async function keepLastRows(
     let at = 0;
     for await (const { key, text } of rows()) {
       // A row with no key (a CSV's header) is kept where it is.
-      if (key === null || last.get(key) === at) yield text;
+      if (key === null || last.get(key) === at) yield text();
       at += 1;
     }
   });
@@ -48,6 +48,7 @@ export async function keepLastRows(
  * every row so far, before a row needs them: rows appended to a CSV follow its header.
  */
 export async function addCsvColumns(file: string, added: readonly string[]): Promise<void> {
+  if (added.length === 0) return;
   const { stringify } = loadWhenNeeded("csv-stringify/sync") as typeof import("csv-stringify/sync");
   await rewrite(file, async function* () {
     let width = -1;
@@ -97,8 +98,8 @@ async function rewrite(file: string, lines: () => AsyncIterable<string>): Promis
 interface KeyedRow {
   /** The row's key, or null for a row that has none (the header). */
   key: string | null;
-  /** The row as it is written back. */
-  text: string;
+  /** The row as it is written back: worked out only for the rows that are. */
+  text: () => string;
 }
 
 function csvRows(
@@ -112,7 +113,7 @@ function csvRows(
     let keyAt = -1;
     for await (const { cells } of csvRecords(file)) {
       // Cells are written back as they were read: guarded text stays guarded.
-      const text = stringify([cells], { record_delimiter: "\n" });
+      const text = () => stringify([cells], { record_delimiter: "\n" });
       if (keyAt === -1) {
         keyAt = cells.findIndex((cell) => read(cell) === keyColumn);
         yield { key: null, text };
@@ -136,7 +137,7 @@ function jsonlRows(file: string, keyColumn: string): () => AsyncGenerator<KeyedR
       } catch {
         // Not a row: kept as it is, for the reader that reports it.
       }
-      yield { key, text: `${text}\n` };
+      yield { key, text: () => `${text}\n` };
     }
   };
 }

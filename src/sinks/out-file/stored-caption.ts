@@ -17,10 +17,6 @@ export interface StoredCaption {
   captions?: Record<string, string>;
   /** With several prompts: each structured one's fields (CSV's `<name>.<field>`, as text). */
   answers?: Record<string, Record<string, unknown>>;
-  /** What the row's requests cost, where the server said (null or absent where it did not). */
-  prompt_tokens?: number | null;
-  completion_tokens?: number | null;
-  reasoning_tokens?: number | null;
   /** Null in rows written before prompts were told apart. */
   prompt_hash: string | null;
 }
@@ -52,9 +48,6 @@ export function rowReader(columns: readonly string[]): (record: string[]) => Sto
     at("tags"),
     at("prompt_hash"),
   ];
-  const tokenColumns = (["prompt_tokens", "completion_tokens", "reasoning_tokens"] as const).map(
-    (name) => [name, at(name)] as const,
-  );
   const extra =
     columns[0] === "path"
       ? columns.flatMap((name, index) =>
@@ -97,9 +90,6 @@ export function rowReader(columns: readonly string[]): (record: string[]) => Sto
         : {}),
       ...(tags >= 0 ? { tags: tagText === "" ? [] : tagText.split(", ") } : {}),
       ...(several ? promptsOf(captionColumns, fields, textOf) : {}),
-      ...Object.fromEntries(
-        tokenColumns.map(([name, index]) => [name, countOf(field(index))] as const),
-      ),
       prompt_hash: field(promptHash) || null,
     };
   };
@@ -172,17 +162,8 @@ export function fromJson(line: string): StoredCaption | null {
           ),
         }
       : {}),
-    prompt_tokens: countOf(row.prompt_tokens),
-    completion_tokens: countOf(row.completion_tokens),
-    reasoning_tokens: countOf(row.reasoning_tokens),
     prompt_hash: text("prompt_hash") || null,
   };
-}
-
-/** A token count as a row holds it (a number, or a CSV's text), or null where there is none. */
-function countOf(value: unknown): number | null {
-  const count = typeof value === "string" && value !== "" ? Number(value) : value;
-  return typeof count === "number" && Number.isFinite(count) ? count : null;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
