@@ -22,6 +22,11 @@ export interface SharedSpend {
   add(usage: Usage, cost: number | null): TokenTotals;
   /** The totals of all so far, as last known. */
   current(): TokenTotals;
+  /**
+   * Tells `listener` each time the totals of all are learned anew (the others' answers among
+   * them), until the returned function is called: the budget is judged then too.
+   */
+  watch?(listener: (totals: TokenTotals) => void): () => void;
 }
 
 /** Adds what one answer cost to the run's totals; false when its server reported no usage. */

@@ -63,7 +63,7 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
     budget: { tokens: options.budgetTokens, cost: options.budgetCost },
     shared: options.sharedSpend,
   });
-  state.judgeShared();
+  const unwatch = state.judgeShared();
   for (const notice of options.notices) state.emit({ type: "warning", message: notice });
   // Every endpoint is in the count, those that answered nothing too.
   for (const endpoint of options.endpoints) state.summary.byEndpoint[endpoint.label] = 0;
@@ -114,6 +114,7 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
           ),
     );
   } finally {
+    unwatch();
     await sink.close();
   }
   const summary = state.finish(neverTaken);

@@ -93,10 +93,13 @@ export class RunState {
 
   /**
    * Before anything is sent: spending shared with other runs may have passed the budget already
-   * (another worker's answers), and then nothing is sent at all.
+   * (another worker's answers), and then nothing is sent at all; afterwards, each time the
+   * others' spending is learned. Returns the end of that watch, for the run's end.
    */
-  judgeShared(): void {
-    if (this.#shared) this.#judge(this.#shared.current());
+  judgeShared(): () => void {
+    if (!this.#shared) return () => {};
+    this.#judge(this.#shared.current());
+    return this.#shared.watch?.((totals) => this.#judge(totals)) ?? (() => {});
   }
 
   #judge(totals: TokenTotals): void {

@@ -55,6 +55,11 @@ export async function readQueueSpent(redis: Redis, queue: string): Promise<Token
  */
 export async function queueSpend(redis: Redis, queue: string): Promise<SharedSpend> {
   let known = totalsOf(await redis.hgetall(spentKey(queue)).catch(() => ({})));
+  const listeners = new Set<(totals: TokenTotals) => void>();
+  const learned = (fields: Record<string, string>) => {
+    known = totalsOf(fields);
+    for (const listener of listeners) listener(sum());
+  };
   const pending = emptyTotals();
   const sum = (): TokenTotals => ({
     answers: known.answers + pending.answers,
@@ -86,9 +91,9 @@ export async function queueSpend(redis: Redis, queue: string): Promise<SharedSpe
         .hgetall(key)
         .exec()
         .then((replies) => {
-          const all = replies?.at(-1)?.[1];
-          if (all && typeof all === "object") known = totalsOf(all as Record<string, string>);
           shift(pending, added, -1);
+          const all = replies?.at(-1)?.[1];
+          if (all && typeof all === "object") learned(all as Record<string, string>);
         })
         .catch(() => {
           // Redis away: this answer stays counted here, and is not shared.
@@ -96,8 +101,26 @@ export async function queueSpend(redis: Redis, queue: string): Promise<SharedSpe
       return sum();
     },
     current: sum,
+    watch(listener) {
+      listeners.add(listener);
+      // The others' answers arrive with this worker's own; between those, a look now and then.
+      const timer = setInterval(() => {
+        redis
+          .hgetall(spentKey(queue))
+          .then(learned)
+          .catch(() => {});
+      }, WATCH_MS);
+      timer.unref();
+      return () => {
+        clearInterval(timer);
+        listeners.delete(listener);
+      };
+    },
   };
 }
+
+/** How often a worker looks at what the others spent while its own answers do not tell it. */
+const WATCH_MS = 200;
 
 function totalsOf(fields: Record<string, string>): TokenTotals {
   const count = (key: string) => Number(fields[key] ?? 0) || 0;

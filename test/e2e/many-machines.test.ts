@@ -266,9 +266,9 @@ describe.skipIf(!available)("many machines on one queue", () => {
     const spent = totals.prompt + totals.completion;
     const answers = fake.requests.length;
     expect(answers).toBeLessThan(images.length);
-    // Together they pass it by no more than what was in flight (2 workers × -c 2), and what
-    // each had not yet heard of the other's answers (its -c).
-    expect(spent).toBeLessThanOrEqual(budget + 6 * (spent / answers) * 1.5);
+    // Together they pass it by no more than an image's worth per request in flight (2 workers ×
+    // -c 2), and one more a worker: what it sent before Redis told it of the other's answers.
+    expect(spent).toBeLessThanOrEqual(budget + (4 + 2) * (spent / answers));
     expect(spent).toBeGreaterThan(budget / 2);
     // Status says what the workers spent of it, as the server counted.
     const { budget: shown } = (await status()) as unknown as {
