@@ -30,6 +30,45 @@ export interface PrepareOptions {
   quality?: number;
 }
 
+/** How a clip is sent: one MP4 (`video_url`), as frames (`image_url` parts), or native first. */
+export type VideoMode = "auto" | "native" | "frames";
+
+/** How clips are found, cut to the model's budget and sent. */
+export interface VideoOptions {
+  /** Folders and globs pick up clips too (a clip named as a file is taken either way). @default false */
+  include: boolean;
+  /** @default "auto": native, and frames from an endpoint that refuses video */
+  mode: VideoMode;
+  /** Shortest side of what is sent, at most, in pixels; never enlarged. @default 448 */
+  side: number;
+  /** Frames a second sent natively, at most. @default 1 */
+  fps: number;
+  /** Seconds of a clip sent, at most; a longer one is sampled (`sample`). @default 60 */
+  seconds: number;
+  /** How a longer clip is cut to `seconds`: evenly spaced segments, or its start. @default "segments" */
+  sample: "segments" | "start";
+  /** Frames sent as images where a clip goes as frames. @default 8 */
+  frames: number;
+  /** FFmpeg's time to read or cut one clip, in ms; a clip that takes longer fails. @default 120000 */
+  timeoutMs: number;
+}
+
+/** What was sent of a clip: recorded in its row. */
+export interface ClipSent {
+  /** The source's length in seconds; null when its container does not say. */
+  duration: number | null;
+  /** "native": one H.264 MP4 in a `video_url` part; "frames": images in order. */
+  mode: "native" | "frames";
+  /** Frames sent (native: as encoded). */
+  frames: number;
+  /** Frames a second of the MP4 sent; null for frames sampled evenly. */
+  fps: number | null;
+  /** Seconds of the source the frames come from. */
+  seconds: number;
+  /** The stretches of the source those seconds are: 1 when the clip is sent from its start. */
+  segments: number;
+}
+
 /** An image ready to send: encoded, with the dimensions the model will see. */
 export interface PreparedImage {
   /**
@@ -39,13 +78,17 @@ export interface PreparedImage {
   readonly data?: Buffer | undefined;
   /** `data:<mime>;base64,…`: the image as a request carries it (made when first read). */
   dataUrl: string;
-  mime: "image/jpeg" | "image/png";
+  mime: "image/jpeg" | "image/png" | "video/mp4";
   width: number;
   height: number;
   /** The original's size, upright: what a prompt's {width} and {height} say. */
   original: { width: number; height: number };
-  /** Size of the encoded image in bytes (before base64). */
+  /** Size of the encoded image in bytes (before base64); of every frame, for a clip as frames. */
   bytes: number;
+  /** A clip: what of it is sent. `data` is then the MP4, or the first of `frames`. */
+  clip?: ClipSent | undefined;
+  /** A clip sent as frames: each one's JPEG, in order. */
+  frames?: readonly Buffer[] | undefined;
 }
 
 /** Token counts as reported by the server; null when the server sent none. */
@@ -90,6 +133,14 @@ export interface CaptionRecord {
   captions?: Record<string, string>;
   /** With several prompts: each structured prompt's answer, by its name. */
   answers?: Record<string, Record<string, unknown>>;
+  /** A clip: its length and what was sent of it (`width`, `height`: the size sent). */
+  video?: ClipRecord;
+}
+
+/** A clip's row: its length, and what was sent of it. */
+export interface ClipRecord extends ClipSent {
+  /** Bytes sent: the MP4, or every frame. */
+  bytes: number;
 }
 
 /** A row of the errors file: one image that could not be captioned this run. */

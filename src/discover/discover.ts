@@ -5,12 +5,17 @@ import { UsageError } from "../errors.js";
 import { folderLinkVerdict, isWithin } from "../trust/links.js";
 import type { ImageTask } from "../types.js";
 import { statOrNull, toPosix } from "../util/folders.js";
-import { IMAGE_EXTENSIONS } from "./extensions.js";
+import { IMAGE_EXTENSIONS, isClipPath } from "./extensions.js";
 
 const EXTENSION_SET = new Set<string>(IMAGE_EXTENSIONS);
 
 export function isImagePath(file: string): boolean {
   return EXTENSION_SET.has(path.extname(file).slice(1).toLowerCase());
+}
+
+/** Whether a folder walk or a pattern takes a file: an image, or a clip when clips are asked for. */
+function wanted(file: string, video: boolean): boolean {
+  return isImagePath(file) || (video && isClipPath(file));
 }
 
 export interface Discovery {
@@ -35,6 +40,8 @@ export interface DiscoverOptions {
    * @default false
    */
   followSymlinks?: boolean | undefined;
+  /** Take video clips too (`VIDEO_EXTENSIONS`). @default false */
+  video?: boolean | undefined;
 }
 
 /**
@@ -52,6 +59,7 @@ export async function discoverImages(
   options: DiscoverOptions = {},
 ): Promise<Discovery> {
   const followSymlinks = options.followSymlinks ?? false;
+  const video = options.video ?? false;
   // Keyed by the file's real location, so a file reached through several inputs, a symlink or a
   // symlink loop is still one image.
   const found = new Map<string, ImageTask>();
@@ -102,10 +110,10 @@ export async function discoverImages(
           if (verdict === "follow") await walk(absPath, realTarget, input);
           else if (verdict === "outside") linksNotFollowed.outside.push(shown(absPath, input));
           else if (verdict === "loop") linksNotFollowed.loops.push(shown(absPath, input));
-        } else if (isImagePath(entry.path)) {
+        } else if (wanted(entry.path, video)) {
           add(await realpath(absPath).catch(() => absPath), absPath, input, real);
         }
-      } else if (!entry.dirent.isDirectory() && isImagePath(entry.path)) {
+      } else if (!entry.dirent.isDirectory() && wanted(entry.path, video)) {
         // Folders named like images (x.jpg/) are walked by fast-glob, not captioned.
         add(absPath, absPath, input, real);
       }
@@ -137,7 +145,7 @@ export async function discoverImages(
       });
       let matched = 0;
       for (const entry of entries) {
-        if (!entry.stats || entry.stats.isDirectory() || !isImagePath(entry.path)) continue;
+        if (!entry.stats || entry.stats.isDirectory() || !wanted(entry.path, video)) continue;
         const absPath = path.resolve(cwd, entry.path);
         add(await realpath(absPath).catch(() => absPath), absPath, input, null);
         matched += 1;

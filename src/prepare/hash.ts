@@ -81,3 +81,35 @@ export class FileReader {
 export function readAndHash(absPath: string): Promise<ReadImage | null> {
   return new FileReader(0).readAndHash(absPath);
 }
+
+/**
+ * The most of a clip hashed. Hashing reads every byte (a ten-hour recording's too), where the cut
+ * reads only what it sends; past this a clip is not hashed, and not recognised under another name.
+ */
+export const HASH_STREAM_LIMIT = 16 * 1024 * 1024 * 1024;
+
+/**
+ * SHA-256 of a file read as a stream, a chunk at a time: a clip is never held whole. Null when it
+ * is not a regular file, cannot be read, or is larger than `limit`.
+ */
+export async function hashStream(
+  absPath: string,
+  limit = HASH_STREAM_LIMIT,
+): Promise<string | null> {
+  try {
+    const stats = await stat(absPath);
+    if (!stats.isFile() || stats.size > limit) return null;
+    const hash = createHash("sha256");
+    const file = await open(absPath, "r");
+    try {
+      for await (const chunk of file.createReadStream({ highWaterMark: MIB, end: limit - 1 })) {
+        hash.update(chunk as Buffer);
+      }
+    } finally {
+      await file.close();
+    }
+    return hash.digest("hex");
+  } catch {
+    return null;
+  }
+}

@@ -1,11 +1,26 @@
 import pLimit, { type LimitFunction } from "p-limit";
+import { isClipPath } from "../discover/extensions.js";
 import type { RunState } from "../run/state.js";
-import type { FailureRecord, ImageTask, PreparedImage, PrepareOptions } from "../types.js";
+import type {
+  FailureRecord,
+  ImageTask,
+  PreparedImage,
+  PrepareOptions,
+  VideoOptions,
+} from "../types.js";
 import { BoundedQueue } from "../util/bounded-queue.js";
+import { type ClipForm, prepareClip } from "./clip/prepare-clip.js";
 import type { ImageOutcome } from "./dedupe.js";
 import { prepareImage } from "./prepare.js";
 
 export type Settle = (outcome: ImageOutcome) => void;
+
+/** How the run's clips are cut: the options, and the form a clip is first prepared in. */
+export interface ClipCutting {
+  options: VideoOptions;
+  /** Native while any endpoint may take video; frames once all refused it, or when asked. */
+  form: () => ClipForm;
+}
 
 /** An image prepared and waiting for a sender, with the hook that tells its copies how it ended. */
 export interface PreparedWork {
@@ -25,10 +40,12 @@ export class PrepareStage {
   readonly #slots: LimitFunction;
   readonly #options: PrepareOptions;
   readonly #state: RunState;
+  readonly #clips: ClipCutting;
 
-  constructor(options: PrepareOptions, decoders: number, state: RunState) {
+  constructor(options: PrepareOptions, decoders: number, state: RunState, clips: ClipCutting) {
     this.#options = options;
     this.#state = state;
+    this.#clips = clips;
     this.#slots = pLimit(decoders);
     this.queue = new BoundedQueue<PreparedWork>(decoders);
   }
@@ -39,9 +56,33 @@ export class PrepareStage {
     maxPixels: number,
     bytes?: Buffer,
   ): Promise<PreparedImage | FailureRecord> {
+    if (isClipPath(task.absPath)) return this.clip(task);
     try {
       const image = await this.#slots(() =>
         prepareImage(task.absPath, { ...this.#options, maxPixels }, bytes),
+      );
+      this.#state.prepared(task, image);
+      return image;
+    } catch (error) {
+      return this.#state.failureOf(task, error, 0);
+    }
+  }
+
+  /**
+   * Cuts one clip within the pool: in the run's form unless `form` says (frames for an endpoint
+   * that refused video), smaller where `change` says (a shorter side after a 413, fewer frames
+   * where a server's context is too short).
+   */
+  async clip(
+    task: ImageTask,
+    form?: ClipForm,
+    change: Partial<VideoOptions> = {},
+  ): Promise<PreparedImage | FailureRecord> {
+    const clips = this.#clips;
+    const options = { ...clips.options, ...change };
+    try {
+      const image = await this.#slots(() =>
+        prepareClip(task.absPath, options, form ?? clips.form(), this.#state.control.abortSignal),
       );
       this.#state.prepared(task, image);
       return image;

@@ -9,7 +9,7 @@ import {
   type RequestVariant,
 } from "../send/request.js";
 import { readExisting } from "../trust/existing.js";
-import type { ImageTask, PreparedImage } from "../types.js";
+import type { ClipSent, ImageTask, PreparedImage } from "../types.js";
 import { sidecarPath } from "../util/sidecar-path.js";
 import { type AnswerSchema, responseFormat, schemaInstruction } from "./structured.js";
 import type { PlaceholderValues, PromptTemplate } from "./template.js";
@@ -28,6 +28,8 @@ export interface ProtocolOptions {
   nameSetting: NameSetting;
   /** Told once when the run stops sending response_format. */
   onWarning: (message: string) => void;
+  /** Asked of a clip in place of the template: the default prompt's words for a clip. */
+  clipPrompt?: string | undefined;
 }
 
 /** A retry of a degenerate caption: these push a looping model off its loop. */
@@ -58,8 +60,13 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
   return {
     async request(image, task, variant, answers) {
       const values = await placeholderValues(options.template, image, task, options.sidecarExt);
-      const text = options.template.render(values, answers);
-      const prompt = options.answer ? `${text}\n\n${schemaInstruction(options.answer)}` : text;
+      const text =
+        image.clip && options.clipPrompt !== undefined
+          ? options.clipPrompt
+          : options.template.render(values, answers);
+      const asked = options.answer ? `${text}\n\n${schemaInstruction(options.answer)}` : text;
+      const prompt =
+        image.clip?.mode === "frames" ? `${framesPreface(image.clip)}\n\n${asked}` : asked;
       const format =
         options.answer && sendsFormat(variant) ? responseFormat(options.answer) : undefined;
       const body = encodeCaptionRequest(image, {
@@ -108,6 +115,18 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
       );
     },
   };
+}
+
+/** What a model sent a clip's frames as images is told of them: one clip, in order. */
+export function framesPreface(clip: ClipSent): string {
+  const span = clip.duration === null ? "" : ` of ${formatSeconds(clip.duration)}`;
+  return `The ${clip.frames} images below are frames of one video clip${span}, in the order they are shown, taken evenly across it. Answer about the clip as a whole, not frame by frame.`;
+}
+
+function formatSeconds(seconds: number): string {
+  return seconds >= 120
+    ? `${Math.round(seconds / 60)} minutes`
+    : `${Math.round(seconds * 10) / 10} seconds`;
 }
 
 async function placeholderValues(

@@ -1,5 +1,6 @@
+import { isClipPath } from "../discover/extensions.js";
 import type { DuplicateTracker, ImageOutcome } from "../prepare/dedupe.js";
-import { FileReader } from "../prepare/hash.js";
+import { FileReader, hashStream } from "../prepare/hash.js";
 import type { Settle } from "../prepare/stage.js";
 import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
@@ -50,7 +51,12 @@ export class Intake {
 
   /** Reads, hashes and hands on one image; its bytes are used up when this returns. */
   async #take(task: ImageTask, reader: FileReader): Promise<void> {
-    const read = await reader.readAndHash(task.absPath);
+    // A clip is hashed as a stream, and cut from its path: FFmpeg reads only what it sends.
+    const read = isClipPath(task.absPath)
+      ? await hashStream(task.absPath).then((sha256) =>
+          sha256 === null ? null : { sha256, bytes: undefined },
+        )
+      : await reader.readAndHash(task.absPath);
     // Unreadable: preparing it from its path produces the error that says why.
     if (read === null) return this.#produce(task, "", undefined, () => {});
     const { sha256, bytes } = read;

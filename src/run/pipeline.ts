@@ -1,10 +1,13 @@
 import { availableParallelism } from "node:os";
+import { isClipPath } from "../discover/extensions.js";
+import { requireTools } from "../prepare/clip/ffmpeg.js";
 import { DuplicateTracker } from "../prepare/dedupe.js";
 import { withSharpForRuns } from "../prepare/prepare.js";
 import { PrepareStage } from "../prepare/stage.js";
 import { promptFields } from "../prompts/prompt-set.js";
 import { variesByFile } from "../prompts/template.js";
 import { previewSender } from "../send/variants.js";
+import { VideoRoutes } from "../send/video-routes.js";
 import { resolveRunOptions } from "../settings/resolve-run-options.js";
 import type { RunOptions } from "../settings/run-options.js";
 import { openOutputs } from "../sinks/index.js";
@@ -46,6 +49,8 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
     ...options,
     onWarning: (message) => hooks.onEvent?.({ type: "warning", message }),
     properties: options.answer?.properties,
+    // A clip named as a file is taken without `video`: its row needs the columns too.
+    clips: options.video.include || options.inputs.some(isClipPath),
     prompts: options.promptSet
       ? { names: options.promptSet.names, fields: promptFields(options.promptSet) }
       : undefined,
@@ -75,6 +80,7 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
       {
         strict: options.strict,
         followSymlinks: options.followSymlinks,
+        video: options.video.include,
         nameSetting: options.nameSetting,
       },
       sink,
@@ -89,7 +95,16 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
       0,
     );
     const decoders = Math.max(1, Math.min(senders, availableParallelism() + 1));
-    const prepare = new PrepareStage(options.prepare, decoders, state);
+    const video = new VideoRoutes(
+      options.video.mode,
+      options.endpoints.map((endpoint) => endpoint.label),
+    );
+    // Said once, before anything is sent, rather than as a failure for every clip.
+    if (tasks.some((task) => isClipPath(task.absPath))) await requireTools(options.video.timeoutMs);
+    const prepare = new PrepareStage(options.prepare, decoders, state, {
+      options: options.video,
+      form: () => video.form(),
+    });
     const intake = new Intake(
       new DuplicateTracker(finished.hashes, (sha256) => sink.stored(sha256)),
       prepare.produce,
@@ -108,7 +123,13 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
             {
               intake,
               prepare,
-              send: await realSender(options, state, prepare, tasks.length > 0, sink.recorded),
+              send: await realSender(
+                options,
+                state,
+                { prepare, video },
+                tasks.length > 0,
+                sink.recorded,
+              ),
             },
             state,
           ),

@@ -17,6 +17,8 @@ import {
 import { severalPrompts } from "../send/several-prompts.js";
 import type { Slot } from "../send/slot.js";
 import { createSender } from "../send/variants.js";
+import type { VideoRoutes } from "../send/video-routes.js";
+import { DEFAULT_CLIP_PROMPT, DEFAULT_PROMPT } from "../settings/defaults.js";
 import type { ResolvedRunOptions } from "../settings/resolve-run-options.js";
 import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
 import { promptProtocols } from "./prompt-protocols.js";
@@ -30,7 +32,7 @@ import type { RunState } from "./state.js";
 export async function realSender(
   options: ResolvedRunOptions,
   state: RunState,
-  prepare: PrepareStage,
+  stages: { prepare: PrepareStage; video: VideoRoutes },
   anythingToSend: boolean,
   recorded: (imagePath: string) => Promise<StoredCaption | undefined>,
 ) {
@@ -81,6 +83,7 @@ export async function realSender(
           sidecarExt: options.sidecar?.ext ?? ".txt",
           nameSetting: options.nameSetting,
           onWarning: warn,
+          clipPrompt: options.prompt === DEFAULT_PROMPT ? DEFAULT_CLIP_PROMPT : undefined,
         });
       const promptsFor = options.promptSet
         ? promptProtocols(options, options.promptSet, { listed, baseUrl: spec.baseUrl }, warn)
@@ -140,6 +143,8 @@ export async function realSender(
       retries: options.retries,
       nameSetting: options.nameSetting,
       promptHash: options.promptHash,
+      video: stages.video,
+      onWarning: warn,
       rejectFlagged: options.rejectFlagged,
       modelMissing: (error, endpoint) => {
         const ended = modelMissing(error, endpoint.model, endpoint.listed, endpoint.baseUrl);
@@ -183,6 +188,6 @@ export async function realSender(
       },
     },
     state,
-    prepare,
+    stages.prepare,
   );
 }

@@ -9,6 +9,8 @@ export interface SourceOptions {
   strict: boolean;
   /** Follow symlinks to folders out of a folder input (never a loop). */
   followSymlinks: boolean;
+  /** Folders and globs pick up clips too. */
+  video: boolean;
   nameSetting: NameSetting;
 }
 
@@ -24,7 +26,10 @@ export async function findWork(
   state: RunState,
   pick?: (pending: readonly ImageTask[]) => readonly ImageTask[],
 ): Promise<{ tasks: ImageTask[]; finished: FinishedWork }> {
-  const discovery = await discoverImages(inputs, cwd, { followSymlinks: options.followSymlinks });
+  const discovery = await discoverImages(inputs, cwd, {
+    followSymlinks: options.followSymlinks,
+    video: options.video,
+  });
   if (options.strict && discovery.emptyInputs.length > 0) {
     throw new UsageError(
       discovery.emptyInputs.map(

@@ -72,6 +72,7 @@ export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueRep
   try {
     const discovery = await discoverImages(request.inputs, request.cwd, {
       followSymlinks: request.followSymlinks,
+      video: settings.video?.include,
     });
     const unfollowed = linksWarning(
       discovery.linksNotFollowed,

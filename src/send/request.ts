@@ -11,8 +11,19 @@ export interface CaptionRequestOptions {
   responseFormat?: object | undefined;
 }
 
-/** The chat-completions body for one image: one user message holding the prompt and the image. */
-export function buildCaptionRequest(dataUrl: string, options: CaptionRequestOptions): object {
+/** A part of the message that carries media: an image, or a clip (`video_url`). */
+export type MediaKind = "image_url" | "video_url";
+
+/**
+ * The chat-completions body for one image: one user message holding the prompt and the image
+ * (or a clip's frames, in order, or the clip itself, each a data URL of `dataUrls`).
+ */
+export function buildCaptionRequest(
+  dataUrls: string | readonly string[],
+  options: CaptionRequestOptions,
+  kind: MediaKind = "image_url",
+): object {
+  const urls = typeof dataUrls === "string" ? [dataUrls] : dataUrls;
   return {
     model: options.model,
     messages: [
@@ -20,7 +31,11 @@ export function buildCaptionRequest(dataUrl: string, options: CaptionRequestOpti
         role: "user",
         content: [
           { type: "text", text: options.prompt },
-          { type: "image_url", image_url: { url: dataUrl } },
+          ...urls.map((url) =>
+            kind === "video_url"
+              ? { type: kind, video_url: { url } }
+              : { type: kind, image_url: { url } },
+          ),
         ],
       },
     ],
@@ -33,7 +48,7 @@ export function buildCaptionRequest(dataUrl: string, options: CaptionRequestOpti
   };
 }
 
-const DATA_URL_SLOT = "\u0000image\u0000";
+const slotOf = (index: number) => `\u0000media${index}\u0000`;
 /**
  * Bytes of the image turned into base64 at a time: a multiple of 3, so no padding falls between
  * two slices, and small enough that each slice's string dies young, where one string for the whole
@@ -42,22 +57,45 @@ const DATA_URL_SLOT = "\u0000image\u0000";
 const BASE64_SLICE = 3 * 16_384;
 
 /**
- * The same body as buildCaptionRequest with the image's data URL, serialised to bytes without
- * running the image through JSON.stringify: base64 needs no escaping, so it is written into place
- * once instead of being built as a string, scanned, escaped and re-encoded.
+ * The same body as buildCaptionRequest with the image's data URL (or its clip's, or each of its
+ * frames'), serialised to bytes without running the media through JSON.stringify: base64 needs
+ * no escaping, so it is written into place once instead of being built as a string, scanned,
+ * escaped and re-encoded.
  */
 export function encodeCaptionRequest(image: ImageToSend, options: CaptionRequestOptions): Buffer {
-  const json = JSON.stringify(buildCaptionRequest(DATA_URL_SLOT, options));
-  const slot = json.indexOf(JSON.stringify(DATA_URL_SLOT));
-  const head = Buffer.from(`${json.slice(0, slot + 1)}data:${image.mime};base64,`, "utf8");
-  const tail = Buffer.from(json.slice(slot + JSON.stringify(DATA_URL_SLOT).length - 1), "utf8");
-  const data = bytesOf(image);
-  const body = Buffer.allocUnsafe(head.length + 4 * Math.ceil(data.length / 3) + tail.length);
-  let at = head.copy(body, 0);
-  for (let start = 0; start < data.length; start += BASE64_SLICE) {
-    const slice = data.toString("base64", start, Math.min(data.length, start + BASE64_SLICE));
-    // Base64 is ASCII, so latin1 writes it byte for byte.
-    at += body.write(slice, at, "latin1");
+  const parts = partsOf(image);
+  const kind: MediaKind = image.mime === "video/mp4" ? "video_url" : "image_url";
+  const json = JSON.stringify(
+    buildCaptionRequest(
+      parts.map((_, index) => slotOf(index)),
+      options,
+      kind,
+    ),
+  );
+  const pieces: Buffer[] = [];
+  let size = 0;
+  let from = 0;
+  parts.forEach((part, index) => {
+    const quoted = JSON.stringify(slotOf(index));
+    const slot = json.indexOf(quoted, from);
+    const head = Buffer.from(`${json.slice(from, slot + 1)}data:${part.mime};base64,`, "utf8");
+    pieces.push(head, part.data);
+    size += head.length + 4 * Math.ceil(part.data.length / 3);
+    from = slot + quoted.length - 1;
+  });
+  const tail = Buffer.from(json.slice(from), "utf8");
+  const body = Buffer.allocUnsafe(size + tail.length);
+  let at = 0;
+  for (const [index, piece] of pieces.entries()) {
+    if (index % 2 === 0) {
+      at += piece.copy(body, at);
+      continue;
+    }
+    for (let start = 0; start < piece.length; start += BASE64_SLICE) {
+      const slice = piece.toString("base64", start, Math.min(piece.length, start + BASE64_SLICE));
+      // Base64 is ASCII, so latin1 writes it byte for byte.
+      at += body.write(slice, at, "latin1");
+    }
   }
   tail.copy(body, at);
   return body;
@@ -68,12 +106,26 @@ export interface ImageToSend {
   mime: PreparedImage["mime"];
   data?: Uint8Array | undefined;
   dataUrl?: string;
+  /** A clip sent as frames: each frame's JPEG, sent in place of `data`. */
+  frames?: readonly Uint8Array[] | undefined;
+}
+
+/** Each piece of media the request carries, with its type. */
+function partsOf(image: ImageToSend): { mime: string; data: Buffer }[] {
+  if (image.frames && image.frames.length > 0) {
+    return image.frames.map((frame) => ({ mime: "image/jpeg", data: asBuffer(frame) }));
+  }
+  return [{ mime: image.mime, data: bytesOf(image) }];
+}
+
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** The image's bytes: prepareImage's own, or those of a data URL a program built. */
 function bytesOf(image: ImageToSend): Buffer {
   const { data } = image;
-  if (data) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (data) return asBuffer(data);
   const url = image.dataUrl ?? "";
   return Buffer.from(url.slice(url.indexOf(",") + 1), "base64");
 }

@@ -3,7 +3,7 @@ import { hashesOf, type NamedPrompt, type PromptSet } from "../prompts/prompt-se
 import type { RunState } from "../run/state.js";
 import type { StoredCaption } from "../sinks/out-file/stored-caption.js";
 import type { CaptionRecord } from "../types.js";
-import { type Answer, flaggedError, type SeveralPrompts } from "./variants.js";
+import { type Answer, clipRecordOf, flaggedError, type SeveralPrompts } from "./variants.js";
 
 export interface SeveralPromptsOptions {
   set: PromptSet;
@@ -99,6 +99,7 @@ export function severalPrompts(options: SeveralPromptsOptions, state: RunState):
       captions,
       ...(Object.keys(answers).length > 0 ? { answers } : {}),
       ...(tags ? { tags } : {}),
+      ...clipRecordOf(image),
     };
     if (!(await state.captioned(record, null))) return state.unfinished(task);
     return { kind: "captioned", stored: record };

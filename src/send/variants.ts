@@ -3,21 +3,24 @@ import {
   ApiError,
   CaptionError,
   EmptyCaptionError,
+  ImageError,
   type NameSetting,
   type RunAbortedError,
 } from "../errors.js";
 import type { ImageOutcome } from "../prepare/dedupe.js";
 import type { PreparedWork, PrepareStage } from "../prepare/stage.js";
 import type { RunState } from "../run/state.js";
-import type { CaptionRecord, PreparedImage } from "../types.js";
+import type { CaptionRecord, ClipSent, PreparedImage, VideoOptions } from "../types.js";
 import { messageOf } from "../util/message.js";
 import { snippet } from "../util/snippet.js";
 import { type AttemptPlan, sendImage } from "./attempts.js";
+import { ContextExceededError } from "./context-overflow.js";
 import type { Dispatcher } from "./dispatch.js";
 import type { Endpoint } from "./endpoint.js";
 import type { CaptionProtocol, RequestVariant } from "./request.js";
 import type { SendContext, SendOutcome } from "./send-context.js";
 import type { Slot } from "./slot.js";
+import type { VideoRoutes } from "./video-routes.js";
 
 /** A 413 means the body was too big: the image is sent once more at this fraction of its pixels. */
 const SHRINK_ON_413 = 1 / 4;
@@ -43,6 +46,10 @@ export interface SendStageOptions {
   onUsage?: SendContext["onUsage"];
   /** Several prompts asked of each image (`--prompts`), in place of one. */
   prompts?: SeveralPrompts | undefined;
+  /** Which form each endpoint gets clips in. */
+  video: VideoRoutes;
+  /** Told once for each endpoint that refuses clips sent as video. */
+  onWarning: (message: string) => void;
 }
 
 /** A caption that came back, with what the checks found in it. */
@@ -123,8 +130,17 @@ export function createSender(
     const retry = (attempts: number, reason: string) =>
       state.emit({ type: "retrying", path: task.path, attempt: attempts, delayMs: 0, reason });
     /** Which variant the one attempt loop (attempts.ts) sends next, if any. */
+    const routes = options.video;
+    /** The clip cut again in another form (frames for an endpoint that refuses video). */
+    const recut = async (form: "native" | "frames", change?: Partial<VideoOptions>) => {
+      const other = await prepare.clip(task, form, change);
+      if ("dataUrl" in other) return other;
+      throw new ImageError(other.code, other.message);
+    };
     const plan: AttemptPlan = {
       requestFor: async (endpoint) => {
+        const form = image.clip ? routes.formFor(endpoint.label) : undefined;
+        if (form !== undefined && form !== image.clip?.mode) image = await recut(form);
         const sent = variant;
         const protocol = protocolOf(endpoint);
         const request = await protocol.request(image, task, sent, answers);
@@ -134,10 +150,33 @@ export function createSender(
       afterFailure: async (error, endpoint, attempts) => {
         // The penalised retry failed (a server that refuses frequency_penalty, say): keep the first.
         if (first) return false;
+        if (image.clip?.mode === "native" && routes.refusal(endpoint.label, error)) {
+          if (routes.refused(endpoint.label)) {
+            options.onWarning(
+              `${endpoint.label} refused a clip sent as video (${messageOf(error)}); it gets clips as frames from now on (--video-mode frames sends them so from the start)`,
+            );
+          }
+          retry(attempts, `${messageOf(error)}; sending the clip again as frames`);
+          image = await recut("frames");
+          return true;
+        }
+        const fewer = image.clip && !shrunk ? fewerFrames(image.clip, error) : null;
+        if (fewer) {
+          shrunk = true;
+          retry(attempts, `${messageOf(error)}; sending the clip again as ${fewer.frames} frames`);
+          image = await recut(image.clip?.mode ?? "frames", fewer.change);
+          return true;
+        }
         if (!shrunk && error instanceof ApiError && error.status === 413) {
           const maxPixels = Math.max(1024, Math.floor(image.width * image.height * SHRINK_ON_413));
-          retry(attempts, `${messageOf(error)}; sending it again at ${maxPixels} pixels`);
-          const smaller = await prepare.prepare(task, maxPixels);
+          const side = Math.max(32, Math.floor(Math.min(image.width, image.height) / 2));
+          retry(
+            attempts,
+            `${messageOf(error)}; sending it again at ${image.clip ? `${side} px on its short side` : `${maxPixels} pixels`}`,
+          );
+          const smaller = image.clip
+            ? await prepare.clip(task, image.clip.mode, { side })
+            : await prepare.prepare(task, maxPixels);
           shrunk = true;
           if ("dataUrl" in smaller) {
             image = smaller;
@@ -158,6 +197,7 @@ export function createSender(
         return false;
       },
       afterAnswer: (outcome, attempts) => {
+        if (image.clip?.mode === "native") routes.took(outcome.endpoint.label);
         if (refusal !== null) {
           refusal.protocol.formatRefused(refusal.error);
           refusal = null;
@@ -254,10 +294,35 @@ export function createSender(
       prompt_hash: options.promptHash,
       ...(extracted.data ? { data: extracted.data } : {}),
       ...(extracted.tags ? { tags: extracted.tags } : {}),
+      ...clipRecordOf(image),
     };
     if (!(await state.captioned(record, null))) return state.unfinished(task);
     return { kind: "captioned", stored: record };
   }
+}
+
+/**
+ * A clip too long for the server's context, cut again to fit with room for the reply: fewer
+ * frames sent as images, or a lower frame rate sent natively. Null when the server did not say
+ * by how much, or one frame is all there is.
+ */
+export function fewerFrames(
+  clip: ClipSent,
+  error: unknown,
+): { frames: number; change: Partial<VideoOptions> } | null {
+  if (!(error instanceof ContextExceededError)) return null;
+  const { requestTokens, contextTokens } = error;
+  if (requestTokens === null || contextTokens === null || clip.frames <= 1) return null;
+  const share = (contextTokens * 0.8) / requestTokens;
+  const frames = Math.max(1, Math.min(clip.frames - 1, Math.floor(clip.frames * share)));
+  if (clip.mode === "frames") return { frames, change: { frames } };
+  const fps = ((clip.fps ?? 1) * frames) / clip.frames;
+  return { frames, change: { fps: Math.max(0.05, Math.floor(fps * 1000) / 1000) } };
+}
+
+/** A clip's row fields: its length and what was sent of it. */
+export function clipRecordOf(image: PreparedImage): Pick<CaptionRecord, "video"> {
+  return image.clip ? { video: { ...image.clip, bytes: image.bytes } } : {};
 }
 
 /** A dry run's sender: counts each prepared image as one that would be sent. */

@@ -6,6 +6,11 @@ export const DEFAULT_MODEL = DEFAULT_FAMILY;
 export const DEFAULT_PROMPT =
   "Describe this image in one detailed paragraph: the main subject, the setting, notable objects, " +
   "colours, and any legible text. Reply with the description only.";
+/** The default prompt's words for a clip, which the model sees moving (or as frames in order). */
+export const DEFAULT_CLIP_PROMPT =
+  "Describe this video clip in one detailed paragraph: the main subject, the setting, what " +
+  "happens and how things move, notable objects, colours, and any legible text. Reply with the " +
+  "description only.";
 /** MiniCPM's tiling budget, 9 slices of 448²: servers shrink anything larger to this themselves. */
 export const DEFAULT_MAX_PIXELS = 9 * 448 * 448;
 export const DEFAULT_MAX_TOKENS = 512;

@@ -1,5 +1,5 @@
 import type { SidecarOptions } from "../sinks/sidecar-sink.js";
-import type { PrepareOptions } from "../types.js";
+import type { PrepareOptions, VideoOptions } from "../types.js";
 import { checkSetting, checkValue } from "./check.js";
 import { valueAt } from "./library-options.js";
 import type { RunOptions } from "./run-options.js";
@@ -91,13 +91,17 @@ type NamesNoOption = {
       ? Inner extends keyof PrepareOptions
         ? never
         : K
-      : L extends `sidecar.${infer Inner}`
-        ? Inner extends keyof SidecarOptions
+      : L extends `video.${infer Inner}`
+        ? Inner extends keyof VideoOptions
           ? never
           : K
-        : L extends keyof RunOptions
-          ? never
-          : K
+        : L extends `sidecar.${infer Inner}`
+          ? Inner extends keyof SidecarOptions
+            ? never
+            : K
+          : L extends keyof RunOptions
+            ? never
+            : K
     : never;
 }[SettingKey];
 

@@ -1,4 +1,4 @@
-import type { PrepareOptions } from "../types.js";
+import type { PrepareOptions, VideoOptions } from "../types.js";
 import { defaultMaxTokens } from "./defaults.js";
 import type { RunOptions } from "./run-options.js";
 import type { SettingSpec } from "./spec.js";
@@ -83,10 +83,12 @@ type DefaultedPrepare = {
     : never;
 }[SettingKey];
 
-export type WithDefaults<T> = Omit<T, DefaultedOption | "prepare"> & {
+export type WithDefaults<T> = Omit<T, DefaultedOption | "prepare" | "video"> & {
   [O in DefaultedOption]-?: NonNullable<RunOptions[O]>;
 } & {
   prepare: Partial<PrepareOptions> & Required<Pick<PrepareOptions, DefaultedPrepare>>;
+  /** Every one of its settings has a default (the table's `video.*`). */
+  video: VideoOptions;
   maxTokens: number;
 };
 

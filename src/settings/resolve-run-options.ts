@@ -193,6 +193,7 @@ function shapeProblems(options: RunOptions): string[] {
   }
   for (const [key, shape] of [
     ["prepare", "{ maxPixels, maxSide, imageFormat, quality }"],
+    ["video", '{ include: true, mode: "auto", side: 448, fps: 1, seconds: 60 }'],
     ["sidecar", '{ ext: ".txt", policy: "append", join: ", " }'],
   ] as const) {
     const value: unknown = options[key];

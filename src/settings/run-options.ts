@@ -6,7 +6,7 @@ import type { RequestBudget } from "../send/request-budget.js";
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
 import type { SidecarOptions } from "../sinks/sidecar-sink.js";
 import type { XmpNaming } from "../sinks/xmp-sink.js";
-import type { OutputFormat, PrepareOptions } from "../types.js";
+import type { OutputFormat, PrepareOptions, VideoOptions } from "../types.js";
 import type { EndpointOptions } from "./endpoints.js";
 
 /** An endpoint with the run's settings filled in, and the name its rows give it. */
@@ -153,6 +153,13 @@ export interface RunOptions {
   maxReplyBytes?: number | undefined;
   /** @default 1806336 pixels, JPEG */
   prepare?: Partial<PrepareOptions> | undefined;
+  /**
+   * Video clips: folders and globs pick them up with `include`; each is cut with FFmpeg to at
+   * most `side` px on its short side, `fps` frames a second and `seconds` seconds, and sent as one
+   * MP4 or, where a server takes no video, as `frames` images.
+   * @default { include: false, mode: "auto", side: 448, fps: 1, seconds: 60, sample: "segments", frames: 8, timeoutMs: 120000 }
+   */
+  video?: Partial<VideoOptions> | undefined;
   /**
    * A request budget an endpoint shares with other processes (`caption worker` keeps one in
    * Redis per endpoint with an rpm). @default none: the limiter alone

@@ -3,6 +3,7 @@ import { OUTPUT_TABLE } from "./table-outputs.js";
 import { RUN_TABLE } from "./table-run.js";
 import { RUN_OWN_TABLE } from "./table-run-own.js";
 import { SCALE_TABLE } from "./table-scale.js";
+import { VIDEO_TABLE } from "./table-video.js";
 
 /** The value a setting of this kind holds once checked. */
 type ValueOf<K> = K extends { type: "int"; or: readonly (infer W)[] }
@@ -17,7 +18,7 @@ type ValueOf<K> = K extends { type: "int"; or: readonly (infer W)[] }
           ? string | boolean
           : string;
 
-const TABLE = { ...RUN_TABLE, ...RUN_OWN_TABLE, ...OUTPUT_TABLE, ...SCALE_TABLE };
+const TABLE = { ...RUN_TABLE, ...VIDEO_TABLE, ...RUN_OWN_TABLE, ...OUTPUT_TABLE, ...SCALE_TABLE };
 
 /** The table as declared, every literal kept: for types that follow it. */
 export type SettingTable = typeof TABLE;

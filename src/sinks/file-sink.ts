@@ -53,6 +53,8 @@ export interface FileSinkOptions {
    * new row replacing it), and a CSV without their columns gains them before anything is written.
    */
   prompts?: PromptColumns | undefined;
+  /** The run may caption clips: a CSV has their columns, and an OUT without them gains them. */
+  clips?: boolean | undefined;
   /** Other outputs will ask for OUT's rows by path (`recorded`): keep them from the first read. */
   keepRows?: boolean | undefined;
   nameSetting: NameSetting;
@@ -83,7 +85,7 @@ export class FileSink implements RecordSink {
   constructor(options: FileSinkOptions) {
     this.#options = options;
     this.#keys = recordKeys(options.recordRoot);
-    this.#columns = outColumns(options.properties, options.prompts);
+    this.#columns = outColumns(options.properties, options.prompts, options.clips);
     this.#rows = recordedRows(options.output, options.format, this.#keys, this.#columns);
     this.recorded = this.#rows.get;
     this.#stored = storedCaptions(options.output, options.format, this.#columns);
@@ -143,8 +145,9 @@ export class FileSink implements RecordSink {
   async #checkColumns(): Promise<void> {
     const header = await readCsvHeader(this.#options.output);
     if (header === null) return;
-    if (this.#options.prompts) {
-      // A prompt added to the file: OUT gains its columns now, before a row needs them.
+    if (this.#options.prompts || this.#options.clips) {
+      // A prompt added to the file, or clips to a run of images: OUT gains their columns now,
+      // before a row needs them.
       const added = this.#columns.filter((column) => !header.includes(column));
       try {
         await addCsvColumns(this.#options.output, added);
@@ -154,10 +157,10 @@ export class FileSink implements RecordSink {
             ? "it is a symlink, and a file is never rewritten through one: name the file itself with -o"
             : `${describeErrno(errnoOf(error))}: choose an output you can write`;
         throw new UsageError([
-          `${this.#options.output}: cannot give it the columns of the prompts added (${added.join(", ")}); ${why}`,
+          `${this.#options.output}: cannot give it the columns ${this.#options.prompts ? "of the prompts added" : "of clips"} (${added.join(", ")}); ${why}`,
         ]);
       }
-      return;
+      if (this.#options.prompts) return;
     }
     const missing = answerColumns(this.#options.properties ?? [])
       .map((entry) => entry.column)
@@ -197,6 +200,7 @@ export class FileSink implements RecordSink {
         csvFormulaGuard,
         properties: this.#options.properties,
         prompts: this.#options.prompts,
+        clips: this.#options.clips,
       });
       await (await this.#out).write(key === record.path ? record : { ...record, path: key });
     } catch (error) {

@@ -21,6 +21,8 @@ export interface OutputsOptions {
   recordOnly?: boolean | undefined;
   /** Record rows keyed relative to this folder (see FileSink). */
   recordRoot?: string | undefined;
+  /** The run may caption clips: OUT has their columns (see FileSink). */
+  clips?: boolean | undefined;
   sidecar?: SidecarOptions | undefined;
   /** Write `metadata.jsonl`/`.csv` for Hugging Face at the root of each folder input. */
   hfMetadata?: HfMetadataFormat | undefined;

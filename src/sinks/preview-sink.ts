@@ -13,7 +13,7 @@ import type { RecordSink } from "./sink.js";
  */
 export function previewSink(options: FileSinkOptions): RecordSink {
   const { output, format, errorsPath, overwrite, nameSetting } = options;
-  const columns = outColumns(options.properties, options.prompts);
+  const columns = outColumns(options.properties, options.prompts, options.clips);
   const stored = storedCaptions(output, format, columns);
   const keys = recordKeys(options.recordRoot);
   const recorded = recordedRows(output, format, keys, columns);

@@ -1,5 +1,5 @@
 import { cellOf } from "../../answer/json-answer.js";
-import type { CaptionRecord, OutputFormat } from "../../types.js";
+import type { CaptionRecord, ClipRecord, OutputFormat } from "../../types.js";
 import { openCsvWriter } from "./csv.js";
 import { openJsonlWriter } from "./jsonl.js";
 import type { RecordWriter } from "./writer.js";
@@ -61,12 +61,34 @@ export interface PromptColumns {
 }
 
 /**
- * OUT's columns for a run whose answers have these properties (none for plain captions), or
- * that asks several prompts.
+ * A clip's columns in a CSV, last: its length and what was sent of it (a JSONL row has them as
+ * its `video` object). Empty for an image.
  */
-export function outColumns(properties: readonly string[] = [], prompts?: PromptColumns): string[] {
-  if (prompts) return [...CAPTION_COLUMNS, ...promptColumns(prompts).map((entry) => entry.column)];
-  return [...CAPTION_COLUMNS, ...answerColumns(properties).map((entry) => entry.column)];
+const CLIP_CELLS: readonly { column: string; cell: (clip: ClipRecord) => unknown }[] = [
+  { column: "video_duration", cell: (clip) => clip.duration },
+  { column: "video_sent_as", cell: (clip) => clip.mode },
+  { column: "video_frames", cell: (clip) => clip.frames },
+  { column: "video_fps", cell: (clip) => clip.fps },
+  { column: "video_seconds", cell: (clip) => clip.seconds },
+  { column: "video_segments", cell: (clip) => clip.segments },
+  { column: "video_bytes", cell: (clip) => clip.bytes },
+];
+
+export const CLIP_COLUMNS: readonly string[] = CLIP_CELLS.map((entry) => entry.column);
+
+/**
+ * OUT's columns for a run whose answers have these properties (none for plain captions), or
+ * that asks several prompts; and, for a run that may caption clips, theirs.
+ */
+export function outColumns(
+  properties: readonly string[] = [],
+  prompts?: PromptColumns,
+  clips = false,
+): string[] {
+  const answers = prompts
+    ? promptColumns(prompts).map((entry) => entry.column)
+    : answerColumns(properties).map((entry) => entry.column);
+  return [...CAPTION_COLUMNS, ...answers, ...(clips ? CLIP_COLUMNS : [])];
 }
 
 /** Each prompt's caption column, then each structured prompt's fields, prefixed with its name. */
@@ -99,6 +121,8 @@ export interface CaptionWriterOptions {
    * unchanged.
    */
   csvFormulaGuard?: boolean;
+  /** The run may caption clips: CLIP_COLUMNS too. */
+  clips?: boolean | undefined;
 }
 
 /** Opens OUT for appending in the given format. */
@@ -108,17 +132,26 @@ export function openCaptionWriter(
   options: CaptionWriterOptions = {},
 ): Promise<RecordWriter<CaptionRecord>> {
   if (format === "jsonl") return openJsonlWriter<CaptionRecord>(path);
-  const extra = options.prompts
-    ? promptColumns(options.prompts)
-    : answerColumns(options.properties ?? []).map(({ property, column }) => ({
-        column,
-        cell: (record: CaptionRecord) => cellOf(record.data?.[property]),
-      }));
+  const extra = [
+    ...(options.prompts
+      ? promptColumns(options.prompts)
+      : answerColumns(options.properties ?? []).map(({ property, column }) => ({
+          column,
+          cell: (record: CaptionRecord) => cellOf(record.data?.[property]),
+        }))),
+    ...(options.clips
+      ? CLIP_CELLS.map(({ column, cell }) => ({
+          column,
+          cell: (record: CaptionRecord) => (record.video ? cell(record.video) : ""),
+        }))
+      : []),
+  ];
   return openCsvWriter<CaptionRecord>(
     path,
-    outColumns(options.properties, options.prompts),
+    outColumns(options.properties, options.prompts, options.clips),
     (record) => {
-      const row: Record<string, unknown> = { ...record, flags: record.flags.join(", ") };
+      const { video: _clip, ...fields } = record;
+      const row: Record<string, unknown> = { ...fields, flags: record.flags.join(", ") };
       for (const { column, cell } of extra) row[column] = cell(record);
       return row;
     },

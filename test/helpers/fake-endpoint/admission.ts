@@ -1,17 +1,17 @@
 /**
  * Whether a chat request is served, checked in the order a real server checks: the key, the JSON,
- * the model, the image, response_format, the rate limit and then the context it would hold. What
- * passes is planned by the script, respond() or the faults.
+ * the model, the images and video, response_format, the rate limit and then the context it would
+ * hold. What passes is planned by the script, respond() or the faults.
  */
 import type { ServerResponse } from "node:http";
-import { contextBudget, minicpmPromptTokens } from "./context.js";
+import { contextBudget, minicpmRequestTokens } from "./context.js";
 import { createPlanner, statusPlan } from "./faults.js";
 import { errorEnvelope, isRecord } from "./http.js";
 import { rejectsModel, servedModelsOf } from "./models.js";
-import type { FakeEndpointOptions } from "./options.js";
+import type { FakeEndpointOptions, VideoLimits } from "./options.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { Analysis } from "./request.js";
-import type { Plan, RecordedRequest } from "./types.js";
+import type { Plan, RecordedRequest, RecordedVideo } from "./types.js";
 
 export interface ChatRequest {
   authorization: string | undefined;
@@ -64,8 +64,28 @@ export function createAdmission(
         ),
       );
     }
+    if (options.video === false && analysis.videoParts > 0) {
+      // llama-server's own body, key order included: it has no error envelope's param.
+      return refuse(400, {
+        error: {
+          code: 400,
+          message: "unsupported content[].type",
+          type: "invalid_request_error",
+        },
+      });
+    }
     if (analysis.imageError !== null) {
       return refuse(400, errorEnvelope(analysis.imageError, "invalid_request_error"));
+    }
+    if (analysis.videoError !== null) {
+      return refuse(400, errorEnvelope(analysis.videoError, "invalid_request_error"));
+    }
+    const overBudget = analysis.video && videoOverBudget(analysis.video, options.videoLimits);
+    if (overBudget) {
+      return refuse(
+        400,
+        errorEnvelope(`video over budget: ${overBudget}`, "invalid_request_error"),
+      );
     }
     if (
       options.responseFormat === "reject" &&
@@ -91,11 +111,7 @@ export function createAdmission(
       };
     }
     const verdict = budget?.admit({
-      promptTokens: minicpmPromptTokens(
-        analysis.image?.width ?? null,
-        analysis.image?.height ?? null,
-        analysis.prompt,
-      ),
+      promptTokens: minicpmRequestTokens(analysis.images, analysis.video, analysis.prompt),
       maxTokens: isRecord(body) && typeof body.max_tokens === "number" ? body.max_tokens : 512,
     });
     if (verdict === undefined) return { plan: plan(record), release: () => {} };
@@ -103,4 +119,28 @@ export function createAdmission(
     res.once("close", verdict.release);
     return { plan: plan(record), release: verdict.release };
   };
+}
+
+/**
+ * Each limit the video exceeds, as "maxFps (10 > 5)", joined; "" when within all of them. A field
+ * ffprobe left unknown exceeds nothing.
+ */
+function videoOverBudget(video: RecordedVideo, limits: VideoLimits | undefined): string {
+  if (limits === undefined) return "";
+  const shortSide =
+    video.width !== null && video.height !== null ? Math.min(video.width, video.height) : null;
+  const measured: [keyof VideoLimits, number | null][] = [
+    ["maxShortSide", shortSide],
+    ["maxFps", video.fps],
+    ["maxSeconds", video.duration],
+    ["maxBytes", video.bytes],
+  ];
+  return measured
+    .flatMap(([name, value]) => {
+      const limit = limits[name];
+      return limit !== undefined && value !== null && value > limit
+        ? [`${name} (${value} > ${limit})`]
+        : [];
+    })
+    .join(", ");
 }

@@ -1,11 +1,12 @@
 /**
  * The fake as a standalone server, for trying the CLI by hand and for the bench:
- * `npx tsx test/helpers/fake-endpoint.ts --port 8080 --fault-rate 0.3`. Prints its base URL, and
- * closes on SIGINT or SIGTERM.
+ * `npx tsx test/helpers/fake-endpoint.ts --port 8080 --fault-rate 0.3` (`--no-video` to refuse
+ * video_url parts as llama-server does). Prints its base URL, and closes on SIGINT or SIGTERM.
  */
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { parseRevision } from "../guide-revisions.js";
+import type { VideoLimits } from "./options.js";
 import { startFakeEndpoint } from "./server.js";
 
 /** Whether the module at `moduleUrl` is the script node was started with. */
@@ -41,6 +42,12 @@ async function main(): Promise<void> {
       revision: { type: "string" },
       context: { type: "string" },
       "context-server": { type: "string", default: "llama" },
+      // llama-server's refusal of video_url parts, for trying the client against one.
+      "no-video": { type: "boolean", default: false },
+      "video-max-short-side": { type: "string" },
+      "video-max-fps": { type: "string" },
+      "video-max-seconds": { type: "string" },
+      "video-max-bytes": { type: "string" },
     },
     strict: true,
   });
@@ -48,8 +55,16 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`--port must be an integer in 0..65535, got ${values.port}`);
   }
+  const videoLimits: VideoLimits = {
+    ...optionalNumber("maxShortSide", "--video-max-short-side", values["video-max-short-side"]),
+    ...optionalNumber("maxFps", "--video-max-fps", values["video-max-fps"]),
+    ...optionalNumber("maxSeconds", "--video-max-seconds", values["video-max-seconds"]),
+    ...optionalNumber("maxBytes", "--video-max-bytes", values["video-max-bytes"]),
+  };
   const endpoint = await startFakeEndpoint({
     port,
+    video: !values["no-video"],
+    ...(Object.keys(videoLimits).length === 0 ? {} : { videoLimits }),
     latencyMs: parseNumber("--latency", values.latency),
     faultRate: parseNumber("--fault-rate", values["fault-rate"]),
     seed: parseNumber("--seed", values.seed),
@@ -95,6 +110,18 @@ function oneOf<T extends string>(flag: string, text: string | undefined, values:
   const found = values.find((value) => value === text);
   if (found === undefined) throw new RangeError(`${flag} must be one of ${values.join(", ")}`);
   return found;
+}
+
+/** `{ [key]: number }` for a flag that was given, `{}` for one that was not. */
+function optionalNumber<K extends string>(
+  key: K,
+  flag: string,
+  text: string | undefined,
+): Partial<Record<K, number>> {
+  if (text === undefined) return {};
+  const parsed: Partial<Record<K, number>> = {};
+  parsed[key] = parseNumber(flag, text);
+  return parsed;
 }
 
 function parseNumber(flag: string, text: string | undefined): number {

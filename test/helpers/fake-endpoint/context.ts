@@ -35,11 +35,57 @@ export function minicpmPromptTokens(
   height: number | null,
   prompt: string | null,
 ): number {
-  const words = prompt === null ? 0 : prompt.split(/\s+/).filter(Boolean).length;
-  const text = 16 + Math.ceil(words * 1.3);
-  if (width === null || height === null) return 640 + text;
+  return minicpmImageTokens(width, height) + minicpmTextTokens(prompt);
+}
+
+/**
+ * A whole request's prompt: each image as minicpmPromptTokens counts one, a video's frames (see
+ * videoTokens) and the words. Without either it counts as minicpmPromptTokens always has, an
+ * unread image's 640 included, so that text-only and one-image requests cost what they did.
+ */
+export function minicpmRequestTokens(
+  images: readonly { width: number | null; height: number | null }[],
+  video: { frames: number | null; fps: number | null; duration: number | null } | null,
+  prompt: string | null,
+): number {
+  if (images.length === 0 && video === null) return minicpmPromptTokens(null, null, prompt);
+  const pictures = images.reduce(
+    (sum, image) => sum + minicpmImageTokens(image.width, image.height),
+    0,
+  );
+  return pictures + (video === null ? 0 : videoTokens(video)) + minicpmTextTokens(prompt);
+}
+
+/**
+ * A frame costs what a one-slice image does. A simplification: MiniCPM-V 4.5 packs several frames
+ * into those 64, so this errs on the costly side, as a budget should.
+ */
+export const VIDEO_TOKENS_PER_FRAME = 64;
+
+/**
+ * A video's tokens, a frame at a time. Frames ffprobe did not count are estimated from fps ×
+ * duration; a video that was not probed at all counts as one frame.
+ */
+export function videoTokens(video: {
+  frames: number | null;
+  fps: number | null;
+  duration: number | null;
+}): number {
+  const frames =
+    video.frames ??
+    (video.fps !== null && video.duration !== null ? Math.round(video.fps * video.duration) : 1);
+  return VIDEO_TOKENS_PER_FRAME * Math.max(1, frames);
+}
+
+function minicpmImageTokens(width: number | null, height: number | null): number {
+  if (width === null || height === null) return 640;
   const slices = Math.min(9, Math.ceil((width * height) / (448 * 448)));
-  return 64 * (slices <= 1 ? 1 : slices + 1) + text;
+  return 64 * (slices <= 1 ? 1 : slices + 1);
+}
+
+function minicpmTextTokens(prompt: string | null): number {
+  const words = prompt === null ? 0 : prompt.split(/\s+/).filter(Boolean).length;
+  return 16 + Math.ceil(words * 1.3);
 }
 
 /**

@@ -24,8 +24,22 @@ export interface FakeEndpointOptions {
     /** Rate-limit headers on every reply: OpenAI's `x-ratelimit-*`, or the IETF `RateLimit` fields. */
     headers?: "openai" | "ietf";
   };
-  /** Decode each image to record its size and hash (default true); benchmarks turn it off. */
+  /**
+   * Decode each image to record its size and hash, and probe each video with ffprobe (default
+   * true); benchmarks turn it off.
+   */
   inspectImages?: boolean;
+  /**
+   * Whether `video_url` parts are accepted, as vLLM and the hosted MiniCPM-V API accept them
+   * (default true). false refuses any request with one exactly as llama.cpp's llama-server does:
+   * 400 `{"error":{"code":400,"message":"unsupported content[].type","type":"invalid_request_error"}}`.
+   */
+  video?: boolean;
+  /**
+   * What a server accepts of a video, as hosted APIs cap a clip's frames, length and upload; a
+   * video over any is answered 400 "video over budget: …", naming each it exceeds.
+   */
+  videoLimits?: VideoLimits;
   /** Keep each parsed request body in `requests` (default true); long benchmarks turn it off. */
   keepBodies?: boolean;
   /** Serve the OpenAI routes under /v1 only, as vLLM, SGLang and Ollama do (default: both forms). */
@@ -83,6 +97,15 @@ export interface FakeEndpointOptions {
   port?: number;
 }
 
+export interface VideoLimits {
+  /** The most pixels on the video's shorter side. */
+  maxShortSide?: number;
+  maxFps?: number;
+  maxSeconds?: number;
+  /** The decoded (not base64) size. */
+  maxBytes?: number;
+}
+
 /** One entry of GET /models. */
 export interface ServedModel {
   id: string;
@@ -105,6 +128,11 @@ export function checkOptions(options: FakeEndpointOptions): void {
   }
   if (options.batch !== undefined && !(options.batch >= 1)) {
     throw new RangeError(`batch must be at least 1, got ${options.batch}`);
+  }
+  for (const [name, limit] of Object.entries(options.videoLimits ?? {})) {
+    if (limit !== undefined && !(typeof limit === "number" && limit > 0)) {
+      throw new RangeError(`videoLimits.${name} must be > 0, got ${limit}`);
+    }
   }
   const slowdown = options.slowdown ?? 0;
   if (!(slowdown >= 0) || (slowdown > 0 && options.batch === undefined)) {

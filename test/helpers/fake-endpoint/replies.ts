@@ -11,6 +11,7 @@ import {
   schemaInPrompt,
   wrappedInProse,
 } from "./answers.js";
+import { videoTokens } from "./context.js";
 import { isRecord } from "./http.js";
 import { FAKE_MODEL_ID } from "./models.js";
 import type { FakeEndpointOptions } from "./options.js";
@@ -24,16 +25,19 @@ export interface Replies {
 }
 
 /**
- * Prompt tokens as a vision server counts them: the prompt's words, and the image's pixels in
+ * Prompt tokens as a vision server counts them: the prompt's words, and each image's pixels in
  * 28×28 patches (Qwen2-VL's way; MiniCPM-V's slices grow with the pixels too), so that a larger
- * image costs more, as it does on a real server. An image the fake could not read counts 64.
+ * image costs more, as it does on a real server. An image the fake could not read counts 64, and
+ * a video 64 a frame (context.ts).
  */
 function promptTokensOf(record: RecordedRequest): number {
   const text = countWords(record.prompt);
-  if (record.image === null) return text;
-  const { width, height } = record.image;
-  const patches = width !== null && height !== null ? Math.ceil((width * height) / 784) : 64;
-  return text + patches;
+  const patches = record.images.reduce(
+    (sum, { width, height }) =>
+      sum + (width !== null && height !== null ? Math.ceil((width * height) / 784) : 64),
+    0,
+  );
+  return text + patches + (record.video === null ? 0 : videoTokens(record.video));
 }
 
 function countWords(text: string | null): number {
@@ -123,9 +127,10 @@ export function createReplies(options: FakeEndpointOptions, random: () => number
 
   function captionFor(record: RecordedRequest): string {
     if (options.caption) return options.caption(record);
-    if (record.image === null) return "ready";
-    if (record.image.sha256 === "") return `A test caption for request ${record.index}.`;
-    return `A test caption for ${record.image.sha256.slice(0, 12)}.`;
+    const media = record.image ?? record.video;
+    if (media === null) return "ready";
+    if (media.sha256 === "") return `A test caption for request ${record.index}.`;
+    return `A test caption for ${media.sha256.slice(0, 12)}.`;
   }
 
   return { completion, okCompletion };

@@ -48,7 +48,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
   // Requests that arrived before resetStats() must not reappear in the cleared list when they finish.
   let generation = 0;
 
-  // Records finish parsing out of order (sharp is async), so insert by index to keep arrival order.
+  // Records finish parsing out of order (sharp and ffprobe are async), so insert by index to keep arrival order.
   function addRecord(record: RecordedRequest, recordGeneration: number): void {
     if (recordGeneration !== generation) return;
     let position = requests.length;
@@ -100,7 +100,7 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
     }
 
     const analysis: Analysis = isChat
-      ? await analyzeChatBody(body, options.inspectImages ?? true)
+      ? await analyzeChatBody(body, options.inspectImages ?? true, options.video !== false)
       : emptyAnalysis();
     const record: RecordedRequest = {
       index,
@@ -111,6 +111,8 @@ export async function startFakeEndpoint(options: FakeEndpointOptions = {}): Prom
       model: analysis.model,
       prompt: analysis.prompt,
       image: analysis.image,
+      images: analysis.images,
+      video: analysis.video,
       responseFormat: analysis.responseFormat,
       frequencyPenalty: analysis.frequencyPenalty ?? null,
       behavior: "ok",

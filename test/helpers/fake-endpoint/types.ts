@@ -54,6 +54,32 @@ export interface RecordedImage {
   sha256: string;
 }
 
+/**
+ * A `video_url` part as ffprobe read it. Probed fields are null where ffprobe gave no value, and
+ * all of them (with `playable` false and `sha256` "") when the fake was told not to inspect.
+ */
+export interface RecordedVideo {
+  mime: string;
+  bytes: number;
+  sha256: string;
+  /** ffprobe parsed it and found a video stream; a request whose video is not is answered 400. */
+  playable: boolean;
+  /** The first video stream's codec_name, e.g. "h264". */
+  codec: string | null;
+  /** ffprobe's format_name, e.g. "mov,mp4,m4a,3gp,3g2,mj2". */
+  container: string | null;
+  width: number | null;
+  height: number | null;
+  /** From avg_frame_rate. */
+  fps: number | null;
+  /** nb_read_frames (counted by decoding), else the container's nb_frames. */
+  frames: number | null;
+  /** Seconds: the container's duration, else the video stream's. */
+  duration: number | null;
+  /** It has an audio stream. */
+  audio: boolean;
+}
+
 export interface RecordedRequest {
   index: number;
   method: string;
@@ -62,7 +88,12 @@ export interface RecordedRequest {
   body: unknown;
   model: string | null;
   prompt: string | null;
+  /** The first image part, as it always was; `images` has every one. */
   image: RecordedImage | null;
+  /** Every `image_url` part, in order: a clip sent as frames has one per frame. */
+  images: RecordedImage[];
+  /** The first `video_url` part, or null (also when `video: false` refused it unread). */
+  video: RecordedVideo | null;
   /** The request's `response_format`, if it sent one. */
   responseFormat: unknown;
   /** The request's `frequency_penalty`, if it sent one. */
