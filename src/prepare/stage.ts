@@ -112,6 +112,11 @@ export class PrepareStage {
     const image = await this.prepare(task, this.#options.maxPixels, bytes);
     if (!("dataUrl" in image)) {
       this.queue.cancel();
+      // FFmpeg killed by the run's abort: the clip is not at fault, and is left for the next run.
+      if (state.control.abortSignal.aborted) {
+        settle(state.unfinished(task));
+        return;
+      }
       await state.failed(image);
       settle({ kind: "failed", failure: image });
       return;

@@ -99,6 +99,7 @@ export const PAGE_SCRIPT = `
     body.appendChild(el("div", "caption", row.c));
     body.appendChild(el("div", "path", row.p));
     var meta = [];
+    if (row.v) meta.push(row.v);
     if (row.w && row.h) meta.push(row.w + "×" + row.h + " sent");
     if (row.pt !== null || row.ct !== null) meta.push((row.pt || 0) + " + " + (row.ct || 0) + " tokens");
     if (row.k) meta.push("copy of an identical file"); else if (row.l !== null) meta.push(row.l + " ms");

@@ -16,8 +16,19 @@ export interface ReportRow {
   flags: string[];
   /** A copy of an identical file: it needed no request of its own. */
   copy: boolean;
+  /** A clip's length and what was sent of it; null for an image. */
+  video: ReportClip | null;
   /** The thumbnail's file name beside the page, or null when none could be made. */
   thumb: string | null;
+}
+
+/** What a card says of a clip: `width` and `height` are then the size its frames were sent at. */
+export interface ReportClip {
+  /** Seconds; null when the clip's container did not say. */
+  duration: number | null;
+  /** "native" (one MP4) or "frames" (images); null when the row does not say. */
+  sentAs: string | null;
+  frames: number | null;
 }
 
 /** A row of the errors file as the page shows it. */
@@ -140,7 +151,50 @@ export function reportRowOf(record: Record<string, unknown>): Omit<ReportRow, "t
     flags,
     // Copies are written with no endpoint and no attempt of their own.
     copy: record.endpoint === "" && numberOf(record.attempts) === 0,
+    video: clipOf(record),
   };
+}
+
+/**
+ * A clip's part of a row: a JSONL row's `video` object, or a CSV row's `video_*` cells (empty in
+ * an image's row of the same run, so a row with none of them is an image's).
+ */
+function clipOf(record: Record<string, unknown>): ReportClip | null {
+  const video = record.video;
+  if (typeof video === "object" && video !== null && !Array.isArray(video)) {
+    const fields = video as Record<string, unknown>;
+    return {
+      duration: numberOf(fields.duration),
+      sentAs: typeof fields.mode === "string" && fields.mode !== "" ? fields.mode : null,
+      frames: numberOf(fields.frames),
+    };
+  }
+  const sentAs = typeof record.video_sent_as === "string" ? record.video_sent_as : "";
+  const duration = numberOf(record.video_duration);
+  const frames = numberOf(record.video_frames);
+  if (sentAs === "" && duration === null && frames === null) return null;
+  return { duration, sentAs: sentAs === "" ? null : sentAs, frames };
+}
+
+/** A clip's length as a player shows it: "0:05", "12:30", "1:02:03"; "" when unknown. */
+export function clockOf(seconds: number | null): string {
+  if (seconds === null || !(seconds > 0)) return "";
+  // A clip of a fraction of a second is still shown as lasting, not as "0:00".
+  const whole = Math.max(1, Math.round(seconds));
+  const hours = Math.floor(whole / 3600);
+  const minutes = Math.floor((whole % 3600) / 60);
+  const secs = String(whole % 60).padStart(2, "0");
+  return hours > 0 ? `${hours}:${String(minutes).padStart(2, "0")}:${secs}` : `${minutes}:${secs}`;
+}
+
+/** What a clip's card says of it, e.g. "0:05 clip, 5 frames sent as video". */
+export function clipLabel(clip: ReportClip): string {
+  const clock = clockOf(clip.duration);
+  const head = clock === "" ? "clip" : `${clock} clip`;
+  if (clip.frames === null) return head;
+  const frames = `${clip.frames} frame${clip.frames === 1 ? "" : "s"}`;
+  const how = clip.sentAs === "native" ? " as video" : clip.sentAs === "frames" ? " as images" : "";
+  return `${head}, ${frames} sent${how}`;
 }
 
 export function reportFailureOf(record: Record<string, unknown>): ReportFailure | null {

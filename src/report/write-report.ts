@@ -9,6 +9,7 @@ import type { OutputFormat } from "../types.js";
 import { statOrNull } from "../util/folders.js";
 import { PAGE_SCRIPT, PAGE_STYLE } from "./page-assets.js";
 import {
+  clipLabel,
   countFailure,
   countRow,
   emptyReportSummary,
@@ -109,6 +110,8 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
         k: row.copy,
         t: thumb,
         o: linkTo(pageDir, absPath),
+        // Only in a clip's row: JSON leaves an undefined key out, so an image's row costs nothing.
+        v: row.video ? clipLabel(row.video) : undefined,
       };
       await write(`${rows > 0 ? "," : ""}\n${scriptSafeJson(shown)}`);
       rows += 1;

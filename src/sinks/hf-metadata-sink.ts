@@ -1,6 +1,8 @@
 import path from "node:path";
 import sharp from "sharp";
+import { isClipPath } from "../discover/extensions.js";
 import { RunAbortedError, UsageError } from "../errors.js";
+import { probeClip } from "../prepare/clip/probe.js";
 import { readAndHash } from "../prepare/hash.js";
 import { besideFile } from "../trust/links.js";
 import type { CaptionRecord, ImageTask } from "../types.js";
@@ -224,8 +226,12 @@ export class HfMetadataSink implements Sink {
   }
 }
 
-/** The original's size as a viewer shows it, read from its header alone. */
+/** A clip's header read for its size: ffprobe answers in milliseconds, or something is wrong. */
+const PROBE_TIMEOUT_MS = 30_000;
+
+/** The original's size as a viewer shows it, read from its header alone (a clip's by ffprobe). */
 async function originalSize(absPath: string): Promise<{ width: number; height: number }> {
+  if (isClipPath(absPath)) return probeClip(absPath, { timeoutMs: PROBE_TIMEOUT_MS });
   const metadata = await sharp(absPath, { pages: 1 }).metadata();
   return { width: metadata.autoOrient.width, height: metadata.autoOrient.height };
 }

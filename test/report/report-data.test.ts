@@ -24,6 +24,7 @@ function row(overrides: Partial<ReportRow> = {}): ReportRow {
     latencyMs: 400,
     flags: [],
     copy: false,
+    video: null,
     thumb: null,
     ...overrides,
   };
@@ -125,6 +126,7 @@ describe("reportRowOf", () => {
       latencyMs: 350.5,
       flags: ["repetitive", "short", "truncated"],
       copy: false,
+      video: null,
     });
   });
 

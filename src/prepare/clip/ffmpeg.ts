@@ -54,7 +54,7 @@ export function runTool(tool: Tool, args: readonly string[], run: ToolRun): Prom
       done();
       reject(error.code === "ENOENT" ? missingTool(tool) : error);
     });
-    child.on("close", (code) => {
+    child.on("close", (code, signal) => {
       done();
       if (timedOut) {
         reject(
@@ -74,7 +74,7 @@ export function runTool(tool: Tool, args: readonly string[], run: ToolRun): Prom
         reject(
           new ImageError(
             "video_unreadable",
-            `the clip cannot be read as video (${tool} said: ${lastLine(err) || `exit ${code}`}); play it to check, then replace it with a good copy or remove it`,
+            `the clip cannot be read as video (${tool} said: ${lastLine(err) || (signal ? `stopped by ${signal}` : `exit ${code}`)}); play it to check, then replace it with a good copy or remove it`,
           ),
         );
       } else {

@@ -1,0 +1,95 @@
+/**
+ * `caption report` through the real CLI over an OUT that holds clips: each clip's thumbnail is its
+ * poster frame (cut with the real FFmpeg from a clip made at test time), and a clip FFmpeg cannot
+ * read is counted unreadable without stopping the page.
+ */
+import { execFile } from "node:child_process";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import sharp from "sharp";
+import { describe, expect, it } from "vitest";
+import { THUMB_SIDE } from "../../src/report/thumbnails.js";
+import { runCli } from "../helpers/run-cli.js";
+import { useWorkspace } from "../helpers/workspace.js";
+
+const exec = promisify(execFile);
+const ws = useWorkspace();
+
+function row(file: string, video?: Record<string, unknown>): string {
+  return JSON.stringify({
+    path: file,
+    caption: `A caption of ${file}.`,
+    model: "test-model",
+    endpoint: "127.0.0.1:8000",
+    width: 320,
+    height: 240,
+    prompt_tokens: 100,
+    completion_tokens: 10,
+    reasoning_tokens: null,
+    attempts: 1,
+    latency_ms: 500,
+    truncated: false,
+    flags: [],
+    created_at: "2025-01-01T00:00:00.000Z",
+    sha256: "",
+    prompt_hash: "h",
+    ...(video ? { video } : {}),
+  });
+}
+
+describe("caption report over clips", () => {
+  it("shows each clip's poster frame, and counts a clip that is no video unreadable", async () => {
+    const media = path.join(ws.dir, "media");
+    await mkdir(media);
+    await exec(
+      "ffmpeg",
+      [
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=10",
+        "-t",
+        "2",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        path.join(media, "clip.mp4"),
+      ],
+      { timeout: 60_000 },
+    );
+    await writeFile(path.join(media, "broken.mp4"), "a text file renamed .mp4\n");
+    const video = {
+      duration: 2,
+      mode: "native",
+      frames: 20,
+      fps: 10,
+      seconds: 2,
+      segments: 1,
+      bytes: 9000,
+    };
+    await writeFile(
+      path.join(ws.dir, "out.jsonl"),
+      `${row("media/clip.mp4", video)}\n${row("media/broken.mp4", video)}\n`,
+    );
+
+    const report = await runCli(["report", "out.jsonl"], { cwd: ws.dir });
+
+    expect(report.code, report.stderr).toBe(0);
+    expect(report.stderr).toMatch(/report: 2 captioned, 0 failed, 0 flagged → out\.report\.html/);
+    expect(report.stderr).toMatch(/1 made, 0 kept, 1 images? unreadable/);
+    const folder = path.join(ws.dir, "out.report_files");
+    const thumbs = await readdir(folder);
+    expect(thumbs).toHaveLength(1);
+    const meta = await sharp(path.join(folder, thumbs[0] ?? "")).metadata();
+    expect(meta.format).toBe("webp");
+    expect(meta.width).toBeGreaterThan(0);
+    expect(meta.height).toBeGreaterThan(0);
+    expect(Math.max(meta.width ?? 0, meta.height ?? 0)).toBeLessThanOrEqual(THUMB_SIDE);
+    const html = await readFile(path.join(ws.dir, "out.report.html"), "utf8");
+    expect(html).toContain("0:02 clip, 20 frames sent as video");
+  }, 90_000);
+});
