@@ -1,12 +1,14 @@
 import { availableParallelism } from "node:os";
 import pLimit from "p-limit";
+import { isClipPath } from "../discover/extensions.js";
 import { UsageError } from "../errors.js";
+import { clipSentPixels } from "../prepare/clip/prepare-clip.js";
 import { sentPixels } from "../prepare/sent-pixels.js";
 import { DEFAULT_SAMPLE } from "../settings/defaults.js";
 import { libraryNameOf } from "../settings/naming.js";
 import { resolveRunOptions } from "../settings/resolve-run-options.js";
 import type { ResolvedEndpoint, RunOptions } from "../settings/run-options.js";
-import type { CaptionRecord, ImageTask } from "../types.js";
+import type { CaptionRecord, ImageTask, VideoOptions } from "../types.js";
 import type { RunEvent, RunSummary } from "./events.js";
 import { type Forecast, forecastRest, type Range, type SampledImage } from "./forecast.js";
 import { captionImages, type RunHooks } from "./pipeline.js";
@@ -73,12 +75,13 @@ export async function estimateCaptions(
       return shuffled.slice(0, sampleSize);
     },
   });
-  const pixels = await readSentPixels(rest, resolved.prepare);
+  const pixels = await readSentPixels(rest, resolved.prepare, resolved.video);
   const restPixels = pixels.filter((p): p is number => p !== null);
   const sample: SampledImage[] = sampled
     .filter((record) => record.prompt_tokens !== null)
     .map((record) => ({
-      pixels: record.width * record.height,
+      // A clip's tokens follow its frames' pixels together.
+      pixels: record.width * record.height * (record.video?.frames ?? 1),
       promptTokens: record.prompt_tokens ?? 0,
       completionTokens: record.completion_tokens ?? 0,
       latencyMs: record.latency_ms,
@@ -130,9 +133,18 @@ export async function estimateCaptions(
 async function readSentPixels(
   tasks: readonly ImageTask[],
   prepare: { maxPixels: number; maxSide?: number | undefined },
+  video: VideoOptions,
 ): Promise<(number | null)[]> {
   const limit = pLimit(availableParallelism() * 4);
-  return Promise.all(tasks.map((task) => limit(() => sentPixels(task.absPath, prepare))));
+  return Promise.all(
+    tasks.map((task) =>
+      limit(() =>
+        isClipPath(task.absPath)
+          ? clipSentPixels(task.absPath, video)
+          : sentPixels(task.absPath, prepare),
+      ),
+    ),
+  );
 }
 
 /** Fisher–Yates: every sample of the pending images equally likely. */

@@ -40,7 +40,7 @@ export function estimateText(estimate: Estimate): string {
   ];
   if (images.unreadable > 0) {
     lines.push(
-      `  ${images.unreadable} of those left cannot be read as images and would fail; they are not counted`,
+      `  ${images.unreadable} of those left cannot be read (as images, or as clips) and would fail; they are not counted`,
     );
   }
   if (images.sampled === 0 || (rest === null && images.left > 0)) {

@@ -108,6 +108,28 @@ async function cutFrames(
 }
 
 /**
+ * The pixels a clip would be sent with, its frames' together, from its header alone: what
+ * `caption estimate` forecasts a clip's tokens from, as it does an image's from its size. Null
+ * for a clip that cannot be read. Under `auto` the clip is taken to go natively.
+ */
+export async function clipSentPixels(
+  absPath: string,
+  options: VideoOptions,
+): Promise<number | null> {
+  try {
+    const probe = await probeClip(absPath, { timeoutMs: options.timeoutMs });
+    if (options.mode === "frames") {
+      const size = frameSize(probe, options.side);
+      return size.width * size.height * options.frames;
+    }
+    const plan = planCut(probe, options);
+    return plan.width * plan.height * plan.frames;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * A frame sent as an image fits in `side`² pixels: the one slice MiniCPM-V's guide recommends for
  * video, where a server slices a larger image into several, each as costly as a frame.
  */
