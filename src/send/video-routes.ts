@@ -1,4 +1,4 @@
-import { ApiError, InvalidJsonError } from "../errors.js";
+import { ApiError } from "../errors.js";
 import type { ClipForm } from "../prepare/clip/prepare-clip.js";
 import type { VideoMode } from "../types.js";
 
@@ -35,15 +35,14 @@ export class VideoRoutes {
 
   /**
    * Whether a failure of a clip sent natively is the endpoint refusing video: under `auto`, a 400
-   * (not a reply that could not be read) from one that never answered a clip.
+   * from one that never answered a clip.
    */
   refusal(endpoint: string, error: unknown): boolean {
     return (
       this.mode === "auto" &&
       this.#shown.get(endpoint) !== "takes" &&
       error instanceof ApiError &&
-      error.status === 400 &&
-      !(error instanceof InvalidJsonError)
+      error.status === 400
     );
   }
 

@@ -65,3 +65,27 @@ describe("encodeCaptionRequest", () => {
     );
   });
 });
+
+describe("encodeCaptionRequest with a clip", () => {
+  const options = { model: "m", prompt: "Describe this clip.", maxTokens: 5 };
+
+  it("sends a clip as one video_url part holding its MP4", () => {
+    const data = Buffer.from("an mp4's bytes, of no particular length");
+    const body = JSON.parse(
+      encodeCaptionRequest({ mime: "video/mp4", data }, options).toString("utf8"),
+    );
+    expect(body.messages[0].content).toEqual([
+      { type: "text", text: "Describe this clip." },
+      { type: "video_url", video_url: { url: `data:video/mp4;base64,${data.toString("base64")}` } },
+    ]);
+  });
+
+  it("sends a clip's frames as image_url parts in their order, the same JSON as buildCaptionRequest", () => {
+    const frames = [0, 1, 2, 49_153].map((length, index) =>
+      Buffer.from(Array.from({ length }, (_, i) => (i * 7 + index) % 256)),
+    );
+    const urls = frames.map((frame) => `data:image/jpeg;base64,${frame.toString("base64")}`);
+    const bytes = encodeCaptionRequest({ mime: "image/jpeg", data: frames[0], frames }, options);
+    expect(bytes.toString("utf8")).toBe(JSON.stringify(buildCaptionRequest(urls, options)));
+  });
+});
