@@ -31,9 +31,9 @@ describe("VideoRoutes", () => {
   it("reads no other status as a refusal, and never falls back unless auto", () => {
     const routes = new VideoRoutes("auto", ["a:1"]);
     expect(routes.refusal("a:1", new ApiError("http_500", "boom", { status: 500 }))).toBe(false);
-    expect(
-      routes.refusal("a:1", new InvalidJsonError("invalid_json", "half a body", { status: 400 })),
-    ).toBe(false);
+    expect(routes.refusal("a:1", new ApiError("http_413", "too large", { status: 413 }))).toBe(
+      false,
+    );
     const native = new VideoRoutes("native", ["a:1"]);
     expect(native.refusal("a:1", refusal)).toBe(false);
     expect(new VideoRoutes("frames", ["a:1"]).form()).toBe("frames");
