@@ -95,6 +95,8 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
     if (rowsTemp && errorsTemp) {
       rows = await openCaptionWriter(rowsTemp, request.format, {
         properties,
+        // The shards' JSONL rows carry each clip's `video`; a merged CSV gets its columns.
+        clips: settings.video?.include === true,
         csvFormulaGuard: request.csvFormulaGuard,
       });
       errors = await openJsonlWriter<FailureRecord>(errorsTemp);

@@ -9,6 +9,7 @@ import { mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promis
 import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { makeClip } from "../helpers/clips.js";
 import { fakeTotals } from "../helpers/fake-endpoint/usage.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import type { FakeEndpoint, RecordedRequest } from "../helpers/fake-endpoint.js";
@@ -242,6 +243,28 @@ describe.skipIf(!available)("many machines on one queue", () => {
     );
     expect(manifests).toHaveLength(7);
   }, 120_000);
+
+  it("clips queued with --video: workers cut them as the queue says, and the merged CSV records what was sent", async () => {
+    await fake.start({});
+    await makeClip(path.join(ws.dir, "media", "a.mp4"), { seconds: 6, rate: 10 });
+    await makeClip(path.join(ws.dir, "media", "b.mkv"), { seconds: 3, rate: 5 });
+    await makeDistinctImages(ws.dir, 1, "media");
+    const enqueued = await enqueue(["media"], "--video", "--video-seconds", "2");
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    expect(enqueued.stderr).toMatch(/\(3 images\)/);
+    const result = await collect(worker());
+    expect(result.code, result.stderr).toBe(0);
+    const merged = await run(["merge", "work", "-o", "all.csv"]);
+    expect(merged.code, merged.stderr).toBe(0);
+    const rows = await readCsv(path.join(ws.dir, "all.csv"));
+    expect(rows.map((row) => [row.path, row.video_sent_as, row.video_seconds])).toEqual([
+      ["media/a.mp4", "native", "2"],
+      ["media/b.mkv", "native", "2"],
+      ["media/img-0000.jpg", "", ""],
+    ]);
+    const sent = fake.requests.flatMap((request) => (request.video ? [request.video] : []));
+    expect(sent.map((video) => Math.round(video.duration ?? 0))).toEqual([2, 2]);
+  });
 
   it("workers keep to one token budget for the queue through Redis, stop with exit 4, and a fresh budget at enqueue lets them finish", async () => {
     await fake.start({ latencyMs: 40 });
