@@ -228,6 +228,28 @@ describe("clips against an endpoint that takes video", () => {
     expect([row?.video_sent_as, row?.video_frames, row?.video_fps]).toEqual(["frames", "5", ""]);
   });
 
+  it("asks several prompts of a clip, each its own request, one row with every answer", async () => {
+    await folderOf("media", ["dog.mov"]);
+    await writeFile(
+      path.join(ws.dir, "prompts.json"),
+      JSON.stringify({
+        short: "One sentence about this clip.",
+        motion: "How does the camera move?",
+      }),
+    );
+    const result = await run(["media", "--video", "--prompts", "prompts.json", "-o", "out.csv"]);
+    expect(result.code, result.stderr).toBe(0);
+    const [row] = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(row?.caption_short).not.toBe("");
+    expect(row?.caption_motion).not.toBe("");
+    expect([row?.video_sent_as, row?.video_frames]).toEqual(["native", "2"]);
+    expect(fake.requests.map((request) => request.prompt)).toEqual([
+      "One sentence about this clip.",
+      "How does the camera move?",
+    ]);
+    expect(new Set(fake.requests.map((request) => videoOf(request).sha256)).size).toBe(1);
+  });
+
   it("sends a copy of a clip under another name once, and gives both their row", async () => {
     await folderOf("media", ["dog.mov"]);
     await copyFile(
