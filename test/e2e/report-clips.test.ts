@@ -3,17 +3,15 @@
  * poster frame (cut with the real FFmpeg from a clip made at test time), and a clip FFmpeg cannot
  * read is counted unreadable without stopping the page.
  */
-import { execFile } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { promisify } from "node:util";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { THUMB_SIDE } from "../../src/report/thumbnails.js";
+import { makeClip } from "../helpers/clips.js";
 import { runCli } from "../helpers/run-cli.js";
 import { useWorkspace } from "../helpers/workspace.js";
 
-const exec = promisify(execFile);
 const ws = useWorkspace();
 
 function row(file: string, video?: Record<string, unknown>): string {
@@ -42,25 +40,7 @@ describe("caption report over clips", () => {
   it("shows each clip's poster frame, and counts a clip that is no video unreadable", async () => {
     const media = path.join(ws.dir, "media");
     await mkdir(media);
-    await exec(
-      "ffmpeg",
-      [
-        "-v",
-        "error",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=10",
-        "-t",
-        "2",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:v",
-        "libx264",
-        path.join(media, "clip.mp4"),
-      ],
-      { timeout: 60_000 },
-    );
+    await makeClip(path.join(media, "clip.mp4"), { seconds: 2, pattern: "testsrc" });
     await writeFile(path.join(media, "broken.mp4"), "a text file renamed .mp4\n");
     const video = {
       duration: 2,

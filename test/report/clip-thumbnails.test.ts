@@ -3,10 +3,8 @@
  * at test time, through the same sharp pipeline as an image's; a clip FFmpeg cannot read is counted
  * unreadable like an undecodable image, and the page is written all the same.
  */
-import { execFile } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { promisify } from "node:util";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { posterArgs, posterFrame, posterTime } from "../../src/prepare/clip/poster.js";
@@ -15,38 +13,10 @@ import { THUMB_SIDE, ThumbnailMaker } from "../../src/report/thumbnails.js";
 import { thumbnailFolder, writeReport } from "../../src/report/write-report.js";
 import { openCaptionWriter } from "../../src/sinks/out-file/writers.js";
 import type { CaptionRecord, ClipRecord, OutputFormat } from "../../src/types.js";
+import { makeClip } from "../helpers/clips.js";
 import { useWorkspace } from "../helpers/workspace.js";
 
-const exec = promisify(execFile);
 const ws = useWorkspace();
-
-/** A clip made with FFmpeg, as a camera would leave one (no shell: the name is an argument). */
-async function makeClip(file: string, size: string, seconds: number, rate = 10): Promise<string> {
-  await mkdir(path.dirname(file), { recursive: true });
-  await exec(
-    "ffmpeg",
-    [
-      "-v",
-      "error",
-      "-y",
-      "-f",
-      "lavfi",
-      "-i",
-      `testsrc=size=${size}:rate=${rate}`,
-      "-t",
-      String(seconds),
-      "-pix_fmt",
-      "yuv420p",
-      "-c:v",
-      "libx264",
-      "-preset",
-      "ultrafast",
-      file,
-    ],
-    { timeout: 60_000 },
-  );
-  return file;
-}
 
 async function makeImage(file: string): Promise<string> {
   await mkdir(path.dirname(file), { recursive: true });
@@ -124,14 +94,25 @@ describe("posterFrame", () => {
   });
 
   it("gives one JPEG frame of a clip, upright as it plays, and rejects a file that is no clip", async () => {
-    const landscape = await makeClip(path.join(ws.dir, "wide.mp4"), "320x240", 2);
+    const landscape = await makeClip(path.join(ws.dir, "wide.mp4"), {
+      width: 320,
+      height: 240,
+      seconds: 2,
+      pattern: "testsrc",
+    });
     const frame = await posterFrame(landscape, { timeoutMs: 60_000 });
     const meta = await sharp(frame).metadata();
     expect(meta.format).toBe("jpeg");
     expect([meta.width, meta.height]).toEqual([320, 240]);
 
     // A clip of a single frame: a tenth of it would fall after its only frame.
-    const still = await makeClip(path.join(ws.dir, "still.mp4"), "160x120", 1, 1);
+    const still = await makeClip(path.join(ws.dir, "still.mp4"), {
+      width: 160,
+      height: 120,
+      seconds: 1,
+      rate: 1,
+      pattern: "testsrc",
+    });
     expect((await sharp(await posterFrame(still, { timeoutMs: 60_000 })).metadata()).width).toBe(
       160,
     );
@@ -146,7 +127,12 @@ describe("ThumbnailMaker", () => {
   it("makes a clip's thumbnail from its poster frame, and counts a clip that cannot be read failed", async () => {
     const folder = path.join(ws.dir, "thumbs");
     await mkdir(folder);
-    const clip = await makeClip(path.join(ws.dir, "v", "big.mov"), "1280x720", 1);
+    const clip = await makeClip(path.join(ws.dir, "v", "big.mov"), {
+      width: 1280,
+      height: 720,
+      seconds: 1,
+      pattern: "testsrc",
+    });
     const image = await makeImage(path.join(ws.dir, "v", "photo.jpg"));
     const broken = path.join(ws.dir, "v", "broken.mp4");
     await writeFile(broken, "not a clip at all");
@@ -175,7 +161,12 @@ describe("ThumbnailMaker", () => {
 describe("the page of a run that captioned clips", () => {
   for (const format of ["jsonl", "csv"] as const satisfies readonly OutputFormat[]) {
     it(`shows a clip's poster and length from a ${format.toUpperCase()} OUT, and lists a broken clip as unreadable`, async () => {
-      await makeClip(path.join(ws.dir, "media", "walk.mp4"), "320x240", 2);
+      await makeClip(path.join(ws.dir, "media", "walk.mp4"), {
+        width: 320,
+        height: 240,
+        seconds: 2,
+        pattern: "testsrc",
+      });
       await makeImage(path.join(ws.dir, "media", "photo.jpg"));
       await writeFile(path.join(ws.dir, "media", "broken.mp4"), "text renamed .mp4\n");
       const output = path.join(ws.dir, `out.${format}`);
