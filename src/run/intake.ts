@@ -120,6 +120,7 @@ function copyRecord(task: ImageTask, sha256: string, stored: StoredCaption): Cap
     ...(stored.tags ? { tags: stored.tags } : {}),
     ...(stored.captions ? { captions: stored.captions } : {}),
     ...(stored.answers ? { answers: stored.answers } : {}),
+    ...(stored.video ? { video: stored.video } : {}),
   };
 }
 

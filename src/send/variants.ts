@@ -150,6 +150,14 @@ export function createSender(
       afterFailure: async (error, endpoint, attempts) => {
         // The penalised retry failed (a server that refuses frequency_penalty, say): keep the first.
         if (first) return false;
+        // A clip too long for the context first: that 400 is no refusal of video.
+        const fewer = image.clip && !shrunk ? fewerFrames(image.clip, error) : null;
+        if (fewer) {
+          shrunk = true;
+          retry(attempts, `${messageOf(error)}; sending the clip again as ${fewer.frames} frames`);
+          image = await recut(image.clip?.mode ?? "frames", fewer.change);
+          return true;
+        }
         if (image.clip?.mode === "native" && routes.refusal(endpoint.label, error)) {
           if (routes.refused(endpoint.label)) {
             options.onWarning(
@@ -158,13 +166,6 @@ export function createSender(
           }
           retry(attempts, `${messageOf(error)}; sending the clip again as frames`);
           image = await recut("frames");
-          return true;
-        }
-        const fewer = image.clip && !shrunk ? fewerFrames(image.clip, error) : null;
-        if (fewer) {
-          shrunk = true;
-          retry(attempts, `${messageOf(error)}; sending the clip again as ${fewer.frames} frames`);
-          image = await recut(image.clip?.mode ?? "frames", fewer.change);
           return true;
         }
         if (!shrunk && error instanceof ApiError && error.status === 413) {

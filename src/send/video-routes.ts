@@ -1,6 +1,7 @@
 import { ApiError } from "../errors.js";
 import type { ClipForm } from "../prepare/clip/prepare-clip.js";
 import type { VideoMode } from "../types.js";
+import { ContextExceededError } from "./context-overflow.js";
 
 /** What an endpoint has shown of video: nothing yet, an answer to a clip, or a refusal. */
 type Shown = "unknown" | "takes" | "refuses";
@@ -35,14 +36,15 @@ export class VideoRoutes {
 
   /**
    * Whether a failure of a clip sent natively is the endpoint refusing video: under `auto`, a 400
-   * from one that never answered a clip.
+   * from one that never answered a clip, other than a clip too long for its context.
    */
   refusal(endpoint: string, error: unknown): boolean {
     return (
       this.mode === "auto" &&
       this.#shown.get(endpoint) !== "takes" &&
       error instanceof ApiError &&
-      error.status === 400
+      error.status === 400 &&
+      !(error instanceof ContextExceededError)
     );
   }
 

@@ -78,7 +78,11 @@ function videoOf(request: RecordedRequest | undefined) {
 }
 
 describe("clips against an endpoint that takes video", () => {
-  const fake = useFakeEndpoint({ apiKey: TEST_KEY });
+  // A clip over the default budget is refused, as a server with a limit would.
+  const fake = useFakeEndpoint({
+    apiKey: TEST_KEY,
+    videoLimits: { maxShortSide: 448, maxFps: 1, maxSeconds: 60 },
+  });
   const run = (args: string[]) => runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl });
 
   it("captions a folder of clips beside a photo with --video, each cut to the budget, every output written", async () => {
@@ -177,27 +181,27 @@ describe("clips against an endpoint that takes video", () => {
 
   it("cuts a clip longer than --video-seconds into evenly spaced segments, or takes its start", async () => {
     await folderOf("media", ["long.mp4"]);
-    const args = ["media/long.mp4", "--video-seconds", "12", "--video-fps", "2"];
+    const args = ["media/long.mp4", "--video-seconds", "12"];
     const spread = await run([...args, "-o", "spread.jsonl"]);
     expect(spread.code, spread.stderr).toBe(0);
     const [row] = await readJsonl(path.join(ws.dir, "spread.jsonl"));
     expect(row?.video).toEqual({
       duration: 60,
       mode: "native",
-      frames: 24,
-      fps: 2,
+      frames: 12,
+      fps: 1,
       seconds: 12,
       segments: 2,
       bytes: expect.any(Number),
     });
     const sent = videoOf(fake.requests.at(-1));
-    expect(sent.frames).toBe(24);
+    expect(sent.frames).toBe(12);
     expect(sent.duration).toBeCloseTo(12, 0);
 
     const start = await run([...args, "--video-sample", "start", "-o", "start.jsonl"]);
     expect(start.code, start.stderr).toBe(0);
     const [first] = await readJsonl(path.join(ws.dir, "start.jsonl"));
-    expect(first?.video).toMatchObject({ seconds: 12, segments: 1, frames: 24 });
+    expect(first?.video).toMatchObject({ seconds: 12, segments: 1, frames: 12 });
   });
 
   it("sends --video-frames frames as images in one request under --video-mode frames, the prompt saying what they are", async () => {
@@ -262,6 +266,20 @@ describe("clips against an endpoint that takes video", () => {
     expect(rows.map((row) => row.path).sort()).toEqual(["media/dog-copy.mov", "media/dog.mov"]);
     expect(new Set(rows.map((row) => row.sha256)).size).toBe(1);
     expect(fake.requests).toHaveLength(1);
+    // A copy made since: its caption read back from OUT, with what was sent of the first.
+    await copyFile(path.join(ws.dir, "media", "dog.mov"), path.join(ws.dir, "media", "dog-3.mov"));
+    const later = await run(["media", "--video", "-o", "out.csv"]);
+    expect(later.code, later.stderr).toBe(0);
+    expect(fake.requests).toHaveLength(1);
+    const all = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(all).toHaveLength(3);
+    for (const row of all) {
+      expect([row.video_sent_as, row.video_frames, row.video_duration]).toEqual([
+        "native",
+        "2",
+        "2",
+      ]);
+    }
   });
 
   it("gives each bad clip a clear row and goes on: empty, text, truncated, sound only, and a clip longer than a day", async () => {

@@ -34,6 +34,12 @@ describe("VideoRoutes", () => {
     expect(routes.refusal("a:1", new ApiError("http_413", "too large", { status: 413 }))).toBe(
       false,
     );
+    const tooLong = new ContextExceededError(
+      refusal,
+      { requestTokens: 9000, contextTokens: 8192, promptOnly: false },
+      "said",
+    );
+    expect(routes.refusal("a:1", tooLong)).toBe(false);
     const native = new VideoRoutes("native", ["a:1"]);
     expect(native.refusal("a:1", refusal)).toBe(false);
     expect(new VideoRoutes("frames", ["a:1"]).form()).toBe("frames");

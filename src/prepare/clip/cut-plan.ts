@@ -13,9 +13,13 @@ export interface CutPlan {
   /** The size sent: the short side at most `side`, both sides even (H.264 at 4:2:0 needs it). */
   width: number;
   height: number;
-  /** Frames a second kept: the option's, or the source's when that is lower (none are made up). */
+  /**
+   * Frames a second of the cut: the option's, whatever the source's. A slower source (a
+   * time-lapse, a screen recording) has frames repeated, so the cut lasts as long as what it
+   * covers, as a server that samples a video by its clock expects.
+   */
   fps: number;
-  /** Frames the cut holds: the sum over its stretches. */
+  /** Frames the cut is planned to hold: the sum over its stretches (the row says how many it did). */
   frames: number;
   /** Seconds of the source covered. */
   seconds: number;
@@ -43,7 +47,7 @@ export function planCut(
   probe: ClipProbe,
   options: Pick<VideoOptions, "side" | "fps" | "seconds" | "sample">,
 ): CutPlan {
-  const fps = Math.min(options.fps, probe.fps ?? options.fps);
+  const fps = options.fps;
   const cap = options.seconds;
   const duration = probe.duration;
   let stretches: Stretch[];
@@ -89,12 +93,15 @@ export function cutArgs(input: readonly string[], plan: CutPlan, out: string): s
   plan.stretches.forEach((stretch) => {
     args.push("-ss", String(stretch.start), "-t", String(stretch.length), ...input);
   });
-  const each = `fps=${plan.fps},scale=${plan.width}:${plan.height}:flags=bicubic,setsar=1`;
+  // The fps filter fills a gap between two frames with copies of the first: `trim` holds each
+  // stretch to its length, and `-frames:v` the whole cut to the plan, whatever the source's clock.
+  const each = (length: number) =>
+    `fps=${plan.fps},trim=duration=${length},scale=${plan.width}:${plan.height}:flags=bicubic,setsar=1`;
   const count = plan.stretches.length;
   const graph =
     count === 1
-      ? `[0:v:0]${each},format=yuv420p[v]`
-      : `${plan.stretches.map((_, index) => `[${index}:v:0]${each}[s${index}]`).join(";")};${plan.stretches
+      ? `[0:v:0]${each(plan.stretches[0]?.length ?? 0)},format=yuv420p[v]`
+      : `${plan.stretches.map((stretch, index) => `[${index}:v:0]${each(stretch.length)}[s${index}]`).join(";")};${plan.stretches
           .map((_, index) => `[s${index}]`)
           .join("")}concat=n=${count}:v=1:a=0,format=yuv420p[v]`;
   args.push(
@@ -102,6 +109,8 @@ export function cutArgs(input: readonly string[], plan: CutPlan, out: string): s
     graph,
     "-map",
     "[v]",
+    "-frames:v",
+    String(plan.frames),
     "-an",
     "-sn",
     "-dn",

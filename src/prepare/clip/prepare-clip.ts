@@ -56,10 +56,17 @@ async function cutNative(
   const out = path.join(folder, "clip.mp4");
   await runTool("ffmpeg", cutArgs(inputOf(absPath), plan, out), run);
   const data = await readSent(out);
+  const frames = await framesIn(out, run);
+  if (frames === 0) {
+    throw new ImageError(
+      "video_unreadable",
+      "no frame of the clip could be cut; play it to check, then replace it with a good copy or remove it",
+    );
+  }
   const clip: ClipSent = {
     duration: probe.duration,
     mode: "native",
-    frames: plan.frames,
+    frames,
     fps: plan.fps,
     seconds: plan.seconds,
     segments: plan.stretches.length,
@@ -135,6 +142,31 @@ export async function clipSentPixels(
  */
 export function frameSize(probe: ClipProbe, side: number): { width: number; height: number } {
   return targetSize(probe.width, probe.height, side * side);
+}
+
+/**
+ * The frames a cut holds, counted from its packets (none decoded): what the row says was sent,
+ * where a source with gaps (a stretch with no frame in it) gave fewer than planned.
+ */
+async function framesIn(cut: string, run: ToolRun): Promise<number> {
+  const out = await runTool(
+    "ffprobe",
+    [
+      "-v",
+      "error",
+      "-count_packets",
+      "-select_streams",
+      "v:0",
+      "-show_entries",
+      "stream=nb_read_packets",
+      "-of",
+      "csv=p=0",
+      fileInput(cut),
+    ],
+    run,
+  );
+  const count = Number.parseInt(out.toString("utf8").trim(), 10);
+  return Number.isFinite(count) ? count : 0;
 }
 
 function inputOf(absPath: string): string[] {

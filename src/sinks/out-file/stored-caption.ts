@@ -1,4 +1,5 @@
-import { CAPTION_COLUMNS, CAPTION_PREFIX, unguardFormula } from "./writers.js";
+import type { ClipRecord } from "../../types.js";
+import { CAPTION_COLUMNS, CAPTION_PREFIX, CLIP_COLUMNS, unguardFormula } from "./writers.js";
 
 /** What a row of OUT says about an image: enough to give an identical file the same caption. */
 export interface StoredCaption {
@@ -19,6 +20,8 @@ export interface StoredCaption {
   answers?: Record<string, Record<string, unknown>>;
   /** Null in rows written before prompts were told apart. */
   prompt_hash: string | null;
+  /** A clip's length and what was sent of it. */
+  video?: ClipRecord;
 }
 
 /**
@@ -51,9 +54,12 @@ export function rowReader(columns: readonly string[]): (record: string[]) => Sto
   const extra =
     columns[0] === "path"
       ? columns.flatMap((name, index) =>
-          (CAPTION_COLUMNS as readonly string[]).includes(name) ? [] : [{ name, index }],
+          (CAPTION_COLUMNS as readonly string[]).includes(name) || CLIP_COLUMNS.includes(name)
+            ? []
+            : [{ name, index }],
         )
       : [];
+  const clip = CLIP_COLUMNS.map(at);
   // Several prompts: a caption_<name> column each, and `<name>.<field>` for a structured one.
   const captionColumns = extra.filter(({ name }) => name.startsWith(CAPTION_PREFIX));
   const several = captionColumns.length > 0;
@@ -91,7 +97,26 @@ export function rowReader(columns: readonly string[]): (record: string[]) => Sto
       ...(tags >= 0 ? { tags: tagText === "" ? [] : tagText.split(", ") } : {}),
       ...(several ? promptsOf(captionColumns, fields, textOf) : {}),
       prompt_hash: field(promptHash) || null,
+      ...clipOf(clip.map(field)),
     };
+  };
+}
+
+/** A clip's cells, in CLIP_COLUMNS' order, as its `video`; an image's empty cells as none. */
+function clipOf(cells: readonly string[]): Pick<StoredCaption, "video"> {
+  const [duration, mode, frames, fps, seconds, segments, bytes] = cells;
+  if (mode !== "native" && mode !== "frames") return {};
+  const number = (cell: string | undefined) => (cell ? Number(cell) : null);
+  return {
+    video: {
+      duration: number(duration),
+      mode,
+      frames: Number(frames),
+      fps: number(fps),
+      seconds: Number(seconds),
+      segments: Number(segments),
+      bytes: Number(bytes),
+    },
   };
 }
 
@@ -163,6 +188,9 @@ export function fromJson(line: string): StoredCaption | null {
         }
       : {}),
     prompt_hash: text("prompt_hash") || null,
+    ...(isObject(row.video) && (row.video.mode === "native" || row.video.mode === "frames")
+      ? { video: row.video as unknown as ClipRecord }
+      : {}),
   };
 }
 

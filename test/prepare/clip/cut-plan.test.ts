@@ -29,10 +29,10 @@ describe("planCut", () => {
     expect(plan).toMatchObject({ fps: 1, frames: 13, seconds: 12.5, width: 796, height: 448 });
   });
 
-  it("keeps a source's own frame rate where it is below the cap: no frame is made up", () => {
+  it("gives a slower source the same clock: the cut lasts as long as what it covers", () => {
     expect(planCut({ ...HD, fps: 0.5, duration: 10 }, DEFAULTS)).toMatchObject({
-      fps: 0.5,
-      frames: 5,
+      fps: 1,
+      frames: 10,
     });
   });
 
@@ -78,6 +78,12 @@ describe("FFmpeg's arguments", () => {
     expect(args.filter((arg) => arg === "-ss")).toHaveLength(2);
     expect(args).toContain("-an");
     expect(args.join(" ")).toContain("concat=n=2:v=1:a=0");
+    // Each stretch held to its length, and the whole to the plan's frames.
+    expect(args.join(" ").match(/trim=duration=10/g)).toHaveLength(2);
+    expect(args.slice(args.indexOf("-frames:v"), args.indexOf("-frames:v") + 2)).toEqual([
+      "-frames:v",
+      "20",
+    ]);
     expect(args.slice(args.indexOf("-c:v"), args.indexOf("-c:v") + 2)).toEqual(["-c:v", "libx264"]);
     expect(args.at(-1)).toBe("/tmp/out.mp4");
   });
