@@ -1,3 +1,4 @@
+import { isClipPath } from "../discover/extensions.js";
 import { RunAbortedError } from "../errors.js";
 import type { PrepareStage } from "../prepare/stage.js";
 import { captionProtocol } from "../prompts/protocol.js";
@@ -135,7 +136,7 @@ export async function realSender(
     }),
   );
   for (const endpoint of endpoints) endpoint.peers = endpoints;
-  const advised = new Set<Endpoint>();
+  const advised = new Set<string>();
   return createSender(
     {
       endpoints: new Dispatcher<Slot, Endpoint>(endpoints),
@@ -170,10 +171,12 @@ export async function realSender(
         : undefined,
       onOverflowRetry: (endpoint) =>
         state.resentForContext(endpoint.label, endpoint.limiter.allowed),
-      onContextExceeded: (error, endpoint) => {
-        // Said once an endpoint: every image that does not fit fails the same way.
-        if (advised.has(endpoint)) return;
-        advised.add(endpoint);
+      onContextExceeded: (error, endpoint, imagePath) => {
+        // Said once an endpoint, for images and for clips: each that does not fit fares the same.
+        const clip = isClipPath(imagePath);
+        const key = `${endpoint.label} ${clip}`;
+        if (advised.has(key)) return;
+        advised.add(key);
         warn(
           contextAdvice(
             error,
@@ -181,6 +184,7 @@ export async function realSender(
               maxTokens: options.maxTokens,
               contextTokens: contextTokens.get(endpoint.label) ?? null,
               endpoint: endpoint.label,
+              clip,
             },
             options.nameSetting,
           ),

@@ -161,7 +161,7 @@ export async function sendImage(
               : { requestTokens: null, contextTokens: null, promptOnly: false },
             overflow.kind === "alone" ? "said" : "measured",
           );
-          context.onContextExceeded?.(exceeded, endpoint);
+          context.onContextExceeded?.(exceeded, endpoint, label);
           const settled = await failed(exceeded, attempt, endpoint);
           if (settled) return settled;
           attempt = 0;

@@ -106,7 +106,13 @@ export class ContextExceededError extends ApiError {
  */
 export function contextAdvice(
   error: ContextExceededError,
-  known: { maxTokens: number; contextTokens: number | null; endpoint: string },
+  known: {
+    maxTokens: number;
+    contextTokens: number | null;
+    endpoint: string;
+    /** The one that did not fit is a clip: it is cut again to fit once before it fails. */
+    clip?: boolean;
+  },
   name: NameSetting,
 ): string {
   const sizes: string[] = [];
@@ -126,6 +132,14 @@ export function contextAdvice(
       : known.contextTokens !== null
         ? ` (its model list gives ${known.contextTokens} tokens of context)`
         : "";
+  if (known.clip) {
+    return (
+      `${known.endpoint} has too little context for one clip at a time${has}: ${sizes.join(", ")}. ` +
+      `A clip that does not fit is cut again once, to fewer frames in the share of the context the server said it has; one that still does not fit fails (context_exceeded). ` +
+      `Ways out: fewer ${name("videoFrames")} (clips sent as frames), a lower ${name("videoFps")} or ${name("videoSeconds")} (clips sent as video), ` +
+      `${promptTooLarge ? "" : `a smaller ${name("maxTokens")}, `}or more context on the server: llama-server's -c (shared by its -np/--parallel slots), vLLM's --max-model-len`
+    );
+  }
   return (
     `${known.endpoint} has too little context for one image at a time${has}: ${sizes.join(", ")}. ` +
     `Images that do not fit fail (context_exceeded) rather than being retried. Ways out: a smaller ${name("maxSide")} (fewer image tokens), ` +

@@ -33,8 +33,10 @@ export interface SendContext {
   nameSetting: NameSetting;
   /** The run's end when an answer says the model does not exist. */
   modelMissing: (error: ApiError, endpoint: Endpoint) => RunAbortedError;
-  /** Told of each image that does not fit the endpoint's context even alone. */
-  onContextExceeded?: ((error: ContextExceededError, endpoint: Endpoint) => void) | undefined;
+  /** Told of each image (`label`, its path) that does not fit the endpoint's context even alone. */
+  onContextExceeded?:
+    | ((error: ContextExceededError, endpoint: Endpoint, label: string) => void)
+    | undefined;
   /** Told of each request sent again, at no cost to its attempts, after the server ran out of context. */
   onOverflowRetry?: ((endpoint: Endpoint) => void) | undefined;
   /**

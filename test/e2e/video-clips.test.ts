@@ -406,6 +406,10 @@ describe.skipIf(!havePeer)("clips against the real llama.cpp server (MiniCPM-V p
     expect(result.stderr).toMatch(
       /refused a clip sent as video \(HTTP 400: unsupported content\[\]\.type\)/,
     );
+    // Eight frames are more than its 4096 tokens: each clip is cut again to fit, and that is said.
+    expect(result.stderr).toMatch(
+      /too little context for one clip at a time.*fewer --video-frames/,
+    );
     const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows).toHaveLength(3);
     for (const row of rows.filter((each) => each.path !== "media/photo.jpg")) {
