@@ -10,6 +10,8 @@ import {
   truncate,
   writeFile,
 } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -308,6 +310,41 @@ describe("clips against an endpoint that takes video", () => {
     });
     for (const failure of failures) expect(String(failure.message)).not.toMatch(/^\s*at /m);
     expect(fake.requests.filter((request) => request.video)).toHaveLength(2);
+  });
+
+  it("never lets a playlist or a concat list named .mp4 make FFmpeg open an address or another file", async () => {
+    // Someone else's folder: an HLS playlist pointing at a server, a concat list at a clip outside.
+    let hits = 0;
+    const server = createServer((_request, response) => {
+      hits += 1;
+      response.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      await folderOf("media", ["dog.mov"]);
+      const outside = clip("beach.mp4");
+      await writeFile(
+        path.join(ws.dir, "media", "playlist.mp4"),
+        `#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nhttp://127.0.0.1:${port}/segment.ts\n#EXT-X-ENDLIST\n`,
+      );
+      await writeFile(
+        path.join(ws.dir, "media", "list.mp4"),
+        `ffconcat version 1.0\nfile ${outside}\n`,
+      );
+      const result = await run(["media", "--video", "-o", "out.csv"]);
+      expect(result.code, result.stderr).toBe(3);
+      expect(hits).toBe(0);
+      const failures = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
+      expect(failures.map((failure) => [failure.path, failure.code]).sort()).toEqual([
+        ["media/list.mp4", "video_unreadable"],
+        ["media/playlist.mp4", "video_unreadable"],
+      ]);
+      // Only the one real clip was sent: nothing of the clip outside the folder.
+      expect(fake.requests.filter((request) => request.video)).toHaveLength(1);
+    } finally {
+      server.close();
+    }
   });
 
   it("fails a clip FFmpeg takes longer than --video-timeout over, and the run ends", async () => {
