@@ -328,6 +328,11 @@ describe("clips against an endpoint that takes video", () => {
         path.join(ws.dir, "media", "playlist.mp4"),
         `#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nhttp://127.0.0.1:${port}/segment.ts\n#EXT-X-ENDLIST\n`,
       );
+      // FFmpeg's own defaults would read this one: a playlist whose segment is a file outside.
+      await writeFile(
+        path.join(ws.dir, "media", "local.mp4"),
+        `#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\n${outside}\n#EXT-X-ENDLIST\n`,
+      );
       await writeFile(
         path.join(ws.dir, "media", "list.mp4"),
         `ffconcat version 1.0\nfile ${outside}\n`,
@@ -338,6 +343,7 @@ describe("clips against an endpoint that takes video", () => {
       const failures = await readJsonl(path.join(ws.dir, "out.errors.jsonl"));
       expect(failures.map((failure) => [failure.path, failure.code]).sort()).toEqual([
         ["media/list.mp4", "video_unreadable"],
+        ["media/local.mp4", "video_unreadable"],
         ["media/playlist.mp4", "video_unreadable"],
       ]);
       // Only the one real clip was sent: nothing of the clip outside the folder.
