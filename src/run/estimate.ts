@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 import pLimit from "p-limit";
 import { isClipPath } from "../discover/extensions.js";
 import { UsageError } from "../errors.js";
-import { clipSentPixels } from "../prepare/clip/prepare-clip.js";
+import { clipPixels, clipSentPixels } from "../prepare/clip/prepare-clip.js";
 import { sentPixels } from "../prepare/sent-pixels.js";
 import { DEFAULT_SAMPLE } from "../settings/defaults.js";
 import { libraryNameOf } from "../settings/naming.js";
@@ -80,8 +80,10 @@ export async function estimateCaptions(
   const sample: SampledImage[] = sampled
     .filter((record) => record.prompt_tokens !== null)
     .map((record) => ({
-      // A clip's tokens follow its frames' pixels together.
-      pixels: record.width * record.height * (record.video?.frames ?? 1),
+      // A clip's tokens follow its frames, one slice each.
+      pixels: record.video
+        ? clipPixels(record.video.frames, resolved.video.side)
+        : record.width * record.height,
       promptTokens: record.prompt_tokens ?? 0,
       completionTokens: record.completion_tokens ?? 0,
       latencyMs: record.latency_ms,

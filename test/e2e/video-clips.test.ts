@@ -256,6 +256,24 @@ describe("clips against an endpoint that takes video", () => {
     expect(new Set(fake.requests.map((request) => videoOf(request).sha256)).size).toBe(1);
   });
 
+  it("estimates a folder of clips from a sample, their tokens following the frames each would send", async () => {
+    await folderOf("media", ["beach.mp4", "street.webm", "dog.mov", "long.mp4", "night.mkv"]);
+    const settings = ["--video", "-o", "out.jsonl"];
+    const estimate = await run(["estimate", "media", ...settings, "--sample", "3", "--json"]);
+    expect(estimate.code, estimate.stderr).toBe(0);
+    const forecast = JSON.parse(estimate.stdout) as {
+      images: Record<string, number>;
+      prompt_tokens: { expected: number };
+    };
+    expect(forecast.images).toMatchObject({ found: 5, sampled: 3, left: 2, unreadable: 0 });
+    const rest = await run(["media", ...settings]);
+    expect(rest.code, rest.stderr).toBe(0);
+    const rows = await readJsonl(path.join(ws.dir, "out.jsonl"));
+    expect(rows).toHaveLength(5);
+    const actual = rows.reduce((sum, row) => sum + Number(row.prompt_tokens), 0);
+    expect(Math.abs(forecast.prompt_tokens.expected - actual) / actual).toBeLessThan(0.1);
+  });
+
   it("sends a copy of a clip under another name once, and gives both their row", async () => {
     await folderOf("media", ["dog.mov"]);
     await copyFile(

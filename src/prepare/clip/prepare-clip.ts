@@ -115,9 +115,10 @@ async function cutFrames(
 }
 
 /**
- * The pixels a clip would be sent with, its frames' together, from its header alone: what
- * `caption estimate` forecasts a clip's tokens from, as it does an image's from its size. Null
- * for a clip that cannot be read. Under `auto` the clip is taken to go natively.
+ * What a clip counts for in `caption estimate`, which forecasts tokens from the pixels an image
+ * is sent with: one slice of `side`² pixels per frame it would send, read from its header alone,
+ * since MiniCPM-V takes each frame of a video as one slice however small. Null for a clip that
+ * cannot be read. Under `auto` the clip is taken to go natively.
  */
 export async function clipSentPixels(
   absPath: string,
@@ -125,15 +126,16 @@ export async function clipSentPixels(
 ): Promise<number | null> {
   try {
     const probe = await probeClip(absPath, { timeoutMs: options.timeoutMs });
-    if (options.mode === "frames") {
-      const size = frameSize(probe, options.side);
-      return size.width * size.height * options.frames;
-    }
-    const plan = planCut(probe, options);
-    return plan.width * plan.height * plan.frames;
+    const frames = options.mode === "frames" ? options.frames : planCut(probe, options).frames;
+    return clipPixels(frames, options.side);
   } catch {
     return null;
   }
+}
+
+/** A clip's frames as the pixels `caption estimate` counts them at: one slice each. */
+export function clipPixels(frames: number, side: number): number {
+  return frames * side * side;
 }
 
 /**
