@@ -274,6 +274,27 @@ describe("clips against an endpoint that takes video", () => {
     expect(Math.abs(forecast.prompt_tokens.expected - actual) / actual).toBeLessThan(0.1);
   });
 
+  it("stops at a token budget between clips, and a fresh budget goes on where it stopped", async () => {
+    await folderOf("media", ["beach.mp4", "street.webm", "dog.mov", "long.mp4"]);
+    const first = await run([
+      "media",
+      "--video",
+      "-o",
+      "out.csv",
+      "-c",
+      "1",
+      "--budget-tokens",
+      "50",
+    ]);
+    expect(first.code, first.stderr).toBe(4);
+    const held = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(held).toHaveLength(1);
+    const rest = await run(["media", "--video", "-o", "out.csv", "--budget-tokens", "1000000"]);
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(await readCsv(path.join(ws.dir, "out.csv"))).toHaveLength(4);
+    expect(fake.requests.filter((request) => request.video)).toHaveLength(4);
+  });
+
   it("sends a copy of a clip under another name once, and gives both their row", async () => {
     await folderOf("media", ["dog.mov"]);
     await copyFile(
