@@ -129,18 +129,25 @@ export function createSender(
     let kept: Answer | null = null;
     const retry = (attempts: number, reason: string) =>
       state.emit({ type: "retrying", path: task.path, attempt: attempts, delayMs: 0, reason });
-    /** Which variant the one attempt loop (attempts.ts) sends next, if any. */
     const routes = options.video;
-    /** The clip cut again in another form (frames for an endpoint that refuses video). */
+    /** Why a clip could not be cut again, which its failure then says rather than the server. */
+    let recutError: ImageError | null = null;
+    /** The clip cut again in another form (frames for an endpoint that refuses video), or null. */
     const recut = async (form: "native" | "frames", change?: Partial<VideoOptions>) => {
       const other = await prepare.clip(task, form, change);
       if ("dataUrl" in other) return other;
-      throw new ImageError(other.code, other.message);
+      recutError = new ImageError(other.code, other.message);
+      return null;
     };
+    /** Which variant the one attempt loop (attempts.ts) sends next, if any. */
     const plan: AttemptPlan = {
       requestFor: async (endpoint) => {
         const form = image.clip ? routes.formFor(endpoint.label) : undefined;
-        if (form !== undefined && form !== image.clip?.mode) image = await recut(form);
+        if (form !== undefined && form !== image.clip?.mode) {
+          // The attempt loop fails an image whose request cannot be built with this error.
+          image = (await recut(form)) ?? image;
+          if (recutError) throw recutError;
+        }
         const sent = variant;
         const protocol = protocolOf(endpoint);
         const request = await protocol.request(image, task, sent, answers);
@@ -155,17 +162,21 @@ export function createSender(
         if (fewer) {
           shrunk = true;
           retry(attempts, `${messageOf(error)}; sending the clip again as ${fewer.frames} frames`);
-          image = await recut(image.clip?.mode ?? "frames", fewer.change);
+          const smaller = await recut(image.clip?.mode ?? "frames", fewer.change);
+          if (!smaller) return false;
+          image = smaller;
           return true;
         }
         if (image.clip?.mode === "native" && routes.refusal(endpoint.label, error)) {
           if (routes.refused(endpoint.label)) {
             options.onWarning(
-              `${endpoint.label} refused a clip sent as video (${messageOf(error)}); it gets clips as frames from now on (--video-mode frames sends them so from the start)`,
+              `${endpoint.label} refused a clip sent as video (${messageOf(error)}); it gets clips as frames from now on (${options.nameSetting("videoMode")} frames sends them so from the start)`,
             );
           }
           retry(attempts, `${messageOf(error)}; sending the clip again as frames`);
-          image = await recut("frames");
+          const frames = await recut("frames");
+          if (!frames) return false;
+          image = frames;
           return true;
         }
         if (!shrunk && error instanceof ApiError && error.status === 413) {
@@ -234,7 +245,7 @@ export function createSender(
     }
     if (outcome.kind === "failed") {
       if (first) return { kind: "answered", answer: first, image, attempts: outcome.attempts };
-      return { kind: "failed", error: outcome.error, attempts: outcome.attempts };
+      return { kind: "failed", error: recutError ?? outcome.error, attempts: outcome.attempts };
     }
     const flags = () => captionFlags(outcome.extracted.caption, outcome.extracted.truncated);
     const answer = kept ?? { outcome, flags: flags() };
