@@ -68,14 +68,15 @@ export async function run(
       "warn",
     );
   }
-  if (result.unreadable > 0 && result.unreadable >= result.made + result.reused) {
+  // Not one could be read: most likely the report runs from another folder than the run did.
+  if (result.unreadable > 0 && result.made + result.reused === 0) {
     reporter.say(
       `no image of ${given} could be read for a thumbnail: run caption report from the folder the run ran in`,
       "warn",
     );
   }
   reporter.say(
-    `report: ${summary.captioned} captioned, ${summary.failed} failed, ${summary.flaggedRows} flagged → ${shown} (thumbnails in ${path.relative(context.cwd, result.thumbnails) || result.thumbnails}: ${result.made} made, ${result.reused} kept${result.unreadable ? `, ${result.unreadable} images unreadable` : ""})`,
+    `report: ${summary.captioned} captioned, ${summary.failed} failed, ${summary.flaggedRows} flagged → ${shown} (thumbnails in ${path.relative(context.cwd, result.thumbnails) || result.thumbnails}: ${result.made} made, ${result.reused} kept${result.unreadable ? `, ${result.unreadable} unreadable` : ""})`,
     "info",
   );
   return exitCodeOf({ done: true });
