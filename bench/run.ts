@@ -23,6 +23,7 @@ import { stringify } from "csv-stringify/sync";
 import { Redis } from "ioredis";
 import sharp from "sharp";
 import { compiledIsFresh } from "../bin/compiled.js";
+import { prepareClip } from "../src/prepare/clip/prepare-clip.js";
 import { prepareImage, targetSize } from "../src/prepare/prepare.js";
 import { AUTO_MAX } from "../src/send/auto-concurrency.js";
 import { buildCaptionRequest } from "../src/send/request.js";
@@ -34,6 +35,17 @@ import {
   startFakeEndpoint,
 } from "../test/helpers/fake-endpoint.js";
 import { LLAMA_PEER, startLlamaPeer } from "../test/helpers/llama-peer.js";
+import {
+  bareCut,
+  CLIP_DEFAULTS,
+  cameraClips,
+  cpuSeconds,
+  ffmpegAnswers,
+  pool,
+  runBare,
+  sourceFacts,
+  tool,
+} from "./clips.js";
 import { CONTROLLERS } from "./controllers.js";
 import { drive } from "./drive.js";
 import { photoLike, writeVariants } from "./images.js";
@@ -1393,6 +1405,160 @@ try {
     } finally {
       peer.kill("SIGTERM");
     }
+  }
+
+  // P16: video clips. Camera-like 1080p30 H.264 with AAC (bench/clips.ts), cut by prepareClip at
+  // the defaults (448 px, 1 frame a second, 60 s as 10-second segments, H.264 without sound).
+  // Bytes sent per minute of source, against the source's own bytes a minute; and clips prepared a
+  // second against the bare commands doing the same cut (ffprobe as the tool calls it, then FFmpeg
+  // with cutArgs' arguments), one at a time and at the pipeline's decoders (cores + 1). Whatever
+  // prepareClip does beyond them (now: counting the cut's frames with ffprobe) is in the figure.
+  if (wanted("P16") && ffmpegAnswers()) {
+    const p16Started = performance.now();
+    const folder = path.join(work, "p16");
+    const shortSeconds = scale(20, 10);
+    const made = await cameraClips(folder, scale(3, 2), shortSeconds, scale(120, 40));
+    const source = await sourceFacts(made.long);
+    const perMinute = (bytes: number) => bytes / (source.duration / 60);
+    const mb = (bytes: number) => (bytes / 1e6).toFixed(2);
+    // Wall seconds, and CPU seconds of the bench and its FFmpeg children (bench/clips.ts).
+    const timed = async <T>(job: () => Promise<T>): Promise<[T, number, number]> => {
+      const [cpu, started] = [await cpuSeconds(), performance.now()];
+      const result = await job();
+      return [result, (performance.now() - started) / 1000, (await cpuSeconds()) - cpu];
+    };
+    const [native, nativeSeconds] = await timed(() =>
+      prepareClip(made.long, CLIP_DEFAULTS, "native"),
+    );
+    const [frames, framesSeconds] = await timed(() =>
+      prepareClip(made.long, CLIP_DEFAULTS, "frames"),
+    );
+    const sourceNote = `${(source.duration / 60).toFixed(1)}-minute 1920×1080 30 fps ${source.profile} H.264 at ${(source.videoBitRate / 1e6).toFixed(1)} Mb/s with AAC, ${mb(perMinute(source.bytes))} MB a minute`;
+    const sent = (image: typeof native) => {
+      const { frames = 0, mode = "native", seconds = 0, segments = 1 } = image.clip ?? {};
+      const stretches =
+        mode === "native"
+          ? `, ${segments} segment${segments === 1 ? "" : "s"} of ${(seconds / segments).toFixed(0)} s`
+          : "";
+      return `${mb(perMinute(image.bytes))} MB a minute, ${(image.bytes / source.bytes).toPrecision(3)} of the source's (${mb(image.bytes)} MB: ${frames} frames at ${image.width}×${image.height}${stretches})`;
+    };
+    // Clips a second: each short clip through prepareClip and through the bare commands, whose
+    // plan is worked out ahead; which goes first alternates clip by clip and round by round (each
+    // clip first once each way), so a drift of the machine's speed falls on both alike.
+    const bares = await Promise.all(
+      made.short.map((clip, index) =>
+        bareCut(clip, CLIP_DEFAULTS, path.join(folder, `bare-${index}.mp4`)),
+      ),
+    );
+    const bareOf = (index: number) => bares[index] as (typeof bares)[number];
+    const bareOut = (index: number) => path.join(folder, `bare-${index}.mp4`);
+    const prepared = (clip: string) => prepareClip(clip, CLIP_DEFAULTS, "native");
+    let preparedSeconds = 0;
+    let bareSeconds = 0;
+    let preparedCpu = 0;
+    let bareCpu = 0;
+    let identical = 0;
+    const shortBytes: number[] = [];
+    const rounds = scale(2, 1);
+    for (let round = 0; round < rounds; round += 1) {
+      for (const [index, clip] of made.short.entries()) {
+        const ours = async () => {
+          const [image, seconds, cpu] = await timed(() => prepared(clip));
+          preparedSeconds += seconds;
+          preparedCpu += cpu;
+          return image;
+        };
+        const theirs = async () => {
+          const [, seconds, cpu] = await timed(() => runBare(bareOf(index), bareOut(index)));
+          bareSeconds += seconds;
+          bareCpu += cpu;
+        };
+        let image: Awaited<ReturnType<typeof prepared>>;
+        if ((index + round) % 2 === 0) {
+          image = await ours();
+          await theirs();
+        } else {
+          await theirs();
+          image = await ours();
+        }
+        if (round === 0) shortBytes.push(image.bytes);
+        if (image.data?.equals(await readFile(bareOut(index)))) identical += 1;
+      }
+    }
+    // The pipeline's decoders: one per core plus one (src/run/pipeline.ts), bare first this time.
+    const decoders = os.availableParallelism() + 1;
+    const [, bareAtOnce, bareAtOnceCpu] = await timed(() =>
+      pool(
+        made.short.map((_, index) => () => runBare(bareOf(index), bareOut(index))),
+        decoders,
+      ),
+    );
+    const [, preparedAtOnce, preparedAtOnceCpu] = await timed(() =>
+      pool(
+        made.short.map((clip) => () => prepared(clip)),
+        decoders,
+      ),
+    );
+    // The floor under both: only decoding the first clip's video, nothing scaled or encoded.
+    const [, decodeOnly] = await timed(() =>
+      tool("ffmpeg", [
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        made.short[0] ?? "",
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-",
+      ]),
+    );
+    const count = made.short.length;
+    const shortSent = shortBytes.reduce((sum, bytes) => sum + bytes, 0) / count;
+    record(
+      {
+        id: "P16 bytes native",
+        name: "clips: bytes sent per minute of 1080p30 camera-like source ÷ the source's bytes a minute (native MP4 at the defaults)",
+        value: perMinute(native.bytes) / perMinute(source.bytes),
+        target: "reported",
+        detail: `${sent(native)} against ${sourceNote}; cut in ${nativeSeconds.toFixed(1)} s; the ${shortSeconds}-second clips below, sent whole: ${mb(shortSent / (shortSeconds / 60))} MB a minute (${(shortSent / (shortSeconds / 60) / perMinute(source.bytes)).toPrecision(3)} of the source's)`,
+      },
+      true,
+    );
+    record(
+      {
+        id: "P16 bytes frames",
+        name: "clips: bytes sent per minute of the same source ÷ its bytes a minute (frames mode: JPEGs at the defaults)",
+        value: perMinute(frames.bytes) / perMinute(source.bytes),
+        target: "reported",
+        detail: `${sent(frames)} against the same ${mb(perMinute(source.bytes))} MB a minute; cut in ${framesSeconds.toFixed(1)} s`,
+      },
+      true,
+    );
+    record(
+      {
+        id: "P16 clips/s",
+        name: `clips: clips prepared a second by prepareClip (native, defaults) ÷ by the bare ffprobe and FFmpeg commands of the same cut, one at a time (${shortSeconds}-second 1080p30 clips)`,
+        value: bareSeconds / preparedSeconds,
+        target: "≥ 0.95",
+        detail: `${((count * rounds) / preparedSeconds).toFixed(3)} vs ${((count * rounds) / bareSeconds).toFixed(3)} clips/s (${(preparedSeconds / count / rounds).toFixed(2)} vs ${(bareSeconds / count / rounds).toFixed(2)} s a clip), ${count} clips × ${rounds} rounds, turn about; ${identical} of ${count * rounds} cuts identical to the byte; CPU ${(preparedCpu / count / rounds).toFixed(2)} vs ${(bareCpu / count / rounds).toFixed(2)} s a clip; decoding a clip's video alone: ${decodeOnly.toFixed(2)} s`,
+      },
+      bareSeconds / preparedSeconds >= 0.95,
+    );
+    record(
+      {
+        id: `P16 clips/s ${decoders} at once`,
+        name: `clips: clips prepared a second ÷ by the bare commands, ${decoders} at a time (the pipeline's decoders: cores + 1)`,
+        value: bareAtOnce / preparedAtOnce,
+        target: "≥ 0.95",
+        detail: `${(count / preparedAtOnce).toFixed(3)} vs ${(count / bareAtOnce).toFixed(3)} clips/s over the same ${count} clips, bare first; CPU ${(preparedAtOnceCpu / count).toFixed(2)} vs ${(bareAtOnceCpu / count).toFixed(2)} s a clip; P16 took ${((performance.now() - p16Started) / 1000).toFixed(0)} s with making the clips (${made.madeIn.toFixed(0)} s)`,
+      },
+      bareAtOnce / preparedAtOnce >= 0.95,
+    );
+    await rm(folder, { recursive: true, force: true });
+  } else if (wanted("P16")) {
+    log("P16 skipped: ffmpeg and ffprobe are not both on PATH");
   }
 
   // P7: the same job done the way a user would without this tool.

@@ -127,8 +127,18 @@ export function cutArgs(input: readonly string[], plan: CutPlan, out: string): s
     "-f",
     "mp4",
     out,
+    // What the cut holds, said by the FFmpeg that made it: no second process to count it.
+    "-progress",
+    "pipe:1",
+    "-nostats",
   );
   return args;
+}
+
+/** The frames FFmpeg's `-progress` report says it wrote, from its last `frame=` line. */
+export function framesWritten(progress: string): number {
+  const counts = [...progress.matchAll(/^frame=(\d+)$/gm)];
+  return Number(counts.at(-1)?.[1] ?? 0);
 }
 
 /** FFmpeg's arguments for frames: one seek per time, one JPEG out per frame (`outs[i]`). */

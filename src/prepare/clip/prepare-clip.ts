@@ -6,7 +6,7 @@ import type { ClipSent, PreparedImage, VideoOptions } from "../../types.js";
 import { encodedImage } from "../encoded-image.js";
 import { findFileProblem } from "../file-problems.js";
 import { targetSize } from "../prepare.js";
-import { cutArgs, frameArgs, frameTimes, planCut } from "./cut-plan.js";
+import { cutArgs, frameArgs, framesWritten, frameTimes, planCut } from "./cut-plan.js";
 import { runTool, type ToolRun } from "./ffmpeg.js";
 import { type ClipProbe, fileInput, INPUT_GUARD, probeClip } from "./probe.js";
 
@@ -14,8 +14,9 @@ import { type ClipProbe, fileInput, INPUT_GUARD, probeClip } from "./probe.js";
 export type ClipForm = "native" | "frames";
 
 /**
- * The most of a cut that is sent. A minute at 448 px and one frame a second is well under a
- * megabyte; a cut past this (a `side` and `fps` raised far) would be a request no server takes.
+ * The most of a cut that is sent. A minute at 448 px and one frame a second is one to three
+ * megabytes (`npm run bench`, P16); a cut past this (a `side` and `fps` raised far) would be a
+ * request no server takes.
  */
 const MAX_SENT_BYTES = 48 * 1024 * 1024;
 
@@ -54,9 +55,10 @@ async function cutNative(
 ): Promise<PreparedImage> {
   const plan = planCut(probe, options);
   const out = path.join(folder, "clip.mp4");
-  await runTool("ffmpeg", cutArgs(inputOf(absPath), plan, out), run);
+  const progress = await runTool("ffmpeg", cutArgs(inputOf(absPath), plan, out), run);
   const data = await readSent(out);
-  const frames = await framesIn(out, run);
+  // Fewer than planned where a source has gaps (a stretch with no frame in it): the row says.
+  const frames = framesWritten(progress.toString("utf8"));
   if (frames === 0) {
     throw new ImageError(
       "video_unreadable",
@@ -144,31 +146,6 @@ export function clipPixels(frames: number, side: number): number {
  */
 export function frameSize(probe: ClipProbe, side: number): { width: number; height: number } {
   return targetSize(probe.width, probe.height, side * side);
-}
-
-/**
- * The frames a cut holds, counted from its packets (none decoded): what the row says was sent,
- * where a source with gaps (a stretch with no frame in it) gave fewer than planned.
- */
-async function framesIn(cut: string, run: ToolRun): Promise<number> {
-  const out = await runTool(
-    "ffprobe",
-    [
-      "-v",
-      "error",
-      "-count_packets",
-      "-select_streams",
-      "v:0",
-      "-show_entries",
-      "stream=nb_read_packets",
-      "-of",
-      "csv=p=0",
-      fileInput(cut),
-    ],
-    run,
-  );
-  const count = Number.parseInt(out.toString("utf8").trim(), 10);
-  return Number.isFinite(count) ? count : 0;
 }
 
 function inputOf(absPath: string): string[] {

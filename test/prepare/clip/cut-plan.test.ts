@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   cutArgs,
   frameArgs,
+  framesWritten,
   frameTimes,
   planCut,
   sentSize,
@@ -124,5 +125,13 @@ describe("readProbe", () => {
     expect(readProbe(report({ codec_type: "video", width: 2, height: 2 }, {})).duration).toBeNull();
     expect(() => readProbe(report({ codec_type: "audio" }))).toThrow(/no video stream/);
     expect(() => readProbe("not json")).toThrow(/could not be read/);
+  });
+});
+
+describe("framesWritten", () => {
+  it("reads the last frame count of FFmpeg's -progress report", () => {
+    const report = "frame=12\nfps=0.0\nprogress=continue\nframe=60\nfps=12.1\nprogress=end\n";
+    expect(framesWritten(report)).toBe(60);
+    expect(framesWritten("progress=end\n")).toBe(0);
   });
 });
