@@ -1662,7 +1662,11 @@ if (stale) {
   const whole = JSON.parse(await readFile(file, "utf8")) as { figures: Figure[]; merged?: string };
   const again = (id: string) => ONLY.some((only) => id === only || id.startsWith(`${only} `));
   whole.figures = [...whole.figures.filter((f) => !again(f.id)), ...figures];
-  whole.merged = `${ONLY.join(", ")} measured again on ${results.date}`;
+  // The notes of figures measured again before are kept; these figures' own are replaced.
+  const earlier = (whole.merged ?? "")
+    .split("; ")
+    .filter((note) => note !== "" && !ONLY.some((only) => note.startsWith(`${only} `)));
+  whole.merged = [...earlier, `${ONLY.join(", ")} measured again on ${results.date}`].join("; ");
   await writeFile(file, `${JSON.stringify(whole, null, 2)}\n`);
 }
 const table = [
