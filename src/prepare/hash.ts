@@ -95,6 +95,7 @@ export const HASH_STREAM_LIMIT = 16 * 1024 * 1024 * 1024;
 export async function hashStream(
   absPath: string,
   limit = HASH_STREAM_LIMIT,
+  signal?: AbortSignal,
 ): Promise<string | null> {
   try {
     const stats = await stat(absPath);
@@ -103,6 +104,8 @@ export async function hashStream(
     const file = await open(absPath, "r");
     try {
       for await (const chunk of file.createReadStream({ highWaterMark: MIB, end: limit - 1 })) {
+        // A second Ctrl-C does not wait for the rest of a ten-hour recording.
+        if (signal?.aborted) return null;
         hash.update(chunk as Buffer);
       }
     } finally {

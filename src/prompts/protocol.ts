@@ -120,6 +120,9 @@ export function captionProtocol(options: ProtocolOptions): CaptionProtocol {
 /** What a model sent a clip's frames as images is told of them: one clip, in order. */
 export function framesPreface(clip: ClipSent): string {
   const span = clip.duration === null ? "" : ` of ${formatSeconds(clip.duration)}`;
+  if (clip.frames === 1) {
+    return `The image below is a frame from the middle of a video clip${span}. Answer about the clip as a whole.`;
+  }
   return `The ${clip.frames} images below are frames of one video clip${span}, in the order they are shown, taken evenly across it. Answer about the clip as a whole, not frame by frame.`;
 }
 

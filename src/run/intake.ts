@@ -53,7 +53,7 @@ export class Intake {
   async #take(task: ImageTask, reader: FileReader): Promise<void> {
     // A clip is hashed as a stream, and cut from its path: FFmpeg reads only what it sends.
     const read = isClipPath(task.absPath)
-      ? await hashStream(task.absPath).then((sha256) =>
+      ? await hashStream(task.absPath, undefined, this.#state.control.abortSignal).then((sha256) =>
           sha256 === null ? null : { sha256, bytes: undefined },
         )
       : await reader.readAndHash(task.absPath);

@@ -1,5 +1,6 @@
 import { rename, rm } from "node:fs/promises";
 import path from "node:path";
+import { isClipPath } from "../discover/extensions.js";
 import type { NameSetting } from "../errors.js";
 import { UsageError } from "../errors.js";
 import { compileSchema } from "../prompts/structured.js";
@@ -95,8 +96,11 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
     if (rowsTemp && errorsTemp) {
       rows = await openCaptionWriter(rowsTemp, request.format, {
         properties,
-        // The shards' JSONL rows carry each clip's `video`; a merged CSV gets its columns.
-        clips: settings.video?.include === true,
+        // The shards' JSONL rows carry each clip's `video`; a merged CSV gets its columns, a
+        // queue of clips named as files (without --video) too.
+        clips:
+          settings.video?.include === true ||
+          finished.some((shard) => shard.files.some((file) => isClipPath(file))),
         csvFormulaGuard: request.csvFormulaGuard,
       });
       errors = await openJsonlWriter<FailureRecord>(errorsTemp);

@@ -3,18 +3,17 @@ import {
   ApiError,
   CaptionError,
   EmptyCaptionError,
-  ImageError,
   type NameSetting,
   type RunAbortedError,
 } from "../errors.js";
 import type { ImageOutcome } from "../prepare/dedupe.js";
 import type { PreparedWork, PrepareStage } from "../prepare/stage.js";
 import type { RunState } from "../run/state.js";
-import type { CaptionRecord, ClipSent, PreparedImage, VideoOptions } from "../types.js";
+import type { CaptionRecord, PreparedImage } from "../types.js";
 import { messageOf } from "../util/message.js";
 import { snippet } from "../util/snippet.js";
 import { type AttemptPlan, sendImage } from "./attempts.js";
-import { ContextExceededError } from "./context-overflow.js";
+import { ClipVariants, refusedWarning } from "./clip-variants.js";
 import type { Dispatcher } from "./dispatch.js";
 import type { Endpoint } from "./endpoint.js";
 import type { CaptionProtocol, RequestVariant } from "./request.js";
@@ -129,25 +128,19 @@ export function createSender(
     let kept: Answer | null = null;
     const retry = (attempts: number, reason: string) =>
       state.emit({ type: "retrying", path: task.path, attempt: attempts, delayMs: 0, reason });
-    const routes = options.video;
-    /** Why a clip could not be cut again, which its failure then says rather than the server. */
-    let recutError: ImageError | null = null;
-    /** The clip cut again in another form (frames for an endpoint that refuses video), or null. */
-    const recut = async (form: "native" | "frames", change?: Partial<VideoOptions>) => {
-      const other = await prepare.clip(task, form, change);
-      if ("dataUrl" in other) return other;
-      recutError = new ImageError(other.code, other.message);
-      return null;
-    };
+    const clip = new ClipVariants(
+      task,
+      prepare,
+      options.video,
+      state.control.abortSignal,
+      (endpoint, error) =>
+        options.onWarning(refusedWarning(endpoint, error, options.nameSetting("videoMode"))),
+    );
     /** Which variant the one attempt loop (attempts.ts) sends next, if any. */
     const plan: AttemptPlan = {
       requestFor: async (endpoint) => {
-        const form = image.clip ? routes.formFor(endpoint.label) : undefined;
-        if (form !== undefined && form !== image.clip?.mode) {
-          // The attempt loop fails an image whose request cannot be built with this error.
-          image = (await recut(form)) ?? image;
-          if (recutError) throw recutError;
-        }
+        // The attempt loop fails an image whose request cannot be built (an ImageError).
+        image = await clip.forEndpoint(image, endpoint.label);
         const sent = variant;
         const protocol = protocolOf(endpoint);
         const request = await protocol.request(image, task, sent, answers);
@@ -157,38 +150,18 @@ export function createSender(
       afterFailure: async (error, endpoint, attempts) => {
         // The penalised retry failed (a server that refuses frequency_penalty, say): keep the first.
         if (first) return false;
-        // A clip too long for the context first: that 400 is no refusal of video.
-        const fewer = image.clip && !shrunk ? fewerFrames(image.clip, error) : null;
-        if (fewer) {
-          shrunk = true;
-          retry(attempts, `${messageOf(error)}; sending the clip again as ${fewer.frames} frames`);
-          const smaller = await recut(image.clip?.mode ?? "frames", fewer.change);
-          if (!smaller) return false;
-          image = smaller;
-          return true;
-        }
-        if (image.clip?.mode === "native" && routes.refusal(endpoint.label, error)) {
-          if (routes.refused(endpoint.label)) {
-            options.onWarning(
-              `${endpoint.label} refused a clip sent as video (${messageOf(error)}); it gets clips as frames from now on (${options.nameSetting("videoMode")} frames sends them so from the start)`,
-            );
+        if (image.clip) {
+          const again = await clip.afterFailure(image, error, endpoint.label, variant.plain);
+          if (again) {
+            retry(attempts, `${messageOf(error)}; ${again.reason}`);
+            image = again.image;
+            return true;
           }
-          retry(attempts, `${messageOf(error)}; sending the clip again as frames`);
-          const frames = await recut("frames");
-          if (!frames) return false;
-          image = frames;
-          return true;
         }
-        if (!shrunk && error instanceof ApiError && error.status === 413) {
+        if (!image.clip && !shrunk && error instanceof ApiError && error.status === 413) {
           const maxPixels = Math.max(1024, Math.floor(image.width * image.height * SHRINK_ON_413));
-          const side = Math.max(32, Math.floor(Math.min(image.width, image.height) / 2));
-          retry(
-            attempts,
-            `${messageOf(error)}; sending it again at ${image.clip ? `${side} px on its short side` : `${maxPixels} pixels`}`,
-          );
-          const smaller = image.clip
-            ? await prepare.clip(task, image.clip.mode, { side })
-            : await prepare.prepare(task, maxPixels);
+          retry(attempts, `${messageOf(error)}; sending it again at ${maxPixels} pixels`);
+          const smaller = await prepare.prepare(task, maxPixels);
           shrunk = true;
           if ("dataUrl" in smaller) {
             image = smaller;
@@ -209,7 +182,7 @@ export function createSender(
         return false;
       },
       afterAnswer: (outcome, attempts) => {
-        if (image.clip?.mode === "native") routes.took(outcome.endpoint.label);
+        clip.afterAnswer(image, outcome.endpoint.label, variant.plain);
         if (refusal !== null) {
           refusal.protocol.formatRefused(refusal.error);
           refusal = null;
@@ -245,7 +218,9 @@ export function createSender(
     }
     if (outcome.kind === "failed") {
       if (first) return { kind: "answered", answer: first, image, attempts: outcome.attempts };
-      return { kind: "failed", error: recutError ?? outcome.error, attempts: outcome.attempts };
+      // A clip whose cut again the run's abort stopped is not at fault: left for the next run.
+      if (clip.aborted) return { kind: "unfinished", abort: undefined };
+      return { kind: "failed", error: clip.failure ?? outcome.error, attempts: outcome.attempts };
     }
     const flags = () => captionFlags(outcome.extracted.caption, outcome.extracted.truncated);
     const answer = kept ?? { outcome, flags: flags() };
@@ -311,25 +286,6 @@ export function createSender(
     if (!(await state.captioned(record, null))) return state.unfinished(task);
     return { kind: "captioned", stored: record };
   }
-}
-
-/**
- * A clip too long for the server's context, cut again to fit with room for the reply: fewer
- * frames sent as images, or a lower frame rate sent natively. Null when the server did not say
- * by how much, or one frame is all there is.
- */
-export function fewerFrames(
-  clip: ClipSent,
-  error: unknown,
-): { frames: number; change: Partial<VideoOptions> } | null {
-  if (!(error instanceof ContextExceededError)) return null;
-  const { requestTokens, contextTokens } = error;
-  if (requestTokens === null || contextTokens === null || clip.frames <= 1) return null;
-  const share = (contextTokens * 0.8) / requestTokens;
-  const frames = Math.max(1, Math.min(clip.frames - 1, Math.floor(clip.frames * share)));
-  if (clip.mode === "frames") return { frames, change: { frames } };
-  const fps = ((clip.fps ?? 1) * frames) / clip.frames;
-  return { frames, change: { fps: Math.max(0.05, Math.floor(fps * 1000) / 1000) } };
 }
 
 /** A clip's row fields: its length and what was sent of it. */

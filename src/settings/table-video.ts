@@ -43,13 +43,13 @@ export const VIDEO_TABLE = {
   videoFps: {
     flag: "--video-fps",
     kind: { type: "number", min: 0.05, max: 30 },
-    describe: "At most this many frames a second of a clip sent natively",
+    describe: "Frames a second of a clip sent natively",
     default: 1,
     scope: "run",
     commands: ["enqueue"],
     queueFixed: true,
     unit: "frames a second",
-    more: "a source with fewer keeps its own",
+    more: "a slower source (a time-lapse) has frames repeated, so the cut keeps time",
     library: "video.fps",
   },
   videoSeconds: {

@@ -60,7 +60,7 @@ describe("caption report over clips", () => {
 
     expect(report.code, report.stderr).toBe(0);
     expect(report.stderr).toMatch(/report: 2 captioned, 0 failed, 0 flagged → out\.report\.html/);
-    expect(report.stderr).toMatch(/1 made, 0 kept, 1 images? unreadable/);
+    expect(report.stderr).toMatch(/1 made, 0 kept, 1 unreadable/);
     const folder = path.join(ws.dir, "out.report_files");
     const thumbs = await readdir(folder);
     expect(thumbs).toHaveLength(1);

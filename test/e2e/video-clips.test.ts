@@ -117,7 +117,7 @@ describe("clips against an endpoint that takes video", () => {
     expect(Number(beach?.video_bytes)).toBeGreaterThan(0);
     // Shrunk to 448 on its short side, the aspect kept.
     expect([beach?.width, beach?.height]).toEqual(["796", "448"]);
-    // A clip already within the budget keeps its size and its own, lower frame rate.
+    // A clip already within the budget keeps its size.
     const dog = byPath.get("media/dog.mov");
     expect([dog?.width, dog?.height, dog?.video_sent_as]).toEqual(["320", "240", "native"]);
     expect(byPath.get("media/photo.jpg")?.video_sent_as).toBe("");
@@ -419,6 +419,51 @@ describe("clips against an endpoint that takes video", () => {
     expect(result.stderr).toMatch(/ffprobe was not found on PATH.*apt-get install ffmpeg/);
     expect(result.stderr).not.toMatch(/^\s*at /m);
     expect(fake.requests).toHaveLength(0);
+  });
+});
+
+describe("clips against an endpoint that takes video but answers 400 for another reason", () => {
+  const fake = useFakeEndpoint("manual");
+  const run = (args: string[]) => runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl });
+
+  it("takes a refusal of response_format for what it is: clips still go as video", async () => {
+    await fake.start({ apiKey: TEST_KEY, responseFormat: "reject" });
+    await folderOf("media", ["beach.mp4", "dog.mov", "street.webm"]);
+    await writeFile(
+      path.join(ws.dir, "schema.json"),
+      JSON.stringify({
+        type: "object",
+        properties: { caption: { type: "string" } },
+        required: ["caption"],
+      }),
+    );
+    const result = await run([
+      "media",
+      "--video",
+      "--json-schema",
+      "schema.json",
+      "-o",
+      "out.csv",
+      "-c",
+      "1",
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/refused response_format/);
+    expect(result.stderr).not.toMatch(/refused a clip sent as video/);
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
+    // The first clip went as frames while the cause was unknown; the rest as video.
+    expect(rows.filter((row) => row.video_sent_as === "native")).toHaveLength(2);
+  });
+
+  it("sends a clip again at half its short side after a 413", async () => {
+    await fake.start({ apiKey: TEST_KEY, script: [{ kind: "status", status: 413 }] });
+    await folderOf("media", ["beach.mp4"]);
+    const result = await run(["media", "--video", "-o", "out.csv"]);
+    expect(result.code, result.stderr).toBe(0);
+    const [row] = await readCsv(path.join(ws.dir, "out.csv"));
+    expect([row?.width, row?.height, row?.video_sent_as]).toEqual(["398", "224", "native"]);
+    const sent = videoOf(fake.requests.at(-1));
+    expect([sent.width, sent.height]).toEqual([398, 224]);
   });
 });
 

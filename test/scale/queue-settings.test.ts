@@ -76,11 +76,23 @@ describe("what a queue fixes", () => {
       maxTokens: 1,
       temperature: 0,
       prepare: { maxPixels: 1024, maxSide: 64, imageFormat: "jpeg", quality: 80 },
+      video: {
+        include: true,
+        mode: "auto",
+        side: 448,
+        fps: 1,
+        seconds: 60,
+        sample: "segments",
+        frames: 8,
+        timeoutMs: 1000,
+      },
       prefix: "",
       suffix: "",
     };
     const fixed = Object.entries(runOptionsOf(settings)).flatMap(([key, value]) =>
-      key === "prepare" ? Object.keys(value as object).map((inner) => `prepare.${inner}`) : [key],
+      key === "prepare" || key === "video"
+        ? Object.keys(value as object).map((inner) => `${key}.${inner}`)
+        : [key],
     );
     const marked = SETTING_KEYS.filter((key) => SETTING_SPECS[key].queueFixed).map(
       // The prompt's file is read at enqueue: the queue keeps its text.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../src/errors.js";
+import { fewerFrames } from "../../src/send/clip-variants.js";
 import { ContextExceededError } from "../../src/send/context-overflow.js";
-import { fewerFrames } from "../../src/send/variants.js";
 import { VideoRoutes } from "../../src/send/video-routes.js";
 
 const refusal = new ApiError("http_400", "unsupported content[].type", { status: 400 });

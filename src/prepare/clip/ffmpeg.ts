@@ -22,6 +22,11 @@ export interface ToolRun {
  */
 export function runTool(tool: Tool, args: readonly string[], run: ToolRun): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    // Aborted before it began (a clip waiting for a slot at a second Ctrl-C): nothing to kill later.
+    if (run.signal?.aborted) {
+      reject(new ImageError("video_stopped", `${tool} was not started: the run was aborted`));
+      return;
+    }
     const child = spawn(tool, args, { stdio: ["ignore", "pipe", "pipe"] });
     const out: Buffer[] = [];
     let outBytes = 0;

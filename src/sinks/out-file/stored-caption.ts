@@ -188,10 +188,29 @@ export function fromJson(line: string): StoredCaption | null {
         }
       : {}),
     prompt_hash: text("prompt_hash") || null,
-    ...(isObject(row.video) && (row.video.mode === "native" || row.video.mode === "frames")
-      ? { video: row.video as unknown as ClipRecord }
-      : {}),
+    ...clipOfJson(row.video),
   };
+}
+
+/** A JSONL row's `video`, each field checked: a hand-edited row is no clip rather than a bad one. */
+function clipOfJson(value: unknown): Pick<StoredCaption, "video"> {
+  if (!isObject(value) || (value.mode !== "native" && value.mode !== "frames")) return {};
+  const count = (field: unknown) => (typeof field === "number" && field >= 0 ? field : null);
+  const frames = count(value.frames);
+  const seconds = count(value.seconds);
+  const segments = count(value.segments);
+  const bytes = count(value.bytes);
+  if (frames === null || seconds === null || segments === null || bytes === null) return {};
+  const video: ClipRecord = {
+    duration: count(value.duration),
+    mode: value.mode,
+    frames,
+    fps: count(value.fps),
+    seconds,
+    segments,
+    bytes,
+  };
+  return { video };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
