@@ -6,20 +6,12 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { cutArgs, planCut } from "../src/prepare/clip/cut-plan.js";
-import { fileInput, INPUT_GUARD, readProbe } from "../src/prepare/clip/probe.js";
+import { fileInput, INPUT_GUARD, probeArgs, readProbe } from "../src/prepare/clip/probe.js";
+import { withDefaults } from "../src/settings/library-options.js";
 import type { VideoOptions } from "../src/types.js";
 
-/** The defaults a run cuts clips with (VideoOptions' documented defaults). */
-export const CLIP_DEFAULTS: VideoOptions = {
-  include: true,
-  mode: "auto",
-  side: 448,
-  fps: 1,
-  seconds: 60,
-  sample: "segments",
-  frames: 8,
-  timeoutMs: 120_000,
-};
+/** The options a run cuts clips with when none are given: the settings table's defaults. */
+export const CLIP_DEFAULTS: VideoOptions = { ...withDefaults({}).video, include: true };
 
 /**
  * How the source is encoded: what a phone records at 1080p30. About 17 Mb/s, a keyframe every
@@ -233,26 +225,6 @@ export async function sourceFacts(file: string): Promise<SourceFacts> {
     videoBitRate: Number(video?.bit_rate ?? 0),
     profile: video?.profile ?? "unknown",
   };
-}
-
-/**
- * ffprobe's arguments as `probeClip` passes them (src/prepare/clip/probe.ts), so the bare command
- * reads the header just as the tool does. Kept in step with it by hand.
- */
-export function probeArgs(file: string): string[] {
-  return [
-    "-v",
-    "error",
-    "-print_format",
-    "json",
-    "-show_entries",
-    "format=duration:stream=codec_type,width,height,avg_frame_rate,r_frame_rate,duration:stream_side_data=rotation:stream_tags=rotate",
-    "-select_streams",
-    "v:0",
-    ...INPUT_GUARD,
-    "-i",
-    fileInput(file),
-  ];
 }
 
 /** The bare commands for one clip: ffprobe as the tool calls it, then FFmpeg with `cutArgs`. */

@@ -8,32 +8,16 @@ import path from "node:path";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { THUMB_SIDE } from "../../src/report/thumbnails.js";
+import type { ClipRecord } from "../../src/types.js";
+import { captionRecord } from "../helpers/caption-record.js";
 import { makeClip } from "../helpers/clips.js";
 import { runCli } from "../helpers/run-cli.js";
 import { useWorkspace } from "../helpers/workspace.js";
 
 const ws = useWorkspace();
 
-function row(file: string, video?: Record<string, unknown>): string {
-  return JSON.stringify({
-    path: file,
-    caption: `A caption of ${file}.`,
-    model: "test-model",
-    endpoint: "127.0.0.1:8000",
-    width: 320,
-    height: 240,
-    prompt_tokens: 100,
-    completion_tokens: 10,
-    reasoning_tokens: null,
-    attempts: 1,
-    latency_ms: 500,
-    truncated: false,
-    flags: [],
-    created_at: "2025-01-01T00:00:00.000Z",
-    sha256: "",
-    prompt_hash: "h",
-    ...(video ? { video } : {}),
-  });
+function row(file: string, video?: ClipRecord): string {
+  return JSON.stringify(captionRecord(file, video));
 }
 
 describe("caption report over clips", () => {
@@ -42,7 +26,7 @@ describe("caption report over clips", () => {
     await mkdir(media);
     await makeClip(path.join(media, "clip.mp4"), { seconds: 2, pattern: "testsrc" });
     await writeFile(path.join(media, "broken.mp4"), "a text file renamed .mp4\n");
-    const video = {
+    const video: ClipRecord = {
       duration: 2,
       mode: "native",
       frames: 20,

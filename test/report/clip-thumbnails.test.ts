@@ -12,7 +12,8 @@ import { clipLabel, clockOf, reportRowOf } from "../../src/report/report-data.js
 import { THUMB_SIDE, ThumbnailMaker } from "../../src/report/thumbnails.js";
 import { thumbnailFolder, writeReport } from "../../src/report/write-report.js";
 import { openCaptionWriter } from "../../src/sinks/out-file/writers.js";
-import type { CaptionRecord, ClipRecord, OutputFormat } from "../../src/types.js";
+import type { ClipRecord, OutputFormat } from "../../src/types.js";
+import { captionRecord } from "../helpers/caption-record.js";
 import { makeClip } from "../helpers/clips.js";
 import { useWorkspace } from "../helpers/workspace.js";
 
@@ -36,27 +37,7 @@ const VIDEO: ClipRecord = {
   bytes: 12_345,
 };
 
-function record(file: string, video?: ClipRecord): CaptionRecord {
-  return {
-    path: file,
-    caption: `A caption of ${file}.`,
-    model: "test-model",
-    endpoint: "127.0.0.1:8000",
-    width: 320,
-    height: 240,
-    prompt_tokens: 100,
-    completion_tokens: 10,
-    reasoning_tokens: null,
-    attempts: 1,
-    latency_ms: 500,
-    truncated: false,
-    flags: [],
-    created_at: "2025-01-01T00:00:00.000Z",
-    sha256: "",
-    prompt_hash: "h",
-    ...(video ? { video } : {}),
-  };
-}
+const record = captionRecord;
 
 /** The rows a page carries, as its script reads them. */
 async function pageRows(page: string): Promise<Record<string, unknown>[]> {

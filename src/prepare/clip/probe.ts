@@ -31,24 +31,25 @@ export function fileInput(absPath: string): string {
 
 /** Reads a clip's header with ffprobe: its length, upright size and frame rate. */
 export async function probeClip(absPath: string, run: ToolRun): Promise<ClipProbe> {
-  const out = await runTool(
-    "ffprobe",
-    [
-      "-v",
-      "error",
-      "-print_format",
-      "json",
-      "-show_entries",
-      "format=duration:stream=codec_type,width,height,avg_frame_rate,r_frame_rate,duration:stream_side_data=rotation:stream_tags=rotate",
-      "-select_streams",
-      "v:0",
-      ...INPUT_GUARD,
-      "-i",
-      fileInput(absPath),
-    ],
-    run,
-  );
+  const out = await runTool("ffprobe", probeArgs(absPath), run);
   return readProbe(out.toString("utf8"));
+}
+
+/** ffprobe's arguments for a clip's header: its first video stream and the container's length. */
+export function probeArgs(absPath: string): string[] {
+  return [
+    "-v",
+    "error",
+    "-print_format",
+    "json",
+    "-show_entries",
+    "format=duration:stream=codec_type,width,height,avg_frame_rate,r_frame_rate,duration:stream_side_data=rotation:stream_tags=rotate",
+    "-select_streams",
+    "v:0",
+    ...INPUT_GUARD,
+    "-i",
+    fileInput(absPath),
+  ];
 }
 
 /** ffprobe's JSON as a ClipProbe; a clip with no video stream (a song named `.mp4`) fails. */
