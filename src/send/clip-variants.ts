@@ -31,6 +31,8 @@ export class ClipVariants {
   #shrunk = false;
   /** A native clip's 400, waiting for the frames sent instead to be answered. */
   #pending: { endpoint: string; error: unknown; plain: boolean } | null = null;
+  /** The clip as video, kept once it went as frames: for another endpoint that takes video. */
+  #native: PreparedImage | null = null;
   /** Why the clip could not be cut again: its failure says that rather than the server's words. */
   failure: ImageError | null = null;
   /** A cut again was stopped by the run's abort: the clip is left for the next run. */
@@ -50,8 +52,15 @@ export class ClipVariants {
     this.#onRefused = onRefused;
   }
 
-  /** The clip as this endpoint takes it: as frames where it is known to refuse video. Throws ImageError. */
+  /**
+   * The clip as this endpoint takes it: as frames where it is known to refuse video, as video
+   * again where the frames were meant for another endpoint. Throws ImageError.
+   */
   async forEndpoint(image: PreparedImage, endpoint: string): Promise<PreparedImage> {
+    const native = this.#native;
+    if (image.clip?.mode === "frames" && native && this.#pending?.endpoint !== endpoint) {
+      if (this.#routes.formFor(endpoint) === "native") return native;
+    }
     if (image.clip?.mode !== "native" || this.#routes.formFor(endpoint) !== "frames") return image;
     const frames = await this.#cut("frames");
     if (!frames)
@@ -79,6 +88,7 @@ export class ClipVariants {
     }
     if (clip.mode === "native" && this.#routes.refusal(endpoint, error)) {
       this.#pending = { endpoint, error, plain };
+      this.#native = image;
       const frames = await this.#cut("frames");
       return frames && { reason: "sending the clip again as frames", image: frames };
     }

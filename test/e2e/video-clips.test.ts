@@ -504,6 +504,48 @@ describe("clips against an endpoint that refuses video", () => {
   });
 });
 
+describe("clips over two endpoints, one that takes video and one that does not", () => {
+  const fakes = useFakeEndpoint("manual");
+
+  it("sends video to the one that takes it and frames to the one that refuses it, saying so once", async () => {
+    const takes = await fakes.startAnother({ apiKey: TEST_KEY, latencyMs: 50 });
+    const refuses = await fakes.startAnother({ apiKey: TEST_KEY, latencyMs: 50, video: false });
+    await folderOf("media", ["beach.mp4", "street.webm", "dog.mov", "long.mp4", "night.mkv"]);
+    const result = await runCli(
+      [
+        "media",
+        "--video",
+        "-o",
+        "out.csv",
+        "--base-url",
+        takes.baseUrl,
+        "--base-url",
+        refuses.baseUrl,
+        "-c",
+        "1",
+      ],
+      { cwd: ws.dir },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const label = (fake: { port: number }) => `127.0.0.1:${fake.port}`;
+    const warnings = result.stderr.match(/(\S+) refused a clip sent as video/g) ?? [];
+    expect(warnings.length).toBeLessThanOrEqual(1);
+    const rows = await readCsv(path.join(ws.dir, "out.csv"));
+    expect(rows).toHaveLength(5);
+    for (const row of rows) {
+      // Whichever endpoint answered a clip, it got the form it takes.
+      expect(row.video_sent_as).toBe(row.endpoint === label(takes) ? "native" : "frames");
+    }
+    expect(takes.requests.every((request) => request.video !== null)).toBe(true);
+    expect(refuses.requests.filter((request) => request.images.length > 0).length).toBe(
+      rows.filter((row) => row.endpoint === label(refuses)).length,
+    );
+    if (rows.some((row) => row.endpoint === label(refuses))) {
+      expect(warnings).toEqual([`${label(refuses)} refused a clip sent as video`]);
+    }
+  });
+});
+
 const havePeer = existsSync(LLAMA_PEER);
 if (!havePeer && process.env.CI) {
   throw new Error(`CI: the llama.cpp peer is not at ${LLAMA_PEER}; CI must run beside ../shared`);
