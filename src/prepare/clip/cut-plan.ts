@@ -74,7 +74,7 @@ export function planCut(
 }
 
 /** Frames FFmpeg's fps filter keeps of `length` seconds: one at each tick from the start. */
-export function framesIn(length: number, fps: number): number {
+function framesIn(length: number, fps: number): number {
   return Math.max(1, Math.ceil(round(length * fps)));
 }
 

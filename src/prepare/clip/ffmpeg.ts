@@ -90,7 +90,7 @@ export function runTool(tool: Tool, args: readonly string[], run: ToolRun): Prom
 }
 
 /** Said once before a run that has clips to cut, rather than once per clip. */
-export function missingTool(tool: Tool): UsageError {
+function missingTool(tool: Tool): UsageError {
   return new UsageError([
     `${tool} was not found on PATH, and clips are cut with FFmpeg before they are sent: install it (Debian or Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg; Windows: winget install ffmpeg), or leave the clips out of the inputs`,
   ]);

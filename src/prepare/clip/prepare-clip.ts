@@ -144,7 +144,7 @@ export function clipPixels(frames: number, side: number): number {
  * A frame sent as an image fits in `side`² pixels: the one slice MiniCPM-V's guide recommends for
  * video, where a server slices a larger image into several, each as costly as a frame.
  */
-export function frameSize(probe: ClipProbe, side: number): { width: number; height: number } {
+function frameSize(probe: ClipProbe, side: number): { width: number; height: number } {
   return targetSize(probe.width, probe.height, side * side);
 }
 

@@ -102,22 +102,10 @@ export function rowReader(columns: readonly string[]): (record: string[]) => Sto
   };
 }
 
-/** A clip's cells, in CLIP_COLUMNS' order, as its `video`; an image's empty cells as none. */
+/** A CSV row's clip cells, in CLIP_COLUMNS' order, read as a JSONL row's `video` is. */
 function clipOf(cells: readonly string[]): Pick<StoredCaption, "video"> {
   const [duration, mode, frames, fps, seconds, segments, bytes] = cells;
-  if (mode !== "native" && mode !== "frames") return {};
-  const number = (cell: string | undefined) => (cell ? Number(cell) : null);
-  return {
-    video: {
-      duration: number(duration),
-      mode,
-      frames: Number(frames),
-      fps: number(fps),
-      seconds: Number(seconds),
-      segments: Number(segments),
-      bytes: Number(bytes),
-    },
-  };
+  return clipOfJson({ duration, mode, frames, fps, seconds, segments, bytes });
 }
 
 /** A row's answers to several prompts, from their columns; an empty cell is no answer yet. */
@@ -192,10 +180,16 @@ export function fromJson(line: string): StoredCaption | null {
   };
 }
 
-/** A JSONL row's `video`, each field checked: a hand-edited row is no clip rather than a bad one. */
+/**
+ * A row's `video` (a CSV's cells as text), each field checked: a hand-edited row is no clip
+ * rather than a bad one.
+ */
 function clipOfJson(value: unknown): Pick<StoredCaption, "video"> {
   if (!isObject(value) || (value.mode !== "native" && value.mode !== "frames")) return {};
-  const count = (field: unknown) => (typeof field === "number" && field >= 0 ? field : null);
+  const count = (field: unknown) => {
+    const number = typeof field === "string" && field !== "" ? Number(field) : field;
+    return typeof number === "number" && number >= 0 ? number : null;
+  };
   const frames = count(value.frames);
   const seconds = count(value.seconds);
   const segments = count(value.segments);
