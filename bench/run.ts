@@ -1412,7 +1412,7 @@ try {
   // Bytes sent per minute of source, against the source's own bytes a minute; and clips prepared a
   // second against the bare commands doing the same cut (ffprobe as the tool calls it, then FFmpeg
   // with cutArgs' arguments), one at a time and at the pipeline's decoders (cores + 1). Whatever
-  // prepareClip does beyond them (now: counting the cut's frames with ffprobe) is in the figure.
+  // prepareClip does beyond them is in the figure.
   if (wanted("P16") && ffmpegAnswers()) {
     const p16Started = performance.now();
     const folder = path.join(work, "p16");

@@ -16,9 +16,9 @@ export interface ClipRetry {
  * The variants of one clip's sending: as frames to an endpoint that refuses video, cut again to
  * fit a short context, smaller after a 413. Every cut again keeps what an earlier one changed (a
  * clip shrunk for one endpoint stays shrunk for the next), and a refusal of video is taken as one
- * only once the same clip, as frames, is answered by the same endpoint with the same request
- * otherwise: a 400 for another reason (response_format, a server's own limit) leaves the endpoint
- * getting video.
+ * only once the same clip, with the same request otherwise, is answered: as frames by the same
+ * endpoint, or as video by another. A 400 that the frames get too (a server refusing
+ * response_format) leaves the endpoint getting video.
  */
 export class ClipVariants {
   readonly #task: ImageTask;
@@ -108,9 +108,13 @@ export class ClipVariants {
     if (image.clip?.mode === "native") this.#routes.took(endpoint);
     const pending = this.#pending;
     this.#pending = null;
-    if (pending === null || image.clip?.mode !== "frames") return;
-    if (pending.endpoint !== endpoint || pending.plain !== plain) return;
-    if (this.#routes.refused(endpoint)) this.#onRefused(endpoint, pending.error);
+    if (pending === null || pending.plain !== plain) return;
+    // The same request answered: as frames by the endpoint that refused it, or as video by another
+    // (the clip is good video, so the 400 was that endpoint's refusal of video).
+    const asFrames = image.clip?.mode === "frames" && pending.endpoint === endpoint;
+    const elsewhere = image.clip?.mode === "native" && pending.endpoint !== endpoint;
+    if (!asFrames && !elsewhere) return;
+    if (this.#routes.refused(pending.endpoint)) this.#onRefused(pending.endpoint, pending.error);
   }
 
   async #cut(form: ClipForm, change: Partial<VideoOptions> = {}): Promise<PreparedImage | null> {
@@ -144,5 +148,5 @@ export function fewerFrames(
 
 /** The warning for an endpoint found to refuse video, naming the setting that skips the try. */
 export function refusedWarning(endpoint: string, error: unknown, modeSetting: string): string {
-  return `${endpoint} refused a clip sent as video (${messageOf(error)}) and took it as frames; it gets clips as frames from now on (${modeSetting} frames sends them so from the start)`;
+  return `${endpoint} refused a clip sent as video (${messageOf(error)}); it gets clips as frames from now on (${modeSetting} frames sends them so from the start)`;
 }

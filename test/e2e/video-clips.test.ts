@@ -528,8 +528,9 @@ describe("clips over two endpoints, one that takes video and one that does not",
     );
     expect(result.code, result.stderr).toBe(0);
     const label = (fake: { port: number }) => `127.0.0.1:${fake.port}`;
+    // Said once, however the clip it refused came to be answered.
     const warnings = result.stderr.match(/(\S+) refused a clip sent as video/g) ?? [];
-    expect(warnings.length).toBeLessThanOrEqual(1);
+    expect(warnings).toEqual([`${label(refuses)} refused a clip sent as video`]);
     const rows = await readCsv(path.join(ws.dir, "out.csv"));
     expect(rows).toHaveLength(5);
     for (const row of rows) {
@@ -540,9 +541,13 @@ describe("clips over two endpoints, one that takes video and one that does not",
     expect(refuses.requests.filter((request) => request.images.length > 0).length).toBe(
       rows.filter((row) => row.endpoint === label(refuses)).length,
     );
-    if (rows.some((row) => row.endpoint === label(refuses))) {
-      expect(warnings).toEqual([`${label(refuses)} refused a clip sent as video`]);
-    }
+    // Tried natively until the verdict: once, or twice where a second clip reached it before the
+    // first was answered; every later clip it took went as frames from the start.
+    const natively = refuses.requests.filter((request) =>
+      JSON.stringify(request.body).includes('"video_url"'),
+    );
+    expect(natively.length).toBeGreaterThanOrEqual(1);
+    expect(natively.length).toBeLessThanOrEqual(2);
   });
 });
 
