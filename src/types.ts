@@ -153,4 +153,4 @@ export interface FailureRecord {
   created_at: string;
 }
 
-export type OutputFormat = "csv" | "jsonl";
+export type OutputFormat = "csv" | "jsonl" | "parquet";
