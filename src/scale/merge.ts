@@ -9,6 +9,8 @@ import { defaultErrorsPath } from "../settings/output-format.js";
 import type { DatasetOutputs } from "../settings/outputs.js";
 import type { RecordedCaption } from "../sinks/beside-image-sink.js";
 import { HfMetadataSink } from "../sinks/hf-metadata-sink.js";
+import { parquetRecordPath } from "../sinks/out-file/parquet-record.js";
+import { writeParquetFromRecord } from "../sinks/out-file/parquet-write.js";
 import {
   openCaptionWriter,
   openJsonlWriter,
@@ -49,7 +51,9 @@ export interface MergeReport {
 /**
  * The shards' outputs as one OUT: one row per image, shards in the order they were made and each
  * shard's rows by path, so merging the same shards twice gives the same file. The images that
- * failed go to the errors file beside OUT. Both are written whole (temporary file, rename).
+ * failed go to the errors file beside OUT. Both are written whole (temporary file, rename). A
+ * Parquet OUT gets its record as a run's has (parquet-record.ts), then is written from it, so a
+ * run onto the merged OUT resumes from the merge.
  */
 export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
   const settings = await readSettingsFile(request.dir);
@@ -69,6 +73,7 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
       `${request.dir}: ${unfinished} of ${shards.length} shards are not finished yet (see caption status); wait for them, or merge what is done with --partial`,
     ]);
   }
+  const parquet = request.format === "parquet";
   const schema = settings.tags ? TAGS_SCHEMA : settings.jsonSchema;
   const answer = schema === undefined ? undefined : compileSchema(schema, "caption");
   const properties = answer && !("problems" in answer) ? answer.properties : [];
@@ -92,15 +97,17 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
     request.outputs.sidecar || request.outputs.hfMetadata || request.outputs.xmp,
   );
   const captioned = new Map<string, CaptionRecord>();
+  // The shards' JSONL rows carry each clip's `video`; a merged CSV gets its columns, a queue of
+  // clips named as files (without --video) too.
+  const clips =
+    settings.video?.include === true ||
+    finished.some((shard) => shard.files.some((file) => isClipPath(file)));
   try {
     if (rowsTemp && errorsTemp) {
-      rows = await openCaptionWriter(rowsTemp, request.format, {
+      // A Parquet OUT's rows go to its record first, as JSONL.
+      rows = await openCaptionWriter(rowsTemp, parquet ? "jsonl" : request.format, {
         properties,
-        // The shards' JSONL rows carry each clip's `video`; a merged CSV gets its columns, a
-        // queue of clips named as files (without --video) too.
-        clips:
-          settings.video?.include === true ||
-          finished.some((shard) => shard.files.some((file) => isClipPath(file))),
+        clips,
         csvFormulaGuard: request.csvFormulaGuard,
       });
       errors = await openJsonlWriter<FailureRecord>(errorsTemp);
@@ -123,7 +130,13 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
     await rows?.close();
     await errors?.close();
     if (output && rowsTemp && errorsPath && errorsTemp) {
-      await rename(rowsTemp, output);
+      if (parquet) {
+        const record = parquetRecordPath(output);
+        await rename(rowsTemp, record);
+        await writeParquetFromRecord(record, output, { properties, clips });
+      } else {
+        await rename(rowsTemp, output);
+      }
       await rename(errorsTemp, errorsPath);
     }
     await writeDatasetOutputs(request, settings, captioned);

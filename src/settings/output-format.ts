@@ -9,12 +9,14 @@ export function formatFromName(output: string): OutputFormat | null {
   const ext = path.extname(output).toLowerCase();
   if (ext === ".csv") return "csv";
   if (ext === ".jsonl" || ext === ".ndjson") return "jsonl";
+  if (ext === ".parquet") return "parquet";
   return null;
 }
 
 /**
- * The format an existing OUT was written in, from its first bytes: JSONL rows are objects, a CSV
- * starts with its header. Null when the file is missing or empty.
+ * The format an existing OUT was written in, from its first bytes: a Parquet file starts with
+ * `PAR1`, JSONL rows are objects, a CSV starts with its header. Null when the file is missing or
+ * empty.
  */
 export async function formatFromContent(output: string): Promise<OutputFormat | null> {
   // Opening a FIFO to read it would wait for a writer forever.
@@ -27,6 +29,7 @@ export async function formatFromContent(output: string): Promise<OutputFormat | 
   }
   try {
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(4096), 0, 4096, 0);
+    if (bytesRead >= 4 && buffer.toString("latin1", 0, 4) === "PAR1") return "parquet";
     const text = buffer.subarray(0, bytesRead).toString("utf8").trimStart();
     if (text === "") return null;
     return text.startsWith("{") ? "jsonl" : "csv";
@@ -54,7 +57,7 @@ export async function chooseOutputFormat(
   }
   if (requested && byName && requested !== byName) {
     throw new UsageError([
-      `--format ${requested} contradicts -o ${shown}, whose extension means ${label(byName)}; name OUT *.${requested === "csv" ? "csv" : "jsonl"} or drop --format`,
+      `--format ${requested} contradicts -o ${shown}, whose extension means ${label(byName)}; name OUT *.${requested} or drop --format`,
     ]);
   }
   if (byContent) {
@@ -67,14 +70,14 @@ export async function chooseOutputFormat(
   const format = requested ?? byName;
   if (!format) {
     throw new UsageError([
-      `format: cannot tell the format of ${shown} from its name; name it *.csv or *.jsonl, or give the format: csv or jsonl`,
+      `format: cannot tell the format of ${shown} from its name; name it *.csv, *.jsonl or *.parquet, or give the format: csv, jsonl or parquet`,
     ]);
   }
   return { format, warning: null };
 }
 
 function label(format: OutputFormat): string {
-  return format === "csv" ? "CSV" : "JSONL";
+  return format === "csv" ? "CSV" : format === "jsonl" ? "JSONL" : "Parquet";
 }
 
 /** `<OUT stem>.errors.jsonl` beside OUT. */

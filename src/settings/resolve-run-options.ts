@@ -75,7 +75,7 @@ export async function resolveRunOptions(options: RunOptions): Promise<ResolvedRu
     problems.push("inputs: expected a non-empty list of folders, files or glob patterns");
   }
   if (typeof options.output !== "string" || options.output === "") {
-    problems.push("output: expected the path of a .csv or .jsonl file");
+    problems.push("output: expected the path of a .csv, .jsonl or .parquet file");
   }
   problems.push(...librarySettingProblems(options));
   // How the outputs go together, by the same check as the command line's.

@@ -29,7 +29,7 @@ export interface ResolvedEndpoint {
 export interface RunOptions {
   /** Folders (searched recursively), image files or glob patterns. */
   inputs: readonly string[];
-  /** OUT: where captions go, `.csv` or `.jsonl`. Relative to `cwd`. */
+  /** OUT: where captions go, `.csv`, `.jsonl` or `.parquet`. Relative to `cwd`. */
   output: string;
   /** Relative inputs and the paths written to OUT are relative to this folder. @default process.cwd() */
   cwd?: string | undefined;

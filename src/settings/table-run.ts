@@ -19,11 +19,11 @@ export const RUN_TABLE = {
     alias: "o",
     kind: { type: "path" },
     describe:
-      "Where captions go: FILE.csv or FILE.jsonl  [required, unless --sidecar, --xmp or --hf-metadata]",
+      "Where captions go: FILE.csv, FILE.jsonl or FILE.parquet  [required, unless --sidecar, --xmp or --hf-metadata]",
     basic: true,
     scope: "run",
     commands: ["merge"],
-    more: "`.csv` or `.jsonl` (or `.ndjson`) picks the format",
+    more: "`.csv`, `.jsonl` (or `.ndjson`) or `.parquet` picks the format; a Parquet OUT is written from a hidden record beside it, `.captions.parquet.jsonl` for `captions.parquet` ([Parquet](outputs.md#parquet))",
     library: "output",
   },
   baseUrl: {
@@ -221,8 +221,8 @@ export const RUN_TABLE = {
   },
   format: {
     flag: "--format",
-    kind: { type: "choice", values: ["csv", "jsonl"] },
-    describe: "csv or jsonl",
+    kind: { type: "choice", values: ["csv", "jsonl", "parquet"] },
+    describe: "csv, jsonl or parquet",
     shownDefault: "from OUT",
     scope: "run",
     more: "an existing OUT is read as what it holds, and a `--format` contradicting it is refused",

@@ -1,4 +1,4 @@
-import { open, rm, unlink } from "node:fs/promises";
+import { open, rm, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, type NameSetting, RunAbortedError, UsageError } from "../errors.js";
 import type { CaptionRecord, FailureRecord, ImageTask, OutputFormat } from "../types.js";
@@ -6,6 +6,9 @@ import { describeErrno, ensureFolder, errnoOf, outputFileProblem } from "../util
 import { lockOutput, type OutputLock } from "./lock.js";
 import { addCsvColumns, keepLastRows } from "./out-file/compact.js";
 import { storedCaptions } from "./out-file/lookup.js";
+import { recordFromParquet } from "./out-file/parquet-read.js";
+import { parquetRecordPath } from "./out-file/parquet-record.js";
+import { writeParquetFromRecord } from "./out-file/parquet-write.js";
 import { readFinishedWork } from "./out-file/scan.js";
 import type { StoredCaption } from "./out-file/stored-caption.js";
 import {
@@ -22,9 +25,13 @@ import { type RecordKeys, recordKeys } from "./record-keys.js";
 import { type RecordedRows, recordedRows } from "./recorded-rows.js";
 import { Remakes } from "./redo.js";
 import type { FinishedWork, RecordSink } from "./sink.js";
+import { removeStaleTemporariesOf } from "./write-whole.js";
 
 export interface FileSinkOptions {
-  /** OUT: one row per captioned image, CSV or JSONL. */
+  /**
+   * OUT: one row per captioned image, CSV or JSONL, or Parquet (its rows appended to the record
+   * beside it, parquet-record.ts, and OUT written from that at the end).
+   */
   output: string;
   format: OutputFormat;
   /** One line per image that failed in this run; removed at the start of each run. */
@@ -65,7 +72,8 @@ export interface FileSinkOptions {
 /**
  * OUT, the errors file beside it and the lock that keeps a second run off them: one sink, since
  * all three live and die together. OUT is resumed from (a torn last row repaired), appended to a
- * row at a time, and only created once there is a row to write.
+ * row at a time, and only created once there is a row to write. A Parquet OUT's rows go to its
+ * record, which is all of the above, and OUT is written from the record when the sink closes.
  */
 export class FileSink implements RecordSink {
   readonly #options: FileSinkOptions;
@@ -81,9 +89,17 @@ export class FileSink implements RecordSink {
   readonly #keys: RecordKeys;
   readonly #rows: RecordedRows;
   readonly #columns: readonly string[];
+  /** The file rows are appended to: OUT, or a Parquet OUT's record, which is JSONL. */
+  readonly #file: string;
+  readonly #fileFormat: OutputFormat;
+  /** The record changed in this run (a row, a repair, a rewrite): a Parquet OUT is written anew. */
+  #recordChanged = false;
 
   constructor(options: FileSinkOptions) {
     this.#options = options;
+    const parquet = options.format === "parquet";
+    this.#file = parquet ? parquetRecordPath(options.output) : options.output;
+    this.#fileFormat = parquet ? "jsonl" : options.format;
     this.#keys = recordKeys(options.recordRoot);
     this.#columns = outColumns(options.properties, options.prompts, options.clips);
     this.#rows = recordedRows(options.output, options.format, this.#keys, this.#columns);
@@ -94,6 +110,7 @@ export class FileSink implements RecordSink {
   async open(tasks: readonly ImageTask[] = []): Promise<FinishedWork> {
     const { output, errorsPath, format, overwrite } = this.#options;
     await refuseSpecialFiles(output, errorsPath);
+    if (this.#file !== output) await refuseSpecialFiles(this.#file, errorsPath);
     try {
       await ensureFolder(path.dirname(output));
       this.#lock = await lockOutput(output, this.#options.onWarning);
@@ -106,7 +123,11 @@ export class FileSink implements RecordSink {
       );
     }
     this.#keys.learn(tasks);
-    if (overwrite) await rm(output, { force: true });
+    if (overwrite) {
+      await rm(output, { force: true });
+      await rm(this.#file, { force: true });
+    }
+    if (format === "parquet") await this.#recordOfParquet();
     const keep = this.#options.keepRows ? this.#rows.keep() : undefined;
     const prompts = new PromptTally(this.#options.promptHash);
     const remakes = remakesOf(this.#options);
@@ -121,6 +142,7 @@ export class FileSink implements RecordSink {
     });
     // Rows a crash left twice for an image (before OUT was rewritten): rewritten at the end.
     if (finished.rows > finished.done.size) this.#replaced = true;
+    if (finished.repairedBytes > 0) this.#recordChanged = true;
     remakes.apply(finished);
     this.#remade = remakes.keys();
     this.#held = finished.done;
@@ -136,6 +158,37 @@ export class FileSink implements RecordSink {
     const changed = remakes.redoing ? null : prompts.warning(output, this.#options.nameSetting);
     if (changed) this.#options.onWarning(changed);
     return remakes.finished(finished, tasks, this.#keys.key, this.#options.recordOnly === true);
+  }
+
+  /**
+   * A Parquet OUT without its record (copied alone, or the record deleted) is read back into one,
+   * so the run resumes from it as from any record; what a killed run left half-written is swept.
+   */
+  async #recordOfParquet(): Promise<void> {
+    const { output } = this.#options;
+    await removeStaleTemporariesOf(output);
+    await removeStaleTemporariesOf(this.#file);
+    if ((await stat(this.#file).catch(() => null)) || !(await stat(output).catch(() => null))) {
+      return;
+    }
+    try {
+      await recordFromParquet(output, this.#file);
+    } catch (error) {
+      if (error instanceof UsageError) {
+        throw new UsageError(
+          error.problems.map(
+            (problem) =>
+              `${problem}, or set ${this.#options.nameSetting("overwrite")} to start a fresh one`,
+          ),
+        );
+      }
+      throw new RunAbortedError(
+        "output_unreadable",
+        `cannot read ${output} back into its record ${this.#file} to resume from it (${describeErrno(errnoOf(error))}); -o must name a file in a folder you can read and write`,
+        { cause: error },
+      );
+    }
+    this.#recordChanged = true;
   }
 
   /**
@@ -194,9 +247,10 @@ export class FileSink implements RecordSink {
     // Sent again for another sink's sake (a sidecar deleted since): OUT keeps its one row.
     if (this.#held.has(key)) return;
     if (this.#remade.has(key)) this.#replaced = true;
-    const { output, format, csvFormulaGuard } = this.#options;
+    const { output, csvFormulaGuard } = this.#options;
+    this.#recordChanged = true;
     try {
-      this.#out ??= openCaptionWriter(output, format, {
+      this.#out ??= openCaptionWriter(this.#file, this.#fileFormat, {
         csvFormulaGuard,
         properties: this.#options.properties,
         prompts: this.#options.prompts,
@@ -221,13 +275,13 @@ export class FileSink implements RecordSink {
   async #keepLastRows(): Promise<void> {
     this.#replaced = false;
     try {
-      await keepLastRows(this.#options.output, this.#options.format, "path", true);
+      await keepLastRows(this.#file, this.#fileFormat, "path", true);
     } catch (error) {
       const linked = errnoOf(error) === "ESYMLINK";
       this.#options.onWarning(
         linked
-          ? `${this.#options.output} is a symlink, so it is not rewritten with one row per image (a run never writes a whole file through a link): it holds an image's old row and its new one, and the new one counts; name the file itself with -o to have it rewritten`
-          : `${this.#options.output} holds an image's old row and its new one (the new one counts; ${describeErrno(errnoOf(error))} kept it from being rewritten with the new alone): the next run rewrites it`,
+          ? `${this.#file} is a symlink, so it is not rewritten with one row per image (a run never writes a whole file through a link): it holds an image's old row and its new one, and the new one counts; name the file itself with -o to have it rewritten`
+          : `${this.#file} holds an image's old row and its new one (the new one counts; ${describeErrno(errnoOf(error))} kept it from being rewritten with the new alone): the next run rewrites it`,
       );
     }
   }
@@ -256,9 +310,49 @@ export class FileSink implements RecordSink {
       ),
     );
     await Promise.allSettled(writers.map((writer) => writer?.close()));
-    if (this.#replaced) await this.#keepLastRows();
+    if (this.#replaced) {
+      await this.#keepLastRows();
+      this.#recordChanged = true;
+    }
+    // Written while the lock is held, so no other run appends to the record meanwhile.
+    const written = this.#lock && this.#options.format === "parquet" ? this.#writeParquet() : null;
+    const failed = await written?.then(
+      () => null,
+      (error: unknown) => error,
+    );
     await this.#lock?.release().catch(() => {});
     this.#lock = null;
+    if (failed) throw failed;
+  }
+
+  /**
+   * A Parquet OUT written from its record, when the record changed in this run or since OUT was
+   * last written (a run killed before it got here): at the end of every run, a stopped one too.
+   * It cannot be written a row at a time (its footer is at the end), so it is written whole.
+   */
+  async #writeParquet(): Promise<void> {
+    const { output } = this.#options;
+    const record = await stat(this.#file).catch(() => null);
+    if (!record) return;
+    const parquet = await stat(output).catch(() => null);
+    if (!this.#recordChanged && parquet && parquet.mtimeMs >= record.mtimeMs) return;
+    try {
+      await writeParquetFromRecord(this.#file, output, {
+        properties: this.#options.properties,
+        prompts: this.#options.prompts,
+        clips: this.#options.clips,
+      });
+    } catch (error) {
+      const why =
+        errnoOf(error) === "ESYMLINK"
+          ? "it is a symlink, and a whole file is never written through one: name the file itself with -o"
+          : describeErrno(errnoOf(error));
+      throw new RunAbortedError(
+        "output_write_failed",
+        `cannot write ${output} (${why}); every row is kept in its record ${this.#file}, and the next run writes ${path.basename(output)} from it`,
+        { cause: error },
+      );
+    }
   }
 }
 

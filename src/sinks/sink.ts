@@ -43,7 +43,11 @@ export interface Sink {
   write(record: CaptionRecord, replace?: boolean): Promise<void>;
   /** Keeps one failure. Throws RunAbortedError. */
   fail(failure: FailureRecord): Promise<void>;
-  /** Flushes and releases everything; safe after a failed open, and safe twice. */
+  /**
+   * Flushes and releases everything; safe after a failed open, and safe twice. Throws
+   * RunAbortedError only for an output it could not finish (a Parquet OUT not written), after
+   * releasing everything.
+   */
   close(): Promise<void>;
 }
 
@@ -93,7 +97,10 @@ export function combineSinks(sinks: readonly Sink[]): Sink {
       for (const sink of sinks) await sink.fail(failure);
     },
     async close() {
-      await Promise.allSettled(sinks.map((sink) => sink.close()));
+      const closed = await Promise.allSettled(sinks.map((sink) => sink.close()));
+      // Every sink is closed first; then what one could not finish (a Parquet OUT not written) is said.
+      const failed = closed.find((result) => result.status === "rejected");
+      if (failed) throw failed.reason;
     },
   };
 }

@@ -50,3 +50,20 @@ export async function removeStaleTemporaries(folders: Iterable<string>): Promise
     }
   }
 }
+
+/**
+ * Removes what a killed run left while writing this one file through a temporary (its name
+ * borrowed), and nothing of any other file's: another run may be writing its own beside it.
+ */
+export async function removeStaleTemporariesOf(file: string): Promise<void> {
+  const shape = path.basename(temporaryPath(file));
+  // `.<borrowed name>.` then the random part, as temporaryPath names it.
+  const prefix = shape.slice(0, shape.length - `${"0".repeat(8)}.tmp`.length);
+  const folder = path.dirname(file);
+  const names = await readdir(folder).catch(() => []);
+  for (const name of names) {
+    if (name.startsWith(prefix) && name.length === shape.length && TEMPORARY.test(name)) {
+      await rm(path.join(folder, name), { force: true });
+    }
+  }
+}

@@ -27,7 +27,7 @@ export async function run(
   const given = flags.output !== undefined;
   if (!given && !outputs.sidecar && !outputs.hfMetadata && !outputs.xmp) {
     throw new UsageError([
-      "-o/--output is required (or --sidecar, --hf-metadata, --xmp): the CSV or JSONL file to merge into",
+      "-o/--output is required (or --sidecar, --hf-metadata, --xmp): the CSV, JSONL or Parquet file to merge into",
     ]);
   }
   const output = flags.output === undefined ? undefined : path.resolve(context.cwd, flags.output);

@@ -6,6 +6,7 @@ import {
   formatFromContent,
   formatFromName,
 } from "../../settings/output-format.js";
+import { parquetRecordPath } from "../../sinks/out-file/parquet-record.js";
 import { statOrNull } from "../../util/folders.js";
 import type { CommandIo } from "../command-io.js";
 import { exitCodeOf } from "../exit-codes.js";
@@ -23,7 +24,11 @@ export async function run(
 ): Promise<number> {
   const given = String(args.out ?? "");
   const output = path.resolve(context.cwd, given);
-  if (!(await statOrNull(output))?.isFile()) {
+  // A Parquet OUT's rows are in its record until the run writes it (one killed first).
+  const inRecord =
+    formatFromName(output) === "parquet" &&
+    (await statOrNull(parquetRecordPath(output)))?.isFile() === true;
+  if (!(await statOrNull(output))?.isFile() && !inRecord) {
     throw new UsageError([`${given}: no such file; name the OUT (-o) of a caption run`]);
   }
   const format = (await formatFromContent(output)) ?? formatFromName(output) ?? "csv";

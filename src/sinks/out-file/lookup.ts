@@ -1,15 +1,17 @@
 import { stat } from "node:fs/promises";
 import type { OutputFormat } from "../../types.js";
+import { rowsSource } from "./parquet-record.js";
 import { scanOutput } from "./scan.js";
 import type { StoredCaption } from "./stored-caption.js";
 
 /** Every complete row of OUT by content hash; read only when a copy of a finished image turns up. */
 export async function readCaptionsByHash(
-  path: string,
-  format: OutputFormat,
+  output: string,
+  outputFormat: OutputFormat,
   columns: readonly string[],
 ): Promise<Map<string, StoredCaption>> {
   const byHash = new Map<string, StoredCaption>();
+  const { file: path, format } = await rowsSource(output, outputFormat);
   const size = (await stat(path)).size;
   await scanOutput(path, size, format, columns, (row) => {
     if (row.sha256) byHash.set(row.sha256, row);
@@ -19,11 +21,12 @@ export async function readCaptionsByHash(
 
 /** Every complete row of OUT by path; empty when OUT does not exist. */
 export async function readCaptionsByPath(
-  path: string,
-  format: OutputFormat,
+  output: string,
+  outputFormat: OutputFormat,
   columns: readonly string[],
 ): Promise<Map<string, StoredCaption>> {
   const byPath = new Map<string, StoredCaption>();
+  const { file: path, format } = await rowsSource(output, outputFormat);
   const size = await stat(path).then(
     (info) => info.size,
     () => 0,

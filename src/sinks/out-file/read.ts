@@ -1,18 +1,26 @@
 import type { OutputFormat } from "../../types.js";
 import { unguardFormula } from "./csv.js";
+import { parquetRows } from "./parquet-read.js";
+import { rowsSource } from "./parquet-record.js";
 import { csvRecords, jsonlLines } from "./records.js";
 
 /**
  * The records of OUT (or the errors file) one at a time, as objects keyed by column, streamed so
  * that a file of 100,000 rows is never held whole. Read by the same reader resume uses
  * (records.ts), leniently: a torn last line (a run killed mid-write) is skipped, as resume skips
- * it; `onBad` hears of any other line that is not a record.
+ * it; `onBad` hears of any other line that is not a record. A Parquet OUT is read from its record
+ * (parquet-record.ts), or, without one, from the Parquet file itself.
  */
 export async function* readRecords(
-  file: string,
-  format: OutputFormat,
+  output: string,
+  outputFormat: OutputFormat,
   onBad: (line: number) => void = () => {},
 ): AsyncGenerator<Record<string, unknown>> {
+  const { file, format } = await rowsSource(output, outputFormat);
+  if (format === "parquet") {
+    yield* parquetRows(file);
+    return;
+  }
   if (format === "csv") {
     yield* csvObjects(file, onBad);
     return;

@@ -135,6 +135,11 @@ export function fromJson(line: string): StoredCaption | null {
   } catch {
     return null;
   }
+  return fromObject(value);
+}
+
+/** A row of OUT as JSON holds it (a JSONL line parsed, a Parquet row read back), or null. */
+export function fromObject(value: unknown): StoredCaption | null {
   if (typeof value !== "object" || value === null) return null;
   const row = value as Record<string, unknown>;
   const key = KEY.find((name) => typeof row[name] === "string");

@@ -125,13 +125,21 @@ export interface CaptionWriterOptions {
   clips?: boolean | undefined;
 }
 
-/** Opens OUT for appending in the given format. */
-export function openCaptionWriter(
+/**
+ * Opens OUT for appending in the given format. A Parquet OUT's rows are appended to its record
+ * beside it, and OUT is written from the record on close (parquet-write.ts).
+ */
+export async function openCaptionWriter(
   path: string,
   format: OutputFormat,
   options: CaptionWriterOptions = {},
 ): Promise<RecordWriter<CaptionRecord>> {
   if (format === "jsonl") return openJsonlWriter<CaptionRecord>(path);
+  if (format === "parquet") {
+    // Loaded when asked for: it imports this module's columns.
+    const { openParquetWriter } = await import("./parquet-write.js");
+    return openParquetWriter(path, options);
+  }
   const extra = [
     ...(options.prompts
       ? promptColumns(options.prompts)
