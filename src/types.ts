@@ -14,7 +14,35 @@ export interface ImageTask {
    * glob. What the run reads beside the image as text must lie inside it.
    */
   root?: string | null | undefined;
+  /**
+   * A sample of a WebDataset shard or a row of a Parquet file: the image is read from inside
+   * `absPath` (the shard or file), and `path` is `<shard>#<key>` or `<file>#<row>`.
+   */
+  member?: ArchiveMember | undefined;
 }
+
+/** Where an image lies inside a shard or a Parquet file. */
+export type ArchiveMember =
+  | {
+      kind: "tar";
+      /** The sample's key: its members' names up to the first dot. */
+      key: string;
+      /** The image member's name in the shard. */
+      name: string;
+      /** Where its bytes lie in the shard. */
+      offset: number;
+      size: number;
+      /** The sample's place in the shard. */
+      index: number;
+    }
+  | {
+      kind: "parquet";
+      /** The row's place in the file, from 0. */
+      row: number;
+      /** The image column's name. */
+      column: string;
+      index: number;
+    };
 
 export type ImageFormat = "jpeg" | "png";
 

@@ -1,7 +1,9 @@
 import { realpath } from "node:fs/promises";
 import path from "node:path";
 import fg from "fast-glob";
-import { UsageError } from "../errors.js";
+import { containerKind, memberName, splitMemberInput } from "../archive/containers.js";
+import { type Expansion, expandContainer } from "../archive/expand.js";
+import { CaptionError, UsageError } from "../errors.js";
 import { folderLinkVerdict, isWithin } from "../trust/links.js";
 import type { ImageTask } from "../types.js";
 import { statOrNull, toPosix } from "../util/folders.js";
@@ -32,6 +34,13 @@ export interface Discovery {
    * input (followed with `followSymlinks`), `loops` back to a folder they are in (never followed).
    */
   linksNotFollowed: { outside: string[]; loops: string[] };
+  /** Samples of shards that hold no image member, skipped: how many, in which shards. */
+  skippedSamples: { container: string; count: number }[];
+  /**
+   * Shards and Parquet files that cannot be read as such: each fails alone, as its own row
+   * (`task.path` is the container's), and the other inputs go on.
+   */
+  brokenContainers: { task: ImageTask; error: CaptionError }[];
 }
 
 export interface DiscoverOptions {
@@ -72,6 +81,46 @@ export async function discoverImages(
   const add = (key: string, absPath: string, input: string, root: string | null) => {
     added += 1;
     if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath, root });
+  };
+  const skippedSamples: Discovery["skippedSamples"] = [];
+  const brokenContainers: Discovery["brokenContainers"] = [];
+  /** Each container listed once, however many inputs name it or its members. */
+  const listed = new Map<string, Expansion | null>();
+  const list = async (absPath: string, input: string): Promise<Expansion | null> => {
+    const real = await realpath(absPath).catch(() => absPath);
+    if (listed.has(real)) return listed.get(real) ?? null;
+    const kind = containerKind(absPath);
+    let expansion: Expansion | null = null;
+    try {
+      if (kind) expansion = await expandContainer(absPath, kind);
+    } catch (error) {
+      if (!(error instanceof CaptionError)) throw error;
+      brokenContainers.push({ task: { path: displayPath(absPath, input, cwd), absPath }, error });
+    }
+    listed.set(real, expansion);
+    if (expansion && expansion.skipped > 0) {
+      skippedSamples.push({
+        container: displayPath(absPath, input, cwd),
+        count: expansion.skipped,
+      });
+    }
+    return expansion;
+  };
+  /** A container's images (or the one `only` names), each `<container>#<name>`. */
+  const addContainer = async (absPath: string, input: string, only?: string): Promise<boolean> => {
+    const expansion = await list(absPath, input);
+    if (!expansion) return true;
+    const real = await realpath(absPath).catch(() => absPath);
+    const shown = displayPath(absPath, input, cwd);
+    const images =
+      only === undefined ? expansion.images : expansion.images.filter((i) => i.name === only);
+    for (const { name, member } of images) {
+      added += 1;
+      const key = `${real}#${name}`;
+      if (!found.has(key))
+        found.set(key, { path: `${shown}#${name}`, absPath, root: null, member });
+    }
+    return images.length > 0;
   };
 
   const shown = (absPath: string, input: string) => displayPath(absPath, input, cwd);
@@ -130,9 +179,23 @@ export async function discoverImages(
       const before = added;
       await walk(absInput, real, input);
       if (added === before) emptyInputs.push(input);
+    } else if (stats && containerKind(absInput)) {
+      const before = added;
+      await addContainer(absInput, input);
+      if (added === before && !brokenContainers.some((b) => b.task.absPath === absInput)) {
+        emptyInputs.push(input);
+      }
     } else if (stats) {
       // A file named explicitly is taken whatever its extension: the user asked for it.
       add(await realpath(absInput), absInput, input, null);
+    } else if (await namesMember(input, cwd)) {
+      // `shard.tar#key`, `file.parquet#row`: one image of a container (a scale-out job's input).
+      const { container, member } = splitMemberInput(input) ?? { container: "", member: "" };
+      if (!(await addContainer(path.resolve(cwd, container), container, member))) {
+        if (!brokenContainers.some((b) => b.task.absPath === path.resolve(cwd, container))) {
+          missing.push(input);
+        }
+      }
     } else if (fg.isDynamicPattern(input)) {
       const pattern = await escapeRealFolders(toPosix(input), cwd);
       const entries = await fg(pattern, {
@@ -145,10 +208,16 @@ export async function discoverImages(
       });
       let matched = 0;
       for (const entry of entries) {
-        if (!entry.stats || entry.stats.isDirectory() || !wanted(entry.path, video)) continue;
+        if (!entry.stats || entry.stats.isDirectory()) continue;
         const absPath = path.resolve(cwd, entry.path);
-        add(await realpath(absPath).catch(() => absPath), absPath, input, null);
-        matched += 1;
+        if (containerKind(entry.path)) {
+          // A pattern of shards (`data/{00000..00099}.tar`) takes each as its images.
+          await addContainer(absPath, input);
+          matched += 1;
+        } else if (wanted(entry.path, video)) {
+          add(await realpath(absPath).catch(() => absPath), absPath, input, null);
+          matched += 1;
+        }
       }
       if (matched === 0) emptyInputs.push(input);
     } else {
@@ -157,13 +226,40 @@ export async function discoverImages(
   }
   if (missing.length > 0) {
     throw new UsageError(
-      missing.map((input) => `input not found: ${input} (not a file, a folder or a glob pattern)`),
+      missing.map((input) =>
+        splitMemberInput(input)
+          ? `input not found: ${input} (its shard or Parquet file holds no image by that name)`
+          : `input not found: ${input} (not a file, a folder or a glob pattern)`,
+      ),
     );
   }
-  const tasks = [...found.values()].sort((a, b) =>
-    a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
+  const tasks = [...found.values()].sort(byPlace);
+  return { tasks, emptyInputs, linksNotFollowed, skippedSamples, brokenContainers };
+}
+
+/** Whether an input that is no file names one image of an existing shard or Parquet file. */
+async function namesMember(input: string, cwd: string): Promise<boolean> {
+  const split = splitMemberInput(input);
+  return (
+    split !== null && (await statOrNull(path.resolve(cwd, split.container)))?.isFile() === true
   );
-  return { tasks, emptyInputs, linksNotFollowed };
+}
+
+/**
+ * Files by path; a container's images in the container's order (a shard read front to back,
+ * row 10 after row 9), so its images are read in the order they lie on disk.
+ */
+function byPlace(a: ImageTask, b: ImageTask): number {
+  const left = containerPath(a);
+  const right = containerPath(b);
+  if (left !== right) return left < right ? -1 : 1;
+  return (a.member?.index ?? 0) - (b.member?.index ?? 0);
+}
+
+/** A file's path; for an image inside a container, the container's (its path less `#<name>`). */
+function containerPath(task: ImageTask): string {
+  const name = memberName(task);
+  return name === null ? task.path : task.path.slice(0, task.path.length - name.length - 1);
 }
 
 const FOLDER_WALK = {

@@ -8,18 +8,25 @@ export const MAX_INPUT_PIXELS = 268_402_689;
 
 export const SUPPORTED_FORMATS = "JPEG, PNG, WebP, GIF, TIFF and AVIF";
 
-/** Turns whatever sharp threw into an ImageError a user can act on. */
-export async function classifyImageError(absPath: string, cause: unknown): Promise<ImageError> {
+/**
+ * Turns whatever sharp threw into an ImageError a user can act on. `bytes`: what was decoded,
+ * where it was read already (an image inside a shard, whose file is the shard).
+ */
+export async function classifyImageError(
+  absPath: string,
+  cause: unknown,
+  bytes?: Buffer,
+): Promise<ImageError> {
   // The file may have changed since the check before decoding; a vanished file is not a corrupt one.
   const fileProblem = await findFileProblem(absPath, cause);
   if (fileProblem) return fileProblem;
 
   const detail = sharpDetail(cause);
-  if (/exceeds pixel limit/i.test(detail)) return tooLargeError(absPath, cause);
+  if (/exceeds pixel limit/i.test(detail)) return tooLargeError(bytes ?? absPath, cause);
 
   let header: Buffer;
   try {
-    header = await readHeader(absPath);
+    header = bytes ? bytes.subarray(0, 512) : await readHeader(absPath);
   } catch (error) {
     return fileSystemError(absPath, error, cause);
   }
@@ -62,11 +69,11 @@ export function unsupportedFormatError(format: string, cause?: unknown): ImageEr
   );
 }
 
-async function tooLargeError(absPath: string, cause: unknown): Promise<ImageError> {
+async function tooLargeError(source: string | Buffer, cause: unknown): Promise<ImageError> {
   let size = "its dimensions";
   try {
     // Only the header is parsed here, so lifting the limit cannot allocate the huge canvas.
-    const { width, height } = await sharp(absPath, { limitInputPixels: false }).metadata();
+    const { width, height } = await sharp(source, { limitInputPixels: false }).metadata();
     size = `${width}×${height} = ${(width * height).toLocaleString("en-US")} pixels`;
   } catch {
     // The dimensions only make the message nicer; the verdict stands without them.

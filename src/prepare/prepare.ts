@@ -63,7 +63,7 @@ export async function prepareImage(
     return await encodeImage(bytes ?? absPath, options);
   } catch (error) {
     if (error instanceof ImageError) throw error;
-    throw await classifyImageError(absPath, error);
+    throw await classifyImageError(absPath, error, bytes);
   }
 }
 

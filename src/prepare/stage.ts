@@ -1,4 +1,5 @@
 import pLimit, { type LimitFunction } from "p-limit";
+import { readMember } from "../archive/read-member.js";
 import { isClipPath } from "../discover/extensions.js";
 import type { RunState } from "../run/state.js";
 import type {
@@ -56,10 +57,12 @@ export class PrepareStage {
     maxPixels: number,
     bytes?: Buffer,
   ): Promise<PreparedImage | FailureRecord> {
-    if (isClipPath(task.absPath)) return this.clip(task);
+    if (isClipPath(task.absPath) && !task.member) return this.clip(task);
     try {
+      // An image inside a shard is read from it again where its bytes are gone (made smaller).
+      const read = bytes ?? (task.member ? await readMember(task) : undefined);
       const image = await this.#slots(() =>
-        prepareImage(task.absPath, { ...this.#options, maxPixels }, bytes),
+        prepareImage(task.absPath, { ...this.#options, maxPixels }, read),
       );
       this.#state.prepared(task, image);
       return image;

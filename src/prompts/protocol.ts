@@ -139,20 +139,30 @@ async function placeholderValues(
   sidecarExt: string,
 ): Promise<Partial<PlaceholderValues>> {
   if (template.uses.size === 0) return {};
-  const ext = path.extname(task.absPath);
+  // Inside a shard, the image's own name (`000123.jpg`) and the shard's (`00000.tar`) stand in
+  // for the file and its folder; a Parquet row is named by its number.
+  const member = task.member;
+  const file =
+    member?.kind === "tar"
+      ? path.posix.basename(member.name)
+      : member
+        ? String(member.row)
+        : path.basename(task.absPath);
+  const ext = path.extname(file);
   const values: Partial<PlaceholderValues> = {
     path: task.path,
-    file: path.basename(task.absPath),
-    stem: path.basename(task.absPath, ext),
+    file,
+    stem: path.basename(file, ext),
     ext: ext.replace(/^\./, ""),
     dir: path.posix.dirname(task.path),
-    folder: path.basename(path.dirname(task.absPath)),
+    folder: member ? path.basename(task.absPath) : path.basename(path.dirname(task.absPath)),
     width: String(image.original.width),
     height: String(image.original.height),
   };
   if (template.uses.has("existing")) {
     // Only a regular file of the input's, up to 1 MiB; else the image fails (an ImageError).
-    values.existing = await readExisting(sidecarPath(task.absPath, sidecarExt), task);
+    // Inside a shard there is no sidecar: the sample's own text is not a file of the folder's.
+    values.existing = member ? "" : await readExisting(sidecarPath(task.absPath, sidecarExt), task);
   }
   return values;
 }

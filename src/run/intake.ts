@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import { readMember } from "../archive/read-member.js";
 import { isClipPath } from "../discover/extensions.js";
 import type { DuplicateTracker, ImageOutcome } from "../prepare/dedupe.js";
 import { FileReader, hashStream } from "../prepare/hash.js";
@@ -52,11 +54,17 @@ export class Intake {
   /** Reads, hashes and hands on one image; its bytes are used up when this returns. */
   async #take(task: ImageTask, reader: FileReader): Promise<void> {
     // A clip is hashed as a stream, and cut from its path: FFmpeg reads only what it sends.
-    const read = isClipPath(task.absPath)
-      ? await hashStream(task.absPath, undefined, this.#state.control.abortSignal).then((sha256) =>
-          sha256 === null ? null : { sha256, bytes: undefined },
+    const read = task.member
+      ? await readMember(task).then(
+          (bytes) => ({ bytes, sha256: createHash("sha256").update(bytes).digest("hex") }),
+          // Preparing it reads it again, and fails with the error that says why.
+          () => null,
         )
-      : await reader.readAndHash(task.absPath);
+      : isClipPath(task.absPath)
+        ? await hashStream(task.absPath, undefined, this.#state.control.abortSignal).then(
+            (sha256) => (sha256 === null ? null : { sha256, bytes: undefined }),
+          )
+        : await reader.readAndHash(task.absPath);
     // Unreadable: preparing it from its path produces the error that says why.
     if (read === null) return this.#produce(task, "", undefined, () => {});
     const { sha256, bytes } = read;

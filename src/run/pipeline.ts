@@ -81,6 +81,10 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
         strict: options.strict,
         followSymlinks: options.followSymlinks,
         video: options.video.include,
+        besideImages: (["sidecar", "xmpOn", "hfMetadata"] as const).filter((name) =>
+          Boolean(options[name === "xmpOn" ? "xmp" : name]),
+        ),
+        webdatasetOut: options.webdataset !== undefined,
         nameSetting: options.nameSetting,
       },
       sink,

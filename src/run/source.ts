@@ -1,3 +1,4 @@
+import { containerKind } from "../archive/containers.js";
 import { type Discovery, discoverImages } from "../discover/discover.js";
 import { type NameSetting, UsageError } from "../errors.js";
 import type { FinishedWork, Sink } from "../sinks/sink.js";
@@ -11,6 +12,13 @@ export interface SourceOptions {
   followSymlinks: boolean;
   /** Folders and globs pick up clips too. */
   video: boolean;
+  /**
+   * The settings asked for that write a file beside each image (`sidecar`, `xmp`,
+   * `hfMetadata`): refused for an image inside a shard or a Parquet file, which has no folder.
+   */
+  besideImages: readonly string[];
+  /** `--webdataset-out` is asked for: it rewrites shards, so Parquet inputs are refused with it. */
+  webdatasetOut: boolean;
   nameSetting: NameSetting;
 }
 
@@ -37,8 +45,11 @@ export async function findWork(
       ),
     );
   }
+  refuseOutputsWithout(discovery, options);
   const unfollowed = linksWarning(discovery.linksNotFollowed, options.nameSetting);
   if (unfollowed) state.emit({ type: "warning", message: unfollowed });
+  const noImage = skippedWarning(discovery.skippedSamples);
+  if (noImage) state.emit({ type: "warning", message: noImage });
   const finished = await sink.open(discovery.tasks);
   const { done, rejected, redo } = finished;
   const settled = (task: ImageTask) =>
@@ -64,7 +75,45 @@ export async function findWork(
   );
   for (const task of refused)
     await state.failed(state.failureOf(task, rejected?.get(task.path), 0));
+  // A shard that is not one fails alone, as one row; the other inputs go on.
+  for (const { task, error } of discovery.brokenContainers) {
+    await state.failed(state.failureOf(task, error, 0));
+  }
   return { tasks, finished };
+}
+
+/**
+ * Outputs that need a file of their own per image, or a shard to rewrite, refused where the
+ * inputs hold none: before anything is sent, naming the input and what to use instead.
+ */
+function refuseOutputsWithout(discovery: Discovery, options: SourceOptions): void {
+  const inside = [...discovery.tasks, ...discovery.brokenContainers.map((b) => b.task)];
+  const container = inside.find((task) => task.member || containerKind(task.absPath));
+  const problems: string[] = [];
+  if (container && options.besideImages.length > 0) {
+    const shown = container.path.replace(/#[^#]*$/, "");
+    problems.push(
+      `${options.besideImages.map((name) => options.nameSetting(name)).join(", ")}: ${shown} is a shard or a Parquet file, whose images have no folder to write beside; ${options.nameSetting("webdatasetOut")} DIR writes new shards holding the captions, and -o OUT.parquet a table of them`,
+    );
+  }
+  if (options.webdatasetOut) {
+    const parquet = inside.find((task) => containerKind(task.absPath) === "parquet");
+    if (parquet) {
+      problems.push(
+        `${options.nameSetting("webdatasetOut")}: ${parquet.path.replace(/#[^#]*$/, "")} is a Parquet file, not a shard; its captions go to OUT (-o captions.parquet keeps them as a table)`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new UsageError(problems);
+}
+
+/** The samples skipped for holding no image, said once, or null when there were none. */
+function skippedWarning(skipped: Discovery["skippedSamples"]): string | null {
+  if (skipped.length === 0) return null;
+  const total = skipped.reduce((sum, entry) => sum + entry.count, 0);
+  const where = skipped.slice(0, 3).map((entry) => `${entry.count} in ${entry.container}`);
+  if (skipped.length > 3) where.push(`and more in ${skipped.length - 3} other shards`);
+  return `${count(total, "sample")} with no image member (jpg, png, webp, …) ${total === 1 ? "was" : "were"} skipped: ${where.join(", ")}`;
 }
 
 /** The folder links discovery did not follow, said once, or null when there were none. */

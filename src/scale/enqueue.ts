@@ -1,6 +1,7 @@
 import path from "node:path";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { taskInput } from "../archive/containers.js";
 import { discoverImages } from "../discover/discover.js";
 import { byOptionName, type NameSetting } from "../errors.js";
 import { linksWarning } from "../run/source.js";
@@ -86,7 +87,8 @@ export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueRep
     for (const input of discovery.emptyInputs) request.onWarning(`no images in ${input}`);
     const existing = await readShards(settings.dir);
     const fresh = planShards(
-      discovery.tasks.map((task) => task.absPath),
+      // An image inside a shard is enqueued as `<shard>#<key>`, which a worker's run takes as it is.
+      discovery.tasks.map(taskInput),
       existing,
       request.shardSize,
     );

@@ -1,5 +1,6 @@
 import { rename, rm } from "node:fs/promises";
 import path from "node:path";
+import { splitMemberInput } from "../archive/containers.js";
 import { isClipPath } from "../discover/extensions.js";
 import type { NameSetting } from "../errors.js";
 import { UsageError } from "../errors.js";
@@ -173,10 +174,10 @@ async function writeDatasetOutputs(
     sinks.push(new HfMetadataSink(inputs, settings.cwd, hfMetadata, recorded));
   }
   const sink = combineSinks(sinks);
-  const tasks = [...captioned.keys()].map((imagePath) => ({
-    path: imagePath,
-    absPath: path.resolve(settings.cwd, imagePath),
-  }));
+  // An image inside a shard or a Parquet file has no folder to write beside: OUT holds it.
+  const tasks = [...captioned.keys()]
+    .filter((imagePath) => !splitMemberInput(imagePath))
+    .map((imagePath) => ({ path: imagePath, absPath: path.resolve(settings.cwd, imagePath) }));
   try {
     await removeStaleTemporaries(tasks.map((task) => path.dirname(task.absPath)));
     await sink.open(tasks);

@@ -1,3 +1,4 @@
+import type { WebDatasetOutOptions } from "../sinks/webdataset-out.js";
 import type { OutputFormat } from "../types.js";
 import type { EndpointOptions } from "./endpoints.js";
 import type { DatasetOutputs } from "./outputs.js";
@@ -25,6 +26,8 @@ export interface CaptionConfig {
   errors: string | undefined;
   /** Many machines: the folder of shards enqueue writes, absolute. */
   shardFolder: string | undefined;
+  /** `--webdataset-out`: where the shards are written again, absolute, and their caption member. */
+  webdataset: WebDatasetOutOptions | undefined;
   /** Whether a prompt was given at all: `--tags` brings its own otherwise. */
   promptGiven: boolean;
   /** The schema file, absolute. */

@@ -1,4 +1,5 @@
 import type { SidecarOptions } from "../sinks/sidecar-sink.js";
+import type { WebDatasetOutOptions } from "../sinks/webdataset-out.js";
 import type { PrepareOptions, VideoOptions } from "../types.js";
 import { checkSetting, checkValue } from "./check.js";
 import { valueAt } from "./library-options.js";
@@ -99,9 +100,13 @@ type NamesNoOption = {
           ? Inner extends keyof SidecarOptions
             ? never
             : K
-          : L extends keyof RunOptions
-            ? never
-            : K
+          : L extends `webdataset.${infer Inner}`
+            ? Inner extends keyof WebDatasetOutOptions
+              ? never
+              : K
+            : L extends keyof RunOptions
+              ? never
+              : K
     : never;
 }[SettingKey];
 

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { UsageError } from "../errors.js";
+import type { WebDatasetOutOptions } from "../sinks/webdataset-out.js";
 import type { CaptionConfig } from "./caption-config.js";
 import { validateLayer } from "./check.js";
 import { EXAMPLE_CONFIG_DIR, locateConfigFile, readConfigFile } from "./config-file.js";
@@ -158,12 +159,18 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
   // How settings go together (a policy needs a sidecar) is checked with the rest, so that every
   // problem is reported at once, each named where its value lives.
   const dataset = checkDatasetOutputs(outputs, namedWhereTheyLive(settingFrom), problems);
+  if (merged.webdatasetMember !== undefined && merged.webdatasetOut === undefined) {
+    const name = namedWhereTheyLive(settingFrom);
+    problems.push(
+      `${name("webdatasetMember")} names the caption's member in ${name("webdatasetOut")}'s shards: give that folder too`,
+    );
+  }
 
   if (problems.length > 0) throw new UsageError(problems);
 
   const model = valueOrDefault(merged, "model");
   const resolvePath = (
-    key: "output" | "errors" | "jsonSchema" | "prompts" | "shardFolder",
+    key: "output" | "errors" | "jsonSchema" | "prompts" | "shardFolder" | "webdatasetOut",
   ): string | undefined => {
     for (let i = layers.length - 1; i >= 0; i -= 1) {
       const layer = layers[i];
@@ -203,6 +210,7 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     format: merged.format,
     errors: resolvePath("errors"),
     shardFolder: resolvePath("shardFolder"),
+    webdataset: webdatasetOf(resolvePath("webdatasetOut"), merged.webdatasetMember),
     promptGiven: promptFrom !== null,
     settingFrom,
     outputs,
@@ -215,4 +223,16 @@ export function resolveConfig(input: ResolveInput): CaptionConfig {
     prompts: merged.prompts === undefined ? undefined : resolvePath("prompts"),
     promptsFrom: namedFrom("prompts"),
   };
+}
+
+/**
+ * `--webdataset-out` and its member. A member named, even `txt`, replaces a sample's own of that
+ * name; the default does not, so a shard's alt text is never dropped unasked.
+ */
+function webdatasetOf(
+  out: string | undefined,
+  member: string | undefined,
+): WebDatasetOutOptions | undefined {
+  if (out === undefined) return undefined;
+  return member === undefined ? { out } : { out, member };
 }

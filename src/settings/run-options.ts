@@ -5,6 +5,7 @@ import type { FetchLike } from "../send/client.js";
 import type { RequestBudget } from "../send/request-budget.js";
 import type { HfMetadataFormat } from "../sinks/hf-metadata-sink.js";
 import type { SidecarOptions } from "../sinks/sidecar-sink.js";
+import type { WebDatasetOutOptions } from "../sinks/webdataset-out.js";
 import type { XmpNaming } from "../sinks/xmp-sink.js";
 import type { OutputFormat, PrepareOptions, VideoOptions } from "../types.js";
 import type { EndpointOptions } from "./endpoints.js";
@@ -60,6 +61,11 @@ export interface RunOptions {
   hfMetadata?: HfMetadataFormat | undefined;
   /** Also merge each caption into an XMP sidecar: `<file>.<ext>.xmp` ("ext") or `<stem>.xmp`. */
   xmp?: XmpNaming | undefined;
+  /**
+   * Write each input shard again into a folder, every member kept and each sample's caption
+   * added (`<key>.txt`, a structured answer merged into `<key>.json`).
+   */
+  webdataset?: WebDatasetOutOptions | undefined;
   /** Put before every caption, in every output: a LoRA trigger word such as "ohwx, ". */
   prefix?: string | undefined;
   /** Put after every caption, in every output. */

@@ -1,4 +1,5 @@
 import { sidecarExtProblem } from "../sinks/sidecar-ext.js";
+import { memberExtProblem } from "../sinks/webdataset-out.js";
 import type { SettingSpec } from "./spec.js";
 
 /**
@@ -59,6 +60,23 @@ export const OUTPUT_TABLE = {
     scope: "run",
     commands: ["merge"],
     library: "xmp",
+  },
+  webdatasetOut: {
+    flag: "--webdataset-out",
+    kind: { type: "path" },
+    describe: "Write each input shard again into DIR, every member kept, the caption added",
+    scope: "run",
+    more: "as `<key>.txt` (`--webdataset-member`), a structured answer merged into `<key>.json` ([Shards and Parquet](outputs.md#shards-and-parquet))",
+    library: "webdataset.out",
+  },
+  webdatasetMember: {
+    flag: "--webdataset-member",
+    kind: { type: "text", rule: memberExtProblem },
+    shownDefault: "txt",
+    describe: "The member each sample's caption is written as in --webdataset-out's shards",
+    scope: "run",
+    more: "named, it replaces a sample's own member of that name; `caption.txt` keeps img2dataset's `<key>.txt` (alt text) beside it",
+    library: "webdataset.member",
   },
   prefix: {
     flag: "--prefix",

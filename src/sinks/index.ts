@@ -7,6 +7,7 @@ import type { PromptColumns } from "./out-file/writers.js";
 import { previewSink } from "./preview-sink.js";
 import { type SidecarOptions, SidecarSink } from "./sidecar-sink.js";
 import { combineSinks, type RecordSink, type Sink } from "./sink.js";
+import { type WebDatasetOutOptions, WebDatasetSink } from "./webdataset-out.js";
 import { removeStaleTemporaries } from "./write-whole.js";
 import { type XmpNaming, XmpSink } from "./xmp-sink.js";
 
@@ -28,6 +29,8 @@ export interface OutputsOptions {
   hfMetadata?: HfMetadataFormat | undefined;
   /** Merge the caption into an XMP sidecar per image, named this way. */
   xmp?: XmpNaming | undefined;
+  /** Write each input shard again with its captions. */
+  webdataset?: WebDatasetOutOptions | undefined;
   inputs: readonly string[];
   cwd: string;
   onWarning: (message: string) => void;
@@ -51,7 +54,9 @@ export type Outputs = Sink & Pick<RecordSink, "recorded">;
  */
 export function openOutputs(options: OutputsOptions): Outputs {
   // Asked for by path later: by the outputs beside the images, and to finish a row of several prompts.
-  const keepRows = Boolean(options.sidecar || options.xmp || options.hfMetadata || options.prompts);
+  const keepRows = Boolean(
+    options.sidecar || options.xmp || options.hfMetadata || options.prompts || options.webdataset,
+  );
   const record = options.dryRun
     ? previewSink({ ...options, keepRows })
     : new FileSink({ ...options, keepRows });
@@ -83,6 +88,11 @@ export function openOutputs(options: OutputsOptions): Outputs {
         options.prompts?.names,
         options.onWarning,
       ),
+    );
+  }
+  if (options.webdataset) {
+    sinks.push(
+      new WebDatasetSink(options.webdataset, record.recorded, options.dryRun, options.nameSetting),
     );
   }
   const combined = combineSinks(sinks);

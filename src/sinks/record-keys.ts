@@ -1,4 +1,5 @@
 import path from "node:path";
+import { memberName } from "../archive/containers.js";
 import type { ImageTask } from "../types.js";
 import { toPosix } from "../util/folders.js";
 
@@ -14,7 +15,9 @@ export function recordKeys(root: string | undefined): RecordKeys {
     learn(tasks) {
       if (root === undefined) return;
       for (const task of tasks) {
-        keys.set(task.path, toPosix(path.relative(root, task.absPath)));
+        const file = toPosix(path.relative(root, task.absPath));
+        const name = memberName(task);
+        keys.set(task.path, name === null ? file : `${file}#${name}`);
       }
     },
     key: (displayPath) => keys.get(displayPath) ?? displayPath,

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { containerKind, splitMemberInput } from "../../archive/containers.js";
 import { RunAbortedError, UsageError } from "../../errors.js";
 import { RunControl } from "../../run/control.js";
 import type { RunEvent, RunSummary } from "../../run/events.js";
@@ -35,21 +36,28 @@ export async function runCaption(
 ): Promise<number> {
   const config = loadConfig(args, context, reporter, "caption");
   const { sidecar, hfMetadata, xmp } = config.dataset;
-  if (!config.output && !sidecar && !hfMetadata && !xmp) {
+  const webdataset = config.webdataset;
+  if (!config.output && !sidecar && !hfMetadata && !xmp && !webdataset) {
     throw new UsageError([
-      "-o/--output is required (or --sidecar, --hf-metadata, --xmp): where to write the captions, e.g. -o captions.csv",
+      "-o/--output is required (or --sidecar, --hf-metadata, --xmp, --webdataset-out): where to write the captions, e.g. -o captions.csv",
     ]);
   }
   if (!config.output && config.format) {
     throw new UsageError(["--format names OUT's format: give -o as well"]);
   }
-  if (hfMetadata) await checkHfInputs(args.inputs as string[], context.cwd, config.output);
+  // Shards have no folder to write beside: the run refuses them with its own message.
+  const shards = (args.inputs as string[]).some((input) =>
+    Boolean(containerKind(input) || splitMemberInput(input)),
+  );
+  if (hfMetadata && !shards)
+    await checkHfInputs(args.inputs as string[], context.cwd, config.output);
   // Without OUT, the run still keeps its record (what it captioned, for resume), its errors file
   // and its lock: in a hidden folder (which discovery never walks) of the first folder input, so
   // runs from anywhere, and runs on other folders, each find their own.
+  // New shards only: the record goes with them, keyed relative to their folder.
   const recordRoot = config.output
     ? undefined
-    : await recordFolder(args.inputs as string[], context.cwd);
+    : (webdataset?.out ?? (await recordFolder(args.inputs as string[], context.cwd)));
   const output =
     config.output ?? path.join(recordRoot ?? context.cwd, ".caption", "captions.jsonl");
   const chosen = await chooseOutputFormat(output, config.format);
@@ -124,6 +132,7 @@ export async function runCaption(
         recordRoot,
         hfMetadata,
         xmp,
+        webdataset,
         ...(context.fetch ? { fetch: context.fetch } : {}),
         nameSetting: flagsFor(config),
       },
@@ -156,7 +165,7 @@ export async function runCaption(
   const record = path.relative(context.cwd, output) || output;
   const shownOutput = config.output
     ? record
-    : `${sidecar ? "sidecars" : xmp ? "XMP sidecars" : "metadata files"} (record in ${record})`;
+    : `${sidecar ? "sidecars" : xmp ? "XMP sidecars" : webdataset ? "shards" : "metadata files"} (record in ${record})`;
   const shownErrors = path.relative(context.cwd, errorsPath) || errorsPath;
   if (summary.aborted) {
     reporter.say(

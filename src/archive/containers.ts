@@ -1,0 +1,38 @@
+import path from "node:path";
+import type { ImageTask } from "../types.js";
+
+/** Files whose images lie inside them: a WebDataset shard, a Parquet file. */
+export type ContainerKind = "tar" | "parquet";
+
+/** The kind of container a file is, by its name; null for any other file. */
+export function containerKind(file: string): ContainerKind | null {
+  const ext = path.extname(file).toLowerCase();
+  if (ext === ".tar") return "tar";
+  if (ext === ".parquet") return "parquet";
+  return null;
+}
+
+/**
+ * `shard.tar#key` or `file.parquet#row` split into the container and what names the image in
+ * it; null for anything else. The last `#` splits, since a key holds no `#` that matters less
+ * than a folder name might.
+ */
+export function splitMemberInput(input: string): { container: string; member: string } | null {
+  const hash = input.lastIndexOf("#");
+  if (hash <= 0 || hash === input.length - 1) return null;
+  const container = input.slice(0, hash);
+  return containerKind(container) ? { container, member: input.slice(hash + 1) } : null;
+}
+
+/** What names an image in its container, after the `#`: a shard's key, a Parquet file's row. */
+export function memberName(task: ImageTask): string | null {
+  const member = task.member;
+  if (!member) return null;
+  return member.kind === "tar" ? member.key : String(member.row);
+}
+
+/** The input that names one image again, on any machine: its path, or `<container>#<member>`. */
+export function taskInput(task: ImageTask): string {
+  const name = memberName(task);
+  return name === null ? task.absPath : `${task.absPath}#${name}`;
+}

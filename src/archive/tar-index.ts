@@ -1,0 +1,182 @@
+import { open } from "node:fs/promises";
+import { CaptionError } from "../errors.js";
+
+/** One file of a tar archive: where its bytes lie, to be read in place. */
+export interface TarEntry {
+  /** The member's name, long names (pax `path`, GNU `L`) resolved. */
+  name: string;
+  /** Offset of its first byte in the archive. */
+  offset: number;
+  size: number;
+  mode: number;
+  /** Seconds since the epoch. */
+  mtime: number;
+}
+
+/** A shard that is not a readable tar: its samples are not captioned, and its row says why. */
+export class ShardError extends CaptionError {
+  constructor(message: string) {
+    super("shard_unreadable", message);
+    this.name = "ShardError";
+  }
+}
+
+const BLOCK = 512;
+/** Read ahead per header: a shard of small images has several members' headers in one read. */
+const WINDOW = 64 * 1024;
+/** A pax header or GNU long name larger than this is not a name but an attack on memory. */
+const MAX_EXTENDED = 1024 * 1024;
+/** Entries listed per shard at most (img2dataset writes 10,000 samples of 3 members). */
+export const MAX_ENTRIES = 4_000_000;
+
+/**
+ * Lists the regular files of a tar archive by walking its headers alone, seeking past each
+ * member's data: a shard of 10,000 photos is indexed by reading its headers, not its gigabyte,
+ * and each image is read later from its offset. tar-stream, the streaming reader, must be fed
+ * every byte to reach the next header, which would read each shard twice; so this walk is ours.
+ * Reads ustar, pax (`path`, `size`) and GNU long names; links, folders and devices are not
+ * listed (a link in someone else's shard is never followed). Throws ShardError where the archive
+ * is not a tar or is cut short.
+ */
+export async function indexTar(absPath: string): Promise<TarEntry[]> {
+  const file = await open(absPath, "r").catch((error: NodeJS.ErrnoException) => {
+    throw new ShardError(`cannot open the shard: ${error.code ?? error.message}`);
+  });
+  try {
+    const { size: fileSize } = await file.stat();
+    const window = Buffer.alloc(WINDOW);
+    let windowStart = 0;
+    let windowLength = 0;
+    const read = async (offset: number, length: number): Promise<Buffer> => {
+      if (offset >= windowStart && offset + length <= windowStart + windowLength) {
+        return window.subarray(offset - windowStart, offset - windowStart + length);
+      }
+      if (length > WINDOW) {
+        const own = Buffer.alloc(length);
+        const { bytesRead } = await file.read(own, 0, length, offset);
+        return own.subarray(0, bytesRead);
+      }
+      const { bytesRead } = await file.read(window, 0, WINDOW, offset);
+      windowStart = offset;
+      windowLength = bytesRead;
+      return window.subarray(0, Math.min(length, bytesRead));
+    };
+
+    const entries: TarEntry[] = [];
+    let offset = 0;
+    let longName: string | null = null;
+    let paxPath: string | null = null;
+    let paxSize: number | null = null;
+    while (offset + BLOCK <= fileSize) {
+      const header = await read(offset, BLOCK);
+      if (header.length < BLOCK) break;
+      // End of archive: a zero block (two by the standard; one is enough to stop).
+      if (header.every((byte) => byte === 0)) return entries;
+      if (!checksumHolds(header)) {
+        throw new ShardError(
+          offset === 0
+            ? "not a tar archive (its first block is no tar header)"
+            : `a broken tar header at byte ${offset}: the shard is corrupt from there`,
+        );
+      }
+      const type = String.fromCharCode(header[156] ?? 0);
+      const size = paxSize ?? numberField(header, 124, 12);
+      const dataStart = offset + BLOCK;
+      const next = dataStart + Math.ceil(size / BLOCK) * BLOCK;
+      if (dataStart + size > fileSize) {
+        throw new ShardError(
+          `the shard is cut short: a member at byte ${offset} needs ${size} bytes, and the file ends at ${fileSize}`,
+        );
+      }
+      if (type === "x" || type === "L") {
+        if (size > MAX_EXTENDED) {
+          throw new ShardError(`an extended header of ${size} bytes at byte ${offset}`);
+        }
+        const data = await read(dataStart, size);
+        if (type === "L") longName = cString(data);
+        else ({ path: paxPath, size: paxSize } = paxFields(data));
+        offset = next;
+        continue;
+      }
+      if (type === "0" || type === "\0" || type === "7") {
+        if (entries.length >= MAX_ENTRIES) {
+          throw new ShardError(`more than ${MAX_ENTRIES} members: not read further`);
+        }
+        entries.push({
+          name: paxPath ?? longName ?? ustarName(header),
+          offset: dataStart,
+          size,
+          mode: numberField(header, 100, 8),
+          mtime: numberField(header, 136, 12),
+        });
+      }
+      // A global pax header ("g") and anything else are stepped over, and reset the long name.
+      longName = null;
+      paxPath = null;
+      paxSize = null;
+      offset = next;
+    }
+    if (offset === 0) throw new ShardError("not a tar archive (shorter than one tar header)");
+    // Every tar ends with zero blocks; a file that stops at a member's end was cut there.
+    throw new ShardError(
+      `the shard is cut short: it ends at byte ${fileSize}, after ${entries.length} members, without the end of the archive`,
+    );
+  } finally {
+    await file.close();
+  }
+}
+
+function checksumHolds(header: Buffer): boolean {
+  const stored = numberField(header, 148, 8);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i += 1) sum += i >= 148 && i < 156 ? 32 : (header[i] ?? 0);
+  return stored === sum;
+}
+
+/** An octal field, or base-256 where its first byte's high bit is set (GNU, for large sizes). */
+function numberField(header: Buffer, start: number, length: number): number {
+  const field = header.subarray(start, start + length);
+  if (((field[0] ?? 0) & 0x80) !== 0) {
+    let value = (field[0] ?? 0) & 0x7f;
+    for (let i = 1; i < field.length; i += 1) value = value * 256 + (field[i] ?? 0);
+    return value;
+  }
+  const text = cString(field).trim();
+  return text === "" ? 0 : Number.parseInt(text, 8) || 0;
+}
+
+function cString(bytes: Buffer): string {
+  const end = bytes.indexOf(0);
+  return bytes.subarray(0, end === -1 ? bytes.length : end).toString("utf8");
+}
+
+/** The ustar name: its prefix (when the magic says ustar) and name fields. */
+function ustarName(header: Buffer): string {
+  const name = cString(header.subarray(0, 100));
+  const magic = header.subarray(257, 263).toString("latin1");
+  // GNU's "ustar  " keeps other fields where POSIX keeps the prefix.
+  if (magic !== "ustar\0") return name;
+  const prefix = cString(header.subarray(345, 500));
+  return prefix === "" ? name : `${prefix}/${name}`;
+}
+
+/** `path` and `size` of a pax header's records ("<length> <key>=<value>\n"). */
+function paxFields(data: Buffer): { path: string | null; size: number | null } {
+  let path: string | null = null;
+  let size: number | null = null;
+  let at = 0;
+  while (at < data.length) {
+    const space = data.indexOf(32, at);
+    if (space === -1) break;
+    const length = Number.parseInt(data.subarray(at, space).toString("latin1"), 10);
+    if (!(length > 0) || at + length > data.length) break;
+    const record = data.subarray(space + 1, at + length - 1).toString("utf8");
+    const equals = record.indexOf("=");
+    const key = record.slice(0, equals);
+    const value = record.slice(equals + 1);
+    if (key === "path") path = value;
+    else if (key === "size" && /^\d+$/.test(value)) size = Number(value);
+    at += length;
+  }
+  return { path, size };
+}

@@ -1,0 +1,318 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { lstat, mkdir, realpath, rename, rm } from "node:fs/promises";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import tar from "tar-stream";
+import { indexTar, type TarEntry } from "../archive/tar-index.js";
+import { splitMemberName } from "../archive/webdataset.js";
+import { type NameSetting, RunAbortedError, UsageError } from "../errors.js";
+import type { CaptionRecord, FailureRecord, ImageTask } from "../types.js";
+import type { StoredCaption } from "./out-file/stored-caption.js";
+import type { FinishedWork, Sink } from "./sink.js";
+import { removeStaleTemporaries, temporaryPath } from "./write-whole.js";
+
+/** Where and how `--webdataset-out` writes its shards. */
+export interface WebDatasetOutOptions {
+  /** The folder the new shards go to, each under its input's name. */
+  out: string;
+  /**
+   * The member a sample's caption is written as: `<key>.<member>`. Named, it replaces a sample's
+   * own member of that name in the new shard; left out, it is `txt`, and a shard whose samples
+   * hold a `.txt` already (img2dataset's alt text) is refused before anything is sent.
+   */
+  member?: string | undefined;
+}
+
+/** What is wrong with a caption member's name (`txt`, `caption.txt`), or null. */
+export function memberExtProblem(value: string): string | null {
+  return /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(value)
+    ? null
+    : `${JSON.stringify(value)} is no member extension: letters, digits, "_", "-", parts joined by "." (txt, caption.txt)`;
+}
+
+interface ShardState {
+  /** The input shard. */
+  absPath: string;
+  /** The new shard. */
+  target: string;
+  /** Its images' paths in OUT. */
+  paths: string[];
+  /** Those with no row yet: the shard is written when none is left. */
+  pending: Set<string>;
+  /** What this run captioned of it, by key: the record's rows are those from before the run. */
+  fresh: Map<string, Captioned>;
+}
+
+/** What a new shard takes of a row. */
+type Captioned = Pick<StoredCaption, "caption" | "data" | "tags">;
+
+/**
+ * Writes each input shard again into a folder, once each of its samples is captioned or
+ * reported: every original member copied unchanged and in its order, each sample's caption as
+ * `<key>.<member>` after its last member, and a structured answer merged into `<key>.json`. A
+ * shard is written whole (a temporary file, renamed) from the run's record, so a run killed
+ * half way leaves no shard or a whole one, and the next finishes what is missing. Input shards
+ * are only read.
+ */
+export class WebDatasetSink implements Sink {
+  readonly #options: { out: string; member: string; replaceMember: boolean };
+  readonly #recorded: (imagePath: string) => Promise<StoredCaption | undefined>;
+  readonly #dryRun: boolean;
+  readonly #nameSetting: NameSetting;
+  readonly #shardOf = new Map<string, ShardState>();
+  readonly #writing = new Set<Promise<void>>();
+
+  constructor(
+    options: WebDatasetOutOptions,
+    recorded: (imagePath: string) => Promise<StoredCaption | undefined>,
+    dryRun: boolean,
+    nameSetting: NameSetting,
+  ) {
+    this.#options = {
+      out: options.out,
+      member: options.member ?? "txt",
+      replaceMember: options.member !== undefined,
+    };
+    this.#recorded = recorded;
+    this.#dryRun = dryRun;
+    this.#nameSetting = nameSetting;
+  }
+
+  async open(tasks: readonly ImageTask[]): Promise<FinishedWork> {
+    const out = path.resolve(this.#options.out);
+    const shards = new Map<string, ShardState>();
+    for (const task of tasks) {
+      if (task.member?.kind !== "tar") continue;
+      let shard = shards.get(task.absPath);
+      if (!shard) {
+        const target = path.join(out, path.basename(task.absPath));
+        shard = { absPath: task.absPath, target, paths: [], pending: new Set(), fresh: new Map() };
+        shards.set(task.absPath, shard);
+      }
+      shard.paths.push(task.path);
+    }
+    await this.#check(out, [...shards.values()]);
+    if (!this.#dryRun) {
+      await mkdir(out, { recursive: true });
+      await removeStaleTemporaries([out]);
+    }
+    const finishedNow: ShardState[] = [];
+    for (const shard of shards.values()) {
+      for (const imagePath of shard.paths) {
+        if (!(await this.#recorded(imagePath))) shard.pending.add(imagePath);
+        this.#shardOf.set(imagePath, shard);
+      }
+      const written = (await lstat(shard.target).catch(() => null))?.isFile() === true;
+      // Captioned in full by a run that stopped before writing it: written now.
+      if (shard.pending.size === 0 && !written) finishedNow.push(shard);
+    }
+    for (const shard of finishedNow) await this.#write(shard);
+    // A sample is done once the record holds its row: the new shard takes its caption from there.
+    const pending = new Set([...shards.values()].flatMap((shard) => [...shard.pending]));
+    const done = new Set(tasks.filter((task) => !pending.has(task.path)).map((task) => task.path));
+    return { done, hashes: new Set(), repairedBytes: 0 };
+  }
+
+  /** Refuses what would overwrite an input, name two shards alike, or drop a sample's member. */
+  async #check(out: string, shards: readonly ShardState[]): Promise<void> {
+    const flag = this.#nameSetting("webdatasetOut");
+    const problems: string[] = [];
+    if ((await lstat(out).catch(() => null))?.isSymbolicLink()) {
+      problems.push(`${flag}: ${out} is a symlink; name a folder of the run's own`);
+    }
+    const byTarget = new Map<string, string>();
+    for (const shard of shards) {
+      const other = byTarget.get(shard.target);
+      if (other) {
+        problems.push(
+          `${flag}: ${other} and ${shard.absPath} would both be written as ${path.basename(shard.target)}; caption them into different folders`,
+        );
+      }
+      byTarget.set(shard.target, shard.absPath);
+      const realTarget = await realpath(shard.target).catch(() => null);
+      if (realTarget !== null && realTarget === (await realpath(shard.absPath))) {
+        problems.push(
+          `${flag}: ${shard.target} is the input shard itself; input shards are never written, name another folder`,
+        );
+      }
+    }
+    if (!this.#options.replaceMember) {
+      const clash = await this.#memberClash(shards);
+      if (clash) problems.push(clash);
+    }
+    if (problems.length > 0) throw new UsageError(problems);
+  }
+
+  /** The first shard whose samples already hold the caption's member, said; null when none does. */
+  async #memberClash(shards: readonly ShardState[]): Promise<string | null> {
+    const ext = this.#options.member;
+    for (const shard of shards) {
+      const entries = await indexTar(shard.absPath).catch(() => []);
+      const held = entries.find((entry) => splitMemberName(entry.name)?.ext === ext);
+      if (held) {
+        return `${this.#nameSetting("webdatasetOut")}: ${path.basename(shard.absPath)} already holds ${held.name}, and the caption would be written as ${path.basename(held.name)} too; keep both with ${this.#nameSetting("webdatasetMember")} caption.txt, or replace the shard's own with ${this.#nameSetting("webdatasetMember")} ${ext}`;
+      }
+    }
+    return null;
+  }
+
+  async stored(): Promise<StoredCaption | undefined> {
+    return undefined;
+  }
+
+  async write(record: CaptionRecord): Promise<void> {
+    const shard = this.#shardOf.get(record.path);
+    const key = record.path.slice(record.path.lastIndexOf("#") + 1);
+    shard?.fresh.set(key, {
+      caption: record.caption,
+      ...(record.data ? { data: record.data } : {}),
+      ...(record.tags ? { tags: record.tags } : {}),
+    });
+    this.#settled(record.path);
+  }
+
+  async fail(failure: FailureRecord): Promise<void> {
+    this.#settled(failure.path);
+  }
+
+  #settled(imagePath: string): void {
+    const shard = this.#shardOf.get(imagePath);
+    if (!shard?.pending.has(imagePath)) return;
+    shard.pending.delete(imagePath);
+    if (shard.pending.size > 0) return;
+    const writing = this.#write(shard).finally(() => this.#writing.delete(writing));
+    this.#writing.add(writing);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#writing]);
+  }
+
+  /** Writes one shard whole from its input and the record; a failure ends the run, as OUT's does. */
+  async #write(shard: ShardState): Promise<void> {
+    if (this.#dryRun) return;
+    try {
+      const base = shard.paths[0]?.replace(/#[^#]*$/, "");
+      await writeShard(
+        shard,
+        this.#options.member,
+        async (key) => shard.fresh.get(key) ?? (await this.#recorded(`${base}#${key}`)),
+      );
+      // Written: what this run captioned of it is in the shard and the record, not needed here.
+      shard.fresh.clear();
+    } catch (error) {
+      throw new RunAbortedError(
+        "webdataset_write_failed",
+        `cannot write ${shard.target}: ${(error as Error).message}; the captions are kept in the record, and a rerun writes the shard`,
+        { cause: error },
+      );
+    }
+  }
+}
+
+async function writeShard(
+  shard: ShardState,
+  member: string,
+  captionOf: (key: string) => Promise<Captioned | undefined>,
+): Promise<void> {
+  const entries = await indexTar(shard.absPath);
+  const lastOf = new Map<string, number>();
+  entries.forEach((entry, at) => {
+    const key = splitMemberName(entry.name)?.key;
+    if (key !== undefined) lastOf.set(key, at);
+  });
+  const temporary = temporaryPath(shard.target);
+  const pack = tar.pack();
+  const written = pipeline(pack, createWriteStream(temporary, { flags: "wx" }));
+  try {
+    const names = new Set(entries.map((entry) => entry.name));
+    for (const [at, entry] of entries.entries()) {
+      const split = splitMemberName(entry.name);
+      const stored = split ? await captionOf(split.key) : undefined;
+      // The sample's own member of the caption's name (asked to be replaced) is, in its place.
+      if (split && stored && split.ext === member) {
+        await addText(pack, entry, `${stored.caption}\n`);
+      } else if (split && stored && split.ext === "json" && hasFields(stored)) {
+        await addText(pack, entry, await mergedJson(shard.absPath, entry, stored));
+      } else {
+        await copyMember(pack, shard.absPath, entry);
+      }
+      if (!split || !stored || lastOf.get(split.key) !== at) continue;
+      // After the sample's last member: what it did not hold already.
+      const base = entry.name.slice(0, entry.name.length - split.ext.length);
+      if (!names.has(`${base}${member}`)) {
+        await addText(pack, { ...entry, name: `${base}${member}` }, `${stored.caption}\n`);
+      }
+      if (!names.has(`${base}json`) && hasFields(stored)) {
+        await addText(pack, { ...entry, name: `${base}json` }, JSON.stringify(fieldsOf(stored)));
+      }
+    }
+    pack.finalize();
+    await written;
+    await rename(temporary, shard.target);
+  } catch (error) {
+    pack.destroy();
+    await written.catch(() => {});
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+function hasFields(stored: Captioned): boolean {
+  return Object.keys(fieldsOf(stored)).length > 0;
+}
+
+/** What a structured answer adds to a sample's JSON: its fields, and the tags asked for. */
+function fieldsOf(stored: Captioned): Record<string, unknown> {
+  return { ...(stored.data ?? {}), ...(stored.tags ? { tags: stored.tags } : {}) };
+}
+
+/** The sample's JSON with the answer's fields over it; kept as it was when it is no object. */
+async function mergedJson(shardPath: string, entry: TarEntry, stored: Captioned): Promise<string> {
+  const text = (await readEntry(shardPath, entry)).toString("utf8");
+  let original: unknown;
+  try {
+    original = JSON.parse(text);
+  } catch {
+    return text;
+  }
+  if (typeof original !== "object" || original === null || Array.isArray(original)) return text;
+  return JSON.stringify({ ...original, ...fieldsOf(stored) });
+}
+
+/** A JSON member is read whole to merge into; past this it is copied as it is. */
+const JSON_READ_LIMIT = 16 * 1024 * 1024;
+
+async function readEntry(shardPath: string, entry: TarEntry): Promise<Buffer> {
+  if (entry.size > JSON_READ_LIMIT) throw new Error(`${entry.name} is too large to merge into`);
+  const chunks: Buffer[] = [];
+  for await (const chunk of createReadStream(shardPath, rangeOf(entry)))
+    chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function rangeOf(entry: TarEntry): { start: number; end: number } {
+  return { start: entry.offset, end: entry.offset + entry.size - 1 };
+}
+
+function headerOf(entry: TarEntry, size: number): Partial<tar.Header> & { name: string } {
+  return { name: entry.name, size, mode: entry.mode, mtime: new Date(entry.mtime * 1000) };
+}
+
+/** Copies a member's bytes as a stream: a shard's video member is never held whole. */
+async function copyMember(pack: tar.Pack, shardPath: string, entry: TarEntry): Promise<void> {
+  if (entry.size === 0) return addText(pack, entry, "");
+  await pipeline(
+    createReadStream(shardPath, rangeOf(entry)),
+    pack.entry(headerOf(entry, entry.size)),
+  );
+}
+
+async function addText(pack: tar.Pack, entry: TarEntry, text: string): Promise<void> {
+  const bytes = Buffer.from(text, "utf8");
+  await new Promise<void>((resolve, reject) => {
+    pack.entry(headerOf(entry, bytes.length), bytes, (error) =>
+      error ? reject(error) : resolve(),
+    );
+  });
+}

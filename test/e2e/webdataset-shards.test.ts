@@ -1,0 +1,233 @@
+import { createHash } from "node:crypto";
+import { readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import { runCli, TEST_KEY } from "../helpers/run-cli.js";
+import {
+  img2datasetMembers,
+  sampleJpeg,
+  tarList,
+  tarMember,
+  writeShard,
+} from "../helpers/shards.js";
+import { readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
+
+const ws = useWorkspace();
+const fake = useFakeEndpoint({ apiKey: TEST_KEY });
+const run = (args: string[]) => runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl });
+const at = (name: string) => path.join(ws.dir, name);
+
+async function sha256Of(file: string): Promise<string> {
+  return createHash("sha256")
+    .update(await readFile(file))
+    .digest("hex");
+}
+
+/** Two img2dataset-like shards of 3 and 2 samples, keys 000000000… */
+async function twoShards(): Promise<void> {
+  await writeShard(at("shards/00000.tar"), await img2datasetMembers(0, 3));
+  await writeShard(at("shards/00001.tar"), await img2datasetMembers(3, 2));
+}
+
+describe("WebDataset shards as inputs", () => {
+  it("captions each sample of a brace pattern of shards from inside the tar, named shard.tar#key, and leaves the shards as they were", async () => {
+    await twoShards();
+    // A sample with no image, and a loose member, in the second shard.
+    await writeShard(at("shards/00001.tar"), [
+      ...(await img2datasetMembers(3, 2)),
+      { name: "000000009.txt", data: "a caption without its image" },
+      { name: "README", data: "not a sample" },
+    ]);
+    const before = await sha256Of(at("shards/00001.tar"));
+    const result = await run(["shards/{00000..00001}.tar", "-o", "out.csv"]);
+    expect(result.code, result.stderr).toBe(0);
+    const rows = await readCsv(at("out.csv"));
+    expect(rows.map((row) => row.path).sort()).toEqual([
+      "shards/00000.tar#000000000",
+      "shards/00000.tar#000000001",
+      "shards/00000.tar#000000002",
+      "shards/00001.tar#000000003",
+      "shards/00001.tar#000000004",
+    ]);
+    // The image sent is the sample's own: its size is the JPEG's in the shard.
+    const third = rows.find((row) => row.path === "shards/00000.tar#000000002");
+    expect([third?.width, third?.height]).toEqual(["42", "40"]);
+    expect(fake.requests).toHaveLength(5);
+    expect(result.stderr).toMatch(
+      /1 sample with no image member .* was skipped: 1 in shards\/00001\.tar/,
+    );
+    expect(await sha256Of(at("shards/00001.tar"))).toBe(before);
+
+    // A rerun sends nothing: every sample has its row.
+    const again = await run(["shards/{00000..00001}.tar", "-o", "out.csv"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(fake.requests).toHaveLength(5);
+  });
+
+  it("a corrupt shard fails alone, as one row saying why, while the others are captioned", async () => {
+    await twoShards();
+    await writeFile(at("shards/00002.tar"), "this was never a tar archive, just text ".repeat(40));
+    // Cut inside its second image: the header promises more than the file holds.
+    await writeShard(at("shards/00003.tar"), await img2datasetMembers(10, 2));
+    await truncate(at("shards/00003.tar"), 2048);
+    const result = await run(["shards/*.tar", "-o", "out.jsonl"]);
+    // Some images failed: exit 3, as for an undecodable photo.
+    expect(result.code).toBe(3);
+    const rows = await readJsonl(at("out.jsonl"));
+    expect(rows).toHaveLength(5);
+    const failures = await readJsonl(at("out.errors.jsonl"));
+    expect(failures.map((row) => [row.path, row.code]).sort()).toEqual([
+      ["shards/00002.tar", "shard_unreadable"],
+      ["shards/00003.tar", "shard_unreadable"],
+    ]);
+    const byPath = new Map(failures.map((row) => [row.path, String(row.message)]));
+    expect(byPath.get("shards/00002.tar")).toMatch(/not a tar archive/);
+    expect(byPath.get("shards/00003.tar")).toMatch(/cut short/);
+  });
+
+  it("sends identical images once, whichever shards hold them, and takes one sample named shard.tar#key", async () => {
+    const same = await sampleJpeg(7);
+    await writeShard(at("a.tar"), [
+      { name: "x.jpg", data: same },
+      { name: "y.png", data: await sampleJpeg(8) },
+    ]);
+    await writeShard(at("b.tar"), [{ name: "z.jpg", data: same }]);
+    const result = await run(["a.tar", "b.tar", "-o", "out.csv"]);
+    expect(result.code, result.stderr).toBe(0);
+    const rows = await readCsv(at("out.csv"));
+    const captions = new Map(rows.map((row) => [row.path, row.caption]));
+    expect(captions.get("b.tar#z")).toBe(captions.get("a.tar#x"));
+    expect(fake.requests).toHaveLength(2);
+
+    const one = await run(["a.tar#y", "-o", "one.csv"]);
+    expect(one.code, one.stderr).toBe(0);
+    expect((await readCsv(at("one.csv"))).map((row) => row.path)).toEqual(["a.tar#y"]);
+    const missing = await run(["a.tar#nope", "-o", "none.csv"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/a\.tar#nope .*holds no image by that name/);
+  });
+
+  it("refuses --sidecar, --xmp and --hf-metadata with shards, pointing at --webdataset-out, before sending anything", async () => {
+    await twoShards();
+    for (const flag of [["--sidecar"], ["--xmp"], ["--hf-metadata"]]) {
+      const result = await run(["shards/00000.tar", "-o", "out.csv", ...flag]);
+      expect(result.code, flag[0]).toBe(2);
+      expect(result.stderr).toMatch(/shards\/00000\.tar is a shard or a Parquet file/);
+      expect(result.stderr).toMatch(/--webdataset-out DIR/);
+    }
+    expect(fake.requests).toHaveLength(0);
+  });
+});
+
+describe("--webdataset-out", () => {
+  it("writes each shard again with every original member unchanged and the caption added, as GNU tar reads it", async () => {
+    await twoShards();
+    // img2dataset's shards hold <key>.txt already: the default member would drop it, so it is refused.
+    const refused = await run(["shards/*.tar", "--webdataset-out", "captioned"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/00000\.tar already holds 000000000\.txt/);
+    expect(refused.stderr).toMatch(/--webdataset-member caption\.txt/);
+    expect(fake.requests).toHaveLength(0);
+
+    const result = await run([
+      "shards/*.tar",
+      "-o",
+      "out.csv",
+      "--webdataset-out",
+      "captioned",
+      "--webdataset-member",
+      "caption.txt",
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const rows = new Map((await readCsv(at("out.csv"))).map((row) => [row.path, row.caption]));
+    expect(await tarList(at("captioned/00001.tar"))).toEqual([
+      "000000003.jpg",
+      "000000003.txt",
+      "000000003.json",
+      "000000003.caption.txt",
+      "000000004.jpg",
+      "000000004.txt",
+      "000000004.json",
+      "000000004.caption.txt",
+    ]);
+    for (const name of ["000000003.jpg", "000000003.txt", "000000003.json"]) {
+      expect(await tarMember(at("captioned/00001.tar"), name)).toEqual(
+        await tarMember(at("shards/00001.tar"), name),
+      );
+    }
+    expect((await tarMember(at("captioned/00001.tar"), "000000004.caption.txt")).toString()).toBe(
+      `${rows.get("shards/00001.tar#000000004")}\n`,
+    );
+    expect(await tarList(at("captioned/00000.tar"))).toHaveLength(12);
+  });
+
+  it("merges a structured answer into <key>.json, and replaces <key>.txt when that member is named", async () => {
+    await twoShards();
+    await writeFile(
+      at("schema.json"),
+      JSON.stringify({
+        type: "object",
+        properties: { caption: { type: "string" }, mood: { type: "string" } },
+        required: ["caption", "mood"],
+      }),
+    );
+    const result = await run([
+      "shards/00001.tar",
+      "--webdataset-out",
+      "captioned",
+      "--webdataset-member",
+      "txt",
+      "--json-schema",
+      "schema.json",
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const names = await tarList(at("captioned/00001.tar"));
+    expect(names.filter((name) => name.startsWith("000000003"))).toEqual([
+      "000000003.jpg",
+      "000000003.txt",
+      "000000003.json",
+    ]);
+    const json = JSON.parse(
+      (await tarMember(at("captioned/00001.tar"), "000000003.json")).toString(),
+    );
+    // The sample's own fields kept, the answer's added.
+    expect(json.url).toBe("https://x/3.jpg");
+    expect(json.key).toBe("000000003");
+    expect(typeof json.mood).toBe("string");
+    const text = (await tarMember(at("captioned/00001.tar"), "000000003.txt")).toString();
+    expect(text).not.toBe("alt text 3");
+    expect(text.trim()).toBe(json.caption);
+  });
+
+  it("a rerun writes only the shards still missing, and writes one whose samples are all in the record without a request", async () => {
+    await twoShards();
+    const args = (inputs: string[]) => [
+      ...inputs,
+      "-o",
+      "out.jsonl",
+      "--webdataset-out",
+      "captioned",
+      "--webdataset-member",
+      "caption.txt",
+    ];
+    const first = await run(args(["shards/00000.tar"]));
+    expect(first.code, first.stderr).toBe(0);
+    const written = await stat(at("captioned/00000.tar"));
+    expect(fake.requests).toHaveLength(3);
+
+    const second = await run(args(["shards/00000.tar", "shards/00001.tar"]));
+    expect(second.code, second.stderr).toBe(0);
+    // Only the new shard's samples were sent, and the finished shard was not written again.
+    expect(fake.requests).toHaveLength(5);
+    expect((await stat(at("captioned/00000.tar"))).mtimeMs).toBe(written.mtimeMs);
+    expect(await tarList(at("captioned/00001.tar"))).toHaveLength(8);
+
+    // A shard lost after its samples were captioned is written again from the record alone.
+    await rm(at("captioned/00001.tar"));
+    const third = await run(args(["shards/00000.tar", "shards/00001.tar"]));
+    expect(third.code, third.stderr).toBe(0);
+    expect(fake.requests).toHaveLength(5);
+    expect(await tarList(at("captioned/00001.tar"))).toHaveLength(8);
+  });
+});
