@@ -1,0 +1,104 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { describe, expect, it } from "vitest";
+import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import { runCli, TEST_KEY } from "../helpers/run-cli.js";
+import { sampleJpeg } from "../helpers/shards.js";
+import { readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
+
+const ws = useWorkspace();
+const fake = useFakeEndpoint({ apiKey: TEST_KEY });
+const run = (args: string[]) => runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl });
+const at = (name: string) => path.join(ws.dir, name);
+
+/**
+ * A Parquet file as DuckDB writes it (another implementation than the reader): `count` JPEGs in
+ * `column`, as Hugging Face's Image struct of bytes and path or as raw bytes, beside a text
+ * column, two rows per row group so the images span several.
+ */
+async function writeParquet(
+  file: string,
+  count: number,
+  shape: "struct" | "bytes",
+  column = "image",
+): Promise<void> {
+  const folder = at(`jpegs-${path.basename(file)}`);
+  await mkdir(folder, { recursive: true });
+  for (let i = 0; i < count; i += 1) {
+    await writeFile(path.join(folder, `${String(i).padStart(3, "0")}.jpg`), await sampleJpeg(i));
+  }
+  const image =
+    shape === "struct" ? "{'bytes': content, 'path': parse_filename(filename)}" : "content";
+  const db = await DuckDBInstance.create(":memory:");
+  const connection = await db.connect();
+  await connection.run(
+    `COPY (SELECT ${image} AS "${column}", 'label ' || parse_filename(filename) AS text FROM read_blob('${folder}/*.jpg') ORDER BY filename) TO '${file}' (FORMAT parquet, ROW_GROUP_SIZE 2)`,
+  );
+  connection.closeSync();
+}
+
+describe("Parquet files as inputs", () => {
+  it("captions each row of Hugging Face's Image column, named file.parquet#row, in row order across row groups", async () => {
+    await writeParquet(at("train.parquet"), 5, "struct");
+    const result = await run(["train.parquet", "-o", "out.csv"]);
+    expect(result.code, result.stderr).toBe(0);
+    const rows = await readCsv(at("out.csv"));
+    expect(rows.map((row) => row.path).sort()).toEqual([
+      "train.parquet#0",
+      "train.parquet#1",
+      "train.parquet#2",
+      "train.parquet#3",
+      "train.parquet#4",
+    ]);
+    // Each row's own image was sent: sampleJpeg(i) is 40 + i pixels wide.
+    for (const row of rows) {
+      expect(Number(row.width)).toBe(40 + Number(row.path?.split("#")[1]));
+    }
+    expect(fake.requests).toHaveLength(5);
+    const again = await run(["train.parquet", "-o", "out.csv"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(fake.requests).toHaveLength(5);
+  });
+
+  it("takes a raw bytes column too, and one row named file.parquet#row", async () => {
+    await writeParquet(at("raw.parquet"), 3, "bytes", "jpg");
+    const result = await run(["raw.parquet#2", "-o", "out.jsonl"]);
+    expect(result.code, result.stderr).toBe(0);
+    const rows = await readJsonl(at("out.jsonl"));
+    expect(rows.map((row) => [row.path, row.width])).toEqual([["raw.parquet#2", 42]]);
+  });
+
+  it("a Parquet file with no image column, or no Parquet at all, fails alone as one row", async () => {
+    await writeParquet(at("good.parquet"), 2, "struct");
+    const db = await DuckDBInstance.create(":memory:");
+    const connection = await db.connect();
+    await connection.run(
+      `COPY (SELECT 1 AS id, 'x' AS text) TO '${at("text.parquet")}' (FORMAT parquet)`,
+    );
+    connection.closeSync();
+    await writeFile(at("fake.parquet"), "PAR1 but nothing else");
+    const result = await run(["good.parquet", "text.parquet", "fake.parquet", "-o", "out.csv"]);
+    expect(result.code).toBe(3);
+    expect((await readCsv(at("out.csv"))).map((row) => row.path).sort()).toEqual([
+      "good.parquet#0",
+      "good.parquet#1",
+    ]);
+    const failures = await readJsonl(at("out.errors.jsonl"));
+    const byPath = new Map(failures.map((row) => [row.path, row]));
+    expect(byPath.get("text.parquet")?.code).toBe("parquet_unreadable");
+    expect(String(byPath.get("text.parquet")?.message)).toMatch(/no image column/);
+    expect(String(byPath.get("fake.parquet")?.message)).toMatch(/not a Parquet file/);
+  });
+
+  it("refuses --webdataset-out and --sidecar with Parquet inputs", async () => {
+    await writeParquet(at("train.parquet"), 1, "struct");
+    const shards = await run(["train.parquet", "-o", "o.csv", "--webdataset-out", "new"]);
+    expect(shards.code).toBe(2);
+    expect(shards.stderr).toMatch(/train\.parquet is a Parquet file, not a shard/);
+    const sidecar = await run(["train.parquet", "-o", "o.csv", "--sidecar"]);
+    expect(sidecar.code).toBe(2);
+    expect(sidecar.stderr).toMatch(/--webdataset-out DIR/);
+    expect(fake.requests).toHaveLength(0);
+  });
+});
