@@ -288,7 +288,8 @@ async function escapeRealFolders(pattern: string, cwd: string): Promise<string> 
   for (let i = 0; i < segments.length - 1; i += 1) {
     const segment = segments[i] ?? "";
     folder = path.join(folder, segment);
-    if (!fg.isDynamicPattern(segment)) continue;
+    // An absolute pattern's first segment is empty, which fast-glob refuses to look at.
+    if (segment === "" || !fg.isDynamicPattern(segment)) continue;
     if (!(await statOrNull(folder))?.isDirectory()) break;
     segments[i] = fg.escapePath(segment);
   }

@@ -53,6 +53,12 @@ describe("discoverImages", () => {
     expect(await paths([path.join(ws.dir, "b")])).toEqual([path.join(ws.dir, "b", "5.tif")]);
   });
 
+  it("expands an absolute pattern (a cron job's), whose first segment is empty", async () => {
+    expect(await paths([path.join(ws.dir, "b", "*.TIF")])).toEqual([
+      path.join(ws.dir, "b", "5.tif"),
+    ]);
+  });
+
   it("does not follow a symlinked folder out of the input, and says which it left", async () => {
     await symlink(path.join(ws.dir, "b"), path.join(ws.dir, "a", "linked"));
     const found = await discoverImages(["a"], ws.dir);
