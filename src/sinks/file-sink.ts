@@ -1,4 +1,4 @@
-import { open, rm, stat, unlink } from "node:fs/promises";
+import { lstat, open, rm, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import { CaptionError, type NameSetting, RunAbortedError, UsageError } from "../errors.js";
 import type { CaptionRecord, FailureRecord, ImageTask, OutputFormat } from "../types.js";
@@ -94,6 +94,8 @@ export class FileSink implements RecordSink {
   readonly #fileFormat: OutputFormat;
   /** The record changed in this run (a row, a repair, a rewrite): a Parquet OUT is written anew. */
   #recordChanged = false;
+  /** Open went through: a run refused at open writes no Parquet file on close. */
+  #opened = false;
 
   constructor(options: FileSinkOptions) {
     this.#options = options;
@@ -157,6 +159,7 @@ export class FileSink implements RecordSink {
     await probeErrorsFile(errorsPath);
     const changed = remakes.redoing ? null : prompts.warning(output, this.#options.nameSetting);
     if (changed) this.#options.onWarning(changed);
+    this.#opened = true;
     return remakes.finished(finished, tasks, this.#keys.key, this.#options.recordOnly === true);
   }
 
@@ -166,11 +169,18 @@ export class FileSink implements RecordSink {
    */
   async #recordOfParquet(): Promise<void> {
     const { output } = this.#options;
+    // Written whole at the end, and a whole file is never written through a link: said now,
+    // before anything is sent, rather than after the run.
+    if ((await lstat(output).catch(() => null))?.isSymbolicLink()) {
+      throw new UsageError([
+        `${output} is a symlink, and a Parquet OUT is written whole, never through a link: name the file itself with -o`,
+      ]);
+    }
     await removeStaleTemporariesOf(output);
     await removeStaleTemporariesOf(this.#file);
-    if ((await stat(this.#file).catch(() => null)) || !(await stat(output).catch(() => null))) {
-      return;
-    }
+    const parquet = await stat(output).catch(() => null);
+    // Nothing to read back: the record is there, or no Parquet file with rows is.
+    if ((await stat(this.#file).catch(() => null)) || !parquet?.size) return;
     try {
       await recordFromParquet(output, this.#file);
     } catch (error) {
@@ -315,7 +325,10 @@ export class FileSink implements RecordSink {
       this.#recordChanged = true;
     }
     // Written while the lock is held, so no other run appends to the record meanwhile.
-    const written = this.#lock && this.#options.format === "parquet" ? this.#writeParquet() : null;
+    const written =
+      this.#lock && this.#opened && this.#options.format === "parquet"
+        ? this.#writeParquet()
+        : null;
     const failed = await written?.then(
       () => null,
       (error: unknown) => error,

@@ -3,7 +3,7 @@
  * writer's) reads of it, column types included; resume after a kill, after failures and from a
  * Parquet file alone; Ctrl-C; --redo; the review page; the library.
  */
-import { readFile, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { Redis } from "ioredis";
@@ -251,7 +251,7 @@ describe("resume", () => {
     expect(await readJsonl(record())).toHaveLength(5);
   });
 
-  it("refuses a Parquet file caption did not write, before anything is sent", async () => {
+  it("refuses a Parquet file caption did not write, and a symlink, before anything is sent", async () => {
     await makeDistinctImages(ws.dir, 2);
     await fake.start();
     const instance = await DuckDBInstance.create(":memory:");
@@ -265,6 +265,13 @@ describe("resume", () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('has no "path" column (it has id, name)');
     expect(result.stderr).toContain("or set --overwrite to start a fresh one");
+    // Nor is one written through a link, which would be someone else's file.
+    await symlink("theirs.parquet", path.join(ws.dir, "link.parquet"));
+    const linked = await run(["photos", "-o", "link.parquet"]);
+    expect(linked.code).toBe(2);
+    expect(linked.stderr).toContain(
+      "link.parquet is a symlink, and a Parquet OUT is written whole, never through a link",
+    );
     expect(fake.requests).toHaveLength(0);
   });
 });

@@ -25,6 +25,7 @@ export async function rowsSource(
   if (format !== "parquet") return { file: output, format };
   const record = parquetRecordPath(output);
   if (await statOrNull(record)) return { file: record, format: "jsonl" };
-  if (await statOrNull(output)) return { file: output, format: "parquet" };
+  // An empty file is no Parquet file yet, as an empty CSV is no rows.
+  if ((await statOrNull(output))?.size) return { file: output, format: "parquet" };
   return { file: record, format: "jsonl" };
 }
