@@ -194,7 +194,11 @@ export class ParquetLayout {
     // A name twice would make a file no reader opens (an answer's field named like a clip's
     // column, say): the first keeps it.
     const taken = new Set<string>();
-    return columns.filter((column) => !taken.has(column.name) && Boolean(taken.add(column.name)));
+    return columns.filter((column) => {
+      if (taken.has(column.name)) return false;
+      taken.add(column.name);
+      return true;
+    });
   }
 }
 

@@ -9,6 +9,7 @@ import { damaged } from "./scan-result.js";
  * not Parquet, or has no `path` column, is not one caption wrote: a UsageError says so.
  */
 export async function* parquetRows(file: string): AsyncGenerator<Record<string, unknown>> {
+  // Loaded when a Parquet file is read: most runs never read one.
   const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import(
     "hyparquet"
   );

@@ -51,6 +51,7 @@ export async function writeParquetFromRecord(
     learning = false;
   }, keyOf);
   const columns = layout.columns();
+  // Loaded when a Parquet file is written, as CSV's packages are: most runs never write one.
   const { ByteWriter, ParquetWriter } = await import("hyparquet-writer");
   const temporary = temporaryPath(parquet);
   let handle: FileHandle | null = null;
