@@ -43,26 +43,30 @@ export class FileReader {
    * preparing it from its path will then fail with a message that says why, or decode it without
    * holding it whole.
    */
-  async readAndHash(absPath: string): Promise<ReadImage | null> {
+  async readAndHash(
+    absPath: string,
+    range?: { offset: number; size: number },
+  ): Promise<ReadImage | null> {
     try {
       // Opening a named pipe would wait forever for a writer.
       const stats = await stat(absPath);
-      if (!stats.isFile() || stats.size > READ_WHOLE_LIMIT) return null;
+      // `range`: an image inside a shard, read from its offset into the same buffer.
+      const size = range?.size ?? stats.size;
+      const start = range?.offset ?? 0;
+      if (!stats.isFile() || size > READ_WHOLE_LIMIT) return null;
       let buffer = this.#buffer;
-      if (stats.size > this.#keepUpTo) buffer = Buffer.allocUnsafeSlow(stats.size);
-      else if (buffer.length < stats.size) {
+      if (size > this.#keepUpTo) buffer = Buffer.allocUnsafeSlow(size);
+      else if (buffer.length < size) {
         // Grown to the largest file so far, by whole MiB: a folder of photos settles at once.
-        buffer = Buffer.allocUnsafeSlow(
-          Math.min(this.#keepUpTo, Math.ceil(stats.size / MIB) * MIB),
-        );
+        buffer = Buffer.allocUnsafeSlow(Math.min(this.#keepUpTo, Math.ceil(size / MIB) * MIB));
         this.#buffer = buffer;
       }
       const file = await open(absPath, "r");
       let length = 0;
       try {
         // A file cut short since the stat is read as it now is; one grown since, as far as it was.
-        while (length < stats.size) {
-          const { bytesRead } = await file.read(buffer, length, stats.size - length, length);
+        while (length < size) {
+          const { bytesRead } = await file.read(buffer, length, size - length, start + length);
           if (bytesRead === 0) break;
           length += bytesRead;
         }

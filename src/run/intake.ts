@@ -53,18 +53,7 @@ export class Intake {
 
   /** Reads, hashes and hands on one image; its bytes are used up when this returns. */
   async #take(task: ImageTask, reader: FileReader): Promise<void> {
-    // A clip is hashed as a stream, and cut from its path: FFmpeg reads only what it sends.
-    const read = task.member
-      ? await readMember(task).then(
-          (bytes) => ({ bytes, sha256: createHash("sha256").update(bytes).digest("hex") }),
-          // Preparing it reads it again, and fails with the error that says why.
-          () => null,
-        )
-      : isClipPath(task.absPath)
-        ? await hashStream(task.absPath, undefined, this.#state.control.abortSignal).then(
-            (sha256) => (sha256 === null ? null : { sha256, bytes: undefined }),
-          )
-        : await reader.readAndHash(task.absPath);
+    const read = await this.#read(task, reader);
     // Unreadable: preparing it from its path produces the error that says why.
     if (read === null) return this.#produce(task, "", undefined, () => {});
     const { sha256, bytes } = read;
@@ -80,6 +69,28 @@ export class Intake {
       })
       .finally(() => this.#waiting.delete(waiting));
     this.#waiting.add(waiting);
+  }
+
+  /** The image's bytes and hash; null where it cannot be read (preparing it says why). */
+  async #read(
+    task: ImageTask,
+    reader: FileReader,
+  ): Promise<{ sha256: string; bytes: Buffer | undefined } | null> {
+    const member = task.member;
+    // Inside a shard: from its offset, into the reader's buffer as a file would be.
+    if (member?.kind === "tar") return reader.readAndHash(task.absPath, member);
+    if (member) {
+      return readMember(task).then(
+        (bytes) => ({ bytes, sha256: createHash("sha256").update(bytes).digest("hex") }),
+        () => null,
+      );
+    }
+    // A clip is hashed as a stream, and cut from its path: FFmpeg reads only what it sends.
+    if (isClipPath(task.absPath)) {
+      const sha256 = await hashStream(task.absPath, undefined, this.#state.control.abortSignal);
+      return sha256 === null ? null : { sha256, bytes: undefined };
+    }
+    return reader.readAndHash(task.absPath);
   }
 
   /** Waits for every copy still waiting on its first. */
