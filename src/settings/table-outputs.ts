@@ -66,7 +66,7 @@ export const OUTPUT_TABLE = {
     kind: { type: "path" },
     describe: "Write each input shard again into DIR, every member kept, the caption added",
     scope: "run",
-    more: "as `<key>.txt` (`--webdataset-member`), a structured answer merged into `<key>.json` ([Shards and Parquet](outputs.md#shards-and-parquet))",
+    more: "as `<key>.txt` (`--webdataset-member`), a structured answer merged into `<key>.json` ([Shards and Parquet](shards.md))",
     library: "webdataset.out",
   },
   webdatasetMember: {
