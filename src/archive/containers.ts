@@ -14,14 +14,17 @@ export function containerKind(file: string): ContainerKind | null {
 
 /**
  * `shard.tar#key` or `file.parquet#row` split into the container and what names the image in
- * it; null for anything else. The last `#` splits, since a key holds no `#` that matters less
- * than a folder name might.
+ * it; null for anything else. The first `#` after which a container's name ends splits, so a key
+ * may hold a `#` of its own (`a.tar#x#1` is key `x#1`).
  */
 export function splitMemberInput(input: string): { container: string; member: string } | null {
-  const hash = input.lastIndexOf("#");
-  if (hash <= 0 || hash === input.length - 1) return null;
-  const container = input.slice(0, hash);
-  return containerKind(container) ? { container, member: input.slice(hash + 1) } : null;
+  for (let hash = input.indexOf("#"); hash > 0; hash = input.indexOf("#", hash + 1)) {
+    const container = input.slice(0, hash);
+    if (hash < input.length - 1 && containerKind(container)) {
+      return { container, member: input.slice(hash + 1) };
+    }
+  }
+  return null;
 }
 
 /** What names an image in its container, after the `#`: a shard's key, a Parquet file's row. */

@@ -8,6 +8,7 @@ import {
   parquetSchema,
   type SchemaTree,
 } from "hyparquet";
+import { compressors } from "hyparquet-compressors";
 import { CaptionError } from "../errors.js";
 import { READ_WHOLE_LIMIT } from "../prepare/hash.js";
 
@@ -171,6 +172,8 @@ export async function readParquetCell(
     values = parquetReadObjects({
       file,
       metadata,
+      // ZSTD (Polars' default), GZIP, Brotli and LZ4 besides hyparquet's own Snappy.
+      compressors,
       columns: [member.column],
       rowStart: start,
       rowEnd: end,

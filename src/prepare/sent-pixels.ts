@@ -9,12 +9,13 @@ import { targetSize } from "./prepare.js";
  * cannot be read: what a forecast of its tokens needs, for a whole folder in seconds.
  */
 export async function sentPixels(
-  absPath: string,
+  source: string | Buffer,
   options: Pick<PrepareOptions, "maxPixels" | "maxSide">,
 ): Promise<number | null> {
-  if (await findFileProblem(absPath)) return null;
+  // Bytes: an image read from inside a shard or a Parquet file.
+  if (typeof source === "string" && (await findFileProblem(source))) return null;
   try {
-    const metadata = await sharp(absPath, {
+    const metadata = await sharp(source, {
       limitInputPixels: MAX_INPUT_PIXELS,
       pages: 1,
     }).metadata();

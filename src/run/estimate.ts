@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import pLimit from "p-limit";
+import { readMember } from "../archive/read-member.js";
 import { isClipPath } from "../discover/extensions.js";
 import { UsageError } from "../errors.js";
 import { clipPixels, clipSentPixels } from "../prepare/clip/prepare-clip.js";
@@ -141,9 +142,14 @@ async function readSentPixels(
   return Promise.all(
     tasks.map((task) =>
       limit(() =>
-        isClipPath(task.absPath)
-          ? clipSentPixels(task.absPath, video)
-          : sentPixels(task.absPath, prepare),
+        task.member
+          ? readMember(task).then(
+              (bytes) => sentPixels(bytes, prepare),
+              () => null,
+            )
+          : isClipPath(task.absPath)
+            ? clipSentPixels(task.absPath, video)
+            : sentPixels(task.absPath, prepare),
       ),
     ),
   );

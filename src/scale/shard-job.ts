@@ -1,6 +1,7 @@
 import { rm } from "node:fs/promises";
 import { DelayedError, type Job, WaitingError } from "bullmq";
 import type { Redis } from "ioredis";
+import { splitMemberInput } from "../archive/containers.js";
 import { ModelNotServedError } from "../errors.js";
 import { RunControl } from "../run/control.js";
 import type { RunSummary } from "../run/events.js";
@@ -122,7 +123,10 @@ export function shardProcessor(host: ShardHost) {
     const present: string[] = [];
     const missing: FailureRecord[] = [];
     for (const file of shard.files) {
-      if (await statOrNull(file)) present.push(file);
+      // A sample of a shard is there while its shard is (the run reports a sample gone from it).
+      const onDisk =
+        (await statOrNull(file)) ?? (await statOrNull(splitMemberInput(file)?.container ?? file));
+      if (onDisk) present.push(file);
       else missing.push(missingRecord(options.displayPath(file)));
     }
     if (missing.length > 0) {

@@ -35,8 +35,10 @@ interface ShardState {
   absPath: string;
   /** The new shard. */
   target: string;
-  /** Its images' paths in OUT. */
-  paths: string[];
+  /** Its images' paths in OUT, each with its sample's key (which may hold a `#`). */
+  paths: Map<string, string>;
+  /** The shard as OUT names it: a path less its `#<key>`. */
+  shown: string;
   /** Those with no row yet: the shard is written when none is left. */
   pending: Set<string>;
   /** What this run captioned of it, by key: the record's rows are those from before the run. */
@@ -60,7 +62,6 @@ export class WebDatasetSink implements Sink {
   readonly #dryRun: boolean;
   readonly #nameSetting: NameSetting;
   readonly #shardOf = new Map<string, ShardState>();
-  readonly #writing = new Set<Promise<void>>();
 
   constructor(
     options: WebDatasetOutOptions,
@@ -78,18 +79,25 @@ export class WebDatasetSink implements Sink {
     this.#nameSetting = nameSetting;
   }
 
-  async open(tasks: readonly ImageTask[]): Promise<FinishedWork> {
+  async open(tasks: readonly ImageTask[], replace?: ReadonlySet<string>): Promise<FinishedWork> {
     const out = path.resolve(this.#options.out);
     const shards = new Map<string, ShardState>();
     for (const task of tasks) {
-      if (task.member?.kind !== "tar") continue;
+      const member = task.member;
+      if (member?.kind !== "tar") continue;
       let shard = shards.get(task.absPath);
       if (!shard) {
-        const target = path.join(out, path.basename(task.absPath));
-        shard = { absPath: task.absPath, target, paths: [], pending: new Set(), fresh: new Map() };
+        shard = {
+          absPath: task.absPath,
+          target: path.join(out, path.basename(task.absPath)),
+          paths: new Map(),
+          shown: task.path.slice(0, task.path.length - member.key.length - 1),
+          pending: new Set(),
+          fresh: new Map(),
+        };
         shards.set(task.absPath, shard);
       }
-      shard.paths.push(task.path);
+      shard.paths.set(task.path, member.key);
     }
     await this.#check(out, [...shards.values()]);
     if (!this.#dryRun) {
@@ -97,14 +105,29 @@ export class WebDatasetSink implements Sink {
       await removeStaleTemporaries([out]);
     }
     const finishedNow: ShardState[] = [];
+    const notOurs: string[] = [];
     for (const shard of shards.values()) {
-      for (const imagePath of shard.paths) {
-        if (!(await this.#recorded(imagePath))) shard.pending.add(imagePath);
+      let recorded = 0;
+      for (const imagePath of shard.paths.keys()) {
+        const held = Boolean(await this.#recorded(imagePath));
+        if (held) recorded += 1;
+        // Made again (`--redo`): the shard is written again once its new rows are in.
+        if (!held || replace?.has(imagePath)) shard.pending.add(imagePath);
         this.#shardOf.set(imagePath, shard);
       }
-      const written = (await lstat(shard.target).catch(() => null))?.isFile() === true;
+      const target = await lstat(shard.target).catch(() => null);
+      // A file there that no row of the record accounts for is someone else's: never written over.
+      if (target && recorded === 0) notOurs.push(shard.target);
       // Captioned in full by a run that stopped before writing it: written now.
-      if (shard.pending.size === 0 && !written) finishedNow.push(shard);
+      if (shard.pending.size === 0 && !target?.isFile()) finishedNow.push(shard);
+    }
+    if (notOurs.length > 0) {
+      throw new UsageError(
+        notOurs.map(
+          (file) =>
+            `${this.#nameSetting("webdatasetOut")}: ${file} exists, and the run's record holds none of its samples: it is not a shard this run wrote; move it, or name another folder`,
+        ),
+      );
     }
     for (const shard of finishedNow) await this.#write(shard);
     // A sample is done once the record holds its row: the new shard takes its caption from there.
@@ -162,41 +185,40 @@ export class WebDatasetSink implements Sink {
 
   async write(record: CaptionRecord): Promise<void> {
     const shard = this.#shardOf.get(record.path);
-    const key = record.path.slice(record.path.lastIndexOf("#") + 1);
-    shard?.fresh.set(key, {
+    const key = shard?.paths.get(record.path);
+    if (!shard || key === undefined) return;
+    shard.fresh.set(key, {
       caption: record.caption,
       ...(record.data ? { data: record.data } : {}),
       ...(record.tags ? { tags: record.tags } : {}),
     });
-    this.#settled(record.path);
+    await this.#settled(shard, record.path);
   }
 
   async fail(failure: FailureRecord): Promise<void> {
-    this.#settled(failure.path);
+    const shard = this.#shardOf.get(failure.path);
+    if (shard) await this.#settled(shard, failure.path);
   }
 
-  #settled(imagePath: string): void {
-    const shard = this.#shardOf.get(imagePath);
-    if (!shard?.pending.has(imagePath)) return;
-    shard.pending.delete(imagePath);
-    if (shard.pending.size > 0) return;
-    const writing = this.#write(shard).finally(() => this.#writing.delete(writing));
-    this.#writing.add(writing);
+  /**
+   * Writes the shard once its last sample is settled. Awaited by the run, as OUT's own write is,
+   * so a shard that cannot be written ends the run with a message, never an unhandled error.
+   */
+  async #settled(shard: ShardState, imagePath: string): Promise<void> {
+    if (!shard.pending.delete(imagePath) || shard.pending.size > 0) return;
+    await this.#write(shard);
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.#writing]);
-  }
+  async close(): Promise<void> {}
 
   /** Writes one shard whole from its input and the record; a failure ends the run, as OUT's does. */
   async #write(shard: ShardState): Promise<void> {
     if (this.#dryRun) return;
     try {
-      const base = shard.paths[0]?.replace(/#[^#]*$/, "");
       await writeShard(
         shard,
         this.#options.member,
-        async (key) => shard.fresh.get(key) ?? (await this.#recorded(`${base}#${key}`)),
+        async (key) => shard.fresh.get(key) ?? (await this.#recorded(`${shard.shown}#${key}`)),
       );
       // Written: what this run captioned of it is in the shard and the record, not needed here.
       shard.fresh.clear();

@@ -10,11 +10,13 @@ import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { makeClip } from "../helpers/clips.js";
+import { readParquet } from "../helpers/duckdb.js";
 import { fakeTotals } from "../helpers/fake-endpoint/usage.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import type { FakeEndpoint, RecordedRequest } from "../helpers/fake-endpoint.js";
 import { freePort } from "../helpers/llama-peer.js";
 import { type CliResult, collect, runCli, startCli } from "../helpers/run-cli.js";
+import { img2datasetMembers, writeShard } from "../helpers/shards.js";
 import { makeDistinctImages, readCsv, useWorkspace } from "../helpers/workspace.js";
 
 const REDIS_URL = "redis://127.0.0.1:6379";
@@ -264,6 +266,31 @@ describe.skipIf(!available)("many machines on one queue", () => {
     ]);
     const sent = fake.requests.flatMap((request) => (request.video ? [request.video] : []));
     expect(sent.map((video) => Math.round(video.duration ?? 0))).toEqual([2, 2]);
+  });
+
+  it("shards queued by their samples: workers read each from inside its shard, and merge writes one row per sample", async () => {
+    await fake.start({});
+    await writeShard(path.join(ws.dir, "shards", "00000.tar"), await img2datasetMembers(0, 3));
+    await writeShard(path.join(ws.dir, "shards", "00001.tar"), await img2datasetMembers(3, 2));
+    const enqueued = await enqueue(["shards/*.tar"], "--shard-size", "2");
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    expect(enqueued.stderr).toMatch(/\(5 images\)/);
+    const result = await collect(worker());
+    expect(result.code, result.stderr).toBe(0);
+    const merged = await run(["merge", "work", "-o", "all.parquet"]);
+    expect(merged.code, merged.stderr).toBe(0);
+    const { rows } = await readParquet(
+      path.join(ws.dir, "all.parquet"),
+      "select path from t order by path",
+    );
+    expect(rows.map((row) => String(row.path).replace(`${ws.dir}/`, ""))).toEqual([
+      "shards/00000.tar#000000000",
+      "shards/00000.tar#000000001",
+      "shards/00000.tar#000000002",
+      "shards/00001.tar#000000003",
+      "shards/00001.tar#000000004",
+    ]);
+    expect(fake.requests).toHaveLength(5);
   });
 
   it("workers keep to one token budget for the queue through Redis, stop with exit 4, and a fresh budget at enqueue lets them finish", async () => {

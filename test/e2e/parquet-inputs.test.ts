@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { describe, expect, it } from "vitest";
@@ -22,6 +22,7 @@ async function writeParquet(
   count: number,
   shape: "struct" | "bytes",
   column = "image",
+  compression = "snappy",
 ): Promise<void> {
   const folder = at(`jpegs-${path.basename(file)}`);
   await mkdir(folder, { recursive: true });
@@ -33,7 +34,7 @@ async function writeParquet(
   const db = await DuckDBInstance.create(":memory:");
   const connection = await db.connect();
   await connection.run(
-    `COPY (SELECT ${image} AS "${column}", 'label ' || parse_filename(filename) AS text FROM read_blob('${folder}/*.jpg') ORDER BY filename) TO '${file}' (FORMAT parquet, ROW_GROUP_SIZE 2)`,
+    `COPY (SELECT ${image} AS "${column}", 'label ' || parse_filename(filename) AS text FROM read_blob('${folder}/*.jpg') ORDER BY filename) TO '${file}' (FORMAT parquet, ROW_GROUP_SIZE 2, COMPRESSION ${compression})`,
   );
   connection.closeSync();
 }
@@ -59,6 +60,35 @@ describe("Parquet files as inputs", () => {
     const again = await run(["train.parquet", "-o", "out.csv"]);
     expect(again.code, again.stderr).toBe(0);
     expect(fake.requests).toHaveLength(5);
+  });
+
+  it("reads ZSTD-compressed files (Polars' default), and never takes a dataset's Parquet for OUT", async () => {
+    await writeParquet(at("zstd.parquet"), 2, "struct", "image", "zstd");
+    const result = await run(["zstd.parquet", "-o", "out.csv"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await readCsv(at("out.csv"))).toHaveLength(2);
+    // The Image struct holds a `path` of its own: the file is still no OUT of caption's.
+    const before = await readFile(at("zstd.parquet"));
+    const clobber = await run(["zstd.parquet", "-o", "zstd.parquet"]);
+    expect(clobber.code).toBe(2);
+    expect(await readFile(at("zstd.parquet"))).toEqual(before);
+  });
+
+  it("caption estimate forecasts rows of a Parquet file from the images inside it", async () => {
+    await writeParquet(at("train.parquet"), 4, "struct");
+    const result = await run([
+      "estimate",
+      "train.parquet",
+      "--sample",
+      "2",
+      "-o",
+      "est.csv",
+      "--json",
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).not.toMatch(/cannot be read/);
+    const forecast = JSON.parse(result.stdout) as { prompt_tokens: { expected: number } };
+    expect(forecast.prompt_tokens.expected).toBeGreaterThan(0);
   });
 
   it("takes a raw bytes column too, and one row named file.parquet#row", async () => {

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
@@ -229,5 +229,77 @@ describe("--webdataset-out", () => {
     expect(third.code, third.stderr).toBe(0);
     expect(fake.requests).toHaveLength(5);
     expect(await tarList(at("captioned/00001.tar"))).toHaveLength(8);
+  });
+  it("--redo writes the shard again with the new captions", async () => {
+    await twoShards();
+    const args = [
+      "shards/00001.tar",
+      "--webdataset-out",
+      "captioned",
+      "--webdataset-member",
+      "caption.txt",
+    ];
+    const first = await run(args);
+    expect(first.code, first.stderr).toBe(0);
+    const redo = await run([
+      ...args,
+      "--prompt",
+      "Describe it again.",
+      "--prefix",
+      "NEW: ",
+      "--redo",
+      "prompt-changed",
+    ]);
+    expect(redo.code, redo.stderr).toBe(0);
+    expect(fake.requests).toHaveLength(4);
+    const text = (await tarMember(at("captioned/00001.tar"), "000000003.caption.txt")).toString();
+    expect(text).toMatch(/^NEW: /);
+  });
+
+  it("refuses a file in DIR that the run did not write, and a shard it cannot write ends the run with a message", async () => {
+    await twoShards();
+    await mkdir(at("captioned"), { recursive: true });
+    await writeFile(at("captioned/00000.tar"), "someone's own file");
+    const args = ["--webdataset-out", "captioned", "--webdataset-member", "caption.txt"];
+    const refused = await run(["shards/00000.tar", ...args]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /captioned\/00000\.tar exists, and the run's record holds none of its samples/,
+    );
+    expect(await readFile(at("captioned/00000.tar"), "utf8")).toBe("someone's own file");
+    expect(fake.requests).toHaveLength(0);
+
+    // A folder put where a written shard was: writing it again cannot rename over it.
+    const blocked = [
+      "shards/00001.tar",
+      "--webdataset-out",
+      "blocked",
+      "--webdataset-member",
+      "caption.txt",
+    ];
+    expect((await run(blocked)).code).toBe(0);
+    await rm(at("blocked/00001.tar"));
+    await mkdir(at("blocked/00001.tar/inside"), { recursive: true });
+    const failed = await run(blocked);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/cannot write .*blocked\/00001\.tar/);
+    expect(failed.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("a key holding # is its own sample, in rows, inputs and the new shard", async () => {
+    await writeShard(at("h.tar"), [
+      { name: "a#b.jpg", data: await sampleJpeg(1) },
+      { name: "b.jpg", data: await sampleJpeg(2) },
+    ]);
+    const result = await run(["h.tar", "-o", "out.csv", "--webdataset-out", "new"]);
+    expect(result.code, result.stderr).toBe(0);
+    const rows = new Map((await readCsv(at("out.csv"))).map((row) => [row.path, row.caption]));
+    expect([...rows.keys()].sort()).toEqual(["h.tar#a#b", "h.tar#b"]);
+    expect((await tarMember(at("new/h.tar"), "a#b.txt")).toString()).toBe(
+      `${rows.get("h.tar#a#b")}\n`,
+    );
+    expect((await tarMember(at("new/h.tar"), "b.txt")).toString()).toBe(`${rows.get("h.tar#b")}\n`);
+    const one = await run(["h.tar#a#b", "-o", "one.csv"]);
+    expect(one.code, one.stderr).toBe(0);
   });
 });

@@ -1,4 +1,5 @@
 import { open, rename, rm } from "node:fs/promises";
+import { compressors } from "hyparquet-compressors";
 import { temporaryPath } from "../write-whole.js";
 import { recordOfRow } from "./parquet-columns.js";
 import { damaged } from "./scan-result.js";
@@ -10,9 +11,8 @@ import { damaged } from "./scan-result.js";
  */
 export async function* parquetRows(file: string): AsyncGenerator<Record<string, unknown>> {
   // Loaded when a Parquet file is read: most runs never read one.
-  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import(
-    "hyparquet"
-  );
+  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } =
+    await import("hyparquet");
   const buffer = await asyncBufferFromFile(file);
   let metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>;
   try {
@@ -20,14 +20,26 @@ export async function* parquetRows(file: string): AsyncGenerator<Record<string, 
   } catch (error) {
     throw damaged(file, "the content", `is not Parquet (${(error as Error).message})`);
   }
-  const names = metadata.schema.slice(1).map((element) => element.name);
-  if (!names.includes("path")) {
-    throw damaged(file, "the schema", `has no "path" column (it has ${names.join(", ")})`);
+  // Top-level columns only: a Hugging Face Image struct has a `path` inside it, and such a file
+  // (a dataset, perhaps this run's own input) is not one caption wrote.
+  const names = parquetSchema(metadata).children.map((child) => child.element.name);
+  if (!names.includes("path") || !names.includes("caption")) {
+    throw damaged(
+      file,
+      "the schema",
+      `has no "path" and "caption" columns (it has ${names.join(", ")}): it is no file caption wrote`,
+    );
   }
   let start = 0;
   for (const group of metadata.row_groups) {
     const end = start + Number(group.num_rows);
-    const rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end });
+    const rows = await parquetReadObjects({
+      file: buffer,
+      metadata,
+      rowStart: start,
+      rowEnd: end,
+      compressors,
+    });
     for (const row of rows) {
       if (typeof row.path === "string") yield recordOfRow(row);
     }
