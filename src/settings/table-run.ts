@@ -19,7 +19,7 @@ export const RUN_TABLE = {
     alias: "o",
     kind: { type: "path" },
     describe:
-      "Where captions go: FILE.csv, FILE.jsonl or FILE.parquet  [required, unless --sidecar, --xmp or --hf-metadata]",
+      "Where captions go: FILE.csv, .jsonl, .parquet  [required, unless --sidecar, --xmp, --hf-metadata or --webdataset-out]",
     basic: true,
     scope: "run",
     commands: ["merge"],
