@@ -263,7 +263,7 @@ describe("resume", () => {
     instance.closeSync();
     const result = await run(["photos", "-o", "theirs.parquet"]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('has no "path" column (it has id, name)');
+    expect(result.stderr).toContain('has no "path" and "caption" columns (it has id, name)');
     expect(result.stderr).toContain("or set --overwrite to start a fresh one");
     // Nor is one written through a link, which would be someone else's file.
     await symlink("theirs.parquet", path.join(ws.dir, "link.parquet"));
