@@ -398,7 +398,10 @@ describe("messages", () => {
         ["x", "-o", "o.csv", "--concurency", "3"],
         /--concurency: no such flag \(did you mean --concurrency\?\)/,
       ],
-      [["x", "-o", "o.csv", "--format", "xml"], /--format: expected one of csv, jsonl, parquet, got "xml"/],
+      [
+        ["x", "-o", "o.csv", "--format", "xml"],
+        /--format: expected one of csv, jsonl, parquet, got "xml"/,
+      ],
       [
         ["x", "-o", "o.csv", "--log-format", "yaml"],
         /--log-format: expected one of text, json, got "yaml"/,

@@ -198,7 +198,10 @@ describe("--sidecar", () => {
         /--sidecar-join only applies with --sidecar-policy append or prepend/,
       ],
       [["photos", "--sidecar", "--format", "csv"], /--format names OUT's format: give -o as well/],
-      [["photos"], /-o\/--output is required \(or --sidecar, --hf-metadata, --xmp, --webdataset-out\)/],
+      [
+        ["photos"],
+        /-o\/--output is required \(or --sidecar, --hf-metadata, --xmp, --webdataset-out\)/,
+      ],
       [["--sidecar", "photos"], /put --sidecar after the inputs/],
     ];
     for (const [args, message] of cases) {
