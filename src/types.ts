@@ -32,6 +32,8 @@ export type ArchiveMember =
       /** Where its bytes lie in the shard. */
       offset: number;
       size: number;
+      /** The extensions of all the sample's members (`jpg`, `txt`, `json`), in the shard's order. */
+      exts: readonly string[];
       /** The sample's place in the shard. */
       index: number;
     }

@@ -34,6 +34,15 @@ export function memberName(task: ImageTask): string | null {
   return member.kind === "tar" ? member.key : String(member.row);
 }
 
+/**
+ * The path OUT shows for a task's file: its own, or for an image inside a container, the
+ * container's (its path less `#<name>`).
+ */
+export function containerPath(task: ImageTask): string {
+  const name = memberName(task);
+  return name === null ? task.path : task.path.slice(0, task.path.length - name.length - 1);
+}
+
 /** The input that names one image again, on any machine: its path, or `<container>#<member>`. */
 export function taskInput(task: ImageTask): string {
   const name = memberName(task);

@@ -41,6 +41,7 @@ export async function expandContainer(absPath: string, kind: ContainerKind): Pro
         name: image.name,
         offset: image.offset,
         size: image.size,
+        exts: sample.members.map((member) => member.ext),
         index,
       },
     });

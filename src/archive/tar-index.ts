@@ -1,17 +1,49 @@
 import { open } from "node:fs/promises";
 import { CaptionError } from "../errors.js";
 
-/** One file of a tar archive: where its bytes lie, to be read in place. */
+/** What a member of a tar archive is: only a file has bytes of its own to read. */
+export type TarEntryType =
+  | "file"
+  | "link"
+  | "symlink"
+  | "directory"
+  | "character-device"
+  | "block-device"
+  | "fifo";
+
+/** One member of a tar archive: where a file's bytes lie, to be read in place. */
 export interface TarEntry {
   /** The member's name, long names (pax `path`, GNU `L`) resolved. */
   name: string;
+  type: TarEntryType;
   /** Offset of its first byte in the archive. */
   offset: number;
   size: number;
   mode: number;
   /** Seconds since the epoch. */
   mtime: number;
+  /** What a link names (pax `linkpath`, GNU `K` resolved); never followed, only copied. */
+  linkname: string;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
 }
+
+/** Tar's type flags, as listed; any other (a global pax header, a GNU volume label) is stepped over. */
+const TYPES: Record<string, TarEntryType> = {
+  "0": "file",
+  "\0": "file",
+  "7": "file",
+  "1": "link",
+  "2": "symlink",
+  "3": "character-device",
+  "4": "block-device",
+  "5": "directory",
+  "6": "fifo",
+};
 
 /** A shard that is not a readable tar: its samples are not captioned, and its row says why. */
 export class ShardError extends CaptionError {
@@ -30,13 +62,13 @@ const MAX_EXTENDED = 1024 * 1024;
 export const MAX_ENTRIES = 4_000_000;
 
 /**
- * Lists the regular files of a tar archive by walking its headers alone, seeking past each
+ * Lists the members of a tar archive by walking its headers alone, seeking past each
  * member's data: a shard of 10,000 photos is indexed by reading its headers, not its gigabyte,
  * and each image is read later from its offset. tar-stream, the streaming reader, must be fed
  * every byte to reach the next header, which would read each shard twice; so this walk is ours.
- * Reads ustar, pax (`path`, `size`) and GNU long names; links, folders and devices are not
- * listed (a link in someone else's shard is never followed). Throws ShardError where the archive
- * is not a tar or is cut short.
+ * Reads ustar, pax (`path`, `linkpath`, `size`) and GNU long names. Links, folders and devices
+ * are listed as what they are, to be copied as such; a link in someone else's shard is never
+ * followed. Throws ShardError where the archive is not a tar or is cut short.
  */
 export async function indexTar(absPath: string): Promise<TarEntry[]> {
   const file = await open(absPath, "r").catch((error: NodeJS.ErrnoException) => {
@@ -65,8 +97,8 @@ export async function indexTar(absPath: string): Promise<TarEntry[]> {
     const entries: TarEntry[] = [];
     let offset = 0;
     let longName: string | null = null;
-    let paxPath: string | null = null;
-    let paxSize: number | null = null;
+    let longLink: string | null = null;
+    let pax: PaxFields = {};
     while (offset + BLOCK <= fileSize) {
       const header = await read(offset, BLOCK);
       if (header.length < BLOCK) break;
@@ -80,7 +112,7 @@ export async function indexTar(absPath: string): Promise<TarEntry[]> {
         );
       }
       const type = String.fromCharCode(header[156] ?? 0);
-      const size = paxSize ?? numberField(header, 124, 12);
+      const size = pax.size ?? numberField(header, 124, 12);
       const dataStart = offset + BLOCK;
       const next = dataStart + Math.ceil(size / BLOCK) * BLOCK;
       if (dataStart + size > fileSize) {
@@ -88,32 +120,43 @@ export async function indexTar(absPath: string): Promise<TarEntry[]> {
           `the shard is cut short: a member at byte ${offset} needs ${size} bytes, and the file ends at ${fileSize}`,
         );
       }
-      if (type === "x" || type === "L") {
+      if (type === "x" || type === "L" || type === "K") {
         if (size > MAX_EXTENDED) {
           throw new ShardError(`an extended header of ${size} bytes at byte ${offset}`);
         }
         const data = await read(dataStart, size);
         if (type === "L") longName = cString(data);
-        else ({ path: paxPath, size: paxSize } = paxFields(data));
+        else if (type === "K") longLink = cString(data);
+        else pax = paxFields(data);
         offset = next;
         continue;
       }
-      if (type === "0" || type === "\0" || type === "7") {
+      const listed = TYPES[type];
+      if (listed) {
         if (entries.length >= MAX_ENTRIES) {
           throw new ShardError(`more than ${MAX_ENTRIES} members: not read further`);
         }
         entries.push({
-          name: paxPath ?? longName ?? ustarName(header),
+          name: pax.path ?? longName ?? ustarName(header),
+          type: listed,
           offset: dataStart,
-          size,
+          // A link's size field says nothing of data it has none of.
+          size: listed === "file" ? size : 0,
           mode: numberField(header, 100, 8),
           mtime: numberField(header, 136, 12),
+          linkname: pax.linkpath ?? longLink ?? cString(header.subarray(157, 257)),
+          uid: numberField(header, 108, 8),
+          gid: numberField(header, 116, 8),
+          uname: cString(header.subarray(265, 297)),
+          gname: cString(header.subarray(297, 329)),
+          devmajor: numberField(header, 329, 8),
+          devminor: numberField(header, 337, 8),
         });
       }
-      // A global pax header ("g") and anything else are stepped over, and reset the long name.
+      // The extended names belong to the header after them, and to no other.
       longName = null;
-      paxPath = null;
-      paxSize = null;
+      longLink = null;
+      pax = {};
       offset = next;
     }
     if (offset === 0) throw new ShardError("not a tar archive (shorter than one tar header)");
@@ -160,10 +203,15 @@ function ustarName(header: Buffer): string {
   return prefix === "" ? name : `${prefix}/${name}`;
 }
 
-/** `path` and `size` of a pax header's records ("<length> <key>=<value>\n"). */
-function paxFields(data: Buffer): { path: string | null; size: number | null } {
-  let path: string | null = null;
-  let size: number | null = null;
+interface PaxFields {
+  path?: string;
+  linkpath?: string;
+  size?: number;
+}
+
+/** `path`, `linkpath` and `size` of a pax header's records ("<length> <key>=<value>\n"). */
+function paxFields(data: Buffer): PaxFields {
+  const fields: PaxFields = {};
   let at = 0;
   while (at < data.length) {
     const space = data.indexOf(32, at);
@@ -174,9 +222,10 @@ function paxFields(data: Buffer): { path: string | null; size: number | null } {
     const equals = record.indexOf("=");
     const key = record.slice(0, equals);
     const value = record.slice(equals + 1);
-    if (key === "path") path = value;
-    else if (key === "size" && /^\d+$/.test(value)) size = Number(value);
+    if (key === "path") fields.path = value;
+    else if (key === "linkpath") fields.linkpath = value;
+    else if (key === "size" && /^\d+$/.test(value)) fields.size = Number(value);
     at += length;
   }
-  return { path, size };
+  return fields;
 }

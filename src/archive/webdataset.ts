@@ -54,7 +54,14 @@ export function groupSamples(entries: readonly TarEntry[]): {
   return { samples: [...byKey.values()], loose };
 }
 
-/** The member captioned: the sample's first whose extension names an image; null when none does. */
+/**
+ * The member captioned: the sample's first file whose extension names an image; null when none
+ * does (a link named `x.jpg` is not read: it could point anywhere).
+ */
 export function imageMember(sample: Sample): SampleMember | null {
-  return sample.members.find((member) => IMAGE_SET.has(member.ext.toLowerCase())) ?? null;
+  return (
+    sample.members.find(
+      (member) => member.type === "file" && IMAGE_SET.has(member.ext.toLowerCase()),
+    ) ?? null
+  );
 }

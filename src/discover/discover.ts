@@ -1,7 +1,7 @@
 import { realpath } from "node:fs/promises";
 import path from "node:path";
 import fg from "fast-glob";
-import { containerKind, memberName, splitMemberInput } from "../archive/containers.js";
+import { containerKind, containerPath, splitMemberInput } from "../archive/containers.js";
 import { type Expansion, expandContainer } from "../archive/expand.js";
 import { CaptionError, UsageError } from "../errors.js";
 import { folderLinkVerdict, isWithin } from "../trust/links.js";
@@ -84,43 +84,52 @@ export async function discoverImages(
   };
   const skippedSamples: Discovery["skippedSamples"] = [];
   const brokenContainers: Discovery["brokenContainers"] = [];
-  /** Each container listed once, however many inputs name it or its members. */
-  const listed = new Map<string, Expansion | null>();
-  const list = async (absPath: string, input: string): Promise<Expansion | null> => {
-    const real = await realpath(absPath).catch(() => absPath);
+  /** Each container listed once, by its real path, however many inputs name it or its images. */
+  const listed = new Map<string, Listing | null>();
+  const list = async (absPath: string, real: string, input: string): Promise<Listing | null> => {
     if (listed.has(real)) return listed.get(real) ?? null;
     const kind = containerKind(absPath);
-    let expansion: Expansion | null = null;
+    let listing: Listing | null = null;
     try {
-      if (kind) expansion = await expandContainer(absPath, kind);
+      if (kind) listing = { ...(await expandContainer(absPath, kind)), byName: null };
     } catch (error) {
       if (!(error instanceof CaptionError)) throw error;
       brokenContainers.push({ task: { path: displayPath(absPath, input, cwd), absPath }, error });
     }
-    listed.set(real, expansion);
-    if (expansion && expansion.skipped > 0) {
-      skippedSamples.push({
-        container: displayPath(absPath, input, cwd),
-        count: expansion.skipped,
-      });
+    listed.set(real, listing);
+    if (listing && listing.skipped > 0) {
+      skippedSamples.push({ container: displayPath(absPath, input, cwd), count: listing.skipped });
     }
-    return expansion;
+    return listing;
   };
-  /** A container's images (or the one `only` names), each `<container>#<name>`. */
-  const addContainer = async (absPath: string, input: string, only?: string): Promise<boolean> => {
-    const expansion = await list(absPath, input);
-    if (!expansion) return true;
+  /**
+   * A container's images (or the one `only` names), each `<container>#<name>`: whether any was
+   * found, or the container could not be read (its failure is listed).
+   */
+  const addContainer = async (
+    absPath: string,
+    input: string,
+    only?: string,
+  ): Promise<"added" | "none" | "broken"> => {
     const real = await realpath(absPath).catch(() => absPath);
+    const listing = await list(absPath, real, input);
+    if (!listing) return "broken";
+    let images = listing.images;
+    if (only !== undefined) {
+      // Many inputs may each name one image of a shard (a scale-out job's): found by name at once.
+      listing.byName ??= new Map(listing.images.map((image) => [image.name, image]));
+      const image = listing.byName.get(only);
+      images = image ? [image] : [];
+    }
     const shown = displayPath(absPath, input, cwd);
-    const images =
-      only === undefined ? expansion.images : expansion.images.filter((i) => i.name === only);
     for (const { name, member } of images) {
       added += 1;
       const key = `${real}#${name}`;
-      if (!found.has(key))
+      if (!found.has(key)) {
         found.set(key, { path: `${shown}#${name}`, absPath, root: null, member });
+      }
     }
-    return images.length > 0;
+    return images.length > 0 ? "added" : "none";
   };
 
   const shown = (absPath: string, input: string) => displayPath(absPath, input, cwd);
@@ -180,21 +189,15 @@ export async function discoverImages(
       await walk(absInput, real, input);
       if (added === before) emptyInputs.push(input);
     } else if (stats && containerKind(absInput)) {
-      const before = added;
-      await addContainer(absInput, input);
-      if (added === before && !brokenContainers.some((b) => b.task.absPath === absInput)) {
-        emptyInputs.push(input);
-      }
+      if ((await addContainer(absInput, input)) === "none") emptyInputs.push(input);
     } else if (stats) {
       // A file named explicitly is taken whatever its extension: the user asked for it.
       add(await realpath(absInput), absInput, input, null);
     } else if (await namesMember(input, cwd)) {
       // `shard.tar#key`, `file.parquet#row`: one image of a container (a scale-out job's input).
       const { container, member } = splitMemberInput(input) ?? { container: "", member: "" };
-      if (!(await addContainer(path.resolve(cwd, container), container, member))) {
-        if (!brokenContainers.some((b) => b.task.absPath === path.resolve(cwd, container))) {
-          missing.push(input);
-        }
+      if ((await addContainer(path.resolve(cwd, container), container, member)) === "none") {
+        missing.push(input);
       }
     } else if (fg.isDynamicPattern(input)) {
       const pattern = await escapeRealFolders(toPosix(input), cwd);
@@ -237,6 +240,9 @@ export async function discoverImages(
   return { tasks, emptyInputs, linksNotFollowed, skippedSamples, brokenContainers };
 }
 
+/** A container's images as listed, with an index by name made when an input names one. */
+type Listing = Expansion & { byName: Map<string, Expansion["images"][number]> | null };
+
 /** Whether an input that is no file names one image of an existing shard or Parquet file. */
 async function namesMember(input: string, cwd: string): Promise<boolean> {
   const split = splitMemberInput(input);
@@ -254,12 +260,6 @@ function byPlace(a: ImageTask, b: ImageTask): number {
   const right = containerPath(b);
   if (left !== right) return left < right ? -1 : 1;
   return (a.member?.index ?? 0) - (b.member?.index ?? 0);
-}
-
-/** A file's path; for an image inside a container, the container's (its path less `#<name>`). */
-function containerPath(task: ImageTask): string {
-  const name = memberName(task);
-  return name === null ? task.path : task.path.slice(0, task.path.length - name.length - 1);
 }
 
 const FOLDER_WALK = {

@@ -1,4 +1,4 @@
-import { containerKind } from "../archive/containers.js";
+import { containerKind, containerPath } from "../archive/containers.js";
 import { type Discovery, discoverImages } from "../discover/discover.js";
 import { type NameSetting, UsageError } from "../errors.js";
 import type { FinishedWork, Sink } from "../sinks/sink.js";
@@ -91,7 +91,7 @@ function refuseOutputsWithout(discovery: Discovery, options: SourceOptions): voi
   const container = inside.find((task) => task.member || containerKind(task.absPath));
   const problems: string[] = [];
   if (container && options.besideImages.length > 0) {
-    const shown = container.path.replace(/#[^#]*$/, "");
+    const shown = containerPath(container);
     problems.push(
       `${options.besideImages.map((name) => options.nameSetting(name)).join(", ")}: ${shown} is a shard or a Parquet file, whose images have no folder to write beside; ${options.nameSetting("webdatasetOut")} DIR writes new shards holding the captions, and -o OUT.parquet a table of them`,
     );
@@ -100,7 +100,7 @@ function refuseOutputsWithout(discovery: Discovery, options: SourceOptions): voi
     const parquet = inside.find((task) => containerKind(task.absPath) === "parquet");
     if (parquet) {
       problems.push(
-        `${options.nameSetting("webdatasetOut")}: ${parquet.path.replace(/#[^#]*$/, "")} is a Parquet file, not a shard; its captions go to OUT (-o captions.parquet keeps them as a table)`,
+        `${options.nameSetting("webdatasetOut")}: ${containerPath(parquet)} is a Parquet file, not a shard; its captions go to OUT (-o captions.parquet keeps them as a table)`,
       );
     }
   }

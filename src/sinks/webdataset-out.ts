@@ -3,6 +3,7 @@ import { lstat, mkdir, realpath, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
+import { containerPath } from "../archive/containers.js";
 import { indexTar, type TarEntry } from "../archive/tar-index.js";
 import { splitMemberName } from "../archive/webdataset.js";
 import { type NameSetting, RunAbortedError, UsageError } from "../errors.js";
@@ -91,7 +92,7 @@ export class WebDatasetSink implements Sink {
           absPath: task.absPath,
           target: path.join(out, path.basename(task.absPath)),
           paths: new Map(),
-          shown: task.path.slice(0, task.path.length - member.key.length - 1),
+          shown: containerPath(task),
           pending: new Set(),
           fresh: new Map(),
         };
@@ -99,7 +100,7 @@ export class WebDatasetSink implements Sink {
       }
       shard.paths.set(task.path, member.key);
     }
-    await this.#check(out, [...shards.values()]);
+    await this.#check(out, [...shards.values()], tasks);
     if (!this.#dryRun) {
       await mkdir(out, { recursive: true });
       await removeStaleTemporaries([out]);
@@ -137,7 +138,11 @@ export class WebDatasetSink implements Sink {
   }
 
   /** Refuses what would overwrite an input, name two shards alike, or drop a sample's member. */
-  async #check(out: string, shards: readonly ShardState[]): Promise<void> {
+  async #check(
+    out: string,
+    shards: readonly ShardState[],
+    tasks: readonly ImageTask[],
+  ): Promise<void> {
     const flag = this.#nameSetting("webdatasetOut");
     const problems: string[] = [];
     if ((await lstat(out).catch(() => null))?.isSymbolicLink()) {
@@ -160,23 +165,24 @@ export class WebDatasetSink implements Sink {
       }
     }
     if (!this.#options.replaceMember) {
-      const clash = await this.#memberClash(shards);
+      const clash = this.#memberClash(tasks);
       if (clash) problems.push(clash);
     }
     if (problems.length > 0) throw new UsageError(problems);
   }
 
-  /** The first shard whose samples already hold the caption's member, said; null when none does. */
-  async #memberClash(shards: readonly ShardState[]): Promise<string | null> {
+  /**
+   * The first sample that already holds the caption's member, said; null when none does. Told by
+   * discovery's listing (each task knows its sample's members), not by reading the shards again.
+   */
+  #memberClash(tasks: readonly ImageTask[]): string | null {
     const ext = this.#options.member;
-    for (const shard of shards) {
-      const entries = await indexTar(shard.absPath).catch(() => []);
-      const held = entries.find((entry) => splitMemberName(entry.name)?.ext === ext);
-      if (held) {
-        return `${this.#nameSetting("webdatasetOut")}: ${path.basename(shard.absPath)} already holds ${held.name}, and the caption would be written as ${path.basename(held.name)} too; keep both with ${this.#nameSetting("webdatasetMember")} caption.txt, or replace the shard's own with ${this.#nameSetting("webdatasetMember")} ${ext}`;
-      }
-    }
-    return null;
+    const held = tasks.find(
+      (task) => task.member?.kind === "tar" && task.member.exts.includes(ext),
+    );
+    if (held?.member?.kind !== "tar") return null;
+    const name = this.#nameSetting("webdatasetMember");
+    return `${this.#nameSetting("webdatasetOut")}: ${path.basename(held.absPath)} already holds ${held.member.key}.${ext}, and the caption would be written as ${path.posix.basename(held.member.key)}.${ext} too; keep both with ${name} caption.txt, or replace the shard's own with ${name} ${ext}`;
   }
 
   async stored(): Promise<StoredCaption | undefined> {
@@ -254,7 +260,13 @@ async function writeShard(
       // The sample's own member of the caption's name (asked to be replaced) is, in its place.
       if (split && stored && split.ext === member) {
         await addText(pack, entry, `${stored.caption}\n`);
-      } else if (split && stored && split.ext === "json" && hasFields(stored)) {
+      } else if (
+        split &&
+        stored &&
+        split.ext === "json" &&
+        entry.type === "file" &&
+        hasFields(stored)
+      ) {
         await addText(pack, entry, await mergedJson(shard.absPath, entry, stored));
       } else {
         await copyMember(pack, shard.absPath, entry);
@@ -317,12 +329,30 @@ function rangeOf(entry: TarEntry): { start: number; end: number } {
   return { start: entry.offset, end: entry.offset + entry.size - 1 };
 }
 
+/** The entry's header as the input shard had it, with the size of what the new shard holds. */
 function headerOf(entry: TarEntry, size: number): Partial<tar.Header> & { name: string } {
-  return { name: entry.name, size, mode: entry.mode, mtime: new Date(entry.mtime * 1000) };
+  return {
+    name: entry.name,
+    type: entry.type,
+    size,
+    mode: entry.mode,
+    mtime: new Date(entry.mtime * 1000),
+    linkname: entry.linkname,
+    uid: entry.uid,
+    gid: entry.gid,
+    uname: entry.uname,
+    gname: entry.gname,
+    devmajor: entry.devmajor,
+    devminor: entry.devminor,
+  };
 }
 
-/** Copies a member's bytes as a stream: a shard's video member is never held whole. */
+/**
+ * Copies a member as it is: a file's bytes as a stream (a shard's video member is never held
+ * whole), a link, folder or device as its header alone.
+ */
 async function copyMember(pack: tar.Pack, shardPath: string, entry: TarEntry): Promise<void> {
+  if (entry.type !== "file") return addEntry(pack, headerOf(entry, 0), "");
   if (entry.size === 0) return addText(pack, entry, "");
   await pipeline(
     createReadStream(shardPath, rangeOf(entry)),
@@ -330,11 +360,18 @@ async function copyMember(pack: tar.Pack, shardPath: string, entry: TarEntry): P
   );
 }
 
-async function addText(pack: tar.Pack, entry: TarEntry, text: string): Promise<void> {
+/** A file of this text in the new shard, in the place and with the times of `entry`. */
+function addText(pack: tar.Pack, entry: TarEntry, text: string): Promise<void> {
   const bytes = Buffer.from(text, "utf8");
-  await new Promise<void>((resolve, reject) => {
-    pack.entry(headerOf(entry, bytes.length), bytes, (error) =>
-      error ? reject(error) : resolve(),
-    );
+  return addEntry(pack, { ...headerOf(entry, bytes.length), type: "file", linkname: "" }, bytes);
+}
+
+function addEntry(
+  pack: tar.Pack,
+  header: Partial<tar.Header> & { name: string },
+  bytes: Buffer | string,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    pack.entry(header, bytes, (error) => (error ? reject(error) : resolve()));
   });
 }

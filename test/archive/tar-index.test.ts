@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { indexTar } from "../../src/archive/tar-index.js";
+import { indexTar, type TarEntry } from "../../src/archive/tar-index.js";
 import { groupSamples, imageMember, splitMemberName } from "../../src/archive/webdataset.js";
 import { writeShard } from "../helpers/shards.js";
 
@@ -22,7 +22,9 @@ async function contents(file: string): Promise<Record<string, string>> {
   const bytes = await readFile(file);
   const entries = await indexTar(file);
   return Object.fromEntries(
-    entries.map((e) => [e.name, bytes.subarray(e.offset, e.offset + e.size).toString()]),
+    entries
+      .filter((e) => e.type === "file")
+      .map((e) => [e.name, bytes.subarray(e.offset, e.offset + e.size).toString()]),
   );
 }
 
@@ -30,7 +32,7 @@ describe("indexTar", () => {
   const long = `${"deep/".repeat(30)}000001.jpg`;
 
   it.each(["gnu", "ustar", "pax"])(
-    "lists GNU tar's %s archives with long names, skipping folders and links",
+    "lists GNU tar's %s archives with long names, links and folders as what they are",
     async (format) => {
       const src = path.join(dir, `src-${format}`);
       await mkdir(path.join(src, path.dirname(long)), { recursive: true });
@@ -41,6 +43,10 @@ describe("indexTar", () => {
       // ustar keeps up to 255 bytes of name in prefix and name; this one is 160.
       await run("tar", [`--format=${format}`, "-cf", file, "-C", src, "a.txt", "link.txt", long]);
       expect(await contents(file)).toEqual({ "a.txt": "short", [long]: "long one" });
+      const others = (await indexTar(file)).filter((e) => e.type !== "file");
+      expect(others.map((e) => [e.name, e.type, e.linkname, e.size])).toEqual([
+        ["link.txt", "symlink", "/etc/passwd", 0],
+      ]);
     },
   );
 
@@ -85,16 +91,37 @@ describe("WebDataset samples", () => {
   });
 
   it("groups members by key in the shard's order, and finds each sample's image", () => {
-    const entry = (name: string) => ({ name, offset: 0, size: 1, mode: 0o644, mtime: 0 });
+    const entry = (name: string): TarEntry => ({
+      name,
+      type: name === "4.jpg" ? "symlink" : "file",
+      offset: 0,
+      size: 1,
+      mode: 0o644,
+      mtime: 0,
+      linkname: name === "4.jpg" ? "/etc/passwd" : "",
+      uid: 0,
+      gid: 0,
+      uname: "",
+      gname: "",
+      devmajor: 0,
+      devminor: 0,
+    });
     const { samples, loose } = groupSamples(
-      ["1.txt", "1.JPG", "2.json", "README", "1.json", "3.webp"].map(entry),
+      ["1.txt", "1.JPG", "2.json", "README", "1.json", "3.webp", "4.jpg"].map(entry),
     );
     expect(samples.map((s) => [s.key, s.members.map((m) => m.ext)])).toEqual([
       ["1", ["txt", "JPG", "json"]],
       ["2", ["json"]],
       ["3", ["webp"]],
+      ["4", ["jpg"]],
     ]);
     expect(loose.map((e) => e.name)).toEqual(["README"]);
-    expect(samples.map((s) => imageMember(s)?.name ?? null)).toEqual(["1.JPG", null, "3.webp"]);
+    // A link named like an image is never read: it could point anywhere.
+    expect(samples.map((s) => imageMember(s)?.name ?? null)).toEqual([
+      "1.JPG",
+      null,
+      "3.webp",
+      null,
+    ]);
   });
 });

@@ -1,6 +1,8 @@
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, rm, stat, symlink, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import { runCli, TEST_KEY } from "../helpers/run-cli.js";
@@ -13,6 +15,7 @@ import {
 } from "../helpers/shards.js";
 import { readCsv, readJsonl, useWorkspace } from "../helpers/workspace.js";
 
+const execFileAsync = promisify(execFile);
 const ws = useWorkspace();
 const fake = useFakeEndpoint({ apiKey: TEST_KEY });
 const run = (args: string[]) => runCli(args, { cwd: ws.dir, baseUrl: fake.baseUrl });
@@ -301,5 +304,46 @@ describe("--webdataset-out", () => {
     expect((await tarMember(at("new/h.tar"), "b.txt")).toString()).toBe(`${rows.get("h.tar#b")}\n`);
     const one = await run(["h.tar#a#b", "-o", "one.csv"]);
     expect(one.code, one.stderr).toBe(0);
+  });
+  it("copies folders, links and owners of the input shard as they are, and never reads a link named like an image", async () => {
+    const src = at("src");
+    await mkdir(path.join(src, "sub"), { recursive: true });
+    await writeFile(path.join(src, "sub", "k1.jpg"), await sampleJpeg(1));
+    await symlink("/etc/passwd", path.join(src, "sub", "k2.jpg"));
+    await link(path.join(src, "sub", "k1.jpg"), path.join(src, "sub", "k3.jpg"));
+    await execFileAsync("tar", [
+      "--owner=alice:1234",
+      "--group=staff:99",
+      "-cf",
+      at("g.tar"),
+      "-C",
+      src,
+      // In this order: the file first, so the hard link is the one that refers to it.
+      "--no-recursion",
+      "sub",
+      "sub/k1.jpg",
+      "sub/k2.jpg",
+      "sub/k3.jpg",
+    ]);
+    const result = await run(["g.tar", "-o", "out.csv", "--webdataset-out", "new"]);
+    expect(result.code, result.stderr).toBe(0);
+    // Only the file is captioned; the links are samples without an image.
+    expect((await readCsv(at("out.csv"))).map((row) => row.path)).toEqual(["g.tar#sub/k1"]);
+    expect(result.stderr).toMatch(/2 samples with no image member/);
+    const listing = async (file: string) =>
+      (await execFileAsync("tar", ["-tvf", file])).stdout
+        .split("\n")
+        .filter((line) => line !== "")
+        // Sizes and times of the added member aside: type, mode, owner and name (and a link's target).
+        .map((line) => line.replace(/\s+\d+\s+\d{4}-\d\d-\d\d \d\d:\d\d/, ""));
+    const before = await listing(at("g.tar"));
+    const after = await listing(at("new/g.tar"));
+    // The caption right after its sample's last member; everything else as it was, in order.
+    const at1 = before.findIndex((line) => line.endsWith("sub/k1.jpg"));
+    expect(after[at1 + 1]).toMatch(/^-rw-r--r-- alice\/staff\s+sub\/k1\.txt$/);
+    expect(after.filter((_, i) => i !== at1 + 1)).toEqual(before);
+    expect(
+      before.some((line) => line.startsWith("l") && line.includes("k2.jpg -> /etc/passwd")),
+    ).toBe(true);
   });
 });
