@@ -40,14 +40,17 @@ export class ThumbnailMaker {
     this.#parallel = parallel;
   }
 
-  /** The thumbnail's file name for an image (its content hash when known), made if missing. */
-  async add(absPath: string, sha256: string | null): Promise<string> {
+  /**
+   * The thumbnail's file name for an image (its content hash when known), made if missing. `read`:
+   * its bytes, where the image lies inside a shard or a Parquet file (`absPath` names it).
+   */
+  async add(absPath: string, sha256: string | null, read?: () => Promise<Buffer>): Promise<string> {
     const key = sha256 && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : hashOf(absPath);
     const name = `${key.slice(0, 32)}.webp`;
     if (this.#queued.has(name)) return name;
     this.#queued.add(name);
     while (this.#running.size >= this.#parallel * 4) await Promise.race(this.#running);
-    const job = this.#make(absPath, path.join(this.#folder, name)).finally(() => {
+    const job = this.#make(absPath, path.join(this.#folder, name), read).finally(() => {
       this.#running.delete(job);
     });
     this.#running.add(job);
@@ -59,7 +62,7 @@ export class ThumbnailMaker {
     await Promise.all(this.#running);
   }
 
-  async #make(source: string, target: string): Promise<void> {
+  async #make(source: string, target: string, read?: () => Promise<Buffer>): Promise<void> {
     // Kept from an earlier report of the same run: the same bytes make the same thumbnail.
     if (await statOrNull(target)) {
       this.reused += 1;
@@ -67,7 +70,7 @@ export class ThumbnailMaker {
     }
     const temporary = temporaryPath(target);
     try {
-      const input = isClipPath(source) ? await this.#poster(source) : source;
+      const input = read ? await read() : isClipPath(source) ? await this.#poster(source) : source;
       await sharp(input, { failOn: "none" })
         .rotate()
         .resize(THUMB_SIDE, THUMB_SIDE, { fit: "inside", withoutEnlargement: true })

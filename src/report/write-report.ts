@@ -2,6 +2,9 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
+import { splitMemberInput } from "../archive/containers.js";
+import { MemberLocator } from "../archive/locate.js";
+import { readMember } from "../archive/read-member.js";
 import { latestRows } from "../sinks/out-file/latest-rows.js";
 import { readRecords } from "../sinks/out-file/read.js";
 import { temporaryPath } from "../sinks/write-whole.js";
@@ -72,6 +75,7 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
     skipped += 1;
   };
   const folderName = path.basename(folder);
+  const members = new MemberLocator();
   try {
     await write(head(path.basename(request.output)));
     await write('<script type="application/json" id="rows">[');
@@ -88,14 +92,18 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
       const row = reportRowOf(record);
       if (!row) continue;
       // Rows name images relative to where the run ran: here, or else where OUT is.
-      base ??= (await statOrNull(path.resolve(request.cwd, row.path)))
+      // An image inside a shard or a Parquet file is found by its container's path.
+      const file = splitMemberInput(row.path)?.container ?? row.path;
+      base ??= (await statOrNull(path.resolve(request.cwd, file)))
         ? request.cwd
-        : (await statOrNull(path.resolve(path.dirname(request.output), row.path)))
+        : (await statOrNull(path.resolve(path.dirname(request.output), file)))
           ? path.dirname(request.output)
           : request.cwd;
       const absPath = path.resolve(base, row.path);
       const sha256 = typeof record.sha256 === "string" ? record.sha256 : null;
-      const thumb = `${encodeURIComponent(folderName)}/${await thumbnails.add(absPath, sha256)}`;
+      const inside = file === row.path ? null : await members.locate(absPath, row.path);
+      const read = inside ? () => readMember(inside) : undefined;
+      const thumb = `${encodeURIComponent(folderName)}/${await thumbnails.add(absPath, sha256, read)}`;
       countRow(summary, { ...row, thumb });
       // Short keys: at 100,000 rows the page's size is mostly these.
       const shown = {
@@ -109,7 +117,8 @@ export async function writeReport(request: ReportRequest): Promise<ReportResult>
         f: row.flags,
         k: row.copy,
         t: thumb,
-        o: linkTo(pageDir, absPath),
+        // An image inside a shard links to the shard: a browser opens no member of it.
+        o: linkTo(pageDir, path.resolve(base, file)),
         // Only in a clip's row: JSON leaves an undefined key out, so an image's row costs nothing.
         v: row.video ? clipLabel(row.video) : undefined,
       };

@@ -57,6 +57,9 @@ describe("Parquet files as inputs", () => {
       expect(Number(row.width)).toBe(40 + Number(row.path?.split("#")[1]));
     }
     expect(fake.requests).toHaveLength(5);
+    const report = await run(["report", "out.csv"]);
+    expect(report.code, report.stderr).toBe(0);
+    expect(report.stderr).toMatch(/5 made, 0 kept\)/);
     const again = await run(["train.parquet", "-o", "out.csv"]);
     expect(again.code, again.stderr).toBe(0);
     expect(fake.requests).toHaveLength(5);

@@ -1,6 +1,16 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { link, mkdir, readFile, rm, stat, symlink, truncate, writeFile } from "node:fs/promises";
+import {
+  link,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -61,6 +71,12 @@ describe("WebDataset shards as inputs", () => {
       /1 sample with no image member .* was skipped: 1 in shards\/00001\.tar/,
     );
     expect(await sha256Of(at("shards/00001.tar"))).toBe(before);
+
+    // The review page makes each sample's thumbnail from the image inside its shard.
+    const report = await run(["report", "out.csv"]);
+    expect(report.code, report.stderr).toBe(0);
+    expect(report.stderr).toMatch(/5 made, 0 kept\)/);
+    expect(await readdir(at("out.report_files"))).toHaveLength(5);
 
     // A rerun sends nothing: every sample has its row.
     const again = await run(["shards/{00000..00001}.tar", "-o", "out.csv"]);
