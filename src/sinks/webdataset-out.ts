@@ -47,7 +47,7 @@ interface ShardState {
 }
 
 /** What a new shard takes of a row. */
-type Captioned = Pick<StoredCaption, "caption" | "data" | "tags">;
+type Captioned = Pick<StoredCaption, "caption" | "data" | "tags" | "captions" | "answers">;
 
 /**
  * Writes each input shard again into a folder, once each of its samples is captioned or
@@ -193,11 +193,8 @@ export class WebDatasetSink implements Sink {
     const shard = this.#shardOf.get(record.path);
     const key = shard?.paths.get(record.path);
     if (!shard || key === undefined) return;
-    shard.fresh.set(key, {
-      caption: record.caption,
-      ...(record.data ? { data: record.data } : {}),
-      ...(record.tags ? { tags: record.tags } : {}),
-    });
+    const { caption, data, tags, captions, answers } = record;
+    shard.fresh.set(key, { caption, data, tags, captions, answers });
     await this.#settled(shard, record.path);
   }
 
@@ -296,9 +293,17 @@ function hasFields(stored: Captioned): boolean {
   return Object.keys(fieldsOf(stored)).length > 0;
 }
 
-/** What a structured answer adds to a sample's JSON: its fields, and the tags asked for. */
+/**
+ * What an answer adds to a sample's JSON: a structured answer's fields and the tags asked for;
+ * with several prompts, every prompt's answer, under `captions` and `answers` as in JSONL's OUT.
+ */
 function fieldsOf(stored: Captioned): Record<string, unknown> {
-  return { ...(stored.data ?? {}), ...(stored.tags ? { tags: stored.tags } : {}) };
+  return {
+    ...(stored.data ?? {}),
+    ...(stored.tags ? { tags: stored.tags } : {}),
+    ...(stored.captions ? { captions: stored.captions } : {}),
+    ...(stored.answers ? { answers: stored.answers } : {}),
+  };
 }
 
 /** The sample's JSON with the answer's fields over it; kept as it was when it is no object. */

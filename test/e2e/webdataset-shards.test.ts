@@ -362,4 +362,23 @@ describe("--webdataset-out", () => {
       before.some((line) => line.startsWith("l") && line.includes("k2.jpg -> /etc/passwd")),
     ).toBe(true);
   });
+  it("with several prompts, each prompt's answer goes into <key>.json and the caption prompt's into <key>.txt", async () => {
+    await writeShard(at("p.tar"), [{ name: "x.jpg", data: await sampleJpeg(3) }]);
+    await writeFile(at("prompts.yaml"), "short: One sentence.\nlong: Describe it in detail.\n");
+    const result = await run([
+      "p.tar",
+      "-o",
+      "out.jsonl",
+      "--prompts",
+      "prompts.yaml",
+      "--webdataset-out",
+      "new",
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const [row] = await readJsonl(at("out.jsonl"));
+    const json = JSON.parse((await tarMember(at("new/p.tar"), "x.json")).toString());
+    expect(json.captions).toEqual(row?.captions);
+    expect(Object.keys(json.captions).sort()).toEqual(["long", "short"]);
+    expect((await tarMember(at("new/p.tar"), "x.txt")).toString()).toBe(`${row?.caption}\n`);
+  });
 });
