@@ -51,6 +51,10 @@ export interface DiscoverOptions {
   followSymlinks?: boolean | undefined;
   /** Take video clips too (`VIDEO_EXTENSIONS`). @default false */
   video?: boolean | undefined;
+  /**
+   * Absolute paths never taken: the run's own OUT, which a pattern of Parquet files may match.
+   */
+  exclude?: readonly string[] | undefined;
 }
 
 /**
@@ -78,7 +82,9 @@ export async function discoverImages(
   /** Real paths of the folders walked, each with everything under it. */
   const walkedRoots: string[] = [];
   let added = 0;
+  const excluded = new Set(options.exclude ?? []);
   const add = (key: string, absPath: string, input: string, root: string | null) => {
+    if (excluded.has(absPath)) return;
     added += 1;
     if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath, root });
   };
@@ -111,6 +117,7 @@ export async function discoverImages(
     input: string,
     only?: string,
   ): Promise<"added" | "none" | "broken"> => {
+    if (excluded.has(absPath)) return "none";
     const real = await realpath(absPath).catch(() => absPath);
     const listing = await list(absPath, real, input);
     if (!listing) return "broken";

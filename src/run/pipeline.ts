@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import path from "node:path";
 import { isClipPath } from "../discover/extensions.js";
 import { requireTools } from "../prepare/clip/ffmpeg.js";
 import { DuplicateTracker } from "../prepare/dedupe.js";
@@ -85,6 +86,7 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
           Boolean(options[name === "xmpOn" ? "xmp" : name]),
         ),
         webdatasetOut: options.webdataset !== undefined,
+        own: [path.resolve(options.cwd, options.output)],
         nameSetting: options.nameSetting,
       },
       sink,

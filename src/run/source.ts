@@ -17,6 +17,8 @@ export interface SourceOptions {
    * `hfMetadata`): refused for an image inside a shard or a Parquet file, which has no folder.
    */
   besideImages: readonly string[];
+  /** The run's own files (OUT), absolute: never inputs, whatever pattern matches them. */
+  own: readonly string[];
   /** `--webdataset-out` is asked for: it rewrites shards, so Parquet inputs are refused with it. */
   webdatasetOut: boolean;
   nameSetting: NameSetting;
@@ -37,6 +39,7 @@ export async function findWork(
   const discovery = await discoverImages(inputs, cwd, {
     followSymlinks: options.followSymlinks,
     video: options.video,
+    exclude: options.own,
   });
   if (options.strict && discovery.emptyInputs.length > 0) {
     throw new UsageError(

@@ -94,6 +94,17 @@ describe("Parquet files as inputs", () => {
     expect(forecast.prompt_tokens.expected).toBeGreaterThan(0);
   });
 
+  it("a pattern of Parquet files never takes the run's own Parquet OUT for an input", async () => {
+    await mkdir(at("data"), { recursive: true });
+    await writeParquet(at("data/train.parquet"), 2, "struct");
+    const first = await run(["data/*.parquet", "-o", "data/captions.parquet"]);
+    expect(first.code, first.stderr).toBe(0);
+    const second = await run(["data/*.parquet", "-o", "data/captions.parquet"]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/nothing to do: all 2 images/);
+    expect(fake.requests).toHaveLength(2);
+  });
+
   it("takes a raw bytes column too, and one row named file.parquet#row", async () => {
     await writeParquet(at("raw.parquet"), 3, "bytes", "jpg");
     const result = await run(["raw.parquet#2", "-o", "out.jsonl"]);
