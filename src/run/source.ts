@@ -111,7 +111,7 @@ function refuseOutputsWithout(discovery: Discovery, options: SourceOptions): voi
 }
 
 /** The samples skipped for holding no image, said once, or null when there were none. */
-function skippedWarning(skipped: Discovery["skippedSamples"]): string | null {
+export function skippedWarning(skipped: Discovery["skippedSamples"]): string | null {
   if (skipped.length === 0) return null;
   const total = skipped.reduce((sum, entry) => sum + entry.count, 0);
   const where = skipped.slice(0, 3).map((entry) => `${entry.count} in ${entry.container}`);

@@ -4,7 +4,7 @@ import type { Redis } from "ioredis";
 import { taskInput } from "../archive/containers.js";
 import { discoverImages } from "../discover/discover.js";
 import { byOptionName, type NameSetting } from "../errors.js";
-import { linksWarning } from "../run/source.js";
+import { linksWarning, skippedWarning } from "../run/source.js";
 import { lockOutput } from "../sinks/lock.js";
 import { ensureFolder } from "../util/folders.js";
 import { seedShardDone, setEnqueued } from "./progress.js";
@@ -85,6 +85,12 @@ export async function enqueueShards(request: EnqueueRequest): Promise<EnqueueRep
       request.inputs.map((input) => path.resolve(request.cwd, input)),
     );
     for (const input of discovery.emptyInputs) request.onWarning(`no images in ${input}`);
+    const noImage = skippedWarning(discovery.skippedSamples);
+    if (noImage) request.onWarning(noImage);
+    // Not queued: a worker could do no more with it than fail it.
+    for (const { task, error } of discovery.brokenContainers) {
+      request.onWarning(`${task.path} is not queued: ${error.message}`);
+    }
     const existing = await readShards(settings.dir);
     const fresh = planShards(
       // An image inside a shard is enqueued as `<shard>#<key>`, which a worker's run takes as it is.

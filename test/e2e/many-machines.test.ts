@@ -271,10 +271,16 @@ describe.skipIf(!available)("many machines on one queue", () => {
   it("shards queued by their samples: workers read each from inside its shard, and merge writes one row per sample", async () => {
     await fake.start({});
     await writeShard(path.join(ws.dir, "shards", "00000.tar"), await img2datasetMembers(0, 3));
-    await writeShard(path.join(ws.dir, "shards", "00001.tar"), await img2datasetMembers(3, 2));
+    await writeShard(path.join(ws.dir, "shards", "00001.tar"), [
+      ...(await img2datasetMembers(3, 2)),
+      { name: "000000009.txt", data: "no image" },
+    ]);
+    await writeFile(path.join(ws.dir, "shards", "00002.tar"), "not a tar at all ".repeat(64));
     const enqueued = await enqueue(["shards/*.tar"], "--shard-size", "2");
     expect(enqueued.code, enqueued.stderr).toBe(0);
     expect(enqueued.stderr).toMatch(/\(5 images\)/);
+    expect(enqueued.stderr).toMatch(/1 sample with no image member .* in shards\/00001\.tar/);
+    expect(enqueued.stderr).toMatch(/shards\/00002\.tar is not queued: not a tar archive/);
     const result = await collect(worker());
     expect(result.code, result.stderr).toBe(0);
     const merged = await run(["merge", "work", "-o", "all.parquet"]);
