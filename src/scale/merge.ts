@@ -47,6 +47,11 @@ export interface MergeReport {
   errorsPath: string | null;
   /** Images of finished shards with neither a caption nor a failure (should be none). */
   unaccounted: number;
+  /**
+   * Captioned images inside WebDataset shards or Parquet files, which have no folder to write
+   * sidecars, XMP or metadata beside (when those are asked for): their captions are in OUT alone.
+   */
+  inside: number;
 }
 
 /**
@@ -92,6 +97,7 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
     failures: 0,
     errorsPath,
     unaccounted: 0,
+    inside: 0,
   };
   // Held for the dataset outputs only: with just OUT, rows stream through a shard at a time.
   const wantOutputs = Boolean(
@@ -140,7 +146,7 @@ export async function mergeShards(request: MergeRequest): Promise<MergeReport> {
       }
       await rename(errorsTemp, errorsPath);
     }
-    await writeDatasetOutputs(request, settings, captioned);
+    report.inside = await writeDatasetOutputs(request, settings, captioned);
     return report;
   } finally {
     await rows?.close().catch(() => {});
@@ -159,9 +165,9 @@ async function writeDatasetOutputs(
   request: MergeRequest,
   settings: QueueSettings,
   captioned: Map<string, CaptionRecord>,
-): Promise<void> {
+): Promise<number> {
   const { sidecar, hfMetadata, xmp } = request.outputs;
-  if (!sidecar && !hfMetadata && !xmp) return;
+  if (!sidecar && !hfMetadata && !xmp) return 0;
   const recorded: RecordedCaption = async (imagePath) => {
     const row = captioned.get(imagePath);
     return row ? { ...row, prompt_hash: row.prompt_hash ?? null } : undefined;
@@ -184,4 +190,5 @@ async function writeDatasetOutputs(
   } finally {
     await sink.close();
   }
+  return captioned.size - tasks.length;
 }

@@ -283,8 +283,9 @@ describe.skipIf(!available)("many machines on one queue", () => {
     expect(enqueued.stderr).toMatch(/shards\/00002\.tar is not queued: not a tar archive/);
     const result = await collect(worker());
     expect(result.code, result.stderr).toBe(0);
-    const merged = await run(["merge", "work", "-o", "all.parquet"]);
+    const merged = await run(["merge", "work", "-o", "all.parquet", "--sidecar"]);
     expect(merged.code, merged.stderr).toBe(0);
+    expect(merged.stderr).toMatch(/5 captioned images lie inside shards or Parquet files/);
     const { rows } = await readParquet(
       path.join(ws.dir, "all.parquet"),
       "select path from t order by path",

@@ -54,6 +54,12 @@ export async function run(
     `merged ${report.shards} shards: ${report.rows} captions → ${into.join(", ")}, ${report.failures} failures${errors}${report.unfinished ? ` (${report.unfinished} unfinished shards left out)` : ""}`,
     "info",
   );
+  if (report.inside > 0) {
+    reporter.say(
+      `${report.inside} captioned ${report.inside === 1 ? "image lies" : "images lie"} inside shards or Parquet files, with no folder to write a sidecar, XMP or metadata beside: their captions are in OUT only`,
+      "warn",
+    );
+  }
   if (report.unaccounted > 0) {
     reporter.say(
       `${report.unaccounted} images of finished shards have neither a caption nor a failure row; remove those shards' .done.json files and enqueue again to caption them`,
