@@ -41,6 +41,11 @@ export interface Discovery {
    * (`task.path` is the container's), and the other inputs go on.
    */
   brokenContainers: { task: ImageTask; error: CaptionError }[];
+  /**
+   * Folder inputs with no image but shards or Parquet files in them, which a folder walk does not
+   * open: most likely meant as inputs, so the run says how to name them.
+   */
+  foldersOfContainers: { input: string; count: number }[];
 }
 
 export interface DiscoverOptions {
@@ -89,6 +94,8 @@ export async function discoverImages(
     if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath, root });
   };
   const skippedSamples: Discovery["skippedSamples"] = [];
+  const foldersOfContainers: Discovery["foldersOfContainers"] = [];
+  let containersSeen = 0;
   const brokenContainers: Discovery["brokenContainers"] = [];
   /** Each container listed once, by its real path, however many inputs name it or its images. */
   const listed = new Map<string, Listing | null>();
@@ -181,6 +188,9 @@ export async function discoverImages(
       } else if (!entry.dirent.isDirectory() && wanted(entry.path, video)) {
         // Folders named like images (x.jpg/) are walked by fast-glob, not captioned.
         add(absPath, absPath, input, real);
+      } else if (!entry.dirent.isDirectory() && containerKind(entry.path)) {
+        // Not opened: a folder's `.tar` may be anyone's backup. Said, where the folder holds no image.
+        containersSeen += 1;
       }
     }
   };
@@ -193,8 +203,12 @@ export async function discoverImages(
       // A folder already walked through another input is not empty, just counted once.
       if (walkedRoots.some((root) => isWithin(real, root))) continue;
       const before = added;
+      containersSeen = 0;
       await walk(absInput, real, input);
       if (added === before) emptyInputs.push(input);
+      if (added === before && containersSeen > 0) {
+        foldersOfContainers.push({ input, count: containersSeen });
+      }
     } else if (stats && containerKind(absInput)) {
       if ((await addContainer(absInput, input)) === "none") emptyInputs.push(input);
     } else if (stats) {
@@ -244,7 +258,14 @@ export async function discoverImages(
     );
   }
   const tasks = [...found.values()].sort(byPlace);
-  return { tasks, emptyInputs, linksNotFollowed, skippedSamples, brokenContainers };
+  return {
+    tasks,
+    emptyInputs,
+    linksNotFollowed,
+    skippedSamples,
+    brokenContainers,
+    foldersOfContainers,
+  };
 }
 
 /** A container's images as listed, with an index by name made when an input names one. */

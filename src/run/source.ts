@@ -51,6 +51,13 @@ export async function findWork(
   refuseOutputsWithout(discovery, options);
   const unfollowed = linksWarning(discovery.linksNotFollowed, options.nameSetting);
   if (unfollowed) state.emit({ type: "warning", message: unfollowed });
+  for (const { input, count: found } of discovery.foldersOfContainers) {
+    const pattern = `${input.replace(/\/+$/, "")}/*.tar`;
+    state.emit({
+      type: "warning",
+      message: `${input} holds ${count(found, "shard or Parquet file")} and no image file: a folder's shards are not opened; name them, e.g. '${pattern}' or '${input.replace(/\/+$/, "")}/*.parquet'`,
+    });
+  }
   const noImage = skippedWarning(discovery.skippedSamples);
   if (noImage) state.emit({ type: "warning", message: noImage });
   const finished = await sink.open(discovery.tasks);

@@ -127,6 +127,16 @@ describe("WebDataset shards as inputs", () => {
     expect(missing.stderr).toMatch(/a\.tar#nope .*holds no image by that name/);
   });
 
+  it("a folder of shards is not opened, and the run says how to name them", async () => {
+    await twoShards();
+    const result = await run(["shards", "-o", "out.csv"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(
+      /shards holds 2 shard or Parquet files and no image file: .*'shards\/\*\.tar'/,
+    );
+    expect(fake.requests).toHaveLength(0);
+  });
+
   it("refuses --sidecar, --xmp and --hf-metadata with shards, pointing at --webdataset-out, before sending anything", async () => {
     await twoShards();
     for (const flag of [["--sidecar"], ["--xmp"], ["--hf-metadata"]]) {
