@@ -1,4 +1,3 @@
-import { open } from "node:fs/promises";
 import {
   type AsyncBuffer,
   asyncBufferFromFile,
@@ -11,6 +10,7 @@ import {
 import { compressors } from "hyparquet-compressors";
 import { CaptionError } from "../errors.js";
 import { READ_WHOLE_LIMIT } from "../prepare/hash.js";
+import { openRegularFile } from "../trust/read-limited.js";
 
 /** A Parquet file that cannot be read as one: its rows are not captioned, its row says why. */
 export class ParquetError extends CaptionError {
@@ -113,7 +113,7 @@ async function readFooter(absPath: string): Promise<OpenParquet> {
   let tail: Buffer;
   let size: number;
   try {
-    const handle = await open(absPath, "r");
+    const handle = await openRegularFile(absPath);
     try {
       size = (await handle.stat()).size;
       tail = Buffer.alloc(8);
@@ -122,7 +122,12 @@ async function readFooter(absPath: string): Promise<OpenParquet> {
       await handle.close();
     }
   } catch (error) {
-    throw new ParquetError(`cannot open it: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ParquetError(
+      code === "ENOTREG"
+        ? "not a regular file (a pipe or a device named like a Parquet file)"
+        : `cannot open it: ${code ?? error}`,
+    );
   }
   if (size < 12 || tail.subarray(4).toString("latin1") !== "PAR1") {
     throw new ParquetError("not a Parquet file (no PAR1 footer)");

@@ -1,6 +1,6 @@
-import { open } from "node:fs/promises";
 import { CaptionError } from "../errors.js";
 import { READ_WHOLE_LIMIT } from "../prepare/hash.js";
+import { openRegularFile } from "../trust/read-limited.js";
 import type { ImageTask } from "../types.js";
 import { readParquetCell } from "./parquet-rows.js";
 
@@ -19,7 +19,7 @@ export async function readMember(task: ImageTask): Promise<Buffer> {
       `${member.name} is ${member.size} bytes in the shard; an image is read whole up to ${READ_WHOLE_LIMIT}`,
     );
   }
-  const file = await open(task.absPath, "r").catch((error: NodeJS.ErrnoException) => {
+  const file = await openRegularFile(task.absPath).catch((error: NodeJS.ErrnoException) => {
     throw new CaptionError(
       "shard_unreadable",
       `cannot open the shard: ${error.code ?? error.message}`,

@@ -1,5 +1,5 @@
-import { open } from "node:fs/promises";
 import { CaptionError } from "../errors.js";
+import { openRegularFile } from "../trust/read-limited.js";
 
 /** What a member of a tar archive is: only a file has bytes of its own to read. */
 export type TarEntryType =
@@ -71,8 +71,12 @@ export const MAX_ENTRIES = 4_000_000;
  * followed. Throws ShardError where the archive is not a tar or is cut short.
  */
 export async function indexTar(absPath: string): Promise<TarEntry[]> {
-  const file = await open(absPath, "r").catch((error: NodeJS.ErrnoException) => {
-    throw new ShardError(`cannot open the shard: ${error.code ?? error.message}`);
+  const file = await openRegularFile(absPath).catch((error: NodeJS.ErrnoException) => {
+    throw new ShardError(
+      error.code === "ENOTREG"
+        ? "not a regular file (a pipe or a device named like a shard)"
+        : `cannot open the shard: ${error.code ?? error.message}`,
+    );
   });
   try {
     const { size: fileSize } = await file.stat();

@@ -57,9 +57,12 @@ export interface DiscoverOptions {
   /** Take video clips too (`VIDEO_EXTENSIONS`). @default false */
   video?: boolean | undefined;
   /**
-   * Absolute paths never taken: the run's own OUT, which a pattern of Parquet files may match.
+   * The run's own outputs, absolute: files (OUT, which a pattern of Parquet files may match) and
+   * folders (`--webdataset-out`'s, whose new shards a pattern of shards may match: the files
+   * right in it). A pattern or a folder walk passes over them; an input naming one is refused,
+   * since the run would write it.
    */
-  exclude?: readonly string[] | undefined;
+  exclude?: { files: readonly string[]; folders: readonly string[] } | undefined;
 }
 
 /**
@@ -87,9 +90,14 @@ export async function discoverImages(
   /** Real paths of the folders walked, each with everything under it. */
   const walkedRoots: string[] = [];
   let added = 0;
-  const excluded = new Set(options.exclude ?? []);
+  const ownFiles = new Set(options.exclude?.files ?? []);
+  const ownFolders = options.exclude?.folders ?? [];
+  // `--webdataset-out` writes `<folder>/<shard's name>`: the shards right in it are the run's.
+  const own = (absPath: string) =>
+    ownFiles.has(absPath) ||
+    (ownFolders.includes(path.dirname(absPath)) && containerKind(absPath) !== null);
   const add = (key: string, absPath: string, input: string, root: string | null) => {
-    if (excluded.has(absPath)) return;
+    if (own(absPath)) return;
     added += 1;
     if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath, root });
   };
@@ -124,7 +132,7 @@ export async function discoverImages(
     input: string,
     only?: string,
   ): Promise<"added" | "none" | "broken"> => {
-    if (excluded.has(absPath)) return "none";
+    if (own(absPath)) return "none";
     const real = await realpath(absPath).catch(() => absPath);
     const listing = await list(absPath, real, input);
     if (!listing) return "broken";
@@ -195,6 +203,20 @@ export async function discoverImages(
     }
   };
 
+  // A file or an image in one named as an input (not a pattern, which passes over them).
+  const named: string[] = [];
+  for (const input of inputs) {
+    const file = path.resolve(cwd, splitMemberInput(input)?.container ?? input);
+    if (own(file) && (await statOrNull(file))?.isFile()) named.push(input);
+  }
+  if (named.length > 0) {
+    throw new UsageError(
+      named.map(
+        (input) =>
+          `input ${input} is this run's own output (OUT, or a shard --webdataset-out writes): the run would write over what it reads; name another output`,
+      ),
+    );
+  }
   for (const input of inputs) {
     const absInput = path.resolve(cwd, input);
     const stats = await statOrNull(absInput);
@@ -231,10 +253,14 @@ export async function discoverImages(
         followSymbolicLinks: followSymlinks,
       });
       let matched = 0;
+      let mine = 0;
       for (const entry of entries) {
         if (!entry.stats || entry.stats.isDirectory()) continue;
         const absPath = path.resolve(cwd, entry.path);
-        if (containerKind(entry.path)) {
+        if (own(absPath)) {
+          // The run's own output (a rerun's glob reaching the new shards): passed over.
+          mine += 1;
+        } else if (containerKind(entry.path)) {
           // A pattern of shards (`data/{00000..00099}.tar`) takes each as its images.
           await addContainer(absPath, input);
           matched += 1;
@@ -242,6 +268,11 @@ export async function discoverImages(
           add(await realpath(absPath).catch(() => absPath), absPath, input, null);
           matched += 1;
         }
+      }
+      if (matched === 0 && mine > 0 && ownFolders.length > 0) {
+        throw new UsageError([
+          `${input} matches only what the run writes (${mine} ${mine === 1 ? "file" : "files"} of --webdataset-out's folder): name another folder for the new shards`,
+        ]);
       }
       if (matched === 0) emptyInputs.push(input);
     } else {

@@ -86,7 +86,10 @@ export async function captionImages(input: RunOptions, hooks: RunHooks = {}): Pr
           Boolean(options[name === "xmpOn" ? "xmp" : name]),
         ),
         webdatasetOut: options.webdataset !== undefined,
-        own: [path.resolve(options.cwd, options.output)],
+        own: {
+          files: [path.resolve(options.cwd, options.output)],
+          folders: options.webdataset ? [path.resolve(options.cwd, options.webdataset.out)] : [],
+        },
         nameSetting: options.nameSetting,
       },
       sink,

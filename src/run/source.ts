@@ -17,8 +17,8 @@ export interface SourceOptions {
    * `hfMetadata`): refused for an image inside a shard or a Parquet file, which has no folder.
    */
   besideImages: readonly string[];
-  /** The run's own files (OUT), absolute: never inputs, whatever pattern matches them. */
-  own: readonly string[];
+  /** The run's own outputs, absolute: never inputs (see DiscoverOptions.exclude). */
+  own: { files: readonly string[]; folders: readonly string[] };
   /** `--webdataset-out` is asked for: it rewrites shards, so Parquet inputs are refused with it. */
   webdatasetOut: boolean;
   nameSetting: NameSetting;

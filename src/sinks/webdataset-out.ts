@@ -6,9 +6,11 @@ import tar from "tar-stream";
 import { containerPath } from "../archive/containers.js";
 import { indexTar, type TarEntry } from "../archive/tar-index.js";
 import { splitMemberName } from "../archive/webdataset.js";
+import { IMAGE_EXTENSIONS, VIDEO_EXTENSIONS } from "../discover/extensions.js";
 import { type NameSetting, RunAbortedError, UsageError } from "../errors.js";
 import type { CaptionRecord, FailureRecord, ImageTask } from "../types.js";
 import type { StoredCaption } from "./out-file/stored-caption.js";
+import { markWritten, writtenByUs } from "./shard-marks.js";
 import type { FinishedWork, Sink } from "./sink.js";
 import { removeStaleTemporaries, temporaryPath } from "./write-whole.js";
 
@@ -24,11 +26,18 @@ export interface WebDatasetOutOptions {
   member?: string | undefined;
 }
 
+/** Members the caption must never replace: a sample's image, clip or metadata. */
+const KEPT_MEMBERS = new Set<string>([...IMAGE_EXTENSIONS, ...VIDEO_EXTENSIONS, "json"]);
+
 /** What is wrong with a caption member's name (`txt`, `caption.txt`), or null. */
 export function memberExtProblem(value: string): string | null {
-  return /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(value)
-    ? null
-    : `${JSON.stringify(value)} is no member extension: letters, digits, "_", "-", parts joined by "." (txt, caption.txt)`;
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(value)) {
+    return `${JSON.stringify(value)} is no member extension: letters, digits, "_", "-", parts joined by "." (txt, caption.txt)`;
+  }
+  const last = value.slice(value.lastIndexOf(".") + 1).toLowerCase();
+  return KEPT_MEMBERS.has(last)
+    ? `${JSON.stringify(value)} would write the caption over each sample's ${last === "json" ? "metadata (<key>.json takes a structured answer's fields)" : "image or clip"}; name a text member (txt, caption.txt)`
+    : null;
 }
 
 interface ShardState {
@@ -108,17 +117,15 @@ export class WebDatasetSink implements Sink {
     const finishedNow: ShardState[] = [];
     const notOurs: string[] = [];
     for (const shard of shards.values()) {
-      let recorded = 0;
       for (const imagePath of shard.paths.keys()) {
         const held = Boolean(await this.#recorded(imagePath));
-        if (held) recorded += 1;
         // Made again (`--redo`): the shard is written again once its new rows are in.
         if (!held || replace?.has(imagePath)) shard.pending.add(imagePath);
         this.#shardOf.set(imagePath, shard);
       }
       const target = await lstat(shard.target).catch(() => null);
-      // A file there that no row of the record accounts for is someone else's: never written over.
-      if (target && recorded === 0) notOurs.push(shard.target);
+      // A file there that this tool did not write is someone else's: never written over.
+      if (!(await writtenByUs(shard.target))) notOurs.push(shard.target);
       // Captioned in full by a run that stopped before writing it: written now.
       if (shard.pending.size === 0 && !target?.isFile()) finishedNow.push(shard);
     }
@@ -126,7 +133,7 @@ export class WebDatasetSink implements Sink {
       throw new UsageError(
         notOurs.map(
           (file) =>
-            `${this.#nameSetting("webdatasetOut")}: ${file} exists, and the run's record holds none of its samples: it is not a shard this run wrote; move it, or name another folder`,
+            `${this.#nameSetting("webdatasetOut")}: ${file} exists, and caption did not write it: it is never written over; move it, or name another folder`,
         ),
       );
     }
@@ -145,8 +152,11 @@ export class WebDatasetSink implements Sink {
   ): Promise<void> {
     const flag = this.#nameSetting("webdatasetOut");
     const problems: string[] = [];
-    if ((await lstat(out).catch(() => null))?.isSymbolicLink()) {
+    const folder = await lstat(out).catch(() => null);
+    if (folder?.isSymbolicLink()) {
       problems.push(`${flag}: ${out} is a symlink; name a folder of the run's own`);
+    } else if (folder && !folder.isDirectory()) {
+      problems.push(`${flag}: ${out} is a file, not a folder; name a folder for the new shards`);
     }
     const byTarget = new Map<string, string>();
     for (const shard of shards) {
@@ -257,16 +267,13 @@ async function writeShard(
       // The sample's own member of the caption's name (asked to be replaced) is, in its place.
       if (split && stored && split.ext === member) {
         await addText(pack, entry, `${stored.caption}\n`);
-      } else if (
-        split &&
-        stored &&
-        split.ext === "json" &&
-        entry.type === "file" &&
-        hasFields(stored)
-      ) {
-        await addText(pack, entry, await mergedJson(shard.absPath, entry, stored));
       } else {
-        await copyMember(pack, shard.absPath, entry);
+        const merged =
+          split && stored && split.ext === "json" && entry.type === "file" && hasFields(stored)
+            ? await mergedJson(shard.absPath, entry, stored)
+            : null;
+        if (merged === null) await copyMember(pack, shard.absPath, entry);
+        else await addText(pack, entry, merged);
       }
       if (!split || !stored || lastOf.get(split.key) !== at) continue;
       // After the sample's last member: what it did not hold already.
@@ -280,6 +287,7 @@ async function writeShard(
     }
     pack.finalize();
     await written;
+    await markWritten(temporary, shard.target);
     await rename(temporary, shard.target);
   } catch (error) {
     pack.destroy();
@@ -306,29 +314,32 @@ function fieldsOf(stored: Captioned): Record<string, unknown> {
   };
 }
 
-/** The sample's JSON with the answer's fields over it; kept as it was when it is no object. */
-async function mergedJson(shardPath: string, entry: TarEntry, stored: Captioned): Promise<string> {
-  const text = (await readEntry(shardPath, entry)).toString("utf8");
+/**
+ * The sample's JSON with the answer's fields over it; null where it is copied as it was: no
+ * JSON object, or too large to read whole (the answer's fields are in OUT either way).
+ */
+async function mergedJson(
+  shardPath: string,
+  entry: TarEntry,
+  stored: Captioned,
+): Promise<string | null> {
+  if (entry.size > JSON_READ_LIMIT) return null;
+  const chunks: Buffer[] = [];
+  for await (const chunk of createReadStream(shardPath, rangeOf(entry))) {
+    chunks.push(chunk as Buffer);
+  }
   let original: unknown;
   try {
-    original = JSON.parse(text);
+    original = JSON.parse(Buffer.concat(chunks).toString("utf8"));
   } catch {
-    return text;
+    return null;
   }
-  if (typeof original !== "object" || original === null || Array.isArray(original)) return text;
+  if (typeof original !== "object" || original === null || Array.isArray(original)) return null;
   return JSON.stringify({ ...original, ...fieldsOf(stored) });
 }
 
 /** A JSON member is read whole to merge into; past this it is copied as it is. */
 const JSON_READ_LIMIT = 16 * 1024 * 1024;
-
-async function readEntry(shardPath: string, entry: TarEntry): Promise<Buffer> {
-  if (entry.size > JSON_READ_LIMIT) throw new Error(`${entry.name} is too large to merge into`);
-  const chunks: Buffer[] = [];
-  for await (const chunk of createReadStream(shardPath, rangeOf(entry)))
-    chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 function rangeOf(entry: TarEntry): { start: number; end: number } {
   return { start: entry.offset, end: entry.offset + entry.size - 1 };

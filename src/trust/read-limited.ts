@@ -1,5 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
-import { open } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { formatCap } from "./text.js";
 
 /**
@@ -130,4 +130,18 @@ function kindOf(stats: Stats): string {
   if (stats.isBlockDevice()) return "a block device";
   if (stats.isSocket()) return "a socket";
   return "not a file";
+}
+
+/**
+ * Opens a file to read when it is a regular file, without blocking on a FIFO (a pipe named
+ * `x.tar` in someone else's folder would otherwise hold the run for good). Throws an error with
+ * code `ENOTREG` for anything else, after closing it.
+ */
+export async function openRegularFile(file: string): Promise<FileHandle> {
+  const handle = await open(file, OPEN_FLAGS);
+  if (!(await handle.stat()).isFile()) {
+    await handle.close();
+    throw Object.assign(new Error(`${file} is not a regular file`), { code: "ENOTREG" });
+  }
+  return handle;
 }

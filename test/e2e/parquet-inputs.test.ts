@@ -75,6 +75,11 @@ describe("Parquet files as inputs", () => {
     const clobber = await run(["zstd.parquet", "-o", "zstd.parquet"]);
     expect(clobber.code).toBe(2);
     expect(await readFile(at("zstd.parquet"))).toEqual(before);
+    // Not even asked to start afresh: an input is never OUT.
+    const overwrite = await run(["zstd.parquet", "-o", "zstd.parquet", "--overwrite"]);
+    expect(overwrite.code).toBe(2);
+    expect(overwrite.stderr).toMatch(/zstd\.parquet is this run's own output/);
+    expect(await readFile(at("zstd.parquet"))).toEqual(before);
   });
 
   it("caption estimate forecasts rows of a Parquet file from the images inside it", async () => {

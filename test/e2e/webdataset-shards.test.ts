@@ -90,6 +90,8 @@ describe("WebDataset shards as inputs", () => {
     // Cut inside its second image: the header promises more than the file holds.
     await writeShard(at("shards/00003.tar"), await img2datasetMembers(10, 2));
     await truncate(at("shards/00003.tar"), 2048);
+    // A pipe named like a shard would hold the run for good if it were opened to read.
+    await execFileAsync("mkfifo", [at("shards/00004.tar")]);
     const result = await run(["shards/*.tar", "-o", "out.jsonl"]);
     // Some images failed: exit 3, as for an undecodable photo.
     expect(result.code).toBe(3);
@@ -99,10 +101,12 @@ describe("WebDataset shards as inputs", () => {
     expect(failures.map((row) => [row.path, row.code]).sort()).toEqual([
       ["shards/00002.tar", "shard_unreadable"],
       ["shards/00003.tar", "shard_unreadable"],
+      ["shards/00004.tar", "shard_unreadable"],
     ]);
     const byPath = new Map(failures.map((row) => [row.path, String(row.message)]));
     expect(byPath.get("shards/00002.tar")).toMatch(/not a tar archive/);
     expect(byPath.get("shards/00003.tar")).toMatch(/cut short/);
+    expect(byPath.get("shards/00004.tar")).toMatch(/not a regular file/);
   });
 
   it("sends identical images once, whichever shards hold them, and takes one sample named shard.tar#key", async () => {
@@ -285,34 +289,63 @@ describe("--webdataset-out", () => {
     expect(text).toMatch(/^NEW: /);
   });
 
-  it("refuses a file in DIR that the run did not write, and a shard it cannot write ends the run with a message", async () => {
+  it("never writes over a file in DIR it did not write, whatever the record holds, nor into a file named as DIR", async () => {
     await twoShards();
+    const args = ["--webdataset-out", "captioned", "--webdataset-member", "caption.txt"];
+    // Every sample captioned and recorded first, with -o: the record accounts for the shard.
+    expect((await run(["shards/00000.tar", "-o", "run.jsonl"])).code).toBe(0);
     await mkdir(at("captioned"), { recursive: true });
     await writeFile(at("captioned/00000.tar"), "someone's own file");
-    const args = ["--webdataset-out", "captioned", "--webdataset-member", "caption.txt"];
-    const refused = await run(["shards/00000.tar", ...args]);
+    const refused = await run(["shards/00000.tar", "-o", "run.jsonl", ...args]);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(
-      /captioned\/00000\.tar exists, and the run's record holds none of its samples/,
-    );
+    expect(refused.stderr).toMatch(/captioned\/00000\.tar exists, and caption did not write it/);
     expect(await readFile(at("captioned/00000.tar"), "utf8")).toBe("someone's own file");
-    expect(fake.requests).toHaveLength(0);
 
-    // A folder put where a written shard was: writing it again cannot rename over it.
-    const blocked = [
+    // A shard it wrote is its own: a rerun after its loss writes it again.
+    const own = ["shards/00001.tar", "-o", "run.jsonl", ...args];
+    expect((await run(own)).code).toBe(0);
+    expect(await tarList(at("captioned/00001.tar"))).toHaveLength(8);
+    await rm(at("captioned/00001.tar"));
+    expect((await run(own)).code).toBe(0);
+    expect(await tarList(at("captioned/00001.tar"))).toHaveLength(8);
+    // A folder put in its place is not.
+    await rm(at("captioned/00001.tar"));
+    await mkdir(at("captioned/00001.tar"));
+    expect((await run(own)).code).toBe(2);
+    expect(fake.requests).toHaveLength(5);
+
+    await writeFile(at("a-file"), "");
+    const file = await run([
       "shards/00001.tar",
       "--webdataset-out",
-      "blocked",
+      "a-file",
       "--webdataset-member",
       "caption.txt",
-    ];
-    expect((await run(blocked)).code).toBe(0);
-    await rm(at("blocked/00001.tar"));
-    await mkdir(at("blocked/00001.tar/inside"), { recursive: true });
-    const failed = await run(blocked);
-    expect(failed.code).toBe(1);
-    expect(failed.stderr).toMatch(/cannot write .*blocked\/00001\.tar/);
-    expect(failed.stderr).not.toMatch(/\n\s+at /);
+    ]);
+    expect(file.code).toBe(2);
+    expect(file.stderr).toMatch(/a-file is a file, not a folder/);
+  });
+
+  it("a pattern never takes the new shards for inputs, and an input among them is refused", async () => {
+    await twoShards();
+    const args = ["--webdataset-out", "shards/captioned", "--webdataset-member", "caption.txt"];
+    expect((await run(["shards/**/*.tar", ...args])).code).toBe(0);
+    const again = await run(["shards/**/*.tar", ...args]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(fake.requests).toHaveLength(5);
+    const same = await run([
+      "shards/*.tar",
+      "--webdataset-out",
+      "shards",
+      "--webdataset-member",
+      "caption.txt",
+    ]);
+    expect(same.code).toBe(2);
+    expect(same.stderr).toMatch(/matches only what the run writes/);
+    const named = await run(["shards/captioned/00000.tar", ...args]);
+    expect(named.code).toBe(2);
+    expect(named.stderr).toMatch(/is this run's own output/);
+    expect(fake.requests).toHaveLength(5);
   });
 
   it("a key holding # is its own sample, in rows, inputs and the new shard", async () => {
@@ -390,5 +423,42 @@ describe("--webdataset-out", () => {
     expect(json.captions).toEqual(row?.captions);
     expect(Object.keys(json.captions).sort()).toEqual(["long", "short"]);
     expect((await tarMember(at("new/p.tar"), "x.txt")).toString()).toBe(`${row?.caption}\n`);
+  });
+  it("refuses a caption member that would replace the images or their JSON, and copies a JSON too large to merge as it is", async () => {
+    await twoShards();
+    for (const member of ["jpg", "seg.PNG", "json"]) {
+      const result = await run([
+        "shards/00000.tar",
+        "--webdataset-out",
+        "new",
+        "--webdataset-member",
+        member,
+      ]);
+      expect(result.code, member).toBe(2);
+      expect(result.stderr).toMatch(/would write the caption over each sample's/);
+    }
+    const huge = JSON.stringify({ blob: "x".repeat(17 * 1024 * 1024) });
+    await writeShard(at("big.tar"), [
+      { name: "a.jpg", data: await sampleJpeg(1) },
+      { name: "a.json", data: huge },
+    ]);
+    await writeFile(
+      at("schema.json"),
+      JSON.stringify({
+        type: "object",
+        properties: { mood: { type: "string" } },
+        required: ["mood"],
+      }),
+    );
+    const result = await run([
+      "big.tar",
+      "--webdataset-out",
+      "new",
+      "--json-schema",
+      "schema.json",
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect((await tarMember(at("new/big.tar"), "a.json")).toString()).toBe(huge);
+    expect(await tarList(at("new/big.tar"))).toEqual(["a.jpg", "a.json", "a.txt"]);
   });
 });

@@ -68,6 +68,9 @@ export async function tarList(file: string): Promise<string[]> {
 
 /** One member's bytes, as GNU tar extracts them. */
 export async function tarMember(file: string, name: string): Promise<Buffer> {
-  const { stdout } = await run("tar", ["-xOf", file, name], { encoding: "buffer" });
+  const { stdout } = await run("tar", ["-xOf", file, name], {
+    encoding: "buffer",
+    maxBuffer: 64 * 1024 * 1024,
+  });
   return stdout;
 }

@@ -12,6 +12,7 @@ import type { RunOptions } from "../../settings/run-options.js";
 import { SETTING_SPECS } from "../../settings/table.js";
 import { recordFolderProblem } from "../../trust/links.js";
 import { forTerminal } from "../../trust/text.js";
+import { statOrNull } from "../../util/folders.js";
 import type { CommandIo } from "../command-io.js";
 import { chooseKey, loadConfig, refusalMessage } from "../context.js";
 import { exitCodeOf } from "../exit-codes.js";
@@ -54,6 +55,12 @@ export async function runCaption(
   // Without OUT, the run still keeps its record (what it captioned, for resume), its errors file
   // and its lock: in a hidden folder (which discovery never walks) of the first folder input, so
   // runs from anywhere, and runs on other folders, each find their own.
+  const shardFolder = webdataset && (await statOrNull(webdataset.out));
+  if (shardFolder && !shardFolder.isDirectory()) {
+    throw new UsageError([
+      `--webdataset-out: ${webdataset.out} is a file, not a folder; name a folder for the new shards`,
+    ]);
+  }
   // New shards only: the record goes with them, keyed relative to their folder.
   const recordRoot = config.output
     ? undefined

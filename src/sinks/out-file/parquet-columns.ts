@@ -5,7 +5,7 @@ import {
   CAPTION_PREFIX,
   CLIP_COLUMNS,
   type PromptColumns,
-} from "./writers.js";
+} from "./columns.js";
 
 /**
  * How a column of a Parquet OUT is stored, chosen for what DuckDB and pandas (through pyarrow)
