@@ -22,6 +22,11 @@ export class ParquetError extends CaptionError {
 
 /** A footer larger than this is no dataset's schema but an attack on memory. */
 const MAX_FOOTER = 64 * 1024 * 1024;
+/**
+ * A row group's image column is decoded whole, up to this: Hugging Face writes row groups of a
+ * hundred images or so, tens of megabytes; two are kept at once.
+ */
+const MAX_GROUP_BYTES = 512 * 1024 * 1024;
 /** Rows listed per file at most. */
 export const MAX_ROWS = 4_000_000;
 
@@ -170,7 +175,17 @@ export async function readParquetCell(
       `row ${member.row} is past the file's end: it changed since it was listed`,
     );
   }
-  const end = start + Number(metadata.row_groups[group]?.num_rows ?? 0);
+  const rowGroup = metadata.row_groups[group];
+  const end = start + Number(rowGroup?.num_rows ?? 0);
+  // Decoded whole: a few kilobytes of ZSTD may say they are gigabytes, which are not made.
+  const unpacked = (rowGroup?.columns ?? [])
+    .filter((chunk) => chunk.meta_data?.path_in_schema[0] === member.column)
+    .reduce((sum, chunk) => sum + Number(chunk.meta_data?.total_uncompressed_size ?? 0), 0);
+  if (unpacked > MAX_GROUP_BYTES) {
+    throw new ParquetError(
+      `row group ${group}'s images are ${unpacked} bytes decompressed, more than the ${MAX_GROUP_BYTES} one is read up to`,
+    );
+  }
   const cacheKey = `${absPath}\0${group}\0${member.column}`;
   let values = recentGroups.get(cacheKey);
   if (!values) {

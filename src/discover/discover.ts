@@ -112,15 +112,13 @@ export async function discoverImages(
     const kind = containerKind(absPath);
     let listing: Listing | null = null;
     try {
-      if (kind) listing = { ...(await expandContainer(absPath, kind)), byName: null };
+      if (kind)
+        listing = { ...(await expandContainer(absPath, kind)), byName: null, counted: false };
     } catch (error) {
       if (!(error instanceof CaptionError)) throw error;
       brokenContainers.push({ task: { path: displayPath(absPath, input, cwd), absPath }, error });
     }
     listed.set(real, listing);
-    if (listing && listing.skipped > 0) {
-      skippedSamples.push({ container: displayPath(absPath, input, cwd), count: listing.skipped });
-    }
     return listing;
   };
   /**
@@ -137,6 +135,11 @@ export async function discoverImages(
     const listing = await list(absPath, real, input);
     if (!listing) return "broken";
     let images = listing.images;
+    // Said of a container taken whole, once: one sample named is not the shard's skips.
+    if (only === undefined && listing.skipped > 0 && !listing.counted) {
+      listing.counted = true;
+      skippedSamples.push({ container: displayPath(absPath, input, cwd), count: listing.skipped });
+    }
     if (only !== undefined) {
       // Many inputs may each name one image of a shard (a scale-out job's): found by name at once.
       listing.byName ??= new Map(listing.images.map((image) => [image.name, image]));
@@ -300,7 +303,11 @@ export async function discoverImages(
 }
 
 /** A container's images as listed, with an index by name made when an input names one. */
-type Listing = Expansion & { byName: Map<string, Expansion["images"][number]> | null };
+type Listing = Expansion & {
+  byName: Map<string, Expansion["images"][number]> | null;
+  /** Its skipped samples said already. */
+  counted: boolean;
+};
 
 /** Whether an input that is no file names one image of an existing shard or Parquet file. */
 async function namesMember(input: string, cwd: string): Promise<boolean> {

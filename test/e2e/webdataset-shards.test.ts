@@ -116,6 +116,12 @@ describe("WebDataset shards as inputs", () => {
       { name: "y.png", data: await sampleJpeg(8) },
     ]);
     await writeShard(at("b.tar"), [{ name: "z.jpg", data: same }]);
+    // A sample without an image in a.tar: said of a.tar taken whole, not of one sample named.
+    await writeShard(at("a.tar"), [
+      { name: "x.jpg", data: same },
+      { name: "y.png", data: await sampleJpeg(8) },
+      { name: "w.txt", data: "text alone" },
+    ]);
     const result = await run(["a.tar", "b.tar", "-o", "out.csv"]);
     expect(result.code, result.stderr).toBe(0);
     const rows = await readCsv(at("out.csv"));
@@ -125,6 +131,7 @@ describe("WebDataset shards as inputs", () => {
 
     const one = await run(["a.tar#y", "-o", "one.csv"]);
     expect(one.code, one.stderr).toBe(0);
+    expect(one.stderr).not.toMatch(/skipped/);
     expect((await readCsv(at("one.csv"))).map((row) => row.path)).toEqual(["a.tar#y"]);
     const missing = await run(["a.tar#nope", "-o", "none.csv"]);
     expect(missing.code).toBe(2);
