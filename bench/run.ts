@@ -35,6 +35,7 @@ import {
   startFakeEndpoint,
 } from "../test/helpers/fake-endpoint.js";
 import { LLAMA_PEER, startLlamaPeer } from "../test/helpers/llama-peer.js";
+import { redisAnswers } from "../test/helpers/redis.js";
 import { type ShardMember, writeShard } from "../test/helpers/shards.js";
 import {
   bareCut,
@@ -249,24 +250,6 @@ function runLoop(
   // The CLI's own quality; the run writes a sha256 column, so the loop hashes every file too.
   args.push(String(DEFAULT_MAX_PIXELS), String(maxSide), String(DEFAULT_JPEG_QUALITY), "1");
   return measure(process.execPath, args, { cwd: ROOT });
-}
-
-/** Whether the local Redis answers, for P11. */
-async function redisAnswers(): Promise<boolean> {
-  const probe = new Redis("redis://127.0.0.1:6379", {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  probe.on("error", () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
 }
 
 /** Every key of a bench queue, BullMQ's and caption's. */

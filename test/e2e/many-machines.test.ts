@@ -15,33 +15,10 @@ import { fakeTotals } from "../helpers/fake-endpoint/usage.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
 import type { FakeEndpoint, RecordedRequest } from "../helpers/fake-endpoint.js";
 import { freePort } from "../helpers/llama-peer.js";
+import { REDIS_URL, redisAnswers } from "../helpers/redis.js";
 import { type CliResult, collect, runCli, startCli } from "../helpers/run-cli.js";
 import { img2datasetMembers, writeShard } from "../helpers/shards.js";
 import { makeDistinctImages, readCsv, useWorkspace } from "../helpers/workspace.js";
-
-const REDIS_URL = "redis://127.0.0.1:6379";
-
-async function redisAnswers(): Promise<boolean> {
-  return answers(REDIS_URL);
-}
-
-async function answers(url: string): Promise<boolean> {
-  const probe = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 1000,
-  });
-  probe.on("error", () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
 
 const available = await redisAnswers();
 /** redis-server itself, to start and stop one of the test's own. */
@@ -727,7 +704,7 @@ describe.skipIf(!available)("many machines on one queue", () => {
         );
       let server = startRedis();
       const url = `redis://127.0.0.1:${port}`;
-      await waitFor("its Redis", async () => ((await answers(url)) ? true : null));
+      await waitFor("its Redis", async () => ((await redisAnswers(url)) ? true : null));
       await fake.start({ latencyMs: 150 });
       await makeDistinctImages(ws.dir, 40);
       const enqueued = await enqueue(["photos"], "--shard-size", "20", "--redis", url);

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { readParquet } from "../helpers/duckdb.js";
 import type { RecordedRequest } from "../helpers/fake-endpoint/types.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import { REDIS_URL, redisAnswers } from "../helpers/redis.js";
 import { collect, runCli, startCli } from "../helpers/run-cli.js";
 import {
   expectOneRowEach,
@@ -296,26 +297,6 @@ describe("the library", () => {
   });
 });
 
-/** Redis on this machine, as the many-machines tests use it; without it the merge test is skipped. */
-async function redisAnswers(url: string): Promise<boolean> {
-  const probe = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 1000,
-  });
-  probe.on("error", () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
-const REDIS_URL = "redis://127.0.0.1:6379";
 const redis = await redisAnswers(REDIS_URL);
 if (!redis && process.env.CI) throw new Error(`CI: Redis does not answer at ${REDIS_URL}`);
 

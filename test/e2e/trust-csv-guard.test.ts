@@ -11,28 +11,9 @@ import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { guardFormula, unguardFormula } from "../../src/sinks/out-file/csv.js";
 import { useFakeEndpoint } from "../helpers/fake-endpoint/use.js";
+import { REDIS_URL, redisAnswers } from "../helpers/redis.js";
 import { collect, runCli, startCli } from "../helpers/run-cli.js";
 import { readCsv, useWorkspace } from "../helpers/workspace.js";
-
-const REDIS_URL = "redis://127.0.0.1:6379";
-
-async function redisAnswers(): Promise<boolean> {
-  const probe = new Redis(REDIS_URL, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 1000,
-  });
-  probe.on("error", () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
 
 const available = await redisAnswers();
 if (!available && process.env.CI) {
