@@ -90,14 +90,22 @@ export async function discoverImages(
   /** Real paths of the folders walked, each with everything under it. */
   const walkedRoots: string[] = [];
   let added = 0;
-  const ownFiles = new Set(options.exclude?.files ?? []);
-  const ownFolders = options.exclude?.folders ?? [];
+  // Compared by real path: a link to OUT, or to the folder of the new shards, is the same file.
+  const ownFiles = new Set(await Promise.all((options.exclude?.files ?? []).map(realLocation)));
+  const ownFolders = await Promise.all((options.exclude?.folders ?? []).map(realLocation));
+  const ownNames = new Set([...ownFiles].map((file) => path.basename(file)));
   // `--webdataset-out` writes `<folder>/<shard's name>`: the shards right in it are the run's.
-  const own = (absPath: string) =>
-    ownFiles.has(absPath) ||
-    (ownFolders.includes(path.dirname(absPath)) && containerKind(absPath) !== null);
-  const add = (key: string, absPath: string, input: string, root: string | null) => {
-    if (own(absPath)) return;
+  // An image is OUT only by its name (a link to OUT named like an image is no worry: its bytes
+  // are read, never written); a shard or a Parquet file is looked at through its links.
+  const own = async (absPath: string): Promise<boolean> => {
+    const container = containerKind(absPath) !== null;
+    if (!container && !ownNames.has(path.basename(absPath))) return false;
+    const shard = container && ownFolders.length > 0;
+    const real = await realLocation(absPath);
+    return ownFiles.has(real) || (shard && ownFolders.includes(path.dirname(real)));
+  };
+  const add = async (key: string, absPath: string, input: string, root: string | null) => {
+    if (await own(absPath)) return;
     added += 1;
     if (!found.has(key)) found.set(key, { path: displayPath(absPath, input, cwd), absPath, root });
   };
@@ -130,7 +138,7 @@ export async function discoverImages(
     input: string,
     only?: string,
   ): Promise<"added" | "none" | "broken"> => {
-    if (own(absPath)) return "none";
+    if (await own(absPath)) return "none";
     const real = await realpath(absPath).catch(() => absPath);
     const listing = await list(absPath, real, input);
     if (!listing) return "broken";
@@ -194,11 +202,11 @@ export async function discoverImages(
           else if (verdict === "outside") linksNotFollowed.outside.push(shown(absPath, input));
           else if (verdict === "loop") linksNotFollowed.loops.push(shown(absPath, input));
         } else if (wanted(entry.path, video)) {
-          add(await realpath(absPath).catch(() => absPath), absPath, input, real);
+          await add(await realpath(absPath).catch(() => absPath), absPath, input, real);
         }
       } else if (!entry.dirent.isDirectory() && wanted(entry.path, video)) {
         // Folders named like images (x.jpg/) are walked by fast-glob, not captioned.
-        add(absPath, absPath, input, real);
+        await add(absPath, absPath, input, real);
       } else if (!entry.dirent.isDirectory() && containerKind(entry.path)) {
         // Not opened: a folder's `.tar` may be anyone's backup. Said, where the folder holds no image.
         containersSeen += 1;
@@ -210,7 +218,7 @@ export async function discoverImages(
   const named: string[] = [];
   for (const input of inputs) {
     const file = path.resolve(cwd, splitMemberInput(input)?.container ?? input);
-    if (own(file) && (await statOrNull(file))?.isFile()) named.push(input);
+    if ((await own(file)) && (await statOrNull(file))?.isFile()) named.push(input);
   }
   if (named.length > 0) {
     throw new UsageError(
@@ -238,7 +246,7 @@ export async function discoverImages(
       if ((await addContainer(absInput, input)) === "none") emptyInputs.push(input);
     } else if (stats) {
       // A file named explicitly is taken whatever its extension: the user asked for it.
-      add(await realpath(absInput), absInput, input, null);
+      await add(await realpath(absInput), absInput, input, null);
     } else if (await namesMember(input, cwd)) {
       // `shard.tar#key`, `file.parquet#row`: one image of a container (a scale-out job's input).
       const { container, member } = splitMemberInput(input) ?? { container: "", member: "" };
@@ -260,7 +268,7 @@ export async function discoverImages(
       for (const entry of entries) {
         if (!entry.stats || entry.stats.isDirectory()) continue;
         const absPath = path.resolve(cwd, entry.path);
-        if (own(absPath)) {
+        if (await own(absPath)) {
           // The run's own output (a rerun's glob reaching the new shards): passed over.
           mine += 1;
         } else if (containerKind(entry.path)) {
@@ -268,7 +276,7 @@ export async function discoverImages(
           await addContainer(absPath, input);
           matched += 1;
         } else if (wanted(entry.path, video)) {
-          add(await realpath(absPath).catch(() => absPath), absPath, input, null);
+          await add(await realpath(absPath).catch(() => absPath), absPath, input, null);
           matched += 1;
         }
       }
@@ -308,6 +316,14 @@ type Listing = Expansion & {
   /** Its skipped samples said already. */
   counted: boolean;
 };
+
+/** A path with its folder's links resolved, for a file that may not exist yet (OUT). */
+async function realLocation(file: string): Promise<string> {
+  const real = await realpath(file).catch(() => null);
+  if (real) return real;
+  const folder = await realpath(path.dirname(file)).catch(() => path.dirname(file));
+  return path.join(folder, path.basename(file));
+}
 
 /** Whether an input that is no file names one image of an existing shard or Parquet file. */
 async function namesMember(input: string, cwd: string): Promise<boolean> {

@@ -26,8 +26,8 @@ export interface WebDatasetOutOptions {
   member?: string | undefined;
 }
 
-/** Members the caption must never replace: a sample's image, clip or metadata. */
-const KEPT_MEMBERS = new Set<string>([...IMAGE_EXTENSIONS, ...VIDEO_EXTENSIONS, "json"]);
+/** Members the caption must never replace: a sample's image or clip (and its `json`, below). */
+const KEPT_MEMBERS = new Set<string>([...IMAGE_EXTENSIONS, ...VIDEO_EXTENSIONS]);
 
 /** What is wrong with a caption member's name (`txt`, `caption.txt`), or null. */
 export function memberExtProblem(value: string): string | null {
@@ -35,7 +35,8 @@ export function memberExtProblem(value: string): string | null {
     return `${JSON.stringify(value)} is no member extension: letters, digits, "_", "-", parts joined by "." (txt, caption.txt)`;
   }
   const last = value.slice(value.lastIndexOf(".") + 1).toLowerCase();
-  return KEPT_MEMBERS.has(last)
+  // `caption.json` is a member of its own; `json` is the sample's metadata.
+  return KEPT_MEMBERS.has(last) || value.toLowerCase() === "json"
     ? `${JSON.stringify(value)} would write the caption over each sample's ${last === "json" ? "metadata (<key>.json takes a structured answer's fields)" : "image or clip"}; name a text member (txt, caption.txt)`
     : null;
 }
@@ -124,16 +125,17 @@ export class WebDatasetSink implements Sink {
         this.#shardOf.set(imagePath, shard);
       }
       const target = await lstat(shard.target).catch(() => null);
-      // A file there that this tool did not write is someone else's: never written over.
-      if (!(await writtenByUs(shard.target))) notOurs.push(shard.target);
       // Captioned in full by a run that stopped before writing it: written now.
       if (shard.pending.size === 0 && !target?.isFile()) finishedNow.push(shard);
+      // A file there that this tool did not write is someone else's: never written over, and
+      // said even when there is nothing to write (the new shard would be missing).
+      if (!(await writtenByUs(shard.target))) notOurs.push(shard.target);
     }
     if (notOurs.length > 0) {
       throw new UsageError(
         notOurs.map(
           (file) =>
-            `${this.#nameSetting("webdatasetOut")}: ${file} exists, and caption did not write it: it is never written over; move it, or name another folder`,
+            `${this.#nameSetting("webdatasetOut")}: ${file} exists, and caption did not write it: it is never written over; move it, or name another folder (a copy of a shard caption wrote, made without its times, is written again once removed)`,
         ),
       );
     }

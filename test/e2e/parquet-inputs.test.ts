@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { describe, expect, it } from "vitest";
@@ -79,6 +79,11 @@ describe("Parquet files as inputs", () => {
     const overwrite = await run(["zstd.parquet", "-o", "zstd.parquet", "--overwrite"]);
     expect(overwrite.code).toBe(2);
     expect(overwrite.stderr).toMatch(/zstd\.parquet is this run's own output/);
+    expect(await readFile(at("zstd.parquet"))).toEqual(before);
+    // Named through a link, it is the same file.
+    await symlink("zstd.parquet", at("link.parquet"));
+    const linked = await run(["link.parquet", "-o", "zstd.parquet", "--overwrite"]);
+    expect(linked.code).toBe(2);
     expect(await readFile(at("zstd.parquet"))).toEqual(before);
   });
 

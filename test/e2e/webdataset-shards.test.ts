@@ -321,6 +321,34 @@ describe("--webdataset-out", () => {
     expect((await run(own)).code).toBe(2);
     expect(fake.requests).toHaveLength(5);
 
+    // A folder of new shards copied with its times is still caption's: a rerun there is at home.
+    await execFileAsync("cp", ["-a", at("captioned"), at("copied")]);
+    await rm(at("copied/00001.tar"), { recursive: true });
+    await rm(at("copied/00000.tar"));
+    const copied = [
+      "shards/00000.tar",
+      "-o",
+      "run.jsonl",
+      "--webdataset-out",
+      "copied",
+      "--webdataset-member",
+      "caption.txt",
+    ];
+    expect((await run(copied)).code).toBe(0);
+    const redo = await run([...copied, "--prompt", "Again.", "--redo", "prompt-changed"]);
+    expect(redo.code, redo.stderr).toBe(0);
+    await execFileAsync("cp", ["-a", at("copied"), at("copied-again")]);
+    const again = await run([
+      ...copied.slice(0, 4),
+      "copied-again",
+      ...copied.slice(5),
+      "--prompt",
+      "Once more.",
+      "--redo",
+      "prompt-changed",
+    ]);
+    expect(again.code, again.stderr).toBe(0);
+
     await writeFile(at("a-file"), "");
     const file = await run([
       "shards/00001.tar",
