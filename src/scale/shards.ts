@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import { splitMemberInput } from "../archive/containers.js";
 import { readRecords } from "../sinks/out-file/read.js";
 import { writeWhole } from "../sinks/write-whole.js";
 import type { CaptionRecord, FailureRecord } from "../types.js";
@@ -77,12 +78,38 @@ export function planShards(
   const fresh = [...new Set(discovered)].filter((file) => !held.has(file)).sort();
   let seq = existing.reduce((most, shard) => Math.max(most, shard.seq), 0);
   const shards: Shard[] = [];
-  for (let start = 0; start < fresh.length; start += shardSize) {
-    const files = fresh.slice(start, start + shardSize);
+  let files: string[] = [];
+  const close = () => {
+    if (files.length === 0) return;
     seq += 1;
     shards.push({ id: shardId(files), seq, files });
+    files = [];
+  };
+  for (const group of byContainer(fresh)) {
+    // A tar shard or Parquet file goes to one job whole where it fits (its images are read
+    // from one file, in order, by one worker), else in jobs of its own.
+    if (files.length + group.length > shardSize) close();
+    for (let start = 0; start < group.length; start += shardSize) {
+      files.push(...group.slice(start, start + shardSize));
+      if (files.length >= shardSize) close();
+    }
   }
+  close();
   return shards;
+}
+
+/** Runs of files in order, the images of one shard or Parquet file together, a file alone. */
+function byContainer(files: readonly string[]): string[][] {
+  const groups: string[][] = [];
+  let last: string | null = null;
+  for (const file of files) {
+    const container = splitMemberInput(file)?.container ?? null;
+    const group = groups.at(-1);
+    if (container !== null && container === last && group) group.push(file);
+    else groups.push([file]);
+    last = container;
+  }
+  return groups;
 }
 
 /** Every manifest under DIR/shards, in creation order. */

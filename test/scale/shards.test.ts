@@ -31,6 +31,23 @@ describe("planShards", () => {
     expect(new Set(shards.map((s) => s.id)).size).toBe(3);
   });
 
+  it("keeps a tar shard's samples in one job where they fit, and gives a large one jobs of its own", () => {
+    const samples = (shard: string, count: number) =>
+      Array.from({ length: count }, (_, i) => `/d/${shard}.tar#${String(i).padStart(3, "0")}`);
+    const shards = planShards(
+      [...samples("a", 3), ...samples("b", 3), ...samples("c", 9), "/d/z.jpg"],
+      [],
+      4,
+    );
+    expect(shards.map((s) => s.files.map((file) => file.slice(3, 4)).join(""))).toEqual([
+      "aaa",
+      "bbb",
+      "cccc",
+      "cccc",
+      "cz",
+    ]);
+  });
+
   it("takes an image listed twice once", () => {
     const shards = planShards(["/b.jpg", "/a.jpg", "/b.jpg"], [], 10);
     expect(shards).toHaveLength(1);
