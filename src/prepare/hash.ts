@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { open, stat } from "node:fs/promises";
+import { type FileHandle, open, stat } from "node:fs/promises";
+import { openRegularFile } from "../trust/read-limited.js";
 
 export interface ReadImage {
   /** The file's bytes, handed on to the decoder so the file is read once. */
@@ -28,6 +29,8 @@ const KEEP_UP_TO = 16 * MIB;
  */
 export class FileReader {
   #buffer: Buffer = Buffer.alloc(0);
+  /** The shard whose images are being read, kept open between them. */
+  #shard: { path: string; handle: FileHandle } | null = null;
   readonly #keepUpTo: number;
 
   /**
@@ -43,41 +46,68 @@ export class FileReader {
    * preparing it from its path will then fail with a message that says why, or decode it without
    * holding it whole.
    */
-  async readAndHash(
-    absPath: string,
-    range?: { offset: number; size: number },
-  ): Promise<ReadImage | null> {
+  async readAndHash(absPath: string): Promise<ReadImage | null> {
     try {
       // Opening a named pipe would wait forever for a writer.
       const stats = await stat(absPath);
-      // `range`: an image inside a shard, read from its offset into the same buffer.
-      const size = range?.size ?? stats.size;
-      const start = range?.offset ?? 0;
-      if (!stats.isFile() || size > READ_WHOLE_LIMIT) return null;
-      let buffer = this.#buffer;
-      if (size > this.#keepUpTo) buffer = Buffer.allocUnsafeSlow(size);
-      else if (buffer.length < size) {
-        // Grown to the largest file so far, by whole MiB: a folder of photos settles at once.
-        buffer = Buffer.allocUnsafeSlow(Math.min(this.#keepUpTo, Math.ceil(size / MIB) * MIB));
-        this.#buffer = buffer;
-      }
+      if (!stats.isFile() || stats.size > READ_WHOLE_LIMIT) return null;
       const file = await open(absPath, "r");
-      let length = 0;
       try {
-        // A file cut short since the stat is read as it now is; one grown since, as far as it was.
-        while (length < size) {
-          const { bytesRead } = await file.read(buffer, length, size - length, start + length);
-          if (bytesRead === 0) break;
-          length += bytesRead;
-        }
+        return await this.#read(file, 0, stats.size);
       } finally {
         await file.close();
       }
-      const bytes = buffer.subarray(0, length);
-      return { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
     } catch {
       return null;
     }
+  }
+
+  /**
+   * An image inside a shard, from its offset into the same buffer. The shard is kept open for
+   * the next of its images (a shard's are read in order), so each costs a read alone, not an
+   * open, a stat and a close as a file does; `close` lets it go.
+   */
+  async readMemberAndHash(
+    shard: string,
+    range: { offset: number; size: number },
+  ): Promise<ReadImage | null> {
+    if (range.size > READ_WHOLE_LIMIT) return null;
+    try {
+      if (this.#shard?.path !== shard) {
+        await this.close();
+        this.#shard = { path: shard, handle: await openRegularFile(shard) };
+      }
+      return await this.#read(this.#shard.handle, range.offset, range.size);
+    } catch {
+      await this.close();
+      return null;
+    }
+  }
+
+  /** Lets go of the shard kept open. */
+  async close(): Promise<void> {
+    const handle = this.#shard?.handle;
+    this.#shard = null;
+    await handle?.close().catch(() => {});
+  }
+
+  async #read(file: FileHandle, start: number, size: number): Promise<ReadImage> {
+    let buffer = this.#buffer;
+    if (size > this.#keepUpTo) buffer = Buffer.allocUnsafeSlow(size);
+    else if (buffer.length < size) {
+      // Grown to the largest file so far, by whole MiB: a folder of photos settles at once.
+      buffer = Buffer.allocUnsafeSlow(Math.min(this.#keepUpTo, Math.ceil(size / MIB) * MIB));
+      this.#buffer = buffer;
+    }
+    let length = 0;
+    // A file cut short since the stat is read as it now is; one grown since, as far as it was.
+    while (length < size) {
+      const { bytesRead } = await file.read(buffer, length, size - length, start + length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    const bytes = buffer.subarray(0, length);
+    return { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
   }
 }
 

@@ -79,6 +79,7 @@ export async function runFlow<T>(
   } catch (error) {
     producerFailure = error;
   } finally {
+    await intake.close();
     queue.close();
   }
   await senders;

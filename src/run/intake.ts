@@ -78,7 +78,7 @@ export class Intake {
   ): Promise<{ sha256: string; bytes: Buffer | undefined } | null> {
     const member = task.member;
     // Inside a shard: from its offset, into the reader's buffer as a file would be.
-    if (member?.kind === "tar") return reader.readAndHash(task.absPath, member);
+    if (member?.kind === "tar") return reader.readMemberAndHash(task.absPath, member);
     if (member) {
       return readMember(task).then(
         (bytes) => ({ bytes, sha256: createHash("sha256").update(bytes).digest("hex") }),
@@ -91,6 +91,11 @@ export class Intake {
       return sha256 === null ? null : { sha256, bytes: undefined };
     }
     return reader.readAndHash(task.absPath);
+  }
+
+  /** Lets go of the shards the readers hold open; once no image is taken any more. */
+  async close(): Promise<void> {
+    await Promise.all(this.#readers.map((reader) => reader.close()));
   }
 
   /** Waits for every copy still waiting on its first. */

@@ -41,6 +41,7 @@ describe("runFlow", () => {
         queue.push({ task, sha256: task.path, image, settle: () => {} });
       },
       drain: async () => {},
+      close: async () => {},
     } as unknown as Intake;
     // Ten seats at once, then none until `open`: the ten senders that sent wait for a seat, as
     // most of them do under `-c auto` against a server slower than the decoders.
