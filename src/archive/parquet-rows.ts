@@ -28,9 +28,9 @@ const MAX_FOOTER = 64 * 1024 * 1024;
  */
 const MAX_GROUP_BYTES = 512 * 1024 * 1024;
 /** Rows listed per file at most. */
-export const MAX_ROWS = 4_000_000;
+const MAX_ROWS = 4_000_000;
 
-export interface ParquetImages {
+interface ParquetImages {
   /** The column holding the images. */
   column: string;
   rows: number;

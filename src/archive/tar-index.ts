@@ -3,7 +3,7 @@ import { CaptionError } from "../errors.js";
 import { openRegularFile } from "../trust/read-limited.js";
 
 /** What a member of a tar archive is: only a file has bytes of its own to read. */
-export type TarEntryType =
+type TarEntryType =
   | "file"
   | "link"
   | "symlink"
@@ -63,7 +63,7 @@ const WINDOW = 8 * 1024;
 /** A pax header or GNU long name larger than this is not a name but an attack on memory. */
 const MAX_EXTENDED = 1024 * 1024;
 /** Entries listed per shard at most (img2dataset writes 10,000 samples of 3 members). */
-export const MAX_ENTRIES = 4_000_000;
+const MAX_ENTRIES = 4_000_000;
 
 /**
  * Lists the members of a tar archive by walking its headers alone, seeking past each
@@ -89,7 +89,7 @@ export async function indexTar(absPath: string): Promise<TarEntry[]> {
     let windowLength = 0;
     // Read at once, not through the thread pool: a header is half a kilobyte, and a shard's
     // thousands of them would wait more on the pool's round trips than on the disk.
-    const read = async (offset: number, length: number): Promise<Buffer> => {
+    const read = (offset: number, length: number): Buffer => {
       if (offset >= windowStart && offset + length <= windowStart + windowLength) {
         return window.subarray(offset - windowStart, offset - windowStart + length);
       }
@@ -109,7 +109,7 @@ export async function indexTar(absPath: string): Promise<TarEntry[]> {
     let longLink: string | null = null;
     let pax: PaxFields = {};
     while (offset + BLOCK <= fileSize) {
-      const header = await read(offset, BLOCK);
+      const header = read(offset, BLOCK);
       if (header.length < BLOCK) break;
       // End of archive: a zero block (two by the standard; one is enough to stop).
       if (header.every((byte) => byte === 0)) return entries;
@@ -133,7 +133,7 @@ export async function indexTar(absPath: string): Promise<TarEntry[]> {
         if (size > MAX_EXTENDED) {
           throw new ShardError(`an extended header of ${size} bytes at byte ${offset}`);
         }
-        const data = await read(dataStart, size);
+        const data = read(dataStart, size);
         if (type === "L") longName = cString(data);
         else if (type === "K") longLink = cString(data);
         else pax = paxFields(data);

@@ -7,7 +7,7 @@ export interface Sample {
   members: SampleMember[];
 }
 
-export interface SampleMember extends TarEntry {
+interface SampleMember extends TarEntry {
   /** What follows the key: `jpg`, `txt`, `json`, `seg.png`. */
   ext: string;
 }
